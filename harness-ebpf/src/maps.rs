@@ -1,0 +1,107 @@
+//! The maps shared by all probes, and small helpers around them.
+//!
+//! The harness sizes `EVENTS`, `TASKS` and `INFLIGHT` at load time and fills
+//! `SPECS` (what to capture per syscall) and `SESSIONS`.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+};
+use probity_common::{
+    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SYSCALLS,
+};
+
+/// Every record for userspace. Resized by the harness.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+/// Traced tasks: thread id to session id. A task is added when its parent
+/// forks it (or, for a session's first process, by the harness before it
+/// execs) and removed when it exits.
+#[map]
+pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+
+/// A syscall between entry and exit, keyed by thread id.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct InFlight {
+    pub session: u32,
+    pub nr: u32,
+    pub args: [u64; 6],
+    pub ts_ns: u64,
+}
+
+#[map]
+pub static INFLIGHT: HashMap<u32, InFlight> = HashMap::with_max_entries(32768, 0);
+
+/// What to capture for each syscall number, filled by the harness.
+#[map]
+pub static SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+/// Settings of each session, indexed by session id.
+#[map]
+pub static SESSIONS: Array<SessionConfig> = Array::with_max_entries(MAX_SESSIONS, 0);
+
+/// Summary counters, indexed by `session * MAX_SYSCALLS + nr`.
+#[map]
+pub static STATS: PerCpuArray<SyscallStats> =
+    PerCpuArray::with_max_entries(MAX_SESSIONS * MAX_SYSCALLS, 0);
+
+/// Loss counters, indexed by session id.
+#[map]
+pub static LOSSES: PerCpuArray<Losses> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+
+/// Room to build a variable-length record before it is copied into the
+/// ring: a syscall record with two captures, or an exec's argv.
+pub const SCRATCH_LEN: usize = 4 * MAX_CAPTURE;
+
+#[repr(C, align(8))]
+pub struct Scratch {
+    pub bytes: [u8; SCRATCH_LEN],
+}
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Ring fill level above which a record wakes the consumer. Below it the
+/// consumer is not woken: it polls every few milliseconds, so records are
+/// batched instead of costing a wake-up each. Set by the harness.
+#[unsafe(no_mangle)]
+static WAKE_THRESHOLD: u64 = 1 << 20;
+
+/// The flags to submit a record with: a wake-up only once the ring is
+/// filling up.
+#[inline(always)]
+pub fn wake_flags() -> u64 {
+    // SAFETY: a read of a constant the loader may have rewritten.
+    let threshold = unsafe { core::ptr::read_volatile(&WAKE_THRESHOLD) };
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// The session the current task belongs to, if it is traced.
+#[inline(always)]
+pub fn session_of(tid: u32) -> Option<u32> {
+    // SAFETY: the value is a plain `u32` copied out at once.
+    unsafe { TASKS.get(&tid).copied() }
+}
+
+/// Applies `f` to the current CPU's loss counters of `session`.
+#[inline(always)]
+pub fn count_loss(session: u32, f: impl FnOnce(&mut Losses)) {
+    if let Some(l) = LOSSES.get_ptr_mut(session) {
+        // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+        f(unsafe { &mut *l });
+    }
+}
+
+/// The current task's process id and thread id.
+#[inline(always)]
+pub fn current_ids() -> (u32, u32) {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    ((pid_tgid >> 32) as u32, pid_tgid as u32)
+}

@@ -1,0 +1,56 @@
+//! `probity`: trace a command's whole process tree, print or save the trace,
+//! and check a machine's readiness.
+//!
+//! Exit status of `probity run`: the command's own (128 + N when signal N
+//! killed it), except
+//! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete;
+//! - 125 when probity itself failed (privileges, bad options, output files);
+//! - 126 when the command cannot be executed; 127 when it does not exist.
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "probity", version, about = "Prove what a program does to the system: trace every exec, fork, exit and syscall of its process tree.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command traced and print its trace (to stderr by default).
+    Run(run::RunArgs),
+    /// Check that this machine and process can trace, and say what to fix.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::main(args),
+        Command::Doctor => doctor(),
+    }
+}
+
+fn doctor() -> ExitCode {
+    let checks = probity::kernel::doctor::diagnose();
+    let mut ok = true;
+    for c in &checks {
+        println!("{} {:<13} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("     {:<13} fix: {fix}", "");
+        }
+        ok &= c.ok;
+    }
+    if ok {
+        println!("tracers available: ebpf");
+        ExitCode::SUCCESS
+    } else {
+        println!("eBPF tracing cannot work here; see the fixes above");
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,190 @@
+//! `probity run`: trace one command, stream its events out.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use probity::{Event, EventKind, Outcome, SyscallCount, Tracer};
+
+/// Exit status when events were lost.
+const EXIT_LOST: u8 = 120;
+/// Exit status when probity itself failed.
+const EXIT_PROBITY: u8 = 125;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Write the human-readable trace to FILE instead of stderr.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Write the trace as JSON Lines to FILE (schema: docs/json-schema.md).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Count calls, errors and time per syscall (like `strace -c`) instead
+    /// of printing each event.
+    #[arg(short = 'c', long)]
+    summary: bool,
+    /// The tracers to use, comma-separated. Default: every tracer available.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    tracers: Vec<TracerArg>,
+    /// Bytes of read/write buffers to show (like `strace -s`).
+    #[arg(short = 's', long = "string-limit", default_value_t = 32, value_name = "N")]
+    string_limit: u32,
+    /// Most tasks traced at once; further forks are counted as lost.
+    #[arg(long, default_value_t = 32768, value_name = "N")]
+    max_tasks: u32,
+    /// Kernel ring buffer size in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    ring_mib: u32,
+    /// Exit with the command's status even when events were lost.
+    #[arg(long)]
+    allow_loss: bool,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TracerArg {
+    /// The eBPF programs: execs, forks, exits, signals and every syscall.
+    Ebpf,
+    /// Every tracer available.
+    All,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = match e.downcast_ref::<probity::Error>() {
+                Some(probity::Error::NotFound { .. }) => 127,
+                Some(probity::Error::NotExecutable { .. }) => 126,
+                _ => EXIT_PROBITY,
+            };
+            eprintln!("probity: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Only the eBPF tracer exists so far; `all` means it.
+    let _ = &args.tracers;
+    let mut text: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("failed to create the trace file {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stderr())),
+    };
+    let mut json = match &args.json {
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("failed to create the JSON file {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let tracer = Tracer::new()
+        .with_summary(args.summary)
+        .with_buffer_bytes(args.string_limit)
+        .with_max_tasks(args.max_tasks)
+        .with_ring_bytes(args.ring_mib.saturating_mul(1 << 20));
+    // Like strace, find the program first so the trace shows its one exec.
+    let program = probity::resolve_program(&args.command[0])?;
+    let mut cmd = std::process::Command::new(program);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, &args.command[0]);
+    cmd.args(&args.command[1..]);
+
+    // Stop the tree and finish the trace on Ctrl-C or a termination request.
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(sig, &action) }.context("failed to install a signal handler")?;
+    }
+
+    let tracee = tracer.spawn(cmd)?;
+    let mut write_err: Option<io::Error> = None;
+    let mut counts: HashMap<String, SyscallCount> = HashMap::new();
+    let summary = args.summary;
+    let outcome = tracee.wait_with(Some(&STOP), |e: Event| {
+        if write_err.is_some() {
+            return;
+        }
+        if summary {
+            // Counts come from the kernel; process events are not printed.
+        } else {
+            if let EventKind::Syscall(s) = &e.kind {
+                let c = counts.entry(s.name.to_string()).or_insert_with(|| SyscallCount {
+                    name: s.name.to_string(),
+                    calls: 0,
+                    errors: 0,
+                    total_ns: 0,
+                });
+                c.calls += 1;
+                c.errors += u64::from(s.failed());
+                c.total_ns += s.duration_ns;
+            }
+            if let Err(err) = writeln!(text, "{}", probity::render::event_line(&e)) {
+                write_err = Some(err);
+            }
+        }
+        if let Some(j) = json.as_mut() {
+            if !summary {
+                if let Err(err) = serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n")) {
+                    write_err = Some(err);
+                }
+            }
+        }
+    })?;
+    let mut outcome: Outcome = outcome;
+    if !summary {
+        let mut c: Vec<SyscallCount> = counts.into_values().collect();
+        c.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
+        outcome.syscalls = c;
+    }
+    if let Some(err) = write_err {
+        return Err(err).context("failed to write the trace");
+    }
+    if summary {
+        write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+    }
+    write!(text, "{}", probity::render::outcome_lines(&outcome))?;
+    text.flush().context("failed to write the trace")?;
+    if let Some(mut j) = json {
+        let line = SummaryLine::new(&outcome, summary);
+        serde_json::to_writer(&mut j, &line)?;
+        j.write_all(b"\n")?;
+        j.flush().context("failed to write the JSON trace")?;
+    }
+    if outcome.losses.lost_events() > 0 && !args.allow_loss {
+        return Ok(ExitCode::from(EXIT_LOST));
+    }
+    Ok(ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8))
+}
+
+/// The last line of a JSON trace.
+#[derive(serde::Serialize)]
+struct SummaryLine<'a> {
+    kind: &'static str,
+    /// Events lost in all (see `losses` for the causes).
+    lost: u64,
+    #[serde(flatten)]
+    outcome: &'a Outcome,
+    /// Whether per-event lines were left out (`--summary`).
+    summary_only: bool,
+}
+
+impl<'a> SummaryLine<'a> {
+    fn new(outcome: &'a Outcome, summary_only: bool) -> Self {
+        SummaryLine { kind: "summary", lost: outcome.losses.lost_events(), outcome, summary_only }
+    }
+}

@@ -1,0 +1,87 @@
+//! Errors of the `probity` library.
+
+use std::io;
+
+/// Why tracing could not start or finish.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// This process lacks the capabilities eBPF tracing needs.
+    #[error(
+        "eBPF tracing needs CAP_BPF and CAP_PERFMON (or root), and this process is missing {missing}; \
+         run as root (`sudo -E cargo test`, `sudo probity run ...`) or see `probity doctor`"
+    )]
+    Privileges {
+        /// The missing capabilities, comma-separated.
+        missing: String,
+    },
+    /// tracefs was not mounted and mounting it failed.
+    #[error("failed to mount tracefs at /sys/kernel/tracing ({0}); mount it with `sudo mount -t tracefs nodev /sys/kernel/tracing`")]
+    Tracefs(#[source] io::Error),
+    /// The kernel refused the eBPF object.
+    #[error("failed to load the eBPF programs: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    /// A program could not be loaded or attached.
+    #[error("failed to attach the eBPF program {0}: {1}")]
+    Attach(&'static str, #[source] Box<aya::programs::ProgramError>),
+    /// A map operation failed.
+    #[error("failed to use the eBPF map {0}: {1}")]
+    Map(&'static str, #[source] aya::maps::MapError),
+    /// The embedded object lacks a program or map this harness uses.
+    #[error("the embedded eBPF object has no {0}: it does not match this harness (rebuild it with `cargo xtask build-ebpf`)")]
+    MissingItem(&'static str),
+    /// Every session id is taken.
+    #[error("failed to open a session: at most {0} can run at once in one process")]
+    TooManySessions(u32),
+    /// The ring buffer thread could not start.
+    #[error("failed to start the ring buffer thread: {0}")]
+    Thread(#[source] io::Error),
+    /// The command does not exist.
+    #[error("command not found: {program}")]
+    NotFound {
+        /// The program as given.
+        program: String,
+    },
+    /// The command exists but cannot be run.
+    #[error("failed to execute {program}: {source}")]
+    NotExecutable {
+        /// The program as given.
+        program: String,
+        /// What exec said.
+        #[source]
+        source: io::Error,
+    },
+    /// Starting the command failed for another reason.
+    #[error("failed to start {program}: {source}")]
+    Spawn {
+        /// The program as given.
+        program: String,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// Waiting for the command failed.
+    #[error("failed to wait for process {pid}: {source}")]
+    Wait {
+        /// The root process.
+        pid: u32,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// A short suggestion of what to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Privileges { .. } => "run as root, or grant CAP_BPF and CAP_PERFMON".into(),
+            Error::Tracefs(_) => "sudo mount -t tracefs nodev /sys/kernel/tracing".into(),
+            Error::Load(_) | Error::Attach(..) => {
+                "run `probity doctor`; the kernel needs BPF ring buffers (5.8+) and tracepoints".into()
+            }
+            Error::MissingItem(_) => "cargo xtask build-ebpf".into(),
+            _ => String::new(),
+        }
+    }
+}

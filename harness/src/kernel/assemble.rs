@@ -1,0 +1,234 @@
+//! Turns kernel records into [`Event`]s.
+//!
+//! Most records map one to one. Two need state: an exec's argv arrives at
+//! `execve` entry and is joined to the exec (or to the failed `execve`);
+//! and a process's exit status is worked out from what it did (its
+//! `exit_group` code, or a fatal signal), since the exit tracepoint does not
+//! carry it.
+
+use std::collections::HashMap;
+
+use probity_common::{
+    ParseError, Record, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
+    SYSCALL_NO_RETURN,
+};
+
+use crate::decode::{self, CaptureData};
+use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Signal, SignalAction};
+
+/// Per-session decoding state.
+#[derive(Default)]
+pub(crate) struct Assembler {
+    /// argv read at `execve` entry, by thread id, until the exec or its failure.
+    argv: HashMap<u32, ExecArgs>,
+    /// What each process did that decides its exit status, by pid.
+    ending: HashMap<u32, Ending>,
+    /// Statuses known from elsewhere (the root's `waitpid`).
+    known: HashMap<u32, ExitStatus>,
+}
+
+/// What an exec's entry record said.
+#[derive(Default, Clone)]
+struct ExecArgs {
+    path: String,
+    argv: Vec<String>,
+    truncated: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Ending {
+    /// The code of the first `exit_group`, or the last `exit`.
+    code: Option<i32>,
+    /// A signal whose default action killed the process.
+    fatal_signal: Option<i32>,
+    /// `exit_group` came first: later SIGKILLs are the group exit itself.
+    group_exit: bool,
+}
+
+impl Assembler {
+    /// Decodes one record, appending what it yields to `out`.
+    pub(crate) fn push(&mut self, record: Record<'_>, out: &mut Vec<Event>) -> Result<(), ParseError> {
+        match record {
+            Record::Syscall(ev, captures) => {
+                let mut caps: [Option<CaptureData<'_>>; probity_common::MAX_CAPTURES] = Default::default();
+                for (slot, c) in caps.iter_mut().zip(captures) {
+                    let c = c?;
+                    *slot = Some(CaptureData {
+                        arg: c.capture.arg,
+                        kind: probity_common::CaptureKind::from_u8(c.capture.kind)
+                            .unwrap_or(probity_common::CaptureKind::None),
+                        truncated: c.capture.flags & CAPTURE_TRUNCATED != 0,
+                        fault: c.capture.flags & CAPTURE_FAULT != 0,
+                        data: c.data,
+                    });
+                }
+                let caps: Vec<CaptureData<'_>> = caps.into_iter().flatten().collect();
+                let no_return = ev.flags & SYSCALL_NO_RETURN != 0;
+                let mut call = decode::decode_syscall(ev.nr, &ev.args, ev.ret, no_return, ev.duration_ns, &caps);
+                let h = ev.header;
+                match &*call.name {
+                    "exit_group" => {
+                        let e = self.ending.entry(h.pid).or_default();
+                        if e.code.is_none() && e.fatal_signal.is_none() {
+                            e.code = Some(ev.args[0] as i32);
+                            e.group_exit = true;
+                        }
+                    }
+                    "exit" => {
+                        let e = self.ending.entry(h.pid).or_default();
+                        if !e.group_exit {
+                            e.code = Some(ev.args[0] as i32);
+                        }
+                    }
+                    "execve" | "execveat" => {
+                        if let Some(x) = self.argv.remove(&h.tid) {
+                            attach_exec_args(&mut call, x);
+                        }
+                    }
+                    _ => {}
+                }
+                out.push(Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Syscall(call) });
+            }
+            Record::ExecArgs(h, data) => {
+                let mut strings =
+                    data.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
+                let path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { String::new() };
+                let argv: Vec<String> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
+                let truncated = h.flags & EXEC_ARGS_TRUNCATED != 0;
+                self.argv.insert(h.header.tid, ExecArgs { path, argv, truncated });
+            }
+            Record::Exec(e) => {
+                let h = e.header;
+                // Keep argv for the `execve` exit record, which comes next,
+                // under the thread id it will carry.
+                let entry = self.argv.remove(&e.old_tid).or_else(|| self.argv.remove(&h.tid));
+                let ExecArgs { argv, truncated: argv_truncated, .. } = entry.clone().unwrap_or_default();
+                if let Some(entry) = entry {
+                    self.argv.insert(h.tid, entry);
+                }
+                // A new image starts with a clean slate for its exit.
+                self.ending.remove(&h.pid);
+                out.push(Event {
+                    ts_ns: h.ts_ns,
+                    pid: h.pid,
+                    tid: h.tid,
+                    kind: EventKind::Exec(Exec {
+                        filename: String::from_utf8_lossy(e.filename).into_owned(),
+                        argv,
+                        argv_truncated,
+                        old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
+                    }),
+                });
+            }
+            Record::Fork(f) => {
+                let h = f.header;
+                out.push(Event {
+                    ts_ns: h.ts_ns,
+                    pid: h.pid,
+                    tid: h.tid,
+                    kind: EventKind::Fork(Fork {
+                        child_tid: f.child_tid,
+                        untracked: f.flags & FORK_UNTRACKED != 0,
+                    }),
+                });
+            }
+            Record::Exit(x) => {
+                let h = x.header;
+                let process_exited = x.group_dead != 0;
+                let status = if process_exited { self.status_of(h.pid) } else { None };
+                if process_exited {
+                    self.ending.remove(&h.pid);
+                }
+                self.argv.remove(&h.tid);
+                out.push(Event {
+                    ts_ns: h.ts_ns,
+                    pid: h.pid,
+                    tid: h.tid,
+                    kind: EventKind::Exit(Exit { process_exited, status }),
+                });
+            }
+            Record::Signal(s) => {
+                let h = s.header;
+                let action = match s.sa_handler {
+                    0 => SignalAction::Default,
+                    1 => SignalAction::Ignore,
+                    _ => SignalAction::Handler,
+                };
+                if action == SignalAction::Default && kills_by_default(s.sig) {
+                    let e = self.ending.entry(h.pid).or_default();
+                    if !e.group_exit && e.fatal_signal.is_none() {
+                        e.fatal_signal = Some(s.sig);
+                    }
+                }
+                out.push(Event {
+                    ts_ns: h.ts_ns,
+                    pid: h.pid,
+                    tid: h.tid,
+                    kind: EventKind::Signal(Signal {
+                        signo: s.sig,
+                        name: decode::signal_name(s.sig),
+                        code: s.code,
+                        action,
+                    }),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a status known from outside the trace (the root's `waitpid`).
+    pub(crate) fn set_known_status(&mut self, pid: u32, status: ExitStatus) {
+        self.known.insert(pid, status);
+    }
+
+    /// Called once no more records will come; fills in known statuses.
+    pub(crate) fn finish(&mut self, out: &mut [Event]) {
+        if self.known.is_empty() {
+            return;
+        }
+        for ev in out.iter_mut() {
+            if let EventKind::Exit(x) = &mut ev.kind {
+                if x.process_exited {
+                    if let Some(s) = self.known.get(&ev.pid) {
+                        x.status = Some(*s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn status_of(&self, pid: u32) -> Option<ExitStatus> {
+        if let Some(s) = self.known.get(&pid) {
+            return Some(*s);
+        }
+        let e = self.ending.get(&pid)?;
+        match (e.fatal_signal, e.code) {
+            (Some(sig), _) if !e.group_exit => Some(ExitStatus::Signal(sig)),
+            (_, Some(code)) => Some(ExitStatus::Code(code & 0xff)),
+            (Some(sig), None) => Some(ExitStatus::Signal(sig)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Shows an exec's path and argv, read at entry, in its syscall record.
+fn attach_exec_args(call: &mut crate::event::Syscall, x: ExecArgs) {
+    let (path_idx, argv_idx) = if call.name == "execveat" { (1, 2) } else { (0, 1) };
+    if let Some(slot) = call.args.get_mut(path_idx) {
+        *slot = crate::event::Arg::Path { path: x.path, truncated: false };
+    }
+    if let Some(slot) = call.args.get_mut(argv_idx) {
+        *slot = crate::event::Arg::Strings { items: x.argv, truncated: x.truncated };
+    }
+}
+
+/// Whether a signal's default action ends the process (term or core).
+fn kills_by_default(sig: i32) -> bool {
+    use nix::sys::signal::Signal::*;
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(SIGCHLD | SIGCONT | SIGURG | SIGWINCH | SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU) => false,
+        Ok(_) => true,
+        // Real-time signals terminate by default.
+        Err(_) => sig > 0,
+    }
+}

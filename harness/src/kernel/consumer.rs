@@ -1,0 +1,173 @@
+//! The one thread that drains the ring buffer and routes records to
+//! sessions.
+//!
+//! The kernel side wakes this thread only when the ring is filling up;
+//! otherwise it polls every few milliseconds and takes everything that
+//! arrived in one pass, so records cost no wake-up each.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aya::maps::{MapData, RingBuf};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use probity_common::Record;
+
+use super::assemble::Assembler;
+use crate::error::Error;
+use crate::event::Event;
+
+/// How long the consumer sleeps when the kernel side did not wake it.
+const POLL_INTERVAL: Duration = Duration::from_millis(4);
+
+/// Where one session's records go.
+#[derive(Default)]
+pub(crate) struct Sink {
+    state: Mutex<SinkState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct SinkState {
+    assembler: Assembler,
+    pending: Vec<Event>,
+    /// Records that could not be parsed (a layout mismatch).
+    malformed: u64,
+}
+
+impl Sink {
+    /// Takes the decoded events so far, waiting up to `timeout` for some.
+    pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.pending.is_empty() {
+            st = self.ready.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        std::mem::take(&mut st.pending)
+    }
+
+    /// Ends decoding: flushes what the assembler held back.
+    pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = std::mem::take(&mut st.pending);
+        st.assembler.finish(&mut out);
+        (out, st.malformed)
+    }
+
+    /// Gives the assembler the root process's status as its parent saw it.
+    pub(crate) fn set_root_status(&self, pid: u32, status: crate::event::ExitStatus) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.assembler.set_known_status(pid, status);
+    }
+}
+
+/// The routing table, and a pass counter for flushes.
+#[derive(Default)]
+pub(crate) struct Router {
+    sinks: Mutex<HashMap<u32, Arc<Sink>>>,
+    passes: Mutex<u64>,
+    pass_done: Condvar,
+}
+
+impl Router {
+    pub(crate) fn add(&self, id: u32) -> Arc<Sink> {
+        let sink = Arc::new(Sink::default());
+        self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
+        sink
+    }
+
+    pub(crate) fn remove(&self, id: u32) {
+        self.sinks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Returns once every record committed before the call was routed.
+    pub(crate) fn flush(&self) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        // The pass under way may have started before the call; the one
+        // after it surely did not.
+        let target = *passes + 2;
+        while *passes < target {
+            let (p, timeout) = self
+                .pass_done
+                .wait_timeout(passes, Duration::from_secs(5))
+                .unwrap_or_else(|e| e.into_inner());
+            passes = p;
+            if timeout.timed_out() {
+                break;
+            }
+        }
+    }
+}
+
+pub(crate) struct Handle {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Handle {
+    pub(crate) fn start(ring: RingBuf<MapData>, router: Arc<Router>) -> Result<Handle, Error> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("probity-ring".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || run(ring, &router, &stop)
+            })
+            .map_err(Error::Thread)?;
+        Ok(Handle { stop, thread })
+    }
+
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
+    let fd = ring.as_raw_fd();
+    let mut cache: HashMap<u32, Arc<Sink>> = HashMap::new();
+    while !stop.load(Ordering::Acquire) {
+        // SAFETY: the ring's fd lives as long as `ring`, which outlives this borrow.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(POLL_INTERVAL.as_millis() as u16));
+        cache.clone_from(&router.sinks.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut records = 0u64;
+        while let Some(item) = ring.next() {
+            records += 1;
+            let bytes: &[u8] = &item;
+            let Ok(record) = Record::parse(bytes) else {
+                // Without a header we cannot even tell whose it was.
+                continue;
+            };
+            let session = header_session(&record);
+            let Some(sink) = cache.get(&session) else { continue };
+            let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
+            let SinkState { assembler, pending, malformed } = &mut *st;
+            if assembler.push(record, pending).is_err() {
+                *malformed += 1;
+            }
+        }
+        if records > 0 {
+            for sink in cache.values() {
+                sink.ready.notify_all();
+            }
+        }
+        let mut passes = router.passes.lock().unwrap_or_else(|e| e.into_inner());
+        *passes += 1;
+        router.pass_done.notify_all();
+    }
+}
+
+fn header_session(record: &Record<'_>) -> u32 {
+    match record {
+        Record::Syscall(e, _) => e.header.session,
+        Record::ExecArgs(h, _) => h.header.session,
+        Record::Exec(e) => e.header.session,
+        Record::Fork(e) => e.header.session,
+        Record::Exit(e) => e.header.session,
+        Record::Signal(e) => e.header.session,
+    }
+}

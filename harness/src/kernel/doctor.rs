@@ -1,0 +1,149 @@
+//! What eBPF tracing needs from the machine, checked before loading and
+//! reported by `probity doctor`.
+
+use std::path::Path;
+
+use crate::error::Error;
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The effective capability mask of this process.
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn has(caps: u64, cap: u32) -> bool {
+    caps & (1 << cap) != 0
+}
+
+/// The capabilities eBPF tracing needs that this process lacks.
+pub fn missing_capabilities() -> Vec<&'static str> {
+    let caps = effective_caps();
+    if has(caps, CAP_SYS_ADMIN) {
+        // Before CAP_BPF existed, CAP_SYS_ADMIN covered both.
+        return Vec::new();
+    }
+    let mut missing = Vec::new();
+    if !has(caps, CAP_BPF) {
+        missing.push("CAP_BPF");
+    }
+    if !has(caps, CAP_PERFMON) {
+        missing.push("CAP_PERFMON");
+    }
+    missing
+}
+
+/// Fails with what to do when this process cannot load eBPF tracing.
+pub(crate) fn require_ebpf() -> Result<(), Error> {
+    let missing = missing_capabilities();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Privileges { missing: missing.join(", ") })
+    }
+}
+
+/// Whether tracefs is mounted (classic tracepoints look their ids up there).
+pub fn tracefs_mounted() -> bool {
+    Path::new(TRACEFS).join("events").is_dir() || Path::new("/sys/kernel/debug/tracing/events").is_dir()
+}
+
+/// Mounts tracefs if it is not mounted yet.
+pub(crate) fn ensure_tracefs() -> Result<(), Error> {
+    if tracefs_mounted() {
+        return Ok(());
+    }
+    nix::mount::mount(Some("nodev"), TRACEFS, Some("tracefs"), nix::mount::MsFlags::empty(), None::<&str>)
+        .map_err(|e| Error::Tracefs(std::io::Error::from(e)))
+}
+
+/// One line of the `probity doctor` report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Whether it is fine.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do when it is not fine.
+    pub fix: Option<String>,
+}
+
+/// Checks everything eBPF tracing needs, and tries loading the tracer.
+pub fn diagnose() -> Vec<Check> {
+    let mut checks = Vec::new();
+    let uname = nix::sys::utsname::uname().ok();
+    checks.push(Check {
+        name: "kernel",
+        ok: true,
+        detail: uname
+            .map(|u| format!("{} {} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy(), u.machine().to_string_lossy()))
+            .unwrap_or_else(|| "unknown".into()),
+        fix: None,
+    });
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    checks.push(Check {
+        name: "BTF",
+        ok: true,
+        detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "absent (not needed: probity uses tracepoint fields only)".into() },
+        fix: None,
+    });
+    let missing = missing_capabilities();
+    let caps = effective_caps();
+    let names: Vec<&str> = [(CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|&(c, _)| has(caps, c))
+        .map(|(_, n)| n)
+        .collect();
+    checks.push(Check {
+        name: "capabilities",
+        ok: missing.is_empty(),
+        detail: if names.is_empty() { "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN".into() } else { format!("have {}", names.join(", ")) },
+        fix: (!missing.is_empty()).then(|| {
+            format!("missing {}: run as root (`sudo -E probity ...`), or grant them: `sudo setcap cap_bpf,cap_perfmon+ep $(which probity)`", missing.join(", "))
+        }),
+    });
+    let mounted = tracefs_mounted();
+    checks.push(Check {
+        name: "tracefs",
+        ok: mounted || has(caps, CAP_SYS_ADMIN),
+        detail: if mounted { "mounted".into() } else { "not mounted (probity mounts it when it has CAP_SYS_ADMIN)".into() },
+        fix: (!mounted && !has(caps, CAP_SYS_ADMIN)).then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
+    });
+    let memlock = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
+        .map(|(soft, _)| if soft == nix::sys::resource::RLIM_INFINITY { "unlimited".to_owned() } else { format!("{soft} bytes") })
+        .unwrap_or_else(|_| "unknown".into());
+    checks.push(Check {
+        name: "memlock",
+        ok: true,
+        detail: format!("RLIMIT_MEMLOCK {memlock} (kernels since 5.11 charge BPF memory to the cgroup instead)"),
+        fix: None,
+    });
+    let load = if missing.is_empty() {
+        match super::Kernel::acquire(super::LoadOptions::default()) {
+            Ok(_) => Check {
+                name: "ebpf tracer",
+                ok: true,
+                detail: "loaded and attached: ring buffer, raw tracepoints sys_enter/sys_exit, sched and signal tracepoints".into(),
+                fix: None,
+            },
+            Err(e) => Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) },
+        }
+    } else {
+        Check { name: "ebpf tracer", ok: false, detail: "cannot load without the capabilities above".into(), fix: None }
+    };
+    checks.push(load);
+    checks
+}

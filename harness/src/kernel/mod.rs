@@ -1,0 +1,264 @@
+//! The eBPF tracer: loads `harness-ebpf`'s object, attaches it, and routes
+//! its records to sessions.
+//!
+//! One [`Kernel`] is loaded per process, on first use, and shared by every
+//! session; it detaches and frees everything when the last session ends.
+//! A session owns an id; the kernel side tags each record with the session
+//! of the task that made it, and the [`consumer`] thread drains the ring
+//! buffer and hands each session its own records, decoded by [`assemble`].
+
+pub(crate) mod assemble;
+mod consumer;
+pub mod doctor;
+mod raw_bpf;
+pub(crate) mod session;
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::{Arc, Mutex, Weak};
+
+use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use probity_common::{
+    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SYSCALLS,
+};
+
+pub(crate) use session::KernelSession;
+
+use crate::error::Error;
+
+/// The compiled eBPF object, built from `harness-ebpf/` by
+/// `cargo xtask build-ebpf` and checked in CI to match its sources.
+static OBJECT: &[u8] = include_bytes_aligned!("../../ebpf/probity.bpf.o");
+
+/// Includes a file 8-byte aligned, as the ELF parser wants.
+macro_rules! include_bytes_aligned {
+    ($path:expr) => {{
+        #[repr(C, align(8))]
+        struct Aligned<B: ?Sized>(B);
+        static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!($path));
+        &ALIGNED.0
+    }};
+}
+use include_bytes_aligned;
+
+/// Settings fixed when the tracer is loaded (the first session of a
+/// process decides them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoadOptions {
+    /// Bytes of the ring buffer (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// Most tasks traced at once, across sessions.
+    pub max_tasks: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { ring_bytes: 64 << 20, max_tasks: 32768 }
+    }
+}
+
+/// The loaded and attached programs, and the maps userspace uses.
+pub(crate) struct Kernel {
+    maps: Mutex<Maps>,
+    tasks_fd: RawFd,
+    router: Arc<consumer::Router>,
+    consumer: Mutex<Option<consumer::Handle>>,
+    /// Keeps the programs attached; dropped last.
+    _ebpf: Ebpf,
+}
+
+struct Maps {
+    tasks: BpfHashMap<MapData, u32, u32>,
+    sessions: Array<MapData, SessionConfig>,
+    stats: PerCpuArray<MapData, SyscallStats>,
+    losses: PerCpuArray<MapData, Losses>,
+    used: [bool; MAX_SESSIONS as usize],
+}
+
+static SHARED: Mutex<Weak<Kernel>> = Mutex::new(Weak::new());
+
+impl Kernel {
+    /// The process's tracer, loading it if no session holds it.
+    pub(crate) fn acquire(opts: LoadOptions) -> Result<Arc<Kernel>, Error> {
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = shared.upgrade() {
+            return Ok(k);
+        }
+        let k = Arc::new(Kernel::load(opts)?);
+        *shared = Arc::downgrade(&k);
+        Ok(k)
+    }
+
+    fn load(opts: LoadOptions) -> Result<Kernel, Error> {
+        doctor::require_ebpf()?;
+        // This kernel charges BPF memory to the memory cgroup; older ones
+        // want RLIMIT_MEMLOCK raised. Try, and carry on if it is refused
+        // (no CAP_SYS_RESOURCE): loading reports a real shortage itself.
+        let _ = nix::sys::resource::setrlimit(
+            nix::sys::resource::Resource::RLIMIT_MEMLOCK,
+            nix::sys::resource::RLIM_INFINITY,
+            nix::sys::resource::RLIM_INFINITY,
+        );
+        doctor::ensure_tracefs()?;
+        let threshold = u64::from(opts.ring_bytes / 4);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .map_max_entries("TASKS", opts.max_tasks)
+            .map_max_entries("INFLIGHT", opts.max_tasks)
+            .override_global("WAKE_THRESHOLD", &threshold, true)
+            .load(OBJECT)
+            .map_err(|e| Error::Load(Box::new(e)))?;
+
+        let mut specs: Array<_, SyscallSpec> = take(&mut ebpf, "SPECS")?;
+        for nr in 0..MAX_SYSCALLS {
+            let spec = crate::decode::capture_spec(nr);
+            if spec != SyscallSpec::default() {
+                specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", e))?;
+            }
+        }
+
+        for (name, (category, tp)) in [
+            ("sched_process_fork", ("sched", "sched_process_fork")),
+            ("sched_process_exec", ("sched", "sched_process_exec")),
+            ("sched_process_exit", ("sched", "sched_process_exit")),
+            ("signal_deliver", ("signal", "signal_deliver")),
+        ] {
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+            prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
+        for name in ["sys_enter", "sys_exit"] {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+            prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
+
+        let tasks: BpfHashMap<_, u32, u32> = take(&mut ebpf, "TASKS")?;
+        let tasks_fd = tasks.map().fd().as_fd().as_raw_fd();
+        let maps = Maps {
+            tasks,
+            sessions: take(&mut ebpf, "SESSIONS")?,
+            stats: take(&mut ebpf, "STATS")?,
+            losses: take(&mut ebpf, "LOSSES")?,
+            used: [false; MAX_SESSIONS as usize],
+        };
+        let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
+        let router = Arc::new(consumer::Router::default());
+        let handle = consumer::Handle::start(ring, Arc::clone(&router))?;
+        Ok(Kernel {
+            maps: Mutex::new(maps),
+            tasks_fd,
+            router,
+            consumer: Mutex::new(Some(handle)),
+            _ebpf: ebpf,
+        })
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims a session id and configures it.
+    fn open(&self, config: SessionConfig) -> Result<u32, Error> {
+        let mut maps = self.maps();
+        // Id 0 is never used, so a zeroed map slot means "no session".
+        let id = (1..MAX_SESSIONS)
+            .find(|&i| !maps.used[i as usize])
+            .ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
+        maps.used[id as usize] = true;
+        maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
+        Ok(id)
+    }
+
+    /// Whether any task of the session is still alive, per the kernel side.
+    fn has_tasks(&self, id: u32) -> bool {
+        let maps = self.maps();
+        maps.tasks.iter().filter_map(Result::ok).any(|(_, s)| s == id)
+    }
+
+    /// The tasks of a session still alive.
+    fn tasks_of(&self, id: u32) -> Vec<u32> {
+        let maps = self.maps();
+        maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect()
+    }
+
+    fn losses(&self, id: u32) -> Losses {
+        let maps = self.maps();
+        let mut sum = Losses::default();
+        if let Ok(per_cpu) = maps.losses.get(&id, 0) {
+            for l in per_cpu.iter() {
+                sum.ring_full += l.ring_full;
+                sum.inflight_full += l.inflight_full;
+                sum.task_map_full += l.task_map_full;
+                sum.capture_faults += l.capture_faults;
+            }
+        }
+        sum
+    }
+
+    fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
+        let maps = self.maps();
+        let mut out = Vec::new();
+        for nr in 0..MAX_SYSCALLS {
+            let Ok(per_cpu) = maps.stats.get(&(id * MAX_SYSCALLS + nr), 0) else { continue };
+            let mut s = SyscallStats::default();
+            for v in per_cpu.iter() {
+                s.calls += v.calls;
+                s.errors += v.errors;
+                s.total_ns += v.total_ns;
+            }
+            if s.calls > 0 {
+                out.push((nr, s));
+            }
+        }
+        out
+    }
+
+    /// Forgets a session: its tasks stop being traced and its counters
+    /// are zeroed for the next user of the id.
+    fn close(&self, id: u32) {
+        self.router.remove(id);
+        let mut maps = self.maps();
+        let _ = maps.sessions.set(id, SessionConfig::default(), 0);
+        let stale: Vec<u32> =
+            maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
+        for t in stale {
+            let _ = maps.tasks.remove(&t);
+        }
+        let ncpus = aya::util::nr_cpus().unwrap_or(1);
+        if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
+            let _ = maps.losses.set(id, zero, 0);
+        }
+        for nr in 0..MAX_SYSCALLS {
+            if let Ok(zero) = PerCpuValues::try_from(vec![SyscallStats::default(); ncpus]) {
+                let _ = maps.stats.set(id * MAX_SYSCALLS + nr, zero, 0);
+            }
+        }
+        maps.used[id as usize] = false;
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if let Some(h) = self.consumer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            h.stop();
+        }
+    }
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, Error>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(Error::MissingItem(name))?;
+    T::try_from(map).map_err(|e| Error::Map(name, e))
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or(Error::MissingItem(name))?;
+    prog.try_into().map_err(|e| Error::Attach(name, Box::new(e)))
+}

@@ -1,0 +1,95 @@
+//! One session: a process tree traced by the shared [`Kernel`].
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use probity_common::{Losses, SessionConfig, SyscallStats, MAX_CAPTURE, SESSION_ACTIVE, SESSION_SUMMARY};
+
+use super::consumer::Sink;
+use super::{raw_bpf, Kernel, LoadOptions};
+use crate::error::Error;
+use crate::event::{Event, ExitStatus};
+
+/// What a session records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SessionOptions {
+    pub summary: bool,
+    pub buf_len: u32,
+    pub load: LoadOptions,
+}
+
+pub(crate) struct KernelSession {
+    kernel: Arc<Kernel>,
+    sink: Arc<Sink>,
+    id: u32,
+}
+
+impl KernelSession {
+    pub(crate) fn open(opts: SessionOptions) -> Result<KernelSession, Error> {
+        let kernel = Kernel::acquire(opts.load)?;
+        let mut flags = SESSION_ACTIVE;
+        if opts.summary {
+            flags |= SESSION_SUMMARY;
+        }
+        let config = SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1) };
+        let id = kernel.open(config)?;
+        let sink = kernel.router.add(id);
+        Ok(KernelSession { kernel, sink, id })
+    }
+
+    /// A function for `pre_exec` that adds the calling process to this
+    /// session. It is async-signal-safe.
+    pub(crate) fn registrar(&self) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
+        let fd: RawFd = self.kernel.tasks_fd;
+        let id = self.id;
+        move || {
+            // SAFETY: getpid has no preconditions and is async-signal-safe.
+            let pid = unsafe { libc::getpid() } as u32;
+            raw_bpf::update_u32(fd, pid, id)
+        }
+    }
+
+    /// Events decoded so far, waiting up to `timeout` for some.
+    pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
+        self.sink.take(timeout)
+    }
+
+    /// Whether any task of the tree is alive.
+    pub(crate) fn alive(&self) -> bool {
+        self.kernel.has_tasks(self.id)
+    }
+
+    /// The tree's live thread ids.
+    pub(crate) fn tasks(&self) -> Vec<u32> {
+        self.kernel.tasks_of(self.id)
+    }
+
+    /// Waits until every record already written has been decoded.
+    pub(crate) fn flush(&self) {
+        self.kernel.router.flush();
+    }
+
+    pub(crate) fn set_root_status(&self, pid: u32, status: ExitStatus) {
+        self.sink.set_root_status(pid, status);
+    }
+
+    /// The last events, and records that could not be decoded.
+    pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
+        self.sink.finish()
+    }
+
+    pub(crate) fn losses(&self) -> Losses {
+        self.kernel.losses(self.id)
+    }
+
+    pub(crate) fn stats(&self) -> Vec<(u32, SyscallStats)> {
+        self.kernel.stats(self.id)
+    }
+}
+
+impl Drop for KernelSession {
+    fn drop(&mut self) {
+        self.kernel.close(self.id);
+    }
+}

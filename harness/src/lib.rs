@@ -1,0 +1,42 @@
+//! probity: prove what a program does to the system.
+//!
+//! probity runs a command under eBPF tracing and records every exec, fork,
+//! exit, signal and syscall of its whole process tree, decoded as strace
+//! shows them, into a [`Trace`] a test can check.
+//!
+//! ```no_run
+//! use std::process::Command;
+//!
+//! let mut cmd = Command::new("sh");
+//! cmd.args(["-c", "cat /etc/hostname"]);
+//! let trace = probity::Tracer::new().run(cmd)?;
+//! assert!(trace.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some("/etc/hostname")));
+//! assert_eq!(trace.outcome.losses.lost_events(), 0);
+//! # Ok::<(), probity::Error>(())
+//! ```
+//!
+//! How an event travels: the eBPF programs (`harness-ebpf/`) write records
+//! laid out by `probity-common` into a ring buffer; [`kernel`] drains it and
+//! decodes each record ([`decode`]) into an [`Event`]; a [`Tracer`] session
+//! collects them into a [`Trace`].
+//!
+//! # Known limitations
+//! - eBPF tracing needs root, or CAP_BPF with CAP_PERFMON (see
+//!   `probity doctor`).
+//! - Syscall arguments are decoded for x86_64; other architectures get
+//!   names and raw values.
+//! - Paths and strings longer than 4095 bytes, and argv beyond 64 entries or
+//!   4 KiB, are cut and marked as truncated.
+
+pub mod decode;
+mod error;
+pub mod render;
+pub mod event;
+pub mod kernel;
+mod trace;
+mod tracer;
+
+pub use error::Error;
+pub use event::{Arg, Event, EventKind, ExitStatus, SockAddr, Syscall};
+pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind};
+pub use tracer::{resolve_program, Tracee, Tracer};

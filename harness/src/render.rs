@@ -1,0 +1,112 @@
+//! Human-readable renderings: strace-like event lines and the `-c` table.
+
+use std::fmt::Write as _;
+
+use crate::event::{Event, EventKind, SignalAction};
+use crate::trace::{Outcome, SyscallCount};
+
+/// One event as a line, strace-like, with its process and duration:
+/// `[1234] openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3 <0.000012>`.
+/// Threads other than the main one show as `[pid:tid]`.
+pub fn event_line(e: &Event) -> String {
+    let mut s = if e.pid == e.tid { format!("[{}] ", e.pid) } else { format!("[{}:{}] ", e.pid, e.tid) };
+    match &e.kind {
+        EventKind::Syscall(c) => {
+            s.push_str(&crate::decode::format_syscall(c));
+            if c.ret.is_some() {
+                let _ = write!(s, " <{}.{:06}>", c.duration_ns / 1_000_000_000, (c.duration_ns / 1000) % 1_000_000);
+            }
+        }
+        EventKind::Exec(x) => {
+            let argv: Vec<String> = x.argv.iter().map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes()))).collect();
+            let _ = write!(
+                s,
+                "+++ exec \"{}\" [{}{}] +++",
+                crate::decode::escape_bytes(x.filename.as_bytes()),
+                argv.join(", "),
+                if x.argv_truncated { ", ..." } else { "" }
+            );
+        }
+        EventKind::Fork(f) => {
+            let _ = write!(s, "+++ new task {}{} +++", f.child_tid, if f.untracked { " (NOT TRACED: task map full)" } else { "" });
+        }
+        EventKind::Exit(x) => match (x.process_exited, x.status) {
+            (true, Some(st)) => {
+                let _ = write!(s, "+++ {st} +++");
+            }
+            (true, None) => s.push_str("+++ exited +++"),
+            (false, _) => s.push_str("+++ thread exited +++"),
+        },
+        EventKind::Signal(sig) => {
+            let action = match sig.action {
+                SignalAction::Default => "default action",
+                SignalAction::Ignore => "ignored",
+                SignalAction::Handler => "handler",
+            };
+            let _ = write!(s, "--- {} {{si_signo={}, si_code={}}} ({action}) ---", sig.name, sig.name, sig.code);
+        }
+    }
+    s
+}
+
+/// The closing lines of a text trace: how it ended and what was lost.
+pub fn outcome_lines(o: &Outcome) -> String {
+    let mut s = String::new();
+    let tracers: Vec<String> = o.tracers.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
+    let _ = writeln!(s, "probity: root process {} {}; tracers: {}", o.root_pid, o.status, tracers.join(", "));
+    let l = &o.losses;
+    if l.lost_events() > 0 {
+        let _ = writeln!(
+            s,
+            "probity: WARNING: {} events lost (ring buffer full: {}, syscalls in flight: {}, untraced tasks: {}, undecodable: {}); the trace is incomplete",
+            l.lost_events(),
+            l.ring_full,
+            l.inflight_full,
+            l.task_map_full,
+            l.undecodable
+        );
+    } else {
+        let _ = writeln!(s, "probity: no events lost");
+    }
+    if l.capture_faults > 0 {
+        let _ = writeln!(s, "probity: {} arguments could not be read from the process's memory", l.capture_faults);
+    }
+    if o.interrupted {
+        let _ = writeln!(s, "probity: interrupted: the process tree was stopped");
+    }
+    s
+}
+
+/// A `strace -c` style table.
+pub fn summary_table(counts: &[SyscallCount]) -> String {
+    let total_ns: u64 = counts.iter().map(|c| c.total_ns).sum();
+    let mut s = String::new();
+    let _ = writeln!(s, "% time     seconds  usecs/call     calls    errors syscall");
+    let _ = writeln!(s, "------ ----------- ----------- --------- --------- ----------------");
+    let (mut calls, mut errors) = (0, 0);
+    for c in counts {
+        calls += c.calls;
+        errors += c.errors;
+        let pct = if total_ns > 0 { 100.0 * c.total_ns as f64 / total_ns as f64 } else { 0.0 };
+        let _ = writeln!(
+            s,
+            "{:6.2} {:11.6} {:11} {:9} {:>9} {}",
+            pct,
+            c.total_ns as f64 / 1e9,
+            c.total_ns / c.calls.max(1) / 1000,
+            c.calls,
+            if c.errors > 0 { c.errors.to_string() } else { String::new() },
+            c.name
+        );
+    }
+    let _ = writeln!(s, "------ ----------- ----------- --------- --------- ----------------");
+    let _ = writeln!(
+        s,
+        "100.00 {:11.6} {:11} {:9} {:>9} total",
+        total_ns as f64 / 1e9,
+        total_ns / calls.max(1) / 1000,
+        calls,
+        if errors > 0 { errors.to_string() } else { String::new() }
+    );
+    s
+}

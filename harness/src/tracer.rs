@@ -1,0 +1,258 @@
+//! Running a command under the tracers: [`Tracer`] and [`Tracee`].
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::error::Error;
+use crate::event::{Event, ExitStatus};
+use crate::kernel::{KernelSession, LoadOptions};
+use crate::trace::{Losses, Outcome, SyscallCount, Trace, TracerKind};
+
+/// How long the tree gets to end after SIGTERM before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Finds a program as `execvp` (and strace) do: a name with a `/` is used
+/// as it is; a bare name is the first executable file of that name in
+/// `PATH`. Resolving before the fork means the trace shows one `execve` of
+/// the real path rather than a failed `execve` per `PATH` entry.
+///
+/// ```
+/// let sh = probity::resolve_program("sh")?;
+/// assert!(sh.is_absolute());
+/// assert!(matches!(probity::resolve_program("no-such-probity-cmd"), Err(probity::Error::NotFound { .. })));
+/// # Ok::<(), probity::Error>(())
+/// ```
+pub fn resolve_program(program: impl AsRef<std::ffi::OsStr>) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let program = program.as_ref();
+    let name = program.to_string_lossy().into_owned();
+    if program.as_bytes().contains(&b'/') {
+        return Ok(program.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::NotFound { program: name })
+}
+
+/// Settings for tracing commands.
+///
+/// ```no_run
+/// use std::process::Command;
+///
+/// let trace = probity::Tracer::new().run(Command::new("true"))?;
+/// assert!(trace.syscalls().any(|(_, s)| s.name == "execve"));
+/// # Ok::<(), probity::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Tracer {
+    summary: bool,
+    buf_len: u32,
+    load: LoadOptions,
+    timeout: Option<Duration>,
+}
+
+impl Default for Tracer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tracer {
+    /// Every event of the tree, buffers cut at 32 bytes like `strace -s 32`.
+    pub fn new() -> Self {
+        Tracer {
+            summary: false,
+            buf_len: probity_common::DEFAULT_BUF_LEN,
+            load: LoadOptions::default(),
+            timeout: None,
+        }
+    }
+
+    /// Count syscalls in the kernel instead of recording each one: the
+    /// trace has process events only, and [`Outcome::syscalls`] the counts.
+    pub fn with_summary(mut self, on: bool) -> Self {
+        self.summary = on;
+        self
+    }
+
+    /// Bytes of read and write buffers to keep (at most 4095).
+    pub fn with_buffer_bytes(mut self, n: u32) -> Self {
+        self.buf_len = n;
+        self
+    }
+
+    /// Most tasks traced at once by this process (fixed by the first session).
+    pub fn with_max_tasks(mut self, n: u32) -> Self {
+        self.load.max_tasks = n.max(16);
+        self
+    }
+
+    /// Kernel ring buffer size in bytes (rounded up to a power of two;
+    /// fixed by the first session of the process).
+    pub fn with_ring_bytes(mut self, n: u32) -> Self {
+        self.load.ring_bytes = n.max(4096).next_power_of_two();
+        self
+    }
+
+    /// Stops the tree (SIGTERM, then SIGKILL) when it runs longer.
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+
+    /// Starts `cmd` traced. Its first `execve` is already in the trace.
+    pub fn spawn(&self, mut cmd: Command) -> Result<Tracee, Error> {
+        let session = KernelSession::open(crate::kernel::session::SessionOptions {
+            summary: self.summary,
+            buf_len: self.buf_len,
+            load: self.load,
+        })?;
+        let register = session.registrar();
+        // SAFETY: the closure makes one raw syscall and touches no locks or
+        // allocator, so it is safe between fork and exec.
+        unsafe { cmd.pre_exec(register) };
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let started = Instant::now();
+        let child = cmd.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { program: program.clone() },
+            std::io::ErrorKind::PermissionDenied => Error::NotExecutable { program: program.clone(), source },
+            _ => Error::Spawn { program: program.clone(), source },
+        })?;
+        Ok(Tracee {
+            root: child.id(),
+            session,
+            child,
+            status: None,
+            started,
+            timeout: self.timeout,
+        })
+    }
+
+    /// Runs `cmd` traced to the end and returns its whole trace.
+    pub fn run(&self, cmd: Command) -> Result<Trace, Error> {
+        self.spawn(cmd)?.wait()
+    }
+}
+
+/// A traced command that is running.
+pub struct Tracee {
+    session: KernelSession,
+    child: Child,
+    root: u32,
+    status: Option<ExitStatus>,
+    started: Instant,
+    timeout: Option<Duration>,
+}
+
+impl Tracee {
+    /// The root process's pid.
+    pub fn pid(&self) -> u32 {
+        self.root
+    }
+
+    /// Sends `sig` to every live task of the tree.
+    pub fn signal_tree(&self, sig: Signal) {
+        for tid in self.session.tasks() {
+            let _ = kill(Pid::from_raw(tid as i32), sig);
+        }
+        if self.status.is_none() {
+            let _ = kill(Pid::from_raw(self.root as i32), sig);
+        }
+    }
+
+    /// Waits for the whole tree to end and returns its trace.
+    pub fn wait(self) -> Result<Trace, Error> {
+        let mut events = Vec::new();
+        let outcome = self.wait_with(None, |e| events.push(e))?;
+        Trace::sort(&mut events);
+        Ok(Trace { events, outcome })
+    }
+
+    /// Waits for the whole tree to end, handing each event to `on_event`
+    /// as it arrives (in completion order). When `stop` becomes true, the
+    /// tree is stopped (SIGTERM, then SIGKILL) and the trace completed.
+    pub fn wait_with(mut self, stop: Option<&AtomicBool>, mut on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
+        let mut stopping: Option<Instant> = None;
+        let mut killed = false;
+        loop {
+            for e in self.session.take(Duration::from_millis(10)) {
+                on_event(e);
+            }
+            if self.status.is_none() {
+                match self.child.try_wait() {
+                    Ok(Some(st)) => {
+                        let st = match (st.code(), st.signal()) {
+                            (Some(c), _) => ExitStatus::Code(c),
+                            (None, Some(s)) => ExitStatus::Signal(s),
+                            (None, None) => ExitStatus::Code(-1),
+                        };
+                        self.status = Some(st);
+                        self.session.set_root_status(self.root, st);
+                    }
+                    Ok(None) => {}
+                    Err(source) => return Err(Error::Wait { pid: self.root, source }),
+                }
+            }
+            let asked = stop.is_some_and(|s| s.load(Ordering::Relaxed));
+            let timed_out = self.timeout.is_some_and(|t| self.started.elapsed() > t);
+            if (asked || timed_out) && stopping.is_none() {
+                stopping = Some(Instant::now());
+                self.signal_tree(Signal::SIGTERM);
+            }
+            if let Some(t) = stopping {
+                if !killed && t.elapsed() > KILL_GRACE {
+                    killed = true;
+                    self.signal_tree(Signal::SIGKILL);
+                }
+            }
+            if self.status.is_some() && !self.session.alive() {
+                break;
+            }
+        }
+        // Everything the tree did is in the ring now; take the rest.
+        self.session.flush();
+        loop {
+            let batch = self.session.take(Duration::ZERO);
+            if batch.is_empty() {
+                break;
+            }
+            batch.into_iter().for_each(&mut on_event);
+        }
+        let (rest, undecodable) = self.session.finish();
+        rest.into_iter().for_each(&mut on_event);
+        let mut syscalls: Vec<SyscallCount> = self
+            .session
+            .stats()
+            .into_iter()
+            .map(|(nr, s)| SyscallCount {
+                name: crate::decode::syscall_name(nr).into_owned(),
+                calls: s.calls,
+                errors: s.errors,
+                total_ns: s.total_ns,
+            })
+            .collect();
+        syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+        Ok(Outcome {
+            root_pid: self.root,
+            status: self.status.unwrap_or(ExitStatus::Code(-1)),
+            tracers: vec![TracerKind::Ebpf],
+            losses: Losses::from_kernel(self.session.losses(), undecodable),
+            syscalls,
+            interrupted: stopping.is_some(),
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! probity's integration tests: real programs (fixtures, coreutils, sh,
+//! python3, tar) traced for real by the eBPF tracer, and the `probity` CLI.
+//!
+//! They need root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), as CI has.
+//! Without it they fail with the reason; they never pass by checking nothing.
+
+mod cli;
+mod fidelity;
+mod process_events;
+mod sessions;
+mod support;

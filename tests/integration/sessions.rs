@@ -1,0 +1,71 @@
+//! Several sessions in one process each see only their own tree.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use probity::{EventKind, ExitStatus, Tracer};
+
+use crate::support::{dump, require_tracing};
+
+#[test]
+fn parallel_sessions_see_only_their_own_tree() {
+    require_tracing();
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut cmd = Command::new("sh");
+                // Each tree forks, execs and exits with its own code.
+                cmd.args(["-c", &format!("echo session-{i} | cat >/dev/null; ls /proc/self >/dev/null; exit {i}")]);
+                (i, Tracer::new().run(cmd).expect("trace"))
+            })
+        })
+        .collect();
+    let traces: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut all_pids: Vec<BTreeSet<u32>> = Vec::new();
+    for (i, t) in &traces {
+        assert_eq!(t.outcome.status, ExitStatus::Code(*i));
+        assert_eq!(t.outcome.losses.lost_events(), 0);
+        // Every process in the trace descends from this session's root.
+        let procs = t.processes();
+        for p in procs.values() {
+            let mut cur = p.pid;
+            while cur != t.outcome.root_pid {
+                cur = procs[&cur].parent.unwrap_or_else(|| panic!("pid {} is not in session {i}'s tree:\n{}", p.pid, dump(t)));
+            }
+        }
+        // It ran its own command and nobody else's.
+        let argvs: Vec<String> = t
+            .events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Exec(x) => Some(x.argv.join(" ")),
+                _ => None,
+            })
+            .collect();
+        assert!(argvs.iter().any(|a| a.contains(&format!("session-{i} "))), "{argvs:?}");
+        assert!(!argvs.iter().any(|a| (0..6).any(|j| j != *i && a.contains(&format!("session-{j} ")))), "{argvs:?}");
+        // Three execs: sh, cat, ls (echo is a builtin).
+        assert_eq!(argvs.len(), 3, "{argvs:?}");
+        all_pids.push(procs.keys().copied().collect());
+    }
+    for (a, pa) in all_pids.iter().enumerate() {
+        for pb in all_pids.iter().skip(a + 1) {
+            assert!(pa.is_disjoint(pb), "two sessions share pids");
+        }
+    }
+}
+
+#[test]
+fn a_finished_session_leaves_nothing_behind() {
+    require_tracing();
+    // Run sessions back to back: ids and counters are reused cleanly.
+    for i in 0..3 {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("exit {i}")]);
+        let t = Tracer::new().run(cmd).unwrap();
+        assert_eq!(t.outcome.status, ExitStatus::Code(i));
+        let first = t.syscalls().next().map(|(_, s)| s.name.to_string());
+        assert_eq!(first.as_deref(), Some("execve"));
+        assert_eq!(t.outcome.losses, probity::Losses::default());
+    }
+}

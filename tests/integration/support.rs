@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use probity::{Event, EventKind, Trace, Tracer};
+
+/// Fails the test, loudly, when this process cannot trace.
+pub fn require_tracing() {
+    let missing = probity::kernel::doctor::missing_capabilities();
+    assert!(
+        missing.is_empty(),
+        "these tests trace for real and need root (or CAP_BPF + CAP_PERFMON); missing {missing:?}. \
+         Run `sudo -E cargo test`."
+    );
+}
+
+/// Traces a command to its end, checking that nothing was lost.
+pub fn trace(program: &str, args: &[&str]) -> Trace {
+    require_tracing();
+    let mut cmd = Command::new(probity::resolve_program(program).unwrap());
+    std::os::unix::process::CommandExt::arg0(&mut cmd, program);
+    cmd.args(args);
+    let trace = Tracer::new().run(cmd).unwrap_or_else(|e| panic!("failed to trace {program}: {e}"));
+    assert_eq!(trace.outcome.losses.lost_events(), 0, "events lost: {:?}", trace.outcome.losses);
+    trace
+}
+
+/// A fixture's path as a string.
+pub fn fixture(name: &str) -> String {
+    probity_fixtures::path(name).to_string_lossy().into_owned()
+}
+
+/// The syscall names of each task, in order, keyed by thread id.
+pub fn names_by_task(trace: &Trace) -> BTreeMap<u32, Vec<String>> {
+    let mut out: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    let mut events: Vec<&Event> = trace.events.iter().collect();
+    // Per task, syscalls happen one after the other: entry order is theirs.
+    events.sort_by_key(|e| e.ts_ns);
+    for e in events {
+        if let EventKind::Syscall(s) = &e.kind {
+            out.entry(e.tid).or_default().push(s.name.to_string());
+        }
+    }
+    out
+}
+
+/// Every syscall of one thread, in order.
+pub fn syscalls_of(trace: &Trace, tid: u32) -> Vec<&probity::Syscall> {
+    let mut v: Vec<(&Event, &probity::Syscall)> = trace.syscalls().filter(|(e, _)| e.tid == tid).collect();
+    v.sort_by_key(|(e, _)| e.ts_ns);
+    v.into_iter().map(|(_, s)| s).collect()
+}
+
+/// The rendered lines of a trace, for failure messages.
+pub fn dump(trace: &Trace) -> String {
+    trace.events.iter().map(probity::render::event_line).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,56 @@
+//! `cargo xtask`: probity's chores that are not plain cargo.
+//!
+//! - `setup`: install what a fresh Debian machine lacks to build and test
+//!   probity (add `--ebpf` for the eBPF toolchain).
+//! - `build-ebpf`: rebuild `harness/ebpf/probity.bpf.o` from `harness-ebpf/`.
+//! - `check-ebpf`: fail unless the committed object is what the sources build.
+//! - `bench`: compare untraced, probity and strace runs.
+
+mod bench;
+mod ebpf;
+mod setup;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install Debian packages (and with --ebpf the eBPF toolchain).
+    Setup(setup::SetupArgs),
+    /// Rebuild the embedded eBPF object from harness-ebpf/.
+    BuildEbpf,
+    /// Check that the committed eBPF object matches its sources.
+    CheckEbpf,
+    /// Run the benchmarks.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup(a) => setup::run(&a),
+        Task::BuildEbpf => ebpf::build_into(&ebpf::committed_object()).map(|_| ()),
+        Task::CheckEbpf => ebpf::check(),
+        Task::Bench(a) => bench::run(&a),
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs a command, failing with its name when it fails.
+pub fn sh(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let status = cmd.status().with_context(|| format!("failed to start {cmd:?}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed with {status}");
+    Ok(())
+}
