@@ -327,11 +327,20 @@ pub struct SignalEvent {
     pub errno: i32,
     /// `si_code`.
     pub code: i32,
-    pub _pad: u32,
-    /// The handler address: 0 for `SIG_DFL`, 1 for `SIG_IGN`.
+    /// `SIGNAL_*` flags.
+    pub flags: u32,
+    /// The handler address: 0 for `SIG_DFL`, 1 for `SIG_IGN`. For a
+    /// generated signal, the `result` of `signal_generate` (0: delivered).
     pub sa_handler: u64,
     pub sa_flags: u64,
 }
+
+/// `SignalEvent::flags`: the signal was sent to the task (from
+/// `signal_generate`, in the sender's context), not yet delivered. The
+/// header's `tid` is the target's and its `pid` is unknown (equal to `tid`).
+/// The kernel turns a fatal signal into a SIGKILL of the whole group at
+/// once, so this is how a process's real killing signal is known.
+pub const SIGNAL_GENERATED: u32 = 1;
 
 const _: () = {
     assert!(size_of::<EventHeader>() == 24);
@@ -355,11 +364,14 @@ const _: () = {
 mod user {
     use super::*;
 
-    // SAFETY (all): plain `repr(C)` data without padding, valid for any bit
-    // pattern (checked by the size assertions above).
+    // SAFETY: plain `repr(C)` data without padding, valid for any bit
+    // pattern (checked by the size assertions above); likewise below.
     unsafe impl aya::Pod for SyscallSpec {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for SessionConfig {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for SyscallStats {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Losses {}
 }
 
@@ -462,7 +474,7 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 }
 
 fn cast<T>(bytes: &[u8]) -> Option<&T> {
-    if bytes.len() < size_of::<T>() || (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+    if bytes.len() < size_of::<T>() || !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
         return None;
     }
     // SAFETY: length and alignment checked above; the type is plain data.
@@ -563,7 +575,7 @@ mod tests {
             sig: 9,
             errno: 0,
             code: 0,
-            _pad: 0,
+            flags: 0,
             sa_handler: 0,
             sa_flags: 0,
         };

@@ -87,7 +87,7 @@ pub fn wake_flags() -> u64 {
 #[inline(always)]
 pub fn session_of(tid: u32) -> Option<u32> {
     // SAFETY: the value is a plain `u32` copied out at once.
-    unsafe { TASKS.get(&tid).copied() }
+    unsafe { TASKS.get(tid).copied() }
 }
 
 /// Applies `f` to the current CPU's loss counters of `session`.

@@ -13,6 +13,7 @@ use aya_ebpf::{
 };
 use probity_common::{
     EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SignalEvent, FORK_UNTRACKED,
+    SIGNAL_GENERATED,
 };
 
 use crate::maps::{count_loss, current_ids, session_of, wake_flags, EVENTS, INFLIGHT, TASKS};
@@ -38,7 +39,7 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
     let child: i32 = unsafe { ctx.read_at(20)? };
     let child = child as u32;
     let mut flags = 0;
-    if TASKS.insert(&child, &session, 0).is_err() {
+    if TASKS.insert(child, session, 0).is_err() {
         // The child and everything it starts will be missing: say so.
         flags |= FORK_UNTRACKED;
         count_loss(session, |l| l.task_map_full += 1);
@@ -81,12 +82,12 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     if old != tid {
         // Carry the task's entries over to its new thread id, so its
         // `execve` record and its later syscalls are not lost.
-        let _ = TASKS.insert(&tid, &session, 0);
-        let _ = TASKS.remove(&old);
+        let _ = TASKS.insert(tid, session, 0);
+        let _ = TASKS.remove(old);
         // SAFETY: the value is copied out before the map changes.
-        if let Some(inflight) = unsafe { INFLIGHT.get(&old).copied() } {
-            let _ = INFLIGHT.insert(&tid, &inflight, 0);
-            let _ = INFLIGHT.remove(&old);
+        if let Some(inflight) = unsafe { INFLIGHT.get(old).copied() } {
+            let _ = INFLIGHT.insert(tid, inflight, 0);
+            let _ = INFLIGHT.remove(old);
         }
     }
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
@@ -127,10 +128,10 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
     let Some(session) = session_of(tid) else { return Ok(()) };
-    let _ = TASKS.remove(&tid);
+    let _ = TASKS.remove(tid);
     // A task that exits inside a syscall (`exit_group`, a fatal signal)
     // leaves its entry behind otherwise.
-    let _ = INFLIGHT.remove(&tid);
+    let _ = INFLIGHT.remove(tid);
     // SAFETY: offset from the tracepoint format above.
     let group_dead: u8 = unsafe { ctx.read_at(32)? };
     let ev = ExitEvent {
@@ -167,9 +168,50 @@ fn try_signal(ctx: &TracePointContext) -> Result<(), i64> {
             sig: ctx.read_at(8)?,
             errno: ctx.read_at(12)?,
             code: ctx.read_at(16)?,
-            _pad: 0,
+            flags: 0,
             sa_handler: ctx.read_at(24)?,
             sa_flags: ctx.read_at(32)?,
+        }
+    };
+    output(session, &ev);
+    Ok(())
+}
+
+/// `signal:signal_generate`, in the sender's context (any process, or
+/// none: the kernel itself), when a signal is sent to a task:
+/// ```text
+/// field:int sig;        offset:8;  size:4;
+/// field:int errno;      offset:12; size:4;
+/// field:int code;       offset:16; size:4;
+/// field:char comm[16];  offset:20; size:16;
+/// field:pid_t pid;      offset:36; size:4;
+/// field:int group;      offset:40; size:4;
+/// field:int result;     offset:44; size:4;
+/// ```
+/// Recorded when the target is traced: a fatal signal is turned into a
+/// group-wide SIGKILL when it is sent, so `signal_deliver` alone cannot
+/// tell which signal killed a process.
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn signal_generate(ctx: TracePointContext) -> u32 {
+    let _ = try_signal_generate(&ctx);
+    0
+}
+
+fn try_signal_generate(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offsets from the tracepoint format above.
+    let target: i32 = unsafe { ctx.read_at(36)? };
+    let target = target as u32;
+    let Some(session) = session_of(target) else { return Ok(()) };
+    // SAFETY: offsets from the tracepoint format above.
+    let ev = unsafe {
+        SignalEvent {
+            header: EventHeader::new(EventKind::Signal, session, now(), target, target),
+            sig: ctx.read_at(8)?,
+            errno: ctx.read_at(12)?,
+            code: ctx.read_at(16)?,
+            flags: SIGNAL_GENERATED,
+            sa_handler: u64::from(ctx.read_at::<i32>(44)? as u32),
+            sa_flags: 0,
         }
     };
     output(session, &ev);

@@ -4,9 +4,11 @@
 //! Entry saves the raw arguments in `INFLIGHT`; exit writes one record with
 //! the arguments, the result, the duration and the captures the harness
 //! asked for in `SPECS` (paths, buffers, socket addresses), read after the
-//! call so that output buffers hold what the kernel wrote. Two exceptions
-//! happen at entry: syscalls that never return (`exit_group`), and exec's
-//! argv, which is gone once an exec succeeds.
+//! call so that output buffers hold what the kernel wrote, and input ones
+//! have been faulted in by the kernel (a BPF read cannot fault a page in).
+//! Syscalls that never return (`exit_group`) are recorded at entry. An
+//! exec's argv is recorded at exit too: from the new stack after a
+//! successful exec, from the old memory after a failed one.
 //!
 //! Raw tracepoints are used here because these two fire for every syscall
 //! on the machine, traced or not, and the raw form is the cheapest:
@@ -57,19 +59,13 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let args = read_args(regs)?;
     let ts_ns = now();
     let spec = spec_of(nr);
-    if spec.flags & SPEC_EXEC != 0 {
-        let path_arg = spec.exec_path_arg as usize;
-        if path_arg < 5 {
-            exec_args(session, pid, tid, ts_ns, args[path_arg], args[path_arg + 1]);
-        }
-    }
     let inflight = InFlight { session, nr, args, ts_ns };
     if spec.flags & SPEC_NO_RETURN != 0 {
         // There will be no exit: record it now.
         finish(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
         return Ok(());
     }
-    if INFLIGHT.insert(&tid, &inflight, 0).is_err() {
+    if INFLIGHT.insert(tid, inflight, 0).is_err() {
         count_loss(session, |l| l.inflight_full += 1);
     }
     Ok(())
@@ -84,11 +80,29 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(inflight) = (unsafe { INFLIGHT.get(&tid).copied() }) else { return Ok(()) };
-    let _ = INFLIGHT.remove(&tid);
+    let Some(inflight) = (unsafe { INFLIGHT.get(tid).copied() }) else { return Ok(()) };
+    let _ = INFLIGHT.remove(tid);
     let ret: i64 = ctx.arg(1);
+    let end_ns = now();
     let spec = spec_of(inflight.nr);
-    finish(pid, tid, &inflight, &spec, ret, now(), 0);
+    if spec.flags & SPEC_EXEC != 0 {
+        // Read argv now, not at entry: the kernel has just touched the
+        // memory (a BPF read cannot fault a page in, and a forked child's
+        // file-backed pages are often not mapped yet). After a successful
+        // exec the old memory is gone, but the new stack holds argc and
+        // argv at the stack pointer.
+        let session = inflight.session;
+        if ret == 0 {
+            let regs: *const pt_regs = ctx.arg(0);
+            if let Ok(sp) = read_sp(regs) {
+                exec_args(session, pid, tid, inflight.ts_ns, 0, sp + 8);
+            }
+        } else {
+            let path_arg = (spec.exec_path_arg as usize).min(4);
+            exec_args(session, pid, tid, inflight.ts_ns, inflight.args[path_arg], inflight.args[path_arg + 1]);
+        }
+    }
+    finish(pid, tid, &inflight, &spec, ret, end_ns, 0);
     Ok(())
 }
 
@@ -246,7 +260,7 @@ fn capture(
     Some((CAPTURE_HDR + ((got + 7) & !7), flags & CAPTURE_FAULT != 0))
 }
 
-/// Records an exec's path and argv at entry, before the old memory goes.
+/// Records an exec's path (0 for none) and argv.
 #[inline(always)]
 fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64) {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else { return };
@@ -259,12 +273,20 @@ fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64)
     // The path first, then argv[0..]. Each string lands at `HDR + off`
     // with `off` masked below `EXEC_ARGS_LEN`, and reads at most
     // `EXEC_ARGS_LEN` bytes, so every write stays in the buffer.
-    match read_str(scratch, HDR + (off & (EXEC_ARGS_LEN - 1)), path) {
-        Some(n) => {
-            off += n;
-            nstrings += 1;
+    // No path (after a successful exec): an empty string stands for it,
+    // and the harness takes the file name from the exec event.
+    if path == 0 {
+        scratch.bytes[HDR] = 0;
+        off += 1;
+        nstrings += 1;
+    } else {
+        match read_str(scratch, HDR + (off & (EXEC_ARGS_LEN - 1)), path) {
+            Some(n) => {
+                off += n;
+                nstrings += 1;
+            }
+            None => flags |= EXEC_ARGS_FAULT,
         }
-        None => flags |= EXEC_ARGS_FAULT,
     }
     if argv != 0 {
         for i in 0..EXEC_MAX_ARGS {
@@ -331,6 +353,24 @@ fn read_str(scratch: &mut Scratch, at: usize, ptr: u64) -> Option<usize> {
 #[inline(always)]
 fn spec_of(nr: u32) -> SyscallSpec {
     SPECS.get(nr.min(MAX_SYSCALLS - 1)).copied().unwrap_or_default()
+}
+
+/// The user stack pointer from the saved user registers.
+#[inline(always)]
+fn read_sp(regs: *const pt_regs) -> Result<u64, i64> {
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        // SAFETY: `regs` is the tracepoint's own `pt_regs` pointer.
+        let r = unsafe { bpf_probe_read_kernel(regs) }.map_err(i64::from)?;
+        Ok(r.rsp)
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        // SAFETY: on arm64 `pt_regs` starts with `user_pt_regs`.
+        let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }
+            .map_err(i64::from)?;
+        Ok(r.sp)
+    }
 }
 
 /// The six syscall arguments from the saved user registers.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use probity_common::{
     ParseError, Record, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
-    SYSCALL_NO_RETURN,
+    SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
 use crate::decode::{self, CaptureData};
@@ -19,12 +19,17 @@ use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Signal, Signa
 /// Per-session decoding state.
 #[derive(Default)]
 pub(crate) struct Assembler {
-    /// argv read at `execve` entry, by thread id, until the exec or its failure.
+    /// An exec's path and argv (recorded at the `execve` exit, just before
+    /// its syscall record), by thread id.
     argv: HashMap<u32, ExecArgs>,
+    /// Exec events held back until their argv arrives, by thread id.
+    pending_exec: HashMap<u32, Event>,
     /// What each process did that decides its exit status, by pid.
     ending: HashMap<u32, Ending>,
     /// Statuses known from elsewhere (the root's `waitpid`).
     known: HashMap<u32, ExitStatus>,
+    /// The process each thread id belongs to, as seen so far.
+    process_of: HashMap<u32, u32>,
 }
 
 /// What an exec's entry record said.
@@ -39,6 +44,9 @@ struct ExecArgs {
 struct Ending {
     /// The code of the first `exit_group`, or the last `exit`.
     code: Option<i32>,
+    /// The last signal sent to the process and not yet handled: the one
+    /// the kernel turns into a group SIGKILL when it is fatal.
+    pending: Option<i32>,
     /// A signal whose default action killed the process.
     fatal_signal: Option<i32>,
     /// `exit_group` came first: later SIGKILLs are the group exit itself.
@@ -48,6 +56,9 @@ struct Ending {
 impl Assembler {
     /// Decodes one record, appending what it yields to `out`.
     pub(crate) fn push(&mut self, record: Record<'_>, out: &mut Vec<Event>) -> Result<(), ParseError> {
+        if let Some((pid, tid)) = ids(&record) {
+            self.process_of.insert(tid, pid);
+        }
         match record {
             Record::Syscall(ev, captures) => {
                 let mut caps: [Option<CaptureData<'_>>; probity_common::MAX_CAPTURES] = Default::default();
@@ -69,7 +80,7 @@ impl Assembler {
                 match &*call.name {
                     "exit_group" => {
                         let e = self.ending.entry(h.pid).or_default();
-                        if e.code.is_none() && e.fatal_signal.is_none() {
+                        if !e.group_exit && e.fatal_signal.is_none() {
                             e.code = Some(ev.args[0] as i32);
                             e.group_exit = true;
                         }
@@ -81,6 +92,9 @@ impl Assembler {
                         }
                     }
                     "execve" | "execveat" => {
+                        if let Some(exec) = self.pending_exec.remove(&h.tid) {
+                            out.push(exec);
+                        }
                         if let Some(x) = self.argv.remove(&h.tid) {
                             attach_exec_args(&mut call, x);
                         }
@@ -92,33 +106,42 @@ impl Assembler {
             Record::ExecArgs(h, data) => {
                 let mut strings =
                     data.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
-                let path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { String::new() };
+                let mut path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { String::new() };
                 let argv: Vec<String> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
                 let truncated = h.flags & EXEC_ARGS_TRUNCATED != 0;
-                self.argv.insert(h.header.tid, ExecArgs { path, argv, truncated });
+                let tid = h.header.tid;
+                if let Some(mut exec) = self.pending_exec.remove(&tid) {
+                    if let EventKind::Exec(x) = &mut exec.kind {
+                        x.argv.clone_from(&argv);
+                        x.argv_truncated = truncated;
+                        if path.is_empty() {
+                            path.clone_from(&x.filename);
+                        }
+                    }
+                    out.push(exec);
+                }
+                self.argv.insert(tid, ExecArgs { path, argv, truncated });
             }
             Record::Exec(e) => {
                 let h = e.header;
-                // Keep argv for the `execve` exit record, which comes next,
-                // under the thread id it will carry.
-                let entry = self.argv.remove(&e.old_tid).or_else(|| self.argv.remove(&h.tid));
-                let ExecArgs { argv, truncated: argv_truncated, .. } = entry.clone().unwrap_or_default();
-                if let Some(entry) = entry {
-                    self.argv.insert(h.tid, entry);
-                }
                 // A new image starts with a clean slate for its exit.
                 self.ending.remove(&h.pid);
-                out.push(Event {
-                    ts_ns: h.ts_ns,
-                    pid: h.pid,
-                    tid: h.tid,
-                    kind: EventKind::Exec(Exec {
-                        filename: String::from_utf8_lossy(e.filename).into_owned(),
-                        argv,
-                        argv_truncated,
-                        old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
-                    }),
-                });
+                self.argv.remove(&e.old_tid);
+                // Held until the argv record, which the `execve` exit writes next.
+                self.pending_exec.insert(
+                    h.tid,
+                    Event {
+                        ts_ns: h.ts_ns,
+                        pid: h.pid,
+                        tid: h.tid,
+                        kind: EventKind::Exec(Exec {
+                            filename: String::from_utf8_lossy(e.filename).into_owned(),
+                            argv: Vec::new(),
+                            argv_truncated: false,
+                            old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
+                        }),
+                    },
+                );
             }
             Record::Fork(f) => {
                 let h = f.header;
@@ -147,6 +170,15 @@ impl Assembler {
                     kind: EventKind::Exit(Exit { process_exited, status }),
                 });
             }
+            Record::Signal(s) if s.flags & SIGNAL_GENERATED != 0 => {
+                // Only delivered ones matter (result 0); the target's
+                // process is the one its thread id belongs to.
+                if s.sa_handler == 0 {
+                    let tid = s.header.tid;
+                    let pid = self.process_of.get(&tid).copied().unwrap_or(tid);
+                    self.ending.entry(pid).or_default().pending = Some(s.sig);
+                }
+            }
             Record::Signal(s) => {
                 let h = s.header;
                 let action = match s.sa_handler {
@@ -154,11 +186,16 @@ impl Assembler {
                     1 => SignalAction::Ignore,
                     _ => SignalAction::Handler,
                 };
+                let e = self.ending.entry(h.pid).or_default();
                 if action == SignalAction::Default && kills_by_default(s.sig) {
-                    let e = self.ending.entry(h.pid).or_default();
                     if !e.group_exit && e.fatal_signal.is_none() {
-                        e.fatal_signal = Some(s.sig);
+                        // A fatal signal arrives as the group SIGKILL it was
+                        // turned into; the one that was sent is the cause.
+                        let sig = if s.sig == libc::SIGKILL { e.pending.unwrap_or(s.sig) } else { s.sig };
+                        e.fatal_signal = Some(sig);
                     }
+                } else if e.pending == Some(s.sig) {
+                    e.pending = None;
                 }
                 out.push(Event {
                     ts_ns: h.ts_ns,
@@ -182,7 +219,8 @@ impl Assembler {
     }
 
     /// Called once no more records will come; fills in known statuses.
-    pub(crate) fn finish(&mut self, out: &mut [Event]) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
+        out.extend(self.pending_exec.drain().map(|(_, e)| e));
         if self.known.is_empty() {
             return;
         }
@@ -220,6 +258,20 @@ fn attach_exec_args(call: &mut crate::event::Syscall, x: ExecArgs) {
     if let Some(slot) = call.args.get_mut(argv_idx) {
         *slot = crate::event::Arg::Strings { items: x.argv, truncated: x.truncated };
     }
+}
+
+/// The process and thread a record is about, when its header says.
+fn ids(record: &Record<'_>) -> Option<(u32, u32)> {
+    let h = match record {
+        Record::Syscall(e, _) => e.header,
+        Record::ExecArgs(h, _) => h.header,
+        Record::Exec(e) => e.header,
+        Record::Fork(e) => e.header,
+        Record::Exit(e) => e.header,
+        Record::Signal(e) if e.flags & SIGNAL_GENERATED != 0 => return None,
+        Record::Signal(e) => e.header,
+    };
+    Some((h.pid, h.tid))
 }
 
 /// Whether a signal's default action ends the process (term or core).

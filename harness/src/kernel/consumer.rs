@@ -143,6 +143,11 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 continue;
             };
             let session = header_session(&record);
+            if !cache.contains_key(&session) {
+                // A session opened since the last refresh.
+                cache.clone_from(&router.sinks.lock().unwrap_or_else(|e| e.into_inner()));
+            }
+            // Still unknown: a straggler of a session that has closed.
             let Some(sink) = cache.get(&session) else { continue };
             let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
             let SinkState { assembler, pending, malformed } = &mut *st;

@@ -123,6 +123,7 @@ impl Kernel {
             ("sched_process_exec", ("sched", "sched_process_exec")),
             ("sched_process_exit", ("sched", "sched_process_exit")),
             ("signal_deliver", ("signal", "signal_deliver")),
+            ("signal_generate", ("signal", "signal_generate")),
         ] {
             let prog: &mut TracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
