@@ -1,10 +1,24 @@
 //! Benchmarks: untraced, probity and strace on the same workloads.
+//!
+//! The measuring is `harness/benches/overhead.rs`; this only runs it, so
+//! `cargo bench -p probity --bench overhead` does the same thing.
+
+use std::process::Command;
 
 use clap::Args;
 
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Fewer repetitions (2, and 1 of strace on the getppid loop).
+    #[arg(long)]
+    quick: bool,
+}
 
-pub fn run(_args: &BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not written yet")
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", "overhead", "--"]);
+    if args.quick {
+        cmd.arg("--quick");
+    }
+    crate::sh(&mut cmd)
 }

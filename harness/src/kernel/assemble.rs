@@ -284,3 +284,110 @@ fn kills_by_default(sig: i32) -> bool {
         Err(_) => sig > 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use probity_common::{
+        as_bytes, EventHeader, EventKind as K, ExitEvent, SignalEvent, SyscallEvent, SIGNAL_GENERATED,
+    };
+
+    use super::*;
+
+    /// Parses record bytes as the consumer does (from an 8-aligned buffer).
+    fn push(a: &mut Assembler, bytes: &[u8], out: &mut Vec<Event>) {
+        let mut buf = vec![0u64; bytes.len().div_ceil(8)];
+        // SAFETY: the u64 buffer has room for `bytes`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), bytes.len()) };
+        dst.copy_from_slice(bytes);
+        a.push(Record::parse(dst).unwrap(), out).unwrap();
+    }
+
+    fn syscall(pid: u32, tid: u32, nr: u32, arg0: u64, no_return: bool) -> SyscallEvent {
+        SyscallEvent {
+            header: EventHeader::new(K::Syscall, 1, 10, pid, tid),
+            nr,
+            flags: if no_return { SYSCALL_NO_RETURN } else { 0 },
+            args: [arg0, 0, 0, 0, 0, 0],
+            ret: 0,
+            duration_ns: 1,
+            ncaptures: 0,
+            _pad: 0,
+        }
+    }
+
+    fn exit(pid: u32, tid: u32, group_dead: bool) -> ExitEvent {
+        ExitEvent { header: EventHeader::new(K::Exit, 1, 20, pid, tid), group_dead: u32::from(group_dead), _pad: 0 }
+    }
+
+    fn signal(pid: u32, tid: u32, sig: i32, handler: u64, flags: u32) -> SignalEvent {
+        SignalEvent {
+            header: EventHeader::new(K::Signal, 1, 15, pid, tid),
+            sig,
+            errno: 0,
+            code: 0,
+            flags,
+            sa_handler: handler,
+            sa_flags: 0,
+        }
+    }
+
+    fn status(out: &[Event]) -> Option<ExitStatus> {
+        out.iter().rev().find_map(|e| match &e.kind {
+            EventKind::Exit(x) if x.process_exited => x.status,
+            _ => None,
+        })
+    }
+
+    const EXIT: u32 = syscalls::Sysno::exit as u32;
+    const EXIT_GROUP: u32 = syscalls::Sysno::exit_group as u32;
+
+    #[test]
+    fn exit_group_code_wins_over_a_thread_exit() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&syscall(5, 6, EXIT, 0, true)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 6, false)), &mut out);
+        push(&mut a, as_bytes(&syscall(5, 5, EXIT_GROUP, 7, true)), &mut out);
+        // The group exit SIGKILLs remaining threads: not a killing signal.
+        push(&mut a, as_bytes(&signal(5, 8, 9, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(status(&out), Some(ExitStatus::Code(7)));
+    }
+
+    #[test]
+    fn a_fatal_signal_is_named_by_what_was_sent() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&syscall(5, 5, 39, 0, false)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGTERM, 0, SIGNAL_GENERATED)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGTERM)));
+        // Generated signals are not events of their own.
+        assert_eq!(out.iter().filter(|e| matches!(e.kind, EventKind::Signal(_))).count(), 1);
+    }
+
+    #[test]
+    fn a_handled_signal_does_not_name_a_later_kill() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGUSR1, 0, SIGNAL_GENERATED)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGUSR1, 0x4000, 0)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGKILL)));
+    }
+
+    #[test]
+    fn core_dumping_signals_are_delivered_as_themselves() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGSEGV, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGSEGV)));
+    }
+
+    #[test]
+    fn the_parents_view_of_the_root_wins() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        a.set_known_status(5, ExitStatus::Code(3));
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(status(&out), Some(ExitStatus::Code(3)));
+    }
+}

@@ -67,6 +67,9 @@ impl Sink {
 #[derive(Default)]
 pub(crate) struct Router {
     sinks: Mutex<HashMap<u32, Arc<Sink>>>,
+    /// Records whose header could not be read, so no session can be told
+    /// it lost them; every session open meanwhile counts them as lost.
+    unroutable: std::sync::atomic::AtomicU64,
     passes: Mutex<u64>,
     pass_done: Condvar,
 }
@@ -76,6 +79,11 @@ impl Router {
         let sink = Arc::new(Sink::default());
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
         sink
+    }
+
+    /// Records no session could be given so far.
+    pub(crate) fn unroutable(&self) -> u64 {
+        self.unroutable.load(Ordering::Relaxed)
     }
 
     pub(crate) fn remove(&self, id: u32) {
@@ -140,6 +148,7 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
             let bytes: &[u8] = &item;
             let Ok(record) = Record::parse(bytes) else {
                 // Without a header we cannot even tell whose it was.
+                router.unroutable.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             let session = header_session(&record);

@@ -23,6 +23,8 @@ pub(crate) struct KernelSession {
     kernel: Arc<Kernel>,
     sink: Arc<Sink>,
     id: u32,
+    /// The router's unroutable count when the session opened.
+    unroutable_at_open: u64,
 }
 
 impl KernelSession {
@@ -35,7 +37,8 @@ impl KernelSession {
         let config = SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1) };
         let id = kernel.open(config)?;
         let sink = kernel.router.add(id);
-        Ok(KernelSession { kernel, sink, id })
+        let unroutable_at_open = kernel.router.unroutable();
+        Ok(KernelSession { kernel, sink, id, unroutable_at_open })
     }
 
     /// A function for `pre_exec` that adds the calling process to this
@@ -74,9 +77,11 @@ impl KernelSession {
         self.sink.set_root_status(pid, status);
     }
 
-    /// The last events, and records that could not be decoded.
+    /// The last events, and records that could not be decoded (including
+    /// any whose session could not be told while this one was open).
     pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
-        self.sink.finish()
+        let (events, malformed) = self.sink.finish();
+        (events, malformed + self.kernel.router.unroutable() - self.unroutable_at_open)
     }
 
     pub(crate) fn losses(&self) -> Losses {
