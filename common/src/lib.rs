@@ -66,6 +66,10 @@ pub enum EventKind {
     Exit = 5,
     /// A signal was delivered, from `signal_deliver`: [`SignalEvent`].
     Signal = 6,
+    /// A libc call, from the preload library: [`shm::LibcCall`].
+    LibcCall = 7,
+    /// The preload library started in a process: [`shm::Attach`].
+    PreloadAttach = 8,
 }
 
 impl EventKind {
@@ -78,6 +82,8 @@ impl EventKind {
             4 => Self::Fork,
             5 => Self::Exit,
             6 => Self::Signal,
+            7 => Self::LibcCall,
+            8 => Self::PreloadAttach,
             _ => return None,
         })
     }
@@ -360,6 +366,8 @@ const _: () = {
     assert!(EXEC_ARGS_LEN.is_power_of_two());
 };
 
+pub mod shm;
+
 #[cfg(feature = "user")]
 mod user {
     use super::*;
@@ -514,6 +522,8 @@ impl<'a> Record<'a> {
             EventKind::Fork => Record::Fork(read(bytes).ok_or(ParseError::Truncated)?),
             EventKind::Exit => Record::Exit(read(bytes).ok_or(ParseError::Truncated)?),
             EventKind::Signal => Record::Signal(read(bytes).ok_or(ParseError::Truncated)?),
+            // Preload records travel through the shared-memory ring (`shm`).
+            EventKind::LibcCall | EventKind::PreloadAttach => return Err(ParseError::UnknownKind(header.kind)),
         })
     }
 }

@@ -54,6 +54,10 @@ fn run() -> anyhow::Result<bool> {
     let bench = Bench::new()?;
     let workloads = [Workload::getppid_loop(LOOP_CALLS), Workload::tar()?];
     warn_about_other_tracers();
+    // Other busy processes skew the ratios too (there are only so many
+    // cores); the load average before and after says if there were any.
+    let load_before = loadavg();
+    eprintln!("load average before: {load_before}");
 
     // Memory first: the bench process's peak RSS is a high-water mark, so
     // the in-memory figure is only clean before any other large trace.
@@ -63,11 +67,13 @@ fn run() -> anyhow::Result<bool> {
 
     print_table(&cases);
     print_fixed_costs(&fixed);
-    print_load_cost(&cases);
+    print_time_breakdown(&cases);
     print_memory(&memory);
     warn_about_other_tracers();
+    let load = [load_before, loadavg()];
+    println!("\nload average before / after: {} / {}", load[0], load[1]);
     let complete = report_losses(&cases) && memory.complete;
-    let out = write_json(&opts, &cases, &fixed, &memory)?;
+    let out = write_json(&opts, &cases, &fixed, &memory, &load)?;
     println!("\nresults written to {}", out.display());
     Ok(complete)
 }
@@ -284,6 +290,33 @@ enum Check {
 struct Sample {
     elapsed: Duration,
     check: Check,
+    /// For in-memory runs, what the trace says of the command's own run.
+    span: Option<Span>,
+}
+
+impl Sample {
+    fn new(elapsed: Duration, check: Check) -> Sample {
+        Sample { elapsed, check, span: None }
+    }
+}
+
+/// How long the traced command itself ran (its first event to its last),
+/// as opposed to the wall time around the whole traced run: the
+/// difference is spawning, draining the ring and ending the session,
+/// while the span's excess over untraced is the kernel side's cost.
+#[derive(Clone, Copy)]
+struct Span {
+    running: Duration,
+    syscalls: u64,
+}
+
+impl Span {
+    fn of(trace: &Trace) -> Option<Span> {
+        let start = trace.events.iter().map(|e| e.ts_ns).min()?;
+        let end = trace.events.iter().map(|e| e.ts_ns + e.as_syscall().map_or(0, |s| s.duration_ns)).max()?;
+        let syscalls = trace.syscalls().count() as u64;
+        Some(Span { running: Duration::from_nanos(end.saturating_sub(start)), syscalls })
+    }
 }
 
 /// Every repetition of one workload in one mode.
@@ -292,6 +325,8 @@ struct Case<'w> {
     mode: Mode,
     reps: usize,
     samples: Vec<Duration>,
+    /// In-memory runs only: the command's own running time in each.
+    spans: Vec<Span>,
     /// What the checks said, one line per run that was checked.
     passed: Vec<String>,
     failed: Vec<String>,
@@ -352,6 +387,7 @@ impl Bench {
                 mode,
                 reps: mode.reps(workload, opts),
                 samples: Vec::new(),
+                spans: Vec::new(),
                 passed: Vec::new(),
                 failed: Vec::new(),
             })
@@ -371,11 +407,12 @@ impl Bench {
         match mode {
             Mode::Untraced => {
                 let done = self.timed(w.command())?;
-                let check = match done.status.success() {
-                    true => Check::NotApplicable,
-                    false => Check::Failed(format!("untraced run failed: {}", self.failure(&done))),
+                let check = if done.status.success() {
+                    Check::NotApplicable
+                } else {
+                    Check::Failed(format!("untraced run failed: {}", self.failure(&done)))
                 };
-                Ok(Sample { elapsed: done.elapsed, check })
+                Ok(Sample::new(done.elapsed, check))
             }
             Mode::Summary | Mode::Json | Mode::Text => self.cli(w, mode),
             Mode::InMemoryFirst => self.in_memory(w),
@@ -412,6 +449,8 @@ impl Bench {
     /// The probity CLI, with its trace (text) thrown away.
     fn cli(&self, w: &Workload, mode: Mode) -> anyhow::Result<Sample> {
         let json = self.json_path();
+        // So that a summary line can only come from this run.
+        let _ = std::fs::remove_file(&json);
         let mut cmd = Command::new(&self.probity);
         cmd.arg("run");
         match mode {
@@ -434,14 +473,14 @@ impl Bench {
         } else {
             check_summary_line(&json, w)?
         };
-        Ok(Sample { elapsed: done.elapsed, check })
+        Ok(Sample::new(done.elapsed, check))
     }
 
     /// `Tracer::run` into an in-memory trace; the clock stops once the
     /// events are counted, before the trace is checked or freed.
     fn in_memory(&self, w: &Workload) -> anyhow::Result<Sample> {
         let (trace, elapsed) = self.trace_in_memory(w)?;
-        Ok(Sample { elapsed, check: check_trace(&trace, w) })
+        Ok(Sample { elapsed, check: check_trace(&trace, w), span: Span::of(&trace) })
     }
 
     fn trace_in_memory(&self, w: &Workload) -> anyhow::Result<(Trace, Duration)> {
@@ -458,6 +497,7 @@ impl Bench {
         // strace -c prints a small table at the end: into a file (rather
         // than /dev/null) so the getppid count can be checked, at no cost.
         let counts = self.scratch.path().join("strace-c.txt");
+        let _ = std::fs::remove_file(&counts);
         let mut cmd = Command::new(&self.strace);
         cmd.arg("-f");
         match mode {
@@ -473,7 +513,7 @@ impl Bench {
         } else {
             Check::NotApplicable
         };
-        Ok(Sample { elapsed: done.elapsed, check })
+        Ok(Sample::new(done.elapsed, check))
     }
 }
 
@@ -519,6 +559,7 @@ fn record(case: &mut Case<'_>, rep: usize, sample: Sample) {
         }
     }
     case.samples.push(sample.elapsed);
+    case.spans.extend(sample.span);
 }
 
 /// Checks the last line of a JSON trace: nothing lost, and the loop's
@@ -668,14 +709,35 @@ fn print_table(cases: &[Case<'_>]) {
     }
 }
 
-/// How much of a first in-memory run is loading the programs.
-fn print_load_cost(cases: &[Case<'_>]) {
-    println!();
+/// Where the time of an in-memory run goes: loading the programs (first
+/// run minus steady), the kernel side slowing the command down (its
+/// running time traced minus untraced), and the rest (spawning, draining,
+/// ending the session).
+fn print_time_breakdown(cases: &[Case<'_>]) {
+    println!("\nwhere the in-memory time goes (medians):");
+    for steady in cases.iter().filter(|c| c.mode == Mode::InMemorySteady) {
+        let untraced = cases.iter().find(|c| c.workload.key == steady.workload.key && c.mode == Mode::Untraced);
+        let running = median(&steady.spans.iter().map(|s| s.running).collect::<Vec<_>>());
+        let syscalls = steady.spans.first().map_or(0, |s| s.syscalls);
+        if let (Some(wall), Some(running), Some(base)) = (steady.median(), running, untraced.and_then(Case::median)) {
+            let slowdown = running.as_secs_f64() - base.as_secs_f64();
+            println!(
+                "{}: steady {:.0} ms = command running traced {:.0} ms (untraced {:.0} ms, so +{:.0} ns per syscall \
+                 over {syscalls} syscalls) + {:.0} ms spawning, draining and ending the session",
+                steady.workload.key,
+                ms(wall),
+                ms(running),
+                ms(base),
+                slowdown * 1e9 / syscalls.max(1) as f64,
+                ms(wall.saturating_sub(running)),
+            );
+        }
+    }
     for first in cases.iter().filter(|c| c.mode == Mode::InMemoryFirst) {
         let steady = cases.iter().find(|c| c.workload.key == first.workload.key && c.mode == Mode::InMemorySteady);
         if let (Some(f), Some(s)) = (first.median(), steady.and_then(Case::median)) {
             println!(
-                "{}: a first in-memory run costs {:.0} ms more than a steady one (loading the eBPF programs)",
+                "{}: a first in-memory run costs {:.0} ms more than a steady one (loading and unloading the eBPF programs)",
                 first.workload.key,
                 ms(f) - ms(s)
             );
@@ -717,8 +779,8 @@ fn print_fixed_costs(fixed: &FixedCosts) {
     println!("\nfixed costs, on `true` (median ms):");
     for (label, samples) in [
         ("untraced", &fixed.untraced),
-        ("probity run --summary (loads the programs)", &fixed.cli),
-        ("Tracer::run, first run (loads the programs)", &fixed.first_run),
+        ("probity run --summary (loads + unloads)", &fixed.cli),
+        ("Tracer::run, first run (loads + unloads)", &fixed.first_run),
         ("Tracer::run, steady (programs already loaded)", &fixed.steady_run),
     ] {
         println!("  {label:<48} {:>8.1}", median(samples).map_or(f64::NAN, ms));
@@ -816,7 +878,13 @@ fn report_losses(cases: &[Case<'_>]) -> bool {
     false
 }
 
-fn write_json(opts: &Options, cases: &[Case<'_>], fixed: &FixedCosts, m: &Memory) -> anyhow::Result<PathBuf> {
+fn write_json(
+    opts: &Options,
+    cases: &[Case<'_>],
+    fixed: &FixedCosts,
+    m: &Memory,
+    load: &[String; 2],
+) -> anyhow::Result<PathBuf> {
     let ms_list = |s: &[Duration]| s.iter().map(|d| ms(*d)).collect::<Vec<_>>();
     let results: Vec<Value> = cases
         .iter()
@@ -828,6 +896,7 @@ fn write_json(opts: &Options, cases: &[Case<'_>], fixed: &FixedCosts, m: &Memory
                 "command": c.workload.describe(),
                 "mode": c.mode.key(),
                 "samples_ms": ms_list(&c.samples),
+                "command_running_ms": c.spans.iter().map(|s| ms(s.running)).collect::<Vec<_>>(),
                 "median_ms": c.median().map(ms),
                 "min_ms": c.min().map(ms),
                 "ratio": r,
@@ -842,6 +911,7 @@ fn write_json(opts: &Options, cases: &[Case<'_>], fixed: &FixedCosts, m: &Memory
         "quick": opts.quick,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned()),
+        "load_average_before_after": load,
         "results": results,
         "fixed_costs_on_true_ms": {
             "untraced": ms_list(&fixed.untraced),
@@ -864,6 +934,12 @@ fn write_json(opts: &Options, cases: &[Case<'_>], fixed: &FixedCosts, m: &Memory
     let text = serde_json::to_string_pretty(&doc).context("failed to serialize the results")?;
     std::fs::write(&path, text + "\n").with_context(|| format!("failed to write {}", path.display()))?;
     Ok(path)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Cargo's target directory: the nearest ancestor of this bench binary

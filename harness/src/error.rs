@@ -60,6 +60,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The preload tracer could not be set up.
+    #[error("{what}: {source}")]
+    Preload {
+        /// What failed.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No tracer was chosen.
+    #[error("no tracer chosen: pick at least one of ebpf, preload")]
+    NoTracer,
     /// Waiting for the command failed.
     #[error("failed to wait for process {pid}: {source}")]
     Wait {

@@ -38,6 +38,8 @@ pub enum EventKind {
     Exit(Exit),
     /// A signal was delivered.
     Signal(Signal),
+    /// A libc call, recorded by the preload library.
+    Libc(LibcCall),
 }
 
 /// A syscall.
@@ -57,6 +59,31 @@ pub struct Syscall {
     pub errno: Option<Cow<'static, str>>,
     /// Nanoseconds from entry to exit.
     pub duration_ns: u64,
+    /// The libc call this syscall was made in (same thread, inside its
+    /// time window), as an index into the trace's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
+}
+
+/// A libc call, with the arguments the preload library decoded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LibcCall {
+    /// The function's name, such as `fopen`.
+    pub function: String,
+    /// Its arguments.
+    pub args: Vec<Arg>,
+    /// What it returned; `None` when it did not return (a successful
+    /// `execve`, `exit`) or was still running when the trace ended.
+    pub ret: Option<Arg>,
+    /// The errno name when the result says the call failed (`-1`, `NULL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<Cow<'static, str>>,
+    /// Nanoseconds from entry to return.
+    pub duration_ns: u64,
+    /// The libc call this one was made in, as an index into the trace's
+    /// events (`getaddrinfo` calling `socket`, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<usize>,
 }
 
 /// One decoded syscall argument. Its JSON form is an object with one key
@@ -226,6 +253,32 @@ pub enum SignalAction {
 }
 
 impl Event {
+    /// The libc call, when this event is one.
+    pub fn as_libc(&self) -> Option<&LibcCall> {
+        match &self.kind {
+            EventKind::Libc(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The index of the libc call this event happened in, if any.
+    pub fn parent(&self) -> Option<usize> {
+        match &self.kind {
+            EventKind::Syscall(s) => s.parent,
+            EventKind::Libc(c) => c.parent,
+            _ => None,
+        }
+    }
+
+    /// When the event ended: a call's return, or the event's time.
+    pub fn end_ns(&self) -> u64 {
+        match &self.kind {
+            EventKind::Syscall(s) => self.ts_ns + s.duration_ns,
+            EventKind::Libc(c) => self.ts_ns + c.duration_ns,
+            _ => self.ts_ns,
+        }
+    }
+
     /// The syscall, when this event is one.
     pub fn as_syscall(&self) -> Option<&Syscall> {
         match &self.kind {
@@ -242,6 +295,7 @@ impl Event {
             EventKind::Fork(_) => "fork",
             EventKind::Exit(_) => "exit",
             EventKind::Signal(_) => "signal",
+            EventKind::Libc(_) => "libc",
         }
     }
 }

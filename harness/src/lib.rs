@@ -33,10 +33,12 @@ mod error;
 pub mod render;
 pub mod event;
 pub mod kernel;
+mod merge;
+pub mod preload;
 mod trace;
 mod tracer;
 
 pub use error::Error;
-pub use event::{Arg, Event, EventKind, ExitStatus, SockAddr, Syscall};
-pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind};
+pub use event::{Arg, Event, EventKind, ExitStatus, LibcCall, SockAddr, Syscall};
+pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};
 pub use tracer::{resolve_program, Tracee, Tracer};

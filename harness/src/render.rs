@@ -37,6 +37,22 @@ pub fn event_line(e: &Event) -> String {
             (true, None) => s.push_str("+++ exited +++"),
             (false, _) => s.push_str("+++ thread exited +++"),
         },
+        EventKind::Libc(c) => {
+            let args: Vec<String> = c.args.iter().map(ToString::to_string).collect();
+            let _ = write!(s, "libc {}({})", c.function, args.join(", "));
+            match (&c.ret, &c.errno) {
+                (Some(r), Some(errno)) => {
+                    let _ = write!(s, " = {r} {errno}");
+                }
+                (Some(r), None) => {
+                    let _ = write!(s, " = {r}");
+                }
+                (None, _) => s.push_str(" = ?"),
+            }
+            if c.ret.is_some() {
+                let _ = write!(s, " <{}.{:06}>", c.duration_ns / 1_000_000_000, (c.duration_ns / 1000) % 1_000_000);
+            }
+        }
         EventKind::Signal(sig) => {
             let action = match sig.action {
                 SignalAction::Default => "default action",
@@ -47,6 +63,23 @@ pub fn event_line(e: &Event) -> String {
         }
     }
     s
+}
+
+/// Event `i` of a merged trace as a line, indented two spaces for each
+/// libc call it was made in, so a call's syscalls sit under it.
+pub fn nested_line(events: &[Event], i: usize) -> String {
+    line_at_depth(&events[i], crate::merge::depth(events, i))
+}
+
+/// An event line indented for `depth` enclosing libc calls.
+pub fn line_at_depth(e: &Event, depth: usize) -> String {
+    let line = event_line(e);
+    if depth == 0 {
+        return line;
+    }
+    // After the `[pid] ` prefix.
+    let at = line.find("] ").map_or(0, |p| p + 2);
+    format!("{}{}{}", &line[..at], "  ".repeat(depth), &line[at..])
 }
 
 /// The closing lines of a text trace: how it ended and what was lost.
@@ -67,6 +100,18 @@ pub fn outcome_lines(o: &Outcome) -> String {
         );
     } else {
         let _ = writeln!(s, "probity: no events lost");
+    }
+    if l.preload_ring_full + l.preload_skipped > 0 {
+        let _ = writeln!(
+            s,
+            "probity: WARNING: {} libc calls lost (preload ring full: {}, made inside probity's recording: {})",
+            l.preload_ring_full + l.preload_skipped,
+            l.preload_ring_full,
+            l.preload_skipped
+        );
+    }
+    for u in &o.uncovered {
+        let _ = writeln!(s, "probity: process {} ({}) had no libc layer: {}", u.pid, u.program, u.reason);
     }
     if l.capture_faults > 0 {
         let _ = writeln!(s, "probity: {} arguments could not be read from the process's memory", l.capture_faults);

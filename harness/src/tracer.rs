@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use crate::error::Error;
 use crate::event::{Event, ExitStatus};
 use crate::kernel::{KernelSession, LoadOptions};
+use crate::preload::PreloadSession;
 use crate::trace::{Losses, Outcome, SyscallCount, Trace, TracerKind};
 
 /// How long the tree gets to end after SIGTERM before SIGKILL.
@@ -63,6 +64,8 @@ pub struct Tracer {
     buf_len: u32,
     load: LoadOptions,
     timeout: Option<Duration>,
+    tracers: Vec<TracerKind>,
+    preload_slots: u32,
 }
 
 impl Default for Tracer {
@@ -79,6 +82,8 @@ impl Tracer {
             buf_len: probity_common::DEFAULT_BUF_LEN,
             load: LoadOptions::default(),
             timeout: None,
+            tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
+            preload_slots: crate::preload::DEFAULT_SLOTS,
         }
     }
 
@@ -114,17 +119,49 @@ impl Tracer {
         self
     }
 
+    /// The tracers to run: [`TracerKind::Ebpf`] needs root (or CAP_BPF and
+    /// CAP_PERFMON); [`TracerKind::Preload`] alone works unprivileged but
+    /// sees only libc calls of dynamically linked programs. Default: both.
+    pub fn with_tracers(mut self, tracers: &[TracerKind]) -> Self {
+        self.tracers = tracers.to_vec();
+        self.tracers.sort();
+        self.tracers.dedup();
+        self
+    }
+
+    /// Slots of the preload ring (each holds one libc call); calls that
+    /// find it full are counted as lost.
+    pub fn with_preload_slots(mut self, n: u32) -> Self {
+        self.preload_slots = n;
+        self
+    }
+
     /// Starts `cmd` traced. Its first `execve` is already in the trace.
     pub fn spawn(&self, mut cmd: Command) -> Result<Tracee, Error> {
-        let session = KernelSession::open(crate::kernel::session::SessionOptions {
-            summary: self.summary,
-            buf_len: self.buf_len,
-            load: self.load,
-        })?;
-        let register = session.registrar();
-        // SAFETY: the closure makes one raw syscall and touches no locks or
-        // allocator, so it is safe between fork and exec.
-        unsafe { cmd.pre_exec(register) };
+        if self.tracers.is_empty() {
+            return Err(Error::NoTracer);
+        }
+        let kernel = if self.tracers.contains(&TracerKind::Ebpf) {
+            let session = KernelSession::open(crate::kernel::session::SessionOptions {
+                summary: self.summary,
+                buf_len: self.buf_len,
+                load: self.load,
+            })?;
+            let register = session.registrar();
+            // SAFETY: the closure makes one raw syscall and touches no locks
+            // or allocator, so it is safe between fork and exec.
+            unsafe { cmd.pre_exec(register) };
+            Some(session)
+        } else {
+            None
+        };
+        let preload = if self.tracers.contains(&TracerKind::Preload) {
+            let p = PreloadSession::new(self.preload_slots)?;
+            p.prepare(&mut cmd)?;
+            Some(p)
+        } else {
+            None
+        };
         let program = cmd.get_program().to_string_lossy().into_owned();
         let started = Instant::now();
         let child = cmd.spawn().map_err(|source| match source.kind() {
@@ -134,7 +171,9 @@ impl Tracer {
         })?;
         Ok(Tracee {
             root: child.id(),
-            session,
+            kernel,
+            preload,
+            tracers: self.tracers.clone(),
             child,
             status: None,
             started,
@@ -150,13 +189,19 @@ impl Tracer {
 
 /// A traced command that is running.
 pub struct Tracee {
-    session: KernelSession,
+    kernel: Option<KernelSession>,
+    preload: Option<PreloadSession>,
+    tracers: Vec<TracerKind>,
     child: Child,
     root: u32,
     status: Option<ExitStatus>,
     started: Instant,
     timeout: Option<Duration>,
 }
+
+/// How long the preload ring must stay quiet, once the root process has
+/// ended, before a preload-only trace is taken as complete.
+const PRELOAD_QUIET: Duration = Duration::from_millis(30);
 
 impl Tracee {
     /// The root process's pid.
@@ -166,8 +211,10 @@ impl Tracee {
 
     /// Sends `sig` to every live task of the tree.
     pub fn signal_tree(&self, sig: Signal) {
-        for tid in self.session.tasks() {
-            let _ = kill(Pid::from_raw(tid as i32), sig);
+        if let Some(k) = &self.kernel {
+            for tid in k.tasks() {
+                let _ = kill(Pid::from_raw(tid as i32), sig);
+            }
         }
         if self.status.is_none() {
             let _ = kill(Pid::from_raw(self.root as i32), sig);
@@ -178,19 +225,38 @@ impl Tracee {
     pub fn wait(self) -> Result<Trace, Error> {
         let mut events = Vec::new();
         let outcome = self.wait_with(None, |e| events.push(e))?;
-        Trace::sort(&mut events);
         Ok(Trace { events, outcome })
     }
 
-    /// Waits for the whole tree to end, handing each event to `on_event`
-    /// as it arrives (in completion order). When `stop` becomes true, the
-    /// tree is stopped (SIGTERM, then SIGKILL) and the trace completed.
+    /// Waits for the whole tree to end, handing each event to `on_event`.
+    /// With the eBPF tracer alone, events come as they arrive (in
+    /// completion order); with the preload tracer, they come at the end,
+    /// merged into one timeline (start order, syscalls linked to the libc
+    /// calls they were made in). When `stop` becomes true, the tree is
+    /// stopped (SIGTERM, then SIGKILL) and the trace completed.
     pub fn wait_with(mut self, stop: Option<&AtomicBool>, mut on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
+        let mut held: Vec<Event> = Vec::new();
+        let hold = self.preload.is_some();
+        let mut quiet_since: Option<Instant> = None;
         loop {
-            for e in self.session.take(Duration::from_millis(10)) {
-                on_event(e);
+            if let Some(k) = &self.kernel {
+                let batch = k.take(Duration::from_millis(10));
+                if hold {
+                    held.extend(batch);
+                } else {
+                    batch.into_iter().for_each(&mut on_event);
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if let Some(p) = &mut self.preload {
+                let before = held.len();
+                p.drain(&mut held);
+                if held.len() != before {
+                    quiet_since = None;
+                }
             }
             if self.status.is_none() {
                 match self.child.try_wait() {
@@ -201,7 +267,9 @@ impl Tracee {
                             (None, None) => ExitStatus::Code(-1),
                         };
                         self.status = Some(st);
-                        self.session.set_root_status(self.root, st);
+                        if let Some(k) = &self.kernel {
+                            k.set_root_status(self.root, st);
+                        }
                     }
                     Ok(None) => {}
                     Err(source) => return Err(Error::Wait { pid: self.root, source }),
@@ -219,40 +287,81 @@ impl Tracee {
                     self.signal_tree(Signal::SIGKILL);
                 }
             }
-            if self.status.is_some() && !self.session.alive() {
-                break;
+            if self.status.is_some() {
+                match &self.kernel {
+                    // The kernel side knows when the last task of the tree ended.
+                    Some(k) => {
+                        if !k.alive() {
+                            break;
+                        }
+                    }
+                    // Alone, the preload tracer cannot see orphans: wait for
+                    // the ring to go quiet.
+                    None => {
+                        if quiet_since.get_or_insert_with(Instant::now).elapsed() > PRELOAD_QUIET {
+                            break;
+                        }
+                    }
+                }
             }
         }
-        // Everything the tree did is in the ring now; take the rest.
-        self.session.flush();
-        loop {
-            let batch = self.session.take(Duration::ZERO);
-            if batch.is_empty() {
-                break;
+        let mut losses = Losses::default();
+        let mut syscalls = Vec::new();
+        if let Some(k) = &self.kernel {
+            // Everything the tree did is in the ring now; take the rest.
+            k.flush();
+            loop {
+                let batch = k.take(Duration::ZERO);
+                if batch.is_empty() {
+                    break;
+                }
+                if hold {
+                    held.extend(batch);
+                } else {
+                    batch.into_iter().for_each(&mut on_event);
+                }
             }
-            batch.into_iter().for_each(&mut on_event);
+            let (rest, undecodable) = k.finish();
+            if hold {
+                held.extend(rest);
+            } else {
+                rest.into_iter().for_each(&mut on_event);
+            }
+            syscalls = k
+                .stats()
+                .into_iter()
+                .map(|(nr, s)| SyscallCount {
+                    name: crate::decode::syscall_name(nr).into_owned(),
+                    calls: s.calls,
+                    errors: s.errors,
+                    total_ns: s.total_ns,
+                })
+                .collect();
+            syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+            losses = Losses::from_kernel(k.losses(), undecodable);
         }
-        let (rest, undecodable) = self.session.finish();
-        rest.into_iter().for_each(&mut on_event);
-        let mut syscalls: Vec<SyscallCount> = self
-            .session
-            .stats()
-            .into_iter()
-            .map(|(nr, s)| SyscallCount {
-                name: crate::decode::syscall_name(nr).into_owned(),
-                calls: s.calls,
-                errors: s.errors,
-                total_ns: s.total_ns,
-            })
-            .collect();
-        syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+        let mut uncovered = Vec::new();
+        if let Some(p) = &mut self.preload {
+            p.finish(&mut held);
+            let (full, skipped) = p.losses();
+            losses.preload_ring_full = full;
+            losses.preload_skipped = skipped;
+            if self.kernel.is_some() {
+                uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
+            }
+        }
+        if hold {
+            crate::merge::merge(&mut held);
+            held.into_iter().for_each(&mut on_event);
+        }
         Ok(Outcome {
             root_pid: self.root,
             status: self.status.unwrap_or(ExitStatus::Code(-1)),
-            tracers: vec![TracerKind::Ebpf],
-            losses: Losses::from_kernel(self.session.losses(), undecodable),
+            tracers: self.tracers.clone(),
+            losses,
             syscalls,
             interrupted: stopping.is_some(),
+            uncovered,
         })
     }
 }

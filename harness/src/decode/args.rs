@@ -84,6 +84,7 @@ pub fn decode_syscall(
         ret: (!no_return).then_some(ret),
         errno: failed.then(|| errno_name((-ret) as i32)),
         duration_ns,
+        parent: None,
     }
 }
 

@@ -36,8 +36,8 @@ use probity_common::CaptureKind;
 use syscalls::Sysno;
 
 mod args;
-mod flags;
-mod sockaddr;
+pub(crate) mod flags;
+pub(crate) mod sockaddr;
 mod spec;
 mod text;
 

@@ -243,6 +243,7 @@ mod tests {
             ret,
             errno: errno.map(Cow::Borrowed),
             duration_ns: 0,
+            parent: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use probity::{Event, EventKind, Outcome, SyscallCount, Tracer};
+use probity::{Event, EventKind, Outcome, SyscallCount, Tracer, TracerKind};
 
 /// Exit status when events were lost.
 const EXIT_LOST: u8 = 120;
@@ -51,9 +51,13 @@ pub struct RunArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TracerArg {
-    /// The eBPF programs: execs, forks, exits, signals and every syscall.
+    /// The eBPF programs: execs, forks, exits, signals and every syscall
+    /// (needs root, or CAP_BPF and CAP_PERFMON).
     Ebpf,
-    /// Every tracer available.
+    /// The LD_PRELOAD library: libc calls with their arguments (works
+    /// unprivileged; not in static or setuid programs).
+    Preload,
+    /// Both.
     All,
 }
 
@@ -79,8 +83,16 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    // Only the eBPF tracer exists so far; `all` means it.
-    let _ = &args.tracers;
+    let mut tracers = Vec::new();
+    if args.tracers.is_empty() || args.tracers.iter().any(|t| matches!(t, TracerArg::All | TracerArg::Ebpf)) {
+        tracers.push(TracerKind::Ebpf);
+    }
+    if args.tracers.is_empty() || args.tracers.iter().any(|t| matches!(t, TracerArg::All | TracerArg::Preload)) {
+        tracers.push(TracerKind::Preload);
+    }
+    if !tracers.contains(&TracerKind::Ebpf) {
+        eprintln!("probity: preload tracer only: libc calls of dynamically linked programs; syscalls, and anything a static or setuid program does, are not traced");
+    }
     let mut text: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("failed to create the trace file {}", p.display()))?,
@@ -97,7 +109,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_summary(args.summary)
         .with_buffer_bytes(args.string_limit)
         .with_max_tasks(args.max_tasks)
-        .with_ring_bytes(args.ring_mib.saturating_mul(1 << 20));
+        .with_ring_bytes(args.ring_mib.saturating_mul(1 << 20))
+        .with_tracers(&tracers);
     // Like strace, find the program first so the trace shows its one exec.
     let program = probity::resolve_program(&args.command[0])?;
     let mut cmd = std::process::Command::new(program);
@@ -115,7 +128,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut write_err: Option<io::Error> = None;
     let mut counts: HashMap<String, SyscallCount> = HashMap::new();
     let summary = args.summary;
+    // Nesting depth of each event so far (a libc call's syscalls sit under it).
+    let mut depths: Vec<u32> = Vec::new();
     let outcome = tracee.wait_with(Some(&STOP), |e: Event| {
+        let depth = e.parent().and_then(|p| depths.get(p)).map_or(0, |d| d + 1);
+        depths.push(depth);
         if write_err.is_some() {
             return;
         }
@@ -133,7 +150,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 c.errors += u64::from(s.failed());
                 c.total_ns += s.duration_ns;
             }
-            if let Err(err) = writeln!(text, "{}", probity::render::event_line(&e)) {
+            if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
                 write_err = Some(err);
             }
         }

@@ -14,6 +14,23 @@ use crate::event::{Event, EventKind, ExitStatus};
 pub enum TracerKind {
     /// The eBPF programs: execs, forks, exits, signals and every syscall.
     Ebpf,
+    /// The LD_PRELOAD library: libc calls (files, network, DNS, processes,
+    /// environment) with their arguments.
+    Preload,
+}
+
+/// A process a tracer could not see into, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncovered {
+    /// The process.
+    pub pid: u32,
+    /// The program it ran.
+    pub program: String,
+    /// The tracer that missed it.
+    pub tracer: TracerKind,
+    /// Why: `statically linked`, `setuid or setgid`, `LD_PRELOAD not in
+    /// its environment`.
+    pub reason: String,
 }
 
 /// Events that were not recorded, by cause. Any non-zero count in the
@@ -32,12 +49,19 @@ pub struct Losses {
     /// Captured arguments (paths, buffers) whose memory could not be read.
     /// The syscalls themselves are in the trace; this is not event loss.
     pub capture_faults: u64,
+    /// libc calls dropped because the preload ring was full.
+    #[serde(default)]
+    pub preload_ring_full: u64,
+    /// libc calls not recorded because they were made inside probity's own
+    /// recording code (a signal handler interrupting it).
+    #[serde(default)]
+    pub preload_skipped: u64,
 }
 
 impl Losses {
     /// Events lost: everything but capture faults.
     pub fn lost_events(&self) -> u64 {
-        self.ring_full + self.inflight_full + self.task_map_full + self.undecodable
+        self.ring_full + self.inflight_full + self.task_map_full + self.undecodable + self.preload_ring_full + self.preload_skipped
     }
 
     pub(crate) fn from_kernel(l: probity_common::Losses, undecodable: u64) -> Self {
@@ -47,6 +71,8 @@ impl Losses {
             task_map_full: l.task_map_full,
             undecodable,
             capture_faults: l.capture_faults,
+            preload_ring_full: 0,
+            preload_skipped: 0,
         }
     }
 }
@@ -80,9 +106,13 @@ pub struct Outcome {
     /// The run was stopped early (timeout or a signal to the tracer).
     #[serde(default)]
     pub interrupted: bool,
+    /// Processes an active tracer could not see into.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<Uncovered>,
 }
 
-/// Every event of a traced process tree, in order of completion.
+/// Every event of a traced process tree, in order of start, with each
+/// syscall linked to the libc call it was made in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     /// The events.
@@ -107,14 +137,6 @@ pub struct Process {
 }
 
 impl Trace {
-    /// The events with counts in the order they completed, per thread too.
-    pub(crate) fn sort(events: &mut [Event]) {
-        events.sort_by_key(|e| match &e.kind {
-            EventKind::Syscall(s) => e.ts_ns + s.duration_ns,
-            _ => e.ts_ns,
-        });
-    }
-
     /// The syscalls of the trace.
     pub fn syscalls(&self) -> impl Iterator<Item = (&Event, &crate::event::Syscall)> {
         self.events.iter().filter_map(|e| e.as_syscall().map(|s| (e, s)))

@@ -1,0 +1,118 @@
+//! One timeline from both tracers: events ordered by when they started,
+//! and each syscall (or nested libc call) linked to the libc call it was
+//! made in.
+//!
+//! Both tracers stamp events with `CLOCK_MONOTONIC`, so ordering is a sort.
+//! A call is inside another when it ran on the same thread within the
+//! other's entry-to-return window; the innermost such call is its parent.
+
+use std::collections::HashMap;
+
+use crate::event::{Event, EventKind};
+
+/// Sorts `events` by start time and sets every `parent` link.
+pub(crate) fn merge(events: &mut Vec<Event>) {
+    // Start order; on a tie a libc call comes before the syscalls it made,
+    // and a longer call before a shorter one it contains.
+    events.sort_by(|a, b| {
+        a.ts_ns
+            .cmp(&b.ts_ns)
+            .then_with(|| rank(a).cmp(&rank(b)))
+            .then_with(|| b.end_ns().cmp(&a.end_ns()))
+    });
+    // Per thread, the libc calls still open at this point of the sweep.
+    let mut open: HashMap<u32, Vec<(usize, u64)>> = HashMap::new();
+    for i in 0..events.len() {
+        let (tid, start, end) = (events[i].tid, events[i].ts_ns, events[i].end_ns());
+        let stack = open.entry(tid).or_default();
+        while stack.last().is_some_and(|&(_, until)| until < start) {
+            stack.pop();
+        }
+        let parent = stack.iter().rev().find(|&&(_, until)| end <= until).map(|&(p, _)| p);
+        match &mut events[i].kind {
+            EventKind::Syscall(s) => s.parent = parent,
+            EventKind::Libc(c) => {
+                c.parent = parent;
+                // A call recorded before it ran that never returned has no
+                // window to hold anything.
+                if c.ret.is_some() {
+                    stack.push((i, end));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rank(e: &Event) -> u8 {
+    match e.kind {
+        EventKind::Libc(_) => 0,
+        _ => 1,
+    }
+}
+
+/// How deep an event is nested under libc calls.
+pub fn depth(events: &[Event], i: usize) -> usize {
+    let mut d = 0;
+    let mut cur = events.get(i).and_then(Event::parent);
+    while let Some(p) = cur {
+        d += 1;
+        cur = events.get(p).and_then(Event::parent);
+        if d > events.len() {
+            break;
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{LibcCall, Syscall};
+
+    fn libc(ts: u64, dur: u64, tid: u32) -> Event {
+        Event {
+            ts_ns: ts,
+            pid: 1,
+            tid,
+            kind: EventKind::Libc(LibcCall {
+                function: "fopen".into(),
+                args: vec![],
+                ret: Some(crate::event::Arg::Ptr(1)),
+                errno: None,
+                duration_ns: dur,
+                parent: None,
+            }),
+        }
+    }
+
+    fn sys(ts: u64, dur: u64, tid: u32) -> Event {
+        Event {
+            ts_ns: ts,
+            pid: 1,
+            tid,
+            kind: EventKind::Syscall(Syscall {
+                name: "openat".into(),
+                nr: 257,
+                args: vec![],
+                ret: Some(3),
+                errno: None,
+                duration_ns: dur,
+                parent: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn syscalls_link_to_the_innermost_call_on_their_thread() {
+        let mut evs = vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), libc(11, 10, 7), sys(40, 1, 7)];
+        merge(&mut evs);
+        let order: Vec<(u64, u32)> = evs.iter().map(|e| (e.ts_ns, e.tid)).collect();
+        assert_eq!(order, [(10, 7), (11, 7), (12, 8), (15, 7), (40, 7)]);
+        assert_eq!(evs[1].parent(), Some(0), "nested libc call");
+        assert_eq!(evs[2].parent(), None, "another thread");
+        assert_eq!(evs[3].parent(), Some(1), "innermost");
+        assert_eq!(evs[4].parent(), None, "after the calls returned");
+        assert_eq!(depth(&evs, 3), 2);
+    }
+}

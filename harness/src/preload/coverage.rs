@@ -1,0 +1,73 @@
+//! Which processes the preload library could not enter, and why.
+//!
+//! The library announces itself in every image it starts in. An exec the
+//! kernel tracer saw with no announcement after it ran without the libc
+//! layer: the program is statically linked, setuid (the loader ignores
+//! `LD_PRELOAD` then), or its environment lost the variable.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::event::{Event, EventKind};
+use crate::trace::{TracerKind, Uncovered};
+
+/// Every exec in `events` that no attach in `attached` (pid, time) followed.
+pub(crate) fn uncovered(events: &[Event], attached: &[(u32, u64)]) -> Vec<Uncovered> {
+    let mut out: Vec<Uncovered> = Vec::new();
+    for e in events {
+        let EventKind::Exec(x) = &e.kind else { continue };
+        let covered = attached.iter().any(|&(pid, ts)| pid == e.pid && ts >= e.ts_ns);
+        if !covered {
+            out.push(Uncovered {
+                pid: e.pid,
+                program: x.filename.clone(),
+                tracer: TracerKind::Preload,
+                reason: reason(&x.filename).to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// Why the dynamic loader would not have preloaded into `program`.
+fn reason(program: &str) -> &'static str {
+    let Ok(meta) = std::fs::metadata(program) else { return "LD_PRELOAD not in its environment, or not loaded" };
+    if meta.permissions().mode() & (libc::S_ISUID | libc::S_ISGID) != 0 {
+        return "setuid or setgid (the loader ignores LD_PRELOAD)";
+    }
+    match std::fs::read(program).ok().and_then(|b| has_interpreter(&b)) {
+        Some(false) => "statically linked (no dynamic loader)",
+        _ => "LD_PRELOAD not in its environment",
+    }
+}
+
+/// Whether an ELF file names a program interpreter (`PT_INTERP`): without
+/// one there is no dynamic loader to preload anything. `None` when the
+/// file is not a 64-bit little-endian ELF (a script, say).
+fn has_interpreter(elf: &[u8]) -> Option<bool> {
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let phoff = u64_at(0x20)? as usize;
+    let phentsize = u16_at(0x36)? as usize;
+    let phnum = u16_at(0x38)? as usize;
+    const PT_INTERP: u32 = 3;
+    Some((0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        elf.get(o..o + 4).is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) == PT_INTERP)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_and_static_programs_are_told_apart() {
+        assert_eq!(has_interpreter(&std::fs::read("/bin/sh").unwrap()), Some(true));
+        assert_eq!(has_interpreter(b"#!/bin/sh\n"), None);
+        let static_bin = probity_fixtures::path(probity_fixtures::STATIC_KNOWN_IO);
+        assert_eq!(has_interpreter(&std::fs::read(static_bin).unwrap()), Some(false));
+    }
+}

@@ -1,0 +1,169 @@
+//! `#[hook]`: parse a C-signature function, expand it into an exported
+//! symbol that calls the real function and records the call.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, Pat, ReturnType};
+
+/// When the body records the call.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// After the real call returned, with `ret` in scope.
+    After,
+    /// Before the real call, which may not return.
+    Before,
+}
+
+pub struct Hook {
+    item: ItemFn,
+    phase: Phase,
+    args: Vec<(syn::Ident, syn::Type)>,
+}
+
+impl Hook {
+    pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Self> {
+        let phase = if attr.is_empty() {
+            Phase::After
+        } else {
+            let ident: syn::Ident = syn::parse2(attr.clone())
+                .map_err(|_| syn::Error::new(attr.span(), "expected `#[hook]` or `#[hook(before)]`"))?;
+            if ident != "before" {
+                return Err(syn::Error::new(ident.span(), "expected `before`: `#[hook(before)]` records before the call"));
+            }
+            Phase::Before
+        };
+        let item: ItemFn = syn::parse2(item)?;
+        let sig = &item.sig;
+        match &sig.abi {
+            Some(abi) if abi.name.as_ref().is_some_and(|n| n.value() == "C") => {}
+            _ => {
+                return Err(syn::Error::new(
+                    sig.fn_token.span(),
+                    "a hook must have the C signature of the function it replaces: `unsafe extern \"C\" fn`",
+                ))
+            }
+        }
+        if sig.unsafety.is_none() {
+            return Err(syn::Error::new(sig.fn_token.span(), "a hook is called from C with raw pointers: declare it `unsafe extern \"C\" fn`"));
+        }
+        if let Some(v) = &sig.variadic {
+            return Err(syn::Error::new(v.span(), "variadic hooks are not supported: declare the fixed arguments the ABI passes (e.g. `open(path, flags, mode)`)"));
+        }
+        if !sig.generics.params.is_empty() {
+            return Err(syn::Error::new(sig.generics.span(), "a hook cannot be generic: it is one C symbol"));
+        }
+        let mut args = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                FnArg::Typed(pt) => match &*pt.pat {
+                    Pat::Ident(pi) => args.push((pi.ident.clone(), (*pt.ty).clone())),
+                    other => return Err(syn::Error::new(other.span(), "hook arguments must be plain names")),
+                },
+                FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "a hook is a free function, not a method")),
+            }
+        }
+        let never = matches!(&sig.output, ReturnType::Type(_, t) if matches!(**t, syn::Type::Never(_)));
+        if never && phase == Phase::After {
+            return Err(syn::Error::new(sig.output.span(), "this function never returns: use `#[hook(before)]` to record it before the call"));
+        }
+        Ok(Hook { item, phase, args })
+    }
+
+    pub fn expand(&self) -> TokenStream {
+        let ItemFn { attrs, vis: _, sig, block } = &self.item;
+        let name = &sig.ident;
+        let name_str = name.to_string();
+        let c_name = syn::LitCStr::new(&std::ffi::CString::new(name_str.clone()).unwrap_or_default(), name.span());
+        let arg_names: Vec<_> = self.args.iter().map(|(n, _)| n).collect();
+        let arg_types: Vec<_> = self.args.iter().map(|(_, t)| t).collect();
+        let output = &sig.output;
+        let never = matches!(output, ReturnType::Type(_, t) if matches!(**t, syn::Type::Never(_)));
+        let p = quote!(::probity_preload::__private);
+        // `rec` and `ret` are the user's names for the recorder and the result.
+        let rec = syn::Ident::new("rec", Span::call_site());
+        let ret = syn::Ident::new("ret", Span::call_site());
+        let body = quote_spanned!(block.span()=> #[allow(unused_variables, unused_mut)] #block);
+
+        let recorded = match self.phase {
+            Phase::After => quote! {
+                let #ret = __real(#(#arg_names),*);
+                __call.after(#name_str, |#rec: &mut #p::Rec| { let #ret = #ret; #body });
+                #ret
+            },
+            Phase::Before if never => quote! {
+                __call.before(#name_str, |#rec: &mut #p::Rec| #body);
+                __real(#(#arg_names),*)
+            },
+            Phase::Before => quote! {
+                let __pending = __call.before(#name_str, |#rec: &mut #p::Rec| #body);
+                let #ret = __real(#(#arg_names),*);
+                __pending.result(#name_str, #p::AsRet::as_ret(&#ret));
+                #ret
+            },
+        };
+        quote! {
+            #(#attrs)*
+            #[unsafe(no_mangle)]
+            pub unsafe extern "C" fn #name(#(#arg_names: #arg_types),*) #output {
+                type __Fn = unsafe extern "C" fn(#(#arg_types),*) #output;
+                static __REAL: #p::Real<__Fn> = #p::Real::new(#c_name);
+                // SAFETY: the symbol was declared with this exact signature.
+                let __real: __Fn = unsafe { __REAL.get() };
+                match #p::Call::begin() {
+                    None => __real(#(#arg_names),*),
+                    Some(mut __call) => { #recorded }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(attr: TokenStream, item: TokenStream) -> String {
+        match Hook::parse(attr, item) {
+            Ok(h) => h.expand().to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn exports_the_symbol_with_its_c_signature() {
+        let out = expand(quote!(), quote! {
+            unsafe extern "C" fn getenv(name: *const c_char) -> *mut c_char { rec.str(name).ret_str(ret); }
+        });
+        assert!(out.contains("# [unsafe (no_mangle)] pub unsafe extern \"C\" fn getenv (name : * const c_char) -> * mut c_char"), "{out}");
+        assert!(out.contains("Real :: new (c\"getenv\")"), "{out}");
+        assert!(out.contains("Call :: begin ()"), "{out}");
+        assert!(out.contains("__call . after (\"getenv\""), "{out}");
+        assert!(!out.contains("static mut"), "{out}");
+    }
+
+    #[test]
+    fn before_hooks_record_the_result_when_the_call_returns() {
+        let out = expand(quote!(before), quote! {
+            unsafe extern "C" fn execve(p: *const c_char, a: *const *const c_char, e: *const *const c_char) -> c_int { rec.path(p); }
+        });
+        assert!(out.contains("__call . before (\"execve\""), "{out}");
+        assert!(out.contains("__pending . result (\"execve\""), "{out}");
+    }
+
+    #[test]
+    fn never_returning_functions_need_before() {
+        let out = expand(quote!(), quote! { unsafe extern "C" fn _exit(code: c_int) -> ! { rec.int(code); } });
+        assert!(out.contains("use `#[hook(before)]`"), "{out}");
+        let out = expand(quote!(before), quote! { unsafe extern "C" fn _exit(code: c_int) -> ! { rec.int(code); } });
+        assert!(!out.contains("result"), "{out}");
+    }
+
+    #[test]
+    fn misuse_is_reported() {
+        assert!(expand(quote!(), quote! { fn f(a: i32) -> i32 { } }).contains("C signature"));
+        assert!(expand(quote!(), quote! { extern "C" fn f(a: i32) -> i32 { } }).contains("unsafe extern"));
+        assert!(expand(quote!(after), quote! { unsafe extern "C" fn f(a: i32) -> i32 { } }).contains("expected `before`"));
+        assert!(expand(quote!(), quote! { unsafe extern "C" fn f((a, b): (i32, i32)) -> i32 { } }).contains("plain names"));
+    }
+}

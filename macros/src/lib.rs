@@ -1,0 +1,48 @@
+//! probity's procedural macros.
+//!
+//! [`macro@hook`] turns a Rust function with a libc function's C signature
+//! into an `LD_PRELOAD` hook that records each call. It is re-exported as
+//! `probity_preload::hook`; see there for the recording API.
+//!
+//! # Known limitations
+//! - Variadic C functions (`open`, `fcntl`) are declared with their fixed
+//!   arguments only (`open(path, flags, mode)`), which is what the x86_64
+//!   and aarch64 calling conventions pass anyway.
+
+mod hook;
+
+use proc_macro::TokenStream;
+
+/// Makes an `LD_PRELOAD` hook out of a function with a libc function's C
+/// signature.
+///
+/// ```ignore
+/// use std::ffi::c_char;
+/// use probity_preload::hook;
+///
+/// /// `getenv(3)`.
+/// #[hook]
+/// unsafe extern "C" fn getenv(name: *const c_char) -> *mut c_char {
+///     rec.str(name).ret_str(ret);
+/// }
+/// ```
+///
+/// The expansion exports `getenv` with exactly that signature. It resolves
+/// the next definition (libc's) with `dlsym(RTLD_NEXT)` once, calls it, and
+/// then runs the body to record the call: in the body, `rec` is the
+/// recorder (`probity_preload::Rec`) and `ret` the value the real function
+/// returned. When recording is off, or the call comes from inside
+/// probity's own recording code, it calls straight through. `errno` is
+/// saved and restored around recording, and a panic in the body is caught:
+/// the call is then counted as skipped, never unwound into C.
+///
+/// `#[hook(before)]` records before calling, for functions that may not
+/// return (`execve`, `exit`); `ret` is not available in the body then, and
+/// if the function does return its result is recorded after it.
+#[proc_macro_attribute]
+pub fn hook(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match hook::Hook::parse(attr.into(), item.into()) {
+        Ok(h) => h.expand().into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}

@@ -1,0 +1,36 @@
+//! Environment and loading: `getenv`, `secure_getenv`, `setenv`,
+//! `unsetenv`, `dlopen`.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::hook;
+
+/// `getenv(3)`: the value, or NULL when unset.
+#[hook]
+unsafe extern "C" fn getenv(name: *const c_char) -> *mut c_char {
+    rec.str(name).ret_str(ret);
+}
+
+/// `secure_getenv(3)`.
+#[hook]
+unsafe extern "C" fn secure_getenv(name: *const c_char) -> *mut c_char {
+    rec.str(name).ret_str(ret);
+}
+
+/// `setenv(3)`.
+#[hook]
+unsafe extern "C" fn setenv(name: *const c_char, value: *const c_char, overwrite: c_int) -> c_int {
+    rec.str(name).str(value).int(overwrite).ret_int(ret);
+}
+
+/// `unsetenv(3)`.
+#[hook]
+unsafe extern "C" fn unsetenv(name: *const c_char) -> c_int {
+    rec.str(name).ret_int(ret);
+}
+
+/// `dlopen(3)`.
+#[hook]
+unsafe extern "C" fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void {
+    rec.str(filename).hex(flags as u32).ret_ptr(ret);
+}

@@ -1,0 +1,54 @@
+//! probity's `LD_PRELOAD` library: libc calls of a traced process, recorded
+//! into the harness's shared-memory ring with their arguments, result,
+//! errno and timing, on the same clock as the kernel tracer.
+//!
+//! The harness preloads `libprobity_preload.so` and names its ring in
+//! `PROBITY_PRELOAD_RING`; without that variable every hook calls straight
+//! through. Built-in hooks live in [`hooks`], one module per family; each is
+//! written with [`hook`], which a crate can use to hook its own functions:
+//!
+//! ```ignore
+//! use std::ffi::{c_char, c_int};
+//! use probity_preload::hook;
+//!
+//! /// `mylib_connect(3)`, from the crate's own C library.
+//! #[hook]
+//! unsafe extern "C" fn mylib_connect(host: *const c_char, port: c_int) -> c_int {
+//!     rec.str(host).int(port).ret_int(ret);
+//! }
+//! ```
+//!
+//! # Known limitations
+//! - Statically linked and setuid programs do not load preload libraries;
+//!   the harness marks such processes as not covered by this layer.
+//! - A program that clears its environment before exec'ing loses the
+//!   preload for the new image (marked likewise).
+//! - Calls made inside probity's own recording code (a signal handler that
+//!   interrupts it) are counted as skipped, not recorded.
+//! - The child side of `vfork` runs on its parent's thread state, so its
+//!   calls before `exec` are not recorded.
+
+// `#[hook]` expansions name `::probity_preload`, this crate too.
+extern crate self as probity_preload;
+
+pub mod hooks;
+mod runtime;
+
+pub use probity_macros::hook;
+pub use runtime::{ListWriter, Rec};
+
+#[doc(hidden)]
+pub mod __private {
+    //! What `#[hook]` expansions call. Not a public API.
+    pub use crate::runtime::{AsRet, Call, Pending, Real, Rec};
+}
+
+/// Runs when the library is loaded into a process (and again in each
+/// exec'd image): maps the ring if the harness set one up.
+extern "C" fn init() {
+    runtime::init();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT: extern "C" fn() = init;

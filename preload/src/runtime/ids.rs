@@ -1,0 +1,39 @@
+//! The caller's pid and tid without a syscall per record: cached per
+//! thread and refreshed after `fork` (a child inherits its parent's cache).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Bumped in every forked child, so thread caches know they are stale.
+static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+thread_local! {
+    /// (generation, pid, tid) of this thread, 0 when unknown.
+    static IDS: Cell<(u32, u32, u32)> = const { Cell::new((0, 0, 0)) };
+}
+
+extern "C" fn after_fork_in_child() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Registers the fork handler; called once when the library loads.
+pub(crate) fn init() {
+    // SAFETY: a plain C callback with no preconditions.
+    unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+}
+
+/// The calling thread's process id and thread id.
+#[inline]
+pub(crate) fn current() -> (u32, u32) {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    IDS.with(|c| {
+        let (g, pid, tid) = c.get();
+        if g == generation {
+            return (pid, tid);
+        }
+        // SAFETY: plain syscalls with no arguments.
+        let (pid, tid) = unsafe { (libc::getpid() as u32, libc::gettid() as u32) };
+        c.set((generation, pid, tid));
+        (pid, tid)
+    })
+}

@@ -1,0 +1,35 @@
+//! What every hook shares: the mapped ring, the per-thread guard, and the
+//! recorder the `#[hook]` bodies write with.
+//!
+//! Nothing here blocks, allocates or takes a lock on the recording path, so
+//! hooks are safe in signal handlers and in forked children.
+
+mod ids;
+mod real;
+mod record;
+mod ring;
+
+pub use real::Real;
+pub use record::{AsRet, Call, ListWriter, Pending, Rec};
+/// Sets up recording in a newly loaded process.
+pub(crate) fn init() {
+    ids::init();
+    ring::attach();
+}
+
+/// The monotonic clock the kernel tracer uses too (`bpf_ktime_get_ns`), so
+/// both streams merge into one timeline. Read through the vDSO: no syscall.
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `errno` of the calling thread.
+#[inline]
+pub(crate) fn errno_ptr() -> *mut libc::c_int {
+    // SAFETY: always valid for the calling thread.
+    unsafe { libc::__errno_location() }
+}
