@@ -31,7 +31,7 @@ pub const RING_ENV: &str = "PROBITY_PRELOAD_RING";
 pub const NAME_LEN: usize = 32;
 /// Arguments a record holds.
 pub const MAX_ARGS: usize = 6;
-/// Bytes for the strings of one record.
+/// Bytes for the strings of one record (304).
 pub const STRINGS_LEN: usize = SLOT_SIZE - 16 - core::mem::size_of::<LibcCallFixed>();
 
 /// The start of the ring file. Padded so the counters sit on their own
@@ -331,7 +331,7 @@ pub struct LibcCall {
 #[derive(Clone, Copy, Debug)]
 pub struct Attach {
     pub header: EventHeader,
-    /// The parent's pid, to place the process in the tree.
+    /// Reserved (0): the kernel tracer knows the tree.
     pub ppid: u32,
     pub _pad: u32,
 }

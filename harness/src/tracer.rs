@@ -163,6 +163,7 @@ impl Tracer {
             None
         };
         let program = cmd.get_program().to_string_lossy().into_owned();
+        let cwd = Outcome::command_cwd(&cmd);
         let started = Instant::now();
         let child = cmd.spawn().map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound { program: program.clone() },
@@ -178,6 +179,7 @@ impl Tracer {
             status: None,
             started,
             timeout: self.timeout,
+            cwd,
         })
     }
 
@@ -197,6 +199,8 @@ pub struct Tracee {
     status: Option<ExitStatus>,
     started: Instant,
     timeout: Option<Duration>,
+    /// The directory the command started in.
+    cwd: Option<String>,
 }
 
 /// How long the preload ring must stay quiet, once the root process has
@@ -362,6 +366,7 @@ impl Tracee {
             syscalls,
             interrupted: stopping.is_some(),
             uncovered,
+            cwd: self.cwd.take(),
         })
     }
 }

@@ -83,20 +83,25 @@ impl Hook {
         // `rec` and `ret` are the user's names for the recorder and the result.
         let rec = syn::Ident::new("rec", Span::call_site());
         let ret = syn::Ident::new("ret", Span::call_site());
-        let body = quote_spanned!(block.span()=> #[allow(unused_variables, unused_mut)] #block);
+        // The body runs in a closure; it reads the caller's raw pointers, so
+        // it stays an unsafe context as it was in the `unsafe fn`.
+        let body = quote_spanned!(block.span()=> {
+            #[allow(unused_unsafe)]
+            unsafe #block
+        });
 
         let recorded = match self.phase {
             Phase::After => quote! {
                 let #ret = __real(#(#arg_names),*);
-                __call.after(#name_str, |#rec: &mut #p::Rec| { let #ret = #ret; #body });
+                __call.after(#name_str, |#rec: &mut #p::Rec| { let #ret = #ret; #body; });
                 #ret
             },
             Phase::Before if never => quote! {
-                __call.before(#name_str, |#rec: &mut #p::Rec| #body);
+                __call.before(#name_str, |#rec: &mut #p::Rec| { #body; });
                 __real(#(#arg_names),*)
             },
             Phase::Before => quote! {
-                let __pending = __call.before(#name_str, |#rec: &mut #p::Rec| #body);
+                let __pending = __call.before(#name_str, |#rec: &mut #p::Rec| { #body; });
                 let #ret = __real(#(#arg_names),*);
                 __pending.result(#name_str, #p::AsRet::as_ret(&#ret));
                 #ret

@@ -81,7 +81,7 @@ fn output_file_and_json_lines() {
     assert_eq!(last["kind"], "summary");
     assert_eq!(last["lost"], 0);
     assert_eq!(last["status"], serde_json::json!({"code": 0}));
-    assert_eq!(last["tracers"], serde_json::json!(["ebpf"]));
+    assert_eq!(last["tracers"], serde_json::json!(["ebpf", "preload"]));
     // The saved events load back as the library's events.
     let back: Vec<probity::Event> = events.iter().map(|e| serde_json::from_value(e.clone()).unwrap()).collect();
     assert_eq!(back.len(), events.len());

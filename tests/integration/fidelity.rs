@@ -58,7 +58,8 @@ fn probity(program: &str, args: &[&str]) -> Vec<Vec<String>> {
     std::os::unix::process::CommandExt::arg0(&mut cmd, program);
     // The same stdio as the strace run: programs ask whether stdout is a tty.
     cmd.args(args).stdout(std::process::Stdio::null());
-    let t = probity::Tracer::new().run(cmd).unwrap();
+    // The eBPF tracer alone: the preload library would add its own loading.
+    let t = probity::Tracer::new().with_tracers(&[probity::TracerKind::Ebpf]).run(cmd).unwrap();
     assert_eq!(t.outcome.losses.lost_events(), 0);
     sorted(names_by_task(&t))
 }

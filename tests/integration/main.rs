@@ -6,6 +6,10 @@
 
 mod cli;
 mod fidelity;
+mod preload;
 mod process_events;
 mod sessions;
 mod support;
+mod snapshots;
+mod trace_asserts;
+mod trace_queries;

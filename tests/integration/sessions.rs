@@ -65,7 +65,7 @@ fn a_finished_session_leaves_nothing_behind() {
         let t = Tracer::new().run(cmd).unwrap();
         assert_eq!(t.outcome.status, ExitStatus::Code(i));
         let first = t.syscalls().next().map(|(_, s)| s.name.to_string());
-        assert_eq!(first.as_deref(), Some("execve"));
+        assert_eq!(first.as_deref(), Some("execve"), "{:?}\n{}", t.outcome, crate::support::dump(&t));
         assert_eq!(t.outcome.losses, probity::Losses::default());
     }
 }

@@ -67,6 +67,9 @@ impl Sink {
 #[derive(Default)]
 pub(crate) struct Router {
     sinks: Mutex<HashMap<u32, Arc<Sink>>>,
+    /// Bumped whenever a session opens or closes. Session ids are reused,
+    /// so the consumer must not route by a table older than this.
+    version: std::sync::atomic::AtomicU64,
     /// Records whose header could not be read, so no session can be told
     /// it lost them; every session open meanwhile counts them as lost.
     unroutable: std::sync::atomic::AtomicU64,
@@ -78,6 +81,7 @@ impl Router {
     pub(crate) fn add(&self, id: u32) -> Arc<Sink> {
         let sink = Arc::new(Sink::default());
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
+        self.version.fetch_add(1, Ordering::Release);
         sink
     }
 
@@ -88,6 +92,7 @@ impl Router {
 
     pub(crate) fn remove(&self, id: u32) {
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     /// Returns once every record committed before the call was routed.
@@ -136,12 +141,12 @@ impl Handle {
 fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
     let fd = ring.as_raw_fd();
     let mut cache: HashMap<u32, Arc<Sink>> = HashMap::new();
+    let mut cache_version = u64::MAX;
     while !stop.load(Ordering::Acquire) {
         // SAFETY: the ring's fd lives as long as `ring`, which outlives this borrow.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(POLL_INTERVAL.as_millis() as u16));
-        cache.clone_from(&router.sinks.lock().unwrap_or_else(|e| e.into_inner()));
         let mut records = 0u64;
         while let Some(item) = ring.next() {
             records += 1;
@@ -152,9 +157,11 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 continue;
             };
             let session = header_session(&record);
-            if !cache.contains_key(&session) {
-                // A session opened since the last refresh.
+            let version = router.version.load(Ordering::Acquire);
+            if version != cache_version {
+                // A session opened or closed (perhaps reusing an id).
                 cache.clone_from(&router.sinks.lock().unwrap_or_else(|e| e.into_inner()));
+                cache_version = version;
             }
             // Still unknown: a straggler of a session that has closed.
             let Some(sink) = cache.get(&session) else { continue };

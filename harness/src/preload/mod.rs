@@ -13,6 +13,7 @@ pub mod library;
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -47,10 +48,12 @@ impl PreloadSession {
         let slots = slots.max(2).next_power_of_two();
         let path = ring_path();
         let io = |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
+        // Only this user's processes may write records into it.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
         let len = ring_bytes(slots);

@@ -1,14 +1,46 @@
 //! The [`Trace`]: every event of a traced process tree, with what was lost
-//! and which tracers were active.
+//! and which tracers were active, and what a test does with it: query it
+//! ([`Events`], [`Syscalls`]), check it ([`Violation`]), snapshot it
+//! ([`Snapshot`]) and load a saved one back ([`Trace::load`]).
+//!
+//! The files follow the flow: `index.rs` derives the process tree and the
+//! file behind every path and descriptor from the raw events, `query.rs`
+//! filters on that, `assert.rs` and `snapshot.rs` build on queries, and
+//! `load.rs` reads `probity run --json` files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind, ExitStatus};
+use crate::event::{Event, ExitStatus};
+
+mod assert;
+mod classes;
+mod index;
+mod load;
+mod query;
+mod snapshot;
+
+pub use assert::{Violation, ViolationKind};
+pub use classes::Class;
+pub use load::LoadError;
+pub use query::{Events, Syscalls};
+pub use snapshot::Snapshot;
 
 /// Names of the tracers probity has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+///
+/// Each tracer sees some kinds of events ([`TracerKind::observes`]) in the
+/// processes it covers ([`Process::tracers`]). An assertion that something
+/// did not happen asks, for every process it is about, whether a tracer
+/// that sees that kind of event covered it.
+///
+/// ```
+/// use probity::TracerKind;
+///
+/// assert!(TracerKind::Ebpf.observes("syscall"));
+/// assert_eq!(TracerKind::Ebpf.name(), "ebpf");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TracerKind {
@@ -20,6 +52,16 @@ pub enum TracerKind {
 }
 
 /// A process a tracer could not see into, and why.
+///
+/// ```
+/// let u = probity::Uncovered {
+///     pid: 42,
+///     program: "/usr/bin/sudo".into(),
+///     tracer: probity::TracerKind::Preload,
+///     reason: "setuid or setgid (the loader ignores LD_PRELOAD)".into(),
+/// };
+/// assert_eq!(u.tracer.name(), "preload");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Uncovered {
     /// The process.
@@ -33,8 +75,53 @@ pub struct Uncovered {
     pub reason: String,
 }
 
-/// Events that were not recorded, by cause. Any non-zero count in the
-/// first four fields means the trace is incomplete.
+impl TracerKind {
+    /// Whether this tracer records events of `kind` (an
+    /// [`Event::kind_name`], such as `"syscall"` or `"exec"`) in the
+    /// processes it covers.
+    ///
+    /// ```
+    /// assert!(probity::TracerKind::Ebpf.observes("exec"));
+    /// assert!(!probity::TracerKind::Ebpf.observes("no_such_kind"));
+    /// ```
+    #[must_use]
+    pub fn observes(self, kind: &str) -> bool {
+        match self {
+            TracerKind::Ebpf => matches!(kind, "syscall" | "exec" | "fork" | "exit" | "signal"),
+            TracerKind::Preload => kind == "libc",
+        }
+    }
+
+    /// The tracer's name, as `--tracers` and the JSON summary spell it.
+    ///
+    /// ```
+    /// assert_eq!(probity::TracerKind::Ebpf.name(), "ebpf");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            TracerKind::Ebpf => "ebpf",
+            TracerKind::Preload => "preload",
+        }
+    }
+
+    /// Whether this tracer, active for the run, covered process `p`. The
+    /// eBPF tracer follows every task of the tree except those it could not
+    /// add to its task map (shown by a fork marked `untracked`); the preload
+    /// library every image it was loaded in, so not the processes
+    /// [`Outcome::uncovered`] lists for it.
+    fn covers(self, p: &Process, outcome: &Outcome) -> bool {
+        !p.untracked && !outcome.uncovered.iter().any(|u| u.pid == p.pid && u.tracer == self)
+    }
+}
+
+/// Events that were not recorded, by cause. Any non-zero count but
+/// `capture_faults` means the trace is incomplete.
+///
+/// ```
+/// let l = probity::Losses { ring_full: 2, capture_faults: 5, ..Default::default() };
+/// assert_eq!(l.lost_events(), 2);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Losses {
     /// Records dropped because the kernel ring buffer was full.
@@ -60,6 +147,10 @@ pub struct Losses {
 
 impl Losses {
     /// Events lost: everything but capture faults.
+    ///
+    /// ```
+    /// assert_eq!(probity::Losses::default().lost_events(), 0);
+    /// ```
     pub fn lost_events(&self) -> u64 {
         self.ring_full + self.inflight_full + self.task_map_full + self.undecodable + self.preload_ring_full + self.preload_skipped
     }
@@ -75,9 +166,31 @@ impl Losses {
             preload_skipped: 0,
         }
     }
+
+    /// "12 events were lost (ring buffer full: 12)", naming the non-zero causes.
+    pub(crate) fn describe(&self) -> String {
+        let causes: Vec<String> = [
+            ("ring buffer full", self.ring_full),
+            ("syscalls in flight", self.inflight_full),
+            ("untraced tasks", self.task_map_full),
+            ("undecodable", self.undecodable),
+            ("preload ring full", self.preload_ring_full),
+            ("libc calls made inside probity's recording", self.preload_skipped),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{what}: {n}"))
+        .collect();
+        format!("{} events were lost ({})", self.lost_events(), causes.join(", "))
+    }
 }
 
 /// Per-syscall counts, as `strace -c` gives them.
+///
+/// ```
+/// let c = probity::SyscallCount { name: "read".into(), calls: 3, errors: 1, total_ns: 900 };
+/// assert_eq!(c.calls - c.errors, 2);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyscallCount {
     /// The syscall's name.
@@ -91,6 +204,13 @@ pub struct SyscallCount {
 }
 
 /// How a traced run ended, without its events (the CLI streams those).
+///
+/// ```no_run
+/// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+/// assert_eq!(trace.outcome.status, probity::ExitStatus::Code(0));
+/// assert_eq!(trace.outcome.losses.lost_events(), 0);
+/// # Ok::<(), probity::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The root process's pid.
@@ -109,10 +229,49 @@ pub struct Outcome {
     /// Processes an active tracer could not see into.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncovered: Vec<Uncovered>,
+    /// The working directory the command started in, when known: relative
+    /// paths in the trace are resolved against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
-/// Every event of a traced process tree, in order of start, with each
-/// syscall linked to the libc call it was made in.
+impl Outcome {
+    /// The working directory `cmd` will start in: its own, joined to this
+    /// process's, or this process's.
+    pub(crate) fn command_cwd(cmd: &std::process::Command) -> Option<String> {
+        let here = std::env::current_dir().ok();
+        let dir = match (cmd.get_current_dir(), here) {
+            (Some(d), _) if d.is_absolute() => d.to_path_buf(),
+            (Some(d), Some(here)) => here.join(d),
+            (Some(_), None) => return None,
+            (None, here) => here?,
+        };
+        Some(dir.to_string_lossy().into_owned())
+    }
+}
+
+/// Every event of a traced process tree. With the eBPF tracer alone they
+/// are in the order they completed; with the preload tracer, in the order
+/// they started, each syscall linked to the libc call it was made in
+/// ([`Event::parent`]).
+///
+/// Besides the raw [`events`](Trace::events), a trace answers questions:
+/// [`Trace::events()`] and [`Trace::syscalls()`] start queries,
+/// [`Trace::processes`] gives the process tree, the `check_*` and
+/// `assert_*` methods test expectations, and [`Trace::snapshot`] gives a
+/// view that stays the same from run to run.
+///
+/// ```no_run
+/// use std::process::Command;
+///
+/// let mut cmd = Command::new("sh");
+/// cmd.args(["-c", "cat /etc/hostname > /dev/null"]);
+/// let trace = probity::Tracer::new().run(cmd)?;
+/// trace.assert_opened("/etc/hostname");
+/// trace.assert_no_network();
+/// assert_eq!(trace.syscalls().named("openat").path("/etc/hostname").ok().count(), 1);
+/// # Ok::<(), probity::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     /// The events.
@@ -122,7 +281,16 @@ pub struct Trace {
 }
 
 /// One process of the tree, as the trace saw it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// ```no_run
+/// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+/// let root = &trace.processes()[&trace.outcome.root_pid];
+/// assert_eq!(root.program(), Some("/usr/bin/true"));
+/// assert!(root.tracers.contains(&probity::TracerKind::Ebpf));
+/// # Ok::<(), probity::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Process {
     /// Its pid.
     pub pid: u32,
@@ -134,45 +302,66 @@ pub struct Process {
     pub execs: Vec<(String, Vec<String>)>,
     /// How it ended, when it did.
     pub exit: Option<ExitStatus>,
+    /// The tracers that covered it: what they see of it is in the trace.
+    pub tracers: BTreeSet<TracerKind>,
+    /// The task was forked but could not be followed (the task map was
+    /// full): nothing it or its subtree did is in the trace. probity cannot
+    /// tell whether it was a thread or a process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untracked: bool,
+}
+
+impl Process {
+    /// The program it runs last, the path the kernel exec'd.
+    ///
+    /// ```
+    /// let p = probity::Process::default();
+    /// assert_eq!(p.program(), None);
+    /// ```
+    #[must_use]
+    pub fn program(&self) -> Option<&str> {
+        self.execs.last().map(|(f, _)| f.as_str())
+    }
 }
 
 impl Trace {
-    /// The syscalls of the trace.
-    pub fn syscalls(&self) -> impl Iterator<Item = (&Event, &crate::event::Syscall)> {
-        self.events.iter().filter_map(|e| e.as_syscall().map(|s| (e, s)))
+    /// The processes of the tree, by pid, with the tracers that covered
+    /// each.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let procs = trace.processes();
+    /// assert_eq!(procs.len(), 1);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn processes(&self) -> BTreeMap<u32, Process> {
+        index::Index::new(self).procs
     }
 
-    /// The processes of the tree, by pid.
-    pub fn processes(&self) -> BTreeMap<u32, Process> {
-        let mut procs: BTreeMap<u32, Process> = BTreeMap::new();
-        let root = self.outcome.root_pid;
-        procs.entry(root).or_insert_with(|| Process { pid: root, threads: vec![root], ..Default::default() });
-        // A fork's child is a thread when it later shows up with its
-        // parent's pid; collect forks first.
-        let mut forks = Vec::new();
-        for e in &self.events {
-            let p = procs.entry(e.pid).or_insert_with(|| Process { pid: e.pid, ..Default::default() });
-            if !p.threads.contains(&e.tid) {
-                if e.tid == e.pid {
-                    p.threads.insert(0, e.tid);
-                } else {
-                    p.threads.push(e.tid);
-                }
-            }
-            match &e.kind {
-                EventKind::Fork(f) => forks.push((e.pid, f.child_tid)),
-                EventKind::Exec(x) => p.execs.push((x.filename.clone(), x.argv.clone())),
-                EventKind::Exit(x) if x.process_exited => p.exit = x.status,
-                _ => {}
-            }
-        }
-        for (parent, child) in forks {
-            if let Some(c) = procs.get_mut(&child) {
-                if child != parent {
-                    c.parent = Some(parent);
-                }
-            }
-        }
-        procs
+    /// The process `pid`, when the trace has it.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let root = trace.process(trace.outcome.root_pid).unwrap();
+    /// assert_eq!(root.parent, None);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn process(&self, pid: u32) -> Option<Process> {
+        index::Index::new(self).procs.remove(&pid)
+    }
+
+    /// When the trace starts: the time of its earliest event, in
+    /// `CLOCK_MONOTONIC` nanoseconds. Failure messages show times from here.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// assert!(trace.events.iter().all(|e| e.ts_ns >= trace.start_ns()));
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn start_ns(&self) -> u64 {
+        self.events.iter().map(|e| e.ts_ns).min().unwrap_or(0)
     }
 }

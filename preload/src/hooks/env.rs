@@ -1,5 +1,5 @@
 //! Environment and loading: `getenv`, `secure_getenv`, `setenv`,
-//! `unsetenv`, `dlopen`.
+//! `unsetenv`, `putenv`, `clearenv`, `dlopen`.
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -27,6 +27,21 @@ unsafe extern "C" fn setenv(name: *const c_char, value: *const c_char, overwrite
 #[hook]
 unsafe extern "C" fn unsetenv(name: *const c_char) -> c_int {
     rec.str(name).ret_int(ret);
+}
+
+/// `putenv(3)`: the `NAME=value` string, which becomes part of the
+/// environment.
+#[hook]
+unsafe extern "C" fn putenv(string: *mut c_char) -> c_int {
+    rec.str(string).ret_int(ret);
+}
+
+/// `clearenv(3)`. It also clears the variables that preload probity into
+/// the images the process `exec`s, which the harness then marks as not
+/// covered.
+#[hook]
+unsafe extern "C" fn clearenv() -> c_int {
+    rec.ret_int(ret);
 }
 
 /// `dlopen(3)`.

@@ -3,3 +3,6 @@
 //! syscalls it made.
 
 mod env;
+mod files;
+mod net;
+mod process;

@@ -1,5 +1,7 @@
 //! The caller's pid and tid without a syscall per record: cached per
 //! thread and refreshed after `fork` (a child inherits its parent's cache).
+//! The `getpid`/`gettid` syscalls this takes happen when the library loads,
+//! inside `fork`, and at a new thread's first recorded call.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,12 +16,18 @@ thread_local! {
 
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    // Asked now, inside `fork`, rather than at the child's first record:
+    // the two syscalls then sit under the fork call in the trace instead
+    // of between two of the program's own.
+    let _ = current();
 }
 
-/// Registers the fork handler; called once when the library loads.
+/// Registers the fork handler and learns the main thread's ids; called
+/// once when the library loads, before the program's `main`.
 pub(crate) fn init() {
     // SAFETY: a plain C callback with no preconditions.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    let _ = current();
 }
 
 /// The calling thread's process id and thread id.

@@ -8,11 +8,16 @@ mod ids;
 mod real;
 mod record;
 mod ring;
+pub(crate) mod vfork;
 
 pub use real::Real;
 pub use record::{AsRet, Call, ListWriter, Pending, Rec};
 /// Sets up recording in a newly loaded process.
 pub(crate) fn init() {
+    // Panics in probity's recording are caught and counted; the default
+    // hook would print to the program's stderr. (This library has its own
+    // copy of std, so a Rust program's hook is untouched.)
+    std::panic::set_hook(Box::new(|_| {}));
     ids::init();
     ring::attach();
 }

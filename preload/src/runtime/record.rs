@@ -40,6 +40,10 @@ impl Call {
     #[inline]
     pub fn begin() -> Option<Call> {
         let ring = ring()?;
+        // A vfork child borrows its parent's thread state: not recorded.
+        if super::vfork::in_child() {
+            return None;
+        }
         if RECORDING.with(Cell::get) {
             ring.header().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return None;
@@ -68,8 +72,11 @@ impl Call {
         let saved = unsafe { *errno };
         RECORDING.with(|r| r.set(true));
         let (pid, tid) = ids::current();
-        let ok = catch_unwind(AssertUnwindSafe(|| {
-            self.ring.push(|data| {
+        let mut panicked = false;
+        self.ring.push(|data| {
+            // A panic must not leave the claimed slot unpublished: catch it
+            // here and publish an empty record, which the harness skips.
+            let used = catch_unwind(AssertUnwindSafe(|| {
                 let mut rec = Rec::new(data, name);
                 let fixed = rec.fixed();
                 fixed.header = EventHeader::new(EventKind::LibcCall, 0, self.start_ns, pid, tid);
@@ -78,11 +85,13 @@ impl Call {
                 fixed.duration_ns = end_ns.saturating_sub(self.start_ns);
                 body(&mut rec);
                 size_of::<LibcCallFixed>() + rec.used
+            }));
+            used.unwrap_or_else(|_| {
+                panicked = true;
+                0
             })
-        }));
-        if ok.is_err() {
-            // The body panicked: the slot was claimed and published as
-            // written so far; count the call as skipped.
+        });
+        if panicked {
             self.ring.header().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         RECORDING.with(|r| r.set(false));
@@ -162,7 +171,10 @@ impl<'a> Rec<'a> {
     }
 
     /// A C string argument, or NULL.
-    fn cstr_slot(&mut self, kind: ArgKind, s: *const c_char) -> ArgSlot {
+    ///
+    /// # Safety
+    /// As [`Rec::str`].
+    unsafe fn cstr_slot(&mut self, kind: ArgKind, s: *const c_char) -> ArgSlot {
         if s.is_null() {
             return ArgSlot { kind: kind as u8, flags: ARG_NULL, ..ArgSlot::default() };
         }
@@ -195,8 +207,12 @@ impl<'a> Rec<'a> {
         self.push_arg(Self::value(ArgKind::Ptr, p as u64))
     }
     /// A C string (a path, a name, a mode).
-    pub fn str(&mut self, s: *const c_char) -> &mut Self {
-        let slot = self.cstr_slot(ArgKind::Str, s);
+    ///
+    /// # Safety
+    /// `s` must be NULL or a readable NUL-terminated string.
+    pub unsafe fn str(&mut self, s: *const c_char) -> &mut Self {
+        // SAFETY: the caller's promise.
+        let slot = unsafe { self.cstr_slot(ArgKind::Str, s) };
         self.push_arg(slot)
     }
     /// `open(2)` flags.
@@ -212,7 +228,10 @@ impl<'a> Rec<'a> {
         self.push_arg(Self::value(ArgKind::Mode, mode.into()))
     }
     /// A socket address of `len` bytes.
-    pub fn sockaddr(&mut self, addr: *const libc::sockaddr, len: libc::socklen_t) -> &mut Self {
+    ///
+    /// # Safety
+    /// `addr` must be NULL or readable for `len` bytes.
+    pub unsafe fn sockaddr(&mut self, addr: *const libc::sockaddr, len: libc::socklen_t) -> &mut Self {
         if addr.is_null() {
             return self.push_arg(ArgSlot { kind: ArgKind::Sockaddr as u8, flags: ARG_NULL, ..ArgSlot::default() });
         }
@@ -223,7 +242,11 @@ impl<'a> Rec<'a> {
         self.push_arg(slot)
     }
     /// A NULL-terminated array of C strings (argv, envp).
-    pub fn str_list(&mut self, list: *const *const c_char) -> &mut Self {
+    ///
+    /// # Safety
+    /// `list` must be NULL or a readable NULL-terminated array of readable
+    /// NUL-terminated strings.
+    pub unsafe fn str_list(&mut self, list: *const *const c_char) -> &mut Self {
         if list.is_null() {
             return self.push_arg(ArgSlot { kind: ArgKind::StrList as u8, flags: ARG_NULL, ..ArgSlot::default() });
         }
@@ -295,8 +318,12 @@ impl<'a> Rec<'a> {
         self
     }
     /// The result as a C string (or NULL).
-    pub fn ret_str(&mut self, s: *const c_char) -> &mut Self {
-        let slot = self.cstr_slot(ArgKind::Str, s);
+    ///
+    /// # Safety
+    /// As [`Rec::str`].
+    pub unsafe fn ret_str(&mut self, s: *const c_char) -> &mut Self {
+        // SAFETY: the caller's promise.
+        let slot = unsafe { self.cstr_slot(ArgKind::Str, s) };
         self.fixed().ret = slot;
         self
     }

@@ -1,0 +1,1277 @@
+//! Expectations about a trace that explain themselves when they fail.
+//!
+//! Each check comes twice: `check_*` returns `Result<(), Violation>`, and
+//! `assert_*` panics with the violation's message at the caller's line.
+//! A failure names the expectation, lists the events that break it (or,
+//! when something is missing, the events closest to it) with their process,
+//! time and arguments, and shows the trace around the first one.
+//!
+//! An expectation that something did not happen is never met by default:
+//! it fails, saying why, when events were lost, when a process it is about
+//! was not covered by a tracer that sees that kind of event, or when an
+//! event's path could not be resolved to tell whether it matches.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnet::IpNet;
+
+use crate::event::{Arg, Event, EventKind, SockAddr};
+use crate::trace::index::{FdTarget, Index, Resolved};
+use crate::trace::query::{offset, program_is, under, Events, Query, Syscalls};
+use crate::trace::snapshot::Normalizer;
+use crate::trace::Trace;
+
+/// What kind of failure a [`Violation`] is.
+///
+/// ```
+/// use probity::ViolationKind;
+/// assert_ne!(ViolationKind::Found, ViolationKind::Missing);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViolationKind {
+    /// Events the expectation rules out happened (or too many did).
+    Found,
+    /// What the expectation requires did not happen (or too few times).
+    Missing,
+    /// Events happened in the wrong order.
+    Order,
+    /// Events were lost, so that something did not happen cannot be shown.
+    Lost,
+    /// A process the expectation is about was not covered by a tracer that
+    /// sees the events it is about.
+    NotCovered,
+    /// Some events might match but their paths or destinations could not
+    /// be resolved.
+    Undecided,
+    /// The expectation itself is malformed, such as an invalid CIDR block.
+    Invalid,
+}
+
+/// An event a violation points at.
+#[derive(Clone, Debug)]
+struct Finding {
+    event: Event,
+    /// The program the process ran then, as its file name.
+    program: Option<String>,
+    /// Why this event is listed, when the event does not say it itself.
+    note: Option<String>,
+}
+
+/// Why an expectation about a trace does not hold: the expectation, the
+/// events that break it, and the trace around the first one. Its
+/// `Display` is the failure message; [`Violation::stable_text`] is the
+/// same message with run-dependent details taken out, for snapshots.
+///
+/// ```no_run
+/// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+/// match trace.check_opened("/etc/hostname") {
+///     Ok(()) => {}
+///     Err(v) => {
+///         assert_eq!(v.kind(), probity::ViolationKind::Missing);
+///         eprintln!("{v}");
+///     }
+/// }
+/// # Ok::<(), probity::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Violation {
+    kind: ViolationKind,
+    expectation: String,
+    problem: String,
+    findings: Vec<Finding>,
+    omitted: usize,
+    /// The trace around the first finding: its process's events, with the
+    /// finding's position.
+    excerpt: Option<(Vec<Event>, usize)>,
+    notes: Vec<String>,
+    start_ns: u64,
+}
+
+/// How many events a message lists, and how many it shows around the
+/// first one on each side.
+const MAX_LISTED: usize = 10;
+const CONTEXT: usize = 3;
+
+impl Violation {
+    fn new(kind: ViolationKind, expectation: impl Into<String>, problem: impl Into<String>, trace: &Trace) -> Violation {
+        Violation {
+            kind,
+            expectation: expectation.into(),
+            problem: problem.into(),
+            findings: Vec::new(),
+            omitted: 0,
+            excerpt: None,
+            notes: Vec::new(),
+            start_ns: trace.start_ns(),
+        }
+    }
+
+    /// Lists events `indexes` of the trace (the first [`MAX_LISTED`]), and
+    /// the trace around the first one.
+    fn with_events(mut self, idx: &Index<'_>, indexes: &[usize], note: impl Fn(usize) -> Option<String>) -> Violation {
+        let events = &idx.trace.events;
+        for &i in indexes.iter().take(MAX_LISTED) {
+            let e = &events[i];
+            let program = idx.image_at(e.pid, e.ts_ns).map(|(f, _)| f.rsplit('/').next().unwrap_or(f).to_owned());
+            self.findings.push(Finding { event: e.clone(), program, note: note(i) });
+        }
+        self.omitted = indexes.len().saturating_sub(MAX_LISTED);
+        if let Some(&first) = indexes.first() {
+            let e = &events[first];
+            let mut same: Vec<usize> = (0..events.len()).filter(|&j| events[j].pid == e.pid).collect();
+            same.sort_by_key(|&j| (events[j].ts_ns, j));
+            if let Some(pos) = same.iter().position(|&j| j == first) {
+                let lo = pos.saturating_sub(CONTEXT);
+                let hi = (pos + CONTEXT + 1).min(same.len());
+                self.excerpt = Some((same[lo..hi].iter().map(|&j| events[j].clone()).collect(), pos - lo));
+            }
+        }
+        self
+    }
+
+    fn note(mut self, note: impl Into<String>) -> Violation {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// What kind of failure this is.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let v = trace.check_never_execs(["true"]).unwrap_err();
+    /// assert_eq!(v.kind(), probity::ViolationKind::Found);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn kind(&self) -> ViolationKind {
+        self.kind
+    }
+
+    /// The expectation, in words.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let v = trace.check_never_execs(["true"]).unwrap_err();
+    /// assert_eq!(v.expectation(), "none of these programs exec'd: true");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn expectation(&self) -> &str {
+        &self.expectation
+    }
+
+    /// The events the message lists: those that break the expectation, or
+    /// those closest to what is missing (at most ten).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let v = trace.check_never_execs(["true"]).unwrap_err();
+    /// assert_eq!(v.events().count(), 1);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn events(&self) -> impl Iterator<Item = &Event> {
+        self.findings.iter().map(|f| &f.event)
+    }
+
+    /// The message without what changes from run to run: pids and tids
+    /// numbered by first appearance, no times or durations, addresses and
+    /// descriptors as a [`Snapshot`](crate::Snapshot) shows them, and the
+    /// temp, home, working and target directories as placeholders. For
+    /// snapshotting failure messages.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let v = trace.check_never_execs(["true"]).unwrap_err();
+    /// // insta::assert_snapshot!(v.stable_text());
+    /// assert!(v.stable_text().contains("[1] +++ exec"));
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn stable_text(&self) -> String {
+        let mut n = Normalizer::new(&[]);
+        self.render(&mut Stable(&mut n))
+    }
+
+    fn render(&self, style: &mut dyn Style) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "expected {}", style.text(&self.expectation));
+        let _ = write!(s, "but {}", style.text(&self.problem));
+        if !self.findings.is_empty() {
+            s.push(':');
+        }
+        s.push('\n');
+        for f in &self.findings {
+            let when = style.time(f.event.ts_ns, self.start_ns);
+            let program = f.program.as_deref().map(|p| format!("{p} ")).unwrap_or_default();
+            let _ = writeln!(s, "  {when}{program}{}", style.line(&f.event));
+            if let Some(note) = &f.note {
+                let _ = writeln!(s, "      ({})", style.text(note));
+            }
+        }
+        if self.omitted > 0 {
+            let _ = writeln!(s, "  ... and {} more", self.omitted);
+        }
+        if let Some((events, at)) = &self.excerpt {
+            if events.len() > 1 {
+                let pid = style.text(&format!("process {}", events[*at].pid));
+                let _ = writeln!(s, "the trace of {pid} around the first one:");
+                for (k, e) in events.iter().enumerate() {
+                    let mark = if k == *at { ">" } else { " " };
+                    let _ = writeln!(s, "  {mark} {}", style.line(e));
+                }
+            }
+        }
+        for note in &self.notes {
+            let _ = writeln!(s, "note: {}", style.text(note));
+        }
+        s
+    }
+}
+
+/// How a message shows events: as they are, or stable.
+trait Style {
+    fn line(&mut self, e: &Event) -> String;
+    fn time(&self, ts: u64, start: u64) -> String;
+    fn text(&mut self, s: &str) -> String;
+}
+
+struct Raw;
+
+impl Style for Raw {
+    fn line(&mut self, e: &Event) -> String {
+        crate::render::event_line(e)
+    }
+    fn time(&self, ts: u64, start: u64) -> String {
+        format!("{} ", offset(ts, start))
+    }
+    fn text(&mut self, s: &str) -> String {
+        s.to_owned()
+    }
+}
+
+struct Stable<'n>(&'n mut Normalizer);
+
+impl Style for Stable<'_> {
+    fn line(&mut self, e: &Event) -> String {
+        self.0.line(e)
+    }
+    fn time(&self, _: u64, _: u64) -> String {
+        String::new()
+    }
+    fn text(&mut self, s: &str) -> String {
+        self.0.words(s)
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.render(&mut Raw).trim_end())
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Fails an expectation that something did not happen when the trace
+/// cannot show it: events were lost, a process it is about was not covered
+/// by a tracer that sees `family` events, or some events are `undecided`.
+fn absence(
+    idx: &Index<'_>,
+    expectation: &str,
+    family: Option<&str>,
+    scope: Option<&Query<'_>>,
+    undecided: &[(usize, &'static str)],
+) -> Result<(), Violation> {
+    let trace = idx.trace;
+    let losses = &trace.outcome.losses;
+    if losses.lost_events() > 0 {
+        let problem = format!(
+            "{}, so an event that breaks it may be missing from the trace (the run's losses must be 0 to show that something did not happen)",
+            losses.describe()
+        );
+        return Err(Violation::new(ViolationKind::Lost, expectation, problem, trace));
+    }
+    let uncovered: Vec<&crate::trace::Process> = idx
+        .procs
+        .values()
+        .filter(|p| scope.is_none_or(|q| !q.excludes(p)))
+        .filter(|p| !p.tracers.iter().any(|t| family.is_none_or(|k| t.observes(k))))
+        .collect();
+    if !uncovered.is_empty() {
+        let what = family.map_or("events".to_owned(), |k| format!("{k} events"));
+        let list: Vec<String> = uncovered
+            .iter()
+            .map(|p| {
+                let parent = p.parent.map(|pp| format!(", forked by process {pp}")).unwrap_or_default();
+                let tracers: Vec<&str> = p.tracers.iter().map(|t| t.name()).collect();
+                let why = if p.untracked {
+                    "not traced: the task map was full".to_owned()
+                } else if tracers.is_empty() {
+                    "covered by no tracer".to_owned()
+                } else {
+                    format!("covered only by {}", tracers.join(", "))
+                };
+                format!("process {} ({why}{parent})", p.pid)
+            })
+            .collect();
+        let problem = format!(
+            "no tracer that sees {what} covered {}, so what it did is not in the trace",
+            list.join(", ")
+        );
+        return Err(Violation::new(ViolationKind::NotCovered, expectation, problem, trace));
+    }
+    if !undecided.is_empty() {
+        let indexes: Vec<usize> = undecided.iter().map(|(i, _)| *i).collect();
+        let problem = format!(
+            "{} {} might break it but cannot be told apart",
+            undecided.len(),
+            if undecided.len() == 1 { "event" } else { "events" }
+        );
+        let v = Violation::new(ViolationKind::Undecided, expectation, problem, trace);
+        return Err(v.with_events(idx, &indexes, |i| undecided.iter().find(|(j, _)| *j == i).map(|(_, why)| (*why).to_owned())));
+    }
+    Ok(())
+}
+
+fn found(idx: &Index<'_>, expectation: &str, indexes: &[usize], note: impl Fn(usize) -> Option<String>) -> Violation {
+    let n = indexes.len();
+    let problem = format!("found {n} {} that {} it", if n == 1 { "event" } else { "events" }, if n == 1 { "breaks" } else { "break" });
+    Violation::new(ViolationKind::Found, expectation, problem, idx.trace).with_events(idx, indexes, note)
+}
+
+fn list(items: &[String]) -> String {
+    items.join(", ")
+}
+
+/// A kind of change to a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Open,
+    Create,
+    Write,
+    Delete,
+    /// A rename: the first path is the old name, the second the new one.
+    Rename,
+    /// Any change to the file system: the check of `writes_only_under`.
+    Modify,
+}
+
+const O_ACCMODE: u64 = libc::O_ACCMODE as u64;
+
+/// A syscall, or a libc call in a process no syscall tracer covered (where
+/// the syscalls would say the same, they are what counts).
+struct Call<'a> {
+    name: &'a str,
+    args: &'a [Arg],
+    /// It returned, without an error.
+    ok: bool,
+}
+
+fn call<'a>(idx: &Index<'a>, i: usize) -> Option<Call<'a>> {
+    let e = &idx.trace.events[i];
+    match &e.kind {
+        EventKind::Syscall(s) => Some(Call { name: &s.name, args: &s.args, ok: s.ret.is_some() && !s.failed() }),
+        EventKind::Libc(c) => {
+            let syscalls_seen = idx.procs.get(&e.pid).is_some_and(|p| p.tracers.iter().any(|t| t.observes("syscall")));
+            (!syscalls_seen).then(|| Call {
+                // `open64`, `fopen64`, `stat64`... are their plain forms.
+                name: c.function.strip_suffix("64").unwrap_or(&c.function),
+                args: &c.args,
+                ok: c.ret.is_some() && c.errno.is_none(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn open_flags(args: &[Arg]) -> Option<u64> {
+    args.iter().find_map(|a| match a {
+        Arg::Flags { value, text } if text.starts_with("O_") => Some(*value),
+        _ => None,
+    })
+}
+
+/// The mode string of `fopen` and `freopen` as open flags.
+fn fopen_flags(args: &[Arg]) -> u64 {
+    let mut mode = args.iter().filter_map(|a| match a {
+        Arg::Path { path, .. } => Some(path.as_str()),
+        _ => None,
+    });
+    match mode.nth(1).unwrap_or("r") {
+        m if m.starts_with('w') => (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64,
+        m if m.starts_with('a') => (libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND) as u64,
+        m if m.contains('+') => libc::O_RDWR as u64,
+        _ => 0,
+    }
+}
+
+/// The paths syscall `i` changed in the way `op` says (for [`Op::Rename`],
+/// the old and new names in order). Only calls that succeeded count.
+fn op_paths<'a>(idx: &'a Index<'_>, i: usize, op: Op) -> Vec<&'a Resolved> {
+    let Some(s) = call(idx, i) else { return Vec::new() };
+    let Some(a) = idx.access(i) else { return Vec::new() };
+    if !s.ok {
+        return Vec::new();
+    }
+    let paths: Vec<&Resolved> = a.paths.iter().map(|(_, r)| r).collect();
+    let fd_file = match a.fd.as_deref() {
+        Some(FdTarget::File(r)) => Some(r),
+        _ => None,
+    };
+    let name = s.name;
+    let is_fopen = matches!(name, "fopen" | "freopen");
+    let is_open = is_fopen || matches!(name, "open" | "openat" | "openat2" | "creat");
+    let flags = if is_fopen { fopen_flags(s.args) } else { open_flags(s.args).unwrap_or(0) };
+    let creates = name == "creat" || (is_open && flags & libc::O_CREAT as u64 != 0);
+    let writes = name == "creat" || flags & O_ACCMODE != 0 || flags & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0;
+    match op {
+        Op::Open if is_open => paths.into_iter().take(1).collect(),
+        Op::Create if creates => paths.into_iter().take(1).collect(),
+        Op::Create => match name {
+            "mkdir" | "mkdirat" | "mknod" | "mknodat" | "mkfifo" => paths.into_iter().take(1).collect(),
+            "symlink" | "symlinkat" | "link" | "linkat" | "rename" | "renameat" | "renameat2" => paths.into_iter().last().into_iter().collect(),
+            _ => Vec::new(),
+        },
+        Op::Write => match name {
+            "write" | "pwrite64" | "writev" | "pwritev" | "pwritev2" | "sendfile" => fd_file.into_iter().collect(),
+            _ => Vec::new(),
+        },
+        Op::Delete => match name {
+            "unlink" | "unlinkat" | "rmdir" | "remove" => paths,
+            _ => Vec::new(),
+        },
+        Op::Rename => match name {
+            "rename" | "renameat" | "renameat2" => paths,
+            _ => Vec::new(),
+        },
+        Op::Modify if is_open => {
+            if writes {
+                paths.into_iter().take(1).collect()
+            } else {
+                Vec::new()
+            }
+        }
+        Op::Modify => match name {
+            "mkdir" | "mkdirat" | "mknod" | "mknodat" | "unlink" | "unlinkat" | "rmdir" | "rename" | "renameat" | "renameat2"
+            | "link" | "linkat" | "symlink" | "symlinkat" | "chmod" | "fchmodat" | "fchmodat2" | "chown" | "lchown"
+            | "fchownat" | "truncate" | "utime" | "utimes" | "utimensat" | "futimesat" | "setxattr" | "lsetxattr"
+            | "removexattr" | "lremovexattr" | "remove" | "mkfifo" => {
+                if paths.is_empty() {
+                    fd_file.into_iter().collect()
+                } else {
+                    paths
+                }
+            }
+            "fchmod" | "fchown" | "ftruncate" | "fallocate" | "fsetxattr" | "fremovexattr" => fd_file.into_iter().collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Devices a write to changes nothing on disk.
+const HARMLESS_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/stdout", "/dev/stderr"];
+
+impl Trace {
+    /// The user's path as the trace's resolved paths are: absolute
+    /// (against the starting directory) when it can be, normalized.
+    fn user_path(&self, p: &Path) -> Resolved {
+        let s = p.to_string_lossy();
+        if s.starts_with('/') {
+            Resolved::Abs(crate::trace::index::normalize(&s))
+        } else {
+            match &self.outcome.cwd {
+                Some(cwd) if cwd.starts_with('/') => Resolved::Abs(crate::trace::index::normalize(&format!("{cwd}/{s}"))),
+                _ => Resolved::Rel(s.trim_start_matches("./").to_owned()),
+            }
+        }
+    }
+
+    /// Checks that syscalls changed `path` as `op` says; `what` words it.
+    fn check_op(&self, op: Op, path: &Path, what: &str) -> Result<(), Violation> {
+        let idx = Index::new(self);
+        let want = self.user_path(path);
+        let shown = want.as_str().unwrap_or_default().to_owned();
+        let expectation = format!("{what} {shown}");
+        if (0..self.events.len()).any(|i| op_paths(&idx, i, op).contains(&&want)) {
+            return Ok(());
+        }
+        let problem = format!("no syscall that succeeded {what} it");
+        Err(near_misses(&idx, Violation::new(ViolationKind::Missing, expectation, problem, self), &want))
+    }
+
+    /// Checks that the process tree opened `path` (an `open`, `openat`,
+    /// `openat2` or `creat` of it that succeeded). A relative path is
+    /// taken from the directory the command started in.
+    ///
+    /// ```no_run
+    /// use std::process::Command;
+    ///
+    /// let mut cmd = Command::new("cat");
+    /// cmd.arg("/etc/hostname");
+    /// let trace = probity::Tracer::new().run(cmd)?;
+    /// assert!(trace.check_opened("/etc/hostname").is_ok());
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn check_opened(&self, path: impl AsRef<Path>) -> Result<(), Violation> {
+        self.check_op(Op::Open, path.as_ref(), "opened")
+    }
+
+    /// Panics unless [`check_opened`](Trace::check_opened) passes.
+    ///
+    /// ```no_run
+    /// # let mut cmd = std::process::Command::new("cat");
+    /// # cmd.arg("/etc/hostname");
+    /// let trace = probity::Tracer::new().run(cmd)?;
+    /// trace.assert_opened("/etc/hostname");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_opened(&self, path: impl AsRef<Path>) {
+        ok_or_panic(self.check_opened(path));
+    }
+
+    /// Checks that the process tree created `path`: an open with `O_CREAT`
+    /// (or `creat`), a `mkdir`, `mknod`, `link` or `symlink` made it, or a
+    /// `rename` gave it that name. With `O_CREAT` the kernel does not say
+    /// whether the file existed before.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_created("/tmp/out.txt")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_created(&self, path: impl AsRef<Path>) -> Result<(), Violation> {
+        self.check_op(Op::Create, path.as_ref(), "created")
+    }
+
+    /// Panics unless [`check_created`](Trace::check_created) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_created("/tmp/out.txt");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_created(&self, path: impl AsRef<Path>) {
+        ok_or_panic(self.check_created(path));
+    }
+
+    /// Checks that the process tree wrote to `path`: a `write`, `pwrite64`,
+    /// `writev`, `pwritev*` or `sendfile` that succeeded on a descriptor
+    /// opened on it. (Writes through shared memory maps are not syscalls.)
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_wrote("/tmp/out.txt")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_wrote(&self, path: impl AsRef<Path>) -> Result<(), Violation> {
+        self.check_op(Op::Write, path.as_ref(), "wrote to")
+    }
+
+    /// Panics unless [`check_wrote`](Trace::check_wrote) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_wrote("/tmp/out.txt");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_wrote(&self, path: impl AsRef<Path>) {
+        ok_or_panic(self.check_wrote(path));
+    }
+
+    /// Checks that the process tree deleted `path` (`unlink`, `unlinkat`
+    /// or `rmdir` that succeeded).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_deleted("/tmp/old.txt")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_deleted(&self, path: impl AsRef<Path>) -> Result<(), Violation> {
+        self.check_op(Op::Delete, path.as_ref(), "deleted")
+    }
+
+    /// Panics unless [`check_deleted`](Trace::check_deleted) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_deleted("/tmp/old.txt");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_deleted(&self, path: impl AsRef<Path>) {
+        ok_or_panic(self.check_deleted(path));
+    }
+
+    /// Checks that the process tree renamed `from` to `to` (`rename`,
+    /// `renameat` or `renameat2` that succeeded).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_renamed("/tmp/out.tmp", "/tmp/out.txt")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_renamed(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<(), Violation> {
+        let idx = Index::new(self);
+        let (from, to) = (self.user_path(from.as_ref()), self.user_path(to.as_ref()));
+        let expectation =
+            format!("renamed {} to {}", from.as_str().unwrap_or_default(), to.as_str().unwrap_or_default());
+        if (0..self.events.len()).any(|i| op_paths(&idx, i, Op::Rename) == [&from, &to]) {
+            return Ok(());
+        }
+        let v = Violation::new(ViolationKind::Missing, expectation, "no rename that succeeded did that", self);
+        Err(near_misses(&idx, v, &from))
+    }
+
+    /// Panics unless [`check_renamed`](Trace::check_renamed) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_renamed("/tmp/out.tmp", "/tmp/out.txt");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_renamed(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) {
+        ok_or_panic(self.check_renamed(from, to));
+    }
+
+    /// Checks that every change the process tree made to the file system
+    /// is under one of `dirs`: opens for writing, creating or truncating,
+    /// and `mkdir`, `mknod`, `unlink`, `rmdir`, `rename` (both names),
+    /// `link`, `symlink`, `chmod`, `chown`, `truncate`, `utimes` and
+    /// `setxattr`/`removexattr` in all their forms, when they succeeded.
+    /// Writes to `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/tty`,
+    /// `/dev/stdout` and `/dev/stderr` change nothing and are allowed.
+    /// Fails, saying why, when events were lost or a path could not be
+    /// resolved.
+    ///
+    /// ```no_run
+    /// let dir = std::env::temp_dir();
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_writes_only_under([&dir])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_writes_only_under<I, P>(&self, dirs: I) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        let idx = Index::new(self);
+        let dirs: Vec<Resolved> = dirs.into_iter().map(|d| self.user_path(d.as_ref())).collect();
+        let shown: Vec<String> = dirs.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect();
+        let expectation = format!("changes to the file system only under {}", list(&shown));
+        let mut bad = Vec::new();
+        let mut undecided = Vec::new();
+        for i in 0..self.events.len() {
+            for r in op_paths(&idx, i, Op::Modify) {
+                let inside = match r {
+                    Resolved::Abs(p) => HARMLESS_DEVICES.contains(&p.as_str()) || dirs.iter().any(|d| matches!(d, Resolved::Abs(d) if under(p, d))),
+                    Resolved::Rel(p) => dirs.iter().any(|d| matches!(d, Resolved::Rel(d) if under(p, d))),
+                    Resolved::Unknown(_) => false,
+                };
+                if inside {
+                    continue;
+                }
+                match r {
+                    Resolved::Abs(_) => bad.push(i),
+                    Resolved::Rel(_) => undecided.push((i, "its path is relative to a starting directory the trace does not record")),
+                    Resolved::Unknown(why) => undecided.push((i, *why)),
+                }
+                break;
+            }
+        }
+        if !bad.is_empty() {
+            return Err(found(&idx, &expectation, &bad, |_| None));
+        }
+        absence(&idx, &expectation, Some("syscall"), None, &undecided)
+    }
+
+    /// Panics unless [`check_writes_only_under`](Trace::check_writes_only_under) passes.
+    ///
+    /// ```no_run
+    /// let dir = std::env::temp_dir();
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_writes_only_under([&dir]);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_writes_only_under<I, P>(&self, dirs: I)
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        ok_or_panic(self.check_writes_only_under(dirs));
+    }
+
+    /// The indexes of the exec events, and each one's program.
+    fn execs(&self) -> Vec<(usize, &str)> {
+        self.events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.kind {
+                EventKind::Exec(x) => Some((i, x.filename.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks that the programs the process tree exec'd are exactly
+    /// `programs`: each one at least once, and nothing else. A program is a
+    /// path (`/usr/bin/cat`) or a file name (`cat`), compared with the path
+    /// the kernel exec'd. Fails, saying why, when events were lost.
+    ///
+    /// ```no_run
+    /// use std::process::Command;
+    ///
+    /// let mut cmd = Command::new("sh");
+    /// cmd.args(["-c", "cat /etc/hostname"]);
+    /// let trace = probity::Tracer::new().run(cmd)?;
+    /// trace.check_execs_exactly(["sh", "cat"])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_execs_exactly<I, S>(&self, programs: I) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let programs: Vec<String> = programs.into_iter().map(|p| p.as_ref().to_owned()).collect();
+        let idx = Index::new(self);
+        let expectation = format!("exactly these programs exec'd: {}", list(&programs));
+        let execs = self.execs();
+        let unexpected: Vec<usize> = execs.iter().filter(|(_, f)| !programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
+        let missing: Vec<String> = programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        if !unexpected.is_empty() {
+            let mut v = found(&idx, &expectation, &unexpected, |_| None);
+            if !missing.is_empty() {
+                v = v.note(format!("these were never exec'd: {}", list(&missing)));
+            }
+            return Err(v);
+        }
+        if !missing.is_empty() {
+            return Err(missing_execs(&idx, &expectation, &missing, &execs));
+        }
+        absence(&idx, &expectation, Some("exec"), None, &[])
+    }
+
+    /// Panics unless [`check_execs_exactly`](Trace::check_execs_exactly) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_execs_exactly(["true"]);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_execs_exactly<I, S>(&self, programs: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ok_or_panic(self.check_execs_exactly(programs));
+    }
+
+    /// Checks that the process tree exec'd each of `programs` (paths or
+    /// file names) at least once.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_execs_at_least(["true"])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_execs_at_least<I, S>(&self, programs: I) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let programs: Vec<String> = programs.into_iter().map(|p| p.as_ref().to_owned()).collect();
+        let expectation = format!("at least these programs exec'd: {}", list(&programs));
+        let execs = self.execs();
+        let missing: Vec<String> = programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(missing_execs(&Index::new(self), &expectation, &missing, &execs))
+    }
+
+    /// Panics unless [`check_execs_at_least`](Trace::check_execs_at_least) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_execs_at_least(["true"]);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_execs_at_least<I, S>(&self, programs: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ok_or_panic(self.check_execs_at_least(programs));
+    }
+
+    /// Checks that the process tree exec'd none of `programs` (paths or
+    /// file names). Fails, saying why, when events were lost.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_never_execs(["curl", "wget"])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_never_execs<I, S>(&self, programs: I) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let programs: Vec<String> = programs.into_iter().map(|p| p.as_ref().to_owned()).collect();
+        let idx = Index::new(self);
+        let expectation = format!("none of these programs exec'd: {}", list(&programs));
+        let bad: Vec<usize> =
+            self.execs().iter().filter(|(_, f)| programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
+        if !bad.is_empty() {
+            return Err(found(&idx, &expectation, &bad, |_| None));
+        }
+        absence(&idx, &expectation, Some("exec"), None, &[])
+    }
+
+    /// Panics unless [`check_never_execs`](Trace::check_never_execs) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_never_execs(["curl", "wget"]);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_never_execs<I, S>(&self, programs: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ok_or_panic(self.check_never_execs(programs));
+    }
+
+    /// Checks that the process tree made no network access: it created no
+    /// `AF_INET`, `AF_INET6` or `AF_PACKET` socket and no syscall carries
+    /// an IP address or works on an internet socket. Attempts count, even
+    /// when they failed. Unix sockets are not network. Fails, saying why,
+    /// when events were lost.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_no_network()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_no_network(&self) -> Result<(), Violation> {
+        let idx = Index::new(self);
+        let expectation = "no network access (no internet or packet socket, no IP address in any syscall)";
+        let bad: Vec<usize> = (0..self.events.len()).filter(|&i| is_network(&idx, i)).collect();
+        if !bad.is_empty() {
+            return Err(found(&idx, expectation, &bad, |_| None));
+        }
+        absence(&idx, expectation, Some("syscall"), None, &[])
+    }
+
+    /// Panics unless [`check_no_network`](Trace::check_no_network) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_no_network();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_no_network(&self) {
+        ok_or_panic(self.check_no_network());
+    }
+
+    /// Checks that every network destination of the process tree (the
+    /// address of a `connect`, a `sendto`, or a `sendmsg`/`sendmmsg` on a
+    /// connected socket) is in `allowed`: IP addresses (`127.0.0.1`, `::1`)
+    /// or CIDR blocks (`10.0.0.0/8`). IPv4-mapped IPv6 addresses count as
+    /// IPv4. Host names are not supported yet: probity does not link DNS
+    /// answers to connections. Fails, saying why, when events were lost or
+    /// a destination was not recorded (a `sendmsg` on a socket that was not
+    /// connected).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_network_only_to(["127.0.0.0/8", "::1"])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_network_only_to<I, S>(&self, allowed: I) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let allowed: Vec<String> = allowed.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let expectation = format!("network access only to {}", list(&allowed));
+        let mut nets = Vec::new();
+        for a in &allowed {
+            match a.parse::<IpNet>().or_else(|_| a.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(n) => nets.push(n),
+                Err(_) => {
+                    let problem = format!(
+                        "`{a}` is not an IP address or a CIDR block (host names are not supported yet: probity does not link DNS answers to connections)"
+                    );
+                    return Err(Violation::new(ViolationKind::Invalid, expectation, problem, self));
+                }
+            }
+        }
+        let idx = Index::new(self);
+        let mut bad = Vec::new();
+        let mut undecided = Vec::new();
+        for i in 0..self.events.len() {
+            match destination(&idx, i) {
+                Dest::None => {}
+                Dest::Ip(ip) if nets.iter().any(|n| n.contains(&ip)) => {}
+                Dest::Ip(_) => bad.push(i),
+                Dest::Unknown(why) => undecided.push((i, why)),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(found(&idx, &expectation, &bad, |_| None));
+        }
+        absence(&idx, &expectation, Some("syscall"), None, &undecided)
+    }
+
+    /// Panics unless [`check_network_only_to`](Trace::check_network_only_to) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_network_only_to(["127.0.0.0/8"]);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_network_only_to<I, S>(&self, allowed: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        ok_or_panic(self.check_network_only_to(allowed));
+    }
+}
+
+#[track_caller]
+fn ok_or_panic(r: Result<(), Violation>) {
+    if let Err(v) = r {
+        panic!("{v}");
+    }
+}
+
+/// Events that touched `want` (or, when none did, a file of the same
+/// name), listed to help see why an expected change is missing.
+fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
+    let n = idx.trace.events.len();
+    let targets = |i: usize| idx.access(i).map(|a| a.targets().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let same: Vec<usize> = (0..n).filter(|&i| targets(i).contains(want)).collect();
+    if !same.is_empty() {
+        let count = same.len();
+        return v.with_events(idx, &same, |_| None).note(format!("{count} syscalls touched it (listed above) without doing that"));
+    }
+    let name = want.as_str().and_then(|p| p.rsplit('/').next()).unwrap_or_default().to_owned();
+    let similar: Vec<usize> = (0..n)
+        .filter(|&i| targets(i).iter().filter_map(Resolved::as_str).any(|p| p.rsplit('/').next() == Some(name.as_str())))
+        .collect();
+    if similar.is_empty() || name.is_empty() {
+        return v.note("no syscall touched that path");
+    }
+    v.with_events(idx, &similar, |_| None).note("no syscall touched that path; the events above are on files of the same name")
+}
+
+fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: &[(usize, &str)]) -> Violation {
+    let problem = format!("these were never exec'd: {}", list(missing));
+    let v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+    let all: Vec<usize> = execs.iter().map(|(i, _)| *i).collect();
+    if all.is_empty() {
+        return v.note("nothing was exec'd");
+    }
+    v.with_events(idx, &all, |_| None).note("the events above are the execs that happened")
+}
+
+const INET_FAMILIES: [i32; 3] = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
+
+/// Whether syscall `i` is network access.
+fn is_network(idx: &Index<'_>, i: usize) -> bool {
+    let Some(s) = call(idx, i) else { return false };
+    if matches!(s.name, "socket" | "socketpair") {
+        return matches!(s.args.first(), Some(Arg::Flags { value, .. }) if INET_FAMILIES.contains(&(*value as i32)));
+    }
+    if s.args.iter().any(|a| matches!(a, Arg::Sockaddr(SockAddr::Inet { .. }))) {
+        return true;
+    }
+    matches!(idx.access(i).and_then(|a| a.fd.as_deref()), Some(FdTarget::Socket { family, .. }) if INET_FAMILIES.contains(family))
+}
+
+enum Dest {
+    None,
+    Ip(IpAddr),
+    Unknown(&'static str),
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Where syscall `i` sends to, when it is a send or a connect.
+fn destination(idx: &Index<'_>, i: usize) -> Dest {
+    let Some(s) = call(idx, i) else { return Dest::None };
+    let addr = s.args.iter().find_map(|a| match a {
+        Arg::Sockaddr(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+        _ => None,
+    });
+    let peer = match idx.access(i).and_then(|a| a.fd.as_deref()) {
+        Some(FdTarget::Socket { family, peer }) if INET_FAMILIES.contains(family) => Some(match peer {
+            Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match s.name {
+        "connect" => addr.map_or(Dest::None, Dest::Ip),
+        "sendto" => match (addr, peer) {
+            (Some(ip), _) | (None, Some(Some(ip))) => Dest::Ip(ip),
+            (None, Some(None)) => Dest::Unknown("the socket's destination was not recorded"),
+            (None, None) => Dest::None,
+        },
+        "sendmsg" | "sendmmsg" => match peer {
+            Some(Some(ip)) => Dest::Ip(ip),
+            Some(None) => Dest::Unknown("sendmsg's destination is not recorded and the socket was not connected"),
+            None => Dest::None,
+        },
+        _ => Dest::None,
+    }
+}
+
+/// Expectations about the events a query selects.
+macro_rules! query_checks {
+    ($ty:ident, $ctor:literal) => {
+        impl<'t> $ty<'t> {
+            /// Checks that the query selects no event. Fails, saying why,
+            /// when events were lost, a process the query is about was not
+            /// covered by a tracer that sees these events, or an event's
+            /// path could not be resolved.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"connect\").check_none()?;")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn check_none(&self) -> Result<(), Violation> {
+                count_check(&self.0, Bound::AtMost(0))
+            }
+
+            /// Panics unless [`check_none`](Self::check_none) passes.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"connect\").assert_none();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn assert_none(&self) {
+                ok_or_panic(self.check_none());
+            }
+
+            /// Checks that the query selects exactly `n` events. Fails,
+            /// saying why, when it cannot be shown that there are no more.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").check_exactly(1)?;")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn check_exactly(&self, n: usize) -> Result<(), Violation> {
+                count_check(&self.0, Bound::Exactly(n))
+            }
+
+            /// Panics unless [`check_exactly`](Self::check_exactly) passes.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").assert_exactly(1);")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn assert_exactly(&self, n: usize) {
+                ok_or_panic(self.check_exactly(n));
+            }
+
+            /// Checks that the query selects at most `n` events. Fails,
+            /// saying why, when it cannot be shown that there are no more.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"openat\").check_at_most(100)?;")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn check_at_most(&self, n: usize) -> Result<(), Violation> {
+                count_check(&self.0, Bound::AtMost(n))
+            }
+
+            /// Panics unless [`check_at_most`](Self::check_at_most) passes.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"openat\").assert_at_most(100);")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn assert_at_most(&self, n: usize) {
+                ok_or_panic(self.check_at_most(n));
+            }
+
+            /// Checks that the query selects at least `n` events.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").check_at_least(1)?;")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn check_at_least(&self, n: usize) -> Result<(), Violation> {
+                count_check(&self.0, Bound::AtLeast(n))
+            }
+
+            /// Panics unless [`check_at_least`](Self::check_at_least) passes.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").assert_at_least(1);")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn assert_at_least(&self, n: usize) {
+                ok_or_panic(self.check_at_least(n));
+            }
+
+            /// Checks that this query's events all happen before any of
+            /// `later`'s: both select something, and the last of these ends
+            /// before the first of `later` starts. To compare only the
+            /// first occurrence, narrow this query (for example with
+            /// [`before`](Self::before)). Fails, saying why, when events
+            /// were lost.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").check_before(trace.syscalls().named(\"exit_group\"))?;")]
+            /// # Ok::<(), Box<dyn std::error::Error>>(())
+            /// ```
+            pub fn check_before(&self, later: impl Into<Events<'t>>) -> Result<(), Violation> {
+                order_check(&self.0, &later.into().0)
+            }
+
+            /// Panics unless [`check_before`](Self::check_before) passes.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("trace.", $ctor, "().named(\"execve\").assert_before(trace.syscalls().named(\"exit_group\"));")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn assert_before(&self, later: impl Into<Events<'t>>) {
+                ok_or_panic(self.check_before(later));
+            }
+        }
+    };
+}
+
+query_checks!(Events, "events");
+query_checks!(Syscalls, "syscalls");
+
+/// A syscall query is also a query over events (that are syscalls).
+impl<'t> From<Syscalls<'t>> for Events<'t> {
+    fn from(s: Syscalls<'t>) -> Events<'t> {
+        Events(s.0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Bound {
+    Exactly(usize),
+    AtMost(usize),
+    AtLeast(usize),
+}
+
+fn count_check(q: &Query<'_>, bound: Bound) -> Result<(), Violation> {
+    let what = q.describe();
+    let expectation = match bound {
+        Bound::AtMost(0) => format!("no {what}"),
+        Bound::Exactly(n) => format!("exactly {n} {what}"),
+        Bound::AtMost(n) => format!("at most {n} {what}"),
+        Bound::AtLeast(n) => format!("at least {n} {what}"),
+    };
+    let (hits, undecided) = q.partition();
+    let idx = q.index();
+    let n = hits.len();
+    let (too_many, too_few) = match bound {
+        Bound::Exactly(k) => (n > k, n < k),
+        Bound::AtMost(k) => (n > k, false),
+        Bound::AtLeast(k) => (false, n < k),
+    };
+    if too_many {
+        return Err(found_count(idx, &expectation, &hits));
+    }
+    if too_few {
+        let problem = format!("found {n}");
+        let v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+        let v = v.with_events(idx, &hits, |_| None);
+        return Err(if undecided.is_empty() {
+            v
+        } else {
+            v.note(format!("{} more events might match but their paths could not be resolved", undecided.len()))
+        });
+    }
+    match bound {
+        Bound::AtLeast(_) => Ok(()),
+        Bound::Exactly(k) | Bound::AtMost(k) => {
+            // The undecided events only matter if they could push the count
+            // over the bound.
+            let undecided: &[(usize, &'static str)] = if n + undecided.len() > k { &undecided } else { &[] };
+            absence(idx, &expectation, q.family().as_deref(), Some(q), undecided)
+        }
+    }
+}
+
+fn found_count(idx: &Index<'_>, expectation: &str, hits: &[usize]) -> Violation {
+    let n = hits.len();
+    let problem = format!("found {n}");
+    Violation::new(ViolationKind::Found, expectation, problem, idx.trace).with_events(idx, hits, |_| None)
+}
+
+fn order_check(a: &Query<'_>, b: &Query<'_>) -> Result<(), Violation> {
+    let (da, db) = (a.describe(), b.describe());
+    let expectation = format!("every one of {da} before any of {db}");
+    let idx = a.index();
+    let trace = idx.trace;
+    let (hits_a, _) = a.partition();
+    let (hits_b, _) = b.partition();
+    for (hits, d) in [(&hits_a, &da), (&hits_b, &db)] {
+        if hits.is_empty() {
+            let v = Violation::new(ViolationKind::Missing, expectation.clone(), format!("there is no {d}"), trace);
+            return Err(v);
+        }
+    }
+    let events = &trace.events;
+    let first_b = *hits_b.iter().min_by_key(|&&i| (events[i].ts_ns, i)).unwrap_or(&hits_b[0]);
+    let b_start = events[first_b].ts_ns;
+    let mut late_a: Vec<usize> = hits_a.iter().copied().filter(|&i| events[i].end_ns() > b_start && i != first_b).collect();
+    if !late_a.is_empty() {
+        late_a.sort_by_key(|&i| (events[i].ts_ns, i));
+        let mut shown = vec![first_b];
+        shown.extend(late_a.iter().copied());
+        let n = late_a.len();
+        let problem = format!(
+            "the first of {db} starts before {n} of {da} {}",
+            if n == 1 { "ends" } else { "end" }
+        );
+        let v = Violation::new(ViolationKind::Order, expectation, problem, trace);
+        return Err(v.with_events(idx, &shown, |i| (i == first_b).then(|| format!("the first of {db}"))));
+    }
+    // Nothing out of order in the trace; lost events could still be.
+    absence(idx, &expectation, None, None, &[])
+}
+

@@ -1,0 +1,578 @@
+//! What the raw events of a trace imply: the process tree, the program each
+//! process ran at each moment, and the file or socket behind every path and
+//! descriptor a syscall names.
+//!
+//! Paths are resolved the way the kernel would, as far as the trace tells:
+//! relative to the process's working directory (followed through `chdir`
+//! and `fchdir` from the directory the command started in) or to the
+//! directory a descriptor names, lexically (`..` is not checked against
+//! symlinks). Descriptors are followed through `open`, `dup`, `fcntl`,
+//! `close`, `fork` and close-on-exec.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::event::{Arg, EventKind, SockAddr, Syscall};
+use crate::trace::{Process, Trace};
+
+/// A path as far as the trace can tell where it points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// An absolute, lexically normalized path.
+    Abs(String),
+    /// Relative to the directory the command started in, which the trace
+    /// does not record.
+    Rel(String),
+    /// Where it points cannot be told, and why.
+    Unknown(&'static str),
+}
+
+impl Resolved {
+    /// The path as text: absolute, relative, or `None` when unknown.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Resolved::Abs(p) | Resolved::Rel(p) => Some(p),
+            Resolved::Unknown(_) => None,
+        }
+    }
+
+    fn join(&self, rel: &str) -> Resolved {
+        if rel.starts_with('/') {
+            return Resolved::Abs(normalize(rel));
+        }
+        match self {
+            Resolved::Abs(base) => Resolved::Abs(normalize(&format!("{base}/{rel}"))),
+            Resolved::Rel(base) if base.is_empty() => Resolved::Rel(normalize_rel(rel)),
+            Resolved::Rel(base) => Resolved::Rel(normalize_rel(&format!("{base}/{rel}"))),
+            Resolved::Unknown(why) => Resolved::Unknown(why),
+        }
+    }
+}
+
+/// `/a/./b//c/../d` as `/a/b/d`; `..` above the root stays at the root.
+pub(crate) fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// A relative path normalized, keeping leading `..`s.
+fn normalize_rel(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+/// What a descriptor refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum FdTarget {
+    /// A file or directory opened by path.
+    File(Resolved),
+    /// A socket of address family `family` (`AF_INET`...), connected to
+    /// `peer` when it was.
+    Socket { family: i32, peer: Option<SockAddr> },
+    /// Something else the trace saw created (an eventfd, a memfd...).
+    Other,
+}
+
+#[derive(Clone, Debug)]
+struct FdEntry {
+    target: Arc<FdTarget>,
+    cloexec: bool,
+    /// Which descriptor this is, in the whole trace: each one a call
+    /// created has its own, whatever number the kernel gave it.
+    id: usize,
+}
+
+/// The paths and descriptor of one syscall, resolved.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Access {
+    /// Each filesystem path argument: its index and where it points.
+    pub paths: Vec<(usize, Resolved)>,
+    /// What the syscall's first descriptor argument referred to, when the
+    /// syscall names no path (a `write`, an `fstat`, a `connect`).
+    pub fd: Option<Arc<FdTarget>>,
+    /// Each descriptor argument the trace saw created: its index and the
+    /// descriptor's id.
+    pub fd_ids: Vec<(usize, usize)>,
+    /// The id of the descriptor the call created, when it created one.
+    pub new_fd: Option<usize>,
+}
+
+impl Access {
+    /// The file the syscall works on: its paths, or its descriptor's file.
+    pub(crate) fn targets(&self) -> impl Iterator<Item = &Resolved> {
+        let fd_file = match self.fd.as_deref() {
+            Some(FdTarget::File(r)) => Some(r),
+            _ => None,
+        };
+        self.paths.iter().map(|(_, r)| r).chain(fd_file)
+    }
+}
+
+/// The state of one process: its working directory and descriptors.
+#[derive(Clone, Debug)]
+struct ProcState {
+    cwd: Resolved,
+    fds: HashMap<i32, FdEntry>,
+}
+
+/// Everything derived from a trace's events, built once per query.
+pub(crate) struct Index<'t> {
+    pub trace: &'t Trace,
+    pub procs: BTreeMap<u32, Process>,
+    /// Per pid, the indexes of its exec events, in order.
+    execs: HashMap<u32, Vec<usize>>,
+    /// Per pid, the exec event of the program its parent ran when it forked.
+    inherited: HashMap<u32, usize>,
+    /// Per event, its resolved paths and descriptor (syscalls only).
+    access: Vec<Option<Box<Access>>>,
+}
+
+impl<'t> Index<'t> {
+    pub(crate) fn new(trace: &'t Trace) -> Index<'t> {
+        let mut idx = Index {
+            trace,
+            procs: BTreeMap::new(),
+            execs: HashMap::new(),
+            inherited: HashMap::new(),
+            access: Vec::new(),
+        };
+        idx.build_processes();
+        idx.build_access();
+        idx
+    }
+
+    fn build_processes(&mut self) {
+        let trace = self.trace;
+        let root = trace.outcome.root_pid;
+        self.procs.entry(root).or_insert_with(|| Process { pid: root, threads: vec![root], ..Default::default() });
+        let pids: HashSet<u32> = trace.events.iter().map(|e| e.pid).collect();
+        // A fork's child is a thread when it later shows up with its
+        // parent's pid; collect forks first.
+        let mut forks = Vec::new();
+        for (i, e) in trace.events.iter().enumerate() {
+            let p = self.procs.entry(e.pid).or_insert_with(|| Process { pid: e.pid, ..Default::default() });
+            if !p.threads.contains(&e.tid) {
+                if e.tid == e.pid {
+                    p.threads.insert(0, e.tid);
+                } else {
+                    p.threads.push(e.tid);
+                }
+            }
+            match &e.kind {
+                EventKind::Fork(f) => forks.push((i, e.pid, f.child_tid, f.untracked)),
+                EventKind::Exec(x) => {
+                    p.execs.push((x.filename.clone(), x.argv.clone()));
+                    self.execs.entry(e.pid).or_default().push(i);
+                }
+                EventKind::Exit(x) if x.process_exited => p.exit = x.status,
+                _ => {}
+            }
+        }
+        for (i, parent, child, untracked) in forks {
+            if child == parent || child == root {
+                continue;
+            }
+            if untracked && !pids.contains(&child) {
+                self.procs.entry(child).or_insert_with(|| Process {
+                    pid: child,
+                    parent: Some(parent),
+                    threads: vec![child],
+                    untracked: true,
+                    ..Default::default()
+                });
+                continue;
+            }
+            let is_new_process = self.procs.get(&child).is_some_and(|c| c.parent.is_none());
+            if !is_new_process {
+                continue;
+            }
+            if let Some(c) = self.procs.get_mut(&child) {
+                c.parent = Some(parent);
+            }
+            if let Some(img) = self.image_index_at(parent, trace.events[i].ts_ns) {
+                self.inherited.insert(child, img);
+            }
+        }
+        let active = &trace.outcome.tracers;
+        for p in self.procs.values_mut() {
+            p.tracers = active.iter().copied().filter(|t| t.covers(p, &trace.outcome)).collect();
+        }
+    }
+
+    /// The exec event of the program `pid` ran at `ts`.
+    fn image_index_at(&self, pid: u32, ts: u64) -> Option<usize> {
+        let own = self
+            .execs
+            .get(&pid)
+            .and_then(|v| v.iter().rev().find(|&&i| self.trace.events[i].ts_ns <= ts).copied());
+        own.or_else(|| self.inherited.get(&pid).copied())
+    }
+
+    /// The program (exec'd path) and argv `pid` ran at `ts`, when known.
+    pub(crate) fn image_at(&self, pid: u32, ts: u64) -> Option<(&'t str, &'t [String])> {
+        let i = self.image_index_at(pid, ts)?;
+        match &self.trace.events[i].kind {
+            EventKind::Exec(x) => Some((x.filename.as_str(), x.argv.as_slice())),
+            _ => None,
+        }
+    }
+
+    /// Whether `pid` is `root` or descends from it.
+    pub(crate) fn in_subtree(&self, root: u32, pid: u32) -> bool {
+        let mut p = Some(pid);
+        let mut hops = 0;
+        while let Some(cur) = p {
+            if cur == root {
+                return true;
+            }
+            p = self.procs.get(&cur).and_then(|x| x.parent);
+            hops += 1;
+            if hops > self.procs.len() {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// The resolved paths and descriptor of event `i`.
+    pub(crate) fn access(&self, i: usize) -> Option<&Access> {
+        self.access.get(i).and_then(|a| a.as_deref())
+    }
+
+    fn build_access(&mut self) {
+        let trace = self.trace;
+        let start_cwd = match &trace.outcome.cwd {
+            Some(d) if d.starts_with('/') => Resolved::Abs(normalize(d)),
+            _ => Resolved::Rel(String::new()),
+        };
+        let mut states: HashMap<u32, ProcState> = HashMap::new();
+        let procs = &self.procs;
+        let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
+        let mut next_fd_id = 0;
+        for e in &trace.events {
+            let st = states
+                .entry(e.pid)
+                .or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::new() });
+            match &e.kind {
+                EventKind::Syscall(s) => {
+                    let mut a = resolve(st, s);
+                    apply(st, s, &a);
+                    if let Some(e) = st.fds.values_mut().find(|e| e.id == 0) {
+                        next_fd_id += 1;
+                        e.id = next_fd_id;
+                        a.new_fd = Some(next_fd_id);
+                    }
+                    access.push(Some(Box::new(a)));
+                }
+                // The syscalls a libc call makes update the tables; the
+                // call itself is only resolved.
+                EventKind::Libc(c) => {
+                    let a = resolve_args(st, &c.args, |i, args| libc_path_arg(&c.function, i, args));
+                    access.push(Some(Box::new(a)));
+                }
+                EventKind::Fork(f) if f.child_tid != e.pid && procs.get(&f.child_tid).is_some_and(|c| c.parent == Some(e.pid)) => {
+                    // A new process starts with a copy of its parent's table.
+                    let copy = st.clone();
+                    states.insert(f.child_tid, copy);
+                    access.push(None);
+                }
+                EventKind::Exec(_) => {
+                    st.fds.retain(|_, f| !f.cloexec);
+                    access.push(None);
+                }
+                _ => access.push(None),
+            }
+        }
+        // A libc call that returns a descriptor returns the one the
+        // syscall it made created.
+        for (i, e) in trace.events.iter().enumerate() {
+            let Some(Arg::Fd(fd)) = e.as_libc().and_then(|c| c.ret.as_ref()) else { continue };
+            let end = e.end_ns();
+            let made = trace.events[i + 1..]
+                .iter()
+                .enumerate()
+                .take_while(|(_, x)| x.ts_ns <= end)
+                .filter(|(_, x)| x.parent() == Some(i) && x.as_syscall().is_some_and(|s| s.ret == Some(i64::from(*fd))))
+                .find_map(|(k, _)| access[i + 1 + k].as_ref().and_then(|a| a.new_fd));
+            if let (Some(id), Some(a)) = (made, access[i].as_mut()) {
+                a.new_fd = Some(id);
+            }
+        }
+        self.access = access;
+    }
+}
+
+/// Whether argument `i` (a string) of syscall `name` is a path the call
+/// looks up, rather than a name, a link's content or an output.
+fn is_lookup_path(name: &str, i: usize) -> bool {
+    !matches!(
+        (name, i),
+        ("symlink" | "symlinkat", 0)
+            | ("getxattr" | "lgetxattr" | "setxattr" | "lsetxattr" | "removexattr" | "lremovexattr", 1)
+            | ("fgetxattr" | "fsetxattr" | "fremovexattr", 1)
+            | ("readlink", 1)
+            | ("readlinkat", 2)
+            | ("getcwd" | "memfd_create" | "fsopen", _)
+            | ("mount", 0)
+    )
+}
+
+fn int_arg(a: &Arg) -> Option<i64> {
+    match a {
+        Arg::Int(v) => Some(*v),
+        Arg::Fd(v) => Some(i64::from(*v)),
+        Arg::Flags { value, .. } | Arg::Hex(value) => Some(*value as i64),
+        _ => None,
+    }
+}
+
+/// AT_EMPTY_PATH: the path is empty and the call is about the descriptor.
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+fn resolve(st: &ProcState, s: &Syscall) -> Access {
+    let mut a = resolve_args(st, &s.args, |i, _| is_lookup_path(&s.name, i));
+    for (i, arg) in s.args.iter().enumerate() {
+        if let Arg::Unreadable(_) = arg {
+            // A path argument that could not be read: a lookup of unknown
+            // target. Only the syscalls that capture paths have those.
+            let spec = crate::decode::capture_spec(s.nr);
+            let is_path = spec.captures.iter().any(|c| usize::from(c.arg) == i && c.kind == probity_common::CaptureKind::CStr as u8);
+            if is_path && is_lookup_path(&s.name, i) {
+                a.paths.push((i, Resolved::Unknown("its path could not be read")));
+            }
+        }
+    }
+    a
+}
+
+/// Whether string argument `i` of libc function `f` is a file path.
+fn libc_path_arg(f: &str, i: usize, args: &[Arg]) -> bool {
+    let strings: Vec<usize> = args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Path { .. })).map(|(k, _)| k).collect();
+    match f {
+        "rename" | "renameat" | "renameat2" | "link" | "linkat" => true,
+        "symlink" | "symlinkat" => strings.last() == Some(&i),
+        "open" | "open64" | "openat" | "openat64" | "creat" | "creat64" | "fopen" | "fopen64" | "freopen" | "freopen64"
+        | "unlink" | "unlinkat" | "remove" | "mkdir" | "mkdirat" | "rmdir" | "chmod" | "fchmodat" | "chown" | "lchown"
+        | "fchownat" | "truncate" | "truncate64" | "stat" | "stat64" | "lstat" | "lstat64" | "fstatat" | "fstatat64"
+        | "__xstat" | "__xstat64" | "__lxstat" | "__lxstat64" | "__fxstatat" | "__fxstatat64" | "statx" | "access"
+        | "faccessat" | "euidaccess" | "eaccess" | "opendir" | "chdir" | "readlink" | "readlinkat" | "realpath"
+        | "dlopen" | "execve" | "execv" | "execvp" | "execvpe" | "execl" | "execlp" | "execle" | "posix_spawn"
+        | "posix_spawnp" | "utime" | "utimes" | "utimensat" | "mkfifo" | "mknod" | "mkstemp" | "mkdtemp" => {
+            strings.first() == Some(&i)
+        }
+        _ => false,
+    }
+}
+
+/// The paths (the string arguments `is_path` picks) and the descriptor of
+/// a call with arguments `args`.
+fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) -> bool) -> Access {
+    let mut a = Access::default();
+    let empty_path_ok = args.iter().any(|x| matches!(x, Arg::Flags { value, text } if value & AT_EMPTY_PATH != 0 && text.contains("AT_EMPTY_PATH")));
+    for (i, arg) in args.iter().enumerate() {
+        let Arg::Path { path, truncated } = arg else { continue };
+        if !is_path(i, args) {
+            continue;
+        }
+        let dirfd = match i.checked_sub(1).map(|j| &args[j]) {
+            Some(Arg::Fd(d)) if *d != libc::AT_FDCWD => Some(*d),
+            _ => None,
+        };
+        let r = if *truncated {
+            Resolved::Unknown("its path was cut")
+        } else if path.is_empty() && empty_path_ok {
+            match dirfd.and_then(|d| st.fds.get(&d)).map(|f| &*f.target) {
+                Some(FdTarget::File(r)) => r.clone(),
+                _ => Resolved::Unknown("it names a descriptor whose path is unknown"),
+            }
+        } else if path.starts_with('/') {
+            Resolved::Abs(normalize(path))
+        } else if let Some(d) = dirfd {
+            match st.fds.get(&d).map(|f| &*f.target) {
+                Some(FdTarget::File(dir)) => dir.join(path),
+                _ => Resolved::Unknown("it is relative to a descriptor whose path is unknown"),
+            }
+        } else {
+            st.cwd.join(path)
+        };
+        a.paths.push((i, r));
+    }
+    for (i, x) in args.iter().enumerate() {
+        if let Arg::Fd(d) = x {
+            if let Some(e) = st.fds.get(d) {
+                a.fd_ids.push((i, e.id));
+            }
+        }
+    }
+    if a.paths.is_empty() {
+        a.fd = args.iter().find_map(|x| match x {
+            Arg::Fd(d) if *d >= 0 => st.fds.get(d).map(|f| f.target.clone()),
+            _ => None,
+        });
+    }
+    a
+}
+
+/// Updates a process's descriptors and directory after syscall `s`. A
+/// descriptor it creates has id 0 until the caller numbers it.
+fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
+    let Some(ret) = s.ret else { return };
+    let ok = s.errno.is_none();
+    let name = s.name.as_ref();
+    let fd_arg = |n: usize| s.args.get(n).and_then(int_arg).and_then(|v| i32::try_from(v).ok());
+    let new_fd = i32::try_from(ret).ok().filter(|_| ok);
+    match name {
+        "open" | "openat" | "openat2" | "creat" => {
+            if let (Some(fd), Some((idx, path))) = (new_fd, a.paths.first()) {
+                let flags = s.args.iter().skip(idx + 1).find_map(|x| match x {
+                    Arg::Flags { value, .. } => Some(*value),
+                    _ => None,
+                });
+                let cloexec = flags.is_some_and(|f| f & libc::O_CLOEXEC as u64 != 0);
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::File(path.clone())), cloexec, id: 0 });
+            }
+        }
+        "socket" => {
+            if let Some(fd) = new_fd {
+                let family = fd_arg(0).unwrap_or(-1);
+                let cloexec = s.args.get(1).and_then(int_arg).is_some_and(|t| t & i64::from(libc::SOCK_CLOEXEC) != 0);
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), cloexec, id: 0 });
+            }
+        }
+        "accept" | "accept4" => {
+            if let Some(fd) = new_fd {
+                let family = match a.fd.as_deref() {
+                    Some(FdTarget::Socket { family, .. }) => *family,
+                    _ => -1,
+                };
+                let peer = s.args.iter().find_map(|x| match x {
+                    Arg::Sockaddr(sa) => Some(sa.clone()),
+                    _ => None,
+                });
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), cloexec: false, id: 0 });
+            }
+        }
+        "connect" => {
+            let connected = ok || s.errno.as_deref() == Some("EINPROGRESS");
+            if let (true, Some(fd)) = (connected, fd_arg(0)) {
+                let peer = s.args.iter().find_map(|x| match x {
+                    Arg::Sockaddr(sa) => Some(sa.clone()),
+                    _ => None,
+                });
+                if let Some(e) = st.fds.get_mut(&fd) {
+                    if let FdTarget::Socket { family, .. } = &*e.target {
+                        e.target = Arc::new(FdTarget::Socket { family: *family, peer });
+                    }
+                }
+            }
+        }
+        "dup" => {
+            if let (Some(new), Some(old)) = (new_fd, fd_arg(0)) {
+                copy_fd(st, old, new, false);
+            }
+        }
+        "dup2" | "dup3" => {
+            if let (true, Some(old), Some(new)) = (ok, fd_arg(0), fd_arg(1)) {
+                let cloexec = s.args.get(2).and_then(int_arg).is_some_and(|f| f & i64::from(libc::O_CLOEXEC) != 0);
+                copy_fd(st, old, new, cloexec);
+            }
+        }
+        "fcntl" => {
+            let cmd = match s.args.get(1) {
+                Some(Arg::Flags { text, .. }) => text.as_str(),
+                _ => "",
+            };
+            if let (Some(new), Some(old), true) = (new_fd, fd_arg(0), cmd.starts_with("F_DUPFD")) {
+                copy_fd(st, old, new, cmd == "F_DUPFD_CLOEXEC");
+            }
+        }
+        "close" => {
+            if s.errno.as_deref() != Some("EBADF") {
+                if let Some(fd) = fd_arg(0) {
+                    st.fds.remove(&fd);
+                }
+            }
+        }
+        "close_range" => {
+            if let (true, Some(lo), Some(hi)) = (ok, s.args.first().and_then(int_arg), s.args.get(1).and_then(int_arg)) {
+                let (lo, hi) = (lo as u32, hi as u32);
+                st.fds.retain(|&fd, _| !(lo..=hi).contains(&(fd as u32)));
+            }
+        }
+        "chdir" if ok => {
+            if let Some((_, r)) = a.paths.first() {
+                st.cwd = r.clone();
+            }
+        }
+        "fchdir" if ok => {
+            if let Some(FdTarget::File(r)) = a.fd.as_deref() {
+                st.cwd = r.clone();
+            }
+        }
+        "getcwd" if ok => {
+            // The kernel's answer fixes a working directory the trace did
+            // not know.
+            if let Some(Arg::Path { path, truncated: false }) = s.args.first() {
+                if path.starts_with('/') && !matches!(st.cwd, Resolved::Abs(_)) {
+                    st.cwd = Resolved::Abs(normalize(path));
+                }
+            }
+        }
+        "eventfd" | "eventfd2" | "epoll_create" | "epoll_create1" | "timerfd_create" | "signalfd" | "signalfd4" | "inotify_init"
+        | "inotify_init1" | "memfd_create" | "pidfd_open" | "pidfd_getfd" | "perf_event_open" | "userfaultfd" | "fanotify_init"
+        | "io_uring_setup" | "memfd_secret" | "fsopen" | "fsmount" | "open_tree" | "open_by_handle_at" | "bpf" => {
+            if let Some(fd) = new_fd.filter(|_| !matches!(name, "signalfd" | "signalfd4") || fd_arg(0) == Some(-1)) {
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Other), cloexec: false, id: 0 });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) {
+    if old == new {
+        return;
+    }
+    match st.fds.get(&old).map(|e| e.target.clone()) {
+        Some(target) => {
+            st.fds.insert(new, FdEntry { target, cloexec, id: 0 });
+        }
+        None => {
+            st.fds.remove(&new);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically() {
+        assert_eq!(normalize("/a/./b//c/../d"), "/a/b/d");
+        assert_eq!(normalize("/../x"), "/x");
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize_rel("./a/../../b"), "../b");
+        assert_eq!(Resolved::Abs("/tmp".into()).join("x/./y"), Resolved::Abs("/tmp/x/y".into()));
+        assert_eq!(Resolved::Rel(String::new()).join("x"), Resolved::Rel("x".into()));
+        assert_eq!(Resolved::Rel("d".into()).join("/abs"), Resolved::Abs("/abs".into()));
+    }
+}

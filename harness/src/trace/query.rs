@@ -1,0 +1,726 @@
+//! Queries: iterators over a trace's events that a test narrows with a
+//! few filters, such as
+//! `trace.syscalls().named("openat").path_glob("/tmp/**").failed()`.
+//!
+//! Each filter narrows the query (they combine with "and"). Filters that
+//! need the process tree or resolved paths build an index of the trace
+//! once, the first time a query needs it; events are never copied.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::event::{Event, EventKind, Syscall};
+use crate::trace::classes::Class;
+use crate::trace::index::{normalize, Index, Resolved};
+use crate::trace::{Process, Trace};
+
+/// The answer of a filter for one event: a path that cannot be resolved
+/// makes it unknown whether the event matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tri {
+    Yes,
+    No,
+    Unknown(&'static str),
+}
+
+#[derive(Clone)]
+pub(crate) enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Glob(glob::Pattern),
+}
+
+impl PathMatch {
+    fn is_match(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => path == p,
+            PathMatch::Prefix(dir) => under(path, dir),
+            PathMatch::Glob(g) => g.matches_with(
+                path,
+                glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false },
+            ),
+        }
+    }
+
+    fn pattern(&self) -> &str {
+        match self {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => p,
+            PathMatch::Glob(g) => g.as_str(),
+        }
+    }
+
+    fn is_absolute(&self) -> bool {
+        self.pattern().starts_with('/')
+    }
+}
+
+/// Whether `path` is `dir` or inside it, comparing whole components.
+pub(crate) fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[derive(Clone)]
+pub(crate) enum Filter<'t> {
+    Kind(String),
+    Pid(u32),
+    Tid(u32),
+    Subtree(u32),
+    Program(String),
+    Named(Vec<String>),
+    Class(Class),
+    Path(PathMatch),
+    Ok,
+    Failed,
+    Errno(String),
+    Window { from: u64, to: u64 },
+    Inside { tid: u32, from: u64, to: u64, outer: usize },
+    Custom(Rc<dyn Fn(&Event) -> bool + 't>),
+}
+
+impl Filter<'_> {
+    fn needs_index(&self) -> bool {
+        matches!(self, Filter::Subtree(_) | Filter::Program(_) | Filter::Path(_))
+    }
+
+    /// Whether event `i` (`e`) passes the filter.
+    fn eval(&self, e: &Event, i: usize, idx: Option<&Index<'_>>) -> Tri {
+        let s = e.as_syscall();
+        let yes = |b: bool| if b { Tri::Yes } else { Tri::No };
+        match self {
+            Filter::Kind(k) => yes(e.kind_name() == k),
+            Filter::Pid(p) => yes(e.pid == *p),
+            Filter::Tid(t) => yes(e.tid == *t),
+            Filter::Subtree(root) => yes(idx.is_some_and(|x| x.in_subtree(*root, e.pid))),
+            Filter::Program(name) => {
+                let img = idx.and_then(|x| x.image_at(e.pid, e.ts_ns));
+                // An exec event is about the program it starts.
+                let img = match &e.kind {
+                    EventKind::Exec(x) => Some(x.filename.as_str()),
+                    _ => img.map(|(f, _)| f),
+                };
+                yes(img.is_some_and(|f| program_is(f, name)))
+            }
+            Filter::Named(names) => yes(s.is_some_and(|s| names.iter().any(|n| *n == s.name))),
+            Filter::Class(c) => yes(s.is_some_and(|s| c.contains(&s.name))),
+            Filter::Path(m) => path_eval(m, e, i, idx),
+            Filter::Ok => yes(s.is_some_and(|s| s.ret.is_some() && !s.failed())),
+            Filter::Failed => yes(s.is_some_and(Syscall::failed)),
+            Filter::Errno(name) => yes(s.is_some_and(|s| s.errno.as_deref() == Some(name.as_str()))),
+            Filter::Window { from, to } => yes(e.ts_ns >= *from && e.ts_ns <= *to),
+            Filter::Inside { tid, from, to, outer } => {
+                yes(e.tid == *tid && e.ts_ns >= *from && e.end_ns() <= *to && !std::ptr::eq(e, *outer as *const Event))
+            }
+            Filter::Custom(f) => yes(f(e)),
+        }
+    }
+
+    fn describe(&self, start: u64) -> String {
+        match self {
+            Filter::Kind(k) => format!("of kind {k}"),
+            Filter::Pid(p) => format!("in process {p}"),
+            Filter::Tid(t) => format!("in thread {t}"),
+            Filter::Subtree(p) => format!("in process {p} or its descendants"),
+            Filter::Program(n) => format!("run by {n}"),
+            Filter::Named(n) if n.len() == 1 => format!("named {}", n[0]),
+            Filter::Named(n) => format!("named one of {}", n.join(", ")),
+            Filter::Class(c) => format!("in class {c}"),
+            Filter::Path(PathMatch::Exact(p)) => format!("on {p}"),
+            Filter::Path(PathMatch::Prefix(p)) => format!("on a path under {p}"),
+            Filter::Path(PathMatch::Glob(g)) => format!("on a path matching {}", g.as_str()),
+            Filter::Ok => "that succeeded".into(),
+            Filter::Failed => "that failed".into(),
+            Filter::Errno(e) => format!("that failed with {e}"),
+            Filter::Window { from, to } => format!("between {} and {}", offset(*from, start), offset(*to, start)),
+            Filter::Inside { tid, from, to, .. } => {
+                format!("of thread {tid} inside {}..{}", offset(*from, start), offset(*to, start))
+            }
+            Filter::Custom(_) => "matching a custom condition".into(),
+        }
+    }
+}
+
+/// `+0.001234s`: a time from the start of the trace.
+pub(crate) fn offset(ts: u64, start: u64) -> String {
+    let d = ts.saturating_sub(start);
+    format!("+{}.{:06}s", d / 1_000_000_000, (d / 1000) % 1_000_000)
+}
+
+/// Whether the exec'd path `program` is `name`: the same path when `name`
+/// has a `/`, else the same file name.
+pub(crate) fn program_is(program: &str, name: &str) -> bool {
+    if name.contains('/') {
+        program == name || normalize(program) == normalize(name)
+    } else {
+        program.rsplit('/').next() == Some(name)
+    }
+}
+
+fn path_eval(m: &PathMatch, e: &Event, i: usize, idx: Option<&Index<'_>>) -> Tri {
+    let check = |r: &Resolved, unknown: &mut Option<&'static str>| -> bool {
+        match r {
+            Resolved::Abs(p) if m.is_absolute() => m.is_match(p),
+            Resolved::Rel(p) if !m.is_absolute() => m.is_match(p),
+            Resolved::Abs(_) => false,
+            Resolved::Rel(_) => {
+                unknown.get_or_insert("its path is relative to a starting directory the trace does not record");
+                false
+            }
+            Resolved::Unknown(why) => {
+                unknown.get_or_insert(why);
+                false
+            }
+        }
+    };
+    let mut unknown = None;
+    let hit = match &e.kind {
+        EventKind::Syscall(_) => idx
+            .and_then(|x| x.access(i))
+            .is_some_and(|a| a.targets().any(|r| check(r, &mut unknown))),
+        EventKind::Exec(x) => {
+            let r = if x.filename.starts_with('/') { Resolved::Abs(normalize(&x.filename)) } else { Resolved::Rel(x.filename.clone()) };
+            check(&r, &mut unknown)
+        }
+        _ => false,
+    };
+    match (hit, unknown) {
+        (true, _) => Tri::Yes,
+        (false, Some(why)) => Tri::Unknown(why),
+        (false, None) => Tri::No,
+    }
+}
+
+/// The shared core of [`Events`] and [`Syscalls`].
+#[derive(Clone)]
+pub(crate) struct Query<'t> {
+    pub(crate) trace: &'t Trace,
+    pub(crate) filters: Vec<Filter<'t>>,
+    /// Only syscalls (a [`Syscalls`] query).
+    pub(crate) syscalls_only: bool,
+    pub(crate) label: Option<String>,
+    index: Rc<OnceCell<Index<'t>>>,
+    pos: usize,
+}
+
+impl<'t> Query<'t> {
+    fn new(trace: &'t Trace, syscalls_only: bool) -> Self {
+        Query { trace, filters: Vec::new(), syscalls_only, label: None, index: Rc::default(), pos: 0 }
+    }
+
+    /// The index, built the first time it is needed.
+    pub(crate) fn index(&self) -> &Index<'t> {
+        self.index.get_or_init(|| Index::new(self.trace))
+    }
+
+    fn needs_index(&self) -> bool {
+        self.filters.iter().any(Filter::needs_index)
+    }
+
+    /// Whether event `i` matches every filter.
+    pub(crate) fn eval(&self, i: usize) -> Tri {
+        let e = &self.trace.events[i];
+        if self.syscalls_only && e.as_syscall().is_none() {
+            return Tri::No;
+        }
+        let idx = self.needs_index().then(|| self.index());
+        let mut result = Tri::Yes;
+        for f in &self.filters {
+            match f.eval(e, i, idx) {
+                Tri::Yes => {}
+                Tri::No => return Tri::No,
+                Tri::Unknown(why) => result = Tri::Unknown(why),
+            }
+        }
+        result
+    }
+
+    /// The indexes of the matching events, and of the events whose match
+    /// cannot be told, with why.
+    pub(crate) fn partition(&self) -> (Vec<usize>, Vec<(usize, &'static str)>) {
+        let mut hits = Vec::new();
+        let mut unknown = Vec::new();
+        for i in 0..self.trace.events.len() {
+            match self.eval(i) {
+                Tri::Yes => hits.push(i),
+                Tri::Unknown(why) => unknown.push((i, why)),
+                Tri::No => {}
+            }
+        }
+        (hits, unknown)
+    }
+
+    /// The event kind the query is about, for coverage: `None` for any.
+    pub(crate) fn family(&self) -> Option<String> {
+        if self.syscalls_only {
+            return Some("syscall".into());
+        }
+        for f in &self.filters {
+            match f {
+                Filter::Kind(k) => return Some(k.clone()),
+                Filter::Named(_) | Filter::Class(_) | Filter::Ok | Filter::Failed | Filter::Errno(_) => {
+                    return Some("syscall".into())
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Whether the query cannot be about process `p` whatever it did: its
+    /// pid, thread or subtree filters leave it out, or its program filter
+    /// does and the trace knows what `p` ran.
+    pub(crate) fn excludes(&self, p: &Process) -> bool {
+        let idx = self.index();
+        self.filters.iter().any(|f| match f {
+            Filter::Pid(pid) => p.pid != *pid,
+            Filter::Tid(t) => !p.threads.contains(t) && p.pid != *t,
+            Filter::Subtree(root) => !idx.in_subtree(*root, p.pid),
+            Filter::Program(name) => {
+                if p.untracked || p.execs.is_empty() {
+                    return false;
+                }
+                let inherited = idx.image_at(p.pid, 0).map(|(f, _)| f);
+                !p.execs.iter().map(|(f, _)| f.as_str()).chain(inherited).any(|f| program_is(f, name))
+            }
+            _ => false,
+        })
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        if let Some(l) = &self.label {
+            return l.clone();
+        }
+        let noun = if self.syscalls_only { "syscalls" } else { "events" };
+        let start = self.trace.start_ns();
+        let parts: Vec<String> = self.filters.iter().map(|f| f.describe(start)).collect();
+        if parts.is_empty() {
+            noun.to_owned()
+        } else {
+            format!("{noun} {}", parts.join(", "))
+        }
+    }
+
+    fn next_index(&mut self) -> Option<usize> {
+        while self.pos < self.trace.events.len() {
+            let i = self.pos;
+            self.pos += 1;
+            if self.eval(i) == Tri::Yes {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn resolve_pattern(&self, p: &str) -> String {
+        match (&self.trace.outcome.cwd, p.starts_with('/')) {
+            (_, true) => normalize(p),
+            (Some(cwd), false) if cwd.starts_with('/') => normalize(&format!("{cwd}/{p}")),
+            (_, false) => p.trim_start_matches("./").to_owned(),
+        }
+    }
+}
+
+macro_rules! filters {
+    ($ty:ident, $ctor:literal) => {
+        impl<'t> $ty<'t> {
+            /// Only events of process `pid` (any of its threads).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let root_only = trace.", $ctor, "().pid(trace.outcome.root_pid).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn pid(mut self, pid: u32) -> Self {
+                self.0.filters.push(Filter::Pid(pid));
+                self
+            }
+
+            /// Only events of thread `tid`.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let main_thread = trace.", $ctor, "().tid(trace.outcome.root_pid).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn tid(mut self, tid: u32) -> Self {
+                self.0.filters.push(Filter::Tid(tid));
+                self
+            }
+
+            /// Only events of process `pid` and the processes it forked,
+            /// and theirs.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let everything = trace.", $ctor, "().subtree(trace.outcome.root_pid).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn subtree(mut self, pid: u32) -> Self {
+                self.0.filters.push(Filter::Subtree(pid));
+                self
+            }
+
+            /// Only events of processes while they run `program`: a path
+            /// (`/usr/bin/cat`) or a file name (`cat`). An exec event is
+            /// about the program it starts; a syscall about the program
+            /// that made it, so the `execve` that starts `cat` is still the
+            /// shell's.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let by_cat = trace.", $ctor, "().program(\"cat\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn program(mut self, program: impl Into<String>) -> Self {
+                self.0.filters.push(Filter::Program(program.into()));
+                self
+            }
+
+            /// Only syscalls named `name`, such as `openat`.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let opens = trace.", $ctor, "().named(\"openat\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn named(mut self, name: impl Into<String>) -> Self {
+                self.0.filters.push(Filter::Named(vec![name.into()]));
+                self
+            }
+
+            /// Only syscalls named any of `names`.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let opens = trace.", $ctor, "().named_any([\"open\", \"openat\"]).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn named_any<I, S>(mut self, names: I) -> Self
+            where
+                I: IntoIterator<Item = S>,
+                S: Into<String>,
+            {
+                self.0.filters.push(Filter::Named(names.into_iter().map(Into::into).collect()));
+                self
+            }
+
+            /// Only syscalls in strace's class `class` (`%file`, `%net`...).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let net = trace.", $ctor, "().class(probity::Class::Network).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn class(mut self, class: Class) -> Self {
+                self.0.filters.push(Filter::Class(class));
+                self
+            }
+
+            /// Only events on the file `path`: a syscall that names it (after
+            /// resolving a relative path or a directory descriptor) or works
+            /// on a descriptor opened on it, or an exec of it. A relative
+            /// `path` is taken from the directory the command started in.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let hostname = trace.", $ctor, "().path(\"/etc/hostname\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn path(mut self, path: impl AsRef<std::path::Path>) -> Self {
+                let p = self.0.resolve_pattern(&path.as_ref().to_string_lossy());
+                self.0.filters.push(Filter::Path(PathMatch::Exact(p)));
+                self
+            }
+
+            /// Only events on `dir` or a path inside it (whole components:
+            /// `/tmp/a` is not under `/tmp/ab`).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let in_etc = trace.", $ctor, "().path_prefix(\"/etc\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn path_prefix(mut self, dir: impl AsRef<std::path::Path>) -> Self {
+                let p = self.0.resolve_pattern(&dir.as_ref().to_string_lossy());
+                self.0.filters.push(Filter::Path(PathMatch::Prefix(p)));
+                self
+            }
+
+            /// Only events on a path matching the shell pattern `pattern`:
+            /// `*` and `?` within a component, `[abc]`, and `**` for any
+            /// number of components.
+            ///
+            /// # Panics
+            ///
+            /// If `pattern` is not a valid pattern (an unclosed `[`): a
+            /// typo in a test should fail loudly.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let libs = trace.", $ctor, "().path_glob(\"/usr/lib/**/*.so*\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn path_glob(mut self, pattern: &str) -> Self {
+                let p = self.0.resolve_pattern(pattern);
+                let g = glob::Pattern::new(&p).unwrap_or_else(|e| panic!("invalid path pattern {pattern:?}: {e}"));
+                self.0.filters.push(Filter::Path(PathMatch::Glob(g)));
+                self
+            }
+
+            /// Only syscalls that returned without an error.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let ok = trace.", $ctor, "().ok().count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn ok(mut self) -> Self {
+                self.0.filters.push(Filter::Ok);
+                self
+            }
+
+            /// Only syscalls that failed.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let failed = trace.", $ctor, "().failed().count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn failed(mut self) -> Self {
+                self.0.filters.push(Filter::Failed);
+                self
+            }
+
+            /// Only syscalls that failed with errno `name`, such as `ENOENT`.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let missing = trace.", $ctor, "().errno(\"ENOENT\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn errno(mut self, name: impl Into<String>) -> Self {
+                self.0.filters.push(Filter::Errno(name.into()));
+                self
+            }
+
+            /// Only events that start between `from_ns` and `to_ns`
+            /// (`CLOCK_MONOTONIC` nanoseconds, as [`Event::ts_ns`], both
+            /// included).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            /// let start = trace.start_ns();
+            #[doc = concat!("let first_ms = trace.", $ctor, "().between(start, start + 1_000_000).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn between(mut self, from_ns: u64, to_ns: u64) -> Self {
+                self.0.filters.push(Filter::Window { from: from_ns, to: to_ns });
+                self
+            }
+
+            /// Only events that start after `event` ended.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            /// let exec = trace.events().kind("exec").next().unwrap();
+            #[doc = concat!("let later = trace.", $ctor, "().after(exec).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn after(self, event: &Event) -> Self {
+                let from = event.end_ns().saturating_add(1);
+                self.between(from, u64::MAX)
+            }
+
+            /// Only events that end before `event` starts.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            /// let exit = trace.events().kind("exit").last().unwrap();
+            #[doc = concat!("let earlier = trace.", $ctor, "().before(exit).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn before(mut self, event: &Event) -> Self {
+                let to = event.ts_ns;
+                self.0.filters.push(Filter::Custom(Rc::new(move |e: &Event| e.end_ns() < to)));
+                self
+            }
+
+            /// Only events nested in `outer`: events of the same thread that
+            /// start and end within it, such as the syscalls (and libc
+            /// calls) a libc call made, which [`Event::parent`] links to it.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            /// let execve = trace.syscalls().named("execve").next().unwrap().0;
+            #[doc = concat!("let nested = trace.", $ctor, "().inside(execve).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn inside(mut self, outer: &Event) -> Self {
+                self.0.filters.push(Filter::Inside {
+                    tid: outer.tid,
+                    from: outer.ts_ns,
+                    to: outer.end_ns(),
+                    outer: outer as *const Event as usize,
+                });
+                self
+            }
+
+            /// Only events for which `pred` is true, for what the other
+            /// filters do not say.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let even = trace.", $ctor, "().matching(|e| e.pid % 2 == 0).count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn matching(mut self, pred: impl Fn(&Event) -> bool + 't) -> Self {
+                self.0.filters.push(Filter::Custom(Rc::new(pred)));
+                self
+            }
+
+            /// Names what the query selects in failure messages, instead of
+            /// the list of its filters.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let q = trace.", $ctor, "().named(\"openat\").describe(\"opens\");")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn describe(mut self, what: impl Into<String>) -> Self {
+                self.0.label = Some(what.into());
+                self
+            }
+
+            /// What the query selects, in words, as failure messages say it.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("println!(\"{}\", trace.", $ctor, "().named(\"openat\").failed().description());")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[must_use]
+            pub fn description(&self) -> String {
+                self.0.describe()
+            }
+
+            /// A snapshot of the events the query selects (see
+            /// [`Snapshot`](crate::Snapshot)).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let text = trace.", $ctor, "().path_prefix(\"/etc\").snapshot().text();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[must_use]
+            pub fn snapshot(self) -> crate::Snapshot<'t> {
+                crate::Snapshot::from_query(self.0)
+            }
+        }
+
+        impl fmt::Debug for $ty<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($ty)).field(&self.0.describe()).finish()
+            }
+        }
+    };
+}
+
+/// A query over all of a trace's events; an iterator of `&Event`.
+/// Start one with [`Trace::events`].
+///
+/// ```no_run
+/// use std::process::Command;
+///
+/// let trace = probity::Tracer::new().run(Command::new("true"))?;
+/// let execs: Vec<&probity::Event> = trace.events().kind("exec").collect();
+/// assert_eq!(execs.len(), 1);
+/// # Ok::<(), probity::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a query does nothing until it is iterated or checked"]
+pub struct Events<'t>(pub(crate) Query<'t>);
+
+/// A query over a trace's syscalls; an iterator of
+/// `(&Event, &Syscall)`. Start one with [`Trace::syscalls`].
+///
+/// ```no_run
+/// use std::process::Command;
+///
+/// let trace = probity::Tracer::new().run(Command::new("ls"))?;
+/// for (event, call) in trace.syscalls().named("openat").failed() {
+///     println!("{} failed with {:?}", call.path().unwrap_or("?"), call.errno);
+/// }
+/// # Ok::<(), probity::Error>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a query does nothing until it is iterated or checked"]
+pub struct Syscalls<'t>(pub(crate) Query<'t>);
+
+filters!(Events, "events");
+filters!(Syscalls, "syscalls");
+
+impl<'t> Events<'t> {
+    /// Only events of kind `kind`, an [`Event::kind_name`]: `syscall`,
+    /// `exec`, `fork`, `exit` or `signal`.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let forks = trace.events().kind("fork").count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.0.filters.push(Filter::Kind(kind.into()));
+        self
+    }
+}
+
+impl<'t> Iterator for Events<'t> {
+    type Item = &'t Event;
+
+    fn next(&mut self) -> Option<&'t Event> {
+        let trace = self.0.trace;
+        self.0.next_index().map(|i| &trace.events[i])
+    }
+}
+
+impl<'t> Iterator for Syscalls<'t> {
+    type Item = (&'t Event, &'t Syscall);
+
+    fn next(&mut self) -> Option<(&'t Event, &'t Syscall)> {
+        let trace = self.0.trace;
+        loop {
+            let e = &trace.events[self.0.next_index()?];
+            if let Some(s) = e.as_syscall() {
+                return Some((e, s));
+            }
+        }
+    }
+}
+
+impl Trace {
+    /// A query over every event, in order of completion.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let signals = trace.events().kind("signal").count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn events(&self) -> Events<'_> {
+        Events(Query::new(self, false))
+    }
+
+    /// A query over the syscalls, in order of completion; it yields
+    /// `(&Event, &Syscall)`.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// assert!(trace.syscalls().any(|(_, s)| s.name == "execve"));
+    /// let failed_opens = trace.syscalls().named("openat").failed().count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn syscalls(&self) -> Syscalls<'_> {
+        Syscalls(Query::new(self, true))
+    }
+}

@@ -1,0 +1,157 @@
+//! Snapshots of real programs: byte-identical from run to run, and the
+//! same here as in CI (the programs run with a clean environment, so what
+//! they read from it does not depend on the machine).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use probity::{Trace, Tracer};
+
+use crate::support::{fixture, require_tracing};
+
+/// Runs `cmd` traced with a clean environment and no terminal, checking
+/// that nothing was lost.
+fn run(mut cmd: Command) -> Trace {
+    require_tracing();
+    cmd.env_clear().env("PATH", "/usr/bin:/bin").stdin(Stdio::null()).stdout(Stdio::null());
+    let t = Tracer::new().run(cmd).expect("traced");
+    assert_eq!(t.outcome.losses.lost_events(), 0, "{:?}", t.outcome.losses);
+    t
+}
+
+/// A Python script whose two threads each create a file in `dir`.
+const THREADS_PY: &str = r#"import sys, threading
+def work(n):
+    with open(f"{sys.argv[1]}/out{n}.txt", "w") as f:
+        f.write(f"thread {n}\n")
+ts = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("done")
+"#;
+
+fn ls(dir: &Path) -> Command {
+    let mut c = Command::new("/usr/bin/ls");
+    c.arg(dir);
+    c
+}
+
+fn python(dir: &Path) -> Command {
+    let script = dir.join("threads.py");
+    std::fs::write(&script, THREADS_PY).unwrap();
+    let mut c = Command::new("/usr/bin/python3");
+    c.arg(&script).arg(dir);
+    c
+}
+
+fn known_io(dir: &Path) -> Command {
+    let mut c = Command::new(fixture(probity_fixtures::KNOWN_IO));
+    c.arg(dir.join("out.txt")).arg("3");
+    c
+}
+
+/// The first line where `a` and `b` differ, with a few lines around it.
+fn first_difference(a: &str, b: &str) -> String {
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let at = la.iter().zip(&lb).position(|(x, y)| x != y).unwrap_or(la.len().min(lb.len()));
+    let lo = at.saturating_sub(3);
+    format!(
+        "first difference at line {}:\n--- first run\n{}\n--- this run\n{}",
+        at + 1,
+        la[lo..(at + 4).min(la.len())].join("\n"),
+        lb[lo..(at + 4).min(lb.len())].join("\n")
+    )
+}
+
+/// The same program, traced 20 times, gives the same snapshot, text and
+/// serde, every time.
+fn check_stable(name: &str, make: fn(&Path) -> Command) -> String {
+    let mut first: Option<(String, String)> = None;
+    for run_no in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let t = run(make(dir.path()));
+        let snap = t.snapshot();
+        let text = snap.text();
+        let json = serde_json::to_string_pretty(&snap).unwrap();
+        match &first {
+            None => first = Some((text, json)),
+            Some((t0, j0)) => {
+                assert!(*t0 == text, "{name}: run {run_no} differs from run 0; {}", first_difference(t0, &text));
+                assert!(*j0 == json, "{name}: run {run_no}: the serde view differs; {}", first_difference(j0, &json));
+            }
+        }
+    }
+    first.unwrap().0
+}
+
+#[test]
+fn ls_snapshot_is_stable_over_20_runs() {
+    let text = check_stable("ls", |dir| {
+        std::fs::write(dir.join("b.txt"), "b").unwrap();
+        std::fs::write(dir.join("a.txt"), "a").unwrap();
+        ls(dir)
+    });
+    insta::assert_snapshot!("ls", text);
+}
+
+#[test]
+fn python_threads_snapshot_is_stable_over_20_runs() {
+    let text = check_stable("python3", python);
+    insta::assert_snapshot!("python_threads", text);
+}
+
+#[test]
+fn fixture_creating_temp_files_is_stable_over_20_runs() {
+    let text = check_stable("known_io", known_io);
+    insta::assert_snapshot!("known_io", text);
+}
+
+#[test]
+fn yaml_view_with_folding() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run(known_io(dir.path()));
+    insta::assert_yaml_snapshot!("known_io_folded", t.snapshot().with_folding(true));
+}
+
+#[test]
+fn file_operations_under_one_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run(python(dir.path()));
+    let snap = t.syscalls().path_prefix(dir.path()).snapshot().with_replacement(dir.path().to_str().unwrap(), "<dir>");
+    let text = snap.text();
+    assert!(!text.contains("<tmp>"), "the user's replacement comes first:\n{text}");
+    insta::assert_snapshot!("python_files_under_dir", text);
+    // Folded, the same operations read the same whatever call made them.
+    insta::assert_snapshot!("python_files_under_dir_folded", t.syscalls().path_prefix(dir.path()).snapshot().with_folding(true).text());
+}
+
+#[test]
+fn noise_is_kept_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run(ls(dir.path()));
+    let quiet = t.snapshot().text();
+    let full = t.snapshot().with_noise(true).text();
+    assert!(full.lines().count() > quiet.lines().count() * 2, "{full}");
+    for expected in ["/etc/ld.so.cache", "libc.so.6", "brk(", "mmap(", "arch_prctl("] {
+        assert!(full.contains(expected), "{expected} missing from:\n{full}");
+        assert!(!quiet.contains(expected), "{expected} should be left out:\n{quiet}");
+    }
+    // What is run-dependent is renamed even with noise kept.
+    assert!(!full.contains(&format!("[{}]", t.outcome.root_pid)), "{full}");
+    assert!(!full.contains("0x7f"), "addresses are hidden:\n{full}");
+}
+
+#[test]
+fn pids_fds_and_directories_are_renamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = run(known_io(dir.path()));
+    let text = t.snapshot().text();
+    assert!(text.starts_with("[1] execve(\"<target>/debug/build/probity-fixtures-<hash>/out/known_io\""), "{text}");
+    assert!(text.contains("\"<tmp>/.tmp<1>/out.txt\""), "{text}");
+    for e in &t.events {
+        assert!(!text.contains(&e.pid.to_string()), "raw pid {} in:\n{text}", e.pid);
+    }
+    // Process 1's threads are tasks 2 and 3, its child process 4.
+    assert!(text.contains("[1:2] getppid() = 5"), "{text}");
+    assert!(text.contains("[4] +++ exec \"/bin/true\" [\"true\"] +++"), "{text}");
+}
