@@ -6,6 +6,7 @@
 
 mod cli;
 mod fidelity;
+mod libc_hooks;
 mod preload;
 mod process_events;
 mod sessions;
