@@ -366,6 +366,9 @@ const _: () = {
     assert!(EXEC_ARGS_LEN.is_power_of_two());
 };
 
+// The preload ring needs 64-bit atomics, which the eBPF target lacks (and
+// the eBPF programs do not use it).
+#[cfg(not(target_arch = "bpf"))]
 pub mod shm;
 
 #[cfg(feature = "user")]

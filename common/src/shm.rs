@@ -200,6 +200,27 @@ impl Ring {
         }
     }
 
+    /// Hands the next published record to `f` straight from its slot (no
+    /// copy), then frees the slot.
+    pub fn pop_with(&self, f: impl FnOnce(&[u8])) -> Result<(), PopError> {
+        let h = self.header();
+        let tail = h.tail.load(Ordering::Relaxed);
+        if h.head.load(Ordering::Acquire) == tail {
+            return Err(PopError::Empty);
+        }
+        let slot = self.slot(tail);
+        // SAFETY: as `pop`: read only once published, by the one consumer.
+        unsafe {
+            if (*slot).seq.load(Ordering::Acquire) != tail + 1 {
+                return Err(PopError::Pending);
+            }
+            let len = ((*slot).len as usize).min(SLOT_SIZE - 16);
+            f(core::slice::from_raw_parts(core::ptr::addr_of!((*slot).data).cast::<u8>(), len));
+            h.tail.store(tail + 1, Ordering::Release);
+        }
+        Ok(())
+    }
+
     /// Gives up on a slot that was claimed but never published (its writer
     /// died mid-record): counts it as lost and moves on.
     pub fn skip_pending(&self) {

@@ -22,7 +22,8 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 #[map]
 pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
 
-/// A syscall between entry and exit, keyed by thread id.
+/// A syscall between entry and exit, keyed by thread id. Each traced task
+/// has one entry for its life, rewritten at every entry.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct InFlight {

@@ -244,9 +244,10 @@ impl Tracee {
         let mut held: Vec<Event> = Vec::new();
         let hold = self.preload.is_some();
         let mut quiet_since: Option<Instant> = None;
+        let mut last_activity = 0;
         loop {
             if let Some(k) = &self.kernel {
-                let batch = k.take(Duration::from_millis(10));
+                let batch = k.take(Duration::from_millis(if hold { 2 } else { 10 }));
                 if hold {
                     held.extend(batch);
                 } else {
@@ -255,10 +256,10 @@ impl Tracee {
             } else {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            if let Some(p) = &mut self.preload {
-                let before = held.len();
-                p.drain(&mut held);
-                if held.len() != before {
+            if let Some(p) = &self.preload {
+                let now = p.activity();
+                if now != last_activity {
+                    last_activity = now;
                     quiet_since = None;
                 }
             }

@@ -6,9 +6,9 @@
 //! code could not read portably without CO-RE.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel_str_bytes},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use probity_common::{
@@ -33,11 +33,43 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 }
 
 fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
-    let (pid, tid) = current_ids();
-    let Some(session) = session_of(tid) else { return Ok(()) };
+    let (_, tid) = current_ids();
+    if session_of(tid).is_none() {
+        return Ok(());
+    }
     // SAFETY: offset from the tracepoint format above.
     let child: i32 = unsafe { ctx.read_at(20)? };
-    let child = child as u32;
+    on_fork(child as u32);
+    Ok(())
+}
+
+/// `sched_process_fork` as a raw tracepoint (cheaper, and quick to detach):
+/// `TP_PROTO(struct task_struct *parent, struct task_struct *child)`.
+/// The child's thread id is read at the `task_struct.pid` offset the
+/// harness found in the kernel's BTF.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn raw_sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    let _ = try_raw_fork(&ctx);
+    0
+}
+
+fn try_raw_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let (_, tid) = current_ids();
+    if session_of(tid).is_none() {
+        return Ok(());
+    }
+    let child: *const u8 = ctx.arg(1);
+    // SAFETY: a checked kernel read inside the child's task_struct.
+    let child_tid: i32 = unsafe { bpf_probe_read_kernel(child.wrapping_add(offset(&TASK_PID_OFF)).cast::<i32>()) }?;
+    on_fork(child_tid as u32);
+    Ok(())
+}
+
+/// Adds a new task to its parent's session and records it.
+#[inline(always)]
+fn on_fork(child: u32) {
+    let (pid, tid) = current_ids();
+    let Some(session) = session_of(tid) else { return };
     let mut flags = 0;
     if TASKS.insert(child, session, 0).is_err() {
         // The child and everything it starts will be missing: say so.
@@ -50,7 +82,6 @@ fn try_fork(ctx: &TracePointContext) -> Result<(), i64> {
         flags,
     };
     output(session, &ev);
-    Ok(())
 }
 
 /// `sched:sched_process_exec`, in the context of the task after the exec:
@@ -68,15 +99,42 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
 }
 
 fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
-    let (pid, tid) = current_ids();
     // SAFETY: offsets from the tracepoint format above.
     let old: i32 = unsafe { ctx.read_at(16)? };
-    let old = old as u32;
+    let loc: u32 = unsafe { ctx.read_at(8)? };
+    // SAFETY: `__data_loc`: the low 16 bits are the offset of the string in the record.
+    let name = unsafe { ctx.as_ptr().cast::<u8>().add((loc & 0xffff) as usize) };
+    on_exec(old as u32, name);
+    Ok(())
+}
+
+/// `sched_process_exec` as a raw tracepoint:
+/// `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`;
+/// the file name is `bprm->filename`, at the offset the harness found in BTF.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn raw_sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    let _ = try_raw_exec(&ctx);
+    0
+}
+
+fn try_raw_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let old: i32 = ctx.arg(1);
+    let bprm: *const u8 = ctx.arg(2);
+    // SAFETY: a checked kernel read of the `filename` pointer in `bprm`.
+    let name: *const u8 = unsafe { bpf_probe_read_kernel(bprm.wrapping_add(offset(&BINPRM_FILENAME_OFF)).cast::<*const u8>()) }?;
+    on_exec(old as u32, name);
+    Ok(())
+}
+
+/// Records an exec, whose file name is the kernel string at `name`.
+#[inline(always)]
+fn on_exec(old: u32, name: *const u8) {
+    let (pid, tid) = current_ids();
     let session = match session_of(tid) {
         Some(s) => s,
         None => match session_of(old) {
             Some(s) => s,
-            None => return Ok(()),
+            None => return,
         },
     };
     if old != tid {
@@ -92,7 +150,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     }
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         count_loss(session, |l| l.ring_full += 1);
-        return Ok(());
+        return;
     };
     let ev = entry.as_mut_ptr();
     // SAFETY: `ev` points at a reserved, exclusively owned ring slot; every
@@ -100,8 +158,6 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     unsafe {
         (*ev).header = EventHeader::new(EventKind::Exec, session, now(), pid, tid);
         (*ev).old_tid = old;
-        let loc: u32 = ctx.read_at(8).unwrap_or(0);
-        let name = ctx.as_ptr().cast::<u8>().add((loc & 0xffff) as usize);
         let len = match bpf_probe_read_kernel_str_bytes(name, &mut (*ev).filename) {
             Ok(s) => s.len() as u32,
             Err(_) => 0,
@@ -109,7 +165,6 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
         (*ev).filename_len = len;
     }
     entry.submit(wake_flags());
-    Ok(())
 }
 
 /// `sched:sched_process_exit`, in the exiting task's context:
@@ -126,21 +181,38 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offset from the tracepoint format above.
+    let group_dead: u8 = unsafe { ctx.read_at(32)? };
+    on_exit(group_dead != 0);
+    Ok(())
+}
+
+/// `sched_process_exit` as a raw tracepoint:
+/// `TP_PROTO(struct task_struct *p, bool group_dead)`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn raw_sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    let group_dead: u64 = ctx.arg(1);
+    on_exit(group_dead & 0xff != 0);
+    0
+}
+
+/// Records a task's end and forgets it.
+#[inline(always)]
+fn on_exit(group_dead: bool) {
     let (pid, tid) = current_ids();
-    let Some(session) = session_of(tid) else { return Ok(()) };
+    let Some(session) = session_of(tid) else { return };
+    let ev = ExitEvent {
+        header: EventHeader::new(EventKind::Exit, session, now(), pid, tid),
+        group_dead: u32::from(group_dead),
+        _pad: 0,
+    };
+    // Written before the task leaves the map: the harness takes an empty
+    // map to mean every record of the tree is in the ring.
+    output(session, &ev);
     let _ = TASKS.remove(tid);
     // A task that exits inside a syscall (`exit_group`, a fatal signal)
     // leaves its entry behind otherwise.
     let _ = INFLIGHT.remove(tid);
-    // SAFETY: offset from the tracepoint format above.
-    let group_dead: u8 = unsafe { ctx.read_at(32)? };
-    let ev = ExitEvent {
-        header: EventHeader::new(EventKind::Exit, session, now(), pid, tid),
-        group_dead: u32::from(group_dead != 0),
-        _pad: 0,
-    };
-    output(session, &ev);
-    Ok(())
 }
 
 /// `signal:signal_deliver`, in the receiving task's context, when a signal
@@ -159,22 +231,59 @@ pub fn signal_deliver(ctx: TracePointContext) -> u32 {
 }
 
 fn try_signal(ctx: &TracePointContext) -> Result<(), i64> {
-    let (pid, tid) = current_ids();
-    let Some(session) = session_of(tid) else { return Ok(()) };
     // SAFETY: offsets from the tracepoint format above.
-    let ev = unsafe {
-        SignalEvent {
-            header: EventHeader::new(EventKind::Signal, session, now(), pid, tid),
-            sig: ctx.read_at(8)?,
-            errno: ctx.read_at(12)?,
-            code: ctx.read_at(16)?,
-            flags: 0,
-            sa_handler: ctx.read_at(24)?,
-            sa_flags: ctx.read_at(32)?,
-        }
+    unsafe { on_signal(ctx.read_at(8)?, ctx.read_at(12)?, ctx.read_at(16)?, ctx.read_at(24)?, ctx.read_at(32)?) };
+    Ok(())
+}
+
+/// `signal_deliver` as a raw tracepoint:
+/// `TP_PROTO(int sig, struct kernel_siginfo *info, struct k_sigaction *ka)`.
+/// `kernel_siginfo` starts with `si_signo`, `si_errno`, `si_code` (uapi
+/// layout); `k_sigaction` starts with the kernel's `struct sigaction`:
+/// `sa_handler`, then `sa_flags`.
+#[raw_tracepoint(tracepoint = "signal_deliver")]
+pub fn raw_signal_deliver(ctx: RawTracePointContext) -> i32 {
+    let _ = try_raw_signal(&ctx);
+    0
+}
+
+fn try_raw_signal(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let (_, tid) = current_ids();
+    if session_of(tid).is_none() {
+        return Ok(());
+    }
+    let sig: i32 = ctx.arg(0);
+    let info: *const i32 = ctx.arg(1);
+    let ka: *const u64 = ctx.arg(2);
+    // `SEND_SIG_NOINFO` (0) and `SEND_SIG_PRIV` (1) are not pointers: the
+    // tracepoint itself reports them as SI_USER and SI_KERNEL.
+    let (errno, code) = if (info as usize) < 4096 {
+        (0, if info as usize == 1 { 0x80 } else { 0 })
+    } else {
+        // SAFETY: checked kernel reads inside `info`.
+        unsafe { (bpf_probe_read_kernel(info.wrapping_add(1))?, bpf_probe_read_kernel(info.wrapping_add(2))?) }
+    };
+    // SAFETY: checked kernel reads inside `ka`.
+    let (handler, flags) = unsafe { (bpf_probe_read_kernel(ka)?, bpf_probe_read_kernel(ka.wrapping_add(1))?) };
+    on_signal(sig, errno, code, handler, flags);
+    Ok(())
+}
+
+/// Records a delivered signal.
+#[inline(always)]
+fn on_signal(sig: i32, errno: i32, code: i32, sa_handler: u64, sa_flags: u64) {
+    let (pid, tid) = current_ids();
+    let Some(session) = session_of(tid) else { return };
+    let ev = SignalEvent {
+        header: EventHeader::new(EventKind::Signal, session, now(), pid, tid),
+        sig,
+        errno,
+        code,
+        flags: 0,
+        sa_handler,
+        sa_flags,
     };
     output(session, &ev);
-    Ok(())
 }
 
 /// `signal:signal_generate`, in the sender's context (any process, or
@@ -199,23 +308,62 @@ pub fn signal_generate(ctx: TracePointContext) -> u32 {
 
 fn try_signal_generate(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: offsets from the tracepoint format above.
-    let target: i32 = unsafe { ctx.read_at(36)? };
-    let target = target as u32;
-    let Some(session) = session_of(target) else { return Ok(()) };
-    // SAFETY: offsets from the tracepoint format above.
-    let ev = unsafe {
-        SignalEvent {
-            header: EventHeader::new(EventKind::Signal, session, now(), target, target),
-            sig: ctx.read_at(8)?,
-            errno: ctx.read_at(12)?,
-            code: ctx.read_at(16)?,
-            flags: SIGNAL_GENERATED,
-            sa_handler: u64::from(ctx.read_at::<i32>(44)? as u32),
-            sa_flags: 0,
-        }
+    unsafe {
+        let target: i32 = ctx.read_at(36)?;
+        let result: i32 = ctx.read_at(44)?;
+        on_signal_generate(ctx.read_at(8)?, ctx.read_at(12)?, ctx.read_at(16)?, target as u32, result);
+    }
+    Ok(())
+}
+
+/// `signal_generate` as a raw tracepoint: `TP_PROTO(int sig, struct
+/// kernel_siginfo *info, struct task_struct *task, int group, int result)`;
+/// the target's thread id is read at the `task_struct.pid` offset.
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn raw_signal_generate(ctx: RawTracePointContext) -> i32 {
+    let _ = try_raw_signal_generate(&ctx);
+    0
+}
+
+fn try_raw_signal_generate(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let task: *const u8 = ctx.arg(2);
+    // SAFETY: a checked kernel read inside the target's task_struct.
+    let target: i32 = unsafe { bpf_probe_read_kernel(task.wrapping_add(offset(&TASK_PID_OFF)).cast::<i32>()) }?;
+    if session_of(target as u32).is_none() {
+        return Ok(());
+    }
+    let result: i32 = ctx.arg(4);
+    on_signal_generate(ctx.arg(0), 0, 0, target as u32, result);
+    Ok(())
+}
+
+/// Records a signal sent to a traced task.
+#[inline(always)]
+fn on_signal_generate(sig: i32, errno: i32, code: i32, target: u32, result: i32) {
+    let Some(session) = session_of(target) else { return };
+    let ev = SignalEvent {
+        header: EventHeader::new(EventKind::Signal, session, now(), target, target),
+        sig,
+        errno,
+        code,
+        flags: SIGNAL_GENERATED,
+        sa_handler: u64::from(result as u32),
+        sa_flags: 0,
     };
     output(session, &ev);
-    Ok(())
+}
+
+/// Kernel struct offsets, set by the harness from the kernel's BTF before
+/// loading; the raw probes are only attached when it found them.
+#[unsafe(no_mangle)]
+static TASK_PID_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static BINPRM_FILENAME_OFF: u32 = 0;
+
+#[inline(always)]
+fn offset(v: &'static u32) -> usize {
+    // SAFETY: a read of a constant the loader may have rewritten.
+    (unsafe { core::ptr::read_volatile(v) }) as usize
 }
 
 /// Copies a fixed-size record into the ring, counting it if there is no room.

@@ -40,6 +40,8 @@ use crate::maps::{
 };
 
 const EVENT_LEN: usize = core::mem::size_of::<SyscallEvent>();
+/// `InFlight::nr` of a task that is not inside a syscall.
+const IDLE: u32 = u32::MAX;
 const CAPTURE_HDR: usize = core::mem::size_of::<Capture>();
 /// Socket addresses are at most `sizeof(struct sockaddr_storage)`.
 const SOCKADDR_MAX: u64 = 128;
@@ -65,8 +67,18 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         finish(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
         return Ok(());
     }
-    if INFLIGHT.insert(tid, inflight, 0).is_err() {
-        count_loss(session, |l| l.inflight_full += 1);
+    // Each task keeps one entry for its life (removed when it exits),
+    // rewritten in place at every entry: no map insert or delete per
+    // syscall, which would cost more than the rest of the probe.
+    match INFLIGHT.get_ptr_mut(tid) {
+        // SAFETY: this task's own entry; only this task writes it, and
+        // preallocated entries stay valid until removed.
+        Some(slot) => unsafe { *slot = inflight },
+        None => {
+            if INFLIGHT.insert(tid, inflight, 0).is_err() {
+                count_loss(session, |l| l.inflight_full += 1);
+            }
+        }
     }
     Ok(())
 }
@@ -79,9 +91,15 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(inflight) = (unsafe { INFLIGHT.get(tid).copied() }) else { return Ok(()) };
-    let _ = INFLIGHT.remove(tid);
+    let Some(slot) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
+    // SAFETY: this task's own entry (see `try_sys_enter`).
+    let inflight = unsafe { *slot };
+    if inflight.nr == IDLE {
+        // Not in a syscall (a fork child's first return, say).
+        return Ok(());
+    }
+    // SAFETY: as above.
+    unsafe { (*slot).nr = IDLE };
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);

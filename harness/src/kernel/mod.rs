@@ -8,6 +8,7 @@
 //! buffer and hands each session its own records, decoded by [`assemble`].
 
 pub(crate) mod assemble;
+mod btf;
 mod consumer;
 pub mod doctor;
 mod raw_bpf;
@@ -74,6 +75,8 @@ struct Maps {
     stats: PerCpuArray<MapData, SyscallStats>,
     losses: PerCpuArray<MapData, Losses>,
     used: [bool; MAX_SESSIONS as usize],
+    /// Sessions counting in the kernel, whose `STATS` slots are in use.
+    summary: [bool; MAX_SESSIONS as usize],
 }
 
 static SHARED: Mutex<Weak<Kernel>> = Mutex::new(Weak::new());
@@ -100,13 +103,21 @@ impl Kernel {
             nix::sys::resource::RLIM_INFINITY,
             nix::sys::resource::RLIM_INFINITY,
         );
-        doctor::ensure_tracefs()?;
+        // Raw tracepoints when the kernel's BTF gives the struct offsets
+        // they need; classic ones (which need tracefs) otherwise.
+        let offsets = btf::offsets();
+        if offsets.is_none() {
+            doctor::ensure_tracefs()?;
+        }
         let threshold = u64::from(opts.ring_bytes / 4);
+        let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .map_max_entries("TASKS", opts.max_tasks)
             .map_max_entries("INFLIGHT", opts.max_tasks)
             .override_global("WAKE_THRESHOLD", &threshold, true)
+            .override_global("TASK_PID_OFF", &pid_off, true)
+            .override_global("BINPRM_FILENAME_OFF", &filename_off, true)
             .load(OBJECT)
             .map_err(|e| Error::Load(Box::new(e)))?;
 
@@ -118,16 +129,27 @@ impl Kernel {
             }
         }
 
-        for (name, (category, tp)) in [
-            ("sched_process_fork", ("sched", "sched_process_fork")),
-            ("sched_process_exec", ("sched", "sched_process_exec")),
-            ("sched_process_exit", ("sched", "sched_process_exit")),
-            ("signal_deliver", ("signal", "signal_deliver")),
-            ("signal_generate", ("signal", "signal_generate")),
-        ] {
-            let prog: &mut TracePoint = program(&mut ebpf, name)?;
-            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
-            prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        const PROCESS_PROBES: [(&str, &str); 5] = [
+            ("sched", "sched_process_fork"),
+            ("sched", "sched_process_exec"),
+            ("sched", "sched_process_exit"),
+            ("signal", "signal_deliver"),
+            ("signal", "signal_generate"),
+        ];
+        if offsets.is_some() {
+            for (_, tp) in PROCESS_PROBES {
+                let name = raw_name(tp);
+                let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+                prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+                prog.attach(tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+            }
+        } else {
+            for (category, tp) in PROCESS_PROBES {
+                let name = static_name(tp);
+                let prog: &mut TracePoint = program(&mut ebpf, name)?;
+                prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+                prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+            }
         }
         for name in ["sys_enter", "sys_exit"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
@@ -143,6 +165,7 @@ impl Kernel {
             stats: take(&mut ebpf, "STATS")?,
             losses: take(&mut ebpf, "LOSSES")?,
             used: [false; MAX_SESSIONS as usize],
+            summary: [false; MAX_SESSIONS as usize],
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
         let router = Arc::new(consumer::Router::default());
@@ -168,6 +191,7 @@ impl Kernel {
             .find(|&i| !maps.used[i as usize])
             .ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
         maps.used[id as usize] = true;
+        maps.summary[id as usize] = config.flags & probity_common::SESSION_SUMMARY != 0;
         maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
         Ok(id)
     }
@@ -201,6 +225,11 @@ impl Kernel {
     fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
         let maps = self.maps();
         let mut out = Vec::new();
+        if !maps.summary[id as usize] {
+            // Only summary sessions count in the kernel; reading the 512
+            // slots would cost as many syscalls for nothing.
+            return out;
+        }
         for nr in 0..MAX_SYSCALLS {
             let Ok(per_cpu) = maps.stats.get(&(id * MAX_SYSCALLS + nr), 0) else { continue };
             let mut s = SyscallStats::default();
@@ -231,12 +260,15 @@ impl Kernel {
         if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
             let _ = maps.losses.set(id, zero, 0);
         }
-        for nr in 0..MAX_SYSCALLS {
-            if let Ok(zero) = PerCpuValues::try_from(vec![SyscallStats::default(); ncpus]) {
-                let _ = maps.stats.set(id * MAX_SYSCALLS + nr, zero, 0);
+        if maps.summary[id as usize] {
+            for nr in 0..MAX_SYSCALLS {
+                if let Ok(zero) = PerCpuValues::try_from(vec![SyscallStats::default(); ncpus]) {
+                    let _ = maps.stats.set(id * MAX_SYSCALLS + nr, zero, 0);
+                }
             }
         }
         maps.used[id as usize] = false;
+        maps.summary[id as usize] = false;
     }
 }
 
@@ -245,6 +277,27 @@ impl Drop for Kernel {
         if let Some(h) = self.consumer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             h.stop();
         }
+    }
+}
+
+/// The program names, as `'static` for error messages.
+fn raw_name(tp: &str) -> &'static str {
+    match tp {
+        "sched_process_fork" => "raw_sched_process_fork",
+        "sched_process_exec" => "raw_sched_process_exec",
+        "sched_process_exit" => "raw_sched_process_exit",
+        "signal_deliver" => "raw_signal_deliver",
+        _ => "raw_signal_generate",
+    }
+}
+
+fn static_name(tp: &str) -> &'static str {
+    match tp {
+        "sched_process_fork" => "sched_process_fork",
+        "sched_process_exec" => "sched_process_exec",
+        "sched_process_exit" => "sched_process_exit",
+        "signal_deliver" => "signal_deliver",
+        _ => "signal_generate",
     }
 }
 

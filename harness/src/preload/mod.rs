@@ -12,13 +12,16 @@ mod decode;
 pub mod library;
 
 use std::ffi::OsString;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use probity_common::shm::{ring_bytes, PopError, Ring, RingHeader, RING_ENV, RING_SLOTS, SLOT_SIZE};
+use probity_common::shm::{ring_bytes, PopError, Ring, RingHeader, RING_ENV, RING_SLOTS};
 
 use crate::error::Error;
 use crate::event::Event;
@@ -27,19 +30,36 @@ use crate::event::Event;
 /// taken for dead (killed between claiming and publishing).
 const STUCK_AFTER: Duration = Duration::from_millis(200);
 
-/// One session's ring, mapped in this process.
+/// One session's ring, mapped in this process, and the thread draining it.
 pub(crate) struct PreloadSession {
     path: PathBuf,
     ring: Ring,
     len: usize,
+    drain: Option<Drain>,
     decoder: decode::Decoder,
-    /// Since when the next slot has been claimed but not published.
-    stuck_since: Option<Instant>,
     /// Where and when the library started: (pid, time), once per image.
     pub(crate) attached: Vec<(u32, u64)>,
 }
 
-// SAFETY: the mapping is owned by the session and used from one thread at a time.
+/// The draining thread: it only copies records out of the ring (a hot
+/// loop of hooked calls outruns anything slower), so decoding happens
+/// later, off the program's back.
+struct Drain {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Copied records, each as a little-endian `u32` length and its bytes.
+    chunks: Mutex<Vec<Vec<u8>>>,
+    stop: AtomicBool,
+    /// Records copied so far.
+    copied: std::sync::atomic::AtomicU64,
+}
+
+// SAFETY: the mapping is owned by the session; the drain thread is joined
+// before it is unmapped.
 unsafe impl Send for PreloadSession {}
 
 impl PreloadSession {
@@ -72,12 +92,20 @@ impl PreloadSession {
             Ring::from_raw(base.cast(), len)
         };
         let ring = ring.expect("a ring laid out just now");
+        let shared = Arc::new(Shared::default());
+        let thread = std::thread::Builder::new()
+            .name("probity-preload".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || drain(ring, &shared)
+            })
+            .map_err(Error::Thread)?;
         Ok(PreloadSession {
             path,
             ring,
             len,
+            drain: Some(Drain { shared, thread }),
             decoder: decode::Decoder::default(),
-            stuck_since: None,
             attached: Vec::new(),
         })
     }
@@ -100,39 +128,30 @@ impl PreloadSession {
         Ok(())
     }
 
-    /// Decodes every published record into `out`.
-    pub(crate) fn drain(&mut self, out: &mut Vec<Event>) {
-        let mut buf = Box::new([0u8; SLOT_SIZE - 16]);
-        loop {
-            match self.ring.pop(&mut buf) {
-                Ok(len) => {
-                    self.stuck_since = None;
-                    if let Some(at) = self.decoder.push(&buf[..len], out) {
-                        self.attached.push(at);
-                    }
-                }
-                Err(PopError::Empty) => break,
-                Err(PopError::Pending) => {
-                    let since = *self.stuck_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > STUCK_AFTER {
-                        self.ring.skip_pending();
-                        self.stuck_since = None;
-                        continue;
-                    }
-                    break;
-                }
-            }
-        }
+    /// How many records were claimed in the ring so far: when this stops
+    /// moving, no traced process is making calls (how a run without the
+    /// kernel tracer tells that the tree has ended).
+    pub(crate) fn activity(&self) -> u64 {
+        self.ring.header().head.load(Ordering::Acquire)
     }
 
-    /// Drains what is left; a slot still unpublished now never will be.
+    /// Stops draining, and decodes every record into `out`.
     pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
-        self.drain(out);
-        while self.ring.header().head.load(std::sync::atomic::Ordering::Acquire)
-            != self.ring.header().tail.load(std::sync::atomic::Ordering::Acquire)
-        {
-            self.ring.skip_pending();
-            self.drain(out);
+        if let Some(d) = self.drain.take() {
+            d.shared.stop.store(true, Ordering::Release);
+            let _ = d.thread.join();
+            let chunks = std::mem::take(&mut *d.shared.chunks.lock().unwrap_or_else(|e| e.into_inner()));
+            for chunk in chunks {
+                let mut rest = &chunk[..];
+                while rest.len() >= 4 {
+                    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                    let Some(record) = rest.get(4..4 + len) else { break };
+                    if let Some(at) = self.decoder.push(record, out) {
+                        self.attached.push(at);
+                    }
+                    rest = &rest[4 + len..];
+                }
+            }
         }
         self.decoder.finish(out);
     }
@@ -141,13 +160,74 @@ impl PreloadSession {
     /// because they came from inside probity's recording code.
     pub(crate) fn losses(&self) -> (u64, u64) {
         let h = self.ring.header();
-        (h.lost.load(std::sync::atomic::Ordering::Relaxed), h.skipped.load(std::sync::atomic::Ordering::Relaxed))
+        (h.lost.load(Ordering::Relaxed), h.skipped.load(Ordering::Relaxed))
     }
 }
 
+/// The drain thread: copy every published record out, sleeping briefly
+/// only when the ring is empty. On `stop`, take what is left; a slot still
+/// claimed but unpublished by then never will be (its writer died).
+fn drain(ring: Ring, shared: &Shared) {
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut stuck_since: Option<Instant> = None;
+    let mut idle = 0u32;
+    loop {
+        let popped = ring.pop_with(|bytes| {
+            buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            buf.extend_from_slice(bytes);
+        });
+        match popped {
+            Ok(()) => {
+                shared.copied.fetch_add(1, Ordering::Relaxed);
+                idle = 0;
+                stuck_since = None;
+                if buf.len() >= CHUNK {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+                    shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
+                }
+                continue;
+            }
+            Err(PopError::Pending) => {
+                let stopping = shared.stop.load(Ordering::Acquire);
+                let since = *stuck_since.get_or_insert_with(Instant::now);
+                if stopping || since.elapsed() > STUCK_AFTER {
+                    ring.skip_pending();
+                    stuck_since = None;
+                    continue;
+                }
+            }
+            Err(PopError::Empty) => {
+                if shared.stop.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let part = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+            shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(part);
+        }
+        idle += 1;
+        if idle < 100 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    if !buf.is_empty() {
+        shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    }
+}
+
+/// Bytes copied before a chunk is handed over.
+const CHUNK: usize = 1 << 20;
+
 impl Drop for PreloadSession {
     fn drop(&mut self) {
-        // SAFETY: our own mapping, not used after this.
+        if let Some(d) = self.drain.take() {
+            d.shared.stop.store(true, Ordering::Release);
+            let _ = d.thread.join();
+        }
+        // SAFETY: our own mapping, no longer used by anyone here.
         unsafe { libc::munmap(self.ring.as_ptr().cast(), self.len) };
         let _ = std::fs::remove_file(&self.path);
     }

@@ -121,7 +121,10 @@ impl Violation {
         self.omitted = indexes.len().saturating_sub(MAX_LISTED);
         if let Some(&first) = indexes.first() {
             let e = &events[first];
-            let mut same: Vec<usize> = (0..events.len()).filter(|&j| events[j].pid == e.pid).collect();
+            // The process's own events, without the runtime noise a
+            // snapshot leaves out.
+            let noise = crate::trace::snapshot::noise(idx);
+            let mut same: Vec<usize> = (0..events.len()).filter(|&j| events[j].pid == e.pid && (j == first || !noise[j])).collect();
             same.sort_by_key(|&j| (events[j].ts_ns, j));
             if let Some(pos) = same.iter().position(|&j| j == first) {
                 let lo = pos.saturating_sub(CONTEXT);

@@ -175,7 +175,7 @@ fn path_eval(m: &PathMatch, e: &Event, i: usize, idx: Option<&Index<'_>>) -> Tri
     };
     let mut unknown = None;
     let hit = match &e.kind {
-        EventKind::Syscall(_) => idx
+        EventKind::Syscall(_) | EventKind::Libc(_) => idx
             .and_then(|x| x.access(i))
             .is_some_and(|a| a.targets().any(|r| check(r, &mut unknown))),
         EventKind::Exec(x) => {

@@ -866,7 +866,7 @@ enum Phase {
 }
 
 /// Which events are loader and runtime noise (see [`Snapshot::with_noise`]).
-fn noise(idx: &Index<'_>) -> Vec<bool> {
+pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
     let events = &idx.trace.events;
     let mut noise = vec![false; events.len()];
     let mut order: Vec<usize> = (0..events.len()).collect();

@@ -1,0 +1,109 @@
+//! The few kernel struct offsets the raw process probes need, read from the
+//! kernel's own BTF (`/sys/kernel/btf/vmlinux`) at load time.
+//!
+//! Raw tracepoints hand probes `task_struct` pointers instead of formatted
+//! records; they are cheaper per event and, unlike classic tracepoints,
+//! detach without waiting for an RCU grace period each (about 70 ms apiece).
+//! The eBPF object has no CO-RE relocations, so the offsets of
+//! `task_struct.pid`, `task_struct.tgid` and `linux_binprm.filename` come
+//! from here. Without BTF, the harness uses the classic tracepoints.
+//!
+//! Only the BTF type section is walked: the format is the kernel's
+//! (`include/uapi/linux/btf.h`), with a fixed-size record per type kind.
+
+/// Offsets, in bytes, of the fields the raw process probes read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Offsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub binprm_filename: u32,
+}
+
+const BTF_MAGIC: u16 = 0xeb9f;
+
+/// Reads the offsets from this kernel's BTF, if it has any.
+pub(crate) fn offsets() -> Option<Offsets> {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
+    parse(&data)
+}
+
+fn parse(data: &[u8]) -> Option<Offsets> {
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if u16_at(0)? != BTF_MAGIC {
+        return None;
+    }
+    let hdr_len = u32_at(4)? as usize;
+    let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
+    let str_off = u32_at(16)? as usize;
+    let types = hdr_len + type_off;
+    let strings = hdr_len + str_off;
+    let name = |off: u32| -> &[u8] {
+        let start = strings + off as usize;
+        let rest = data.get(start..).unwrap_or_default();
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    };
+    let (mut task_pid, mut task_tgid, mut binprm_filename) = (None, None, None);
+    let mut at = types;
+    while at + 12 <= types + type_len {
+        let name_off = u32_at(at)?;
+        let info = u32_at(at + 4)?;
+        let vlen = (info & 0xffff) as usize;
+        let kind = (info >> 24) & 0x1f;
+        let kind_flag = info >> 31 == 1;
+        let members = at + 12;
+        // Bytes after the common 12-byte header, by kind.
+        let extra = match kind {
+            1 | 14 | 17 => 4,         // INT, VAR, DECL_TAG
+            3 => 12,                  // ARRAY
+            4 | 5 => 12 * vlen,       // STRUCT, UNION: members
+            6 | 13 => 8 * vlen,       // ENUM, FUNC_PROTO
+            15 | 19 => 12 * vlen,     // DATASEC, ENUM64
+            2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, qualifiers, FUNC, FLOAT, TYPE_TAG
+            _ => return None,         // a kind this reader does not know
+        };
+        if kind == 4 {
+            let struct_name = name(name_off);
+            if struct_name == b"task_struct" || struct_name == b"linux_binprm" {
+                for m in 0..vlen {
+                    let o = members + 12 * m;
+                    let mname = name(u32_at(o)?);
+                    let raw = u32_at(o + 8)?;
+                    // With kind_flag, the top 8 bits are a bitfield size.
+                    let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
+                    let byte = bits / 8;
+                    match (struct_name, mname) {
+                        (b"task_struct", b"pid") => task_pid = Some(byte),
+                        (b"task_struct", b"tgid") => task_tgid = Some(byte),
+                        (b"linux_binprm", b"filename") => binprm_filename = Some(byte),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        at = members + extra;
+    }
+    Some(Offsets { task_pid: task_pid?, task_tgid: task_tgid?, binprm_filename: binprm_filename? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_kernels_offsets_are_found_and_plausible() {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            // Nothing to read on this kernel: the classic probes are used.
+            return;
+        }
+        let o = offsets().expect("this kernel has BTF, so the offsets must be found");
+        assert!(o.task_pid > 0 && o.task_tgid == o.task_pid + 4, "{o:?}");
+        assert!(o.binprm_filename > 0, "{o:?}");
+    }
+
+    #[test]
+    fn garbage_is_not_btf() {
+        assert_eq!(parse(b"not btf at all"), None);
+        assert_eq!(parse(&[0x9f, 0xeb, 1, 0]), None);
+    }
+}
