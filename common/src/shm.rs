@@ -347,14 +347,15 @@ pub struct LibcCall {
     pub strings: [u8; STRINGS_LEN],
 }
 
-/// The preload library started in a process (once per exec'd image).
+/// The preload library started in a process (once per exec'd image). The
+/// header's time is when it finished setting up; the syscalls the thread
+/// made between `init_start_ns` and then are the library's own.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Attach {
     pub header: EventHeader,
-    /// Reserved (0): the kernel tracer knows the tree.
-    pub ppid: u32,
-    pub _pad: u32,
+    /// When the library's initialisation began.
+    pub init_start_ns: u64,
 }
 
 const _: () = {

@@ -110,6 +110,9 @@ pub fn outcome_lines(o: &Outcome) -> String {
             l.preload_skipped
         );
     }
+    if o.own_syscalls > 0 {
+        let _ = writeln!(s, "probity: {} syscalls of probity's preload library (loading it, mapping its ring) left out", o.own_syscalls);
+    }
     for u in &o.uncovered {
         let _ = writeln!(s, "probity: process {} ({}) had no libc layer: {}", u.pid, u.program, u.reason);
     }

@@ -346,6 +346,7 @@ impl Tracee {
             losses = Losses::from_kernel(k.losses(), undecodable);
         }
         let mut uncovered = Vec::new();
+        let mut own_syscalls = 0;
         if let Some(p) = &mut self.preload {
             p.finish(&mut held);
             let (full, skipped) = p.losses();
@@ -353,6 +354,8 @@ impl Tracee {
             losses.preload_skipped = skipped;
             if self.kernel.is_some() {
                 uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
+                let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
             }
         }
         if hold {
@@ -368,6 +371,7 @@ impl Tracee {
             interrupted: stopping.is_some(),
             uncovered,
             cwd: self.cwd.take(),
+            own_syscalls,
         })
     }
 }

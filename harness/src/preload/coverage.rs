@@ -10,12 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use crate::event::{Event, EventKind};
 use crate::trace::{TracerKind, Uncovered};
 
-/// Every exec in `events` that no attach in `attached` (pid, time) followed.
-pub(crate) fn uncovered(events: &[Event], attached: &[(u32, u64)]) -> Vec<Uncovered> {
+/// Every exec in `events` that no attach in `attached` followed.
+pub(crate) fn uncovered(events: &[Event], attached: &[super::Attached]) -> Vec<Uncovered> {
     let mut out: Vec<Uncovered> = Vec::new();
     for e in events {
         let EventKind::Exec(x) = &e.kind else { continue };
-        let covered = attached.iter().any(|&(pid, ts)| pid == e.pid && ts >= e.ts_ns);
+        let covered = attached.iter().any(|a| a.pid == e.pid && a.end_ns >= e.ts_ns);
         if !covered {
             out.push(Uncovered {
                 pid: e.pid,

@@ -22,15 +22,14 @@ pub(super) struct Decoder {
 }
 
 impl Decoder {
-    /// Decodes one record into `out`; returns the pid and time of an
-    /// attach record.
-    pub(super) fn push(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Option<(u32, u64)> {
+    /// Decodes one record into `out`; returns what an attach record says.
+    pub(super) fn push(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Option<super::Attached> {
         let header = read::<probity_common::EventHeader>(bytes)?;
         match RecordKind::from_u32(header.kind)? {
             RecordKind::PreloadAttach => {
                 let a = read::<Attach>(bytes)?;
                 self.flush(a.header.tid, out);
-                Some((a.header.pid, a.header.ts_ns))
+                Some(super::Attached { pid: a.header.pid, tid: a.header.tid, start_ns: a.init_start_ns, end_ns: a.header.ts_ns })
             }
             RecordKind::LibcCall => {
                 let fixed = read::<LibcCallFixed>(bytes)?;

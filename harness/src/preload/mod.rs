@@ -9,6 +9,7 @@
 
 pub(crate) mod coverage;
 mod decode;
+pub(crate) mod own;
 pub mod library;
 
 use std::ffi::OsString;
@@ -37,8 +38,18 @@ pub(crate) struct PreloadSession {
     len: usize,
     drain: Option<Drain>,
     decoder: decode::Decoder,
-    /// Where and when the library started: (pid, time), once per image.
-    pub(crate) attached: Vec<(u32, u64)>,
+    /// Where and when the library started, once per image.
+    pub(crate) attached: Vec<Attached>,
+}
+
+/// The library started in a process: its setup ran on `tid` from
+/// `start_ns` to `end_ns`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attached {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
 }
 
 /// The draining thread: it only copies records out of the ring (a hot

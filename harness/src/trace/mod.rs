@@ -233,6 +233,10 @@ pub struct Outcome {
     /// paths in the trace are resolved against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Syscalls the preload library made in the traced processes (loading
+    /// it, mapping its ring), left out of the events.
+    #[serde(default)]
+    pub own_syscalls: u64,
 }
 
 impl Outcome {

@@ -14,12 +14,13 @@ pub use real::Real;
 pub use record::{AsRet, Call, ListWriter, Pending, Rec};
 /// Sets up recording in a newly loaded process.
 pub(crate) fn init() {
+    let start = now_ns();
     // Panics in probity's recording are caught and counted; the default
     // hook would print to the program's stderr. (This library has its own
     // copy of std, so a Rust program's hook is untouched.)
     std::panic::set_hook(Box::new(|_| {}));
     ids::init();
-    ring::attach();
+    ring::attach(start);
 }
 
 /// The monotonic clock the kernel tracer uses too (`bpf_ktime_get_ns`), so

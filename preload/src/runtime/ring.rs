@@ -21,7 +21,7 @@ pub(crate) fn ring() -> Option<Ring> {
 }
 
 /// Maps the ring named by the environment, if any, and says hello.
-pub(crate) fn attach() {
+pub(crate) fn attach(init_start_ns: u64) {
     let Some(path) = std::env::var_os(RING_ENV) else { return };
     let Ok(path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else { return };
     // SAFETY: plain syscalls on a path we own the string of; the mapping is
@@ -51,9 +51,7 @@ pub(crate) fn attach() {
         let (pid, tid) = super::ids::current();
         let hello = Attach {
             header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
-            // Not asked: each syscall here shows in the kernel trace.
-            ppid: 0,
-            _pad: 0,
+            init_start_ns,
         };
         ring.push(|d| {
             let b = probity_common::as_bytes(&hello);

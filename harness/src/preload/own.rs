@@ -1,0 +1,62 @@
+//! The preload library's own syscalls, taken out of the trace.
+//!
+//! Loading the library and setting it up makes syscalls in every traced
+//! process: the dynamic loader opens and maps `libprobity_preload.so`, and
+//! the library's constructor learns its ids and maps the ring. They are
+//! probity's, not the program's, and would otherwise break assertions such
+//! as "writes only under this directory". They are removed and counted in
+//! [`crate::Outcome::own_syscalls`].
+
+use std::collections::HashSet;
+
+use super::Attached;
+use crate::event::{Arg, Event, EventKind};
+
+/// Removes the library's syscalls from `events`; returns how many.
+pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &str) -> u64 {
+    let before = events.len();
+    // Per thread, the file descriptors the loader opened the library on,
+    // until it closes them.
+    let mut lib_fds: HashSet<(u32, i32)> = HashSet::new();
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| events[i].ts_ns);
+    let mut drop = vec![false; events.len()];
+    for i in order {
+        let e = &events[i];
+        let EventKind::Syscall(s) = &e.kind else { continue };
+        if attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
+            drop[i] = true;
+            continue;
+        }
+        let fd_arg = |n: usize| match s.args.get(n) {
+            Some(Arg::Fd(fd)) => Some(*fd),
+            Some(Arg::Int(v)) => Some(*v as i32),
+            _ => None,
+        };
+        match &*s.name {
+            "openat" | "open" if s.path() == Some(library) => {
+                if let Some(fd) = s.ret.filter(|&r| r >= 0) {
+                    lib_fds.insert((e.tid, fd as i32));
+                }
+                drop[i] = true;
+            }
+            "read" | "pread64" | "newfstatat" | "fstat" => {
+                drop[i] = fd_arg(0).is_some_and(|fd| lib_fds.contains(&(e.tid, fd)));
+            }
+            "mmap" => drop[i] = fd_arg(4).is_some_and(|fd| lib_fds.contains(&(e.tid, fd))),
+            "close" => {
+                if let Some(fd) = fd_arg(0) {
+                    drop[i] = lib_fds.remove(&(e.tid, fd));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut i = 0;
+    events.retain(|_| {
+        let keep = !drop[i];
+        i += 1;
+        keep
+    });
+    (before - events.len()) as u64
+}
