@@ -229,6 +229,9 @@ pub const SESSION_ACTIVE: u32 = 1;
 /// recording each one (`probity run --summary`).
 pub const SESSION_SUMMARY: u32 = 2;
 
+/// Summary sessions that can count at once in one loaded tracer.
+pub const MAX_SUMMARY_SESSIONS: u32 = 8;
+
 /// Per-session settings, in the `SESSIONS` array indexed by session id.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -237,10 +240,14 @@ pub struct SessionConfig {
     pub flags: u32,
     /// Bytes of read/write buffers to keep (at most [`MAX_CAPTURE`]).
     pub buf_len: u32,
+    /// With `SESSION_SUMMARY`: which block of `MAX_SYSCALLS` counters in
+    /// `STATS` is this session's (below [`MAX_SUMMARY_SESSIONS`]).
+    pub stats_slot: u32,
+    pub _pad: u32,
 }
 
 /// Per-session, per-syscall counters for summary sessions, in a per-CPU
-/// array indexed by `session * MAX_SYSCALLS + nr`.
+/// array indexed by `stats_slot * MAX_SYSCALLS + nr`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SyscallStats {
@@ -354,7 +361,7 @@ const _: () = {
     assert!(size_of::<Capture>() == 8);
     assert!(size_of::<ArgCapture>() == 4);
     assert!(size_of::<SyscallSpec>() == 16);
-    assert!(size_of::<SessionConfig>() == 8);
+    assert!(size_of::<SessionConfig>() == 16);
     assert!(size_of::<SyscallStats>() == 24);
     assert!(size_of::<Losses>() == 32);
     assert!(size_of::<ExecArgsEvent>() == 40 + EXEC_ARGS_LEN);

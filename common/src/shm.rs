@@ -23,8 +23,8 @@ pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"PRBTYRNG");
 pub const RING_VERSION: u32 = 1;
 /// Bytes of one slot.
 pub const SLOT_SIZE: usize = 512;
-/// Default slots in a ring (4 MiB).
-pub const RING_SLOTS: u32 = 8192;
+/// Default slots in a ring (16 MiB).
+pub const RING_SLOTS: u32 = 32768;
 /// The environment variable naming the ring file.
 pub const RING_ENV: &str = "PROBITY_PRELOAD_RING";
 /// Bytes of a function name kept in a record.

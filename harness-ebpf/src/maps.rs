@@ -9,7 +9,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use probity_common::{
-    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SYSCALLS,
+    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SUMMARY_SESSIONS,
+    MAX_SYSCALLS,
 };
 
 /// Every record for userspace. Resized by the harness.
@@ -44,10 +45,11 @@ pub static SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS, 0);
 #[map]
 pub static SESSIONS: Array<SessionConfig> = Array::with_max_entries(MAX_SESSIONS, 0);
 
-/// Summary counters, indexed by `session * MAX_SYSCALLS + nr`.
+/// Summary counters, indexed by `stats_slot * MAX_SYSCALLS + nr`: only a
+/// few summary sessions at once, as a large per-CPU array is slow to create.
 #[map]
 pub static STATS: PerCpuArray<SyscallStats> =
-    PerCpuArray::with_max_entries(MAX_SESSIONS * MAX_SYSCALLS, 0);
+    PerCpuArray::with_max_entries(MAX_SUMMARY_SESSIONS * MAX_SYSCALLS, 0);
 
 /// Loss counters, indexed by session id.
 #[map]

@@ -30,7 +30,7 @@ use aya_ebpf::{
 use probity_common::{
     Capture, CaptureKind, EventHeader, EventKind, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
     CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS,
-    MAX_CAPTURE, MAX_CAPTURES, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_EXEC, SPEC_NO_RETURN,
+    MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_EXEC, SPEC_NO_RETURN,
     SYSCALL_NO_RETURN,
 };
 
@@ -131,7 +131,7 @@ fn finish(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end
     let duration_ns = end_ns.saturating_sub(call.ts_ns);
     let Some(config) = SESSIONS.get(session) else { return };
     if config.flags & SESSION_SUMMARY != 0 {
-        let idx = session * MAX_SYSCALLS + call.nr.min(MAX_SYSCALLS - 1);
+        let idx = config.stats_slot.min(MAX_SUMMARY_SESSIONS - 1) * MAX_SYSCALLS + call.nr.min(MAX_SYSCALLS - 1);
         if let Some(stats) = STATS.get_ptr_mut(idx) {
             // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
             let stats = unsafe { &mut *stats };

@@ -21,7 +21,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray,
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use probity_common::{
-    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SYSCALLS,
+    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
 };
 
 pub(crate) use session::KernelSession;
@@ -75,8 +75,8 @@ struct Maps {
     stats: PerCpuArray<MapData, SyscallStats>,
     losses: PerCpuArray<MapData, Losses>,
     used: [bool; MAX_SESSIONS as usize],
-    /// Sessions counting in the kernel, whose `STATS` slots are in use.
-    summary: [bool; MAX_SESSIONS as usize],
+    /// The `STATS` slot of each session counting in the kernel.
+    summary: [Option<u32>; MAX_SESSIONS as usize],
 }
 
 static SHARED: Mutex<Weak<Kernel>> = Mutex::new(Weak::new());
@@ -165,7 +165,7 @@ impl Kernel {
             stats: take(&mut ebpf, "STATS")?,
             losses: take(&mut ebpf, "LOSSES")?,
             used: [false; MAX_SESSIONS as usize],
-            summary: [false; MAX_SESSIONS as usize],
+            summary: [None; MAX_SESSIONS as usize],
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
         let router = Arc::new(consumer::Router::default());
@@ -184,14 +184,20 @@ impl Kernel {
     }
 
     /// Claims a session id and configures it.
-    fn open(&self, config: SessionConfig) -> Result<u32, Error> {
+    fn open(&self, mut config: SessionConfig) -> Result<u32, Error> {
         let mut maps = self.maps();
         // Id 0 is never used, so a zeroed map slot means "no session".
         let id = (1..MAX_SESSIONS)
             .find(|&i| !maps.used[i as usize])
             .ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
+        if config.flags & probity_common::SESSION_SUMMARY != 0 {
+            let slot = (0..MAX_SUMMARY_SESSIONS)
+                .find(|s| !maps.summary.contains(&Some(*s)))
+                .ok_or(Error::TooManySessions(MAX_SUMMARY_SESSIONS))?;
+            maps.summary[id as usize] = Some(slot);
+            config.stats_slot = slot;
+        }
         maps.used[id as usize] = true;
-        maps.summary[id as usize] = config.flags & probity_common::SESSION_SUMMARY != 0;
         maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
         Ok(id)
     }
@@ -225,13 +231,13 @@ impl Kernel {
     fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
         let maps = self.maps();
         let mut out = Vec::new();
-        if !maps.summary[id as usize] {
+        let Some(slot) = maps.summary[id as usize] else {
             // Only summary sessions count in the kernel; reading the 512
             // slots would cost as many syscalls for nothing.
             return out;
-        }
+        };
         for nr in 0..MAX_SYSCALLS {
-            let Ok(per_cpu) = maps.stats.get(&(id * MAX_SYSCALLS + nr), 0) else { continue };
+            let Ok(per_cpu) = maps.stats.get(&(slot * MAX_SYSCALLS + nr), 0) else { continue };
             let mut s = SyscallStats::default();
             for v in per_cpu.iter() {
                 s.calls += v.calls;
@@ -260,15 +266,15 @@ impl Kernel {
         if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
             let _ = maps.losses.set(id, zero, 0);
         }
-        if maps.summary[id as usize] {
+        if let Some(slot) = maps.summary[id as usize] {
             for nr in 0..MAX_SYSCALLS {
                 if let Ok(zero) = PerCpuValues::try_from(vec![SyscallStats::default(); ncpus]) {
-                    let _ = maps.stats.set(id * MAX_SYSCALLS + nr, zero, 0);
+                    let _ = maps.stats.set(slot * MAX_SYSCALLS + nr, zero, 0);
                 }
             }
         }
         maps.used[id as usize] = false;
-        maps.summary[id as usize] = false;
+        maps.summary[id as usize] = None;
     }
 }
 

@@ -221,7 +221,7 @@ fn drain(ring: Ring, shared: &Shared) {
         if idle < 100 {
             std::hint::spin_loop();
         } else {
-            std::thread::sleep(Duration::from_micros(500));
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
     if !buf.is_empty() {
