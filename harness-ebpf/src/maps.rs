@@ -6,7 +6,7 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use probity_common::{
     Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SUMMARY_SESSIONS,
@@ -66,6 +66,30 @@ pub struct Scratch {
 
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Programs `sys_exit` hands over to with a tail call, so the verifier
+/// checks each on its own: slot [`TAIL_EXEC_ARGS`] records an exec's argv.
+#[map]
+pub static TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub const TAIL_EXEC_ARGS: u32 = 0;
+
+/// What `sys_exit` passes to the exec argv program.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecJob {
+    pub session: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub _pad: u32,
+    pub ts_ns: u64,
+    /// The path string (0: none, after a successful exec).
+    pub path: u64,
+    /// The argv array.
+    pub argv: u64,
+}
+
+#[map]
+pub static EXEC_JOB: PerCpuArray<ExecJob> = PerCpuArray::with_max_entries(1, 0);
 
 /// Ring fill level above which a record wakes the consumer. Below it the
 /// consumer is not woken: it polls every few milliseconds, so records are

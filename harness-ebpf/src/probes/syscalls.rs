@@ -35,7 +35,7 @@ use probity_common::{
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, InFlight, Scratch, EVENTS, INFLIGHT,
+    count_loss, current_ids, session_of, wake_flags, ExecJob, InFlight, Scratch, EVENTS, EXEC_JOB, INFLIGHT, TAILS, TAIL_EXEC_ARGS,
     SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS,
 };
 
@@ -103,25 +103,42 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);
+    finish(pid, tid, &inflight, &spec, ret, end_ns, 0);
     if spec.flags & SPEC_EXEC != 0 {
         // Read argv now, not at entry: the kernel has just touched the
         // memory (a BPF read cannot fault a page in, and a forked child's
         // file-backed pages are often not mapped yet). After a successful
         // exec the old memory is gone, but the new stack holds argc and
-        // argv at the stack pointer.
-        let session = inflight.session;
-        if ret == 0 {
+        // argv at the stack pointer. The reading is its own program,
+        // reached by a tail call, so the verifier checks its loop apart.
+        let (path, argv) = if ret == 0 {
             let regs: *const pt_regs = ctx.arg(0);
-            if let Ok(sp) = read_sp(regs) {
-                exec_args(session, pid, tid, inflight.ts_ns, 0, sp + 8);
-            }
+            (0, read_sp(regs)? + 8)
         } else {
             let path_arg = (spec.exec_path_arg as usize).min(4);
-            exec_args(session, pid, tid, inflight.ts_ns, inflight.args[path_arg], inflight.args[path_arg + 1]);
+            (inflight.args[path_arg], inflight.args[path_arg + 1])
+        };
+        let job = ExecJob { session: inflight.session, pid, tid, _pad: 0, ts_ns: inflight.ts_ns, path, argv };
+        if let Some(slot) = EXEC_JOB.get_ptr_mut(0) {
+            // SAFETY: the per-CPU slot is ours until the tail-called program returns.
+            unsafe { *slot = job };
+            // SAFETY: a tail call with this program's own context.
+            unsafe { TAILS.tail_call(ctx, TAIL_EXEC_ARGS) };
         }
+        // Only reached when the tail call failed.
+        count_loss(inflight.session, |l| l.ring_full += 1);
     }
-    finish(pid, tid, &inflight, &spec, ret, end_ns, 0);
     Ok(())
+}
+
+/// The exec argv program, reached from `sys_exit` by a tail call.
+#[raw_tracepoint]
+pub fn exec_args_tail(_ctx: RawTracePointContext) -> i32 {
+    if let Some(job) = EXEC_JOB.get(0) {
+        let job = *job;
+        exec_args(job.session, job.pid, job.tid, job.ts_ns, job.path, job.argv);
+    }
+    0
 }
 
 /// Counts or records a finished syscall.

@@ -19,11 +19,11 @@ use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Signal, Signa
 /// Per-session decoding state.
 #[derive(Default)]
 pub(crate) struct Assembler {
-    /// An exec's path and argv (recorded at the `execve` exit, just before
-    /// its syscall record), by thread id.
-    argv: HashMap<u32, ExecArgs>,
     /// Exec events held back until their argv arrives, by thread id.
     pending_exec: HashMap<u32, Event>,
+    /// `execve` syscall records held back likewise: the kernel side writes
+    /// the argv record just after the syscall's.
+    pending_execve: HashMap<u32, Event>,
     /// What each process did that decides its exit status, by pid.
     ending: HashMap<u32, Ending>,
     /// Statuses known from elsewhere (the root's `waitpid`).
@@ -75,8 +75,12 @@ impl Assembler {
                 }
                 let caps: Vec<CaptureData<'_>> = caps.into_iter().flatten().collect();
                 let no_return = ev.flags & SYSCALL_NO_RETURN != 0;
-                let mut call = decode::decode_syscall(ev.nr, &ev.args, ev.ret, no_return, ev.duration_ns, &caps);
+                let call = decode::decode_syscall(ev.nr, &ev.args, ev.ret, no_return, ev.duration_ns, &caps);
                 let h = ev.header;
+                if !matches!(&*call.name, "execve" | "execveat") {
+                    // No argv record is coming for what this thread held.
+                    self.flush(h.tid, out);
+                }
                 match &*call.name {
                     "exit_group" => {
                         let e = self.ending.entry(h.pid).or_default();
@@ -92,12 +96,12 @@ impl Assembler {
                         }
                     }
                     "execve" | "execveat" => {
-                        if let Some(exec) = self.pending_exec.remove(&h.tid) {
-                            out.push(exec);
+                        if let Some(e) = self.pending_execve.remove(&h.tid) {
+                            out.push(e);
                         }
-                        if let Some(x) = self.argv.remove(&h.tid) {
-                            attach_exec_args(&mut call, x);
-                        }
+                        let ev = Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Syscall(call) };
+                        self.pending_execve.insert(h.tid, ev);
+                        return Ok(());
                     }
                     _ => {}
                 }
@@ -120,13 +124,17 @@ impl Assembler {
                     }
                     out.push(exec);
                 }
-                self.argv.insert(tid, ExecArgs { path, argv, truncated });
+                if let Some(mut call) = self.pending_execve.remove(&tid) {
+                    if let EventKind::Syscall(s) = &mut call.kind {
+                        attach_exec_args(s, ExecArgs { path, argv, truncated });
+                    }
+                    out.push(call);
+                }
             }
             Record::Exec(e) => {
                 let h = e.header;
                 // A new image starts with a clean slate for its exit.
                 self.ending.remove(&h.pid);
-                self.argv.remove(&e.old_tid);
                 // Held until the argv record, which the `execve` exit writes next.
                 self.pending_exec.insert(
                     h.tid,
@@ -145,6 +153,7 @@ impl Assembler {
             }
             Record::Fork(f) => {
                 let h = f.header;
+                self.flush(h.tid, out);
                 out.push(Event {
                     ts_ns: h.ts_ns,
                     pid: h.pid,
@@ -162,7 +171,7 @@ impl Assembler {
                 if process_exited {
                     self.ending.remove(&h.pid);
                 }
-                self.argv.remove(&h.tid);
+                self.flush(h.tid, out);
                 out.push(Event {
                     ts_ns: h.ts_ns,
                     pid: h.pid,
@@ -213,6 +222,17 @@ impl Assembler {
         Ok(())
     }
 
+    /// Emits what a thread held back, when its next record shows that no
+    /// argv record is coming.
+    fn flush(&mut self, tid: u32, out: &mut Vec<Event>) {
+        if let Some(e) = self.pending_exec.remove(&tid) {
+            out.push(e);
+        }
+        if let Some(e) = self.pending_execve.remove(&tid) {
+            out.push(e);
+        }
+    }
+
     /// Records a status known from outside the trace (the root's `waitpid`).
     pub(crate) fn set_known_status(&mut self, pid: u32, status: ExitStatus) {
         self.known.insert(pid, status);
@@ -221,6 +241,7 @@ impl Assembler {
     /// Called once no more records will come; fills in known statuses.
     pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
         out.extend(self.pending_exec.drain().map(|(_, e)| e));
+        out.extend(self.pending_execve.drain().map(|(_, e)| e));
         if self.known.is_empty() {
             return;
         }

@@ -65,6 +65,8 @@ pub(crate) struct Kernel {
     tasks_fd: RawFd,
     router: Arc<consumer::Router>,
     consumer: Mutex<Option<consumer::Handle>>,
+    /// Tail-call targets of the attached programs.
+    _tails: aya::maps::ProgramArray<MapData>,
     /// Keeps the programs attached; dropped last.
     _ebpf: Ebpf,
 }
@@ -151,6 +153,16 @@ impl Kernel {
                 prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
             }
         }
+        // The exec argv program is reached from sys_exit by a tail call.
+        // The kernel empties a program array when its last user handle
+        // closes, so the kernel struct keeps it.
+        let mut tails: aya::maps::ProgramArray<MapData> = take(&mut ebpf, "TAILS")?;
+        {
+            let prog: &mut RawTracePoint = program(&mut ebpf, "exec_args_tail")?;
+            prog.load().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?;
+            let fd = prog.fd().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?.try_clone().map_err(|e| Error::Attach("exec_args_tail", Box::new(e.into())))?;
+            tails.set(0, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
+        }
         for name in ["sys_enter", "sys_exit"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
@@ -171,6 +183,7 @@ impl Kernel {
         let router = Arc::new(consumer::Router::default());
         let handle = consumer::Handle::start(ring, Arc::clone(&router))?;
         Ok(Kernel {
+            _tails: tails,
             maps: Mutex::new(maps),
             tasks_fd,
             router,

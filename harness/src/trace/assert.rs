@@ -77,11 +77,18 @@ struct Finding {
 /// # Ok::<(), probity::Error>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct Violation {
+pub struct Violation(Box<Details>);
+
+/// What a [`Violation`] says, boxed so that a `Result` stays small.
+#[derive(Clone, Debug)]
+struct Details {
     kind: ViolationKind,
     expectation: String,
     problem: String,
     findings: Vec<Finding>,
+    /// What the listed events are, when they do not break the expectation
+    /// themselves (the closest to what is missing).
+    title: Option<String>,
     omitted: usize,
     /// The trace around the first finding: its process's events, with the
     /// finding's position.
@@ -97,16 +104,17 @@ const CONTEXT: usize = 3;
 
 impl Violation {
     fn new(kind: ViolationKind, expectation: impl Into<String>, problem: impl Into<String>, trace: &Trace) -> Violation {
-        Violation {
+        Violation(Box::new(Details {
             kind,
             expectation: expectation.into(),
             problem: problem.into(),
             findings: Vec::new(),
+            title: None,
             omitted: 0,
             excerpt: None,
             notes: Vec::new(),
             start_ns: trace.start_ns(),
-        }
+        }))
     }
 
     /// Lists events `indexes` of the trace (the first [`MAX_LISTED`]), and
@@ -116,9 +124,9 @@ impl Violation {
         for &i in indexes.iter().take(MAX_LISTED) {
             let e = &events[i];
             let program = idx.image_at(e.pid, e.ts_ns).map(|(f, _)| f.rsplit('/').next().unwrap_or(f).to_owned());
-            self.findings.push(Finding { event: e.clone(), program, note: note(i) });
+            self.0.findings.push(Finding { event: e.clone(), program, note: note(i) });
         }
-        self.omitted = indexes.len().saturating_sub(MAX_LISTED);
+        self.0.omitted = indexes.len().saturating_sub(MAX_LISTED);
         if let Some(&first) = indexes.first() {
             let e = &events[first];
             // The process's own events, without the runtime noise a
@@ -129,14 +137,19 @@ impl Violation {
             if let Some(pos) = same.iter().position(|&j| j == first) {
                 let lo = pos.saturating_sub(CONTEXT);
                 let hi = (pos + CONTEXT + 1).min(same.len());
-                self.excerpt = Some((same[lo..hi].iter().map(|&j| events[j].clone()).collect(), pos - lo));
+                self.0.excerpt = Some((same[lo..hi].iter().map(|&j| events[j].clone()).collect(), pos - lo));
             }
         }
         self
     }
 
+    fn titled(mut self, title: impl Into<String>) -> Violation {
+        self.0.title = Some(title.into());
+        self
+    }
+
     fn note(mut self, note: impl Into<String>) -> Violation {
-        self.notes.push(note.into());
+        self.0.notes.push(note.into());
         self
     }
 
@@ -150,7 +163,7 @@ impl Violation {
     /// ```
     #[must_use]
     pub fn kind(&self) -> ViolationKind {
-        self.kind
+        self.0.kind
     }
 
     /// The expectation, in words.
@@ -163,7 +176,7 @@ impl Violation {
     /// ```
     #[must_use]
     pub fn expectation(&self) -> &str {
-        &self.expectation
+        &self.0.expectation
     }
 
     /// The events the message lists: those that break the expectation, or
@@ -176,7 +189,7 @@ impl Violation {
     /// # Ok::<(), probity::Error>(())
     /// ```
     pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.findings.iter().map(|f| &f.event)
+        self.0.findings.iter().map(|f| &f.event)
     }
 
     /// The message without what changes from run to run: pids and tids
@@ -200,24 +213,27 @@ impl Violation {
 
     fn render(&self, style: &mut dyn Style) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "expected {}", style.text(&self.expectation));
-        let _ = write!(s, "but {}", style.text(&self.problem));
-        if !self.findings.is_empty() {
-            s.push(':');
+        let _ = writeln!(s, "expected {}", style.text(&self.0.expectation));
+        let _ = write!(s, "but {}", style.text(&self.0.problem));
+        match (&self.0.title, self.0.findings.is_empty()) {
+            (_, true) => s.push('\n'),
+            (None, false) => s.push_str(":\n"),
+            (Some(title), false) => {
+                let _ = writeln!(s, "\n{}:", style.text(title));
+            }
         }
-        s.push('\n');
-        for f in &self.findings {
-            let when = style.time(f.event.ts_ns, self.start_ns);
+        for f in &self.0.findings {
+            let when = style.time(f.event.ts_ns, self.0.start_ns);
             let program = f.program.as_deref().map(|p| format!("{p} ")).unwrap_or_default();
             let _ = writeln!(s, "  {when}{program}{}", style.line(&f.event));
             if let Some(note) = &f.note {
                 let _ = writeln!(s, "      ({})", style.text(note));
             }
         }
-        if self.omitted > 0 {
-            let _ = writeln!(s, "  ... and {} more", self.omitted);
+        if self.0.omitted > 0 {
+            let _ = writeln!(s, "  ... and {} more", self.0.omitted);
         }
-        if let Some((events, at)) = &self.excerpt {
+        if let Some((events, at)) = &self.0.excerpt {
             if events.len() > 1 {
                 let pid = style.text(&format!("process {}", events[*at].pid));
                 let _ = writeln!(s, "the trace of {pid} around the first one:");
@@ -227,7 +243,7 @@ impl Violation {
                 }
             }
         }
-        for note in &self.notes {
+        for note in &self.0.notes {
             let _ = writeln!(s, "note: {}", style.text(note));
         }
         s
@@ -501,7 +517,7 @@ impl Trace {
         if (0..self.events.len()).any(|i| op_paths(&idx, i, op).contains(&&want)) {
             return Ok(());
         }
-        let problem = format!("no syscall that succeeded {what} it");
+        let problem = format!("no call that succeeded {what} it");
         Err(near_misses(&idx, Violation::new(ViolationKind::Missing, expectation, problem, self), &want))
     }
 
@@ -967,20 +983,22 @@ fn ok_or_panic(r: Result<(), Violation>) {
 /// name), listed to help see why an expected change is missing.
 fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
     let n = idx.trace.events.len();
-    let targets = |i: usize| idx.access(i).map(|a| a.targets().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    // Calls only: a libc call where a syscall says the same is left out.
+    let targets = |i: usize| {
+        call(idx, i).and_then(|_| idx.access(i)).map(|a| a.targets().cloned().collect::<Vec<_>>()).unwrap_or_default()
+    };
     let same: Vec<usize> = (0..n).filter(|&i| targets(i).contains(want)).collect();
     if !same.is_empty() {
-        let count = same.len();
-        return v.with_events(idx, &same, |_| None).note(format!("{count} syscalls touched it (listed above) without doing that"));
+        return v.with_events(idx, &same, |_| None).titled("the calls that touched it");
     }
     let name = want.as_str().and_then(|p| p.rsplit('/').next()).unwrap_or_default().to_owned();
     let similar: Vec<usize> = (0..n)
         .filter(|&i| targets(i).iter().filter_map(Resolved::as_str).any(|p| p.rsplit('/').next() == Some(name.as_str())))
         .collect();
     if similar.is_empty() || name.is_empty() {
-        return v.note("no syscall touched that path");
+        return v.note("nothing touched that path");
     }
-    v.with_events(idx, &similar, |_| None).note("no syscall touched that path; the events above are on files of the same name")
+    v.with_events(idx, &similar, |_| None).titled("nothing touched that path; the calls on files of the same name")
 }
 
 fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: &[(usize, &str)]) -> Violation {
@@ -990,7 +1008,7 @@ fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: 
     if all.is_empty() {
         return v.note("nothing was exec'd");
     }
-    v.with_events(idx, &all, |_| None).note("the events above are the execs that happened")
+    v.with_events(idx, &all, |_| None).titled("the execs that happened")
 }
 
 const INET_FAMILIES: [i32; 3] = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
@@ -1004,7 +1022,11 @@ fn is_network(idx: &Index<'_>, i: usize) -> bool {
     if s.args.iter().any(|a| matches!(a, Arg::Sockaddr(SockAddr::Inet { .. }))) {
         return true;
     }
-    matches!(idx.access(i).and_then(|a| a.fd.as_deref()), Some(FdTarget::Socket { family, .. }) if INET_FAMILIES.contains(family))
+    // Working on an internet socket: its network calls and data transfers
+    // (closing one is not network access).
+    let data = matches!(s.name, "read" | "write" | "readv" | "writev" | "pread64" | "pwrite64" | "splice" | "sendfile");
+    (data || crate::Class::Network.contains(s.name))
+        && matches!(idx.access(i).and_then(|a| a.fd.as_deref()), Some(FdTarget::Socket { family, .. }) if INET_FAMILIES.contains(family))
 }
 
 enum Dest {
@@ -1202,10 +1224,10 @@ enum Bound {
 fn count_check(q: &Query<'_>, bound: Bound) -> Result<(), Violation> {
     let what = q.describe();
     let expectation = match bound {
-        Bound::AtMost(0) => format!("no {what}"),
-        Bound::Exactly(n) => format!("exactly {n} {what}"),
-        Bound::AtMost(n) => format!("at most {n} {what}"),
-        Bound::AtLeast(n) => format!("at least {n} {what}"),
+        Bound::AtMost(0) => format!("no [{what}]"),
+        Bound::Exactly(n) => format!("exactly {n} [{what}]"),
+        Bound::AtMost(n) => format!("at most {n} [{what}]"),
+        Bound::AtLeast(n) => format!("at least {n} [{what}]"),
     };
     let (hits, undecided) = q.partition();
     let idx = q.index();
@@ -1247,14 +1269,14 @@ fn found_count(idx: &Index<'_>, expectation: &str, hits: &[usize]) -> Violation 
 
 fn order_check(a: &Query<'_>, b: &Query<'_>) -> Result<(), Violation> {
     let (da, db) = (a.describe(), b.describe());
-    let expectation = format!("every one of {da} before any of {db}");
+    let expectation = format!("all [{da}] before any [{db}]");
     let idx = a.index();
     let trace = idx.trace;
     let (hits_a, _) = a.partition();
     let (hits_b, _) = b.partition();
     for (hits, d) in [(&hits_a, &da), (&hits_b, &db)] {
         if hits.is_empty() {
-            let v = Violation::new(ViolationKind::Missing, expectation.clone(), format!("there is no {d}"), trace);
+            let v = Violation::new(ViolationKind::Missing, expectation.clone(), format!("there are no [{d}]"), trace);
             return Err(v);
         }
     }
@@ -1267,12 +1289,9 @@ fn order_check(a: &Query<'_>, b: &Query<'_>) -> Result<(), Violation> {
         let mut shown = vec![first_b];
         shown.extend(late_a.iter().copied());
         let n = late_a.len();
-        let problem = format!(
-            "the first of {db} starts before {n} of {da} {}",
-            if n == 1 { "ends" } else { "end" }
-        );
+        let problem = format!("the first [{db}] starts before {n} [{da}] {}", if n == 1 { "ends" } else { "end" });
         let v = Violation::new(ViolationKind::Order, expectation, problem, trace);
-        return Err(v.with_events(idx, &shown, |i| (i == first_b).then(|| format!("the first of {db}"))));
+        return Err(v.with_events(idx, &shown, |i| (i == first_b).then(|| format!("the first [{db}]"))));
     }
     // Nothing out of order in the trace; lost events could still be.
     absence(idx, &expectation, None, None, &[])

@@ -423,10 +423,13 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
         }
     }
     if a.paths.is_empty() {
+        // The descriptor the call works on is its first one.
         a.fd = args.iter().find_map(|x| match x {
-            Arg::Fd(d) if *d >= 0 => st.fds.get(d).map(|f| f.target.clone()),
+            Arg::Fd(d) => Some(*d),
             _ => None,
-        });
+        })
+        .and_then(|d| st.fds.get(&d))
+        .map(|f| f.target.clone());
     }
     a
 }
@@ -504,11 +507,10 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 copy_fd(st, old, new, cmd == "F_DUPFD_CLOEXEC");
             }
         }
-        "close" => {
-            if s.errno.as_deref() != Some("EBADF") {
-                if let Some(fd) = fd_arg(0) {
-                    st.fds.remove(&fd);
-                }
+        // Only EBADF leaves the descriptor table as it was.
+        "close" if s.errno.as_deref() != Some("EBADF") => {
+            if let Some(fd) = fd_arg(0) {
+                st.fds.remove(&fd);
             }
         }
         "close_range" => {
@@ -562,8 +564,108 @@ fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::borrow::Cow;
+
     use super::*;
+    use crate::event::{Event, Exec, Fork};
+    use crate::trace::{ExitStatus, Losses, Outcome, TracerKind};
+
+    /// A syscall event of task `pid`.`tid` at `ts`.
+    pub(crate) fn sys(ts: u64, pid: u32, tid: u32, name: &'static str, args: Vec<Arg>, ret: i64) -> Event {
+        let errno = (ret < 0).then(|| Cow::Owned(crate::decode::errno_name((-ret) as i32).into_owned()));
+        Event {
+            ts_ns: ts,
+            pid,
+            tid,
+            kind: EventKind::Syscall(Syscall { name: Cow::Borrowed(name), nr: 0, args, ret: Some(ret), errno, duration_ns: 1, parent: None }),
+        }
+    }
+
+    pub(crate) fn path(p: &str) -> Arg {
+        Arg::Path { path: p.into(), truncated: false }
+    }
+
+    pub(crate) fn flags(value: i32, text: &str) -> Arg {
+        Arg::Flags { value: value as u64, text: text.into() }
+    }
+
+    pub(crate) fn trace(events: Vec<Event>, cwd: Option<&str>) -> Trace {
+        let outcome = Outcome {
+            root_pid: 10,
+            status: ExitStatus::Code(0),
+            tracers: vec![TracerKind::Ebpf],
+            losses: Losses::default(),
+            syscalls: vec![],
+            interrupted: false,
+            uncovered: vec![],
+            cwd: cwd.map(str::to_owned),
+            own_syscalls: 0,
+        };
+        Trace { events, outcome }
+    }
+
+    fn targets(idx: &Index<'_>, i: usize) -> Vec<Resolved> {
+        idx.access(i).map(|a| a.targets().cloned().collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn follows_descriptors_directories_and_forks() {
+        let abs = |p: &str| Resolved::Abs(p.into());
+        let t = trace(
+            vec![
+                sys(1, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("d"), flags(libc::O_RDONLY | libc::O_DIRECTORY, "O_RDONLY|O_DIRECTORY")], 3),
+                sys(2, 10, 10, "openat", vec![Arg::Fd(3), path("f.txt"), flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, "O_WRONLY|O_CREAT|O_CLOEXEC")], 4),
+                sys(3, 10, 10, "dup2", vec![Arg::Fd(4), Arg::Fd(1)], 1),
+                sys(4, 10, 10, "write", vec![Arg::Fd(1), Arg::Bytes { data: b"x".to_vec(), len: 1 }, Arg::Int(1)], 1),
+                sys(5, 10, 10, "newfstatat", vec![Arg::Fd(4), path(""), Arg::Ptr(1), flags(0x1000, "AT_EMPTY_PATH")], 0),
+                sys(6, 10, 10, "chdir", vec![path("/tmp")], 0),
+                sys(7, 10, 10, "unlinkat", vec![Arg::Fd(libc::AT_FDCWD), path("../tmp/./g"), flags(0, "0")], 0),
+                Event { ts_ns: 8, pid: 10, tid: 10, kind: EventKind::Fork(Fork { child_tid: 11, untracked: false }) },
+                Event { ts_ns: 9, pid: 11, tid: 11, kind: EventKind::Exec(Exec { filename: "/bin/true".into(), argv: vec![], argv_truncated: false, old_tid: None }) },
+                sys(10, 11, 11, "write", vec![Arg::Fd(4), Arg::Ptr(1), Arg::Int(1)], 1),
+                sys(11, 11, 11, "write", vec![Arg::Fd(1), Arg::Ptr(1), Arg::Int(1)], 1),
+                sys(12, 10, 10, "close", vec![Arg::Fd(4)], 0),
+                sys(13, 10, 10, "write", vec![Arg::Fd(4), Arg::Ptr(1), Arg::Int(1)], -9),
+                sys(14, 10, 10, "openat", vec![Arg::Fd(99), path("x")], -2),
+            ],
+            Some("/work"),
+        );
+        let idx = Index::new(&t);
+        assert_eq!(targets(&idx, 0), [abs("/work/d")]);
+        assert_eq!(targets(&idx, 1), [abs("/work/d/f.txt")], "relative to a directory descriptor");
+        assert_eq!(targets(&idx, 3), [abs("/work/d/f.txt")], "through dup2");
+        assert_eq!(targets(&idx, 4), [abs("/work/d/f.txt")], "AT_EMPTY_PATH is the descriptor");
+        assert_eq!(targets(&idx, 6), [abs("/tmp/g")], "after chdir, normalized");
+        // The child inherited the table; fd 4 was close-on-exec, fd 1 not.
+        assert_eq!(targets(&idx, 9), []);
+        assert_eq!(targets(&idx, 10), [abs("/work/d/f.txt")]);
+        assert_eq!(targets(&idx, 12), [], "closed");
+        assert_eq!(targets(&idx, 13), [Resolved::Unknown("it is relative to a descriptor whose path is unknown")]);
+        assert_eq!(idx.procs[&11].parent, Some(10));
+        assert_eq!(idx.image_at(11, 10).map(|(f, _)| f), Some("/bin/true"));
+        assert_eq!(idx.image_at(10, 10), None);
+        // Descriptors get ids by the call that created them.
+        let new = |i: usize| idx.access(i).and_then(|a| a.new_fd);
+        assert_eq!((new(0), new(1), new(2), new(3)), (Some(1), Some(2), Some(3), None));
+    }
+
+    #[test]
+    fn without_a_starting_directory_relative_paths_stay_relative_until_getcwd() {
+        let t = trace(
+            vec![
+                sys(1, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("./a/../b")], 3),
+                sys(2, 10, 10, "getcwd", vec![path("/srv"), Arg::Int(4096)], 5),
+                sys(3, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("c")], 4),
+                sys(4, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), Arg::Path { path: "/very/long".into(), truncated: true }], 5),
+            ],
+            None,
+        );
+        let idx = Index::new(&t);
+        assert_eq!(targets(&idx, 0), [Resolved::Rel("b".into())]);
+        assert_eq!(targets(&idx, 2), [Resolved::Abs("/srv/c".into())]);
+        assert_eq!(targets(&idx, 3), [Resolved::Unknown("its path was cut")]);
+    }
 
     #[test]
     fn normalizes_lexically() {

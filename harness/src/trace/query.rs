@@ -613,7 +613,6 @@ macro_rules! filters {
             #[doc = concat!("let text = trace.", $ctor, "().path_prefix(\"/etc\").snapshot().text();")]
             /// # Ok::<(), probity::Error>(())
             /// ```
-            #[must_use]
             pub fn snapshot(self) -> crate::Snapshot<'t> {
                 crate::Snapshot::from_query(self.0)
             }

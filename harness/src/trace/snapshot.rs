@@ -27,10 +27,20 @@ use crate::trace::Trace;
 ///
 /// Its text ([`Snapshot::text`], also its `Display`) has one strace-like
 /// line per event, `[task] call(args) = result`, tasks numbered from 1
-/// (`[1:2]` is task 2 of process 1). Its serde form is a list of records
-/// with `task`, `kind` (`syscall`, `exec`, `new_task`, `thread_exited`,
-/// `exited`, `signal`) and the kind's fields, every value a string as the
-/// text shows it.
+/// (`[1:2]` is task 2 of process 1); a libc call reads `libc fopen(...)`
+/// and the calls made inside it are indented under it. Its serde form is
+/// a list of records with `task`, `depth` (when nested), `kind`
+/// (`syscall`, `libc`, `exec`, `new_task`, `thread_exited`, `exited`,
+/// `signal`) and the kind's fields, every value a string as the text
+/// shows it.
+///
+/// Every task's events are in program order; tasks come depth first in
+/// the order they were created, so a thread's events follow its
+/// creator's. Descriptors are numbered by the call that created them, so
+/// two threads opening files at once get the same numbers every run; 0
+/// to 2 stay as they are. For snapshots that are the same on every
+/// machine, run the program with a clean environment
+/// (`Command::env_clear`): what it reads from it shows.
 ///
 /// ```no_run
 /// use std::process::{Command, Stdio};
@@ -76,23 +86,30 @@ impl<'t> Snapshot<'t> {
 
     /// Keep the loader's and runtimes' noise (default: left out).
     ///
-    /// Left out by default, per process image (after each exec):
-    /// - its start-up: every syscall from the exec until the first one
-    ///   that is not the dynamic loader's or libc's initialisation
-    ///   (`brk`, `mmap`, `mprotect`, `arch_prctl`, `set_tid_address`,
-    ///   `set_robust_list`, `rseq`, `prlimit64`, `getrandom`, and
-    ///   lookups of the loader's, libraries', locale and SELinux files).
-    ///   For Python running a script, everything until it first touches
-    ///   the script;
-    /// - anywhere: lookups of shared libraries, `ld.so` files, locale,
-    ///   `gconv` and time zone files (and, in Python, of its library and
+    /// Left out by default, for each program a task exec's:
+    /// - the dynamic loader's work: every syscall from the exec until the
+    ///   thread pointer is set (`set_tid_address`, or `arch_prctl` with
+    ///   `ARCH_SET_FS`) that the loader makes (opening, reading, mapping
+    ///   and closing libraries, probing `LD_LIBRARY_PATH`, `brk`,
+    ///   `mprotect`);
+    /// - then libc's, libraries' and probity's own start-up, until the
+    ///   first syscall that is not part of it: `set_robust_list`, `rseq`,
+    ///   `prlimit64`, `getrandom`, `getpid`/`gettid`/`getppid`, memory
+    ///   calls, and lookups of SELinux, `/proc/filesystems`, locale and
+    ///   loader files; with Rust's runtime (`poll` of descriptors 0 to 2)
+    ///   also its `SIGPIPE`/`SIGSEGV`/`SIGBUS` handlers and `sigaltstack`.
+    ///   The same again in a child after a `fork` the libc layer saw;
+    /// - for Python running a script: everything, libc calls included,
+    ///   until it first touches the script;
+    /// - anywhere: calls on shared libraries, `ld.so` files, locale,
+    ///   `gconv` and time zone files (and, in Python, on its library and
     ///   `__pycache__`), with everything done on the descriptors they
     ///   open; memory management (`brk`, anonymous `mmap`, `munmap`,
-    ///   `mprotect`, `madvise`, `mremap`); `futex` (lock contention differs
-    ///   from run to run), `rseq` and `set_robust_list`; and signals whose
-    ///   delivery changes nothing (ignored, or `SIGCHLD`, `SIGURG`,
-    ///   `SIGWINCH`, `SIGCONT` with the default action), since when they
-    ///   arrive is up to the scheduler.
+    ///   `mprotect`, `madvise`, `mremap`, `membarrier`); `futex` (lock
+    ///   contention differs from run to run), `rseq` and
+    ///   `set_robust_list`; and signals whose delivery changes nothing
+    ///   (ignored, or `SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT` with the
+    ///   default action), since when they arrive is up to the scheduler.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -483,6 +500,8 @@ impl Normalizer {
 
     fn arg(&mut self, name: &str, i: usize, a: &Arg, fd_id: Option<usize>) -> String {
         match a {
+            // `fcntl(fd, F_DUPFD, n)`: the lowest number the new one may have.
+            Arg::Fd(d) if name == "fcntl" && i == 2 => d.to_string(),
             Arg::Fd(d) => match *d {
                 libc::AT_FDCWD => "AT_FDCWD".to_owned(),
                 d => self.fd(d, fd_id).to_string(),
@@ -830,11 +849,10 @@ fn canonical_order(idx: &Index<'_>, keep: &[bool]) -> Vec<Item> {
             match &e.kind {
                 // The task that happened to exit last: its own end here, the
                 // process's at the end of the main task.
-                EventKind::Exit(x) if x.process_exited => {
-                    if e.tid != e.pid && keep[i] {
-                        out.push(Item { index: i, as_: As::ThreadExit });
-                    }
+                EventKind::Exit(x) if x.process_exited && e.tid != e.pid && keep[i] => {
+                    out.push(Item { index: i, as_: As::ThreadExit });
                 }
+                EventKind::Exit(x) if x.process_exited => {}
                 // The main task's own end, when the process's is shown.
                 EventKind::Exit(_) if e.tid == e.pid && process_exits.contains_key(&e.pid) => {}
                 _ if keep[i] => out.push(Item { index: i, as_: As::Event }),
