@@ -117,8 +117,10 @@ fn missing_command_is_127_with_a_message() {
 fn unprivileged_run_fails_at_once_naming_capabilities() {
     require_tracing();
     // setuid from root to nobody drops every capability.
-    let o = probity()
+    let (_dir, bin) = crate::support::probity_for_nobody();
+    let o = Command::new(&bin)
         .args(["run", "--", "true"])
+        .current_dir("/")
         .uid(65534)
         .gid(65534)
         .output()
@@ -126,7 +128,7 @@ fn unprivileged_run_fails_at_once_naming_capabilities() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("probity doctor"), "{err}");
-    let o = probity().arg("doctor").uid(65534).gid(65534).output().unwrap();
+    let o = Command::new(&bin).arg("doctor").current_dir("/").uid(65534).gid(65534).output().unwrap();
     assert_ne!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL capabilities"));
 }

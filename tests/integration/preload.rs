@@ -116,7 +116,8 @@ fn preload_alone_works_unprivileged_and_says_so() {
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let json = dir.path().join("t.jsonl");
     // setuid from root to nobody drops every capability.
-    let o = Command::new(env!("CARGO_BIN_EXE_probity"))
+    let (_bin_dir, bin) = crate::support::probity_for_nobody();
+    let o = Command::new(&bin)
         .args(["run", "--tracers", "preload", "--json", json.to_str().unwrap(), "--", "ls", "/nonexistent-probity"])
         .current_dir("/")
         .env("TMPDIR", "/tmp")

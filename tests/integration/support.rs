@@ -56,3 +56,15 @@ pub fn syscalls_of(trace: &Trace, tid: u32) -> Vec<&probity::Syscall> {
 pub fn dump(trace: &Trace) -> String {
     trace.events.iter().map(probity::render::event_line).collect::<Vec<_>>().join("\n")
 }
+
+/// A copy of the `probity` binary that an unprivileged user can run
+/// wherever the build directory is (its parents may be closed to others).
+pub fn probity_for_nobody() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let bin = dir.path().join("probity");
+    std::fs::copy(env!("CARGO_BIN_EXE_probity"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
