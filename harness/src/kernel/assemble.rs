@@ -30,6 +30,8 @@ pub(crate) struct Assembler {
     known: HashMap<u32, ExitStatus>,
     /// The process each thread id belongs to, as seen so far.
     process_of: HashMap<u32, u32>,
+    /// The (pid, tid) last put in `process_of`.
+    last_ids: (u32, u32),
 }
 
 /// What an exec's entry record said.
@@ -57,7 +59,11 @@ impl Assembler {
     /// Decodes one record, appending what it yields to `out`.
     pub(crate) fn push(&mut self, record: Record<'_>, out: &mut Vec<Event>) -> Result<(), ParseError> {
         if let Some((pid, tid)) = ids(&record) {
-            self.process_of.insert(tid, pid);
+            // Consecutive records are mostly one thread's: skip the map then.
+            if self.last_ids != (pid, tid) {
+                self.last_ids = (pid, tid);
+                self.process_of.insert(tid, pid);
+            }
         }
         match record {
             Record::Syscall(ev, captures) => {

@@ -93,6 +93,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !tracers.contains(&TracerKind::Ebpf) {
         eprintln!("probity: preload tracer only: libc calls of dynamically linked programs; syscalls, and anything a static or setuid program does, are not traced");
     }
+    // `-o /dev/null` (keep only the JSON, say): skip formatting lines
+    // nobody reads.
+    let discard_text = args.output.as_deref() == Some(std::path::Path::new("/dev/null"));
     let mut text: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("failed to create the trace file {}", p.display()))?,
@@ -150,7 +153,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 c.errors += u64::from(s.failed());
                 c.total_ns += s.duration_ns;
             }
-            if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
+            if discard_text {
+                // Nothing to write.
+            } else if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
                 write_err = Some(err);
             }
         }
