@@ -122,7 +122,10 @@ fn file_operations_under_one_directory() {
     assert!(!text.contains("<tmp>"), "the user's replacement comes first:\n{text}");
     insta::assert_snapshot!("python_files_under_dir", text);
     // Folded, the same operations read the same whatever call made them.
-    insta::assert_snapshot!("python_files_under_dir_folded", t.syscalls().path_prefix(dir.path()).snapshot().with_folding(true).text());
+    insta::assert_snapshot!(
+        "python_files_under_dir_folded",
+        t.syscalls().path_prefix(dir.path()).snapshot().with_folding(true).text()
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use probity::event::Fork;
-use probity::{Event, EventKind, Trace, TracerKind, Tracer, Violation, ViolationKind};
+use probity::{Event, EventKind, Trace, Tracer, TracerKind, Violation, ViolationKind};
 
 use crate::support::{fixture, require_tracing};
 
@@ -249,7 +249,12 @@ fn absence_fails_for_a_task_that_was_not_traced() {
     // check on its own).
     let root = t.outcome.root_pid;
     let last = t.events.iter().filter(|e| e.pid == root).map(|e| e.ts_ns).max().unwrap();
-    t.events.push(Event { ts_ns: last, pid: root, tid: root, kind: EventKind::Fork(Fork { child_tid: 4_000_000, untracked: true }) });
+    t.events.push(Event {
+        ts_ns: last,
+        pid: root,
+        tid: root,
+        kind: EventKind::Fork(Fork { child_tid: 4_000_000, untracked: true }),
+    });
     let procs = t.processes();
     assert!(procs[&4_000_000].untracked && procs[&4_000_000].tracers.is_empty());
     let v = err(t.check_never_execs(["curl"]));
@@ -290,7 +295,10 @@ fn messages_show_times_processes_and_the_trace_around() {
     let v = err(t.check_never_execs(["mv"]));
     let text = v.to_string();
     let mv = t.processes().into_values().find(|p| p.program() == Some("/usr/bin/mv")).unwrap().pid;
-    assert!(text.starts_with("expected none of these programs exec'd: mv\nbut found 1 event that breaks it:\n  +0."), "{text}");
+    assert!(
+        text.starts_with("expected none of these programs exec'd: mv\nbut found 1 event that breaks it:\n  +0."),
+        "{text}"
+    );
     assert!(text.contains(&format!("mv [{mv}] +++ exec \"/usr/bin/mv\"")), "{text}");
     assert!(text.contains(&format!("the trace of process {mv} around the first one:")), "{text}");
     assert!(text.contains(&format!("  > [{mv}] +++ exec")), "{text}");
@@ -307,4 +315,3 @@ fn assert_panics_with_the_message() {
     let dir = tempfile::tempdir().unwrap();
     files(dir.path()).assert_opened("/etc/shadow");
 }
-

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use probity::{Class, Event, EventKind, Trace, TracerKind, Tracer};
+use probity::{Class, Event, EventKind, Trace, Tracer, TracerKind};
 
 use crate::support::{fixture, require_tracing};
 
@@ -85,7 +85,12 @@ fn by_name_class_and_result() {
     assert_eq!(missing[0].1.ret, Some(-2));
     assert!(t.syscalls().failed().all(|(_, s)| s.errno.is_some()));
     assert!(t.syscalls().ok().all(|(_, s)| s.errno.is_none() && s.ret.is_some()));
-    assert_eq!(t.syscalls().ok().count() + t.syscalls().failed().count() + t.syscalls().matching(|e| e.as_syscall().is_some_and(|s| s.ret.is_none())).count(), t.syscalls().count());
+    assert_eq!(
+        t.syscalls().ok().count()
+            + t.syscalls().failed().count()
+            + t.syscalls().matching(|e| e.as_syscall().is_some_and(|s| s.ret.is_none())).count(),
+        t.syscalls().count()
+    );
     assert!(t.syscalls().named_any(["open", "openat"]).count() >= t.syscalls().named("openat").count());
 
     let process: BTreeSet<String> = names(t.syscalls().class(Class::Process)).into_iter().collect();
@@ -114,7 +119,10 @@ fn by_path_resolves_relative_paths_and_directory_descriptors() {
         assert!(on_file.iter().any(|n| n == expected), "no {expected} on {}: {on_file:?}", file.display());
     }
     let unlink = t.syscalls().named("unlinkat").path(&file).next().unwrap().1;
-    assert!(matches!(unlink.args[0], probity::Arg::Fd(fd) if fd >= 0), "rm removes relative to a directory: {unlink:?}");
+    assert!(
+        matches!(unlink.args[0], probity::Arg::Fd(fd) if fd >= 0),
+        "rm removes relative to a directory: {unlink:?}"
+    );
     // A relative pattern is taken from the starting directory.
     assert_eq!(names(t.syscalls().path("sub/a.txt")), on_file);
     assert_eq!(names(t.syscalls().path(format!("{d}/sub/../sub/./a.txt"))), on_file);
@@ -142,13 +150,20 @@ fn by_time_window_and_nesting() {
     assert!(after.iter().all(|e| e.ts_ns > second_exec.end_ns()));
     assert!(t.events().before(second_exec).all(|e| e.end_ns() < second_exec.ts_ns));
     assert_eq!(
-        t.events().after(second_exec).count() + t.events().before(second_exec).count() + t.events().matching(|e| e.ts_ns <= second_exec.end_ns() && e.end_ns() >= second_exec.ts_ns).count(),
+        t.events().after(second_exec).count()
+            + t.events().before(second_exec).count()
+            + t.events().matching(|e| e.ts_ns <= second_exec.end_ns() && e.end_ns() >= second_exec.ts_ns).count(),
         t.events.len()
     );
 
     // The libc open of the output file, and the openat it made.
     let out = dir.path().join("out.txt");
-    let open = t.events().kind("libc").path(&out).find(|e| e.as_libc().is_some_and(|c| c.function.starts_with("open"))).expect("libc open");
+    let open = t
+        .events()
+        .kind("libc")
+        .path(&out)
+        .find(|e| e.as_libc().is_some_and(|c| c.function.starts_with("open")))
+        .expect("libc open");
     let nested: Vec<(&Event, &probity::Syscall)> = t.syscalls().inside(open).collect();
     assert_eq!(names(nested.iter().copied()), ["openat"]);
     let at = t.events.iter().position(|e| std::ptr::eq(e, open)).unwrap();
@@ -284,7 +299,12 @@ fn malformed_or_truncated_json_names_the_line_and_never_panics() {
     }
     // A line that is not JSON, or JSON that is not an event, anywhere.
     for k in [0, n / 3, n / 2, n - 2, n - 1] {
-        for (bad, says) in [("{not json", "not valid JSON"), ("{\"kind\":\"syscall\",\"pid\":1}", "not a probity event"), ("42", "not a probity event"), ("\"text\"", "not a probity event")] {
+        for (bad, says) in [
+            ("{not json", "not valid JSON"),
+            ("{\"kind\":\"syscall\",\"pid\":1}", "not a probity event"),
+            ("42", "not a probity event"),
+            ("\"text\"", "not a probity event"),
+        ] {
             let mut v = lines.clone();
             v[k] = bad;
             let err = load(&(v.join("\n") + "\n")).unwrap_err();

@@ -103,7 +103,12 @@ const MAX_LISTED: usize = 10;
 const CONTEXT: usize = 3;
 
 impl Violation {
-    fn new(kind: ViolationKind, expectation: impl Into<String>, problem: impl Into<String>, trace: &Trace) -> Violation {
+    fn new(
+        kind: ViolationKind,
+        expectation: impl Into<String>,
+        problem: impl Into<String>,
+        trace: &Trace,
+    ) -> Violation {
         Violation(Box::new(Details {
             kind,
             expectation: expectation.into(),
@@ -132,7 +137,8 @@ impl Violation {
             // The process's own events, without the runtime noise a
             // snapshot leaves out.
             let noise = crate::trace::snapshot::noise(idx);
-            let mut same: Vec<usize> = (0..events.len()).filter(|&j| events[j].pid == e.pid && (j == first || !noise[j])).collect();
+            let mut same: Vec<usize> =
+                (0..events.len()).filter(|&j| events[j].pid == e.pid && (j == first || !noise[j])).collect();
             same.sort_by_key(|&j| (events[j].ts_ns, j));
             if let Some(pos) = same.iter().position(|&j| j == first) {
                 let lo = pos.saturating_sub(CONTEXT);
@@ -335,10 +341,8 @@ fn absence(
                 format!("process {} ({why}{parent})", p.pid)
             })
             .collect();
-        let problem = format!(
-            "no tracer that sees {what} covered {}, so what it did is not in the trace",
-            list.join(", ")
-        );
+        let problem =
+            format!("no tracer that sees {what} covered {}, so what it did is not in the trace", list.join(", "));
         return Err(Violation::new(ViolationKind::NotCovered, expectation, problem, trace));
     }
     if !undecided.is_empty() {
@@ -349,14 +353,20 @@ fn absence(
             if undecided.len() == 1 { "event" } else { "events" }
         );
         let v = Violation::new(ViolationKind::Undecided, expectation, problem, trace);
-        return Err(v.with_events(idx, &indexes, |i| undecided.iter().find(|(j, _)| *j == i).map(|(_, why)| (*why).to_owned())));
+        return Err(v.with_events(idx, &indexes, |i| {
+            undecided.iter().find(|(j, _)| *j == i).map(|(_, why)| (*why).to_owned())
+        }));
     }
     Ok(())
 }
 
 fn found(idx: &Index<'_>, expectation: &str, indexes: &[usize], note: impl Fn(usize) -> Option<String>) -> Violation {
     let n = indexes.len();
-    let problem = format!("found {n} {} that {} it", if n == 1 { "event" } else { "events" }, if n == 1 { "breaks" } else { "break" });
+    let problem = format!(
+        "found {n} {} that {} it",
+        if n == 1 { "event" } else { "events" },
+        if n == 1 { "breaks" } else { "break" }
+    );
     Violation::new(ViolationKind::Found, expectation, problem, idx.trace).with_events(idx, indexes, note)
 }
 
@@ -450,7 +460,9 @@ fn op_paths<'a>(idx: &'a Index<'_>, i: usize, op: Op) -> Vec<&'a Resolved> {
         Op::Create if creates => paths.into_iter().take(1).collect(),
         Op::Create => match name {
             "mkdir" | "mkdirat" | "mknod" | "mknodat" | "mkfifo" => paths.into_iter().take(1).collect(),
-            "symlink" | "symlinkat" | "link" | "linkat" | "rename" | "renameat" | "renameat2" => paths.into_iter().last().into_iter().collect(),
+            "symlink" | "symlinkat" | "link" | "linkat" | "rename" | "renameat" | "renameat2" => {
+                paths.into_iter().last().into_iter().collect()
+            }
             _ => Vec::new(),
         },
         Op::Write => match name {
@@ -473,17 +485,19 @@ fn op_paths<'a>(idx: &'a Index<'_>, i: usize, op: Op) -> Vec<&'a Resolved> {
             }
         }
         Op::Modify => match name {
-            "mkdir" | "mkdirat" | "mknod" | "mknodat" | "unlink" | "unlinkat" | "rmdir" | "rename" | "renameat" | "renameat2"
-            | "link" | "linkat" | "symlink" | "symlinkat" | "chmod" | "fchmodat" | "fchmodat2" | "chown" | "lchown"
-            | "fchownat" | "truncate" | "utime" | "utimes" | "utimensat" | "futimesat" | "setxattr" | "lsetxattr"
-            | "removexattr" | "lremovexattr" | "remove" | "mkfifo" => {
+            "mkdir" | "mkdirat" | "mknod" | "mknodat" | "unlink" | "unlinkat" | "rmdir" | "rename" | "renameat"
+            | "renameat2" | "link" | "linkat" | "symlink" | "symlinkat" | "chmod" | "fchmodat" | "fchmodat2"
+            | "chown" | "lchown" | "fchownat" | "truncate" | "utime" | "utimes" | "utimensat" | "futimesat"
+            | "setxattr" | "lsetxattr" | "removexattr" | "lremovexattr" | "remove" | "mkfifo" => {
                 if paths.is_empty() {
                     fd_file.into_iter().collect()
                 } else {
                     paths
                 }
             }
-            "fchmod" | "fchown" | "ftruncate" | "fallocate" | "fsetxattr" | "fremovexattr" => fd_file.into_iter().collect(),
+            "fchmod" | "fchown" | "ftruncate" | "fallocate" | "fsetxattr" | "fremovexattr" => {
+                fd_file.into_iter().collect()
+            }
             _ => Vec::new(),
         },
         _ => Vec::new(),
@@ -502,7 +516,9 @@ impl Trace {
             Resolved::Abs(crate::trace::index::normalize(&s))
         } else {
             match &self.outcome.cwd {
-                Some(cwd) if cwd.starts_with('/') => Resolved::Abs(crate::trace::index::normalize(&format!("{cwd}/{s}"))),
+                Some(cwd) if cwd.starts_with('/') => {
+                    Resolved::Abs(crate::trace::index::normalize(&format!("{cwd}/{s}")))
+                }
                 _ => Resolved::Rel(s.trim_start_matches("./").to_owned()),
             }
         }
@@ -689,7 +705,10 @@ impl Trace {
         for i in 0..self.events.len() {
             for r in op_paths(&idx, i, Op::Modify) {
                 let inside = match r {
-                    Resolved::Abs(p) => HARMLESS_DEVICES.contains(&p.as_str()) || dirs.iter().any(|d| matches!(d, Resolved::Abs(d) if under(p, d))),
+                    Resolved::Abs(p) => {
+                        HARMLESS_DEVICES.contains(&p.as_str())
+                            || dirs.iter().any(|d| matches!(d, Resolved::Abs(d) if under(p, d)))
+                    }
                     Resolved::Rel(p) => dirs.iter().any(|d| matches!(d, Resolved::Rel(d) if under(p, d))),
                     Resolved::Unknown(_) => false,
                 };
@@ -698,7 +717,9 @@ impl Trace {
                 }
                 match r {
                     Resolved::Abs(_) => bad.push(i),
-                    Resolved::Rel(_) => undecided.push((i, "its path is relative to a starting directory the trace does not record")),
+                    Resolved::Rel(_) => {
+                        undecided.push((i, "its path is relative to a starting directory the trace does not record"))
+                    }
                     Resolved::Unknown(why) => undecided.push((i, *why)),
                 }
                 break;
@@ -762,8 +783,10 @@ impl Trace {
         let idx = Index::new(self);
         let expectation = format!("exactly these programs exec'd: {}", list(&programs));
         let execs = self.execs();
-        let unexpected: Vec<usize> = execs.iter().filter(|(_, f)| !programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
-        let missing: Vec<String> = programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        let unexpected: Vec<usize> =
+            execs.iter().filter(|(_, f)| !programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
+        let missing: Vec<String> =
+            programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
         if !unexpected.is_empty() {
             let mut v = found(&idx, &expectation, &unexpected, |_| None);
             if !missing.is_empty() {
@@ -809,7 +832,8 @@ impl Trace {
         let programs: Vec<String> = programs.into_iter().map(|p| p.as_ref().to_owned()).collect();
         let expectation = format!("at least these programs exec'd: {}", list(&programs));
         let execs = self.execs();
-        let missing: Vec<String> = programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        let missing: Vec<String> =
+            programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -993,7 +1017,9 @@ fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
     }
     let name = want.as_str().and_then(|p| p.rsplit('/').next()).unwrap_or_default().to_owned();
     let similar: Vec<usize> = (0..n)
-        .filter(|&i| targets(i).iter().filter_map(Resolved::as_str).any(|p| p.rsplit('/').next() == Some(name.as_str())))
+        .filter(|&i| {
+            targets(i).iter().filter_map(Resolved::as_str).any(|p| p.rsplit('/').next() == Some(name.as_str()))
+        })
         .collect();
     if similar.is_empty() || name.is_empty() {
         return v.note("nothing touched that path");
@@ -1283,7 +1309,8 @@ fn order_check(a: &Query<'_>, b: &Query<'_>) -> Result<(), Violation> {
     let events = &trace.events;
     let first_b = *hits_b.iter().min_by_key(|&&i| (events[i].ts_ns, i)).unwrap_or(&hits_b[0]);
     let b_start = events[first_b].ts_ns;
-    let mut late_a: Vec<usize> = hits_a.iter().copied().filter(|&i| events[i].end_ns() > b_start && i != first_b).collect();
+    let mut late_a: Vec<usize> =
+        hits_a.iter().copied().filter(|&i| events[i].end_ns() > b_start && i != first_b).collect();
     if !late_a.is_empty() {
         late_a.sort_by_key(|&i| (events[i].ts_ns, i));
         let mut shown = vec![first_b];
@@ -1297,3 +1324,101 @@ fn order_check(a: &Query<'_>, b: &Query<'_>) -> Result<(), Violation> {
     absence(idx, &expectation, None, None, &[])
 }
 
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::trace::index::tests::{flags, path, sys, trace};
+
+    fn inet(addr: &str) -> Arg {
+        Arg::Sockaddr(SockAddr::Inet { addr: addr.parse::<SocketAddr>().unwrap() })
+    }
+
+    #[test]
+    fn destinations_against_allowed_blocks() {
+        let t = trace(
+            vec![
+                sys(
+                    1,
+                    10,
+                    10,
+                    "socket",
+                    vec![flags(libc::AF_INET6, "AF_INET6"), flags(1, "SOCK_STREAM"), Arg::Int(0)],
+                    3,
+                ),
+                sys(2, 10, 10, "connect", vec![Arg::Fd(3), inet("[::ffff:10.1.2.3]:80"), Arg::Int(28)], 0),
+                sys(3, 10, 10, "sendmsg", vec![Arg::Fd(3), Arg::Ptr(1), flags(0, "0")], 5),
+            ],
+            None,
+        );
+        t.assert_network_only_to(["10.0.0.0/8"]);
+        let v = t.check_network_only_to(["10.1.2.4", "::ffff:10.1.2.3/128"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "mapped addresses are IPv4: {v}");
+        assert_eq!(v.events().count(), 2, "the connect, and the send on the connected socket: {v}");
+        let v = t.check_no_network().unwrap_err();
+        assert_eq!(v.events().count(), 3);
+        // A message: expectation, events with time and program, excerpt.
+        let text = v.to_string();
+        assert!(text.starts_with("expected no network access"), "{text}");
+        assert!(text.contains("\n  +0.000000s [10] socket(AF_INET6, SOCK_STREAM, 0) = 3 <0.000000>\n"), "{text}");
+        assert!(text.contains("\n  > [10] socket("), "{text}");
+        assert_eq!(
+            v.stable_text().lines().nth(2),
+            Some("  [1] socket(AF_INET6, SOCK_STREAM, 0) = 3"),
+            "{}",
+            v.stable_text()
+        );
+    }
+
+    #[test]
+    fn violations_are_errors_that_cross_threads() {
+        fn error<T: std::error::Error + Send + Sync + 'static>() {}
+        error::<Violation>();
+        error::<crate::LoadError>();
+        assert!(std::mem::size_of::<Result<(), Violation>>() <= 16);
+    }
+
+    #[test]
+    fn file_changes_need_success() {
+        let t = trace(
+            vec![
+                sys(
+                    1,
+                    10,
+                    10,
+                    "openat",
+                    vec![
+                        Arg::Fd(libc::AT_FDCWD),
+                        path("/d/a"),
+                        flags(libc::O_WRONLY | libc::O_CREAT, "O_WRONLY|O_CREAT"),
+                    ],
+                    -13,
+                ),
+                sys(2, 10, 10, "mkdir", vec![path("/d/sub"), flags(0o755, "0755")], 0),
+                sys(
+                    3,
+                    10,
+                    10,
+                    "renameat2",
+                    vec![
+                        Arg::Fd(libc::AT_FDCWD),
+                        path("/d/sub"),
+                        Arg::Fd(libc::AT_FDCWD),
+                        path("/e/sub"),
+                        flags(0, "0"),
+                    ],
+                    0,
+                ),
+            ],
+            Some("/"),
+        );
+        assert_eq!(t.check_created("/d/a").unwrap_err().kind(), ViolationKind::Missing);
+        t.assert_created("/d/sub");
+        t.assert_created("/e/sub");
+        t.assert_renamed("/d/sub", "/e/sub");
+        t.assert_writes_only_under(["/d", "/e"]);
+        let v = t.check_writes_only_under(["/d"]).unwrap_err();
+        assert_eq!(v.events().count(), 1, "{v}");
+    }
+}

@@ -219,10 +219,8 @@ impl<'t> Index<'t> {
 
     /// The exec event of the program `pid` ran at `ts`.
     fn image_index_at(&self, pid: u32, ts: u64) -> Option<usize> {
-        let own = self
-            .execs
-            .get(&pid)
-            .and_then(|v| v.iter().rev().find(|&&i| self.trace.events[i].ts_ns <= ts).copied());
+        let own =
+            self.execs.get(&pid).and_then(|v| v.iter().rev().find(|&&i| self.trace.events[i].ts_ns <= ts).copied());
         own.or_else(|| self.inherited.get(&pid).copied())
     }
 
@@ -268,9 +266,7 @@ impl<'t> Index<'t> {
         let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
         let mut next_fd_id = 0;
         for e in &trace.events {
-            let st = states
-                .entry(e.pid)
-                .or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::new() });
+            let st = states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::new() });
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);
@@ -288,7 +284,9 @@ impl<'t> Index<'t> {
                     let a = resolve_args(st, &c.args, |i, args| libc_path_arg(&c.function, i, args));
                     access.push(Some(Box::new(a)));
                 }
-                EventKind::Fork(f) if f.child_tid != e.pid && procs.get(&f.child_tid).is_some_and(|c| c.parent == Some(e.pid)) => {
+                EventKind::Fork(f)
+                    if f.child_tid != e.pid && procs.get(&f.child_tid).is_some_and(|c| c.parent == Some(e.pid)) =>
+                {
                     // A new process starts with a copy of its parent's table.
                     let copy = st.clone();
                     states.insert(f.child_tid, copy);
@@ -354,7 +352,10 @@ fn resolve(st: &ProcState, s: &Syscall) -> Access {
             // A path argument that could not be read: a lookup of unknown
             // target. Only the syscalls that capture paths have those.
             let spec = crate::decode::capture_spec(s.nr);
-            let is_path = spec.captures.iter().any(|c| usize::from(c.arg) == i && c.kind == probity_common::CaptureKind::CStr as u8);
+            let is_path = spec
+                .captures
+                .iter()
+                .any(|c| usize::from(c.arg) == i && c.kind == probity_common::CaptureKind::CStr as u8);
             if is_path && is_lookup_path(&s.name, i) {
                 a.paths.push((i, Resolved::Unknown("its path could not be read")));
             }
@@ -365,19 +366,19 @@ fn resolve(st: &ProcState, s: &Syscall) -> Access {
 
 /// Whether string argument `i` of libc function `f` is a file path.
 fn libc_path_arg(f: &str, i: usize, args: &[Arg]) -> bool {
-    let strings: Vec<usize> = args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Path { .. })).map(|(k, _)| k).collect();
+    let strings: Vec<usize> =
+        args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Path { .. })).map(|(k, _)| k).collect();
     match f {
         "rename" | "renameat" | "renameat2" | "link" | "linkat" => true,
         "symlink" | "symlinkat" => strings.last() == Some(&i),
-        "open" | "open64" | "openat" | "openat64" | "creat" | "creat64" | "fopen" | "fopen64" | "freopen" | "freopen64"
-        | "unlink" | "unlinkat" | "remove" | "mkdir" | "mkdirat" | "rmdir" | "chmod" | "fchmodat" | "chown" | "lchown"
-        | "fchownat" | "truncate" | "truncate64" | "stat" | "stat64" | "lstat" | "lstat64" | "fstatat" | "fstatat64"
-        | "__xstat" | "__xstat64" | "__lxstat" | "__lxstat64" | "__fxstatat" | "__fxstatat64" | "statx" | "access"
-        | "faccessat" | "euidaccess" | "eaccess" | "opendir" | "chdir" | "readlink" | "readlinkat" | "realpath"
-        | "dlopen" | "execve" | "execv" | "execvp" | "execvpe" | "execl" | "execlp" | "execle" | "posix_spawn"
-        | "posix_spawnp" | "utime" | "utimes" | "utimensat" | "mkfifo" | "mknod" | "mkstemp" | "mkdtemp" => {
-            strings.first() == Some(&i)
-        }
+        "open" | "open64" | "openat" | "openat64" | "creat" | "creat64" | "fopen" | "fopen64" | "freopen"
+        | "freopen64" | "unlink" | "unlinkat" | "remove" | "mkdir" | "mkdirat" | "rmdir" | "chmod" | "fchmodat"
+        | "chown" | "lchown" | "fchownat" | "truncate" | "truncate64" | "stat" | "stat64" | "lstat" | "lstat64"
+        | "fstatat" | "fstatat64" | "__xstat" | "__xstat64" | "__lxstat" | "__lxstat64" | "__fxstatat"
+        | "__fxstatat64" | "statx" | "access" | "faccessat" | "euidaccess" | "eaccess" | "opendir" | "chdir"
+        | "readlink" | "readlinkat" | "realpath" | "dlopen" | "execve" | "execv" | "execvp" | "execvpe" | "execl"
+        | "execlp" | "execle" | "posix_spawn" | "posix_spawnp" | "utime" | "utimes" | "utimensat" | "mkfifo"
+        | "mknod" | "mkstemp" | "mkdtemp" => strings.first() == Some(&i),
         _ => false,
     }
 }
@@ -386,7 +387,9 @@ fn libc_path_arg(f: &str, i: usize, args: &[Arg]) -> bool {
 /// a call with arguments `args`.
 fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) -> bool) -> Access {
     let mut a = Access::default();
-    let empty_path_ok = args.iter().any(|x| matches!(x, Arg::Flags { value, text } if value & AT_EMPTY_PATH != 0 && text.contains("AT_EMPTY_PATH")));
+    let empty_path_ok = args.iter().any(
+        |x| matches!(x, Arg::Flags { value, text } if value & AT_EMPTY_PATH != 0 && text.contains("AT_EMPTY_PATH")),
+    );
     for (i, arg) in args.iter().enumerate() {
         let Arg::Path { path, truncated } = arg else { continue };
         if !is_path(i, args) {
@@ -424,12 +427,14 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
     }
     if a.paths.is_empty() {
         // The descriptor the call works on is its first one.
-        a.fd = args.iter().find_map(|x| match x {
-            Arg::Fd(d) => Some(*d),
-            _ => None,
-        })
-        .and_then(|d| st.fds.get(&d))
-        .map(|f| f.target.clone());
+        a.fd = args
+            .iter()
+            .find_map(|x| match x {
+                Arg::Fd(d) => Some(*d),
+                _ => None,
+            })
+            .and_then(|d| st.fds.get(&d))
+            .map(|f| f.target.clone());
     }
     a
 }
@@ -457,7 +462,8 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
             if let Some(fd) = new_fd {
                 let family = fd_arg(0).unwrap_or(-1);
                 let cloexec = s.args.get(1).and_then(int_arg).is_some_and(|t| t & i64::from(libc::SOCK_CLOEXEC) != 0);
-                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), cloexec, id: 0 });
+                st.fds
+                    .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), cloexec, id: 0 });
             }
         }
         "accept" | "accept4" => {
@@ -470,7 +476,8 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                     Arg::Sockaddr(sa) => Some(sa.clone()),
                     _ => None,
                 });
-                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), cloexec: false, id: 0 });
+                st.fds
+                    .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), cloexec: false, id: 0 });
             }
         }
         "connect" => {
@@ -514,7 +521,8 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
             }
         }
         "close_range" => {
-            if let (true, Some(lo), Some(hi)) = (ok, s.args.first().and_then(int_arg), s.args.get(1).and_then(int_arg)) {
+            if let (true, Some(lo), Some(hi)) = (ok, s.args.first().and_then(int_arg), s.args.get(1).and_then(int_arg))
+            {
                 let (lo, hi) = (lo as u32, hi as u32);
                 st.fds.retain(|&fd, _| !(lo..=hi).contains(&(fd as u32)));
             }
@@ -538,9 +546,10 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 }
             }
         }
-        "eventfd" | "eventfd2" | "epoll_create" | "epoll_create1" | "timerfd_create" | "signalfd" | "signalfd4" | "inotify_init"
-        | "inotify_init1" | "memfd_create" | "pidfd_open" | "pidfd_getfd" | "perf_event_open" | "userfaultfd" | "fanotify_init"
-        | "io_uring_setup" | "memfd_secret" | "fsopen" | "fsmount" | "open_tree" | "open_by_handle_at" | "bpf" => {
+        "eventfd" | "eventfd2" | "epoll_create" | "epoll_create1" | "timerfd_create" | "signalfd" | "signalfd4"
+        | "inotify_init" | "inotify_init1" | "memfd_create" | "pidfd_open" | "pidfd_getfd" | "perf_event_open"
+        | "userfaultfd" | "fanotify_init" | "io_uring_setup" | "memfd_secret" | "fsopen" | "fsmount" | "open_tree"
+        | "open_by_handle_at" | "bpf" => {
             if let Some(fd) = new_fd.filter(|_| !matches!(name, "signalfd" | "signalfd4") || fd_arg(0) == Some(-1)) {
                 st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Other), cloexec: false, id: 0 });
             }
@@ -578,7 +587,15 @@ pub(crate) mod tests {
             ts_ns: ts,
             pid,
             tid,
-            kind: EventKind::Syscall(Syscall { name: Cow::Borrowed(name), nr: 0, args, ret: Some(ret), errno, duration_ns: 1, parent: None }),
+            kind: EventKind::Syscall(Syscall {
+                name: Cow::Borrowed(name),
+                nr: 0,
+                args,
+                ret: Some(ret),
+                errno,
+                duration_ns: 1,
+                parent: None,
+            }),
         }
     }
 
@@ -614,15 +631,54 @@ pub(crate) mod tests {
         let abs = |p: &str| Resolved::Abs(p.into());
         let t = trace(
             vec![
-                sys(1, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("d"), flags(libc::O_RDONLY | libc::O_DIRECTORY, "O_RDONLY|O_DIRECTORY")], 3),
-                sys(2, 10, 10, "openat", vec![Arg::Fd(3), path("f.txt"), flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, "O_WRONLY|O_CREAT|O_CLOEXEC")], 4),
+                sys(
+                    1,
+                    10,
+                    10,
+                    "openat",
+                    vec![
+                        Arg::Fd(libc::AT_FDCWD),
+                        path("d"),
+                        flags(libc::O_RDONLY | libc::O_DIRECTORY, "O_RDONLY|O_DIRECTORY"),
+                    ],
+                    3,
+                ),
+                sys(
+                    2,
+                    10,
+                    10,
+                    "openat",
+                    vec![
+                        Arg::Fd(3),
+                        path("f.txt"),
+                        flags(libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC, "O_WRONLY|O_CREAT|O_CLOEXEC"),
+                    ],
+                    4,
+                ),
                 sys(3, 10, 10, "dup2", vec![Arg::Fd(4), Arg::Fd(1)], 1),
                 sys(4, 10, 10, "write", vec![Arg::Fd(1), Arg::Bytes { data: b"x".to_vec(), len: 1 }, Arg::Int(1)], 1),
-                sys(5, 10, 10, "newfstatat", vec![Arg::Fd(4), path(""), Arg::Ptr(1), flags(0x1000, "AT_EMPTY_PATH")], 0),
+                sys(
+                    5,
+                    10,
+                    10,
+                    "newfstatat",
+                    vec![Arg::Fd(4), path(""), Arg::Ptr(1), flags(0x1000, "AT_EMPTY_PATH")],
+                    0,
+                ),
                 sys(6, 10, 10, "chdir", vec![path("/tmp")], 0),
                 sys(7, 10, 10, "unlinkat", vec![Arg::Fd(libc::AT_FDCWD), path("../tmp/./g"), flags(0, "0")], 0),
                 Event { ts_ns: 8, pid: 10, tid: 10, kind: EventKind::Fork(Fork { child_tid: 11, untracked: false }) },
-                Event { ts_ns: 9, pid: 11, tid: 11, kind: EventKind::Exec(Exec { filename: "/bin/true".into(), argv: vec![], argv_truncated: false, old_tid: None }) },
+                Event {
+                    ts_ns: 9,
+                    pid: 11,
+                    tid: 11,
+                    kind: EventKind::Exec(Exec {
+                        filename: "/bin/true".into(),
+                        argv: vec![],
+                        argv_truncated: false,
+                        old_tid: None,
+                    }),
+                },
                 sys(10, 11, 11, "write", vec![Arg::Fd(4), Arg::Ptr(1), Arg::Int(1)], 1),
                 sys(11, 11, 11, "write", vec![Arg::Fd(1), Arg::Ptr(1), Arg::Int(1)], 1),
                 sys(12, 10, 10, "close", vec![Arg::Fd(4)], 0),
@@ -657,7 +713,14 @@ pub(crate) mod tests {
                 sys(1, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("./a/../b")], 3),
                 sys(2, 10, 10, "getcwd", vec![path("/srv"), Arg::Int(4096)], 5),
                 sys(3, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("c")], 4),
-                sys(4, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), Arg::Path { path: "/very/long".into(), truncated: true }], 5),
+                sys(
+                    4,
+                    10,
+                    10,
+                    "openat",
+                    vec![Arg::Fd(libc::AT_FDCWD), Arg::Path { path: "/very/long".into(), truncated: true }],
+                    5,
+                ),
             ],
             None,
         );

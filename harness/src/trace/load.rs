@@ -77,7 +77,9 @@ pub enum LoadError {
         cut_line: bool,
     },
     /// More lines follow the summary.
-    #[error("failed to load the trace: line {line} follows the summary line (line {summary_line}), which must be last")]
+    #[error(
+        "failed to load the trace: line {line} follows the summary line (line {summary_line}), which must be last"
+    )]
     AfterSummary {
         /// The first line after the summary.
         line: usize,
@@ -187,11 +189,13 @@ impl Trace {
                 Err(e) => return Err(LoadError::NotAnEvent { line, source: e }),
             };
             if kind.kind.as_deref() == Some("summary") {
-                let extra: SummaryExtra = serde_json::from_slice(text).map_err(|source| LoadError::NotAnEvent { line, source })?;
+                let extra: SummaryExtra =
+                    serde_json::from_slice(text).map_err(|source| LoadError::NotAnEvent { line, source })?;
                 if extra.summary_only {
                     return Err(LoadError::SummaryOnly { line });
                 }
-                let o: Outcome = serde_json::from_slice(text).map_err(|source| LoadError::NotAnEvent { line, source })?;
+                let o: Outcome =
+                    serde_json::from_slice(text).map_err(|source| LoadError::NotAnEvent { line, source })?;
                 outcome = Some((o, line));
             } else {
                 let e: Event = serde_json::from_slice(text).map_err(|source| LoadError::NotAnEvent { line, source })?;
@@ -200,7 +204,10 @@ impl Trace {
         }
         match outcome {
             Some((outcome, _)) => Ok(Trace { events, outcome }),
-            None => Err(LoadError::Truncated { last_line: cut.as_ref().map_or(line, |(at, _)| *at), cut_line: cut.is_some() }),
+            None => Err(LoadError::Truncated {
+                last_line: cut.as_ref().map_or(line, |(at, _)| *at),
+                cut_line: cut.is_some(),
+            }),
         }
     }
 
@@ -232,8 +239,12 @@ impl Trace {
             serde_json::to_writer(&mut out, e)?;
             out.write_all(b"\n")?;
         }
-        let summary =
-            SummaryLine { kind: "summary", lost: self.outcome.losses.lost_events(), outcome: &self.outcome, summary_only: false };
+        let summary = SummaryLine {
+            kind: "summary",
+            lost: self.outcome.losses.lost_events(),
+            outcome: &self.outcome,
+            summary_only: false,
+        };
         serde_json::to_writer(&mut out, &summary)?;
         out.write_all(b"\n")?;
         out.flush()
@@ -245,7 +256,8 @@ mod tests {
     use super::*;
 
     const SUMMARY: &str = r#"{"kind":"summary","lost":0,"root_pid":7,"status":{"code":0},"tracers":["ebpf"],"losses":{"ring_full":0,"inflight_full":0,"task_map_full":0,"undecodable":0,"capture_faults":0},"syscalls":[],"interrupted":false,"summary_only":false}"#;
-    const EVENT: &str = r#"{"kind":"syscall","pid":7,"tid":7,"ts_ns":5,"name":"getpid","nr":39,"args":[],"ret":7,"duration_ns":1}"#;
+    const EVENT: &str =
+        r#"{"kind":"syscall","pid":7,"tid":7,"ts_ns":5,"name":"getpid","nr":39,"args":[],"ret":7,"duration_ns":1}"#;
 
     fn load(s: &str) -> Result<Trace, LoadError> {
         Trace::from_jsonl(s.as_bytes())

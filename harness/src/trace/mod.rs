@@ -152,7 +152,12 @@ impl Losses {
     /// assert_eq!(probity::Losses::default().lost_events(), 0);
     /// ```
     pub fn lost_events(&self) -> u64 {
-        self.ring_full + self.inflight_full + self.task_map_full + self.undecodable + self.preload_ring_full + self.preload_skipped
+        self.ring_full
+            + self.inflight_full
+            + self.task_map_full
+            + self.undecodable
+            + self.preload_ring_full
+            + self.preload_skipped
     }
 
     pub(crate) fn from_kernel(l: probity_common::Losses, undecodable: u64) -> Self {

@@ -38,7 +38,11 @@ impl PathMatch {
             PathMatch::Prefix(dir) => under(path, dir),
             PathMatch::Glob(g) => g.matches_with(
                 path,
-                glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false },
+                glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                },
             ),
         }
     }
@@ -75,6 +79,8 @@ pub(crate) enum Filter<'t> {
     Failed,
     Errno(String),
     Window { from: u64, to: u64 },
+    After(u64),
+    Before(u64),
     Inside { tid: u32, from: u64, to: u64, outer: usize },
     Custom(Rc<dyn Fn(&Event) -> bool + 't>),
 }
@@ -109,6 +115,8 @@ impl Filter<'_> {
             Filter::Failed => yes(s.is_some_and(Syscall::failed)),
             Filter::Errno(name) => yes(s.is_some_and(|s| s.errno.as_deref() == Some(name.as_str()))),
             Filter::Window { from, to } => yes(e.ts_ns >= *from && e.ts_ns <= *to),
+            Filter::After(t) => yes(e.ts_ns > *t),
+            Filter::Before(t) => yes(e.end_ns() < *t),
             Filter::Inside { tid, from, to, outer } => {
                 yes(e.tid == *tid && e.ts_ns >= *from && e.end_ns() <= *to && !std::ptr::eq(e, *outer as *const Event))
             }
@@ -132,7 +140,11 @@ impl Filter<'_> {
             Filter::Ok => "that succeeded".into(),
             Filter::Failed => "that failed".into(),
             Filter::Errno(e) => format!("that failed with {e}"),
-            Filter::Window { from, to } => format!("between {} and {}", offset(*from, start), offset(*to, start)),
+            Filter::Window { from, to } => {
+                format!("starting between {} and {}", offset(*from, start), offset(*to, start))
+            }
+            Filter::After(t) => format!("starting after {}", offset(*t, start)),
+            Filter::Before(t) => format!("ending before {}", offset(*t, start)),
             Filter::Inside { tid, from, to, .. } => {
                 format!("of thread {tid} inside {}..{}", offset(*from, start), offset(*to, start))
             }
@@ -175,11 +187,15 @@ fn path_eval(m: &PathMatch, e: &Event, i: usize, idx: Option<&Index<'_>>) -> Tri
     };
     let mut unknown = None;
     let hit = match &e.kind {
-        EventKind::Syscall(_) | EventKind::Libc(_) => idx
-            .and_then(|x| x.access(i))
-            .is_some_and(|a| a.targets().any(|r| check(r, &mut unknown))),
+        EventKind::Syscall(_) | EventKind::Libc(_) => {
+            idx.and_then(|x| x.access(i)).is_some_and(|a| a.targets().any(|r| check(r, &mut unknown)))
+        }
         EventKind::Exec(x) => {
-            let r = if x.filename.starts_with('/') { Resolved::Abs(normalize(&x.filename)) } else { Resolved::Rel(x.filename.clone()) };
+            let r = if x.filename.starts_with('/') {
+                Resolved::Abs(normalize(&x.filename))
+            } else {
+                Resolved::Rel(x.filename.clone())
+            };
             check(&r, &mut unknown)
         }
         _ => false,
@@ -528,9 +544,9 @@ macro_rules! filters {
             #[doc = concat!("let later = trace.", $ctor, "().after(exec).count();")]
             /// # Ok::<(), probity::Error>(())
             /// ```
-            pub fn after(self, event: &Event) -> Self {
-                let from = event.end_ns().saturating_add(1);
-                self.between(from, u64::MAX)
+            pub fn after(mut self, event: &Event) -> Self {
+                self.0.filters.push(Filter::After(event.end_ns()));
+                self
             }
 
             /// Only events that end before `event` starts.
@@ -542,8 +558,7 @@ macro_rules! filters {
             /// # Ok::<(), probity::Error>(())
             /// ```
             pub fn before(mut self, event: &Event) -> Self {
-                let to = event.ts_ns;
-                self.0.filters.push(Filter::Custom(Rc::new(move |e: &Event| e.end_ns() < to)));
+                self.0.filters.push(Filter::Before(event.ts_ns));
                 self
             }
 
@@ -721,5 +736,48 @@ impl Trace {
     /// ```
     pub fn syscalls(&self) -> Syscalls<'_> {
         Syscalls(Query::new(self, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Arg;
+    use crate::trace::index::tests::{path, sys, trace};
+
+    #[test]
+    fn helpers() {
+        assert!(under("/tmp/a/b", "/tmp/a") && under("/tmp/a", "/tmp/a/") && under("/x", "/"));
+        assert!(!under("/tmp/ab", "/tmp/a"));
+        assert!(program_is("/usr/bin/cat", "cat") && program_is("/usr/bin/cat", "/usr/bin//cat"));
+        assert!(!program_is("/usr/bin/cat", "/bin/cat") && !program_is("/usr/bin/concat", "cat"));
+        assert_eq!(offset(1_234_567_890, 1_000), "+1.234566s");
+    }
+
+    #[test]
+    fn filters_combine_and_describe_themselves() {
+        let t = trace(
+            vec![
+                sys(100, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("/etc/a")], 3),
+                sys(200, 10, 11, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("/etc/b")], -2),
+                sys(300, 10, 10, "close", vec![Arg::Fd(3)], 0),
+            ],
+            None,
+        );
+        assert_eq!(t.syscalls().named("openat").count(), 2);
+        assert_eq!(t.syscalls().named("openat").ok().count(), 1);
+        assert_eq!(t.syscalls().errno("ENOENT").tid(11).count(), 1);
+        assert_eq!(t.syscalls().path("/etc/a").count(), 2, "the open and the close of its descriptor");
+        assert_eq!(t.syscalls().path_glob("/etc/?").count(), 3);
+        assert_eq!(t.syscalls().between(150, 300).count(), 2);
+        let first = &t.events[0];
+        assert_eq!(t.events().after(first).count(), 2);
+        assert_eq!(t.events().before(&t.events[2]).count(), 2);
+        let q = t.syscalls().named("openat").path_prefix("/etc").failed().after(first);
+        assert_eq!(
+            q.description(),
+            "syscalls named openat, on a path under /etc, that failed, starting after +0.000000s"
+        );
+        assert_eq!(format!("{q:?}"), format!("Syscalls({:?})", q.description()));
     }
 }

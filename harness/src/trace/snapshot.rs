@@ -109,7 +109,11 @@ impl<'t> Snapshot<'t> {
     ///   contention differs from run to run), `rseq` and
     ///   `set_robust_list`; and signals whose delivery changes nothing
     ///   (ignored, or `SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT` with the
-    ///   default action), since when they arrive is up to the scheduler.
+    ///   default action), since when they arrive is up to the scheduler;
+    /// - how threads other than the main one end: glibc's last steps
+    ///   (`rt_sigprocmask(SIG_BLOCK, ...)`, `exit`) race with another
+    ///   thread's `exit_group`, which kills what still runs (`SIGKILL`), so
+    ///   both are left out and `+++ thread exited +++` stays.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -297,7 +301,11 @@ impl Row {
             What::Syscall { name, args, result } => format!("{name}({}) = {result}", args.join(", ")),
             What::Exec { program, argv, argv_truncated } => {
                 let argv: Vec<String> = argv.iter().map(|a| format!("\"{a}\"")).collect();
-                format!("+++ exec \"{program}\" [{}{}] +++", argv.join(", "), if *argv_truncated { ", ..." } else { "" })
+                format!(
+                    "+++ exec \"{program}\" [{}{}] +++",
+                    argv.join(", "),
+                    if *argv_truncated { ", ..." } else { "" }
+                )
             }
             What::NewTask { child, untracked } => {
                 format!("+++ new task {child}{} +++", if *untracked { " (NOT TRACED: task map full)" } else { "" })
@@ -305,7 +313,9 @@ impl Row {
             What::Libc { function, args, result } => format!("libc {function}({}) = {result}", args.join(", ")),
             What::ThreadExited => "+++ thread exited +++".to_owned(),
             What::Exited { status } => format!("+++ {status} +++"),
-            What::Signal { signal, code, action } => format!("--- {signal} {{si_signo={signal}, si_code={code}}} ({action}) ---"),
+            What::Signal { signal, code, action } => {
+                format!("--- {signal} {{si_signo={signal}, si_code={code}}} ({action}) ---")
+            }
         };
         format!("[{}] {}{body}", self.task, "  ".repeat(self.depth))
     }
@@ -372,7 +382,13 @@ impl Normalizer {
         let mut builtin = placeholders();
         builtin.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
         replacements.extend(builtin);
-        Normalizer { replacements, ids: HashMap::new(), fds: HashMap::new(), ports: HashMap::new(), temps: HashMap::new() }
+        Normalizer {
+            replacements,
+            ids: HashMap::new(),
+            fds: HashMap::new(),
+            ports: HashMap::new(),
+            temps: HashMap::new(),
+        }
     }
 
     /// A pid or tid, numbered from 1 by first appearance.
@@ -531,7 +547,9 @@ impl Normalizer {
             }
             (Some(_), None) if matches!(s.name.as_ref(), "mmap" | "mremap" | "brk" | "shmat") => "<addr>".to_owned(),
             (Some(ret), None) if pid_result(&s.name) => self.signed_id(ret).to_string(),
-            (Some(ret), None) if fd_result(s) => i32::try_from(ret).map_or(ret.to_string(), |fd| self.fd(fd, new_fd).to_string()),
+            (Some(ret), None) if fd_result(s) => {
+                i32::try_from(ret).map_or(ret.to_string(), |fd| self.fd(fd, new_fd).to_string())
+            }
             (Some(ret), None) => ret.to_string(),
         }
     }
@@ -542,7 +560,11 @@ impl Normalizer {
         let task = self.task(e.pid, e.tid);
         let what = match &e.kind {
             EventKind::Syscall(s) => {
-                let (name, args) = if fold { self.folded(s, access) } else { (s.name.to_string(), self.args(&s.name, &s.args, access)) };
+                let (name, args) = if fold {
+                    self.folded(s, access)
+                } else {
+                    (s.name.to_string(), self.args(&s.name, &s.args, access))
+                };
                 let result = self.result(s, access.and_then(|a| a.new_fd));
                 What::Syscall { name, args, result }
             }
@@ -603,7 +625,8 @@ impl Normalizer {
             Some(p) => n.text(&format!("\"{}\"", crate::decode::escape_bytes(p.as_bytes()))),
             None => "?".to_owned(),
         };
-        let paths: Vec<String> = access.map(|a| a.paths.iter().map(|(_, r)| quoted(self, r)).collect()).unwrap_or_default();
+        let paths: Vec<String> =
+            access.map(|a| a.paths.iter().map(|(_, r)| quoted(self, r)).collect()).unwrap_or_default();
         let path_at: Vec<usize> = access.map(|a| a.paths.iter().map(|(i, _)| *i).collect()).unwrap_or_default();
         // The argument list with each (dirfd, path) pair as the resolved path.
         let mut generic = Vec::new();
@@ -629,17 +652,34 @@ impl Normalizer {
                 None => generic.into_iter().take(1).collect(),
             },
             "open" => {
-                let flags: Vec<String> = s.args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Flags { .. })).map(|(i, a)| self.arg(name, i, a, None)).collect();
+                let flags: Vec<String> = s
+                    .args
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| matches!(a, Arg::Flags { .. }))
+                    .map(|(i, a)| self.arg(name, i, a, None))
+                    .collect();
                 paths.iter().take(1).cloned().chain(flags).collect()
             }
             "access" => {
-                let mode = s.args.iter().enumerate().find(|(_, a)| matches!(a, Arg::Flags { .. })).map(|(i, a)| self.arg(name, i, a, None));
+                let mode = s
+                    .args
+                    .iter()
+                    .enumerate()
+                    .find(|(_, a)| matches!(a, Arg::Flags { .. }))
+                    .map(|(i, a)| self.arg(name, i, a, None));
                 paths.iter().take(1).cloned().chain(mode).collect()
             }
             "unlink" | "rmdir" | "rename" | "link" | "mkdir" | "mknod" | "readlink" => {
                 let mut v = paths.clone();
                 if matches!(fold, "mkdir" | "mknod") {
-                    v.extend(s.args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Flags { text, .. } if text.starts_with('0'))).map(|(i, a)| self.arg(name, i, a, None)));
+                    v.extend(
+                        s.args
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, a)| matches!(a, Arg::Flags { text, .. } if text.starts_with('0')))
+                            .map(|(i, a)| self.arg(name, i, a, None)),
+                    );
                 }
                 v
             }
@@ -648,7 +688,18 @@ impl Normalizer {
                 target.into_iter().chain(paths.iter().cloned()).collect()
             }
             "clone" | "wait" => Vec::new(),
-            "execve" => paths.iter().take(1).cloned().chain(s.args.iter().enumerate().filter(|(_, a)| matches!(a, Arg::Strings { .. })).map(|(i, a)| self.arg(name, i, a, None))).collect(),
+            "execve" => paths
+                .iter()
+                .take(1)
+                .cloned()
+                .chain(
+                    s.args
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, a)| matches!(a, Arg::Strings { .. }))
+                        .map(|(i, a)| self.arg(name, i, a, None)),
+                )
+                .collect(),
             _ => generic,
         };
         (fold.to_owned(), args)
@@ -694,7 +745,9 @@ fn cargo_hashes(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < s.len() {
-        let hex = bytes.get(i + 1..i + 17).is_some_and(|h| h.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        let hex = bytes
+            .get(i + 1..i + 17)
+            .is_some_and(|h| h.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let end_ok = bytes.get(i + 17).is_none_or(|b| !b.is_ascii_alphanumeric());
         if bytes[i] == b'-' && hex && end_ok {
             out.push_str("-<hash>");
@@ -718,9 +771,9 @@ fn looks_like_address(v: u64) -> bool {
 fn pid_arg(name: &str, i: usize) -> bool {
     match name {
         "kill" | "tkill" | "wait4" | "rt_sigqueueinfo" | "pidfd_open" | "getpgid" | "getsid" | "prlimit64"
-        | "sched_setaffinity" | "sched_getaffinity" | "sched_setscheduler" | "sched_getscheduler" | "sched_setparam"
-        | "sched_getparam" | "sched_setattr" | "sched_getattr" | "get_robust_list" | "process_vm_readv"
-        | "process_vm_writev" | "waitpid" => i == 0,
+        | "sched_setaffinity" | "sched_getaffinity" | "sched_setscheduler" | "sched_getscheduler"
+        | "sched_setparam" | "sched_getparam" | "sched_setattr" | "sched_getattr" | "get_robust_list"
+        | "process_vm_readv" | "process_vm_writev" | "waitpid" => i == 0,
         "tgkill" | "rt_tgsigqueueinfo" | "setpgid" | "kcmp" => i <= 1,
         "waitid" | "ptrace" => i == 1,
         _ => false,
@@ -731,19 +784,33 @@ fn pid_arg(name: &str, i: usize) -> bool {
 fn pid_result(name: &str) -> bool {
     matches!(
         name,
-        "clone" | "clone3" | "fork" | "vfork" | "getpid" | "gettid" | "getppid" | "getpgrp" | "getpgid" | "getsid" | "setsid"
-            | "set_tid_address" | "wait4" | "waitpid" | "wait" | "wait3"
+        "clone"
+            | "clone3"
+            | "fork"
+            | "vfork"
+            | "getpid"
+            | "gettid"
+            | "getppid"
+            | "getpgrp"
+            | "getpgid"
+            | "getsid"
+            | "setsid"
+            | "set_tid_address"
+            | "wait4"
+            | "waitpid"
+            | "wait"
+            | "wait3"
     )
 }
 
 /// Whether syscall `s` returns a new descriptor.
 fn fd_result(s: &Syscall) -> bool {
     match s.name.as_ref() {
-        "open" | "openat" | "openat2" | "creat" | "dup" | "dup2" | "dup3" | "socket" | "accept" | "accept4" | "epoll_create"
-        | "epoll_create1" | "eventfd" | "eventfd2" | "timerfd_create" | "signalfd" | "signalfd4" | "inotify_init"
-        | "inotify_init1" | "memfd_create" | "pidfd_open" | "pidfd_getfd" | "perf_event_open" | "userfaultfd"
-        | "fanotify_init" | "io_uring_setup" | "open_tree" | "fsopen" | "fsmount" | "fspick" | "open_by_handle_at"
-        | "memfd_secret" | "mq_open" => true,
+        "open" | "openat" | "openat2" | "creat" | "dup" | "dup2" | "dup3" | "socket" | "accept" | "accept4"
+        | "epoll_create" | "epoll_create1" | "eventfd" | "eventfd2" | "timerfd_create" | "signalfd" | "signalfd4"
+        | "inotify_init" | "inotify_init1" | "memfd_create" | "pidfd_open" | "pidfd_getfd" | "perf_event_open"
+        | "userfaultfd" | "fanotify_init" | "io_uring_setup" | "open_tree" | "fsopen" | "fsmount" | "fspick"
+        | "open_by_handle_at" | "memfd_secret" | "mq_open" => true,
         "fcntl" => matches!(s.args.get(1), Some(Arg::Flags { text, .. }) if text.starts_with("F_DUPFD")),
         _ => false,
     }
@@ -753,11 +820,12 @@ fn fd_result(s: &Syscall) -> bool {
 fn fold_name(name: &str, s: &Syscall) -> Option<&'static str> {
     Some(match name {
         "open" | "openat" | "openat2" | "creat" => "open",
-        "stat" | "lstat" | "fstat" | "newfstatat" | "fstatat" | "fstatat64" | "statx" | "stat64" | "lstat64" | "fstat64" => {
-            "stat"
-        }
+        "stat" | "lstat" | "fstat" | "newfstatat" | "fstatat" | "fstatat64" | "statx" | "stat64" | "lstat64"
+        | "fstat64" => "stat",
         "access" | "faccessat" | "faccessat2" => "access",
-        "unlinkat" if s.args.iter().any(|a| matches!(a, Arg::Flags { text, .. } if text.contains("AT_REMOVEDIR"))) => "rmdir",
+        "unlinkat" if s.args.iter().any(|a| matches!(a, Arg::Flags { text, .. } if text.contains("AT_REMOVEDIR"))) => {
+            "rmdir"
+        }
         "unlink" | "unlinkat" => "unlink",
         "rmdir" => "rmdir",
         "rename" | "renameat" | "renameat2" => "rename",
@@ -835,7 +903,8 @@ fn canonical_order(idx: &Index<'_>, keep: &[bool]) -> Vec<Item> {
         .map(|(i, e)| (e.pid, i))
         .collect();
     let root = idx.trace.outcome.root_pid;
-    let mut roots: Vec<u32> = tasks_in_order.iter().copied().filter(|t| !has_creator.contains(t) && *t != root).collect();
+    let mut roots: Vec<u32> =
+        tasks_in_order.iter().copied().filter(|t| !has_creator.contains(t) && *t != root).collect();
     roots.insert(0, root);
     let mut out = Vec::new();
     let mut seen: HashSet<u32> = HashSet::new();
@@ -895,7 +964,8 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
     for &i in &order {
         let e = &events[i];
         let python = idx.image_at(e.pid, e.ts_ns).is_some_and(|(f, _)| is_python(f));
-        let targets: Vec<&str> = idx.access(i).map(|a| a.targets().filter_map(Resolved::as_str).collect()).unwrap_or_default();
+        let targets: Vec<&str> =
+            idx.access(i).map(|a| a.targets().filter_map(Resolved::as_str).collect()).unwrap_or_default();
         let runtime = targets.iter().any(|p| runtime_file(p, python));
         match &e.kind {
             EventKind::Exec(x) => {
@@ -914,7 +984,8 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
             }
             EventKind::Signal(sig) => {
                 noise[i] = sig.action == SignalAction::Ignore
-                    || (sig.action == SignalAction::Default && matches!(sig.name.as_ref(), "SIGCHLD" | "SIGURG" | "SIGWINCH" | "SIGCONT"));
+                    || (sig.action == SignalAction::Default
+                        && matches!(sig.name.as_ref(), "SIGCHLD" | "SIGURG" | "SIGWINCH" | "SIGCONT"));
             }
             EventKind::Libc(c) => {
                 noise[i] = runtime;
@@ -973,16 +1044,77 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
             _ => {}
         }
     }
+    thread_endings(events, &order, &mut noise);
     noise
+}
+
+/// How threads end is left to chance when the process ends while they
+/// do: glibc's last steps in a thread (blocking signals, `exit`) race with
+/// another thread's `exit_group`, which kills whatever is still running.
+/// So those steps, and the `SIGKILL` of a group exit, are noise; the
+/// `+++ thread exited +++` line stays.
+fn thread_endings(events: &[Event], order: &[usize], noise: &mut [bool]) {
+    let mut group_exit: HashMap<u32, (u64, u32)> = HashMap::new();
+    let mut by_task: HashMap<u32, Vec<usize>> = HashMap::new();
+    for &i in order {
+        let e = &events[i];
+        if e.as_syscall().is_some_and(|s| s.name == "exit_group") {
+            group_exit.entry(e.pid).or_insert((e.ts_ns, e.tid));
+        }
+        by_task.entry(e.tid).or_default().push(i);
+    }
+    for (&tid, task) in &by_task {
+        for &i in task.iter().rev() {
+            let e = &events[i];
+            let killed_by_group_exit = matches!(&e.kind, EventKind::Signal(sig) if sig.name == "SIGKILL")
+                && group_exit.get(&e.pid).is_some_and(|&(ts, by)| by != tid && e.ts_ns >= ts);
+            let ending = match &e.kind {
+                EventKind::Exit(_) => true,
+                EventKind::Syscall(s) if tid != e.pid => {
+                    s.name == "exit"
+                        || (s.name == "rt_sigprocmask"
+                            && matches!(s.args.first(), Some(Arg::Flags { text, .. }) if text == "SIG_BLOCK"))
+                }
+                _ => false,
+            };
+            if killed_by_group_exit || (ending && !matches!(e.kind, EventKind::Exit(_))) {
+                noise[i] = true;
+            } else if !ending && !noise[i] {
+                break;
+            }
+        }
+    }
 }
 
 /// What the dynamic loader does while it maps the program's libraries.
 fn loader_call(s: &Syscall) -> bool {
     matches!(
         s.name.as_ref(),
-        "openat" | "open" | "newfstatat" | "fstat" | "stat" | "lstat" | "statx" | "access" | "faccessat" | "faccessat2"
-            | "read" | "pread64" | "mmap" | "mprotect" | "munmap" | "close" | "brk" | "arch_prctl" | "readlink" | "getcwd"
-            | "statfs" | "lseek" | "set_tid_address" | "set_thread_area" | "uname"
+        "openat"
+            | "open"
+            | "newfstatat"
+            | "fstat"
+            | "stat"
+            | "lstat"
+            | "statx"
+            | "access"
+            | "faccessat"
+            | "faccessat2"
+            | "read"
+            | "pread64"
+            | "mmap"
+            | "mprotect"
+            | "munmap"
+            | "close"
+            | "brk"
+            | "arch_prctl"
+            | "readlink"
+            | "getcwd"
+            | "statfs"
+            | "lseek"
+            | "set_tid_address"
+            | "set_thread_area"
+            | "uname"
     )
 }
 
@@ -1056,8 +1188,8 @@ fn touches(idx: &Index<'_>, pid: u32, ts: u64, script: &str) -> bool {
 /// Syscalls that are runtime noise wherever they are.
 fn always_noise(s: &Syscall) -> bool {
     match s.name.as_ref() {
-        "futex" | "futex_wait" | "futex_wake" | "futex_waitv" | "futex_requeue" | "rseq" | "set_robust_list" | "brk" | "munmap"
-        | "mprotect" | "madvise" | "mremap" | "membarrier" => true,
+        "futex" | "futex_wait" | "futex_wake" | "futex_waitv" | "futex_requeue" | "rseq" | "set_robust_list"
+        | "brk" | "munmap" | "mprotect" | "madvise" | "mremap" | "membarrier" => true,
         "mmap" => {
             let anon = s.args.iter().any(|a| matches!(a, Arg::Flags { text, .. } if text.contains("MAP_ANONYMOUS")));
             let no_fd = s.args.get(4).is_some_and(|a| matches!(a, Arg::Fd(-1)));
@@ -1071,8 +1203,16 @@ fn always_noise(s: &Syscall) -> bool {
 fn startup_call(s: &Syscall) -> bool {
     matches!(
         s.name.as_ref(),
-        "mmap" | "arch_prctl" | "set_tid_address" | "prlimit64" | "getrandom" | "set_thread_area" | "personality" | "getpid"
-            | "gettid" | "getppid"
+        "mmap"
+            | "arch_prctl"
+            | "set_tid_address"
+            | "prlimit64"
+            | "getrandom"
+            | "set_thread_area"
+            | "personality"
+            | "getpid"
+            | "gettid"
+            | "getppid"
     )
 }
 
@@ -1104,7 +1244,9 @@ fn runtime_file(path: &str, python: bool) -> bool {
     }
     let mut prev = "";
     for c in components() {
-        if c == "__pycache__" || ((prev == "lib" || prev == "lib64") && (c.starts_with("python3") || c.starts_with("python2"))) {
+        if c == "__pycache__"
+            || ((prev == "lib" || prev == "lib64") && (c.starts_with("python3") || c.starts_with("python2")))
+        {
             return true;
         }
         prev = c;
@@ -1117,7 +1259,9 @@ fn is_shared_library(base: &str) -> bool {
     match base.find(".so") {
         Some(i) => {
             let rest = &base[i + 3..];
-            rest.is_empty() || (rest.starts_with('.') && rest[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+            rest.is_empty()
+                || (rest.starts_with('.')
+                    && rest[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
         }
         None => false,
     }
@@ -1126,6 +1270,52 @@ fn is_shared_library(base: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Exit, Fork};
+    use crate::trace::index::tests::{path, sys, trace};
+
+    fn fork(ts: u64, pid: u32, tid: u32, child: u32) -> Event {
+        Event { ts_ns: ts, pid, tid, kind: EventKind::Fork(Fork { child_tid: child, untracked: false }) }
+    }
+
+    fn exit(ts: u64, pid: u32, tid: u32, process: bool) -> Event {
+        let status = process.then_some(crate::ExitStatus::Code(0));
+        Event { ts_ns: ts, pid, tid, kind: EventKind::Exit(Exit { process_exited: process, status }) }
+    }
+
+    #[test]
+    fn tasks_in_creation_order_whatever_the_interleaving() {
+        // Two threads (11, 12) whose calls interleave differently in two
+        // runs, and whose last one to end ends the process.
+        let run = |second_first: bool, last: u32| {
+            let (a, b) = if second_first { (21, 20) } else { (20, 21) };
+            let mut events = vec![
+                fork(1, 10, 10, 11),
+                fork(2, 10, 10, 12),
+                sys(a, 10, 11, "openat", vec![Arg::Fd(libc::AT_FDCWD), path("/x/one")], 3),
+                sys(
+                    b,
+                    10,
+                    12,
+                    "openat",
+                    vec![Arg::Fd(libc::AT_FDCWD), path("/x/two")],
+                    if second_first { 3 } else { 4 },
+                ),
+                sys(30, 10, 10, "exit_group", vec![Arg::Int(0)], 0),
+            ];
+            for (ts, tid) in [(31, 10), (32, 11), (33, 12)] {
+                events.push(exit(ts, 10, tid, tid == last));
+            }
+            events.sort_by_key(Event::end_ns);
+            trace(events, None).snapshot().text()
+        };
+        let expected =
+            "[1] +++ new task 2 +++\n[1] +++ new task 3 +++\n[1] exit_group(0) = 0\n[1] +++ exited with 0 +++\n\
+                        [1:2] openat(AT_FDCWD, \"/x/one\") = 3\n[1:2] +++ thread exited +++\n\
+                        [1:3] openat(AT_FDCWD, \"/x/two\") = 4\n[1:3] +++ thread exited +++\n";
+        assert_eq!(run(false, 10), expected);
+        assert_eq!(run(true, 12), expected);
+        assert_eq!(run(true, 11), expected);
+    }
 
     #[test]
     fn recognizes_runtime_files() {
@@ -1159,11 +1349,26 @@ mod tests {
     #[test]
     fn replaces_whole_paths_only() {
         assert_eq!(replace_path("\"/tmp/x\" /tmpfoo /tmp", "/tmp", "<tmp>"), "\"<tmp>/x\" /tmpfoo <tmp>");
-        assert_eq!(cargo_hashes("<target>/debug/build/probity-fixtures-0123456789abcdef/out"), "<target>/debug/build/probity-fixtures-<hash>/out");
+        assert_eq!(
+            cargo_hashes("<target>/debug/build/probity-fixtures-0123456789abcdef/out"),
+            "<target>/debug/build/probity-fixtures-<hash>/out"
+        );
         assert_eq!(cargo_hashes("a-0123456789abcdefg"), "a-0123456789abcdefg");
-        let mut n = Normalizer { replacements: vec![], ids: HashMap::new(), fds: HashMap::new(), ports: HashMap::new(), temps: HashMap::new() };
-        assert_eq!(n.text("<tmp>/.tmpAbC123/x <tmp>/.tmpZZZ999 <tmp>/.tmpAbC123"), "<tmp>/.tmp<1>/x <tmp>/.tmp<2> <tmp>/.tmp<1>");
-        assert_eq!(n.ports("sin_port=htons(80), sin_port=htons(40000), htons(40001), htons(40000)"), "sin_port=htons(80), sin_port=htons(<port1>), htons(<port2>), htons(<port1>)");
+        let mut n = Normalizer {
+            replacements: vec![],
+            ids: HashMap::new(),
+            fds: HashMap::new(),
+            ports: HashMap::new(),
+            temps: HashMap::new(),
+        };
+        assert_eq!(
+            n.text("<tmp>/.tmpAbC123/x <tmp>/.tmpZZZ999 <tmp>/.tmpAbC123"),
+            "<tmp>/.tmp<1>/x <tmp>/.tmp<2> <tmp>/.tmp<1>"
+        );
+        assert_eq!(
+            n.ports("sin_port=htons(80), sin_port=htons(40000), htons(40001), htons(40000)"),
+            "sin_port=htons(80), sin_port=htons(<port1>), htons(<port2>), htons(<port1>)"
+        );
         assert_eq!(n.words("process 4242 and thread 4243, process 4242"), "process 1 and thread 2, process 1");
     }
 }
