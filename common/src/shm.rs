@@ -382,6 +382,7 @@ mod tests {
         let mut mem = vec![Line([0; 64]); ring_bytes(nslots) / 64];
         // SAFETY: a fresh buffer of the right size, initialised below.
         unsafe { mem.as_mut_ptr().cast::<RingHeader>().write(RingHeader::new(nslots)) };
+        // SAFETY: the buffer is `ring_bytes(nslots)` long and outlives the ring.
         let ring = unsafe { Ring::from_raw(mem.as_mut_ptr().cast(), ring_bytes(nslots)) }.unwrap();
         (mem, ring)
     }
@@ -424,7 +425,7 @@ mod tests {
         }
         let mut counts = [0; 4];
         let mut out = [0u8; SLOT_SIZE - 16];
-        while let Ok(_) = r.pop(&mut out) {
+        while r.pop(&mut out).is_ok() {
             counts[out[0] as usize] += 1;
         }
         assert_eq!(counts, [200; 4]);
@@ -434,6 +435,7 @@ mod tests {
     #[test]
     fn foreign_memory_is_not_a_ring() {
         let mut mem = vec![Line([0; 64]); 8];
+        // SAFETY: 512 readable bytes.
         assert!(unsafe { Ring::from_raw(mem.as_mut_ptr().cast(), 512) }.is_none());
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::event::{Event, EventKind};
 
 /// Sorts `events` by start time and sets every `parent` link.
-pub(crate) fn merge(events: &mut Vec<Event>) {
+pub(crate) fn merge(events: &mut [Event]) {
     // Start order; on a tie a libc call comes before the syscalls it made,
     // and a longer call before a shorter one it contains.
     events.sort_by(|a, b| {
@@ -22,14 +22,14 @@ pub(crate) fn merge(events: &mut Vec<Event>) {
     });
     // Per thread, the libc calls still open at this point of the sweep.
     let mut open: HashMap<u32, Vec<(usize, u64)>> = HashMap::new();
-    for i in 0..events.len() {
-        let (tid, start, end) = (events[i].tid, events[i].ts_ns, events[i].end_ns());
+    for (i, event) in events.iter_mut().enumerate() {
+        let (tid, start, end) = (event.tid, event.ts_ns, event.end_ns());
         let stack = open.entry(tid).or_default();
         while stack.last().is_some_and(|&(_, until)| until < start) {
             stack.pop();
         }
         let parent = stack.iter().rev().find(|&&(_, until)| end <= until).map(|&(p, _)| p);
-        match &mut events[i].kind {
+        match &mut event.kind {
             EventKind::Syscall(s) => s.parent = parent,
             EventKind::Libc(c) => {
                 c.parent = parent;

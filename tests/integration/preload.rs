@@ -8,9 +8,12 @@ use probity_fixtures as fx;
 
 use crate::support::{dump, fixture, require_tracing};
 
+/// A run's stdout and how it ended.
+type Run<S> = (Vec<u8>, S);
+
 /// Runs `argv` untraced and traced (eBPF and preload), with stdout to a
 /// file each time; returns both outputs and statuses, and the trace.
-fn both(argv: &[&str]) -> ((Vec<u8>, Option<i32>), (Vec<u8>, ExitStatus), Trace) {
+fn both(argv: &[&str]) -> (Run<Option<i32>>, Run<ExitStatus>, Trace) {
     require_tracing();
     let dir = tempfile::tempdir().unwrap();
     let cmd = |out: &std::path::Path| {
