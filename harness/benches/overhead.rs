@@ -366,7 +366,11 @@ impl Bench {
         let probity = PathBuf::from(env!("CARGO_BIN_EXE_probity"));
         let strace = probity::resolve_program("strace").context("strace is the reference; install it")?;
         let scratch = tempfile::tempdir().context("failed to create a scratch directory")?;
-        Ok(Bench { probity, strace, tracer: Tracer::new(), scratch })
+        // The kernel tracer alone: the targets are the eBPF core's. (The
+        // preload layer adds loading itself into every process and a record
+        // per libc call; see the README.)
+        let tracer = Tracer::new().with_tracers(&[probity::TracerKind::Ebpf]);
+        Ok(Bench { probity, strace, tracer, scratch })
     }
 
     fn json_path(&self) -> PathBuf {
@@ -452,7 +456,7 @@ impl Bench {
         // So that a summary line can only come from this run.
         let _ = std::fs::remove_file(&json);
         let mut cmd = Command::new(&self.probity);
-        cmd.arg("run");
+        cmd.args(["run", "--tracers", "ebpf"]);
         match mode {
             Mode::Summary => {
                 cmd.args(["--summary", "--json"]).arg(&json);
@@ -778,7 +782,7 @@ impl Bench {
                 fixed.steady_run.push(self.trace_in_memory(&truth)?.1);
             }
             let mut cli = Command::new(&self.probity);
-            cli.args(["run", "--summary", "-o", "/dev/null", "--"]).arg(&truth.program);
+            cli.args(["run", "--tracers", "ebpf", "--summary", "-o", "/dev/null", "--"]).arg(&truth.program);
             fixed.cli.push(self.timed(cli)?.elapsed);
         }
         Ok(fixed)
@@ -849,7 +853,7 @@ impl Bench {
     /// the probity process itself (wait4 reports that one child's).
     fn cli_rss(&self, w: &Workload) -> anyhow::Result<Finished> {
         let mut cmd = Command::new(&self.probity);
-        cmd.args(["run", "--json", "/dev/null", "-o", "/dev/null", "--"]).arg(&w.program).args(&w.args);
+        cmd.args(["run", "--tracers", "ebpf", "--json", "/dev/null", "-o", "/dev/null", "--"]).arg(&w.program).args(&w.args);
         self.timed(cmd)
     }
 }
