@@ -181,23 +181,12 @@ impl Ring {
     /// Reads the next published record into `out`, returning its length.
     /// `Err(Pending)` when the next slot was claimed but not yet published.
     pub fn pop(&self, out: &mut [u8; SLOT_SIZE - 16]) -> Result<usize, PopError> {
-        let h = self.header();
-        let tail = h.tail.load(Ordering::Relaxed);
-        if h.head.load(Ordering::Acquire) == tail {
-            return Err(PopError::Empty);
-        }
-        let slot = self.slot(tail);
-        // SAFETY: the slot is in the mapping; its bytes are read only after
-        // `seq` shows them published, and re-checked after the copy.
-        unsafe {
-            if (*slot).seq.load(Ordering::Acquire) != tail + 1 {
-                return Err(PopError::Pending);
-            }
-            let len = ((*slot).len as usize).min(out.len());
-            core::ptr::copy_nonoverlapping((*slot).data.as_ptr(), out.as_mut_ptr(), len);
-            h.tail.store(tail + 1, Ordering::Release);
-            Ok(len)
-        }
+        let mut len = 0;
+        self.pop_with(|bytes| {
+            out[..bytes.len()].copy_from_slice(bytes);
+            len = bytes.len();
+        })?;
+        Ok(len)
     }
 
     /// Hands the next published record to `f` straight from its slot (no

@@ -239,15 +239,19 @@ impl Trace {
             serde_json::to_writer(&mut out, e)?;
             out.write_all(b"\n")?;
         }
-        let summary = SummaryLine {
-            kind: "summary",
-            lost: self.outcome.losses.lost_events(),
-            outcome: &self.outcome,
-            summary_only: false,
-        };
-        serde_json::to_writer(&mut out, &summary)?;
-        out.write_all(b"\n")?;
+        self.outcome.write_summary_line(&mut out, false)?;
         out.flush()
+    }
+}
+
+impl Outcome {
+    /// Writes the closing `{"kind":"summary", ...}` line of a JSON Lines
+    /// trace; `summary_only` says no event lines precede it
+    /// (`probity run --summary`).
+    pub fn write_summary_line(&self, mut out: impl Write, summary_only: bool) -> io::Result<()> {
+        let line = SummaryLine { kind: "summary", lost: self.losses.lost_events(), outcome: self, summary_only };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")
     }
 }
 

@@ -182,31 +182,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     write!(text, "{}", probity::render::outcome_lines(&outcome))?;
     text.flush().context("failed to write the trace")?;
     if let Some(mut j) = json {
-        let line = SummaryLine::new(&outcome, summary);
-        serde_json::to_writer(&mut j, &line)?;
-        j.write_all(b"\n")?;
+        outcome.write_summary_line(&mut j, summary)?;
         j.flush().context("failed to write the JSON trace")?;
     }
     if outcome.losses.lost_events() > 0 && !args.allow_loss {
         return Ok(ExitCode::from(EXIT_LOST));
     }
     Ok(ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8))
-}
-
-/// The last line of a JSON trace.
-#[derive(serde::Serialize)]
-struct SummaryLine<'a> {
-    kind: &'static str,
-    /// Events lost in all (see `losses` for the causes).
-    lost: u64,
-    #[serde(flatten)]
-    outcome: &'a Outcome,
-    /// Whether per-event lines were left out (`--summary`).
-    summary_only: bool,
-}
-
-impl<'a> SummaryLine<'a> {
-    fn new(outcome: &'a Outcome, summary_only: bool) -> Self {
-        SummaryLine { kind: "summary", lost: outcome.losses.lost_events(), outcome, summary_only }
-    }
 }
