@@ -93,11 +93,17 @@ pub fn diagnose() -> Vec<Check> {
             .unwrap_or_else(|| "unknown".into()),
         fix: None,
     });
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    // With the struct offsets from BTF, every probe is a raw tracepoint and
+    // tracefs is not needed; without, the classic ones need it.
+    let raw = super::btf::offsets().is_some();
     checks.push(Check {
         name: "BTF",
         ok: true,
-        detail: if btf { "/sys/kernel/btf/vmlinux present".into() } else { "absent (not needed: probity uses tracepoint fields only)".into() },
+        detail: if raw {
+            "task_struct and linux_binprm offsets found: raw tracepoints only".into()
+        } else {
+            "no usable /sys/kernel/btf/vmlinux: classic tracepoints for process events (slower to detach; need tracefs)".into()
+        },
         fix: None,
     });
     let missing = missing_capabilities();
@@ -118,9 +124,14 @@ pub fn diagnose() -> Vec<Check> {
     let mounted = tracefs_mounted();
     checks.push(Check {
         name: "tracefs",
-        ok: mounted || has(caps, CAP_SYS_ADMIN),
-        detail: if mounted { "mounted".into() } else { "not mounted (probity mounts it when it has CAP_SYS_ADMIN)".into() },
-        fix: (!mounted && !has(caps, CAP_SYS_ADMIN)).then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
+        ok: raw || mounted || has(caps, CAP_SYS_ADMIN),
+        detail: match (raw, mounted) {
+            (true, _) => "not needed (raw tracepoints)".into(),
+            (false, true) => "mounted".into(),
+            (false, false) => "not mounted (probity mounts it when it has CAP_SYS_ADMIN)".into(),
+        },
+        fix: (!raw && !mounted && !has(caps, CAP_SYS_ADMIN))
+            .then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
     });
     let memlock = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
         .map(|(soft, _)| if soft == nix::sys::resource::RLIM_INFINITY { "unlimited".to_owned() } else { format!("{soft} bytes") })

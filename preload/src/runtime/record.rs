@@ -274,15 +274,7 @@ impl<'a> Rec<'a> {
             self.used += n + 1;
             truncated |= len > room;
         }
-        let slot = ArgSlot {
-            kind: ArgKind::StrList as u8,
-            flags: if truncated { ARG_TRUNCATED } else { 0 },
-            off: start as u16,
-            len: (self.used - start) as u16,
-            _pad: 0,
-            value: list as u64,
-        };
-        self.push_arg(slot)
+        self.push_list(start, truncated, list as u64)
     }
     /// A list of strings made by the hook (resolved addresses, say),
     /// written with `fill`, which gets a writer for each string.
@@ -291,13 +283,18 @@ impl<'a> Rec<'a> {
         let mut w = ListWriter { rec: self, truncated: false, count: 0 };
         fill(&mut w);
         let truncated = w.truncated;
+        self.push_list(start, truncated, 0)
+    }
+
+    /// Records the strings written since `start` as one list argument.
+    fn push_list(&mut self, start: usize, truncated: bool, value: u64) -> &mut Self {
         let slot = ArgSlot {
             kind: ArgKind::StrList as u8,
             flags: if truncated { ARG_TRUNCATED } else { 0 },
             off: start as u16,
             len: (self.used - start) as u16,
             _pad: 0,
-            value: 0,
+            value,
         };
         self.push_arg(slot)
     }

@@ -47,10 +47,11 @@ fn doctor() -> ExitCode {
         ok &= c.ok;
     }
     if ok {
-        println!("tracers available: ebpf");
+        println!("tracers available: ebpf, preload");
         ExitCode::SUCCESS
     } else {
         println!("eBPF tracing cannot work here; see the fixes above");
+        println!("tracers available: preload (`probity run --tracers preload`: libc calls only)");
         ExitCode::FAILURE
     }
 }
