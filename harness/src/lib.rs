@@ -35,6 +35,7 @@ pub mod event;
 pub mod kernel;
 mod merge;
 pub mod preload;
+pub mod testing;
 mod trace;
 mod tracer;
 
@@ -43,3 +44,11 @@ pub use event::{Arg, Event, EventKind, ExitStatus, LibcCall, SockAddr, Syscall};
 pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use tracer::{resolve_program, Tracee, Tracer};
+pub use testing::{traced, Cmd, Run};
+pub use probity_macros::traced_test;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What `#[traced_test]` expansions call. Not a public API.
+    pub use crate::testing::support::*;
+}

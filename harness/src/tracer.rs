@@ -137,7 +137,17 @@ impl Tracer {
     }
 
     /// Starts `cmd` traced. Its first `execve` is already in the trace.
-    pub fn spawn(&self, mut cmd: Command) -> Result<Tracee, Error> {
+    pub fn spawn(&self, cmd: Command) -> Result<Tracee, Error> {
+        self.spawn_inner(cmd, None)
+    }
+
+    /// Starts `cmd`, which joins its session itself when its traced part
+    /// begins (see [`LateJoin`]).
+    pub(crate) fn spawn_late(&self, cmd: Command, late: LateJoin) -> Result<Tracee, Error> {
+        self.spawn_inner(cmd, Some(late))
+    }
+
+    fn spawn_inner(&self, mut cmd: Command, mut late: Option<LateJoin>) -> Result<Tracee, Error> {
         if self.tracers.is_empty() {
             return Err(Error::NoTracer);
         }
@@ -147,10 +157,19 @@ impl Tracer {
                 buf_len: self.buf_len,
                 load: self.load,
             })?;
-            let register = session.registrar();
-            // SAFETY: the closure makes one raw syscall and touches no locks
-            // or allocator, so it is safe between fork and exec.
-            unsafe { cmd.pre_exec(register) };
+            match &mut late {
+                None => {
+                    let register = session.registrar();
+                    // SAFETY: the closure makes one raw syscall and touches no
+                    // locks or allocator, so it is safe between fork and exec.
+                    unsafe { cmd.pre_exec(register) };
+                }
+                Some(late) => {
+                    let (fd, id) = session.late_registration();
+                    cmd.env(LATE_JOIN_ENV, format!("{fd}:{id}"));
+                    late.keep_fds.push(fd);
+                }
+            }
             Some(session)
         } else {
             None
@@ -162,6 +181,21 @@ impl Tracer {
         } else {
             None
         };
+        if let Some(late) = &late {
+            let fds = late.keep_fds.clone();
+            // SAFETY: fcntl is async-signal-safe; the fds are the child's own
+            // copies, so the parent's stay close-on-exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &fd in &fds {
+                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                })
+            };
+        }
         let program = cmd.get_program().to_string_lossy().into_owned();
         let cwd = Outcome::command_cwd(&cmd);
         let started = Instant::now();
@@ -180,6 +214,7 @@ impl Tracer {
             started,
             timeout: self.timeout,
             cwd,
+            traced_from: late.map(|l| l.traced_from),
         })
     }
 
@@ -201,6 +236,23 @@ pub struct Tracee {
     timeout: Option<Duration>,
     /// The directory the command started in.
     cwd: Option<String>,
+    /// For a late-joining child: when its traced part began.
+    traced_from: Option<Box<dyn Fn() -> Option<u64> + Send>>,
+}
+
+/// The environment variable that tells a late-joining child how to add
+/// itself to its session: `<task map fd>:<session id>`.
+pub(crate) const LATE_JOIN_ENV: &str = "PROBITY_LATE_JOIN";
+
+/// A child that is not traced from its `execve` but adds itself to the
+/// session when the part worth tracing begins: a test binary re-executed
+/// to run one function, whose start-up is not the test's business.
+pub(crate) struct LateJoin {
+    /// File descriptors the child must inherit (the task map's is added).
+    pub keep_fds: Vec<std::os::fd::RawFd>,
+    /// When the traced part began, once the child has said so: events of
+    /// the root process before it are left out.
+    pub traced_from: Box<dyn Fn() -> Option<u64> + Send>,
 }
 
 /// How long the preload ring must stay quiet, once the root process has
@@ -211,6 +263,16 @@ impl Tracee {
     /// The root process's pid.
     pub fn pid(&self) -> u32 {
         self.root
+    }
+
+    /// The child's standard input, when it was piped.
+    pub(crate) fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// The child's standard output and error, when they were piped.
+    pub(crate) fn take_output(&mut self) -> (Option<std::process::ChildStdout>, Option<std::process::ChildStderr>) {
+        (self.child.stdout.take(), self.child.stderr.take())
     }
 
     /// Sends `sig` to every live task of the tree.
@@ -242,7 +304,8 @@ impl Tracee {
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
-        let hold = self.preload.is_some();
+        // A late-joining child's start-up is cut off at the end, by time.
+        let hold = self.preload.is_some() || self.traced_from.is_some();
         let mut quiet_since: Option<Instant> = None;
         let mut last_activity = 0;
         loop {
@@ -357,6 +420,10 @@ impl Tracee {
                 let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
                 own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
             }
+        }
+        if let Some(from) = self.traced_from.as_ref().and_then(|f| f()) {
+            let root = self.root;
+            held.retain(|e| e.pid != root || e.ts_ns >= from);
         }
         if hold {
             crate::merge::merge(&mut held);

@@ -1,5 +1,8 @@
 //! probity's procedural macros.
 //!
+//! [`macro@traced_test`] makes a test whose runs are traced; it is
+//! re-exported as `probity::traced_test`.
+//!
 //! [`macro@hook`] turns a Rust function with a libc function's C signature
 //! into an `LD_PRELOAD` hook that records each call. It is re-exported as
 //! `probity_preload::hook`; see there for the recording API.
@@ -10,6 +13,7 @@
 //!   and aarch64 calling conventions pass anyway.
 
 mod hook;
+mod traced_test;
 
 use proc_macro::TokenStream;
 
@@ -43,6 +47,35 @@ use proc_macro::TokenStream;
 pub fn hook(attr: TokenStream, item: TokenStream) -> TokenStream {
     match hook::Hook::parse(attr.into(), item.into()) {
         Ok(h) => h.expand().into(),
+        Err(e) => e.into_compile_error().into(),
+    }
+}
+
+/// Makes a test whose traced runs ([`probity::Cmd`], [`probity::traced`])
+/// share its settings. Use it instead of `#[test]`; re-exported as
+/// `probity::traced_test`.
+///
+/// ```ignore
+/// use probity::{traced_test, Cmd};
+///
+/// #[traced_test(timeout = "10s")]
+/// fn lists_the_root() {
+///     let run = Cmd::new("ls").arg("/").run();
+///     run.assert_success();
+///     run.trace.assert_no_network();
+/// }
+/// ```
+///
+/// Settings: `timeout = "30s"` (the time limit for the test's traced
+/// runs; default 60 s or `PROBITY_TEST_TIMEOUT` seconds), and
+/// `preload_only` (trace libc calls alone, which needs no privileges).
+/// Other attributes (`#[ignore]`, `#[should_panic]`, docs) are kept, and
+/// the test may return `Result<(), E>`. The test is also registered for
+/// `probity::testing::main`, the harness for `harness = false` targets.
+#[proc_macro_attribute]
+pub fn traced_test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match traced_test::TracedTest::parse(attr.into(), item.into()) {
+        Ok(t) => t.expand().into(),
         Err(e) => e.into_compile_error().into(),
     }
 }

@@ -11,7 +11,7 @@ pub(crate) mod assemble;
 mod btf;
 mod consumer;
 pub mod doctor;
-mod raw_bpf;
+pub(crate) mod raw_bpf;
 pub(crate) mod session;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};

@@ -53,6 +53,12 @@ impl KernelSession {
         }
     }
 
+    /// The task map and session id a child needs to add itself later
+    /// (see `Tracer::spawn_late`).
+    pub(crate) fn late_registration(&self) -> (RawFd, u32) {
+        (self.kernel.tasks_fd, self.id)
+    }
+
     /// Events decoded so far, waiting up to `timeout` for some.
     pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
         self.sink.take(timeout)

@@ -1,0 +1,427 @@
+//! Tests that run a child under the tracers and check what it did:
+//! [`macro@crate::traced_test`], [`Cmd`] for commands, [`traced`] for Rust
+//! functions, and [`main`] for `harness = false` test targets.
+//!
+//! ```no_run
+//! use probity::{traced_test, Cmd};
+//!
+//! #[traced_test]
+//! fn cat_reads_the_file() {
+//!     let run = Cmd::new("cat").arg("/etc/hostname").run();
+//!     run.assert_success();
+//!     run.trace.assert_opened("/etc/hostname");
+//!     run.trace.assert_no_network();
+//! }
+//! ```
+//!
+//! Each run has a session of its own, so tests in one binary run in
+//! parallel and each trace holds its own child's tree only.
+//!
+//! # Known limitations
+//! - The settings of `#[traced_test]` (time limit, tracers) apply to runs
+//!   made on the test's own thread; runs from threads the test starts use
+//!   the defaults.
+//! - A function run by [`traced`] must capture nothing: pass what it needs
+//!   as its input. Input and result travel as JSON, at most 128 MiB each.
+
+mod child;
+pub mod harness;
+#[doc(hidden)]
+pub mod support;
+
+use std::cell::RefCell;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use harness::main;
+
+use crate::error::Error;
+use crate::event::ExitStatus;
+use crate::trace::{Trace, TracerKind};
+use crate::tracer::{LateJoin, Tracer};
+
+/// The time limit of a traced test when it sets none: 60 seconds, or
+/// `PROBITY_TEST_TIMEOUT` (seconds) when set.
+pub fn default_timeout() -> Duration {
+    std::env::var("PROBITY_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// What a test asked for, for the runs on its thread.
+#[derive(Clone, Debug)]
+struct Settings {
+    test: Option<&'static str>,
+    deadline: Instant,
+    limit: Duration,
+    tracers: Vec<TracerKind>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Settings>> = const { RefCell::new(None) };
+}
+
+fn settings() -> Settings {
+    CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(|| {
+        let limit = default_timeout();
+        Settings { test: None, deadline: Instant::now() + limit, limit, tracers: vec![TracerKind::Ebpf, TracerKind::Preload] }
+    })
+}
+
+/// A finished traced run: what the child returned, its trace, its exit
+/// status and its output.
+#[derive(Debug)]
+#[must_use]
+pub struct Run<T = ()> {
+    /// What the traced function returned (`()` for a command).
+    pub value: T,
+    /// Everything the child's process tree did.
+    pub trace: Trace,
+    /// How the child ended.
+    pub status: ExitStatus,
+    /// The child's standard output (lossily decoded).
+    pub stdout: String,
+    /// The child's standard error (lossily decoded).
+    pub stderr: String,
+}
+
+impl<T> Run<T> {
+    /// Panics, showing the output and the end of the trace, unless the
+    /// child exited with 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        if self.status != ExitStatus::Code(0) {
+            panic!("probity: expected the child to exit with 0, but it {}\n{}", self.status, self.report(20));
+        }
+        self
+    }
+
+    /// The child's output and the last `n` events, for failure messages.
+    fn report(&self, n: usize) -> String {
+        report(&self.trace, &self.stdout, &self.stderr, n)
+    }
+}
+
+fn report(trace: &Trace, stdout: &str, stderr: &str, n: usize) -> String {
+    let mut s = String::new();
+    for (name, text) in [("stdout", stdout), ("stderr", stderr)] {
+        if !text.is_empty() {
+            s.push_str(&format!("--- child {name} ---\n{}\n", tail_lines(text, 40)));
+        }
+    }
+    s.push_str("--- processes ---\n");
+    for (pid, p) in trace.processes() {
+        let status = p.exit.map_or_else(|| "not seen to end".to_string(), |st| st.to_string());
+        let argv = p.execs.last().map(|(_, argv)| format!(" {argv:?}")).unwrap_or_default();
+        s.push_str(&format!("[{pid}] {}{argv}: {status}\n", p.program().unwrap_or("(no exec seen)")));
+    }
+    let events = &trace.events;
+    let from = events.len().saturating_sub(n);
+    s.push_str(&format!("--- trace: {} events", events.len()));
+    if from > 0 {
+        s.push_str(&format!(", the last {n}"));
+    }
+    s.push_str(" ---\n");
+    for e in &events[from..] {
+        s.push_str(&crate::render::event_line(e));
+        s.push('\n');
+    }
+    s.push_str(&crate::render::outcome_lines(&trace.outcome));
+    s
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if from > 0 {
+        out.push_str(&format!("[{from} earlier lines]\n"));
+    }
+    out.push_str(&lines[from..].join("\n"));
+    out
+}
+
+/// A command to run traced, like [`std::process::Command`].
+///
+/// ```no_run
+/// let run = probity::Cmd::new("sh").args(["-c", "echo hi; ls /nonexistent"]).run();
+/// assert_eq!(run.stdout, "hi\n");
+/// assert_ne!(run.status, probity::ExitStatus::Code(0));
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct Cmd {
+    cmd: std::process::Command,
+    stdin: Option<Vec<u8>>,
+    tracer: Option<Tracer>,
+}
+
+impl Cmd {
+    /// The program, found in `PATH` when it has no `/`.
+    pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+        Cmd { cmd: std::process::Command::new(program), stdin: None, tracer: None }
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Removes an environment variable.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Starts from an empty environment.
+    pub fn env_clear(mut self) -> Cmd {
+        self.cmd.env_clear();
+        self
+    }
+
+    /// The working directory.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Bytes for the child's standard input (default: none, as `/dev/null`).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Tracer settings (buffer sizes, tracers); the test's time limit
+    /// still applies.
+    pub fn tracer(mut self, tracer: Tracer) -> Cmd {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// Runs the command traced, panicking with a clear message when it
+    /// cannot be traced or runs past the test's time limit.
+    #[track_caller]
+    pub fn run(self) -> Run {
+        let what = format!("`{}`", self.cmd.get_program().to_string_lossy());
+        let limit = settings().limit;
+        match self.try_run() {
+            Ok(run) if run.trace.outcome.interrupted => panic!(
+                "probity: {what} ran past the test's time limit of {limit:.1?} and was stopped \
+                 (SIGTERM, then SIGKILL after 2 s)\n{}",
+                run.report(20)
+            ),
+            Ok(run) => run,
+            Err(e) => fail_to_trace(&what, &e),
+        }
+    }
+
+    /// Runs the command traced. A time-out is not an error here: the run
+    /// comes back with `trace.outcome.interrupted` set.
+    pub fn try_run(self) -> Result<Run, Error> {
+        let Cmd { mut cmd, stdin, tracer } = self;
+        let settings = settings();
+        let program = crate::tracer::resolve_program(cmd.get_program())?;
+        let mut resolved = std::process::Command::new(program);
+        resolved.arg0(cmd.get_program());
+        copy_command(&cmd, &mut resolved);
+        cmd = resolved;
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let tracer = tracer_for(tracer, &settings);
+        let output = Output::capture(&mut cmd);
+        let mut tracee = tracer.spawn(cmd)?;
+        let feeder = stdin.and_then(|bytes| {
+            let mut pipe = tracee.take_stdin()?;
+            Some(std::thread::spawn(move || {
+                // A child that stops reading early is its own business.
+                let _ = pipe.write_all(&bytes);
+            }))
+        });
+        let (stdout, stderr) = output.start(&mut tracee);
+        let trace = tracee.wait()?;
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
+        Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+/// Copies arguments, environment and directory from `from` to `to`.
+fn copy_command(from: &std::process::Command, to: &mut std::process::Command) {
+    to.args(from.get_args());
+    for (k, v) in from.get_envs() {
+        match v {
+            Some(v) => to.env(k, v),
+            None => to.env_remove(k),
+        };
+    }
+    if let Some(d) = from.get_current_dir() {
+        to.current_dir(d);
+    }
+}
+
+impl From<std::process::Command> for Cmd {
+    /// Program, arguments, environment changes and directory (not stdio).
+    fn from(cmd: std::process::Command) -> Cmd {
+        let mut c = std::process::Command::new(cmd.get_program());
+        copy_command(&cmd, &mut c);
+        Cmd { cmd: c, stdin: None, tracer: None }
+    }
+}
+
+fn tracer_for(tracer: Option<Tracer>, settings: &Settings) -> Tracer {
+    let tracer = tracer.unwrap_or_else(|| Tracer::new().with_tracers(&settings.tracers));
+    let left = settings.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    tracer.with_timeout(left)
+}
+
+#[track_caller]
+fn fail_to_trace(what: &str, e: &Error) -> ! {
+    let mut msg = format!("probity: failed to trace {what}: {e}");
+    if matches!(e, Error::Privileges { .. }) {
+        msg.push_str(
+            "\n(a test that only needs libc calls can use #[traced_test(preload_only)], which runs unprivileged)",
+        );
+    }
+    panic!("{msg}");
+}
+
+/// Standard output and error, read while the child runs so it never
+/// blocks on a full pipe.
+struct Output;
+
+struct Reader(Option<std::thread::JoinHandle<Vec<u8>>>);
+
+impl Output {
+    fn capture(cmd: &mut std::process::Command) -> Output {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        Output
+    }
+
+    fn start(self, tracee: &mut crate::tracer::Tracee) -> (Reader, Reader) {
+        let (out, err) = tracee.take_output();
+        (Reader::spawn(out), Reader::spawn(err))
+    }
+}
+
+impl Reader {
+    fn spawn<R: Read + Send + 'static>(pipe: Option<R>) -> Reader {
+        Reader(pipe.map(|mut p| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = p.read_to_end(&mut buf);
+                buf
+            })
+        }))
+    }
+
+    fn finish(self) -> String {
+        let bytes = self.0.and_then(|t| t.join().ok()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// Runs `f(input)` in a child process, a fresh copy of this test binary,
+/// traced; returns what it returned with the trace of the call alone (the
+/// child's start-up is left out).
+///
+/// `f` is a function or a closure that captures nothing; everything it
+/// needs comes in `input`, serialized (so a temporary directory the test
+/// made is the one the child uses). A panic in the child fails the test
+/// with the child's message and output.
+///
+/// ```no_run
+/// use std::path::PathBuf;
+///
+/// let dir = std::env::temp_dir();
+/// let run = probity::traced(dir, |dir: PathBuf| std::fs::write(dir.join("out.txt"), "hi").is_ok());
+/// assert!(run.value);
+/// run.trace.assert_wrote(std::env::temp_dir().join("out.txt"));
+/// ```
+#[track_caller]
+pub fn traced<F, I, O>(input: I, f: F) -> Run<O>
+where
+    F: Fn(I) -> O + Copy + 'static,
+    I: Serialize + DeserializeOwned,
+    O: Serialize + DeserializeOwned,
+{
+    let _ = f;
+    let offset = child::offset_of::<F, I, O>();
+    match run_function(offset, &input) {
+        Ok(run) => run,
+        Err(Failure::Trace(e)) => fail_to_trace("the child function", &e),
+        Err(Failure::Child(msg)) => panic!("{msg}"),
+    }
+}
+
+enum Failure {
+    Trace(Error),
+    Child(String),
+}
+
+fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> Result<Run<O>, Failure> {
+    let io = |what: &str, e: std::io::Error| Failure::Trace(Error::Spawn { program: what.into(), source: e });
+    let bytes = serde_json::to_vec(input).map_err(|e| io("the child function", std::io::Error::other(e)))?;
+    let shm = child::Shm::with_input(&bytes).map_err(|e| io("the child function", e))?;
+    let settings = settings();
+    let tracer = tracer_for(None, &settings);
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    if let Some(test) = settings.test {
+        cmd.arg0(test);
+    }
+    cmd.env(child::CHILD_ENV, format!("{offset}:{}", shm.fd())).stdin(Stdio::null());
+    let output = Output::capture(&mut cmd);
+    let from = shm.start_reader().map_err(|e| io("the child function", e))?;
+    let late = LateJoin { keep_fds: vec![shm.fd()], traced_from: Box::new(from) };
+    let mut tracee = tracer.spawn_late(cmd, late).map_err(Failure::Trace)?;
+    let (stdout, stderr) = output.start(&mut tracee);
+    let trace = tracee.wait().map_err(Failure::Trace)?;
+    let (stdout, stderr) = (stdout.finish(), stderr.finish());
+    let status = trace.outcome.status;
+    let (state, out) = shm.result();
+    let fail = |what: String| Failure::Child(format!("probity: the traced child {what}\n{}", report(&trace, &stdout, &stderr, 20)));
+    if trace.outcome.interrupted {
+        return Err(fail(format!(
+            "ran past the test's time limit of {:.1?} and was stopped (SIGTERM, then SIGKILL after 2 s)",
+            settings.limit
+        )));
+    }
+    match (state, status) {
+        (child::State::Returned, ExitStatus::Code(0)) => match serde_json::from_slice(&out) {
+            Ok(value) => Ok(Run { value, trace, status, stdout, stderr }),
+            Err(e) => Err(fail(format!("returned a value that could not be read back: {e}"))),
+        },
+        (child::State::Panicked, _) => Err(fail(format!("panicked: {}", String::from_utf8_lossy(&out)))),
+        (child::State::Failed, _) => Err(fail(format!("failed: {}", String::from_utf8_lossy(&out)))),
+        (_, ExitStatus::Signal(_)) => Err(fail(format!("was {status} before its function returned"))),
+        (child::State::NotStarted, _) => Err(fail(format!("{status} before its function started"))),
+        (_, _) => Err(fail(format!("{status} before its function returned"))),
+    }
+}

@@ -1,0 +1,112 @@
+//! What `#[traced_test]` expansions call. Not a public API.
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+pub use inventory;
+
+use super::{Settings, CURRENT};
+use crate::trace::TracerKind;
+
+/// A `#[traced_test]` as the macro saw it.
+#[derive(Debug)]
+pub struct TestMeta {
+    /// `module_path!()` of the test, crate name first.
+    pub module: &'static str,
+    /// The function's name.
+    pub name: &'static str,
+    /// Where it is defined.
+    pub file: &'static str,
+    pub line: u32,
+    /// `timeout = ".."`, in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// `preload_only`: needs no eBPF.
+    pub preload_only: bool,
+    /// `#[ignore]`, with its reason if any.
+    pub ignore: Option<Option<&'static str>>,
+    /// `#[should_panic]`, with its expected text if any.
+    pub should_panic: Option<Option<&'static str>>,
+}
+
+impl TestMeta {
+    /// The name libtest gives the test: the module path without the
+    /// crate, then the function.
+    pub fn test_name(&self) -> String {
+        match self.module.split_once("::") {
+            Some((_, rest)) => format!("{rest}::{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// The test's time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout_ms.map_or_else(super::default_timeout, Duration::from_millis)
+    }
+
+    /// The tracers its runs use.
+    pub fn tracers(&self) -> Vec<TracerKind> {
+        if self.preload_only {
+            vec![TracerKind::Preload]
+        } else {
+            vec![TracerKind::Ebpf, TracerKind::Preload]
+        }
+    }
+}
+
+/// A registered test, for [`super::harness::main`].
+pub struct TestCase {
+    pub meta: &'static TestMeta,
+    /// Runs the test; a failure is a panic or an `Err`.
+    pub run: fn() -> Result<(), String>,
+}
+
+inventory::collect!(TestCase);
+
+/// What a test function may return.
+pub trait TestResult {
+    /// `Err` with a message when the test failed.
+    fn into_result(self) -> Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestResult for Result<(), E> {
+    fn into_result(self) -> Result<(), String> {
+        self.map_err(|e| format!("Error: {e:?}"))
+    }
+}
+
+/// Runs the registered test of `meta` (for libtest's `#[test]`).
+pub fn run_registered(meta: &'static TestMeta) {
+    let case = inventory::iter::<TestCase>
+        .into_iter()
+        .find(|c| std::ptr::eq(c.meta, meta))
+        .unwrap_or_else(|| panic!("probity: {} is not registered (was the binary linked with a different probity?)", meta.name));
+    if let Err(msg) = (case.run)() {
+        panic!("{msg}");
+    }
+}
+
+/// Runs a test body with its settings in force on this thread.
+pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
+    let limit = meta.timeout();
+    let settings = Settings {
+        test: Some(meta.name),
+        deadline: Instant::now() + limit,
+        limit,
+        tracers: meta.tracers(),
+    };
+    struct Restore(Option<Settings>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = old);
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(settings)));
+    body()
+}

@@ -1,0 +1,92 @@
+//! Commands traced with [`probity::Cmd`]: arguments, environment, working
+//! directory, standard input, output and exit status come back with the
+//! trace.
+
+use probity::{traced_test, Cmd, ExitStatus, TracerKind};
+
+#[traced_test]
+fn a_command_returns_its_output_status_and_trace() {
+    let run = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).run();
+    assert_eq!(run.stdout, "out\n");
+    assert_eq!(run.stderr, "err\n");
+    assert_eq!(run.status, ExitStatus::Code(3));
+    assert_eq!(run.trace.outcome.status, ExitStatus::Code(3));
+    assert_eq!(run.trace.outcome.tracers, [TracerKind::Ebpf, TracerKind::Preload]);
+    assert_eq!(run.trace.outcome.losses.lost_events(), 0);
+    run.trace.assert_execs_exactly(["/usr/bin/sh"]);
+    let writes: Vec<String> = run.trace.syscalls().named("write").map(|(e, _)| probity::render::event_line(e)).collect();
+    assert_eq!(writes.len(), 2, "{}", crate::dump(&run.trace));
+    assert!(writes[0].contains("\"out\\n\", 4) = 4") && writes[1].contains("\"err\\n\", 4) = 4"), "{writes:#?}");
+}
+
+#[traced_test]
+fn arguments_environment_directory_and_stdin_reach_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Cmd::new("sh")
+        .args(["-c", "pwd; echo \"$PROBITY_TEST_VALUE\"; cat > copied.txt"])
+        .env("PROBITY_TEST_VALUE", "from the test")
+        .current_dir(dir.path())
+        .stdin("typed on stdin\n")
+        .run();
+    run.assert_success();
+    let real = dir.path().canonicalize().unwrap();
+    assert_eq!(run.stdout, format!("{}\nfrom the test\n", real.display()));
+    assert_eq!(std::fs::read_to_string(dir.path().join("copied.txt")).unwrap(), "typed on stdin\n");
+    run.trace.assert_created(real.join("copied.txt"));
+    run.trace.assert_wrote(real.join("copied.txt"));
+}
+
+#[traced_test]
+fn a_pipeline_exec_tree_is_pinned() {
+    let run = Cmd::new("sh").args(["-c", "echo b a | tr ' ' '\\n' | sort"]).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "a\nb\n");
+    run.trace.assert_execs_exactly(["/usr/bin/sh", "/usr/bin/tr", "/usr/bin/sort"]);
+    run.trace.assert_no_network();
+    crate::assert_own_tree(&run.trace);
+}
+
+#[traced_test]
+fn a_fixture_with_threads_fork_and_exec_is_traced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.txt");
+    let run = Cmd::new(probity_fixtures::path(probity_fixtures::KNOWN_IO)).arg(&out).arg("7").run();
+    assert_eq!(run.status, ExitStatus::Code(7));
+    run.trace.assert_execs_exactly([probity_fixtures::path(probity_fixtures::KNOWN_IO).to_str().unwrap(), "/bin/true"]);
+    run.trace.assert_wrote(&out);
+    run.trace.syscalls().named("getppid").assert_exactly(2);
+    crate::assert_own_tree(&run.trace);
+}
+
+#[traced_test]
+fn a_missing_command_fails_with_its_name() {
+    let err = Cmd::new("no-such-probity-command").try_run().unwrap_err();
+    assert_eq!(err.to_string(), "command not found: no-such-probity-command");
+}
+
+#[traced_test]
+#[should_panic(expected = "probity: expected the child to exit with 0, but it exited with 1")]
+fn assert_success_names_the_status() {
+    Cmd::new("false").run().assert_success();
+}
+
+#[traced_test]
+fn a_test_may_return_a_result() -> Result<(), String> {
+    let run = Cmd::new("true").run();
+    if run.status == ExitStatus::Code(0) {
+        Ok(())
+    } else {
+        Err(format!("true {}", run.status))
+    }
+}
+
+#[traced_test(preload_only)]
+fn preload_only_traces_libc_calls_alone() {
+    let run = Cmd::new("sh").args(["-c", "cat /etc/hostname >/dev/null"]).run();
+    run.assert_success();
+    assert_eq!(run.trace.outcome.tracers, [TracerKind::Preload]);
+    assert!(run.trace.events().kind("libc").count() > 0, "{}", crate::dump(&run.trace));
+    assert_eq!(run.trace.syscalls().count(), 0, "no kernel tracer, no syscalls");
+    // Saying "no network" needs the kernel tracer: it must refuse.
+    assert!(run.trace.check_no_network().is_err());
+}
