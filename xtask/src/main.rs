@@ -4,11 +4,16 @@
 //!   probity (add `--ebpf` for the eBPF toolchain).
 //! - `build-ebpf`: rebuild `harness/ebpf/probity.bpf.o` from `harness-ebpf/`.
 //! - `check-ebpf`: fail unless the committed object is what the sources build.
+//! - `test`: the whole test suite, as CI runs it (`cargo test`, then the
+//!   `#[traced_test]` suites under `cargo nextest run`).
 //! - `bench`: compare untraced, probity and strace runs.
+//! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test.
 
 mod bench;
+mod bench_tests;
 mod ebpf;
 mod setup;
+mod test;
 
 use std::path::PathBuf;
 
@@ -29,8 +34,12 @@ enum Task {
     BuildEbpf,
     /// Check that the committed eBPF object matches its sources.
     CheckEbpf,
+    /// Run the whole test suite (cargo test, then traced suites under nextest).
+    Test(test::TestArgs),
     /// Run the benchmarks.
     Bench(bench::BenchArgs),
+    /// Time the fixed cost of a #[traced_test], in one process and under nextest.
+    BenchTests(bench_tests::BenchTestsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +47,9 @@ fn main() -> anyhow::Result<()> {
         Task::Setup(a) => setup::run(&a),
         Task::BuildEbpf => ebpf::build_into(&ebpf::committed_object()).map(|_| ()),
         Task::CheckEbpf => ebpf::check(),
+        Task::Test(a) => test::run(&a),
         Task::Bench(a) => bench::run(&a),
+        Task::BenchTests(a) => bench_tests::run(&a),
     }
 }
 
