@@ -23,8 +23,45 @@ const BTF_MAGIC: u16 = 0xeb9f;
 
 /// Reads the offsets from this kernel's BTF, if it has any.
 pub(crate) fn offsets() -> Option<Offsets> {
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").ok()?;
-    parse(&data)
+    let file = std::fs::File::open("/sys/kernel/btf/vmlinux").ok()?;
+    // Kernels since 6.16 let the file be mapped: then only the pages
+    // walked are touched (both structs come early), instead of copying
+    // all of it (megabytes) out of the kernel.
+    match Mapped::new(&file) {
+        Some(m) => parse(m.bytes()),
+        None => parse(&std::fs::read("/sys/kernel/btf/vmlinux").ok()?),
+    }
+}
+
+/// A read-only mapping of a whole file.
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapped {
+    fn new(file: &std::fs::File) -> Option<Mapped> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh private read-only mapping of a file we hold open.
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes, mapped until `self` is dropped.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
 }
 
 fn parse(data: &[u8]) -> Option<Offsets> {
@@ -82,6 +119,10 @@ fn parse(data: &[u8]) -> Option<Offsets> {
             }
         }
         at = members + extra;
+        if task_pid.is_some() && task_tgid.is_some() && binprm_filename.is_some() {
+            // Both structs are early in the kernel's BTF: stop there.
+            break;
+        }
     }
     Some(Offsets { task_pid: task_pid?, task_tgid: task_tgid?, binprm_filename: binprm_filename? })
 }

@@ -51,11 +51,14 @@ pub(crate) struct LoadOptions {
     pub ring_bytes: u32,
     /// Most tasks traced at once, across sessions.
     pub max_tasks: u32,
+    /// Keep the programs loaded after the last session ends, for the life
+    /// of the process.
+    pub keep: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 64 << 20, max_tasks: 32768 }
+        Self { ring_bytes: 64 << 20, max_tasks: 32768, keep: false }
     }
 }
 
@@ -82,16 +85,25 @@ struct Maps {
 }
 
 static SHARED: Mutex<Weak<Kernel>> = Mutex::new(Weak::new());
+/// Set by a session that asked to keep the programs loaded: a test binary
+/// pays the load once, not once per test.
+static KEPT: Mutex<Option<Arc<Kernel>>> = Mutex::new(None);
 
 impl Kernel {
     /// The process's tracer, loading it if no session holds it.
     pub(crate) fn acquire(opts: LoadOptions) -> Result<Arc<Kernel>, Error> {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = shared.upgrade() {
-            return Ok(k);
+        let k = match shared.upgrade() {
+            Some(k) => k,
+            None => {
+                let k = Arc::new(Kernel::load(opts)?);
+                *shared = Arc::downgrade(&k);
+                k
+            }
+        };
+        if opts.keep {
+            KEPT.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(|| k.clone());
         }
-        let k = Arc::new(Kernel::load(opts)?);
-        *shared = Arc::downgrade(&k);
         Ok(k)
     }
 
@@ -106,14 +118,17 @@ impl Kernel {
             nix::sys::resource::RLIM_INFINITY,
         );
         // Raw tracepoints when the kernel's BTF gives the struct offsets
-        // they need; classic ones (which need tracefs) otherwise.
-        let offsets = btf::offsets();
+        // they need; classic ones (which need tracefs) otherwise. Reading
+        // them overlaps with aya's own parse of the same BTF.
+        let reader = std::thread::spawn(btf::offsets);
+        let mut loader = EbpfLoader::new();
+        let offsets = reader.join().unwrap_or(None);
         if offsets.is_none() {
             doctor::ensure_tracefs()?;
         }
         let threshold = u64::from(opts.ring_bytes / 4);
         let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = loader
             .map_max_entries("EVENTS", opts.ring_bytes)
             .map_max_entries("TASKS", opts.max_tasks)
             .map_max_entries("INFLIGHT", opts.max_tasks)
@@ -138,18 +153,21 @@ impl Kernel {
             ("signal", "signal_deliver"),
             ("signal", "signal_generate"),
         ];
+        let process_names: Vec<&'static str> =
+            PROCESS_PROBES.iter().map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) }).collect();
+        let mut names = process_names.clone();
+        names.extend(["exec_args_tail", "sys_enter", "sys_exit"]);
+        load_in_parallel(&mut ebpf, &names)?;
         if offsets.is_some() {
             for (_, tp) in PROCESS_PROBES {
                 let name = raw_name(tp);
                 let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-                prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
                 prog.attach(tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
             }
         } else {
             for (category, tp) in PROCESS_PROBES {
                 let name = static_name(tp);
                 let prog: &mut TracePoint = program(&mut ebpf, name)?;
-                prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
                 prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
             }
         }
@@ -159,13 +177,11 @@ impl Kernel {
         let mut tails: aya::maps::ProgramArray<MapData> = take(&mut ebpf, "TAILS")?;
         {
             let prog: &mut RawTracePoint = program(&mut ebpf, "exec_args_tail")?;
-            prog.load().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?;
             let fd = prog.fd().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?.try_clone().map_err(|e| Error::Attach("exec_args_tail", Box::new(e.into())))?;
             tails.set(0, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
         }
         for name in ["sys_enter", "sys_exit"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
 
@@ -326,6 +342,36 @@ where
 {
     let map = ebpf.take_map(name).ok_or(Error::MissingItem(name))?;
     T::try_from(map).map_err(|e| Error::Map(name, e))
+}
+
+/// Loads (has the kernel verify) the programs `names`, on a thread each:
+/// verification is most of the load time, and it runs on every core.
+fn load_in_parallel(ebpf: &mut Ebpf, names: &[&'static str]) -> Result<(), Error> {
+    let mut progs = Vec::new();
+    for (name, prog) in ebpf.programs_mut() {
+        if let Some(&n) = names.iter().find(|n| **n == name) {
+            progs.push((n, prog));
+        }
+    }
+    if let Some(&missing) = names.iter().find(|n| !progs.iter().any(|(p, _)| p == *n)) {
+        return Err(Error::MissingItem(missing));
+    }
+    std::thread::scope(|s| {
+        let loads: Vec<_> = progs
+            .into_iter()
+            .map(|(name, prog)| {
+                s.spawn(move || {
+                    let r = match prog {
+                        aya::programs::Program::RawTracePoint(p) => p.load(),
+                        aya::programs::Program::TracePoint(p) => p.load(),
+                        _ => return Err(Error::MissingItem(name)),
+                    };
+                    r.map_err(|e| Error::Attach(name, Box::new(e)))
+                })
+            })
+            .collect();
+        loads.into_iter().try_for_each(|h| h.join().unwrap_or(Err(Error::MissingItem("a program loader thread"))))
+    })
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, Error>

@@ -15,7 +15,9 @@
 //! ```
 //!
 //! Each run has a session of its own, so tests in one binary run in
-//! parallel and each trace holds its own child's tree only.
+//! parallel and each trace holds its own child's tree only. The eBPF
+//! programs are loaded by the first run and stay loaded until the test
+//! binary exits.
 //!
 //! # Known limitations
 //! - The settings of `#[traced_test]` (time limit, tracers) apply to runs
@@ -54,6 +56,14 @@ pub fn default_timeout() -> Duration {
         .and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|s| *s > 0.0)
         .map_or(Duration::from_secs(60), Duration::from_secs_f64)
+}
+
+/// The kernel ring buffer of a test binary: 16 MiB, or `PROBITY_RING_MIB`.
+/// Smaller than the CLI's 64 MiB because every test process allocates it
+/// (a 64 MiB ring costs about 40 ms to set up and tear down); a test that
+/// outruns it loses events, which its trace counts and shows.
+fn test_ring_bytes() -> u32 {
+    std::env::var("PROBITY_RING_MIB").ok().and_then(|s| s.trim().parse::<u32>().ok()).filter(|m| (1..=1024).contains(m)).unwrap_or(16) << 20
 }
 
 /// What a test asked for, for the runs on its thread.
@@ -297,7 +307,9 @@ impl From<std::process::Command> for Cmd {
 }
 
 fn tracer_for(tracer: Option<Tracer>, settings: &Settings) -> Tracer {
-    let tracer = tracer.unwrap_or_else(|| Tracer::new().with_tracers(&settings.tracers));
+    let tracer = tracer
+        .unwrap_or_else(|| Tracer::new().with_tracers(&settings.tracers).with_ring_bytes(test_ring_bytes()))
+        .with_kept_loaded(true);
     let left = settings.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     tracer.with_timeout(left)
 }
