@@ -90,3 +90,36 @@ fn preload_only_traces_libc_calls_alone() {
     // Saying "no network" needs the kernel tracer: it must refuse.
     assert!(run.trace.check_no_network().is_err());
 }
+
+/// The Rust fixture, dynamic and static: threads, files and a child, all
+/// seen; the preload tracer says it cannot enter the static one.
+#[traced_test]
+fn a_rust_fixture_dynamic_and_static() {
+    for name in [probity_fixtures::RUST_WORKERS, probity_fixtures::STATIC_RUST_WORKERS] {
+        let dir = tempfile::tempdir().unwrap();
+        let program = probity_fixtures::path(name);
+        let run = Cmd::new(&program).arg(dir.path()).run();
+        run.assert_success();
+        assert_eq!(run.stdout, "workers done\n");
+        run.trace.assert_execs_exactly([program.to_str().unwrap(), "/bin/true"]);
+        for n in 0..2 {
+            let file = dir.path().join(format!("worker-{n}"));
+            run.trace.assert_created(&file);
+            run.trace.assert_wrote(&file);
+        }
+        let threads = run
+            .trace
+            .events
+            .iter()
+            .filter(|e| e.pid == run.trace.outcome.root_pid && matches!(e.kind, probity::EventKind::Fork(_)))
+            .count();
+        assert!(threads >= 3, "two threads and a child process from {name}:\n{}", crate::dump(&run.trace));
+        let uncovered: Vec<String> = run.trace.outcome.uncovered.iter().map(|u| format!("{u:?}")).collect();
+        if name.starts_with("static_") {
+            assert!(uncovered.iter().any(|u| u.contains("static")), "{uncovered:?}");
+        } else {
+            assert!(uncovered.is_empty(), "{uncovered:?}");
+        }
+        crate::assert_own_tree(&run.trace);
+    }
+}
