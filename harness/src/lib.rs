@@ -39,7 +39,7 @@ mod trace;
 mod tracer;
 
 pub use error::Error;
-pub use event::{Arg, Event, EventKind, ExitStatus, LibcCall, SockAddr, Syscall};
+pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
 pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use tracer::{resolve_program, Tracee, Tracer};

@@ -203,6 +203,10 @@ pub struct Tracee {
     cwd: Option<String>,
 }
 
+/// How long a finished tree's TCP connections get to close in the kernel
+/// before the ones still open are reported as open at the end.
+const SOCKET_SETTLE: Duration = Duration::from_millis(200);
+
 /// How long the preload ring must stay quiet, once the root process has
 /// ended, before a preload-only trace is taken as complete.
 const PRELOAD_QUIET: Duration = Duration::from_millis(30);
@@ -313,7 +317,9 @@ impl Tracee {
         let mut losses = Losses::default();
         let mut syscalls = Vec::new();
         if let Some(k) = &self.kernel {
-            // Everything the tree did is in the ring now; take the rest.
+            // Everything the tree did is in the ring now, but for the close
+            // of connections whose last packets are still on their way.
+            k.settle_sockets(SOCKET_SETTLE);
             k.flush();
             loop {
                 let batch = k.take(Duration::ZERO);

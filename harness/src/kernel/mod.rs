@@ -13,6 +13,7 @@ mod consumer;
 pub mod doctor;
 mod raw_bpf;
 pub(crate) mod session;
+mod udp;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};
@@ -21,7 +22,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray,
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use probity_common::{
-    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
+    Losses, SessionConfig, SockOwner, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
 };
 
 pub(crate) use session::KernelSession;
@@ -73,6 +74,8 @@ pub(crate) struct Kernel {
 
 struct Maps {
     tasks: BpfHashMap<MapData, u32, u32>,
+    socks: BpfHashMap<MapData, u64, SockOwner>,
+    listen_ports: BpfHashMap<MapData, u32, u32>,
     sessions: Array<MapData, SessionConfig>,
     stats: PerCpuArray<MapData, SyscallStats>,
     losses: PerCpuArray<MapData, Losses>,
@@ -106,13 +109,23 @@ impl Kernel {
             nix::sys::resource::RLIM_INFINITY,
         );
         // Raw tracepoints when the kernel's BTF gives the struct offsets
-        // they need; classic ones (which need tracefs) otherwise.
+        // they need; classic ones otherwise. The network probes are classic
+        // tracepoints in any case (their records carry the addresses), and
+        // classic tracepoints look their ids up in tracefs.
         let offsets = btf::offsets();
-        if offsets.is_none() {
-            doctor::ensure_tracefs()?;
-        }
+        doctor::ensure_tracefs()?;
         let threshold = u64::from(opts.ring_bytes / 4);
         let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
+        let net = offsets.and_then(|o| o.net);
+        let net_off = |f: fn(&btf::NetOffsets) -> u32| net.as_ref().map_or(0, f);
+        let (files, fdt, max_fds, fd, private_data, sk) = (
+            net_off(|n| n.task_files),
+            net_off(|n| n.files_fdt),
+            net_off(|n| n.fdt_max_fds),
+            net_off(|n| n.fdt_fd),
+            net_off(|n| n.file_private_data),
+            net_off(|n| n.socket_sk),
+        );
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .map_max_entries("TASKS", opts.max_tasks)
@@ -120,6 +133,12 @@ impl Kernel {
             .override_global("WAKE_THRESHOLD", &threshold, true)
             .override_global("TASK_PID_OFF", &pid_off, true)
             .override_global("BINPRM_FILENAME_OFF", &filename_off, true)
+            .override_global("TASK_FILES_OFF", &files, true)
+            .override_global("FILES_FDT_OFF", &fdt, true)
+            .override_global("FDT_MAX_FDS_OFF", &max_fds, true)
+            .override_global("FDT_FD_OFF", &fd, true)
+            .override_global("FILE_PRIVATE_DATA_OFF", &private_data, true)
+            .override_global("SOCKET_SK_OFF", &sk, true)
             .load(OBJECT)
             .map_err(|e| Error::Load(Box::new(e)))?;
 
@@ -168,10 +187,32 @@ impl Kernel {
             prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
+        // Network: see harness-ebpf/src/probes/net.rs.
+        for name in ["sock_send_length", "sock_recv_length"] {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+            prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
+        const NET_PROBES: [(&str, &str); 6] = [
+            ("sock", "inet_sock_set_state"),
+            ("syscalls", "sys_exit_accept4"),
+            ("syscalls", "sys_exit_accept"),
+            ("tcp", "tcp_retransmit_skb"),
+            ("tcp", "tcp_send_reset"),
+            ("tcp", "tcp_receive_reset"),
+        ];
+        for (category, tp) in NET_PROBES {
+            let name = static_name(tp);
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
+            prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
 
         let tasks: BpfHashMap<_, u32, u32> = take(&mut ebpf, "TASKS")?;
         let tasks_fd = tasks.map().fd().as_fd().as_raw_fd();
         let maps = Maps {
+            socks: take(&mut ebpf, "SOCKS")?,
+            listen_ports: take(&mut ebpf, "LISTEN_PORTS")?,
             tasks,
             sessions: take(&mut ebpf, "SESSIONS")?,
             stats: take(&mut ebpf, "STATS")?,
@@ -236,9 +277,16 @@ impl Kernel {
                 sum.inflight_full += l.inflight_full;
                 sum.task_map_full += l.task_map_full;
                 sum.capture_faults += l.capture_faults;
+                sum.sock_map_full += l.sock_map_full;
             }
         }
         sum
+    }
+
+    /// The sockets the session still owns, with their counters.
+    fn sockets_of(&self, id: u32) -> Vec<(u64, SockOwner)> {
+        let maps = self.maps();
+        maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).collect()
     }
 
     fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
@@ -274,6 +322,18 @@ impl Kernel {
             maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
         for t in stale {
             let _ = maps.tasks.remove(&t);
+        }
+        // Sockets outlive processes (a connection closing after its owner
+        // exited): the next session with this id must not get their events.
+        let stale: Vec<u64> =
+            maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).map(|(sk, _)| sk).collect();
+        for sk in stale {
+            let _ = maps.socks.remove(&sk);
+        }
+        let stale: Vec<u32> =
+            maps.listen_ports.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(p, _)| p).collect();
+        for port in stale {
+            let _ = maps.listen_ports.remove(&port);
         }
         let ncpus = aya::util::nr_cpus().unwrap_or(1);
         if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
@@ -316,7 +376,13 @@ fn static_name(tp: &str) -> &'static str {
         "sched_process_exec" => "sched_process_exec",
         "sched_process_exit" => "sched_process_exit",
         "signal_deliver" => "signal_deliver",
-        _ => "signal_generate",
+        "signal_generate" => "signal_generate",
+        "inet_sock_set_state" => "inet_sock_set_state",
+        "sys_exit_accept4" => "sys_exit_accept4",
+        "sys_exit_accept" => "sys_exit_accept",
+        "tcp_retransmit_skb" => "tcp_retransmit_skb",
+        "tcp_send_reset" => "tcp_send_reset",
+        _ => "tcp_receive_reset",
     }
 }
 

@@ -293,6 +293,9 @@ enum What {
         code: i32,
         action: String,
     },
+    Net {
+        text: String,
+    },
 }
 
 impl Row {
@@ -316,6 +319,7 @@ impl Row {
             What::Signal { signal, code, action } => {
                 format!("--- {signal} {{si_signo={signal}, si_code={code}}} ({action}) ---")
             }
+            What::Net { text } => text.clone(),
         };
         format!("[{}] {}{body}", self.task, "  ".repeat(self.depth))
     }
@@ -491,6 +495,36 @@ impl Normalizer {
     }
 
     /// An ephemeral port (32768 and up, Linux's default range) numbered by
+    /// first appearance, as `<portN>`.
+    fn port(&mut self, p: u16) -> String {
+        if p < 32768 {
+            return p.to_string();
+        }
+        let next = self.ports.len() + 1;
+        let n = *self.ports.entry(p).or_insert(next);
+        format!("<port{n}>")
+    }
+
+    /// A network event's text with its ephemeral ports numbered, and
+    /// without what a run does not decide: byte counts of a connection
+    /// still open at the end.
+    fn net(&mut self, n: &crate::event::Net) -> String {
+        let mut n = n.clone();
+        if n.open_at_end {
+            n.bytes_sent = None;
+            n.bytes_received = None;
+            n.retransmits = None;
+        }
+        crate::render::net_text(&n, &mut |a| {
+            let port = self.port(a.port());
+            match a {
+                std::net::SocketAddr::V4(v4) => format!("{}:{port}", v4.ip()),
+                std::net::SocketAddr::V6(v6) => format!("[{}]:{port}", v6.ip()),
+            }
+        })
+    }
+
+    /// An ephemeral port (32768 and up, Linux's default range) numbered by
     /// first appearance.
     fn ports(&mut self, s: &str) -> String {
         let mut out = String::new();
@@ -601,6 +635,7 @@ impl Normalizer {
                 }
                 .to_owned(),
             },
+            EventKind::Net(n) => What::Net { text: self.net(n) },
         };
         Row { task, depth: 0, what }
     }
