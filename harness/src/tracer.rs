@@ -240,9 +240,17 @@ impl Tracee {
     /// With the eBPF tracer alone, events come as they arrive (in
     /// completion order); with the preload tracer, they come at the end,
     /// merged into one timeline (start order, syscalls linked to the libc
-    /// calls they were made in). When `stop` becomes true, the tree is
+    /// calls they were made in). Network events carry the host name the
+    /// program resolved for their peer, when an earlier event showed it
+    /// (a `getaddrinfo`, or a DNS answer). When `stop` becomes true, the tree is
     /// stopped (SIGTERM, then SIGKILL) and the trace completed.
     pub fn wait_with(mut self, stop: Option<&AtomicBool>, mut on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
+        // Network events get the host names resolved before them.
+        let mut linker = crate::merge::HostLinker::default();
+        let mut on_event = move |mut e: Event| {
+            linker.apply(&mut e);
+            on_event(e);
+        };
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
