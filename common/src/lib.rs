@@ -373,7 +373,8 @@ pub enum NetOp {
     Accept = 3,
     /// An owned socket changed TCP state (`old_state` to `new_state`).
     State = 4,
-    /// An owned socket reached `TCP_CLOSE`; the counters are its totals.
+    /// An owned socket was destroyed (after `TCP_CLOSE`, once its owner
+    /// closed it); the counters are its totals.
     Close = 5,
     /// An owned socket retransmitted a segment (softirq or timer context).
     Retransmit = 6,
@@ -448,7 +449,8 @@ pub struct NetEvent {
 
 /// The owner of a socket and its counters, in the `SOCKS` map keyed by
 /// the kernel's socket address. Filled in process context (connect,
-/// listen, accept), read in any context, removed at `TCP_CLOSE`.
+/// listen, accept), read in any context, removed when the kernel destroys
+/// the socket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SockOwner {

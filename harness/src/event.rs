@@ -237,7 +237,9 @@ pub enum NetOp {
     Accept,
     /// A TCP connection changed state.
     State,
-    /// A TCP connection (or listening socket) closed, with its byte counts.
+    /// A TCP connection (or listening socket) ended: the kernel freed it,
+    /// once it was closed and its owner had closed it too. With its byte
+    /// counts.
     Close,
     /// A TCP segment was retransmitted.
     Retransmit,

@@ -9,8 +9,9 @@
 //! Everything else looks the socket up there, so events that fire in
 //! softirq or timer context, where the current task is whoever happened
 //! to run (pid 0, or the peer process on loopback), are charged to the
-//! owner. A socket leaves the map when it reaches `TCP_CLOSE`, so a reused
-//! socket address is never charged to its previous owner.
+//! owner. A socket leaves the map when the kernel destroys it
+//! (`tcp_destroy_sock`, after `TCP_CLOSE`), so a reused socket address is
+//! never charged to its previous owner.
 //!
 //! Bytes are counted per socket in the map, from `sock_send_length` and
 //! `sock_recv_length`, and reported once at close: a bulk transfer costs a
@@ -81,12 +82,9 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
 
     // SAFETY: the value is copied out at once.
     if let Some(owner) = unsafe { SOCKS.get(sk) }.copied() {
-        if new == TCP_CLOSE {
-            emit(&owner, NetOp::Close, sk, &tuple, old, new, 0);
-            let _ = SOCKS.remove(sk);
-        } else {
-            emit(&owner, NetOp::State, sk, &tuple, old, new, 0);
-        }
+        // Even in `TCP_CLOSE` the socket lives on, with data to read,
+        // until it is destroyed (see `tcp_destroy_sock`).
+        emit(&owner, NetOp::State, sk, &tuple, old, new, 0);
         return Ok(());
     }
     let claims = (old == TCP_CLOSE && new == TCP_SYN_SENT) || new == TCP_LISTEN;
@@ -109,13 +107,51 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
     // nobody owns it until a traced task accepts it, but its addresses
     // are here, so keep them for the accept.
     // SAFETY: a plain `u32` copied out at once.
-    if unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
-        if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
-            let _ = PENDING.insert(sk, tuple, 0);
-        } else if new == TCP_CLOSE {
+    // SAFETY: only tested for presence.
+    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED && unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
+        let _ = PENDING.insert(sk, tuple, 0);
+    }
+    Ok(())
+}
+
+/// `tcp:tcp_destroy_sock`, when the kernel frees a TCP socket's state:
+/// after `TCP_CLOSE` once its owner closed it (or at once if it had),
+/// so every byte the owner read is counted. The socket address may be
+/// reused from here on, so the socket leaves the map.
+/// ```text
+/// field:const void * skaddr;  offset:8;  size:8;
+/// field:__u16 sport;          offset:16; size:2;
+/// field:__u16 dport;          offset:18; size:2;
+/// field:__u16 family;         offset:20; size:2;
+/// field:__u8 saddr[4];        offset:22; size:4;
+/// field:__u8 daddr[4];        offset:26; size:4;
+/// field:__u8 saddr_v6[16];    offset:30; size:16;
+/// field:__u8 daddr_v6[16];    offset:46; size:16;
+/// ```
+#[tracepoint(category = "tcp", name = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
+    let _ = try_destroy(&ctx);
+    0
+}
+
+fn try_destroy(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: offsets from the tracepoint format above; likewise below.
+    let sk: u64 = unsafe { ctx.read_at(8)? };
+    let sport: u16 = unsafe { ctx.read_at(16)? };
+    // SAFETY: the value is copied out at once.
+    let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else {
+        // A server-side socket nobody accepted.
+        // SAFETY: only tested for presence.
+        if unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
             let _ = PENDING.remove(sk);
         }
-    }
+        return Ok(());
+    };
+    let family: u16 = unsafe { ctx.read_at(20)? };
+    let dport: u16 = unsafe { ctx.read_at(18)? };
+    let tuple = read_tuple(ctx, family, sport, dport, 22, 26, 30, 46)?;
+    emit(&owner, NetOp::Close, sk, &tuple, TCP_CLOSE, TCP_CLOSE, 0);
+    let _ = SOCKS.remove(sk);
     Ok(())
 }
 

@@ -193,8 +193,9 @@ impl Kernel {
             prog.load().map_err(|e| Error::Attach(name, Box::new(e)))?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
-        const NET_PROBES: [(&str, &str); 6] = [
+        const NET_PROBES: [(&str, &str); 7] = [
             ("sock", "inet_sock_set_state"),
+            ("tcp", "tcp_destroy_sock"),
             ("syscalls", "sys_exit_accept4"),
             ("syscalls", "sys_exit_accept"),
             ("tcp", "tcp_retransmit_skb"),
@@ -382,6 +383,7 @@ fn static_name(tp: &str) -> &'static str {
         "sys_exit_accept" => "sys_exit_accept",
         "tcp_retransmit_skb" => "tcp_retransmit_skb",
         "tcp_send_reset" => "tcp_send_reset",
+        "tcp_destroy_sock" => "tcp_destroy_sock",
         _ => "tcp_receive_reset",
     }
 }
