@@ -136,9 +136,11 @@ pub(crate) struct HostLinker {
 impl HostLinker {
     /// Learns from `event`, or names its peer.
     pub(crate) fn apply(&mut self, event: &mut Event) {
-        self.learn_from(event);
         let pid = event.pid;
-        let EventKind::Net(n) = &mut event.kind else { return };
+        let EventKind::Net(n) = &mut event.kind else {
+            self.learn_from(event);
+            return;
+        };
         if n.host.is_some() {
             return;
         }
@@ -148,6 +150,8 @@ impl HostLinker {
             self.conns.entry(c).or_insert_with(|| h.clone());
         }
         n.host = host;
+        // A DNS answer names addresses for later events, not its server.
+        self.learn_from(event);
     }
 
     /// The name process `pid` (or, failing that, any process) last

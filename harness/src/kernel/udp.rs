@@ -6,7 +6,8 @@
 //! and `sendmmsg` (and `read`/`recvmsg` the other way). So each process's
 //! UDP descriptors are followed from `socket` to `close`, copied at
 //! `fork`, and each datagram syscall that succeeded is followed by a
-//! [`Net`] event of the same task. Datagrams to or from port 53 are
+//! [`Net`] event of the same task (with the local address when `bind`
+//! gave one). Datagrams to or from port 53, or on a socket bound to it, are
 //! decoded as DNS ([`crate::decode::dns`]) as far as their bytes were
 //! captured (`sendmsg` and `sendmmsg` buffers are not).
 //!
@@ -23,6 +24,8 @@ use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SockAddr, Syscal
 /// A UDP socket of a process.
 #[derive(Clone, Copy, Default)]
 struct UdpSock {
+    /// The address `bind` gave it.
+    local: Option<SocketAddr>,
     /// The address `connect` gave it.
     peer: Option<SocketAddr>,
 }
@@ -77,6 +80,12 @@ impl Datagrams {
                 }
                 return None;
             }
+            "bind" => {
+                if let Some(sock) = table.get_mut(&fd) {
+                    sock.local = inet;
+                }
+                return None;
+            }
             // An address names the datagram's peer, on any descriptor: a
             // TCP socket ignores it or fails.
             "sendto" => (NetOp::Send, inet.or_else(|| table.get(&fd)?.peer)?),
@@ -87,7 +96,8 @@ impl Datagrams {
         };
         // `sendmmsg` and `recvmmsg` return a count of messages.
         let len = (!s.name.ends_with("mmsg")).then_some(ret as u64);
-        let dns = if peer.port() == 53 {
+        let local = table.get(&fd).and_then(|s| s.local);
+        let dns = if peer.port() == 53 || local.is_some_and(|l| l.port() == 53) {
             buffer(s).and_then(|(data, full)| crate::decode::dns(data, full))
         } else {
             None
@@ -95,7 +105,7 @@ impl Datagrams {
         let net = Net {
             op,
             protocol: Protocol::Udp,
-            local: None,
+            local,
             peer: Some(peer),
             conn: None,
             host: None,
