@@ -79,7 +79,9 @@ fn loopback(family: &str, addr: &str) {
     let accepted_close = closes.iter().find(|(_, n)| n.conn == accepts[0].1.conn).expect("the accepted close");
     assert!(servers.contains(&accepted_close.0.pid));
     assert_eq!((accepted_close.1.bytes_sent, accepted_close.1.bytes_received), (Some(reply), Some(100_000)));
-    trace.assert_no_retransmits();
+    // Retransmits can happen on a loaded loopback; they are counted.
+    let retransmits = net_of(&trace, NetOp::Retransmit).len() as u32;
+    assert_eq!(closes.iter().filter_map(|(_, n)| n.retransmits).sum::<u32>(), retransmits);
     trace.assert_network_only_to([addr]);
     assert!(trace.check_no_network().is_err());
     assert_eq!(trace.net().peer(addr).peer_port(8080).op(NetOp::Connect).count(), 1);

@@ -47,6 +47,11 @@ pub(crate) struct Assembler {
 #[derive(Clone, Copy)]
 struct Conn {
     number: u32,
+    /// Its connect, listen or accept was seen. An event of another socket
+    /// can come first: the kernel side claims an accepted socket just
+    /// before it writes the accept, and a softirq on another CPU may
+    /// report the socket in between.
+    claimed: bool,
     local: Option<std::net::SocketAddr>,
     peer: Option<std::net::SocketAddr>,
 }
@@ -276,13 +281,14 @@ impl Assembler {
         }
         let fresh = matches!(op, NetOp::Connect | NetOp::Listen | NetOp::Accept);
         let conn = match self.conns.get_mut(&n.sk) {
-            Some(c) if !fresh => c,
+            Some(c) if !fresh || !c.claimed => c,
             _ => {
                 self.nconns += 1;
-                let c = Conn { number: self.nconns, local: None, peer: None };
+                let c = Conn { number: self.nconns, claimed: false, local: None, peer: None };
                 self.conns.entry(n.sk).insert_entry(c).into_mut()
             }
         };
+        conn.claimed |= fresh;
         conn.local = local.or(conn.local);
         conn.peer = peer.or(conn.peer);
         let conn = *conn;

@@ -171,7 +171,7 @@ mod tests {
         let send = sys(3, 10, 10, "write", vec![Arg::Fd(3), Arg::Bytes { data: q.clone(), len: q.len() as u64 }, Arg::Int(q.len() as i64)], q.len() as i64);
         let ev = d.on_syscall(&send).expect("a send on a connected UDP socket");
         let net = ev.as_net().unwrap();
-        assert_eq!((net.op, net.peer, net.len), (NetOp::Send, Some("127.0.0.53:53".parse().unwrap()), Some(21)));
+        assert_eq!((net.op, net.peer, net.len), (NetOp::Send, Some("127.0.0.53:53".parse().unwrap()), Some(22)));
         assert_eq!(net.dns.as_ref().unwrap().name, "a.io");
         // A forked child has the descriptor; after close, nothing.
         d.on_fork(10, 11);

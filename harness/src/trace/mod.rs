@@ -16,7 +16,7 @@ use crate::event::{Event, ExitStatus};
 
 mod assert;
 mod classes;
-mod index;
+pub(crate) mod index;
 mod load;
 mod query;
 mod snapshot;
