@@ -32,7 +32,7 @@ fn pids_of(trace: &Trace, program: &str) -> BTreeSet<u32> {
     trace.processes().values().filter(|p| p.program().is_some_and(|f| f.ends_with(program))).map(|p| p.pid).collect()
 }
 
-fn net_of<'t>(trace: &'t Trace, op: NetOp) -> Vec<(&'t Event, &'t Net)> {
+fn net_of(trace: &Trace, op: NetOp) -> Vec<(&Event, &Net)> {
     trace.net().op(op).map(|e| (e, e.as_net().unwrap())).collect()
 }
 
