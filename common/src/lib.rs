@@ -70,6 +70,8 @@ pub enum EventKind {
     LibcCall = 7,
     /// The preload library started in a process: [`shm::Attach`].
     PreloadAttach = 8,
+    /// A TCP connection event, charged to the socket's owner: [`NetEvent`].
+    Net = 9,
 }
 
 impl EventKind {
@@ -84,6 +86,7 @@ impl EventKind {
             6 => Self::Signal,
             7 => Self::LibcCall,
             8 => Self::PreloadAttach,
+            9 => Self::Net,
             _ => return None,
         })
     }
@@ -270,6 +273,9 @@ pub struct Losses {
     pub task_map_full: u64,
     /// Captures whose user memory could not be read.
     pub capture_faults: u64,
+    /// Sockets not followed because the socket map was full: their later
+    /// events (state changes, retransmits, resets, bytes) are missing.
+    pub sock_map_full: u64,
 }
 
 /// The file name and arguments of an exec, read at syscall entry (after a
@@ -355,6 +361,107 @@ pub struct SignalEvent {
 /// once, so this is how a process's real killing signal is known.
 pub const SIGNAL_GENERATED: u32 = 1;
 
+/// What a [`NetEvent`] reports, as `NetEvent::op`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetOp {
+    /// A traced task started a TCP connect (`TCP_CLOSE` to `TCP_SYN_SENT`).
+    Connect = 1,
+    /// A traced task made a TCP socket listen.
+    Listen = 2,
+    /// A traced task accepted a TCP connection.
+    Accept = 3,
+    /// An owned socket changed TCP state (`old_state` to `new_state`).
+    State = 4,
+    /// An owned socket was destroyed (after `TCP_CLOSE`, once its owner
+    /// closed it); the counters are its totals.
+    Close = 5,
+    /// An owned socket retransmitted a segment (softirq or timer context).
+    Retransmit = 6,
+    /// The kernel sent a reset on an owned socket.
+    ResetSent = 7,
+    /// An owned socket received a reset.
+    ResetReceived = 8,
+}
+
+impl NetOp {
+    /// The op for a raw value, if it is one.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Connect,
+            2 => Self::Listen,
+            3 => Self::Accept,
+            4 => Self::State,
+            5 => Self::Close,
+            6 => Self::Retransmit,
+            7 => Self::ResetSent,
+            8 => Self::ResetReceived,
+            _ => return None,
+        })
+    }
+}
+
+/// `NetEvent::flags`: the socket's addresses were not known when the
+/// record was written (an accept whose handshake probity did not see).
+pub const NET_ADDR_UNKNOWN: u32 = 1;
+/// `NetEvent::flags`: the socket was still open when the session ended;
+/// the record was made by the harness from the socket map.
+pub const NET_OPEN_AT_END: u32 = 2;
+
+/// A TCP event of a socket a traced task owns. The header's `pid` and
+/// `tid` are the owner's (the task that connected, listened or accepted),
+/// whatever task the kernel ran when the event happened: retransmits and
+/// most state changes fire in softirq or timer context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetEvent {
+    pub header: EventHeader,
+    /// A [`NetOp`] as `u32`.
+    pub op: u32,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// `IPPROTO_TCP`.
+    pub protocol: u16,
+    /// Local port, host byte order.
+    pub sport: u16,
+    /// Remote port, host byte order.
+    pub dport: u16,
+    /// TCP state before (`State`) or at (`Retransmit`, resets) the event.
+    pub old_state: u8,
+    /// TCP state after the event.
+    pub new_state: u8,
+    pub _pad: u16,
+    /// The kernel's socket address: an identity while the socket lives
+    /// (the harness numbers connections by it and never shows it).
+    pub sk: u64,
+    /// Local address: 4 bytes for `AF_INET`, 16 for `AF_INET6`.
+    pub saddr: [u8; 16],
+    /// Remote address, likewise.
+    pub daddr: [u8; 16],
+    /// Bytes sent and received on the socket so far (totals at `Close`).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Segments retransmitted so far.
+    pub retransmits: u32,
+    /// `NET_*` flags.
+    pub flags: u32,
+}
+
+/// The owner of a socket and its counters, in the `SOCKS` map keyed by
+/// the kernel's socket address. Filled in process context (connect,
+/// listen, accept), read in any context, removed when the kernel destroys
+/// the socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SockOwner {
+    pub session: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub retransmits: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
 const _: () = {
     assert!(size_of::<EventHeader>() == 24);
     assert!(size_of::<SyscallEvent>() == 104);
@@ -363,7 +470,9 @@ const _: () = {
     assert!(size_of::<SyscallSpec>() == 16);
     assert!(size_of::<SessionConfig>() == 16);
     assert!(size_of::<SyscallStats>() == 24);
-    assert!(size_of::<Losses>() == 32);
+    assert!(size_of::<Losses>() == 40);
+    assert!(size_of::<NetEvent>() == 104);
+    assert!(size_of::<SockOwner>() == 32);
     assert!(size_of::<ExecArgsEvent>() == 40 + EXEC_ARGS_LEN);
     assert!(size_of::<ExecEvent>() == 32 + EXEC_FILENAME_LEN);
     assert!(size_of::<ForkEvent>() == 32);
@@ -391,6 +500,8 @@ mod user {
     unsafe impl aya::Pod for SyscallStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for Losses {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SockOwner {}
 }
 
 /// Rounds a capture length up to the 8-byte alignment records keep.
@@ -430,6 +541,7 @@ pub enum Record<'a> {
     Fork(ForkEvent),
     Exit(ExitEvent),
     Signal(SignalEvent),
+    Net(NetEvent),
 }
 
 /// The fixed part of an [`ExecArgsEvent`].
@@ -532,6 +644,7 @@ impl<'a> Record<'a> {
             EventKind::Fork => Record::Fork(read(bytes).ok_or(ParseError::Truncated)?),
             EventKind::Exit => Record::Exit(read(bytes).ok_or(ParseError::Truncated)?),
             EventKind::Signal => Record::Signal(read(bytes).ok_or(ParseError::Truncated)?),
+            EventKind::Net => Record::Net(read(bytes).ok_or(ParseError::Truncated)?),
             // Preload records travel through the shared-memory ring (`shm`).
             EventKind::LibcCall | EventKind::PreloadAttach => return Err(ParseError::UnknownKind(header.kind)),
         })
@@ -601,6 +714,35 @@ mod tests {
         };
         let buf = aligned(as_bytes(&sig));
         assert!(matches!(Record::parse(&buf.0[..56]), Ok(Record::Signal(s)) if s == sig));
+    }
+
+    #[test]
+    fn net_round_trips() {
+        let mut daddr = [0u8; 16];
+        daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let net = NetEvent {
+            header: EventHeader::new(EventKind::Net, 2, 9, 100, 101),
+            op: NetOp::Close as u32,
+            family: 2,
+            protocol: 6,
+            sport: 40000,
+            dport: 8080,
+            old_state: 9,
+            new_state: 7,
+            _pad: 0,
+            sk: 0xffff_8880_1234_5678,
+            saddr: daddr,
+            daddr,
+            bytes_sent: 1 << 30,
+            bytes_received: 12,
+            retransmits: 3,
+            flags: NET_OPEN_AT_END,
+        };
+        let buf = aligned(as_bytes(&net));
+        assert!(matches!(Record::parse(&buf.0[..104]), Ok(Record::Net(n)) if n == net));
+        assert_eq!(NetOp::from_u32(net.op), Some(NetOp::Close));
+        assert_eq!(NetOp::from_u32(0), None);
+        assert_eq!(Record::parse(&buf.0[..100]).err(), Some(ParseError::Truncated));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use probity_common::{
-    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SUMMARY_SESSIONS,
+    Losses, SessionConfig, SockOwner, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SUMMARY_SESSIONS,
     MAX_SYSCALLS,
 };
 
@@ -54,6 +54,36 @@ pub static STATS: PerCpuArray<SyscallStats> =
 /// Loss counters, indexed by session id.
 #[map]
 pub static LOSSES: PerCpuArray<Losses> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+
+/// Sockets owned by traced tasks, keyed by the kernel's socket address
+/// (see `probes/net.rs`). A full map is counted as `sock_map_full`.
+#[map]
+pub static SOCKS: HashMap<u64, SockOwner> = HashMap::with_max_entries(65536, 0);
+
+/// A connection's ports (host byte order) and addresses (4 bytes used for
+/// `AF_INET`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Tuple {
+    pub family: u16,
+    pub sport: u16,
+    pub dport: u16,
+    pub _pad: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// Server-side sockets whose handshake completed on a port a traced task
+/// listens on, with their addresses, until a traced task accepts them.
+/// Least recently used entries go first: a connection nobody accepts is
+/// forgotten.
+#[map]
+pub static PENDING: LruHashMap<u64, Tuple> = LruHashMap::with_max_entries(4096, 0);
+
+/// Ports traced tasks listen on (any family), to the session that last
+/// listened there; the harness removes a session's ports when it ends.
+#[map]
+pub static LISTEN_PORTS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
 
 /// Room to build a variable-length record before it is copied into the
 /// ring: a syscall record with two captures, or an exec's argv.

@@ -40,6 +40,9 @@ pub enum EventKind {
     Signal(Signal),
     /// A libc call, recorded by the preload library.
     Libc(LibcCall),
+    /// A network event, charged to the process and thread that own the
+    /// socket (see [`Net`]).
+    Net(Net),
 }
 
 /// A syscall.
@@ -163,6 +166,213 @@ pub enum SockAddr {
     },
 }
 
+/// A network event. Its [`Event::pid`] and [`Event::tid`] are those of
+/// the task that owns the socket (the one that connected, listened,
+/// accepted or sent), whatever ran on the CPU when the kernel saw it:
+/// retransmits and most TCP state changes happen in softirq or timer
+/// context.
+///
+/// TCP events come from the kernel's TCP tracepoints; UDP sends and
+/// receives from the syscalls that carry their peer address (`sendto`,
+/// `recvfrom`, and sends on a connected UDP socket), so a UDP event
+/// follows the syscall it was derived from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Net {
+    /// What happened.
+    pub op: NetOp,
+    /// `tcp` or `udp`.
+    pub protocol: Protocol,
+    /// The socket's own address, when known (not yet at a TCP `connect`,
+    /// whose source port the kernel picks later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<std::net::SocketAddr>,
+    /// The other end, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::SocketAddr>,
+    /// The TCP connection (or listening socket) this is about, numbered
+    /// from 1 in the order the trace first saw them; absent for UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u32>,
+    /// The host name the program resolved to the peer's address
+    /// (`getaddrinfo` or a DNS answer seen earlier in the trace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// For a state change, the state before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_state: Option<TcpState>,
+    /// The TCP state after a state change, or at a retransmit or reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TcpState>,
+    /// At a close: bytes the owner sent on the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_sent: Option<u64>,
+    /// At a close: bytes the owner received on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_received: Option<u64>,
+    /// At a close: segments retransmitted on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retransmits: Option<u32>,
+    /// For a UDP send or receive: the datagram's length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u64>,
+    /// For a UDP datagram to or from port 53: the DNS message in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// At a close: the connection was still open when the trace ended,
+    /// and the counters are those of that moment.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub open_at_end: bool,
+}
+
+/// What a [`Net`] event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NetOp {
+    /// An outgoing TCP connection was started (`connect`).
+    Connect,
+    /// A TCP socket started listening.
+    Listen,
+    /// An incoming TCP connection was accepted.
+    Accept,
+    /// A TCP connection changed state.
+    State,
+    /// A TCP connection (or listening socket) ended: the kernel freed it,
+    /// once it was closed and its owner had closed it too. With its byte
+    /// counts.
+    Close,
+    /// A TCP segment was retransmitted.
+    Retransmit,
+    /// The kernel sent a TCP reset on the connection.
+    ResetSent,
+    /// The connection received a TCP reset.
+    ResetReceived,
+    /// A UDP datagram was sent.
+    Send,
+    /// A UDP datagram was received.
+    Receive,
+}
+
+impl NetOp {
+    /// The op's name, as JSON and the text output spell it.
+    ///
+    /// ```
+    /// assert_eq!(probity::NetOp::ResetSent.name(), "reset_sent");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            NetOp::Connect => "connect",
+            NetOp::Listen => "listen",
+            NetOp::Accept => "accept",
+            NetOp::State => "state",
+            NetOp::Close => "close",
+            NetOp::Retransmit => "retransmit",
+            NetOp::ResetSent => "reset_sent",
+            NetOp::ResetReceived => "reset_received",
+            NetOp::Send => "send",
+            NetOp::Receive => "receive",
+        }
+    }
+}
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A TCP state, as the kernel numbers them (`include/net/tcp_states.h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[expect(missing_docs, reason = "the kernel's TCP state names")]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+    NewSynRecv,
+}
+
+impl TcpState {
+    /// The state for the kernel's number, if it is one.
+    ///
+    /// ```
+    /// assert_eq!(probity::TcpState::from_kernel(1), Some(probity::TcpState::Established));
+    /// ```
+    #[must_use]
+    pub fn from_kernel(v: u8) -> Option<TcpState> {
+        use TcpState::*;
+        Some(match v {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for TcpState {
+    /// The kernel's name without `TCP_`: `ESTABLISHED`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT1",
+            TcpState::FinWait2 => "FIN_WAIT2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+            TcpState::NewSynRecv => "NEW_SYN_RECV",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A DNS message in a UDP datagram: its first question and, in an
+/// answer, the addresses it gave.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    /// The name asked, such as `example.com` (without the final dot).
+    pub name: String,
+    /// The record type asked: `A`, `AAAA`, or `TYPE<n>` for others.
+    pub qtype: String,
+    /// This is an answer (the QR bit is set).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub response: bool,
+    /// In an answer: the `A` and `AAAA` addresses it holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<std::net::IpAddr>,
+    /// The datagram was captured only in part (see `with_buffer_bytes`):
+    /// the name may be cut, and an answer's addresses missing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
 /// A successful exec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exec {
@@ -279,6 +489,14 @@ impl Event {
         }
     }
 
+    /// The network event, when this event is one.
+    pub fn as_net(&self) -> Option<&Net> {
+        match &self.kind {
+            EventKind::Net(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The syscall, when this event is one.
     pub fn as_syscall(&self) -> Option<&Syscall> {
         match &self.kind {
@@ -287,7 +505,8 @@ impl Event {
         }
     }
 
-    /// The kind's JSON tag: `syscall`, `exec`, `fork`, `exit` or `signal`.
+    /// The kind's JSON tag: `syscall`, `libc`, `exec`, `fork`, `exit`,
+    /// `signal` or `net`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             EventKind::Syscall(_) => "syscall",
@@ -296,6 +515,7 @@ impl Event {
             EventKind::Exit(_) => "exit",
             EventKind::Signal(_) => "signal",
             EventKind::Libc(_) => "libc",
+            EventKind::Net(_) => "net",
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! probity runs a command under eBPF tracing and records every exec, fork,
 //! exit, signal and syscall of its whole process tree, decoded as strace
-//! shows them, into a [`Trace`] a test can check.
+//! shows them, and its network events (TCP connections, retransmits,
+//! resets, UDP datagrams, each charged to the process that owns the
+//! socket), into a [`Trace`] a test can check.
 //!
 //! ```no_run
 //! use std::process::Command;
@@ -27,6 +29,9 @@
 //!   names and raw values.
 //! - Paths and strings longer than 4095 bytes, and argv beyond 64 entries or
 //!   4 KiB, are cut and marked as truncated.
+//! - Network events cover TCP and UDP over IPv4 and IPv6; UDP datagrams
+//!   are derived from the syscalls that carry their peer, and DNS decoded
+//!   only as far as the datagram was captured (see [`Net`]).
 
 pub mod decode;
 mod error;
@@ -40,7 +45,7 @@ mod trace;
 mod tracer;
 
 pub use error::Error;
-pub use event::{Arg, Event, EventKind, ExitStatus, LibcCall, SockAddr, Syscall};
+pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
 pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use tracer::{resolve_program, Tracee, Tracer};

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::event::{Event, EventKind, SignalAction};
+use crate::event::{Event, EventKind, Net, NetOp, Protocol, SignalAction};
 use crate::trace::{Outcome, SyscallCount};
 
 /// One event as a line, strace-like, with its process and duration:
@@ -61,6 +61,66 @@ pub fn event_line(e: &Event) -> String {
             };
             let _ = write!(s, "--- {} {{si_signo={}, si_code={}}} ({action}) ---", sig.name, sig.name, sig.code);
         }
+        EventKind::Net(n) => s.push_str(&net_text(n, &mut |a| a.to_string())),
+    }
+    s
+}
+
+/// A network event as text, with `addr` showing each address:
+/// `net tcp close #1 127.0.0.1:36958 -> 127.0.0.1:8080 (localhost) sent=10 received=0 retransmits=0`.
+/// The local address comes first (`*` while unknown), then the peer.
+pub(crate) fn net_text(n: &Net, addr: &mut dyn FnMut(std::net::SocketAddr) -> String) -> String {
+    let proto = match n.protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    };
+    let mut s = format!("net {proto} {}", n.op.name());
+    if let Some(c) = n.conn {
+        let _ = write!(s, " #{c}");
+    }
+    let local = n.local.map_or_else(|| "*".to_owned(), &mut *addr);
+    match n.peer {
+        Some(p) => {
+            let _ = write!(s, " {local} -> {}", addr(p));
+        }
+        None if n.op == NetOp::Listen => {
+            let _ = write!(s, " {local}");
+        }
+        None => {
+            let _ = write!(s, " {local} -> *");
+        }
+    }
+    if let Some(h) = &n.host {
+        let _ = write!(s, " ({h})");
+    }
+    match (n.old_state, n.state) {
+        (Some(old), Some(new)) => {
+            let _ = write!(s, " {old} => {new}");
+        }
+        (None, Some(st)) => {
+            let _ = write!(s, " in {st}");
+        }
+        _ => {}
+    }
+    if let (Some(tx), Some(rx)) = (n.bytes_sent, n.bytes_received) {
+        let _ = write!(s, " sent={tx} received={rx}");
+    }
+    if let Some(r) = n.retransmits {
+        let _ = write!(s, " retransmits={r}");
+    }
+    if let Some(len) = n.len {
+        let _ = write!(s, " len={len}");
+    }
+    if let Some(d) = &n.dns {
+        let what = if d.response { "answer" } else { "query" };
+        let _ = write!(s, " dns {what} {} \"{}{}\"", d.qtype, crate::decode::escape_bytes(d.name.as_bytes()), if d.truncated { "..." } else { "" });
+        if !d.addrs.is_empty() {
+            let addrs: Vec<String> = d.addrs.iter().map(ToString::to_string).collect();
+            let _ = write!(s, " [{}]", addrs.join(", "));
+        }
+    }
+    if n.open_at_end {
+        s.push_str(" (still open when the trace ended)");
     }
     s
 }
@@ -91,12 +151,13 @@ pub fn outcome_lines(o: &Outcome) -> String {
     if l.lost_events() > 0 {
         let _ = writeln!(
             s,
-            "probity: WARNING: {} events lost (ring buffer full: {}, syscalls in flight: {}, untraced tasks: {}, undecodable: {}); the trace is incomplete",
+            "probity: WARNING: {} events lost (ring buffer full: {}, syscalls in flight: {}, untraced tasks: {}, undecodable: {}, untraced sockets: {}); the trace is incomplete",
             l.lost_events(),
             l.ring_full,
             l.inflight_full,
             l.task_map_full,
-            l.undecodable
+            l.undecodable,
+            l.sock_map_full
         );
     } else {
         let _ = writeln!(s, "probity: no events lost");

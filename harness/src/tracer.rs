@@ -263,6 +263,10 @@ pub(crate) struct LateJoin {
     pub traced_from: Box<dyn Fn() -> Option<u64> + Send>,
 }
 
+/// How long a finished tree's TCP connections get to close in the kernel
+/// before the ones still open are reported as open at the end.
+const SOCKET_SETTLE: Duration = Duration::from_millis(200);
+
 /// How long the preload ring must stay quiet, once the root process has
 /// ended, before a preload-only trace is taken as complete.
 const PRELOAD_QUIET: Duration = Duration::from_millis(30);
@@ -306,9 +310,17 @@ impl Tracee {
     /// With the eBPF tracer alone, events come as they arrive (in
     /// completion order); with the preload tracer, they come at the end,
     /// merged into one timeline (start order, syscalls linked to the libc
-    /// calls they were made in). When `stop` becomes true, the tree is
+    /// calls they were made in). Network events carry the host name the
+    /// program resolved for their peer, when an earlier event showed it
+    /// (a `getaddrinfo`, or a DNS answer). When `stop` becomes true, the tree is
     /// stopped (SIGTERM, then SIGKILL) and the trace completed.
     pub fn wait_with(mut self, stop: Option<&AtomicBool>, mut on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
+        // Network events get the host names resolved before them.
+        let mut linker = crate::merge::HostLinker::default();
+        let mut on_event = move |mut e: Event| {
+            linker.apply(&mut e);
+            on_event(e);
+        };
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
@@ -384,7 +396,9 @@ impl Tracee {
         let mut losses = Losses::default();
         let mut syscalls = Vec::new();
         if let Some(k) = &self.kernel {
-            // Everything the tree did is in the ring now; take the rest.
+            // Everything the tree did is in the ring now, but for the close
+            // of connections whose last packets are still on their way.
+            k.settle_sockets(SOCKET_SETTLE);
             k.flush();
             loop {
                 let batch = k.take(Duration::ZERO);

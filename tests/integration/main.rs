@@ -7,6 +7,7 @@
 mod cli;
 mod fidelity;
 mod libc_hooks;
+mod network;
 mod preload;
 mod process_events;
 mod sessions;

@@ -1,7 +1,8 @@
 //! Benchmarks: untraced, probity and strace on the same workloads.
 //!
-//! The measuring is `harness/benches/overhead.rs`; this only runs it, so
-//! `cargo bench -p probity --bench overhead` does the same thing.
+//! The measuring is `harness/benches/overhead.rs` and
+//! `harness/benches/network.rs`; this only runs them, so `cargo bench -p
+//! probity --bench overhead` (or `network`) does the same thing.
 
 use std::process::Command;
 
@@ -15,10 +16,13 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", "overhead", "--"]);
-    if args.quick {
-        cmd.arg("--quick");
+    for bench in ["overhead", "network"] {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", bench, "--"]);
+        if args.quick {
+            cmd.arg("--quick");
+        }
+        crate::sh(&mut cmd)?;
     }
-    crate::sh(&mut cmd)
+    Ok(())
 }

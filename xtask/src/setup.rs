@@ -15,8 +15,11 @@ pub struct SetupArgs {
 }
 
 /// Debian packages the tests and benchmarks use: strace is the oracle the
-/// fidelity tests compare with, and the benchmarks' baseline.
-const TEST_PACKAGES: &[&str] = &["strace", "gcc", "libc6-dev", "python3", "tar", "coreutils"];
+/// fidelity tests compare with, and the benchmarks' baseline; the network
+/// tests make private network namespaces (`unshare`, `ip`) and force
+/// retransmits with an nftables rule.
+const TEST_PACKAGES: &[&str] =
+    &["strace", "gcc", "libc6-dev", "python3", "tar", "coreutils", "util-linux", "iproute2", "nftables"];
 const EBPF_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev"];
 
 pub fn run(args: &SetupArgs) -> anyhow::Result<()> {

@@ -1,4 +1,5 @@
 //! One module per probe family.
 
+mod net;
 mod process;
 mod syscalls;

@@ -38,10 +38,12 @@ use syscalls::Sysno;
 mod args;
 pub(crate) mod flags;
 pub(crate) mod sockaddr;
+mod dns;
 mod spec;
 mod text;
 
 pub use args::decode_syscall;
+pub use dns::dns;
 pub use spec::capture_spec;
 pub use text::{escape_bytes, format_syscall, unescape_bytes};
 

@@ -1,20 +1,23 @@
 //! Turns kernel records into [`Event`]s.
 //!
-//! Most records map one to one. Two need state: an exec's argv arrives at
+//! Most records map one to one. Some need state: an exec's argv arrives at
 //! `execve` entry and is joined to the exec (or to the failed `execve`);
-//! and a process's exit status is worked out from what it did (its
+//! a process's exit status is worked out from what it did (its
 //! `exit_group` code, or a fatal signal), since the exit tracepoint does not
-//! carry it.
+//! carry it; TCP connections are numbered by socket, and remembered so an
+//! accept or a socket still open at the end gets its addresses; and UDP
+//! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
 
 use std::collections::HashMap;
 
 use probity_common::{
-    ParseError, Record, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
+    NetEvent, ParseError, Record, SockOwner, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
     SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
 use crate::decode::{self, CaptureData};
-use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Signal, SignalAction};
+use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Net, NetOp, Protocol, Signal, SignalAction, TcpState};
+use crate::kernel::udp::Datagrams;
 
 /// Per-session decoding state.
 #[derive(Default)]
@@ -32,6 +35,25 @@ pub(crate) struct Assembler {
     process_of: HashMap<u32, u32>,
     /// The (pid, tid) last put in `process_of`.
     last_ids: (u32, u32),
+    /// Live TCP sockets by the kernel's socket address.
+    conns: HashMap<u64, Conn>,
+    /// Connections numbered so far.
+    nconns: u32,
+    /// UDP datagrams from syscalls.
+    datagrams: Datagrams,
+}
+
+/// What is known of a live TCP socket.
+#[derive(Clone, Copy)]
+struct Conn {
+    number: u32,
+    /// Its connect, listen or accept was seen. An event of another socket
+    /// can come first: the kernel side claims an accepted socket just
+    /// before it writes the accept, and a softirq on another CPU may
+    /// report the socket in between.
+    claimed: bool,
+    local: Option<std::net::SocketAddr>,
+    peer: Option<std::net::SocketAddr>,
 }
 
 /// What an exec's entry record said.
@@ -111,7 +133,14 @@ impl Assembler {
                     }
                     _ => {}
                 }
-                out.push(Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Syscall(call) });
+                let ev = Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Syscall(call) };
+                let datagram = self.datagrams.on_syscall(&ev);
+                out.push(ev);
+                out.extend(datagram);
+            }
+            Record::Net(n) => {
+                let ev = self.net(&n);
+                out.push(ev);
             }
             Record::ExecArgs(h, data) => {
                 let mut strings =
@@ -160,6 +189,7 @@ impl Assembler {
             Record::Fork(f) => {
                 let h = f.header;
                 self.flush(h.tid, out);
+                self.datagrams.on_fork(h.pid, f.child_tid);
                 out.push(Event {
                     ts_ns: h.ts_ns,
                     pid: h.pid,
@@ -228,6 +258,98 @@ impl Assembler {
         Ok(())
     }
 
+    /// A TCP record as an event, numbering its connection.
+    fn net(&mut self, n: &NetEvent) -> Event {
+        let h = n.header;
+        let op = match probity_common::NetOp::from_u32(n.op) {
+            Some(probity_common::NetOp::Connect) => NetOp::Connect,
+            Some(probity_common::NetOp::Listen) => NetOp::Listen,
+            Some(probity_common::NetOp::Accept) => NetOp::Accept,
+            Some(probity_common::NetOp::Close) => NetOp::Close,
+            Some(probity_common::NetOp::Retransmit) => NetOp::Retransmit,
+            Some(probity_common::NetOp::ResetSent) => NetOp::ResetSent,
+            Some(probity_common::NetOp::ResetReceived) => NetOp::ResetReceived,
+            Some(probity_common::NetOp::State) | None => NetOp::State,
+        };
+        let known = n.flags & NET_ADDR_UNKNOWN == 0;
+        let mut local = known.then(|| sockaddr(n.family, &n.saddr, n.sport)).flatten();
+        // A listening socket has no peer (port 0).
+        let peer = (known && n.dport != 0).then(|| sockaddr(n.family, &n.daddr, n.dport)).flatten();
+        if n.sport == 0 {
+            // A connect, before the kernel picked the source port.
+            local = None;
+        }
+        let fresh = matches!(op, NetOp::Connect | NetOp::Listen | NetOp::Accept);
+        let conn = match self.conns.get_mut(&n.sk) {
+            Some(c) if !fresh || !c.claimed => c,
+            _ => {
+                self.nconns += 1;
+                let c = Conn { number: self.nconns, claimed: false, local: None, peer: None };
+                self.conns.entry(n.sk).insert_entry(c).into_mut()
+            }
+        };
+        conn.claimed |= fresh;
+        conn.local = local.or(conn.local);
+        conn.peer = peer.or(conn.peer);
+        let conn = *conn;
+        let closed = op == NetOp::Close;
+        if closed {
+            self.conns.remove(&n.sk);
+        }
+        let state = TcpState::from_kernel(n.new_state);
+        let net = Net {
+            op,
+            protocol: Protocol::Tcp,
+            local: conn.local,
+            peer: conn.peer,
+            conn: Some(conn.number),
+            host: None,
+            old_state: if op == NetOp::State { TcpState::from_kernel(n.old_state) } else { None },
+            state: if matches!(op, NetOp::State | NetOp::Retransmit | NetOp::ResetSent) { state } else { None },
+            bytes_sent: closed.then_some(n.bytes_sent),
+            bytes_received: closed.then_some(n.bytes_received),
+            retransmits: closed.then_some(n.retransmits),
+            len: None,
+            dns: None,
+            open_at_end: n.flags & NET_OPEN_AT_END != 0,
+        };
+        Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Net(net) }
+    }
+
+    /// Closes the sockets still open when the session ends (`sockets`,
+    /// from the kernel's socket map), with their counters at `ts_ns`.
+    pub(crate) fn open_at_end(&mut self, sockets: &[(u64, SockOwner)], ts_ns: u64, out: &mut Vec<Event>) {
+        for (sk, owner) in sockets {
+            let Some(conn) = self.conns.get(sk).copied() else { continue };
+            let mut n = NetEvent {
+                header: probity_common::EventHeader::new(
+                    probity_common::EventKind::Net,
+                    owner.session,
+                    ts_ns,
+                    owner.pid,
+                    owner.tid,
+                ),
+                op: probity_common::NetOp::Close as u32,
+                family: 0,
+                protocol: 6,
+                sport: 0,
+                dport: 0,
+                old_state: 0,
+                new_state: 0,
+                _pad: 0,
+                sk: *sk,
+                saddr: [0; 16],
+                daddr: [0; 16],
+                bytes_sent: owner.bytes_sent,
+                bytes_received: owner.bytes_received,
+                retransmits: owner.retransmits,
+                flags: NET_OPEN_AT_END | NET_ADDR_UNKNOWN,
+            };
+            n.sport = conn.local.map_or(0, |a| a.port());
+            out.push(self.net(&n));
+        }
+    }
+
     /// Emits what a thread held back, when its next record shows that no
     /// argv record is coming.
     fn flush(&mut self, tid: u32, out: &mut Vec<Event>) {
@@ -287,9 +409,21 @@ fn attach_exec_args(call: &mut crate::event::Syscall, x: ExecArgs) {
     }
 }
 
+/// A socket address from a TCP record's family, address bytes and port.
+fn sockaddr(family: u16, addr: &[u8; 16], port: u16) -> Option<std::net::SocketAddr> {
+    let ip: std::net::IpAddr = match i32::from(family) {
+        libc::AF_INET => std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).into(),
+        libc::AF_INET6 => std::net::Ipv6Addr::from(*addr).into(),
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 /// The process and thread a record is about, when its header says.
 fn ids(record: &Record<'_>) -> Option<(u32, u32)> {
     let h = match record {
+        // Charged to the socket's owner, which may not be running.
+        Record::Net(_) => return None,
         Record::Syscall(e, _) => e.header,
         Record::ExecArgs(h, _) => h.header,
         Record::Exec(e) => e.header,

@@ -1,5 +1,6 @@
-//! The few kernel struct offsets the raw process probes need, read from the
-//! kernel's own BTF (`/sys/kernel/btf/vmlinux`) at load time.
+//! The few kernel struct offsets the raw process probes and the accept
+//! probes need, read from the kernel's own BTF (`/sys/kernel/btf/vmlinux`)
+//! at load time.
 //!
 //! Raw tracepoints hand probes `task_struct` pointers instead of formatted
 //! records; they are cheaper per event and, unlike classic tracepoints,
@@ -7,6 +8,10 @@
 //! The eBPF object has no CO-RE relocations, so the offsets of
 //! `task_struct.pid`, `task_struct.tgid` and `linux_binprm.filename` come
 //! from here. Without BTF, the harness uses the classic tracepoints.
+//!
+//! The accept probes follow `current->files->fdt->fd[n]->private_data->sk`
+//! to find the socket an `accept` returned; without those offsets, an
+//! accepted socket is claimed at its first transfer instead.
 //!
 //! Only the BTF type section is walked: the format is the kernel's
 //! (`include/uapi/linux/btf.h`), with a fixed-size record per type kind.
@@ -17,7 +22,35 @@ pub(crate) struct Offsets {
     pub task_pid: u32,
     pub task_tgid: u32,
     pub binprm_filename: u32,
+    /// The descriptor-table path to a socket, when every step was found.
+    pub net: Option<NetOffsets>,
 }
+
+/// Offsets along `task->files->fdt->fd[n]->private_data->sk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NetOffsets {
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+}
+
+/// The (struct, member) pairs read, in the order of [`Found`].
+const WANTED: [(&[u8], &[u8]); 9] = [
+    (b"task_struct", b"pid"),
+    (b"task_struct", b"tgid"),
+    (b"linux_binprm", b"filename"),
+    (b"task_struct", b"files"),
+    (b"files_struct", b"fdt"),
+    (b"fdtable", b"max_fds"),
+    (b"fdtable", b"fd"),
+    (b"file", b"private_data"),
+    (b"socket", b"sk"),
+];
+
+type Found = [Option<u32>; WANTED.len()];
 
 const BTF_MAGIC: u16 = 0xeb9f;
 
@@ -25,7 +58,7 @@ const BTF_MAGIC: u16 = 0xeb9f;
 pub(crate) fn offsets() -> Option<Offsets> {
     let file = std::fs::File::open("/sys/kernel/btf/vmlinux").ok()?;
     // Kernels since 6.16 let the file be mapped: then only the pages
-    // walked are touched (both structs come early), instead of copying
+    // walked are touched (the structs wanted come early), instead of copying
     // all of it (megabytes) out of the kernel.
     match Mapped::new(&file) {
         Some(m) => parse(m.bytes()),
@@ -80,7 +113,7 @@ fn parse(data: &[u8]) -> Option<Offsets> {
         let rest = data.get(start..).unwrap_or_default();
         &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
     };
-    let (mut task_pid, mut task_tgid, mut binprm_filename) = (None, None, None);
+    let mut found: Found = [None; WANTED.len()];
     let mut at = types;
     while at + 12 <= types + type_len {
         let name_off = u32_at(at)?;
@@ -101,30 +134,38 @@ fn parse(data: &[u8]) -> Option<Offsets> {
         };
         if kind == 4 {
             let struct_name = name(name_off);
-            if struct_name == b"task_struct" || struct_name == b"linux_binprm" {
+            if WANTED.iter().any(|(s, _)| *s == struct_name) {
                 for m in 0..vlen {
                     let o = members + 12 * m;
                     let mname = name(u32_at(o)?);
                     let raw = u32_at(o + 8)?;
                     // With kind_flag, the top 8 bits are a bitfield size.
                     let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
-                    let byte = bits / 8;
-                    match (struct_name, mname) {
-                        (b"task_struct", b"pid") => task_pid = Some(byte),
-                        (b"task_struct", b"tgid") => task_tgid = Some(byte),
-                        (b"linux_binprm", b"filename") => binprm_filename = Some(byte),
-                        _ => {}
+                    if let Some(k) = WANTED.iter().position(|w| *w == (struct_name, mname)) {
+                        // The first struct of a name wins (BTF may hold
+                        // several types of one name, in modules' split BTF).
+                        found[k].get_or_insert(bits / 8);
                     }
                 }
             }
         }
         at = members + extra;
-        if task_pid.is_some() && task_tgid.is_some() && binprm_filename.is_some() {
-            // Both structs are early in the kernel's BTF: stop there.
+        if found.iter().all(Option::is_some) {
+            // The structs wanted come early in the kernel's BTF: stop there.
             break;
         }
     }
-    Some(Offsets { task_pid: task_pid?, task_tgid: task_tgid?, binprm_filename: binprm_filename? })
+    let net = (|| {
+        Some(NetOffsets {
+            task_files: found[3]?,
+            files_fdt: found[4]?,
+            fdt_max_fds: found[5]?,
+            fdt_fd: found[6]?,
+            file_private_data: found[7]?,
+            socket_sk: found[8]?,
+        })
+    })();
+    Some(Offsets { task_pid: found[0]?, task_tgid: found[1]?, binprm_filename: found[2]?, net })
 }
 
 #[cfg(test)]
@@ -140,6 +181,8 @@ mod tests {
         let o = offsets().expect("this kernel has BTF, so the offsets must be found");
         assert!(o.task_pid > 0 && o.task_tgid == o.task_pid + 4, "{o:?}");
         assert!(o.binprm_filename > 0, "{o:?}");
+        let net = o.net.expect("this kernel's BTF has the descriptor table types");
+        assert!(net.task_files > 0 && net.fdt_fd > net.fdt_max_fds && net.socket_sk > 0, "{net:?}");
     }
 
     #[test]

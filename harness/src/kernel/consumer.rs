@@ -48,10 +48,18 @@ impl Sink {
         std::mem::take(&mut st.pending)
     }
 
-    /// Ends decoding: flushes what the assembler held back.
-    pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
+    /// Ends decoding: flushes what the assembler held back, and closes the
+    /// sockets still open (`sockets`, from the kernel's socket map).
+    pub(crate) fn finish(&self, sockets: &[(u64, probity_common::SockOwner)]) -> (Vec<Event>, u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::mem::take(&mut st.pending);
+        if !sockets.is_empty() {
+            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `t` is a valid timespec to write to.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+            let now = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+            st.assembler.open_at_end(sockets, now, &mut out);
+        }
         st.assembler.finish(&mut out);
         (out, st.malformed)
     }
@@ -190,5 +198,6 @@ fn header_session(record: &Record<'_>) -> u32 {
         Record::Fork(e) => e.header.session,
         Record::Exit(e) => e.header.session,
         Record::Signal(e) => e.header.session,
+        Record::Net(e) => e.header.session,
     }
 }

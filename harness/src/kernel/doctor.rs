@@ -93,14 +93,15 @@ pub fn diagnose() -> Vec<Check> {
             .unwrap_or_else(|| "unknown".into()),
         fix: None,
     });
-    // With the struct offsets from BTF, every probe is a raw tracepoint and
-    // tracefs is not needed; without, the classic ones need it.
+    // With the struct offsets from BTF, the process probes are raw
+    // tracepoints; the network probes are classic ones either way, and
+    // classic tracepoints need tracefs.
     let raw = super::btf::offsets().is_some();
     checks.push(Check {
         name: "BTF",
         ok: true,
         detail: if raw {
-            "task_struct and linux_binprm offsets found: raw tracepoints only".into()
+            "task_struct and linux_binprm offsets found: raw tracepoints for process events".into()
         } else {
             "no usable /sys/kernel/btf/vmlinux: classic tracepoints for process events (slower to detach; need tracefs)".into()
         },
@@ -124,13 +125,13 @@ pub fn diagnose() -> Vec<Check> {
     let mounted = tracefs_mounted();
     checks.push(Check {
         name: "tracefs",
-        ok: raw || mounted || has(caps, CAP_SYS_ADMIN),
-        detail: match (raw, mounted) {
-            (true, _) => "not needed (raw tracepoints)".into(),
-            (false, true) => "mounted".into(),
-            (false, false) => "not mounted (probity mounts it when it has CAP_SYS_ADMIN)".into(),
+        ok: mounted || has(caps, CAP_SYS_ADMIN),
+        detail: if mounted {
+            "mounted (the network probes are classic tracepoints)".into()
+        } else {
+            "not mounted (probity mounts it when it has CAP_SYS_ADMIN; the network probes need it)".into()
         },
-        fix: (!raw && !mounted && !has(caps, CAP_SYS_ADMIN))
+        fix: (!mounted && !has(caps, CAP_SYS_ADMIN))
             .then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
     });
     let memlock = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
@@ -147,7 +148,7 @@ pub fn diagnose() -> Vec<Check> {
             Ok(_) => Check {
                 name: "ebpf tracer",
                 ok: true,
-                detail: "loaded and attached: ring buffer, raw tracepoints sys_enter/sys_exit, sched and signal tracepoints".into(),
+                detail: "loaded and attached: ring buffer, raw tracepoints sys_enter/sys_exit, sched, signal, sock and tcp tracepoints".into(),
                 fix: None,
             },
             Err(e) => Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) },

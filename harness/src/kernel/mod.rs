@@ -10,9 +10,11 @@
 pub(crate) mod assemble;
 mod btf;
 mod consumer;
+mod detach;
 pub mod doctor;
 pub(crate) mod raw_bpf;
 pub(crate) mod session;
+mod udp;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};
@@ -21,7 +23,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray,
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use probity_common::{
-    Losses, SessionConfig, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
+    Losses, SessionConfig, SockOwner, SyscallSpec, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
 };
 
 pub(crate) use session::KernelSession;
@@ -70,12 +72,17 @@ pub(crate) struct Kernel {
     consumer: Mutex<Option<consumer::Handle>>,
     /// Tail-call targets of the attached programs.
     _tails: aya::maps::ProgramArray<MapData>,
-    /// Keeps the programs attached; dropped last.
+    /// Keeps the programs attached.
     _ebpf: Ebpf,
+    /// Lets the process holding the classic tracepoints' perf events go,
+    /// once `_ebpf` has closed this process's references (see `detach`).
+    _holder: Option<detach::Holder>,
 }
 
 struct Maps {
     tasks: BpfHashMap<MapData, u32, u32>,
+    socks: BpfHashMap<MapData, u64, SockOwner>,
+    listen_ports: BpfHashMap<MapData, u32, u32>,
     sessions: Array<MapData, SessionConfig>,
     stats: PerCpuArray<MapData, SyscallStats>,
     losses: PerCpuArray<MapData, Losses>,
@@ -118,16 +125,26 @@ impl Kernel {
             nix::sys::resource::RLIM_INFINITY,
         );
         // Raw tracepoints when the kernel's BTF gives the struct offsets
-        // they need; classic ones (which need tracefs) otherwise. Reading
-        // them overlaps with aya's own parse of the same BTF.
+        // they need; classic ones otherwise. The network probes are classic
+        // tracepoints in any case (their records carry the addresses), and
+        // classic tracepoints look their ids up in tracefs. Reading the
+        // offsets overlaps with aya's own parse of the same BTF.
         let reader = std::thread::spawn(btf::offsets);
         let mut loader = EbpfLoader::new();
         let offsets = reader.join().unwrap_or(None);
-        if offsets.is_none() {
-            doctor::ensure_tracefs()?;
-        }
+        doctor::ensure_tracefs()?;
         let threshold = u64::from(opts.ring_bytes / 4);
         let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
+        let net = offsets.and_then(|o| o.net);
+        let net_off = |f: fn(&btf::NetOffsets) -> u32| net.as_ref().map_or(0, f);
+        let (files, fdt, max_fds, fd, private_data, sk) = (
+            net_off(|n| n.task_files),
+            net_off(|n| n.files_fdt),
+            net_off(|n| n.fdt_max_fds),
+            net_off(|n| n.fdt_fd),
+            net_off(|n| n.file_private_data),
+            net_off(|n| n.socket_sk),
+        );
         let mut ebpf = loader
             .map_max_entries("EVENTS", opts.ring_bytes)
             .map_max_entries("TASKS", opts.max_tasks)
@@ -135,6 +152,12 @@ impl Kernel {
             .override_global("WAKE_THRESHOLD", &threshold, true)
             .override_global("TASK_PID_OFF", &pid_off, true)
             .override_global("BINPRM_FILENAME_OFF", &filename_off, true)
+            .override_global("TASK_FILES_OFF", &files, true)
+            .override_global("FILES_FDT_OFF", &fdt, true)
+            .override_global("FDT_MAX_FDS_OFF", &max_fds, true)
+            .override_global("FDT_FD_OFF", &fd, true)
+            .override_global("FILE_PRIVATE_DATA_OFF", &private_data, true)
+            .override_global("SOCKET_SK_OFF", &sk, true)
             .load(OBJECT)
             .map_err(|e| Error::Load(Box::new(e)))?;
 
@@ -157,6 +180,8 @@ impl Kernel {
             PROCESS_PROBES.iter().map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) }).collect();
         let mut names = process_names.clone();
         names.extend(["exec_args_tail", "sys_enter", "sys_exit"]);
+        names.extend(NET_RAW_PROBES);
+        names.extend(NET_PROBES.iter().map(|(_, tp)| static_name(tp)));
         load_in_parallel(&mut ebpf, &names)?;
         if offsets.is_some() {
             for (_, tp) in PROCESS_PROBES {
@@ -184,10 +209,25 @@ impl Kernel {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
+        // Network: see harness-ebpf/src/probes/net.rs.
+        for name in NET_RAW_PROBES {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+            prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
+        let before = detach::perf_event_fds();
+        for (category, tp) in NET_PROBES {
+            let name = static_name(tp);
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+        }
+        let holder = detach::hold_perf_events(&before);
+
 
         let tasks: BpfHashMap<_, u32, u32> = take(&mut ebpf, "TASKS")?;
         let tasks_fd = tasks.map().fd().as_fd().as_raw_fd();
         let maps = Maps {
+            socks: take(&mut ebpf, "SOCKS")?,
+            listen_ports: take(&mut ebpf, "LISTEN_PORTS")?,
             tasks,
             sessions: take(&mut ebpf, "SESSIONS")?,
             stats: take(&mut ebpf, "STATS")?,
@@ -205,6 +245,7 @@ impl Kernel {
             router,
             consumer: Mutex::new(Some(handle)),
             _ebpf: ebpf,
+            _holder: holder,
         })
     }
 
@@ -252,9 +293,16 @@ impl Kernel {
                 sum.inflight_full += l.inflight_full;
                 sum.task_map_full += l.task_map_full;
                 sum.capture_faults += l.capture_faults;
+                sum.sock_map_full += l.sock_map_full;
             }
         }
         sum
+    }
+
+    /// The sockets the session still owns, with their counters.
+    fn sockets_of(&self, id: u32) -> Vec<(u64, SockOwner)> {
+        let maps = self.maps();
+        maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).collect()
     }
 
     fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
@@ -290,6 +338,18 @@ impl Kernel {
             maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
         for t in stale {
             let _ = maps.tasks.remove(&t);
+        }
+        // Sockets outlive processes (a connection closing after its owner
+        // exited): the next session with this id must not get their events.
+        let stale: Vec<u64> =
+            maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).map(|(sk, _)| sk).collect();
+        for sk in stale {
+            let _ = maps.socks.remove(&sk);
+        }
+        let stale: Vec<u32> =
+            maps.listen_ports.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(p, _)| p).collect();
+        for port in stale {
+            let _ = maps.listen_ports.remove(&port);
         }
         let ncpus = aya::util::nr_cpus().unwrap_or(1);
         if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
@@ -332,7 +392,14 @@ fn static_name(tp: &str) -> &'static str {
         "sched_process_exec" => "sched_process_exec",
         "sched_process_exit" => "sched_process_exit",
         "signal_deliver" => "signal_deliver",
-        _ => "signal_generate",
+        "signal_generate" => "signal_generate",
+        "inet_sock_set_state" => "inet_sock_set_state",
+        "sys_exit_accept4" => "sys_exit_accept4",
+        "sys_exit_accept" => "sys_exit_accept",
+        "tcp_retransmit_skb" => "tcp_retransmit_skb",
+        "tcp_send_reset" => "tcp_send_reset",
+        "tcp_destroy_sock" => "tcp_destroy_sock",
+        _ => "tcp_receive_reset",
     }
 }
 
@@ -343,6 +410,21 @@ where
     let map = ebpf.take_map(name).ok_or(Error::MissingItem(name))?;
     T::try_from(map).map_err(|e| Error::Map(name, e))
 }
+
+/// Network probes on raw tracepoints (see harness-ebpf/src/probes/net.rs).
+const NET_RAW_PROBES: [&str; 2] = ["sock_send_length", "sock_recv_length"];
+
+/// Network probes on classic tracepoints: their records carry the
+/// addresses and ports.
+const NET_PROBES: [(&str, &str); 7] = [
+    ("sock", "inet_sock_set_state"),
+    ("tcp", "tcp_destroy_sock"),
+    ("syscalls", "sys_exit_accept4"),
+    ("syscalls", "sys_exit_accept"),
+    ("tcp", "tcp_retransmit_skb"),
+    ("tcp", "tcp_send_reset"),
+    ("tcp", "tcp_receive_reset"),
+];
 
 /// Loads (has the kernel verify) the programs `names`, on a thread each:
 /// verification is most of the load time, and it runs on every core.

@@ -86,12 +86,27 @@ impl KernelSession {
     /// The last events, and records that could not be decoded (including
     /// any whose session could not be told while this one was open).
     pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
-        let (events, malformed) = self.sink.finish();
+        let (events, malformed) = self.sink.finish(&self.sockets());
         (events, malformed + self.kernel.router.unroutable() - self.unroutable_at_open)
     }
 
     pub(crate) fn losses(&self) -> Losses {
         self.kernel.losses(self.id)
+    }
+
+    /// Waits up to `timeout` for the tree's TCP sockets to close: once its
+    /// last process has ended, a connection may still be finishing its
+    /// close handshake in the kernel.
+    pub(crate) fn settle_sockets(&self, timeout: Duration) {
+        let start = std::time::Instant::now();
+        while !self.sockets().is_empty() && start.elapsed() < timeout {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The sockets the tree still owns, with their counters.
+    pub(crate) fn sockets(&self) -> Vec<(u64, probity_common::SockOwner)> {
+        self.kernel.sockets_of(self.id)
     }
 
     pub(crate) fn stats(&self) -> Vec<(u32, SyscallStats)> {

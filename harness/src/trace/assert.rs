@@ -15,7 +15,6 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::path::Path;
 
-use ipnet::IpNet;
 
 use crate::event::{Arg, Event, EventKind, SockAddr};
 use crate::trace::index::{FdTarget, Index, Resolved};
@@ -897,10 +896,11 @@ impl Trace {
     }
 
     /// Checks that the process tree made no network access: it created no
-    /// `AF_INET`, `AF_INET6` or `AF_PACKET` socket and no syscall carries
-    /// an IP address or works on an internet socket. Attempts count, even
-    /// when they failed. Unix sockets are not network. Fails, saying why,
-    /// when events were lost.
+    /// `AF_INET`, `AF_INET6` or `AF_PACKET` socket, no syscall carries an
+    /// IP address or works on an internet socket, and there is no network
+    /// event. Attempts count, even when they failed. Unix sockets are not
+    /// network. Fails, saying why, when events were lost or a process was
+    /// not covered by the eBPF tracer.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -931,16 +931,19 @@ impl Trace {
 
     /// Checks that every network destination of the process tree (the
     /// address of a `connect`, a `sendto`, or a `sendmsg`/`sendmmsg` on a
-    /// connected socket) is in `allowed`: IP addresses (`127.0.0.1`, `::1`)
-    /// or CIDR blocks (`10.0.0.0/8`). IPv4-mapped IPv6 addresses count as
-    /// IPv4. Host names are not supported yet: probity does not link DNS
-    /// answers to connections. Fails, saying why, when events were lost or
-    /// a destination was not recorded (a `sendmsg` on a socket that was not
-    /// connected).
+    /// connected socket) is in `allowed`: IP addresses (`127.0.0.1`,
+    /// `::1`), CIDR blocks (`10.0.0.0/8`) or host names (`localhost`,
+    /// `example.com`). IPv4-mapped IPv6 addresses count as IPv4. A host
+    /// name allows the addresses the program resolved for it before it
+    /// connected (a `getaddrinfo` or `gethostbyname` the preload tracer
+    /// saw, or a DNS answer in a UDP datagram; the same process's lookups
+    /// first), compared without case. Fails, saying why, when events were
+    /// lost or a destination was not recorded (a `sendmsg` on a socket
+    /// that was not connected).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
-    /// trace.check_network_only_to(["127.0.0.0/8", "::1"])?;
+    /// trace.check_network_only_to(["127.0.0.0/8", "::1", "localhost"])?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_network_only_to<I, S>(&self, allowed: I) -> Result<(), Violation>
@@ -951,30 +954,48 @@ impl Trace {
         let allowed: Vec<String> = allowed.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let expectation = format!("network access only to {}", list(&allowed));
         let mut nets = Vec::new();
+        let mut hosts = Vec::new();
         for a in &allowed {
-            match a.parse::<IpNet>().or_else(|_| a.parse::<IpAddr>().map(IpNet::from)) {
-                Ok(n) => nets.push(n),
-                Err(_) => {
-                    let problem = format!(
-                        "`{a}` is not an IP address or a CIDR block (host names are not supported yet: probity does not link DNS answers to connections)"
-                    );
-                    return Err(Violation::new(ViolationKind::Invalid, expectation, problem, self));
-                }
+            if let Some(n) = crate::trace::query::parse_net(a) {
+                nets.push(n);
+            } else if is_host_name(a) {
+                hosts.push(a.trim_end_matches('.').to_ascii_lowercase());
+            } else {
+                let problem = format!("`{a}` is not an IP address, a CIDR block or a host name");
+                return Err(Violation::new(ViolationKind::Invalid, expectation, problem, self));
             }
         }
         let idx = Index::new(self);
         let mut bad = Vec::new();
         let mut undecided = Vec::new();
-        for i in 0..self.events.len() {
+        let mut names: Vec<(usize, String)> = Vec::new();
+        let mut linker = crate::merge::HostLinker::default();
+        let mut order: Vec<usize> = (0..self.events.len()).collect();
+        order.sort_by_key(|&i| (self.events[i].ts_ns, i));
+        for i in order {
+            let e = &self.events[i];
+            linker.learn_from(e);
             match destination(&idx, i) {
                 Dest::None => {}
                 Dest::Ip(ip) if nets.iter().any(|n| n.contains(&ip)) => {}
-                Dest::Ip(_) => bad.push(i),
+                Dest::Ip(ip) => {
+                    let name = linker.name_for(e.pid, ip).map(str::to_ascii_lowercase);
+                    if name.as_ref().is_some_and(|n| hosts.contains(n)) {
+                        continue;
+                    }
+                    if let Some(n) = name {
+                        names.push((i, n));
+                    }
+                    bad.push(i);
+                }
                 Dest::Unknown(why) => undecided.push((i, why)),
             }
         }
+        bad.sort_unstable();
         if !bad.is_empty() {
-            return Err(found(&idx, &expectation, &bad, |_| None));
+            return Err(found(&idx, &expectation, &bad, |i| {
+                names.iter().find(|(j, _)| *j == i).map(|(_, n)| format!("resolved as {n}"))
+            }));
         }
         absence(&idx, &expectation, Some("syscall"), None, &undecided)
     }
@@ -994,6 +1015,49 @@ impl Trace {
     {
         ok_or_panic(self.check_network_only_to(allowed));
     }
+
+    /// Checks that no TCP segment of the process tree was retransmitted.
+    /// Retransmits fire in softirq or timer context; each is charged to
+    /// the process that owns the socket. Fails, saying why, when events
+    /// were lost (including sockets the kernel's socket map had no room
+    /// for) or a process was not covered by the eBPF tracer.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_no_retransmits()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_no_retransmits(&self) -> Result<(), Violation> {
+        let idx = Index::new(self);
+        let expectation = "no TCP retransmits";
+        let bad: Vec<usize> = (0..self.events.len())
+            .filter(|&i| self.events[i].as_net().is_some_and(|n| n.op == crate::event::NetOp::Retransmit))
+            .collect();
+        if !bad.is_empty() {
+            return Err(found(&idx, expectation, &bad, |_| None));
+        }
+        absence(&idx, expectation, Some("net"), None, &[])
+    }
+
+    /// Panics unless [`check_no_retransmits`](Trace::check_no_retransmits) passes.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.assert_no_retransmits();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn assert_no_retransmits(&self) {
+        ok_or_panic(self.check_no_retransmits());
+    }
+}
+
+/// Whether `s` can be a host name: letters, digits, `-`, `_` and dots.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[track_caller]
@@ -1041,6 +1105,9 @@ const INET_FAMILIES: [i32; 3] = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET]
 
 /// Whether syscall `i` is network access.
 fn is_network(idx: &Index<'_>, i: usize) -> bool {
+    if idx.trace.events[i].as_net().is_some() {
+        return true;
+    }
     let Some(s) = call(idx, i) else { return false };
     if matches!(s.name, "socket" | "socketpair") {
         return matches!(s.args.first(), Some(Arg::Flags { value, .. }) if INET_FAMILIES.contains(&(*value as i32)));

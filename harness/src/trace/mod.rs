@@ -16,7 +16,7 @@ use crate::event::{Event, ExitStatus};
 
 mod assert;
 mod classes;
-mod index;
+pub(crate) mod index;
 mod load;
 mod query;
 mod snapshot;
@@ -44,7 +44,8 @@ pub use snapshot::Snapshot;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum TracerKind {
-    /// The eBPF programs: execs, forks, exits, signals and every syscall.
+    /// The eBPF programs: execs, forks, exits, signals, every syscall, and
+    /// network events.
     Ebpf,
     /// The LD_PRELOAD library: libc calls (files, network, DNS, processes,
     /// environment) with their arguments.
@@ -87,7 +88,7 @@ impl TracerKind {
     #[must_use]
     pub fn observes(self, kind: &str) -> bool {
         match self {
-            TracerKind::Ebpf => matches!(kind, "syscall" | "exec" | "fork" | "exit" | "signal"),
+            TracerKind::Ebpf => matches!(kind, "syscall" | "exec" | "fork" | "exit" | "signal" | "net"),
             TracerKind::Preload => kind == "libc",
         }
     }
@@ -136,6 +137,11 @@ pub struct Losses {
     /// Captured arguments (paths, buffers) whose memory could not be read.
     /// The syscalls themselves are in the trace; this is not event loss.
     pub capture_faults: u64,
+    /// Sockets not followed because the kernel's socket map was full: their
+    /// later network events (state changes, retransmits, resets, close and
+    /// byte counts) are missing.
+    #[serde(default)]
+    pub sock_map_full: u64,
     /// libc calls dropped because the preload ring was full.
     #[serde(default)]
     pub preload_ring_full: u64,
@@ -156,6 +162,7 @@ impl Losses {
             + self.inflight_full
             + self.task_map_full
             + self.undecodable
+            + self.sock_map_full
             + self.preload_ring_full
             + self.preload_skipped
     }
@@ -167,6 +174,7 @@ impl Losses {
             task_map_full: l.task_map_full,
             undecodable,
             capture_faults: l.capture_faults,
+            sock_map_full: l.sock_map_full,
             preload_ring_full: 0,
             preload_skipped: 0,
         }
@@ -179,6 +187,7 @@ impl Losses {
             ("syscalls in flight", self.inflight_full),
             ("untraced tasks", self.task_map_full),
             ("undecodable", self.undecodable),
+            ("untraced sockets", self.sock_map_full),
             ("preload ring full", self.preload_ring_full),
             ("libc calls made inside probity's recording", self.preload_skipped),
         ]

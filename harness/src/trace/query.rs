@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 use std::fmt;
 use std::rc::Rc;
 
-use crate::event::{Event, EventKind, Syscall};
+use crate::event::{Event, EventKind, NetOp, Syscall};
 use crate::trace::classes::Class;
 use crate::trace::index::{normalize, Index, Resolved};
 use crate::trace::{Process, Trace};
@@ -83,6 +83,10 @@ pub(crate) enum Filter<'t> {
     Before(u64),
     Inside { tid: u32, from: u64, to: u64, outer: usize },
     Custom(Rc<dyn Fn(&Event) -> bool + 't>),
+    NetOp(NetOp),
+    Peer(ipnet::IpNet),
+    PeerPort(u16),
+    Host(String),
 }
 
 impl Filter<'_> {
@@ -121,6 +125,12 @@ impl Filter<'_> {
                 yes(e.tid == *tid && e.ts_ns >= *from && e.end_ns() <= *to && !std::ptr::eq(e, *outer as *const Event))
             }
             Filter::Custom(f) => yes(f(e)),
+            Filter::NetOp(op) => yes(e.as_net().is_some_and(|n| n.op == *op)),
+            Filter::Peer(net) => {
+                yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| net.contains(&crate::merge::canonical(p.ip()))))
+            }
+            Filter::PeerPort(port) => yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| p.port() == *port)),
+            Filter::Host(h) => yes(e.as_net().and_then(|n| n.host.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case(h))),
         }
     }
 
@@ -149,6 +159,11 @@ impl Filter<'_> {
                 format!("of thread {tid} inside {}..{}", offset(*from, start), offset(*to, start))
             }
             Filter::Custom(_) => "matching a custom condition".into(),
+            Filter::NetOp(op) => format!("of network op {}", op.name()),
+            Filter::Peer(net) if net.prefix_len() == net.max_prefix_len() => format!("with peer {}", net.addr()),
+            Filter::Peer(net) => format!("with a peer in {net}"),
+            Filter::PeerPort(p) => format!("with peer port {p}"),
+            Filter::Host(h) => format!("with peer host {h}"),
         }
     }
 }
@@ -277,6 +292,7 @@ impl<'t> Query<'t> {
                 Filter::Named(_) | Filter::Class(_) | Filter::Ok | Filter::Failed | Filter::Errno(_) => {
                     return Some("syscall".into())
                 }
+                Filter::NetOp(_) | Filter::Peer(_) | Filter::PeerPort(_) | Filter::Host(_) => return Some("net".into()),
                 _ => {}
             }
         }
@@ -688,6 +704,68 @@ impl<'t> Events<'t> {
         self.0.filters.push(Filter::Kind(kind.into()));
         self
     }
+
+    /// Only network events of `op` (see [`Trace::net`]).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let connects = trace.net().op(probity::NetOp::Connect).count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn op(mut self, op: NetOp) -> Self {
+        self.0.filters.push(Filter::NetOp(op));
+        self
+    }
+
+    /// Only network events whose peer is `peer`: an IP address
+    /// (`127.0.0.1`, `::1`) or a CIDR block (`10.0.0.0/8`). IPv4-mapped
+    /// IPv6 peers count as IPv4.
+    ///
+    /// # Panics
+    ///
+    /// If `peer` is neither: a typo in a test should fail loudly.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let private = trace.net().peer("10.0.0.0/8").count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn peer(mut self, peer: &str) -> Self {
+        let net = parse_net(peer).unwrap_or_else(|| panic!("`{peer}` is not an IP address or a CIDR block"));
+        self.0.filters.push(Filter::Peer(net));
+        self
+    }
+
+    /// Only network events whose peer's port is `port`.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let https = trace.net().peer_port(443).count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn peer_port(mut self, port: u16) -> Self {
+        self.0.filters.push(Filter::PeerPort(port));
+        self
+    }
+
+    /// Only network events whose peer is the host the program resolved
+    /// as `host` (case-insensitive; see [`Net::host`](crate::Net::host)).
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let local = trace.net().host("localhost").count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.0.filters.push(Filter::Host(host.into()));
+        self
+    }
+}
+
+/// An IP address or CIDR block.
+pub(crate) fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).ok()
 }
 
 impl<'t> Iterator for Events<'t> {
@@ -736,6 +814,21 @@ impl Trace {
     /// ```
     pub fn syscalls(&self) -> Syscalls<'_> {
         Syscalls(Query::new(self, true))
+    }
+
+    /// A query over the network events (`events().kind("net")`): TCP
+    /// connections and UDP datagrams, each charged to the process and
+    /// thread that own the socket.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// for e in trace.net().op(probity::NetOp::Retransmit) {
+    ///     println!("process {} retransmitted to {:?}", e.pid, e.as_net().unwrap().peer);
+    /// }
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn net(&self) -> Events<'_> {
+        self.events().kind("net")
     }
 }
 

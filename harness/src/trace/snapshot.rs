@@ -4,7 +4,8 @@
 //! `assert_json_snapshot!` (serde).
 //!
 //! What changes between runs is taken out or renamed: pids, tids, file
-//! descriptors and ephemeral ports are numbered by first appearance;
+//! descriptors, TCP connections and ephemeral ports are numbered by first
+//! appearance;
 //! addresses, timestamps and durations are dropped; the temp, home,
 //! working and cargo target directories become placeholders; the dynamic
 //! loader's, libc's and Python's start-up and their run-time file lookups
@@ -18,7 +19,7 @@ use std::path::Path;
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
-use crate::event::{Arg, Event, EventKind, SignalAction, SockAddr, Syscall};
+use crate::event::{Arg, Event, EventKind, NetOp, SignalAction, SockAddr, Syscall};
 use crate::trace::index::{Access, FdTarget, Index, Resolved};
 use crate::trace::query::{Query, Tri};
 use crate::trace::Trace;
@@ -110,6 +111,11 @@ impl<'t> Snapshot<'t> {
     ///   `set_robust_list`; and signals whose delivery changes nothing
     ///   (ignored, or `SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT` with the
     ///   default action), since when they arrive is up to the scheduler;
+    /// - network state changes and retransmits, whose number and timing
+    ///   depend on the scheduler and the network (connects, listens,
+    ///   accepts, closes with their byte counts, resets and UDP datagrams
+    ///   stay; a connection's close and resets are listed last in its
+    ///   owner's task, as they arrive when the peer's packets do);
     /// - how threads other than the main one end: glibc's last steps
     ///   (`rt_sigprocmask(SIG_BLOCK, ...)`, `exit`) race with another
     ///   thread's `exit_group`, which kills what still runs (`SIGKILL`), so
@@ -293,6 +299,9 @@ enum What {
         code: i32,
         action: String,
     },
+    Net {
+        text: String,
+    },
 }
 
 impl Row {
@@ -316,6 +325,7 @@ impl Row {
             What::Signal { signal, code, action } => {
                 format!("--- {signal} {{si_signo={signal}, si_code={code}}} ({action}) ---")
             }
+            What::Net { text } => text.clone(),
         };
         format!("[{}] {}{body}", self.task, "  ".repeat(self.depth))
     }
@@ -336,6 +346,7 @@ pub(crate) struct Normalizer {
     fds: HashMap<FdKey, i32>,
     ports: HashMap<u16, usize>,
     temps: HashMap<String, usize>,
+    conns: HashMap<u32, u32>,
 }
 
 /// The cargo target directory of the running test or program, found from
@@ -388,6 +399,7 @@ impl Normalizer {
             fds: HashMap::new(),
             ports: HashMap::new(),
             temps: HashMap::new(),
+            conns: HashMap::new(),
         }
     }
 
@@ -488,6 +500,40 @@ impl Normalizer {
         }
         out.push_str(rest);
         self.text(&out)
+    }
+
+    /// An ephemeral port (32768 and up, Linux's default range) numbered by
+    /// first appearance, as `<portN>`.
+    fn port(&mut self, p: u16) -> String {
+        if p < 32768 {
+            return p.to_string();
+        }
+        let next = self.ports.len() + 1;
+        let n = *self.ports.entry(p).or_insert(next);
+        format!("<port{n}>")
+    }
+
+    /// A network event's text with its ephemeral ports numbered, and
+    /// without what a run does not decide: byte counts of a connection
+    /// still open at the end.
+    fn net(&mut self, n: &crate::event::Net) -> String {
+        let mut n = n.clone();
+        if let Some(c) = n.conn {
+            let next = self.conns.len() as u32 + 1;
+            n.conn = Some(*self.conns.entry(c).or_insert(next));
+        }
+        if n.open_at_end {
+            n.bytes_sent = None;
+            n.bytes_received = None;
+            n.retransmits = None;
+        }
+        crate::render::net_text(&n, &mut |a| {
+            let port = self.port(a.port());
+            match a {
+                std::net::SocketAddr::V4(v4) => format!("{}:{port}", v4.ip()),
+                std::net::SocketAddr::V6(v6) => format!("[{}]:{port}", v6.ip()),
+            }
+        })
     }
 
     /// An ephemeral port (32768 and up, Linux's default range) numbered by
@@ -601,6 +647,7 @@ impl Normalizer {
                 }
                 .to_owned(),
             },
+            EventKind::Net(n) => What::Net { text: self.net(n) },
         };
         Row { task, depth: 0, what }
     }
@@ -880,7 +927,15 @@ fn canonical_order(idx: &Index<'_>, keep: &[bool]) -> Vec<Item> {
         by_task.entry(e.tid).or_default().push(i);
     }
     for v in by_task.values_mut() {
-        v.sort_by_key(|&i| (events[i].ts_ns, i));
+        // A connection's close and resets come when the peer's packets
+        // do, racing with the owner's syscalls: they go last in the
+        // owner's task, in the order of its connections.
+        v.sort_by_key(|&i| match events[i].as_net() {
+            Some(n) if matches!(n.op, NetOp::Close | NetOp::ResetSent | NetOp::ResetReceived) => {
+                (1, u64::from(n.conn.unwrap_or(0)), n.op == NetOp::Close, events[i].ts_ns, i)
+            }
+            _ => (0, 0, false, events[i].ts_ns, i),
+        });
     }
     // Tasks each task created, in its program order.
     let mut created: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -982,6 +1037,8 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
                     phases.insert(e.tid, Phase::Python(s));
                 }
             }
+            // State changes and retransmits depend on timing.
+            EventKind::Net(n) => noise[i] = matches!(n.op, NetOp::State | NetOp::Retransmit),
             EventKind::Signal(sig) => {
                 noise[i] = sig.action == SignalAction::Ignore
                     || (sig.action == SignalAction::Default
@@ -1360,6 +1417,7 @@ mod tests {
             fds: HashMap::new(),
             ports: HashMap::new(),
             temps: HashMap::new(),
+            conns: HashMap::new(),
         };
         assert_eq!(
             n.text("<tmp>/.tmpAbC123/x <tmp>/.tmpZZZ999 <tmp>/.tmpAbC123"),

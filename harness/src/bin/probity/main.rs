@@ -4,6 +4,7 @@
 //! Exit status of `probity run`: the command's own (128 + N when signal N
 //! killed it), except
 //! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete;
+//! - 121 when the network gate failed (`--deny-network`, `--allow-connect`);
 //! - 125 when probity itself failed (privileges, bad options, output files);
 //! - 126 when the command cannot be executed; 127 when it does not exist.
 

@@ -14,6 +14,9 @@ use probity::{Event, EventKind, Outcome, SyscallCount, Tracer, TracerKind};
 
 /// Exit status when events were lost.
 const EXIT_LOST: u8 = 120;
+/// Exit status when the network gate (`--deny-network`, `--allow-connect`)
+/// failed.
+const EXIT_GATE: u8 = 121;
 /// Exit status when probity itself failed.
 const EXIT_PROBITY: u8 = 125;
 
@@ -44,6 +47,15 @@ pub struct RunArgs {
     /// Exit with the command's status even when events were lost.
     #[arg(long)]
     allow_loss: bool,
+    /// Fail (exit 121) if the command used the network at all: an internet
+    /// socket, an IP address in a syscall, or a network event.
+    #[arg(long, conflicts_with = "allow_connect")]
+    deny_network: bool,
+    /// Fail (exit 121) if the command sent to or connected to anything but
+    /// these: IP addresses, CIDR blocks or host names it resolved
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "HOST|CIDR")]
+    allow_connect: Vec<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     command: Vec<String>,
@@ -133,7 +145,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let summary = args.summary;
     // Nesting depth of each event so far (a libc call's syscalls sit under it).
     let mut depths: Vec<u32> = Vec::new();
+    // The gate checks the whole trace, so it is kept.
+    let gate = args.deny_network || !args.allow_connect.is_empty();
+    let mut kept: Vec<Event> = Vec::new();
     let outcome = tracee.wait_with(Some(&STOP), |e: Event| {
+        if gate {
+            kept.push(e.clone());
+        }
         let depth = e.parent().and_then(|p| depths.get(p)).map_or(0, |d| d + 1);
         depths.push(depth);
         if write_err.is_some() {
@@ -184,6 +202,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(mut j) = json {
         outcome.write_summary_line(&mut j, summary)?;
         j.flush().context("failed to write the JSON trace")?;
+    }
+    if gate {
+        let trace = probity::Trace { events: kept, outcome: outcome.clone() };
+        let checked =
+            if args.deny_network { trace.check_no_network() } else { trace.check_network_only_to(&args.allow_connect) };
+        if let Err(v) = checked {
+            eprintln!("probity: network gate failed: {v}");
+            return Ok(ExitCode::from(EXIT_GATE));
+        }
     }
     if outcome.losses.lost_events() > 0 && !args.allow_loss {
         return Ok(ExitCode::from(EXIT_LOST));

@@ -1,0 +1,181 @@
+//! What network tracing costs: a loopback transfer of 1 GiB in 64 KiB
+//! writes, and a loop of 10,000 short connections, each run untraced and
+//! traced (both tracers, and the eBPF tracer alone) in the same run.
+//!
+//! `cargo bench -p probity --bench network [-- --quick]`, or
+//! `cargo xtask bench [--quick]`. Needs root (it makes network
+//! namespaces).
+//!
+//! Each workload runs in a new network namespace (`unshare -n`) with
+//! `tcp_server` piped into `tcp_client` (see `probity-fixtures`). The modes
+//! run round-robin in each repetition; the figure is the median. The
+//! tracer's programs are kept loaded by a session on `sleep` (as in a
+//! test binary whose traces overlap), so load time is not in the figures.
+//! A traced run that lost events, or whose connections do not add up
+//! (count, bytes), makes the bench exit non-zero: its figures would
+//! describe an incomplete trace. Targets: transfer at most 1.10x
+//! untraced, connection loop at most 1.5x.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use nix::sys::signal::Signal;
+use probity::{NetOp, Trace, Tracee, Tracer, TracerKind};
+
+struct Workload {
+    name: &'static str,
+    bytes: u64,
+    conns: u64,
+    target: f64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Untraced,
+    Traced,
+    EbpfOnly,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Untraced => "untraced",
+            Mode::Traced => "traced (ebpf + preload)",
+            Mode::EbpfOnly => "traced (ebpf only)",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("network: FAILED: some traced runs lost events or miscounted connections");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("network: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<bool> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 2 } else { 5 };
+    let workloads = [
+        Workload { name: "transfer 1 GiB in 64 KiB writes", bytes: 1 << 30, conns: 1, target: 1.10 },
+        Workload { name: "10,000 short connections", bytes: 10, conns: 10_000, target: 1.5 },
+    ];
+    let modes = [Mode::Untraced, Mode::Traced, Mode::EbpfOnly];
+    let both = Tracer::new();
+    let ebpf = Tracer::new().with_tracers(&[TracerKind::Ebpf]);
+    let _keeper = Keeper::start(&both)?;
+    let mut complete = true;
+    println!("{:<34} {:<26} {:>10} {:>8} {:>7}  lost", "workload", "mode", "median ms", "ratio", "target");
+    for w in &workloads {
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+        let mut lost = vec![0u64; modes.len()];
+        for rep in 0..reps {
+            for (m, mode) in modes.iter().enumerate() {
+                let cmd = command(w);
+                let start = Instant::now();
+                match mode {
+                    Mode::Untraced => {
+                        let st = { cmd }.stdout(Stdio::null()).status().context("failed to run the workload")?;
+                        ensure!(st.success(), "the untraced workload failed: {st}");
+                    }
+                    Mode::Traced | Mode::EbpfOnly => {
+                        let tracer = if *mode == Mode::Traced { &both } else { &ebpf };
+                        let trace = tracer.run(cmd).context("failed to trace the workload")?;
+                        let elapsed = start.elapsed();
+                        lost[m] += trace.outcome.losses.lost_events();
+                        if let Err(e) = check(w, &trace) {
+                            eprintln!("  LOST or WRONG: {} / {}: {e}", w.name, mode.label());
+                            complete = false;
+                        }
+                        times[m].push(elapsed);
+                        eprintln!("  rep {}: {} / {}: {:.0} ms", rep + 1, w.name, mode.label(), ms(elapsed));
+                        continue;
+                    }
+                }
+                let elapsed = start.elapsed();
+                times[m].push(elapsed);
+                eprintln!("  rep {}: {} / {}: {:.0} ms", rep + 1, w.name, mode.label(), ms(elapsed));
+            }
+        }
+        let base = median(&mut times[0]);
+        for (m, mode) in modes.iter().enumerate() {
+            let t = median(&mut times[m]);
+            let ratio = ms(t) / ms(base);
+            let target = if *mode == Mode::Untraced {
+                String::new()
+            } else {
+                format!("{}{:.2}", if ratio <= w.target { "<=" } else { "OVER " }, w.target)
+            };
+            let lost = if *mode == Mode::Untraced { String::new() } else { lost[m].to_string() };
+            println!("{:<34} {:<26} {:>10.0} {:>7.2}x {:>7}  {lost}", w.name, mode.label(), ms(t), ratio, target);
+        }
+    }
+    Ok(complete)
+}
+
+/// The workload in a new network namespace.
+fn command(w: &Workload) -> Command {
+    let server = probity_fixtures::path(probity_fixtures::TCP_SERVER);
+    let client = probity_fixtures::path(probity_fixtures::TCP_CLIENT);
+    let script = format!(
+        "ip link set lo up && {} 4 8080 {n} | {} -w 4 127.0.0.1 8080 {} {n}",
+        server.display(),
+        client.display(),
+        w.bytes,
+        n = w.conns
+    );
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["-n", "sh", "-c", &script]).stdout(Stdio::null());
+    cmd
+}
+
+/// The trace is complete and its connections add up.
+fn check(w: &Workload, trace: &Trace) -> anyhow::Result<()> {
+    let losses = &trace.outcome.losses;
+    ensure!(losses.lost_events() == 0, "{} events lost: {losses:?}", losses.lost_events());
+    let closes: Vec<_> = trace.net().op(NetOp::Close).filter_map(|e| e.as_net()).collect();
+    ensure!(closes.len() as u64 == 2 * w.conns + 1, "{} closes, not {}", closes.len(), 2 * w.conns + 1);
+    let sent: u64 = closes.iter().filter(|n| n.peer.is_some_and(|p| p.port() == 8080)).filter_map(|n| n.bytes_sent).sum();
+    ensure!(sent == w.bytes * w.conns, "the clients sent {sent} bytes, not {}", w.bytes * w.conns);
+    Ok(())
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Keeps the eBPF programs loaded for the whole bench (see
+/// `overhead.rs`).
+struct Keeper(Option<Tracee>);
+
+impl Keeper {
+    fn start(tracer: &Tracer) -> anyhow::Result<Keeper> {
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("infinity");
+        let keeper = Keeper(Some(tracer.spawn(sleeper).context("failed to start the keeper session")?));
+        tracer.run(Command::new("true")).context("failed to trace the warm-up run")?;
+        Ok(keeper)
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if let Some(tracee) = self.0.take() {
+            tracee.signal_tree(Signal::SIGKILL);
+            let _ = tracee.wait();
+        }
+    }
+}

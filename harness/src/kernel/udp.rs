@@ -1,0 +1,188 @@
+//! UDP datagrams, derived from the syscalls that carry them.
+//!
+//! The kernel's UDP paths have no tracepoint with the peer's address, but
+//! the syscalls do: `sendto` and `recvfrom` capture it, and a connected
+//! UDP socket's `connect` names it for later `send`, `write`, `sendmsg`
+//! and `sendmmsg` (and `read`/`recvmsg` the other way). So each process's
+//! UDP descriptors are followed from `socket` to `close`, copied at
+//! `fork`, and each datagram syscall that succeeded is followed by a
+//! [`Net`] event of the same task (with the local address when `bind`
+//! gave one). Datagrams to or from port 53, or on a socket bound to it, are
+//! decoded as DNS ([`crate::decode::dns`]) as far as their bytes were
+//! captured (`sendmsg` and `sendmmsg` buffers are not).
+//!
+//! Known limitations: descriptors made by `dup*`, `fcntl(F_DUPFD)` or
+//! received over a Unix socket are not followed unless a `sendto` or
+//! `recvfrom` names an address on them; a datagram socket of another
+//! protocol (ICMP, raw) that names an internet address is taken as UDP.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SockAddr, Syscall};
+
+/// A UDP socket of a process.
+#[derive(Clone, Copy, Default)]
+struct UdpSock {
+    /// The address `bind` gave it.
+    local: Option<SocketAddr>,
+    /// The address `connect` gave it.
+    peer: Option<SocketAddr>,
+}
+
+/// The UDP descriptors of each process, by pid and descriptor.
+#[derive(Default)]
+pub(crate) struct Datagrams {
+    socks: HashMap<u32, HashMap<i32, UdpSock>>,
+}
+
+impl Datagrams {
+    /// A new task `child` of process `parent`: a process gets a copy of
+    /// the descriptors (a thread's entry is never used, as its events
+    /// carry the process's pid).
+    pub(crate) fn on_fork(&mut self, parent: u32, child: u32) {
+        if let Some(t) = self.socks.get(&parent).cloned() {
+            self.socks.insert(child, t);
+        }
+    }
+
+    /// Follows syscall event `e`, and returns the datagram it moved.
+    pub(crate) fn on_syscall(&mut self, e: &Event) -> Option<Event> {
+        let s = e.as_syscall()?;
+        let ret = s.ret?;
+        if ret < 0 {
+            return None;
+        }
+        let fd = match s.args.first() {
+            Some(Arg::Fd(fd)) => *fd,
+            _ if s.name == "socket" => -1,
+            _ => return None,
+        };
+        let inet = s.args.iter().find_map(|a| match a {
+            Arg::Sockaddr(SockAddr::Inet { addr }) => Some(*addr),
+            _ => None,
+        });
+        let table = self.socks.entry(e.pid).or_default();
+        let (op, peer) = match &*s.name {
+            "socket" => {
+                if is_udp_socket(s) {
+                    table.insert(ret as i32, UdpSock::default());
+                }
+                return None;
+            }
+            "close" => {
+                table.remove(&fd);
+                return None;
+            }
+            "connect" => {
+                if let Some(sock) = table.get_mut(&fd) {
+                    sock.peer = inet;
+                }
+                return None;
+            }
+            "bind" => {
+                if let Some(sock) = table.get_mut(&fd) {
+                    sock.local = inet;
+                }
+                return None;
+            }
+            // An address names the datagram's peer, on any descriptor: a
+            // TCP socket ignores it or fails.
+            "sendto" => (NetOp::Send, inet.or_else(|| table.get(&fd)?.peer)?),
+            "recvfrom" => (NetOp::Receive, inet.or_else(|| table.get(&fd)?.peer)?),
+            "write" | "sendmsg" | "sendmmsg" => (NetOp::Send, table.get(&fd)?.peer?),
+            "read" | "recvmsg" | "recvmmsg" => (NetOp::Receive, table.get(&fd)?.peer?),
+            _ => return None,
+        };
+        // `sendmmsg` and `recvmmsg` return a count of messages.
+        let len = (!s.name.ends_with("mmsg")).then_some(ret as u64);
+        let local = table.get(&fd).and_then(|s| s.local);
+        let dns = if peer.port() == 53 || local.is_some_and(|l| l.port() == 53) {
+            buffer(s).and_then(|(data, full)| crate::decode::dns(data, full))
+        } else {
+            None
+        };
+        let net = Net {
+            op,
+            protocol: Protocol::Udp,
+            local,
+            peer: Some(peer),
+            conn: None,
+            host: None,
+            old_state: None,
+            state: None,
+            bytes_sent: None,
+            bytes_received: None,
+            retransmits: None,
+            len,
+            dns,
+            open_at_end: false,
+        };
+        Some(Event { ts_ns: e.ts_ns, pid: e.pid, tid: e.tid, kind: EventKind::Net(net) })
+    }
+}
+
+/// Whether a `socket` call made an internet datagram socket of UDP.
+fn is_udp_socket(s: &Syscall) -> bool {
+    let value = |i: usize| match s.args.get(i) {
+        Some(Arg::Flags { value, .. }) => Some(*value as i32),
+        Some(Arg::Int(v)) => Some(*v as i32),
+        _ => None,
+    };
+    let family = value(0);
+    let ty = value(1).map(|t| t & 0xf);
+    let proto = value(2).unwrap_or(0);
+    matches!(family, Some(libc::AF_INET | libc::AF_INET6))
+        && ty == Some(libc::SOCK_DGRAM)
+        && (proto == 0 || proto == libc::IPPROTO_UDP)
+}
+
+/// The captured bytes of the call's buffer, and its full length.
+fn buffer(s: &Syscall) -> Option<(&[u8], u64)> {
+    s.args.iter().find_map(|a| match a {
+        Arg::Bytes { data, len } => Some((data.as_slice(), *len)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::index::tests::{flags, sys};
+
+    fn inet(addr: &str) -> Arg {
+        Arg::Sockaddr(SockAddr::Inet { addr: addr.parse().unwrap() })
+    }
+
+    #[test]
+    fn connected_and_addressed_datagrams() {
+        let mut d = Datagrams::default();
+        let sock = sys(
+            1,
+            10,
+            10,
+            "socket",
+            vec![flags(libc::AF_INET, "AF_INET"), flags(libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, "SOCK_DGRAM"), Arg::Int(0)],
+            3,
+        );
+        assert!(d.on_syscall(&sock).is_none());
+        assert!(d.on_syscall(&sys(2, 10, 10, "connect", vec![Arg::Fd(3), inet("127.0.0.53:53"), Arg::Int(16)], 0)).is_none());
+        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x02io\x00\x00\x01\x00\x01".to_vec();
+        let send = sys(3, 10, 10, "write", vec![Arg::Fd(3), Arg::Bytes { data: q.clone(), len: q.len() as u64 }, Arg::Int(q.len() as i64)], q.len() as i64);
+        let ev = d.on_syscall(&send).expect("a send on a connected UDP socket");
+        let net = ev.as_net().unwrap();
+        assert_eq!((net.op, net.peer, net.len), (NetOp::Send, Some("127.0.0.53:53".parse().unwrap()), Some(22)));
+        assert_eq!(net.dns.as_ref().unwrap().name, "a.io");
+        // A forked child has the descriptor; after close, nothing.
+        d.on_fork(10, 11);
+        assert!(d.on_syscall(&sys(4, 11, 11, "sendmmsg", vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(2), flags(0, "0")], 2)).is_some());
+        d.on_syscall(&sys(5, 10, 10, "close", vec![Arg::Fd(3)], 0));
+        assert!(d.on_syscall(&send).is_none());
+        // An address on any descriptor names the peer.
+        let to = sys(6, 10, 10, "sendto", vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)], 4);
+        assert_eq!(d.on_syscall(&to).unwrap().as_net().unwrap().peer, Some("10.0.0.1:9".parse().unwrap()));
+        // Failed calls move nothing.
+        let failed = sys(7, 10, 10, "sendto", vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)], -111);
+        assert!(d.on_syscall(&failed).is_none());
+    }
+}
