@@ -22,13 +22,13 @@ use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
         bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
-        bpf_probe_read_user_str_bytes,
+        bpf_probe_read_user_str_bytes, generated,
     },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
 use probity_common::{
-    Capture, CaptureKind, EventHeader, EventKind, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
+    Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
     CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS,
     MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_EXEC, SPEC_NO_RETURN,
     SYSCALL_NO_RETURN,
@@ -63,8 +63,10 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let spec = spec_of(nr);
     let inflight = InFlight { session, nr, args, ts_ns };
     if spec.flags & SPEC_NO_RETURN != 0 {
-        // There will be no exit: record it now.
-        finish(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
+        // There will be no exit: record it now. These syscalls (`exit`,
+        // `exit_group`) capture nothing, so the capture code is left out
+        // here, where the verifier would otherwise check it a second time.
+        finish::<false>(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
         return Ok(());
     }
     // Each task keeps one entry for its life (removed when it exits),
@@ -103,7 +105,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);
-    finish(pid, tid, &inflight, &spec, ret, end_ns, 0);
+    finish::<true>(pid, tid, &inflight, &spec, ret, end_ns, 0);
     if spec.flags & SPEC_EXEC != 0 {
         // Read argv now, not at entry: the kernel has just touched the
         // memory (a BPF read cannot fault a page in, and a forked child's
@@ -141,9 +143,10 @@ pub fn exec_args_tail(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Counts or records a finished syscall.
+/// Counts or records a finished syscall; with `CAPTURES` false, without
+/// the captures its spec asks for.
 #[inline(always)]
-fn finish(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end_ns: u64, flags: u32) {
+fn finish<const CAPTURES: bool>(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end_ns: u64, flags: u32) {
     let session = call.session;
     let duration_ns = end_ns.saturating_sub(call.ts_ns);
     let Some(config) = SESSIONS.get(session) else { return };
@@ -170,7 +173,7 @@ fn finish(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end
     };
     // Exec paths were recorded at entry with argv (after a successful exec
     // the old memory is gone).
-    if spec.captures[0].kind == CaptureKind::None as u8 || spec.flags & SPEC_EXEC != 0 {
+    if !CAPTURES || spec.captures[0].kind == CaptureKind::None as u8 || spec.flags & SPEC_EXEC != 0 {
         // The common case: a fixed-size record straight into the ring.
         if EVENTS.output::<SyscallEvent>(&event, wake_flags()).is_err() {
             count_loss(session, |l| l.ring_full += 1);
@@ -196,8 +199,11 @@ fn finish(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end
         }
     }
     let event = SyscallEvent { ncaptures, ..event };
-    // SAFETY: `EVENT_LEN` bytes at the start of the scratch buffer.
-    unsafe { core::ptr::write_unaligned(scratch.bytes.as_mut_ptr().cast::<SyscallEvent>(), event) };
+    // SAFETY: `EVENT_LEN` bytes at the start of the scratch buffer, which
+    // is aligned for the record. An aligned write takes a few 8-byte
+    // stores where an unaligned one takes a store per byte, and the
+    // verifier walks this once per path through the captures.
+    unsafe { scratch.bytes.as_mut_ptr().cast::<SyscallEvent>().write(event) };
     let len = len & (SCRATCH_LEN - 1);
     if EVENTS.output::<[u8]>(&scratch.bytes[..len], wake_flags()).is_err() {
         count_loss(session, |l| l.ring_full += 1);
@@ -296,32 +302,47 @@ fn capture(
 }
 
 /// Records an exec's path (0 for none) and argv.
+///
+/// Written for a quick verification: the loop runs up to
+/// `EXEC_MAX_ARGS` times and the verifier walks every iteration, so each
+/// must be short and must not leave it a distinct state per iteration.
+/// The running counters (`off`, `nstrings`) live in the record's header in
+/// the scratch buffer and are read back with volatile loads: to the
+/// verifier they are unknown values bounded by a mask or a comparison, not
+/// a constant or a range that differs from one iteration to the next, so
+/// the paths that leave the loop at different iterations (a fault, the
+/// end of argv, truncation) end in equal states, and all but the first are
+/// pruned where they join.
 #[inline(always)]
 fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64) {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else { return };
-    // SAFETY: the per-CPU scratch buffer is ours until this program returns.
-    let scratch = unsafe { &mut *scratch };
-    const HDR: usize = 40;
-    let mut off = 0usize;
-    let mut nstrings = 0u32;
+    let hdr = scratch.cast::<ExecArgsHeader>();
+    // SAFETY: the per-CPU scratch buffer is ours until this program
+    // returns; it is 8-byte aligned (as the header is) and longer than the
+    // header plus `2 * EXEC_ARGS_LEN`.
+    let data = unsafe { (*scratch).bytes.as_mut_ptr().add(EXEC_HDR) };
+    // SAFETY: the header's fields are in the scratch buffer (above).
+    let (off_at, nstrings_at) = unsafe { (&raw mut (*hdr).len, &raw mut (*hdr).nstrings) };
+    // SAFETY: as above, for every load and store of the counters below.
+    unsafe {
+        core::ptr::write_volatile(off_at, 0);
+        core::ptr::write_volatile(nstrings_at, 0);
+    }
     let mut flags = 0u32;
-    // The path first, then argv[0..]. Each string lands at `HDR + off`
-    // with `off` masked below `EXEC_ARGS_LEN`, and reads at most
+    // The path first, then argv[0..]. Each string lands at `data + off`
+    // with `off` below `EXEC_ARGS_LEN - 1`, and reads at most
     // `EXEC_ARGS_LEN` bytes, so every write stays in the buffer.
     // No path (after a successful exec): an empty string stands for it,
     // and the harness takes the file name from the exec event.
     if path == 0 {
-        scratch.bytes[HDR] = 0;
-        off += 1;
-        nstrings += 1;
-    } else {
-        match read_str(scratch, HDR + (off & (EXEC_ARGS_LEN - 1)), path) {
-            Some(n) => {
-                off += n;
-                nstrings += 1;
-            }
-            None => flags |= EXEC_ARGS_FAULT,
+        // SAFETY: as above.
+        unsafe {
+            *data = 0;
+            core::ptr::write_volatile(off_at, 1);
+            core::ptr::write_volatile(nstrings_at, 1);
         }
+    } else if !read_str(data, off_at, nstrings_at, path) {
+        flags |= EXEC_ARGS_FAULT;
     }
     if argv != 0 {
         for i in 0..EXEC_MAX_ARGS {
@@ -336,53 +357,76 @@ fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64)
             if p == 0 {
                 break;
             }
-            if off >= EXEC_ARGS_LEN - 1 || i == EXEC_MAX_ARGS - 1 {
+            // `i` is a known constant to the verifier, so this takes no
+            // branch of its own there.
+            if i == EXEC_MAX_ARGS - 1 {
                 flags |= EXEC_ARGS_TRUNCATED;
                 break;
             }
-            match read_str(scratch, HDR + (off & (EXEC_ARGS_LEN - 1)), p) {
-                Some(n) => {
-                    off += n;
-                    nstrings += 1;
-                }
-                None => {
-                    flags |= EXEC_ARGS_FAULT;
-                    break;
-                }
+            if !read_str(data, off_at, nstrings_at, p) {
+                // Either the buffer is full or the string is unreadable.
+                // SAFETY: as above.
+                let off = unsafe { core::ptr::read_volatile(off_at) };
+                flags |= if off >= EXEC_ARGS_LEN as u32 - 1 { EXEC_ARGS_TRUNCATED } else { EXEC_ARGS_FAULT };
+                break;
             }
         }
     }
+    // SAFETY: as above.
+    let off = unsafe { core::ptr::read_volatile(off_at) } as usize;
     let len = off.min(EXEC_ARGS_LEN);
-    if off > EXEC_ARGS_LEN {
-        flags |= EXEC_ARGS_TRUNCATED;
-    }
-    let header = probity_common::ExecArgsHeader {
+    flags |= (off > EXEC_ARGS_LEN) as u32 * EXEC_ARGS_TRUNCATED;
+    let header = ExecArgsHeader {
         header: EventHeader::new(EventKind::ExecArgs, session, ts_ns, pid, tid),
-        nstrings,
+        // SAFETY: as above.
+        nstrings: unsafe { core::ptr::read_volatile(nstrings_at) },
         flags,
         len: len as u32,
         _pad: 0,
     };
-    // SAFETY: the header fits at the start of the buffer.
-    unsafe {
-        core::ptr::write_unaligned(scratch.bytes.as_mut_ptr().cast::<probity_common::ExecArgsHeader>(), header)
-    };
-    let total = (HDR + len) & (SCRATCH_LEN - 1);
-    if EVENTS.output::<[u8]>(&scratch.bytes[..total], wake_flags()).is_err() {
+    // SAFETY: the header is at the start of the buffer, which is aligned for it.
+    unsafe { hdr.write(header) };
+    // SAFETY: `EXEC_HDR + len` is within the scratch buffer.
+    let record = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>(), EXEC_HDR + len) };
+    if EVENTS.output::<[u8]>(record, wake_flags()).is_err() {
         count_loss(session, |l| l.ring_full += 1);
     }
 }
 
-/// Reads a user string with its NUL at `at`; returns the bytes used.
+/// Where an exec's strings start in the scratch buffer.
+const EXEC_HDR: usize = core::mem::size_of::<ExecArgsHeader>();
+
+/// Reads a user string with its NUL to `data + *off_at`, then adds the
+/// bytes used to `*off_at` and one to `*nstrings_at`. False, with nothing
+/// counted, when the buffer is full (`*off_at >= EXEC_ARGS_LEN - 1`) or
+/// the string cannot be read.
 #[inline(always)]
-fn read_str(scratch: &mut Scratch, at: usize, ptr: u64) -> Option<usize> {
-    let at = at & (2 * EXEC_ARGS_LEN - 1);
-    let dst = &mut scratch.bytes[at..at + EXEC_ARGS_LEN];
-    // SAFETY: a checked read of user memory into our buffer.
-    match unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, dst) } {
-        Ok(s) => Some(s.len() + 1),
-        Err(_) => None,
+fn read_str(data: *mut u8, off_at: *mut u32, nstrings_at: *mut u32, ptr: u64) -> bool {
+    // SAFETY: both counters are in the scratch buffer (see `exec_args`).
+    let off = unsafe { core::ptr::read_volatile(off_at) };
+    if off >= EXEC_ARGS_LEN as u32 - 1 {
+        return false;
     }
+    // SAFETY: a checked read of user memory to at most `EXEC_ARGS_LEN`
+    // bytes from `data + off`, within the scratch buffer.
+    let got = unsafe {
+        generated::bpf_probe_read_user_str(data.add(off as usize).cast(), EXEC_ARGS_LEN as u32, ptr as *const _)
+    };
+    // The helper counts the NUL, except for an empty string: 0 (its NUL is
+    // still written).
+    if !(0..=EXEC_ARGS_LEN as i64).contains(&got) {
+        return false;
+    }
+    // Count an empty string's NUL without a branch (`got == 0` gives
+    // `got - 1` its top bit): a branch would be one more path for the
+    // verifier to walk in every iteration.
+    let used = got as u32 + ((got as u64).wrapping_sub(1) >> 63) as u32;
+    // SAFETY: as above.
+    unsafe {
+        core::ptr::write_volatile(off_at, off + used);
+        core::ptr::write_volatile(nstrings_at, core::ptr::read_volatile(nstrings_at) + 1);
+    }
+    true
 }
 
 #[inline(always)]
