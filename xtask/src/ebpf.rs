@@ -38,6 +38,17 @@ pub fn build_into(dest: &Path) -> anyhow::Result<PathBuf> {
         .args(["build", "--release", "--locked"]);
     sh(&mut cmd).context("failed to build the eBPF programs; run `cargo xtask setup --ebpf` to install the toolchain")?;
     let built = crate_dir.join("target/bpfel-unknown-none/release/probity");
+    // An out-of-line Rust function keeps its mangled name, whose crate hash
+    // depends on where the sources are checked out: the object would then
+    // differ between checkouts and `check-ebpf` could not compare it.
+    let bytes = std::fs::read(&built).with_context(|| format!("failed to read {}", built.display()))?;
+    if bytes.windows(4).any(|w| w == b"_RNv") {
+        bail!(
+            "the eBPF object has an out-of-line Rust function (a `_RNv...` symbol), so it depends on the checkout path; \
+             mark it #[inline(always)] (see `llvm-objdump -t {}`)",
+            built.display()
+        );
+    }
     std::fs::copy(&built, dest).with_context(|| format!("failed to copy {} to {}", built.display(), dest.display()))?;
     println!("eBPF object written to {}", dest.display());
     Ok(dest.to_path_buf())

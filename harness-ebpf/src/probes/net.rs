@@ -176,6 +176,10 @@ pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
     0
 }
 
+// Inlined into both accept probes: an out-of-line function would carry a
+// mangled name whose hash depends on the checkout path, and the committed
+// object must be the same wherever it is built.
+#[inline(always)]
 fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
     let Some(session) = session_of(tid) else { return Ok(()) };
