@@ -51,7 +51,7 @@ pub fn hook(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Makes a test whose traced runs ([`probity::Cmd`], [`probity::traced`])
+/// Makes a test whose traced runs (`probity::Cmd`, `probity::traced`)
 /// share its settings. Use it instead of `#[test]`; re-exported as
 /// `probity::traced_test`.
 ///
