@@ -29,14 +29,18 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// # Ok::<(), probity::Error>(())
 /// ```
 pub fn resolve_program(program: impl AsRef<std::ffi::OsStr>) -> Result<std::path::PathBuf, Error> {
+    resolve_in(program.as_ref(), std::env::var_os("PATH"))
+}
+
+/// [`resolve_program`] with the `PATH` the command will have.
+pub(crate) fn resolve_in(program: &std::ffi::OsStr, path: Option<std::ffi::OsString>) -> Result<std::path::PathBuf, Error> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
-    let program = program.as_ref();
     let name = program.to_string_lossy().into_owned();
     if program.as_bytes().contains(&b'/') {
         return Ok(program.into());
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let path = path.unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(program);
         if let Ok(meta) = std::fs::metadata(&candidate) {

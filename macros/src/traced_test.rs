@@ -2,7 +2,7 @@
 //! registered both as a libtest `#[test]` and for probity's own harness.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -57,8 +57,25 @@ impl TracedTest {
         if let Some(t) = item.attrs.iter().find(|a| a.path().is_ident("test")) {
             return Err(syn::Error::new(t.span(), "`#[traced_test]` already makes this a test: remove `#[test]`"));
         }
+        if let Some(a) = item.attrs.iter().find(|a| {
+            a.path().is_ident("cfg_attr") && {
+                let text = a.meta.to_token_stream().to_string();
+                ["ignore", "should_panic", "test"].iter().any(|w| text.split(|c: char| !c.is_alphanumeric() && c != '_').any(|t| t == *w))
+            }
+        }) {
+            return Err(syn::Error::new(
+                a.span(),
+                "`#[traced_test]` cannot see `ignore`, `should_panic` or `test` inside `cfg_attr`: use them directly",
+            ));
+        }
         let ignore = find_attr(&item.attrs, "ignore")?;
         let should_panic = find_attr(&item.attrs, "should_panic")?;
+        if should_panic.is_some() && !matches!(sig.output, ReturnType::Default) {
+            return Err(syn::Error::new(
+                sig.output.span(),
+                "a `#[should_panic]` test must return `()`, as with `#[test]`",
+            ));
+        }
         Ok(TracedTest { item, timeout_ms, preload_only, ignore, should_panic })
     }
 
@@ -214,6 +231,14 @@ mod tests {
         assert_eq!(expand("", "#[test] fn t() {}"), "error: `#[traced_test]` already makes this a test: remove `#[test]`");
         assert_eq!(expand("retries = 3", "fn t() {}"), "error: unknown setting: `#[traced_test]` takes `timeout = \"30s\"` and `preload_only`");
         assert_eq!(expand("timeout = \"soon\"", "fn t() {}"), "error: expected a duration such as \"30s\", \"500ms\" or \"2m\"");
+        assert_eq!(
+            expand("", "#[should_panic] fn t() -> Result<(), String> { Ok(()) }"),
+            "error: a `#[should_panic]` test must return `()`, as with `#[test]`"
+        );
+        assert_eq!(
+            expand("", "#[cfg_attr(unix, ignore)] fn t() {}"),
+            "error: `#[traced_test]` cannot see `ignore`, `should_panic` or `test` inside `cfg_attr`: use them directly"
+        );
     }
 
     #[test]

@@ -123,3 +123,39 @@ fn a_rust_fixture_dynamic_and_static() {
         crate::assert_own_tree(&run.trace);
     }
 }
+
+/// Nothing of the test's environment reaches the command; the preload
+/// tracer's own two variables do (it works through them).
+#[traced_test]
+fn env_clear_is_honoured() {
+    let run = Cmd::new("/usr/bin/env").env_clear().env("ONLY", "1").run();
+    run.assert_success();
+    let mut vars: Vec<&str> = run.stdout.lines().map(|l| l.split('=').next().unwrap_or_default()).collect();
+    vars.sort_unstable();
+    assert_eq!(vars, ["LD_PRELOAD", "ONLY", "PROBITY_PRELOAD_RING"], "{}", run.stdout);
+}
+
+/// A bare name is found in the PATH the command gets, as `execvp` would:
+/// a stub put first in PATH is what runs.
+#[traced_test]
+fn a_stub_first_in_the_commands_path_is_the_one_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let stub = dir.path().join("uname");
+    std::fs::write(&stub, "#!/bin/sh\necho FAKE\n").unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = Cmd::new("uname").env("PATH", format!("{}:/usr/bin:/bin", dir.path().display())).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "FAKE\n");
+    run.trace.assert_execs_at_least([stub.to_str().unwrap()]);
+}
+
+/// An orphan the preload tracer cannot see keeps stdout open: the run
+/// still ends with the tree, and says why the output may be cut.
+#[traced_test(preload_only, timeout = "20s")]
+fn an_orphan_holding_stdout_does_not_hold_the_test() {
+    let run = Cmd::new("sh").args(["-c", "sleep 5 & echo hi"]).run();
+    run.assert_success();
+    assert!(run.stdout.starts_with("hi\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("the pipe is still open"), "{}", run.stdout);
+}

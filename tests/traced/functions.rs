@@ -78,3 +78,26 @@ fn a_snapshot_of_the_call_is_stable() {
     let text = run.trace.syscalls().path_prefix(dir.path()).snapshot().with_replacement(dir.path().to_str().unwrap(), "$DIR").text();
     insta::assert_snapshot!(text);
 }
+
+/// As in any Rust program, a write to a closed pipe is an error, not a
+/// fatal SIGPIPE, in the re-executed child.
+#[traced_test]
+fn a_closed_pipe_is_an_error_in_the_child() {
+    let run = traced((), |()| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("true").stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        let _ = child.wait();
+        pipe.write_all(&vec![0u8; 1 << 20]).map_err(|e| format!("{:?}", e.kind()))
+    });
+    assert_eq!(run.value, Err("BrokenPipe".to_string()));
+}
+
+/// A traced function is already traced: probity runs inside it are refused
+/// with what to do instead.
+#[traced_test]
+fn a_nested_traced_run_is_refused() {
+    let run = traced((), |()| probity::Cmd::new("true").try_run().err().map(|e| e.to_string()));
+    let msg = run.value.expect("the nested run must fail");
+    assert!(msg.contains("already traced") && msg.contains("std::process::Command"), "{msg}");
+}

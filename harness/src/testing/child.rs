@@ -8,7 +8,8 @@
 //! session, notes the time the traced part began, calls the function, and
 //! writes the serialized result (or the panic message) back into the
 //! mapping: plain memory writes, so nothing after the function shows in
-//! the trace but the process's exit.
+//! the trace but the flush of output it left buffered (a `print!` without
+//! a newline) and the process's exit.
 //!
 //! The function is found by its address relative to this module's
 //! constructor, which is the same in every run of one binary. It must be a
@@ -243,6 +244,11 @@ extern "C" fn child_init() {
     // `main`, this is the only thread.
     std::env::remove_var(CHILD_ENV);
     std::env::remove_var(LATE_JOIN_ENV);
+    super::IN_TRACED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
+    // What std's runtime does before `main`, which has not run here: a
+    // write to a closed pipe returns EPIPE instead of killing the process.
+    // SAFETY: setting a signal disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let code = match run_child(&spec.to_string_lossy(), join.as_deref()) {
         Ok(State::Returned) => 0,
         Ok(_) => 101,

@@ -36,6 +36,7 @@ use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -170,6 +171,8 @@ fn tail_lines(text: &str, n: usize) -> String {
 #[must_use]
 pub struct Cmd {
     cmd: std::process::Command,
+    /// `env_clear` was called (`Command` does not report it).
+    env_cleared: bool,
     stdin: Option<Vec<u8>>,
     tracer: Option<Tracer>,
 }
@@ -177,7 +180,7 @@ pub struct Cmd {
 impl Cmd {
     /// The program, found in `PATH` when it has no `/`.
     pub fn new(program: impl AsRef<OsStr>) -> Cmd {
-        Cmd { cmd: std::process::Command::new(program), stdin: None, tracer: None }
+        Cmd { cmd: std::process::Command::new(program), env_cleared: false, stdin: None, tracer: None }
     }
 
     /// Adds an argument.
@@ -211,6 +214,7 @@ impl Cmd {
     /// Starts from an empty environment.
     pub fn env_clear(mut self) -> Cmd {
         self.cmd.env_clear();
+        self.env_cleared = true;
         self
     }
 
@@ -253,32 +257,57 @@ impl Cmd {
     /// Runs the command traced. A time-out is not an error here: the run
     /// comes back with `trace.outcome.interrupted` set.
     pub fn try_run(self) -> Result<Run, Error> {
-        let Cmd { mut cmd, stdin, tracer } = self;
+        refuse_nested()?;
+        let Cmd { cmd, env_cleared, stdin, tracer } = self;
         let settings = settings();
-        let program = crate::tracer::resolve_program(cmd.get_program())?;
+        // A bare name is looked up in the PATH the command will have, as
+        // `execvp` in the child would.
+        let child_path = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .map(|(_, v)| v.map(ToOwned::to_owned))
+            .unwrap_or_else(|| if env_cleared { None } else { std::env::var_os("PATH") });
+        let program = crate::tracer::resolve_in(cmd.get_program(), child_path)?;
         let mut resolved = std::process::Command::new(program);
         resolved.arg0(cmd.get_program());
-        copy_command(&cmd, &mut resolved);
-        cmd = resolved;
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let tracer = tracer_for(tracer, &settings);
-        let output = Output::capture(&mut cmd);
-        let mut tracee = tracer.spawn(cmd)?;
-        let feeder = stdin.and_then(|bytes| {
-            let mut pipe = tracee.take_stdin()?;
-            Some(std::thread::spawn(move || {
-                // A child that stops reading early is its own business.
-                let _ = pipe.write_all(&bytes);
-            }))
-        });
-        let (stdout, stderr) = output.start(&mut tracee);
-        let trace = tracee.wait()?;
-        if let Some(f) = feeder {
-            let _ = f.join();
+        if env_cleared {
+            resolved.env_clear();
         }
-        let (stdout, stderr) = (stdout.finish(), stderr.finish());
+        copy_command(&cmd, &mut resolved);
+        resolved.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let tracer = tracer_for(tracer, &settings);
+        let (trace, stdout, stderr) = run_captured(&tracer, resolved, None, stdin)?;
         Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
     }
+}
+
+/// Spawns `cmd` traced (late-joining when `late` is given) with its output
+/// read as it comes and `stdin` fed to it, and waits for the tree. Output
+/// pipes held open by a process outside the tree (an orphan the preload
+/// tracer cannot see, say) do not hold the test: their readers get a
+/// second after the tree ends.
+fn run_captured(
+    tracer: &Tracer,
+    mut cmd: std::process::Command,
+    late: Option<LateJoin>,
+    stdin: Option<Vec<u8>>,
+) -> Result<(Trace, String, String), Error> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut tracee = match late {
+        Some(late) => tracer.spawn_late(cmd, late)?,
+        None => tracer.spawn(cmd)?,
+    };
+    if let (Some(bytes), Some(mut pipe)) = (stdin, tracee.take_stdin()) {
+        // Not joined: a child that stops reading is its own business.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let (out, err) = tracee.take_output();
+    let (out, err) = (Reader::spawn(out), Reader::spawn(err));
+    let trace = tracee.wait()?;
+    let grace = Instant::now() + Duration::from_secs(1);
+    Ok((trace, out.finish(grace), err.finish(grace)))
 }
 
 use std::os::unix::process::CommandExt;
@@ -302,7 +331,7 @@ impl From<std::process::Command> for Cmd {
     fn from(cmd: std::process::Command) -> Cmd {
         let mut c = std::process::Command::new(cmd.get_program());
         copy_command(&cmd, &mut c);
-        Cmd { cmd: c, stdin: None, tracer: None }
+        Cmd { cmd: c, env_cleared: false, stdin: None, tracer: None }
     }
 }
 
@@ -325,39 +354,62 @@ fn fail_to_trace(what: &str, e: &Error) -> ! {
     panic!("{msg}");
 }
 
-/// Standard output and error, read while the child runs so it never
+/// A pipe read to its end on a thread of its own, so the child never
 /// blocks on a full pipe.
-struct Output;
+struct Reader(Option<(Shared, std::sync::mpsc::Receiver<()>)>);
 
-struct Reader(Option<std::thread::JoinHandle<Vec<u8>>>);
-
-impl Output {
-    fn capture(cmd: &mut std::process::Command) -> Output {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        Output
-    }
-
-    fn start(self, tracee: &mut crate::tracer::Tracee) -> (Reader, Reader) {
-        let (out, err) = tracee.take_output();
-        (Reader::spawn(out), Reader::spawn(err))
-    }
-}
+/// The bytes read so far, shared with the reading thread.
+type Shared = Arc<Mutex<Vec<u8>>>;
 
 impl Reader {
     fn spawn<R: Read + Send + 'static>(pipe: Option<R>) -> Reader {
         Reader(pipe.map(|mut p| {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let (done, wait) = std::sync::mpsc::channel();
+            let shared = Arc::clone(&buf);
             std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = p.read_to_end(&mut buf);
-                buf
-            })
+                let mut chunk = [0u8; 8192];
+                loop {
+                    match p.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => shared.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = done.send(());
+            });
+            (buf, wait)
         }))
     }
 
-    fn finish(self) -> String {
-        let bytes = self.0.and_then(|t| t.join().ok()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
+    /// What was read, waiting for the end of the pipe until `deadline`.
+    fn finish(self, deadline: Instant) -> String {
+        let Some((buf, done)) = self.0 else { return String::new() };
+        let ended = done.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok();
+        let mut text = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        if !ended {
+            text.push_str("\n[probity: the pipe is still open: a process outside the traced tree holds it]\n");
+        }
+        text
     }
+}
+
+/// Set in a re-executed child: probity runs from inside it would trace
+/// themselves into the outer trace.
+static IN_TRACED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn refuse_nested() -> Result<(), Error> {
+    if IN_TRACED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Error::Spawn {
+            program: "a nested traced run".into(),
+            source: std::io::Error::other(
+                "a function run by probity::traced is already traced; start commands from it with \
+                 std::process::Command (they are in its trace) rather than probity::Cmd or probity::traced",
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Runs `f(input)` in a child process, a fresh copy of this test binary,
@@ -399,9 +451,10 @@ enum Failure {
 }
 
 fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> Result<Run<O>, Failure> {
-    let io = |what: &str, e: std::io::Error| Failure::Trace(Error::Spawn { program: what.into(), source: e });
-    let bytes = serde_json::to_vec(input).map_err(|e| io("the child function", std::io::Error::other(e)))?;
-    let shm = child::Shm::with_input(&bytes).map_err(|e| io("the child function", e))?;
+    refuse_nested().map_err(Failure::Trace)?;
+    let io = |e: std::io::Error| Failure::Trace(Error::Spawn { program: "the child function".into(), source: e });
+    let bytes = serde_json::to_vec(input).map_err(|e| Failure::Child(format!("probity: failed to serialize the input: {e}")))?;
+    let shm = child::Shm::with_input(&bytes).map_err(|e| Failure::Child(format!("probity: {e}")))?;
     let settings = settings();
     let tracer = tracer_for(None, &settings);
     let mut cmd = std::process::Command::new("/proc/self/exe");
@@ -409,13 +462,9 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
         cmd.arg0(test);
     }
     cmd.env(child::CHILD_ENV, format!("{offset}:{}", shm.fd())).stdin(Stdio::null());
-    let output = Output::capture(&mut cmd);
-    let from = shm.start_reader().map_err(|e| io("the child function", e))?;
+    let from = shm.start_reader().map_err(io)?;
     let late = LateJoin { keep_fds: vec![shm.fd()], traced_from: Box::new(from) };
-    let mut tracee = tracer.spawn_late(cmd, late).map_err(Failure::Trace)?;
-    let (stdout, stderr) = output.start(&mut tracee);
-    let trace = tracee.wait().map_err(Failure::Trace)?;
-    let (stdout, stderr) = (stdout.finish(), stderr.finish());
+    let (trace, stdout, stderr) = run_captured(&tracer, cmd, Some(late), None).map_err(Failure::Trace)?;
     let status = trace.outcome.status;
     let (state, out) = shm.result();
     let fail = |what: String| Failure::Child(format!("probity: the traced child {what}\n{}", report(&trace, &stdout, &stderr, 20)));
@@ -432,6 +481,7 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
         },
         (child::State::Panicked, _) => Err(fail(format!("panicked: {}", String::from_utf8_lossy(&out)))),
         (child::State::Failed, _) => Err(fail(format!("failed: {}", String::from_utf8_lossy(&out)))),
+        (child::State::Returned, _) => Err(fail(format!("returned from its function, but then its process {status}"))),
         (_, ExitStatus::Signal(_)) => Err(fail(format!("was {status} before its function returned"))),
         (child::State::NotStarted, _) => Err(fail(format!("{status} before its function started"))),
         (_, _) => Err(fail(format!("{status} before its function returned"))),
