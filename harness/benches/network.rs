@@ -20,8 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use nix::sys::signal::Signal;
-use probity::{NetOp, Trace, Tracee, Tracer, TracerKind};
+use probity::{NetOp, Trace, Tracer, TracerKind};
 
 struct Workload {
     name: &'static str,
@@ -69,9 +68,11 @@ fn run() -> anyhow::Result<bool> {
         Workload { name: "10,000 short connections", bytes: 10, conns: 10_000, target: 1.5 },
     ];
     let modes = [Mode::Untraced, Mode::Traced, Mode::EbpfOnly];
-    let both = Tracer::new();
-    let ebpf = Tracer::new().with_tracers(&[TracerKind::Ebpf]);
-    let _keeper = Keeper::start(&both)?;
+    // The programs stay loaded for the whole bench: every traced run
+    // measures tracing, not loading.
+    let both = Tracer::new().with_kept_loaded(true);
+    let ebpf = Tracer::new().with_tracers(&[TracerKind::Ebpf]).with_kept_loaded(true);
+    both.run(Command::new("true")).context("failed to trace the warm-up run")?;
     let mut complete = true;
     println!("{:<34} {:<26} {:>10} {:>8} {:>7}  lost", "workload", "mode", "median ms", "ratio", "target");
     for w in &workloads {
@@ -157,25 +158,3 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Keeps the eBPF programs loaded for the whole bench (see
-/// `overhead.rs`).
-struct Keeper(Option<Tracee>);
-
-impl Keeper {
-    fn start(tracer: &Tracer) -> anyhow::Result<Keeper> {
-        let mut sleeper = Command::new("sleep");
-        sleeper.arg("infinity");
-        let keeper = Keeper(Some(tracer.spawn(sleeper).context("failed to start the keeper session")?));
-        tracer.run(Command::new("true")).context("failed to trace the warm-up run")?;
-        Ok(keeper)
-    }
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        if let Some(tracee) = self.0.take() {
-            tracee.signal_tree(Signal::SIGKILL);
-            let _ = tracee.wait();
-        }
-    }
-}

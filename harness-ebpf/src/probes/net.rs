@@ -106,8 +106,7 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
     // A server-side socket completing its handshake, in softirq context:
     // nobody owns it until a traced task accepts it, but its addresses
     // are here, so keep them for the accept.
-    // SAFETY: a plain `u32` copied out at once.
-    // SAFETY: only tested for presence.
+    // SAFETY: the map value is only tested for presence.
     if old == TCP_SYN_RECV && new == TCP_ESTABLISHED && unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
         let _ = PENDING.insert(sk, tuple, 0);
     }
