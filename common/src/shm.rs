@@ -1,126 +1,270 @@
 //! The shared-memory channel from the preload library to the harness.
 //!
-//! The harness creates a file (in `/dev/shm`) holding a [`RingHeader`] and
-//! [`RING_SLOTS`] fixed-size [`Slot`]s, and names it in the
-//! `PROBITY_PRELOAD_RING` environment variable. Every process that loads the
-//! preload library maps it shared, so forks keep writing to the same ring
-//! and exec'd images map it again.
+//! The harness creates a file (in `/dev/shm`): one page holding a
+//! [`RingHeader`], then [`RingHeader::data_bytes`] of records. It names the
+//! file in the `PROBITY_PRELOAD_RING` environment variable. Every process
+//! that loads the preload library maps it shared, so forks keep writing to
+//! the same ring and exec'd images map it again. Both sides map the data
+//! area twice, back to back ([`map`]), so a record that runs past the end
+//! of the area continues at its start without a copy.
 //!
 //! Many producers (threads and processes), one consumer, no locks and no
-//! syscalls: a producer claims a slot with a compare-and-swap on `head`,
-//! writes it, then publishes it by storing its sequence number. When the
-//! ring is full the record is counted in `lost`, never waited for, so a slow
-//! or dead harness cannot block the program. Everything here is
+//! syscalls. A record takes whole 64-byte units: a producer claims its
+//! units with a compare-and-swap on `head`, writes them, and publishes the
+//! record by storing its position (plus one) in the record's first word.
+//! The consumer reads records in order, zeroes the first word of every
+//! unit it frees (so no stale word can pass for a published record later),
+//! and moves `tail`.
+//!
+//! When the ring is full a producer waits for room, spinning, as long as
+//! the consumer shows signs of life (its heartbeat moves) and the harness
+//! asked for it (`block`); otherwise, or when the consumer stalls, the
+//! record is counted in `lost`. A slow or dead harness therefore cannot
+//! block the program for long, and never forever. Everything here is
 //! async-signal-safe.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::EventHeader;
 
 /// `RingHeader::magic`.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"PRBTYRNG");
 /// `RingHeader::version`: bumped when the layout changes.
-pub const RING_VERSION: u32 = 1;
-/// Bytes of one slot.
-pub const SLOT_SIZE: usize = 512;
-/// Default slots in a ring (16 MiB).
-pub const RING_SLOTS: u32 = 32768;
+pub const RING_VERSION: u32 = 2;
+/// Bytes before the data area: the header, padded to a page so the data
+/// area can be mapped on its own.
+pub const HEADER_BYTES: usize = 4096;
+/// The unit records are made of; records start on a unit.
+pub const UNIT: usize = 64;
+/// Most bytes of one record, its frame included.
+pub const MAX_RECORD: usize = 512;
+/// Default bytes of the data area (16 MiB).
+pub const RING_DATA_BYTES: usize = 16 << 20;
 /// The environment variable naming the ring file.
 pub const RING_ENV: &str = "PROBITY_PRELOAD_RING";
-/// Bytes of a function name kept in a record.
-pub const NAME_LEN: usize = 32;
+/// Most bytes of a function name kept in a record.
+pub const NAME_LEN: usize = 63;
 /// Arguments a record holds.
 pub const MAX_ARGS: usize = 6;
-/// Bytes for the strings of one record (304).
-pub const STRINGS_LEN: usize = SLOT_SIZE - 16 - core::mem::size_of::<LibcCallFixed>();
 
-/// The start of the ring file. Padded so the counters sit on their own
-/// cache lines.
+/// `RingHeader::clock`: record times are `CLOCK_MONOTONIC` nanoseconds.
+pub const CLOCK_MONOTONIC_NS: u32 = 0;
+/// `RingHeader::clock`: record times are time-stamp counter ticks
+/// (`rdtsc`); the harness converts them to `CLOCK_MONOTONIC` nanoseconds
+/// from pairs of readings it takes while it drains. Chosen by the harness
+/// only when the kernel's own clock source is that counter.
+pub const CLOCK_TSC: u32 = 1;
+
+/// The start of the ring file. Padded so the counters each side writes
+/// sit on their own cache lines.
 #[repr(C, align(64))]
 pub struct RingHeader {
     pub magic: u64,
     pub version: u32,
-    /// Slots that follow the header (a power of two).
-    pub nslots: u32,
-    _pad0: [u8; 48],
-    /// The next slot to claim (monotonic; the slot index is `head % nslots`).
+    /// How record times are taken: `CLOCK_*`.
+    pub clock: u32,
+    /// Bytes of the data area (a power of two, a multiple of the page size).
+    pub data_bytes: u64,
+    /// Non-zero: a producer that finds the ring full waits for room while
+    /// the consumer is alive.
+    pub block: u32,
+    _pad0: [u8; 36],
+    /// The next byte position to claim (monotonic; the offset in the data
+    /// area is `head % data_bytes`).
     pub head: AtomicU64,
     _pad1: [u8; 56],
-    /// The next slot the harness will read.
+    /// The next byte position the harness will read.
     pub tail: AtomicU64,
-    _pad2: [u8; 56],
+    /// Moved by the consumer every time it looks at the ring: a producer
+    /// waiting for room gives up when this stands still.
+    pub heartbeat: AtomicU64,
+    /// Set by a producer that gave up waiting; records then are counted
+    /// as lost at once, until the consumer clears it.
+    pub stalled: AtomicU32,
+    /// Bumped by the consumer to wake producers sleeping on it (a futex)
+    /// while they wait for room.
+    pub wake: AtomicU32,
+    /// Producers sleeping on `wake`.
+    pub sleepers: AtomicU32,
+    _pad2: [u8; 36],
     /// Records dropped because the ring was full.
     pub lost: AtomicU64,
     /// Calls not recorded because they happened inside probity's own
     /// recording code (a signal handler interrupting it).
     pub skipped: AtomicU64,
-    _pad3: [u8; 48],
+    /// Records that had to wait for room.
+    pub waited: AtomicU64,
+    _pad3: [u8; 40],
 }
 
 impl RingHeader {
-    /// A header for `nslots` slots (a power of two).
-    pub const fn new(nslots: u32) -> Self {
+    /// A header for a data area of `data_bytes` bytes.
+    pub const fn new(data_bytes: u64, clock: u32, block: bool) -> Self {
         RingHeader {
             magic: RING_MAGIC,
             version: RING_VERSION,
-            nslots,
-            _pad0: [0; 48],
+            clock,
+            data_bytes,
+            block: block as u32,
+            _pad0: [0; 36],
             head: AtomicU64::new(0),
             _pad1: [0; 56],
             tail: AtomicU64::new(0),
-            _pad2: [0; 56],
+            heartbeat: AtomicU64::new(0),
+            stalled: AtomicU32::new(0),
+            wake: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+            _pad2: [0; 36],
             lost: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            _pad3: [0; 48],
+            waited: AtomicU64::new(0),
+            _pad3: [0; 40],
         }
+    }
+
+    /// The header's bytes, for writing it at the start of a ring file.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `repr(C)` with explicit padding fields (no implicit
+        // padding: the size is asserted below); atomics are plain integers.
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u8>(), size_of::<Self>()) }
     }
 }
 
-/// One record's place in the ring.
-#[repr(C, align(8))]
-pub struct Slot {
-    /// `claimed index + 1` once the record is published; anything else
-    /// means the slot is empty or being written.
-    pub seq: AtomicU64,
-    /// Bytes of `data` used.
+/// The first 16 bytes of every record in the data area.
+#[repr(C)]
+pub struct Frame {
+    /// The record's byte position plus one once it is published; anything
+    /// else means it is not (yet) there.
+    pub commit: AtomicU64,
+    /// Bytes of payload after the frame.
     pub len: u32,
-    _pad: u32,
-    pub data: [u8; SLOT_SIZE - 16],
+    /// Units the record takes, frame included.
+    pub units: u32,
 }
 
-/// Bytes of the ring file for `nslots` slots.
-pub const fn ring_bytes(nslots: u32) -> usize {
-    core::mem::size_of::<RingHeader>() + nslots as usize * SLOT_SIZE
+/// What [`Ring::push_record`] copies at a time: one SSE register (a loop
+/// of these stays inline, where whole units became a `memcpy` call).
+#[derive(Clone, Copy)]
+#[repr(C, align(16))]
+struct Chunk([MaybeUninit<u8>; 16]);
+
+/// Where a producer builds a record before [`Ring::push_record`] copies it:
+/// the frame's 16 bytes, then the payload.
+#[repr(C, align(64))]
+pub struct RecordBuf(pub [MaybeUninit<u8>; MAX_RECORD]);
+
+impl RecordBuf {
+    pub const fn new() -> Self {
+        RecordBuf([MaybeUninit::uninit(); MAX_RECORD])
+    }
+
+    /// The payload area.
+    pub fn payload(&mut self) -> *mut u8 {
+        // SAFETY: the frame is 16 bytes of the `MAX_RECORD`.
+        unsafe { self.0.as_mut_ptr().add(size_of::<Frame>()).cast::<u8>() }
+    }
 }
+
+impl Default for RecordBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bytes of the ring file for a data area of `data_bytes`.
+pub const fn file_bytes(data_bytes: usize) -> usize {
+    HEADER_BYTES + data_bytes
+}
+
+/// Bytes of address space a [`map`] of that file takes.
+pub const fn mapping_bytes(data_bytes: usize) -> usize {
+    HEADER_BYTES + 2 * data_bytes
+}
+
+/// Whether `data_bytes` is a size a ring can have.
+pub const fn valid_data_bytes(data_bytes: u64) -> bool {
+    data_bytes.is_power_of_two() && data_bytes >= HEADER_BYTES as u64 && data_bytes <= 1 << 34
+}
+
+/// Units a record with `payload` bytes takes.
+pub const fn units_for(payload: usize) -> usize {
+    (size_of::<Frame>() + payload).div_ceil(UNIT)
+}
+
+/// How far past its record a producer prefetches: about eight records.
+const PREFETCH_AHEAD: u64 = 1024;
+
+/// Spins (about 30 ns each) a producer waits for room before sleeping.
+const SPINS_BEFORE_SLEEPING: u32 = 2_000;
+/// How long one sleep for room lasts at most.
+const SLEEP_NS: i64 = 5_000_000;
+/// Sleeps through which the consumer's heartbeat stood still before a
+/// waiting producer gives up (a quarter of a second: far longer than the
+/// consumer ever sleeps, long enough for it to get a CPU on a busy machine).
+const SLEEPS_BEFORE_GIVING_UP: u32 = 50;
+
+/// Sleeps until `word` is no longer `seq`, woken, or `SLEEP_NS` passed.
+#[cfg(feature = "mmap")]
+fn sleep_on(word: &AtomicU32, seq: u32) {
+    let timeout = libc::timespec { tv_sec: 0, tv_nsec: SLEEP_NS };
+    // SAFETY: a futex wait on a word of the shared mapping (not private:
+    // the consumer is another process), with a valid timeout.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, seq, &timeout) };
+}
+
+/// Wakes every producer sleeping on `word`.
+#[cfg(feature = "mmap")]
+fn wake_all(word: &AtomicU32) {
+    // SAFETY: a futex wake on a word of the shared mapping.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Without the system interface, waiting producers spin.
+#[cfg(not(feature = "mmap"))]
+fn sleep_on(_: &AtomicU32, _: u32) {
+    for _ in 0..SPINS_BEFORE_SLEEPING {
+        core::hint::spin_loop();
+    }
+}
+
+#[cfg(not(feature = "mmap"))]
+fn wake_all(_: &AtomicU32) {}
 
 /// A ring mapped in memory.
 ///
 /// # Safety
-/// `base` must point at a mapping of at least `ring_bytes(nslots)` bytes
-/// laid out by this module, shared by every user.
+/// `base` must point at a mapping made by [`map`] (or laid out the same
+/// way), shared by every user.
 #[derive(Clone, Copy)]
 pub struct Ring {
     base: *mut u8,
 }
 
-// SAFETY: all shared state is accessed through atomics or through slots
-// that one party owns at a time (claimed by CAS, published by `seq`).
+// SAFETY: all shared state is accessed through atomics or through records
+// that one party owns at a time (claimed by CAS, published by `commit`).
 unsafe impl Send for Ring {}
 // SAFETY: as above.
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// Wraps a mapping; returns `None` when it is not a ring of this version.
+    /// Wraps a mapping of `len` bytes; returns `None` when it is not a ring
+    /// of this version or the mapping is too short.
     ///
     /// # Safety
-    /// `base` must be valid for `len` bytes for as long as the `Ring` is used.
+    /// `base` must be valid for `len` bytes for as long as the `Ring` is
+    /// used, with the data area mapped twice as [`map`] does.
     pub unsafe fn from_raw(base: *mut u8, len: usize) -> Option<Ring> {
-        if len < core::mem::size_of::<RingHeader>() || !(base as usize).is_multiple_of(64) {
+        if len < HEADER_BYTES || !(base as usize).is_multiple_of(UNIT) {
             return None;
         }
         // SAFETY: the caller vouches for `len` bytes; checked against the header below.
         let h = unsafe { &*base.cast::<RingHeader>() };
-        if h.magic != RING_MAGIC || h.version != RING_VERSION || !h.nslots.is_power_of_two() || len < ring_bytes(h.nslots) {
+        if h.magic != RING_MAGIC
+            || h.version != RING_VERSION
+            || !valid_data_bytes(h.data_bytes)
+            || (len as u64) < mapping_bytes(h.data_bytes as usize) as u64
+        {
             return None;
         }
         Some(Ring { base })
@@ -144,85 +288,255 @@ impl Ring {
         unsafe { &*self.base.cast::<RingHeader>() }
     }
 
-    fn slot(&self, index: u64) -> *mut Slot {
-        let n = u64::from(self.header().nslots);
-        // SAFETY: the index is reduced modulo the slot count checked in `from_raw`.
-        unsafe { self.base.add(core::mem::size_of::<RingHeader>()).cast::<Slot>().add((index % n) as usize) }
+    /// The record at byte position `pos` (contiguous for `MAX_RECORD`
+    /// bytes thanks to the second mapping).
+    fn at(&self, pos: u64) -> *mut u8 {
+        let off = pos & (self.header().data_bytes - 1);
+        // SAFETY: the offset is inside the first copy of the data area,
+        // and the second copy follows it.
+        unsafe { self.base.add(HEADER_BYTES + off as usize) }
     }
 
-    /// Writes one record with `fill`, which gets the slot's data and returns
-    /// the bytes it used. Counts the record as lost when the ring is full.
-    pub fn push(&self, fill: impl FnOnce(&mut [u8; SLOT_SIZE - 16]) -> usize) -> bool {
-        let h = self.header();
-        let n = u64::from(h.nslots);
-        let mut head = h.head.load(Ordering::Relaxed);
-        loop {
-            let tail = h.tail.load(Ordering::Acquire);
-            if head.wrapping_sub(tail) >= n {
-                h.lost.fetch_add(1, Ordering::Relaxed);
-                return false;
-            }
-            match h.head.compare_exchange_weak(head, head + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => head = now,
-            }
-        }
-        let slot = self.slot(head);
-        // SAFETY: the CAS above gave this producer slot `head` alone until it
-        // publishes it; the consumer does not read it before `seq` says so.
-        unsafe {
-            let len = fill(&mut (*slot).data).min(SLOT_SIZE - 16);
-            (*slot).len = len as u32;
-            (*slot).seq.store(head + 1, Ordering::Release);
-        }
+    /// Writes one record with `payload` as its bytes (cut at
+    /// `MAX_RECORD - 16`). `tail_hint` is the caller's last look at `tail`
+    /// (any value not past it will do; 0 at first), kept so that the
+    /// consumer's line is read only when the ring may be full. Returns
+    /// `false` when the record was counted as lost.
+    pub fn push(&self, payload: &[u8], tail_hint: &mut u64) -> bool {
+        let len = payload.len().min(MAX_RECORD - size_of::<Frame>());
+        let Some((head, units)) = self.claim(len, tail_hint) else { return false };
+        let rec = self.at(head);
+        // SAFETY: `claim` gave this producer the record's units alone until
+        // it publishes them; `len` bytes fit after the frame.
+        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), rec.add(size_of::<Frame>()), len) };
+        self.publish(head, len, units);
         true
     }
 
-    /// Reads the next published record into `out`, returning its length.
-    /// `Err(Pending)` when the next slot was claimed but not yet published.
-    pub fn pop(&self, out: &mut [u8; SLOT_SIZE - 16]) -> Result<usize, PopError> {
-        let mut len = 0;
-        self.pop_with(|bytes| {
-            out[..bytes.len()].copy_from_slice(bytes);
-            len = bytes.len();
-        })?;
-        Ok(len)
+    /// Writes the record built in `buf` (its first `len` payload bytes),
+    /// copying whole units, which the compiler turns into a few wide moves
+    /// instead of a call. As [`Ring::push`] otherwise.
+    #[inline]
+    pub fn push_record(&self, buf: &RecordBuf, len: usize, tail_hint: &mut u64) -> bool {
+        let len = len.min(MAX_RECORD - size_of::<Frame>());
+        let Some((head, units)) = self.claim(len, tail_hint) else { return false };
+        let rec = self.at(head).cast::<Chunk>();
+        let src = buf.0.as_ptr().cast::<Chunk>();
+        for c in 0..units * (UNIT / size_of::<Chunk>()) {
+            // SAFETY: `claim` gave this producer `units` units at `rec`, and
+            // `buf` holds `MAX_RECORD / UNIT >= units` of them, all 16-byte
+            // aligned. The frame's bytes copied here are overwritten by
+            // `publish` (the consumer only trusts `commit`, stored last).
+            unsafe { rec.add(c).write(src.add(c).read()) };
+        }
+        self.publish(head, len, units);
+        true
     }
 
-    /// Hands the next published record to `f` straight from its slot (no
-    /// copy), then frees the slot.
+    /// Claims the units of a record with `len` payload bytes: its byte
+    /// position and unit count, or `None` when it was counted as lost.
+    #[inline]
+    fn claim(&self, len: usize, tail_hint: &mut u64) -> Option<(u64, usize)> {
+        let h = self.header();
+        let units = units_for(len);
+        let bytes = (units * UNIT) as u64;
+        let size = h.data_bytes;
+        let mut head = h.head.load(Ordering::Relaxed);
+        loop {
+            if head + bytes - *tail_hint > size {
+                *tail_hint = h.tail.load(Ordering::Acquire);
+                if head + bytes - *tail_hint > size {
+                    if !self.wait_for_room(head + bytes - size) {
+                        h.lost.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                    *tail_hint = h.tail.load(Ordering::Acquire);
+                    head = h.head.load(Ordering::Relaxed);
+                    continue;
+                }
+            }
+            match h.head.compare_exchange_weak(head, head + bytes, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.prefetch_ahead(head + bytes);
+                    return Some((head, units));
+                }
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Asks for the lines a few records past `pos` in write mode: the
+    /// consumer last had them, and fetching them now, while this record is
+    /// written, keeps the next record's stores from waiting for them.
+    #[inline(always)]
+    fn prefetch_ahead(&self, pos: u64) {
+        #[cfg(target_arch = "x86_64")]
+        for ahead in [PREFETCH_AHEAD, PREFETCH_AHEAD + UNIT as u64] {
+            // SAFETY: a hint only; the address is inside the mapping (the
+            // second copy of the data area follows the first).
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
+                    self.at(pos + ahead).cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = pos;
+    }
+
+    /// Fills in the frame of the record claimed at `head` and publishes it.
+    #[inline]
+    fn publish(&self, head: u64, len: usize, units: usize) {
+        let frame = self.at(head).cast::<Frame>();
+        // SAFETY: the claimed record's frame, 8-aligned (units are 64).
+        unsafe {
+            core::ptr::addr_of_mut!((*frame).len).write(len as u32);
+            core::ptr::addr_of_mut!((*frame).units).write(units as u32);
+            (*frame).commit.store(head + 1, Ordering::Release);
+        }
+    }
+
+    /// Waits until `tail` reaches `need`: `false` when the harness did not
+    /// ask for it, or the consumer stopped moving. Spins for a moment, then
+    /// sleeps on the `wake` futex (so that on a busy machine the consumer
+    /// gets the CPU the waiting producers would burn); the harness takes
+    /// these `futex` calls out of the trace.
+    #[cold]
+    fn wait_for_room(&self, need: u64) -> bool {
+        let h = self.header();
+        if h.block == 0 || h.stalled.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        h.waited.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..SPINS_BEFORE_SLEEPING {
+            core::hint::spin_loop();
+            if h.tail.load(Ordering::Acquire) >= need {
+                return true;
+            }
+        }
+        let mut beat = h.heartbeat.load(Ordering::Relaxed);
+        let mut still = 0;
+        loop {
+            let seq = h.wake.load(Ordering::SeqCst);
+            h.sleepers.fetch_add(1, Ordering::SeqCst);
+            if h.tail.load(Ordering::SeqCst) < need {
+                sleep_on(&h.wake, seq);
+            }
+            h.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if h.tail.load(Ordering::Acquire) >= need {
+                return true;
+            }
+            let now = h.heartbeat.load(Ordering::Relaxed);
+            if now != beat {
+                beat = now;
+                still = 0;
+            } else {
+                still += 1;
+                if still >= SLEEPS_BEFORE_GIVING_UP {
+                    h.stalled.store(1, Ordering::Relaxed);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Where the next record will be claimed. A consumer reads this once
+    /// per batch and then only records before it: reading `head` (or a
+    /// record being written) while producers write makes their cache lines
+    /// travel between CPUs on every record.
+    pub fn head(&self) -> u64 {
+        self.header().head.load(Ordering::Acquire)
+    }
+
+    /// Where the consumer is.
+    pub fn tail(&self) -> u64 {
+        self.header().tail.load(Ordering::Relaxed)
+    }
+
+    /// Hands the next published record's payload to `f` straight from the
+    /// ring (no copy), then frees its units. Consumer only.
     pub fn pop_with(&self, f: impl FnOnce(&[u8])) -> Result<(), PopError> {
         let h = self.header();
         let tail = h.tail.load(Ordering::Relaxed);
-        if h.head.load(Ordering::Acquire) == tail {
-            return Err(PopError::Empty);
-        }
-        let slot = self.slot(tail);
-        // SAFETY: as `pop`: read only once published, by the one consumer.
+        let rec = self.at(tail);
+        // SAFETY: the frame at `tail` is inside the mapping; its fields are
+        // read only once `commit` (acquire) says the record is published.
         unsafe {
-            if (*slot).seq.load(Ordering::Acquire) != tail + 1 {
-                return Err(PopError::Pending);
+            let frame = &*rec.cast::<Frame>();
+            if frame.commit.load(Ordering::Acquire) != tail + 1 {
+                return Err(if h.head.load(Ordering::Acquire) == tail { PopError::Empty } else { PopError::Pending });
             }
-            let len = ((*slot).len as usize).min(SLOT_SIZE - 16);
-            f(core::slice::from_raw_parts(core::ptr::addr_of!((*slot).data).cast::<u8>(), len));
-            h.tail.store(tail + 1, Ordering::Release);
+            let len = (frame.len as usize).min(MAX_RECORD - size_of::<Frame>());
+            let units = (frame.units as usize).clamp(1, MAX_RECORD / UNIT);
+            f(core::slice::from_raw_parts(rec.add(size_of::<Frame>()), len));
+            self.free(tail, units);
         }
         Ok(())
     }
 
-    /// Gives up on a slot that was claimed but never published (its writer
-    /// died mid-record): counts it as lost and moves on.
-    pub fn skip_pending(&self) {
+    /// Zeroes the first word of `units` units at `tail` and moves past them.
+    fn free(&self, tail: u64, units: usize) {
+        for u in 0..units {
+            let word = self.at(tail + (u * UNIT) as u64).cast::<AtomicU64>();
+            // SAFETY: unit-aligned words inside the data area; this
+            // consumer owns them until `tail` moves.
+            unsafe { (*word).store(0, Ordering::Relaxed) };
+        }
+        self.header().tail.store(tail + (units * UNIT) as u64, Ordering::Release);
+    }
+
+    /// Gives up on a record that was claimed but never published (its
+    /// writer died mid-record): counts it as lost and moves on. Its length
+    /// is unknown, so everything claimed up to `head` now is dropped;
+    /// returns how many units that was.
+    pub fn skip_pending(&self) -> u64 {
         let h = self.header();
         let tail = h.tail.load(Ordering::Relaxed);
-        if h.head.load(Ordering::Acquire) != tail {
-            h.lost.fetch_add(1, Ordering::Relaxed);
-            h.tail.store(tail + 1, Ordering::Release);
+        let head = h.head.load(Ordering::Acquire);
+        if head == tail {
+            return 0;
         }
+        // Later records may be published already: keep those that are, up
+        // to the first unit that looks like a frame of a published record.
+        let mut pos = tail + UNIT as u64;
+        while pos < head {
+            // SAFETY: a unit-aligned word inside the data area.
+            let commit = unsafe { (*self.at(pos).cast::<AtomicU64>()).load(Ordering::Acquire) };
+            if commit == pos + 1 {
+                break;
+            }
+            pos += UNIT as u64;
+        }
+        h.lost.fetch_add(1, Ordering::Relaxed);
+        let units = ((pos - tail) / UNIT as u64) as usize;
+        self.free(tail, units);
+        units as u64
+    }
+
+    /// The consumer is alive and looking: lets waiting producers know,
+    /// and wakes those sleeping for room. Returns whether any were.
+    pub fn beat(&self) -> bool {
+        let h = self.header();
+        h.heartbeat.fetch_add(1, Ordering::Relaxed);
+        if h.stalled.load(Ordering::Relaxed) != 0 {
+            h.stalled.store(0, Ordering::Relaxed);
+        }
+        if h.sleepers.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        h.wake.fetch_add(1, Ordering::SeqCst);
+        wake_all(&h.wake);
+        true
+    }
+
+    /// Where the `wake` futex is in this mapping (the harness recognises a
+    /// producer's sleeps on it by this address).
+    pub fn wake_addr(&self) -> u64 {
+        core::ptr::addr_of!(self.header().wake) as u64
     }
 }
 
-/// Why [`Ring::pop`] returned nothing.
+/// Why [`Ring::pop_with`] returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PopError {
     /// No record was claimed.
@@ -299,132 +613,282 @@ pub struct ArgSlot {
     pub value: u64,
 }
 
-/// `LibcCall::flags`: the record was written before the call, which may
-/// not return (`exec*`, `exit`); `ret` means nothing.
-pub const CALL_BEFORE: u32 = 1;
-/// `LibcCall::flags`: the result of a call recorded before it ran
-/// (`CALL_BEFORE`), which did return; only `ret`, `errno` and the duration
-/// are set.
-pub const CALL_RESULT: u32 = 2;
+/// `LibcCallFixed::flags`: the record was written before the call, which
+/// may not return (`exec*`, `exit`); `ret` means nothing.
+pub const CALL_BEFORE: u16 = 1;
+/// `LibcCallFixed::flags`: the result of a call recorded before it ran
+/// (`CALL_BEFORE`), which did return; only `ret`, `errno` and `end` are set.
+pub const CALL_RESULT: u16 = 2;
 
-/// The fixed part of a libc call record; strings follow.
+/// The fixed part of a libc call record. After it come `name_len` bytes
+/// of the function's name, then the string area the argument slots point
+/// into, then `nargs` [`ArgSlot`]s (unaligned) to the end of the record.
+/// (Strings before slots: a hook writes strings as it goes, and learns how
+/// many arguments it has at the end.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct LibcCallFixed {
+    /// `ts_ns` is the time of entry, in the ring's clock (`RingHeader::clock`).
     pub header: EventHeader,
-    /// The function's name, NUL-padded.
-    pub name: [u8; NAME_LEN],
+    /// The time of return (of entry, for `CALL_BEFORE`), same clock.
+    pub end: u64,
     /// `CALL_*` flags.
-    pub flags: u32,
-    /// Arguments used in `args`.
-    pub nargs: u32,
-    pub args: [ArgSlot; MAX_ARGS],
-    /// The result, shown as its kind says.
-    pub ret: ArgSlot,
+    pub flags: u16,
+    /// Arguments that follow.
+    pub nargs: u8,
+    /// Bytes of the name that follows them.
+    pub name_len: u8,
     /// `errno` after the call.
     pub errno: i32,
-    pub _pad: u32,
-    /// Nanoseconds from entry to return.
-    pub duration_ns: u64,
+    /// The result, shown as its kind says.
+    pub ret: ArgSlot,
 }
 
-/// A whole libc call record as it sits in a slot.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct LibcCall {
-    pub fixed: LibcCallFixed,
-    pub strings: [u8; STRINGS_LEN],
+/// Where a libc call record of `len` payload bytes has its name, strings
+/// and argument slots; `None` when they do not fit in it.
+pub const fn libc_call_parts(len: usize, nargs: usize, name_len: usize) -> Option<LibcCallParts> {
+    let name = size_of::<LibcCallFixed>();
+    let strings = name + name_len;
+    let args_bytes = nargs * size_of::<ArgSlot>();
+    if len < strings + args_bytes {
+        return None;
+    }
+    Some(LibcCallParts { name, strings, args: len - args_bytes })
 }
+
+/// Offsets of a libc call record's parts (see [`libc_call_parts`]); each
+/// runs to the next, the slots to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LibcCallParts {
+    pub name: usize,
+    pub strings: usize,
+    pub args: usize,
+}
+
+/// Bytes of a libc call record's string area: what is left of the
+/// largest record after the frame, the fixed part, every argument and
+/// the longest name.
+pub const STRINGS_LEN: usize =
+    MAX_RECORD - size_of::<Frame>() - size_of::<LibcCallFixed>() - MAX_ARGS * size_of::<ArgSlot>() - NAME_LEN;
 
 /// The preload library started in a process (once per exec'd image). The
 /// header's time is when it finished setting up; the syscalls the thread
-/// made between `init_start_ns` and then are the library's own.
+/// made between `init_start_ns` and then are the library's own. Both
+/// times are `CLOCK_MONOTONIC` nanoseconds, whatever the ring's clock.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Attach {
     pub header: EventHeader,
     /// When the library's initialisation began.
     pub init_start_ns: u64,
+    /// The address of the ring's `wake` futex in this process (and in the
+    /// processes it forks): its waits for room are probity's, not the
+    /// program's.
+    pub wake_addr: u64,
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<RingHeader>() == 256);
-    assert!(core::mem::size_of::<Slot>() == SLOT_SIZE);
-    assert!(core::mem::size_of::<ArgSlot>() == 16);
-    assert!(core::mem::size_of::<LibcCallFixed>() == 24 + NAME_LEN + 8 + 16 * MAX_ARGS + 16 + 8 + 8);
-    assert!(core::mem::size_of::<LibcCall>() == SLOT_SIZE - 16);
-    assert!(core::mem::size_of::<Attach>() == 32);
+    // No implicit padding: four lines of explicitly laid out fields.
+    assert!(size_of::<RingHeader>() == 256);
+    assert!(core::mem::offset_of!(RingHeader, lost) == 192);
+    assert!(size_of::<RingHeader>() <= HEADER_BYTES);
+    assert!(size_of::<Frame>() == 16);
+    assert!(size_of::<ArgSlot>() == 16);
+    assert!(size_of::<LibcCallFixed>() == 24 + 8 + 8 + 16);
+    assert!(size_of::<Attach>() == 40);
+    assert!(MAX_RECORD.is_multiple_of(UNIT));
+    assert!(STRINGS_LEN < u16::MAX as usize);
 };
 
-#[cfg(test)]
+/// Mapping a ring file the way [`Ring`] needs: the header page, then the
+/// data area twice in a row.
+#[cfg(feature = "mmap")]
+pub mod map {
+    use super::{mapping_bytes, valid_data_bytes, Ring, RingHeader, HEADER_BYTES};
+
+    /// Maps the ring file open at `fd`, of `file_len` bytes. Returns the
+    /// ring and the length to `munmap` it with; `None` when the file is not
+    /// a ring or a mapping failed (nothing stays mapped then).
+    ///
+    /// # Safety
+    /// `fd` must be an open descriptor; the caller keeps the mapping for as
+    /// long as it uses the ring.
+    pub unsafe fn map(fd: i32, file_len: usize) -> Option<(Ring, usize)> {
+        use libc::{MAP_ANONYMOUS, MAP_FAILED, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE};
+        if file_len < HEADER_BYTES {
+            return None;
+        }
+        // SAFETY: plain mmap calls; every MAP_FIXED lands inside the
+        // reservation made first, which is unmapped whole on failure.
+        unsafe {
+            let head = libc::mmap(core::ptr::null_mut(), HEADER_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+            if head == MAP_FAILED {
+                return None;
+            }
+            let data = (*head.cast::<RingHeader>()).data_bytes;
+            libc::munmap(head, HEADER_BYTES);
+            if !valid_data_bytes(data) || (file_len as u64) < HEADER_BYTES as u64 + data {
+                return None;
+            }
+            let data = data as usize;
+            let total = mapping_bytes(data);
+            let base = libc::mmap(core::ptr::null_mut(), total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if base == MAP_FAILED {
+                return None;
+            }
+            let rw = PROT_READ | PROT_WRITE;
+            let first = libc::mmap(base, HEADER_BYTES + data, rw, MAP_SHARED | MAP_FIXED, fd, 0);
+            let second = libc::mmap(
+                base.cast::<u8>().add(HEADER_BYTES + data).cast(),
+                data,
+                rw,
+                MAP_SHARED | MAP_FIXED,
+                fd,
+                HEADER_BYTES as libc::off_t,
+            );
+            if first == MAP_FAILED || second == MAP_FAILED {
+                libc::munmap(base, total);
+                return None;
+            }
+            match Ring::from_raw(base.cast(), total) {
+                Some(r) => Some((r, total)),
+                None => {
+                    libc::munmap(base, total);
+                    None
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "mmap"))]
 mod tests {
     extern crate std;
-    use std::vec;
+    use std::vec::Vec;
 
     use super::*;
 
-    #[repr(C, align(64))]
-    #[derive(Clone, Copy)]
-    struct Line([u8; 64]);
+    /// A ring in a memfd, mapped as the harness and the library map it.
+    fn ring(data_bytes: usize, block: bool) -> Ring {
+        // SAFETY: plain syscalls on a fresh memfd; the mapping is leaked
+        // for the test's life.
+        unsafe {
+            let fd = libc::memfd_create(c"ring".as_ptr(), 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::ftruncate(fd, file_bytes(data_bytes) as libc::off_t), 0);
+            let p = libc::mmap(core::ptr::null_mut(), HEADER_BYTES, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            p.cast::<RingHeader>().write(RingHeader::new(data_bytes as u64, CLOCK_MONOTONIC_NS, block));
+            libc::munmap(p, HEADER_BYTES);
+            let (r, _) = map::map(fd, file_bytes(data_bytes)).unwrap();
+            libc::close(fd);
+            r
+        }
+    }
 
-    fn ring(nslots: u32) -> (std::vec::Vec<Line>, Ring) {
-        let mut mem = vec![Line([0; 64]); ring_bytes(nslots) / 64];
-        // SAFETY: a fresh buffer of the right size, initialised below.
-        unsafe { mem.as_mut_ptr().cast::<RingHeader>().write(RingHeader::new(nslots)) };
-        // SAFETY: the buffer is `ring_bytes(nslots)` long and outlives the ring.
-        let ring = unsafe { Ring::from_raw(mem.as_mut_ptr().cast(), ring_bytes(nslots)) }.unwrap();
-        (mem, ring)
+    fn drain(r: &Ring) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while r.pop_with(|b| out.push(b.to_vec())).is_ok() {}
+        out
     }
 
     #[test]
-    fn records_come_out_in_order_and_overflow_is_counted() {
-        let (_mem, r) = ring(4);
-        for i in 0..6u8 {
-            r.push(|d| {
-                d[0] = i;
-                1
-            });
+    fn records_come_out_in_order_across_the_wrap_and_overflow_is_counted() {
+        let r = ring(4096, false);
+        let mut hint = 0;
+        // 100-byte payloads take 2 units: 32 fit in 4 KiB.
+        for round in 0..3u8 {
+            for i in 0..34u8 {
+                r.push(&[round ^ i; 100], &mut hint);
+            }
+            let got = drain(&r);
+            assert_eq!(got.len(), 32);
+            for (i, rec) in got.iter().enumerate() {
+                assert_eq!(rec, &[round ^ i as u8; 100]);
+            }
         }
-        assert_eq!(r.header().lost.load(Ordering::Relaxed), 2);
-        let mut out = [0u8; SLOT_SIZE - 16];
-        for i in 0..4u8 {
-            assert_eq!(r.pop(&mut out), Ok(1));
-            assert_eq!(out[0], i);
-        }
-        assert_eq!(r.pop(&mut out), Err(PopError::Empty));
+        assert_eq!(r.header().lost.load(Ordering::Relaxed), 6);
+        // A record of odd size straddling the end comes out whole.
+        r.push(&[7; 300], &mut hint);
+        assert_eq!(drain(&r), [[7u8; 300].to_vec()]);
     }
 
     #[test]
-    fn many_threads_lose_nothing_when_drained() {
-        let (_mem, r) = ring(1024);
-        let threads: std::vec::Vec<_> = (0..4u8)
+    fn many_threads_lose_nothing_when_producers_wait_for_a_live_consumer() {
+        let r = ring(4096, true);
+        let stop = std::sync::Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let consumer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut counts = [0u32; 4];
+                loop {
+                    r.beat();
+                    match r.pop_with(|b| {
+                        assert!(b[1..].iter().all(|&x| x == b[0]), "a torn record");
+                        counts[b[0] as usize] += 1;
+                    }) {
+                        Ok(()) => {}
+                        Err(PopError::Empty) if stop.load(Ordering::Acquire) => break counts,
+                        Err(_) => std::thread::yield_now(),
+                    }
+                }
+            })
+        };
+        let producers: Vec<_> = (0..4u8)
             .map(|t| {
                 std::thread::spawn(move || {
-                    for _ in 0..200 {
-                        r.push(|d| {
-                            d[0] = t;
-                            1
-                        });
+                    let mut hint = 0;
+                    for i in 0..20_000usize {
+                        r.push(&std::vec![t; 20 + i % 200], &mut hint);
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for p in producers {
+            p.join().unwrap();
         }
-        let mut counts = [0; 4];
-        let mut out = [0u8; SLOT_SIZE - 16];
-        while r.pop(&mut out).is_ok() {
-            counts[out[0] as usize] += 1;
-        }
-        assert_eq!(counts, [200; 4]);
+        stop.store(true, Ordering::Release);
+        assert_eq!(consumer.join().unwrap(), [20_000; 4]);
         assert_eq!(r.header().lost.load(Ordering::Relaxed), 0);
     }
 
     #[test]
+    fn a_stalled_consumer_costs_one_wait_then_records_are_lost_at_once() {
+        let r = ring(4096, true);
+        let mut hint = 0;
+        for _ in 0..32 {
+            assert!(r.push(&[1; 100], &mut hint));
+        }
+        assert!(!r.push(&[1; 100], &mut hint));
+        assert_eq!(r.header().stalled.load(Ordering::Relaxed), 1);
+        assert!(!r.push(&[1; 100], &mut hint));
+        assert_eq!(r.header().waited.load(Ordering::Relaxed), 1);
+        assert_eq!(r.header().lost.load(Ordering::Relaxed), 2);
+        // The consumer coming back clears it.
+        r.beat();
+        assert_eq!(drain(&r).len(), 32);
+        assert!(r.push(&[1; 100], &mut hint));
+    }
+
+    #[test]
+    fn a_record_never_published_is_skipped_and_later_ones_kept() {
+        let r = ring(4096, false);
+        let h = r.header();
+        // A writer claims two units and dies.
+        h.head.fetch_add(128, Ordering::AcqRel);
+        let mut hint = 0;
+        r.push(&[9; 10], &mut hint);
+        assert_eq!(r.pop_with(|_| {}), Err(PopError::Pending));
+        assert_eq!(r.skip_pending(), 2);
+        assert_eq!(drain(&r), [[9u8; 10].to_vec()]);
+        assert_eq!(h.lost.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
     fn foreign_memory_is_not_a_ring() {
-        let mut mem = vec![Line([0; 64]); 8];
-        // SAFETY: 512 readable bytes.
-        assert!(unsafe { Ring::from_raw(mem.as_mut_ptr().cast(), 512) }.is_none());
+        #[repr(C, align(64))]
+        struct Page([u8; 4096]);
+        let mut mem = Page([0; 4096]);
+        // SAFETY: 4096 readable bytes.
+        assert!(unsafe { Ring::from_raw(mem.0.as_mut_ptr(), 4096) }.is_none());
     }
 }

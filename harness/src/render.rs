@@ -172,7 +172,18 @@ pub fn outcome_lines(o: &Outcome) -> String {
         );
     }
     if o.own_syscalls > 0 {
-        let _ = writeln!(s, "probity: {} syscalls of probity's preload library (loading it, mapping its ring) left out", o.own_syscalls);
+        let _ = writeln!(
+            s,
+            "probity: {} syscalls of probity's preload library (loading it, mapping its ring, waiting for room in it) left out",
+            o.own_syscalls
+        );
+    }
+    if o.preload_waits > 0 {
+        let _ = writeln!(
+            s,
+            "probity: {} libc calls waited for room in the preload ring (probity drained it more slowly than they came)",
+            o.preload_waits
+        );
     }
     for u in &o.uncovered {
         let _ = writeln!(s, "probity: process {} ({}) had no libc layer: {}", u.pid, u.program, u.reason);
@@ -188,9 +199,19 @@ pub fn outcome_lines(o: &Outcome) -> String {
 
 /// A `strace -c` style table.
 pub fn summary_table(counts: &[SyscallCount]) -> String {
+    counts_table(counts, "syscall")
+}
+
+/// The same table for libc calls ([`crate::Outcome::libc_calls`]), with a
+/// `function` column.
+pub fn libc_summary_table(counts: &[SyscallCount]) -> String {
+    counts_table(counts, "function")
+}
+
+fn counts_table(counts: &[SyscallCount], what: &str) -> String {
     let total_ns: u64 = counts.iter().map(|c| c.total_ns).sum();
     let mut s = String::new();
-    let _ = writeln!(s, "% time     seconds  usecs/call     calls    errors syscall");
+    let _ = writeln!(s, "% time     seconds  usecs/call     calls    errors {what}");
     let _ = writeln!(s, "------ ----------- ----------- --------- --------- ----------------");
     let (mut calls, mut errors) = (0, 0);
     for c in counts {

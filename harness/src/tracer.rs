@@ -69,7 +69,8 @@ pub struct Tracer {
     load: LoadOptions,
     timeout: Option<Duration>,
     tracers: Vec<TracerKind>,
-    preload_slots: u32,
+    preload_ring_bytes: usize,
+    preload_block: bool,
 }
 
 impl Default for Tracer {
@@ -87,12 +88,14 @@ impl Tracer {
             load: LoadOptions::default(),
             timeout: None,
             tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
-            preload_slots: crate::preload::DEFAULT_SLOTS,
+            preload_ring_bytes: crate::preload::DEFAULT_RING_BYTES,
+            preload_block: true,
         }
     }
 
-    /// Count syscalls in the kernel instead of recording each one: the
-    /// trace has process events only, and [`Outcome::syscalls`] the counts.
+    /// Count syscalls in the kernel instead of recording each one, and
+    /// libc calls as they are drained: the trace has process events only,
+    /// and [`Outcome::syscalls`] and [`Outcome::libc_calls`] the counts.
     pub fn with_summary(mut self, on: bool) -> Self {
         self.summary = on;
         self
@@ -141,10 +144,19 @@ impl Tracer {
         self
     }
 
-    /// Slots of the preload ring (each holds one libc call); calls that
-    /// find it full are counted as lost.
-    pub fn with_preload_slots(mut self, n: u32) -> Self {
-        self.preload_slots = n;
+    /// Bytes of the preload ring's data area (rounded up to a power of
+    /// two; 16 MiB by default). A libc call takes 128 bytes or so.
+    pub fn with_preload_ring_bytes(mut self, n: usize) -> Self {
+        self.preload_ring_bytes = n;
+        self
+    }
+
+    /// Whether a traced process that finds the preload ring full waits for
+    /// room while probity drains it (the default), or counts the call as
+    /// lost at once. It never waits for long: a process stops waiting, and
+    /// loses records, when the draining thread stops making progress.
+    pub fn with_preload_blocking(mut self, block: bool) -> Self {
+        self.preload_block = block;
         self
     }
 
@@ -187,7 +199,7 @@ impl Tracer {
             None
         };
         let preload = if self.tracers.contains(&TracerKind::Preload) {
-            let p = PreloadSession::new(self.preload_slots)?;
+            let p = PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?;
             p.prepare(&mut cmd)?;
             Some(p)
         } else {
@@ -436,8 +448,12 @@ impl Tracee {
         }
         let mut uncovered = Vec::new();
         let mut own_syscalls = 0;
+        let mut libc_calls = Vec::new();
+        let mut preload_waits = 0;
         if let Some(p) = &mut self.preload {
             p.finish(&mut held);
+            libc_calls = p.counts().to_vec();
+            preload_waits = p.waits();
             let (full, skipped) = p.losses();
             losses.preload_ring_full = full;
             losses.preload_skipped = skipped;
@@ -465,6 +481,8 @@ impl Tracee {
             uncovered,
             cwd: self.cwd.take(),
             own_syscalls,
+            libc_calls,
+            preload_waits,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use probity::{Arg, EventKind, ExitStatus, Trace, Tracer};
+use probity::{Arg, EventKind, ExitStatus, Trace, Tracer, TracerKind};
 use probity_fixtures as fx;
 
 use crate::support::{dump, fixture, require_tracing};
@@ -182,21 +182,68 @@ fn process_hooks_record_spawns_and_execs() {
 }
 
 #[test]
-fn a_flood_into_a_small_ring_counts_exactly_what_was_lost() {
+fn a_flood_into_a_small_ring_that_must_not_wait_counts_exactly_what_was_lost() {
     require_tracing();
     let (threads, each) = (8u64, 20_000u64);
     let mut cmd = Command::new(fixture(fx::LIBC_FLOOD));
     cmd.args([threads.to_string(), each.to_string()]);
-    let t = Tracer::new().with_preload_slots(64).run(cmd).unwrap();
+    let t = Tracer::new().with_preload_ring_bytes(4096).with_preload_blocking(false).run(cmd).unwrap();
     assert_eq!(t.outcome.status, ExitStatus::Code(0));
-    let recorded = t
-        .events
-        .iter()
-        .filter(|e| e.as_libc().is_some_and(|c| c.function == "getenv" && c.args == [Arg::Path { path: "PROBITY_FLOOD".into(), truncated: false }]))
-        .count() as u64;
+    let recorded = flood_calls(&t);
     let l = &t.outcome.losses;
     assert!(l.preload_ring_full > 0, "the ring was meant to overflow: {l:?}");
     assert_eq!(recorded + l.preload_ring_full + l.preload_skipped, threads * each, "{l:?}");
     // The trace says it is incomplete.
     assert!(l.lost_events() >= l.preload_ring_full);
+}
+
+#[test]
+fn a_flood_into_a_small_ring_waits_for_room_and_loses_nothing() {
+    require_tracing();
+    let (threads, each) = (8u64, 20_000u64);
+    let mut cmd = Command::new(fixture(fx::LIBC_FLOOD));
+    cmd.args([threads.to_string(), each.to_string()]);
+    // 32 records' room for 160,000 calls from 8 threads.
+    let t = Tracer::new().with_preload_ring_bytes(4096).run(cmd).unwrap();
+    assert_eq!(t.outcome.status, ExitStatus::Code(0));
+    let l = &t.outcome.losses;
+    assert_eq!((l.preload_ring_full, l.preload_skipped), (0, 0), "{l:?}");
+    assert_eq!(flood_calls(&t), threads * each);
+    assert_eq!(t.outcome.libc_calls.iter().find(|c| c.name == "getenv").map(|c| c.calls), Some(threads * each));
+    // The library's sleeps for room (shared futex waits on the ring) are
+    // probity's: taken out and counted. The program's own futex calls
+    // (its barrier's, private) stay.
+    let futex_ops: Vec<String> = t
+        .syscalls()
+        .filter(|(_, s)| s.name == "futex")
+        .filter_map(|(_, s)| match s.args.get(1) {
+            Some(Arg::Flags { text, .. }) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(t.outcome.preload_waits > 0);
+    assert!(!futex_ops.iter().any(|op| op == "FUTEX_WAIT"), "{futex_ops:?}");
+}
+
+#[test]
+fn a_summary_counts_libc_calls_without_keeping_them() {
+    require_tracing();
+    let (threads, each) = (4u64, 50_000u64);
+    let mut cmd = Command::new(fixture(fx::LIBC_FLOOD));
+    cmd.args([threads.to_string(), each.to_string()]);
+    let t = Tracer::new().with_tracers(&[TracerKind::Preload]).with_summary(true).run(cmd).unwrap();
+    assert_eq!(t.outcome.status, ExitStatus::Code(0));
+    assert_eq!(flood_calls(&t), 0, "calls are counted, not kept");
+    let getenv = t.outcome.libc_calls.iter().find(|c| c.name == "getenv").expect("getenv counted");
+    assert_eq!((getenv.calls, getenv.errors), (threads * each, 0));
+    assert!(getenv.total_ns > 0);
+    assert_eq!(t.outcome.losses.lost_events(), 0);
+}
+
+/// The fixture's own `getenv("PROBITY_FLOOD")` calls in the trace.
+fn flood_calls(t: &Trace) -> u64 {
+    t.events
+        .iter()
+        .filter(|e| e.as_libc().is_some_and(|c| c.function == "getenv" && c.args == [Arg::Path { path: "PROBITY_FLOOD".into(), truncated: false }]))
+        .count() as u64
 }

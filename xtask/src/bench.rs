@@ -1,8 +1,9 @@
 //! Benchmarks: untraced, probity and strace on the same workloads.
 //!
-//! The measuring is `harness/benches/overhead.rs` and
-//! `harness/benches/network.rs`; this only runs them, so `cargo bench -p
-//! probity --bench overhead` (or `network`) does the same thing.
+//! The measuring is `harness/benches/overhead.rs`,
+//! `harness/benches/network.rs` and `harness/benches/preload.rs`; this
+//! only runs them, so `cargo bench -p probity --bench overhead` (or
+//! `network`, `preload`) does the same thing.
 
 use std::process::Command;
 
@@ -16,7 +17,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    for bench in ["overhead", "network"] {
+    for bench in ["overhead", "network", "preload"] {
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", bench, "--"]);
         if args.quick {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use probity_common::shm::{
-    ArgKind, ArgSlot, Attach, LibcCallFixed, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT, STRINGS_LEN,
+    libc_call_parts, ArgKind, ArgSlot, Attach, LibcCallFixed, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT,
 };
 use probity_common::EventKind as RecordKind;
 
@@ -22,43 +22,55 @@ pub(super) struct Decoder {
 }
 
 impl Decoder {
-    /// Decodes one record into `out`; returns what an attach record says.
-    pub(super) fn push(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Option<super::Attached> {
+    /// Decodes one record into `out`, its times converted with `clock`;
+    /// returns what an attach record says.
+    pub(super) fn push(&mut self, bytes: &[u8], clock: &super::clock::Convert, out: &mut Vec<Event>) -> Option<super::Attached> {
         let header = read::<probity_common::EventHeader>(bytes)?;
         match RecordKind::from_u32(header.kind)? {
             RecordKind::PreloadAttach => {
                 let a = read::<Attach>(bytes)?;
                 self.flush(a.header.tid, out);
-                Some(super::Attached { pid: a.header.pid, tid: a.header.tid, start_ns: a.init_start_ns, end_ns: a.header.ts_ns })
+                Some(super::Attached {
+                    pid: a.header.pid,
+                    tid: a.header.tid,
+                    start_ns: a.init_start_ns,
+                    end_ns: a.header.ts_ns,
+                    wake_addr: a.wake_addr,
+                })
             }
             RecordKind::LibcCall => {
                 let fixed = read::<LibcCallFixed>(bytes)?;
-                let strings = &bytes[size_of::<LibcCallFixed>().min(bytes.len())..];
+                let parts = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len))?;
+                let args: Vec<ArgSlot> =
+                    bytes[parts.args..].chunks_exact(size_of::<ArgSlot>()).filter_map(read::<ArgSlot>).collect();
+                let function = String::from_utf8_lossy(&bytes[parts.name..parts.strings]).into_owned();
+                let strings = &bytes[parts.strings..parts.args];
                 let h = fixed.header;
+                let start_ns = clock.ns(h.ts_ns);
+                let duration_ns = clock.ns(fixed.end).saturating_sub(start_ns);
                 if fixed.flags & CALL_RESULT != 0 {
                     if let Some(mut ev) = self.pending.remove(&h.tid) {
                         if let EventKind::Libc(call) = &mut ev.kind {
                             call.ret = Some(arg(&fixed.ret, strings));
                             call.errno = errno(&fixed.ret, fixed.errno);
-                            call.duration_ns = fixed.duration_ns;
+                            call.duration_ns = duration_ns;
                         }
                         out.push(ev);
                     }
                     return None;
                 }
                 self.flush(h.tid, out);
-                let nargs = (fixed.nargs as usize).min(fixed.args.len());
                 let before = fixed.flags & CALL_BEFORE != 0;
                 let ev = Event {
-                    ts_ns: h.ts_ns,
+                    ts_ns: start_ns,
                     pid: h.pid,
                     tid: h.tid,
                     kind: EventKind::Libc(LibcCall {
-                        function: name(&fixed.name),
-                        args: fixed.args[..nargs].iter().map(|a| arg(a, strings)).collect(),
+                        function,
+                        args: args.iter().map(|a| arg(a, strings)).collect(),
                         ret: (!before).then(|| arg(&fixed.ret, strings)),
                         errno: if before { None } else { errno(&fixed.ret, fixed.errno) },
-                        duration_ns: fixed.duration_ns,
+                        duration_ns,
                         parent: None,
                     }),
                 };
@@ -94,11 +106,6 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-fn name(raw: &[u8]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
-}
-
 /// The errno of a call whose result says it failed: `-1` or `NULL`.
 fn errno(ret: &ArgSlot, errno: i32) -> Option<Cow<'static, str>> {
     let failed = match ArgKind::from_u8(ret.kind) {
@@ -111,7 +118,7 @@ fn errno(ret: &ArgSlot, errno: i32) -> Option<Cow<'static, str>> {
 
 fn arg(a: &ArgSlot, strings: &[u8]) -> Arg {
     let bytes = || {
-        let start = usize::from(a.off).min(STRINGS_LEN).min(strings.len());
+        let start = usize::from(a.off).min(strings.len());
         let end = (start + usize::from(a.len)).min(strings.len());
         &strings[start..end]
     };
@@ -140,4 +147,98 @@ fn arg(a: &ArgSlot, strings: &[u8]) -> Arg {
         },
         Some(ArgKind::None) | None => Arg::Hex(a.value),
     }
+}
+
+/// Per-function counts of libc calls, for a summary run: records are
+/// counted as they are drained and not kept.
+#[derive(Default)]
+pub(super) struct Counter {
+    /// Rows by function name.
+    index: HashMap<Vec<u8>, usize>,
+    rows: Vec<Row>,
+    /// The last row used, by name (calls come in runs of the same function).
+    last: Option<(Vec<u8>, usize)>,
+}
+
+struct Row {
+    name: String,
+    calls: u64,
+    errors: u64,
+    /// Time in the ring's clock units.
+    stamps: u64,
+}
+
+impl Counter {
+    /// Counts one record; `false` when it is not a libc call (the caller
+    /// keeps it for decoding).
+    pub(super) fn push(&mut self, bytes: &[u8]) -> bool {
+        let Some(fixed) = read::<LibcCallFixed>(bytes) else { return false };
+        if RecordKind::from_u32(fixed.header.kind) != Some(RecordKind::LibcCall) {
+            return false;
+        }
+        let Some(parts) = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len)) else {
+            return true;
+        };
+        let name = &bytes[parts.name..parts.strings];
+        let row = match &self.last {
+            Some((n, i)) if n == name => *i,
+            _ => {
+                let i = match self.index.get(name) {
+                    Some(&i) => i,
+                    None => {
+                        self.rows.push(Row { name: String::from_utf8_lossy(name).into_owned(), calls: 0, errors: 0, stamps: 0 });
+                        self.index.insert(name.to_vec(), self.rows.len() - 1);
+                        self.rows.len() - 1
+                    }
+                };
+                self.last = Some((name.to_vec(), i));
+                i
+            }
+        };
+        let row = &mut self.rows[row];
+        // A call recorded before it ran counts once; its result (if it
+        // returned) brings the time and the outcome.
+        if fixed.flags & CALL_RESULT == 0 {
+            row.calls += 1;
+        }
+        if fixed.flags & CALL_BEFORE == 0 {
+            row.stamps += fixed.end.saturating_sub(fixed.header.ts_ns);
+            row.errors += u64::from(errno(&fixed.ret, fixed.errno).is_some());
+        }
+        true
+    }
+
+    /// The counts, times converted with `clock`, most time first.
+    pub(super) fn finish(self, clock: &super::clock::Convert) -> Vec<crate::SyscallCount> {
+        let mut out: Vec<_> = self
+            .rows
+            .into_iter()
+            .map(|r| crate::SyscallCount { name: r.name, calls: r.calls, errors: r.errors, total_ns: clock.duration_ns(r.stamps) })
+            .collect();
+        sort_counts(&mut out);
+        out
+    }
+}
+
+/// Per-function counts of decoded libc calls.
+pub(super) fn count(events: &[Event]) -> Vec<crate::SyscallCount> {
+    let mut by_name: HashMap<&str, crate::SyscallCount> = HashMap::new();
+    for call in events.iter().filter_map(Event::as_libc) {
+        let c = by_name.entry(call.function.as_str()).or_insert_with(|| crate::SyscallCount {
+            name: call.function.clone(),
+            calls: 0,
+            errors: 0,
+            total_ns: 0,
+        });
+        c.calls += 1;
+        c.errors += u64::from(call.errno.is_some());
+        c.total_ns += call.duration_ns;
+    }
+    let mut out: Vec<_> = by_name.into_values().collect();
+    sort_counts(&mut out);
+    out
+}
+
+fn sort_counts(c: &mut [crate::SyscallCount]) {
+    c.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
 }

@@ -7,6 +7,7 @@
 //! tracer's and the same clock, so [`crate::merge`] puts both in one
 //! timeline.
 
+mod clock;
 pub(crate) mod coverage;
 mod decode;
 pub(crate) mod own;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use probity_common::shm::{ring_bytes, PopError, Ring, RingHeader, RING_ENV, RING_SLOTS};
+use probity_common::shm::{file_bytes, map::map, valid_data_bytes, Ring, RingHeader, RING_DATA_BYTES, RING_ENV};
 
 use crate::error::Error;
 use crate::event::Event;
@@ -38,18 +39,23 @@ pub(crate) struct PreloadSession {
     len: usize,
     drain: Option<Drain>,
     decoder: decode::Decoder,
+    /// The ring's clock (`CLOCK_*`).
+    clock: u32,
+    /// Per-function counts of the calls, once finished.
+    counts: Vec<crate::SyscallCount>,
     /// Where and when the library started, once per image.
     pub(crate) attached: Vec<Attached>,
 }
 
 /// The library started in a process: its setup ran on `tid` from
-/// `start_ns` to `end_ns`.
+/// `start_ns` to `end_ns`, and it sleeps on `wake_addr` when the ring is full.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Attached {
     pub pid: u32,
     pub tid: u32,
     pub start_ns: u64,
     pub end_ns: u64,
+    pub wake_addr: u64,
 }
 
 /// The draining thread: it only copies records out of the ring (a hot
@@ -57,7 +63,8 @@ pub(crate) struct Attached {
 /// later, off the program's back.
 struct Drain {
     shared: Arc<Shared>,
-    thread: JoinHandle<()>,
+    /// Returns the counts, when it counted calls instead of keeping them.
+    thread: JoinHandle<Option<decode::Counter>>,
 }
 
 #[derive(Default)]
@@ -65,8 +72,9 @@ struct Shared {
     /// Copied records, each as a little-endian `u32` length and its bytes.
     chunks: Mutex<Vec<Vec<u8>>>,
     stop: AtomicBool,
-    /// Records copied so far.
-    copied: std::sync::atomic::AtomicU64,
+    /// Readings of the counter and the monotonic clock, when records are
+    /// stamped with the counter.
+    pairs: Mutex<Vec<clock::Pair>>,
 }
 
 // SAFETY: the mapping is owned by the session; the drain thread is joined
@@ -74,41 +82,51 @@ struct Shared {
 unsafe impl Send for PreloadSession {}
 
 impl PreloadSession {
-    /// Creates a ring with `slots` slots (a power of two).
-    pub(crate) fn new(slots: u32) -> Result<PreloadSession, Error> {
-        let slots = slots.max(2).next_power_of_two();
+    /// Creates a ring with a data area of `bytes` (rounded up to a power
+    /// of two). With `block`, a process that finds it full waits for room
+    /// while this harness drains it, instead of losing the record. With
+    /// `count_only`, libc calls are counted per function as they are
+    /// drained, not kept (a summary run).
+    pub(crate) fn new(bytes: usize, block: bool, count_only: bool) -> Result<PreloadSession, Error> {
+        let data = bytes.next_power_of_two().max(4096);
         let path = ring_path();
         let io = |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
+        if !valid_data_bytes(data as u64) {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("a ring of {data} bytes is too large"))));
+        }
         // Only this user's processes may write records into it.
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
-        let len = ring_bytes(slots);
-        file.set_len(len as u64).map_err(io)?;
-        // SAFETY: a fresh shared mapping of the file we just sized.
-        let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+        let clock = clock::choose();
+        let header = RingHeader::new(data as u64, clock, block);
+        let written = std::io::Write::write_all(&mut file, header.as_bytes())
+            .and_then(|()| file.set_len(file_bytes(data) as u64));
+        let mapped = written.map_err(io).and_then(|()| {
+            // SAFETY: the file is open; the mapping is kept until `drop`.
+            unsafe { map(file.as_raw_fd(), file_bytes(data)) }.ok_or_else(|| io(std::io::Error::other("failed to map it")))
+        });
+        let (ring, len) = match mapped {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         };
-        if base == libc::MAP_FAILED {
-            let _ = std::fs::remove_file(&path);
-            return Err(io(std::io::Error::last_os_error()));
-        }
-        // SAFETY: the mapping is `len` bytes, page-aligned, zero-filled.
-        let ring = unsafe {
-            base.cast::<RingHeader>().write(RingHeader::new(slots));
-            Ring::from_raw(base.cast(), len)
-        };
-        let ring = ring.expect("a ring laid out just now");
         let shared = Arc::new(Shared::default());
+        if clock == probity_common::shm::CLOCK_TSC {
+            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
+        }
         let thread = std::thread::Builder::new()
             .name("probity-preload".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || drain(ring, &shared)
+                let counter = count_only.then(decode::Counter::default);
+                move || drain(ring, &shared, clock == probity_common::shm::CLOCK_TSC, counter)
             })
             .map_err(Error::Thread)?;
         Ok(PreloadSession {
@@ -117,6 +135,8 @@ impl PreloadSession {
             len,
             drain: Some(Drain { shared, thread }),
             decoder: decode::Decoder::default(),
+            clock,
+            counts: Vec::new(),
             attached: Vec::new(),
         })
     }
@@ -150,21 +170,41 @@ impl PreloadSession {
     pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
         if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
-            let _ = d.thread.join();
+            let counter = d.thread.join().ok().flatten();
             let chunks = std::mem::take(&mut *d.shared.chunks.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut pairs = std::mem::take(&mut *d.shared.pairs.lock().unwrap_or_else(|e| e.into_inner()));
+            if self.clock == probity_common::shm::CLOCK_TSC {
+                pairs.push(clock::pair());
+            }
+            let convert = clock::Convert::new(self.clock, pairs);
+            let first = out.len();
             for chunk in chunks {
                 let mut rest = &chunk[..];
                 while rest.len() >= 4 {
                     let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
                     let Some(record) = rest.get(4..4 + len) else { break };
-                    if let Some(at) = self.decoder.push(record, out) {
+                    if let Some(at) = self.decoder.push(record, &convert, out) {
                         self.attached.push(at);
                     }
                     rest = &rest[4 + len..];
                 }
             }
+            self.decoder.finish(out);
+            self.counts = match counter {
+                Some(c) => c.finish(&convert),
+                None => decode::count(&out[first..]),
+            };
         }
-        self.decoder.finish(out);
+    }
+
+    /// Per-function counts of the libc calls, once finished.
+    pub(crate) fn counts(&self) -> &[crate::SyscallCount] {
+        &self.counts
+    }
+
+    /// Records that waited for room in the ring.
+    pub(crate) fn waits(&self) -> u64 {
+        self.ring.header().waited.load(Ordering::Relaxed)
     }
 
     /// Records dropped because the ring was full, and calls not recorded
@@ -175,59 +215,85 @@ impl PreloadSession {
     }
 }
 
-/// The drain thread: copy every published record out, sleeping briefly
-/// only when the ring is empty. On `stop`, take what is left; a slot still
-/// claimed but unpublished by then never will be (its writer died).
-fn drain(ring: Ring, shared: &Shared) {
+/// The drain thread: copy every published record out, in batches. It
+/// notes where producers are (`head`), copies everything before that, and
+/// sleeps: 50 µs after a batch, longer the longer the ring stays empty
+/// (up to 1 ms; a 16 MiB ring holds far more than a millisecond of calls).
+/// It never chases the producers record by record, which would make the
+/// cache lines they write travel to this CPU and back on every call, and
+/// an idle program does not pay for frequent wake-ups on its CPUs. On
+/// `stop`, take what is left; a record still claimed but unpublished by
+/// then never will be (its writer died).
+fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Counter>) -> Option<decode::Counter> {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut stuck_since: Option<Instant> = None;
-    let mut idle = 0u32;
+    let mut nap = MIN_NAP;
+    let mut last_pair = Instant::now();
     loop {
-        let popped = ring.pop_with(|bytes| {
-            buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            buf.extend_from_slice(bytes);
-        });
-        match popped {
-            Ok(()) => {
-                shared.copied.fetch_add(1, Ordering::Relaxed);
-                idle = 0;
-                stuck_since = None;
-                if buf.len() >= CHUNK {
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
-                    shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let head = ring.head();
+        let mut copied = 0u32;
+        while ring.tail() < head {
+            let popped = ring.pop_with(|bytes| {
+                if counter.as_mut().is_some_and(|c| c.push(bytes)) {
+                    return;
                 }
-                continue;
-            }
-            Err(PopError::Pending) => {
-                let stopping = shared.stop.load(Ordering::Acquire);
-                let since = *stuck_since.get_or_insert_with(Instant::now);
-                if stopping || since.elapsed() > STUCK_AFTER {
-                    ring.skip_pending();
+                buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                buf.extend_from_slice(bytes);
+            });
+            match popped {
+                Ok(()) => {
                     stuck_since = None;
-                    continue;
+                    copied += 1;
+                    if buf.len() >= CHUNK {
+                        let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
+                        shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
+                    }
+                    if copied.is_multiple_of(4096) {
+                        ring.beat();
+                    }
                 }
-            }
-            Err(PopError::Empty) => {
-                if shared.stop.load(Ordering::Acquire) {
+                Err(_) => {
+                    // Claimed, not yet published.
+                    let since = *stuck_since.get_or_insert_with(Instant::now);
+                    if stopping || since.elapsed() > STUCK_AFTER {
+                        ring.skip_pending();
+                        stuck_since = None;
+                        continue;
+                    }
                     break;
                 }
             }
+        }
+        // Signs of life for producers waiting for room (and a wake-up for
+        // those asleep), and now and then a reading of both clocks for
+        // converting counter stamps.
+        let woke = ring.beat();
+        if tsc && last_pair.elapsed() >= PAIR_EVERY {
+            last_pair = Instant::now();
+            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
+        }
+        if stopping && ring.tail() >= ring.head() {
+            break;
         }
         if !buf.is_empty() {
             let part = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
             shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(part);
         }
-        idle += 1;
-        if idle < 100 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        nap = if copied > 0 || woke { MIN_NAP } else { (nap * 2).min(MAX_NAP) };
+        std::thread::sleep(nap);
     }
     if !buf.is_empty() {
         shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     }
+    counter
 }
+
+/// The drain's first and longest sleep when the ring is empty.
+const MIN_NAP: Duration = Duration::from_micros(50);
+const MAX_NAP: Duration = Duration::from_millis(1);
+/// How often both clocks are read while draining.
+const PAIR_EVERY: Duration = Duration::from_millis(5);
 
 /// Bytes copied before a chunk is handed over.
 const CHUNK: usize = 1 << 20;
@@ -252,5 +318,5 @@ fn ring_path() -> PathBuf {
     dir.join(format!("probity-ring-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
 }
 
-/// Default ring size.
-pub(crate) const DEFAULT_SLOTS: u32 = RING_SLOTS;
+/// Default bytes of a ring's data area.
+pub(crate) const DEFAULT_RING_BYTES: usize = RING_DATA_BYTES;

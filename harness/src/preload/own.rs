@@ -5,7 +5,8 @@
 //! the library's constructor learns its ids and maps the ring. They are
 //! probity's, not the program's, and would otherwise break assertions such
 //! as "writes only under this directory". They are removed and counted in
-//! [`crate::Outcome::own_syscalls`].
+//! [`crate::Outcome::own_syscalls`]. So are the library's sleeps on the
+//! ring's futex while it waits for room (the harness draining too slowly).
 
 use std::collections::HashSet;
 
@@ -21,6 +22,7 @@ pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &st
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| events[i].ts_ns);
     let mut drop = vec![false; events.len()];
+    let wake_addrs: HashSet<u64> = attached.iter().map(|a| a.wake_addr).collect();
     for i in order {
         let e = &events[i];
         let EventKind::Syscall(s) = &e.kind else { continue };
@@ -44,6 +46,9 @@ pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &st
                 drop[i] = fd_arg(0).is_some_and(|fd| lib_fds.contains(&(e.tid, fd)));
             }
             "mmap" => drop[i] = fd_arg(4).is_some_and(|fd| lib_fds.contains(&(e.tid, fd))),
+            "futex" => {
+                drop[i] = matches!(s.args.first(), Some(Arg::Ptr(a) | Arg::Hex(a)) if wake_addrs.contains(a));
+            }
             "close" => {
                 if let Some(fd) = fd_arg(0) {
                     drop[i] = lib_fds.remove(&(e.tid, fd));

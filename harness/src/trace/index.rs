@@ -618,6 +618,8 @@ pub(crate) mod tests {
             uncovered: vec![],
             cwd: cwd.map(str::to_owned),
             own_syscalls: 0,
+            libc_calls: vec![],
+            preload_waits: 0,
         };
         Trace { events, outcome }
     }

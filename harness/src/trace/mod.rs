@@ -251,6 +251,18 @@ pub struct Outcome {
     /// it, mapping its ring), left out of the events.
     #[serde(default)]
     pub own_syscalls: u64,
+    /// Per-function counts of the libc calls the preload tracer saw,
+    /// sorted like `syscalls` (empty without that tracer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub libc_calls: Vec<SyscallCount>,
+    /// libc calls that found the preload ring full and waited for room
+    /// (nothing was lost, but the program was slowed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub preload_waits: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Outcome {

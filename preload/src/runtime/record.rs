@@ -1,24 +1,23 @@
 //! Recording one call: [`Call`] brackets it, [`Rec`] is what a hook body
 //! writes the arguments and result with.
+//!
+//! A record is built on the stack (only the parts a call uses), then
+//! copied into the ring in one claim: the ring is held for the copy only.
 
-use std::cell::Cell;
 use std::ffi::{c_char, c_int};
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 
 use probity_common::shm::{
-    ArgKind, ArgSlot, LibcCall, LibcCallFixed, Ring, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT,
-    MAX_ARGS, NAME_LEN, SLOT_SIZE, STRINGS_LEN,
+    ArgKind, ArgSlot, LibcCallFixed, RecordBuf, Ring, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT, MAX_ARGS,
+    NAME_LEN, STRINGS_LEN,
 };
 use probity_common::{EventHeader, EventKind};
 
 use super::ring::ring;
-use super::{errno_ptr, ids, now_ns};
-
-thread_local! {
-    /// Set while this thread runs probity's own recording code: a hooked
-    /// call made then (from a signal handler, say) is not recorded.
-    static RECORDING: Cell<bool> = const { Cell::new(false) };
-}
+use super::thread::{state, ThreadState};
+use super::{errno_ptr, ids, stamp};
 
 /// Most strings kept for one argument list (argv, addresses).
 const MAX_LIST: usize = 32;
@@ -26,7 +25,9 @@ const MAX_LIST: usize = 32;
 /// One hooked call being recorded.
 pub struct Call {
     ring: Ring,
-    start_ns: u64,
+    start: u64,
+    /// The calling thread's state (which makes `Call` neither `Send` nor `Sync`).
+    thread: *const ThreadState,
 }
 
 /// A call recorded before it ran; its result follows if it returns.
@@ -40,61 +41,73 @@ impl Call {
     #[inline]
     pub fn begin() -> Option<Call> {
         let ring = ring()?;
+        let t = state();
         // A vfork child borrows its parent's thread state: not recorded.
-        if super::vfork::in_child() {
+        if t.in_vfork.get() {
             return None;
         }
-        if RECORDING.with(Cell::get) {
-            ring.header().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if t.recording.get() {
+            ring.header().skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        Some(Call { ring, start_ns: now_ns() })
+        Some(Call { ring, start: stamp(), thread: t })
     }
 
     /// Records the call after it returned; `body` fills in arguments and result.
     #[inline]
     pub fn after(self, name: &str, body: impl FnOnce(&mut Rec)) {
-        let end = now_ns();
+        let end = stamp();
         self.write(name, 0, end, body);
     }
 
     /// Records the call before it runs (it may never return).
     #[inline]
     pub fn before(self, name: &str, body: impl FnOnce(&mut Rec)) -> Pending {
-        let start = self.start_ns;
+        let start = self.start;
         self.write(name, CALL_BEFORE, start, body);
         Pending { call: Some(self) }
     }
 
-    fn write(&self, name: &str, flags: u32, end_ns: u64, body: impl FnOnce(&mut Rec)) {
+    #[inline]
+    fn write(&self, name: &str, flags: u16, end: u64, body: impl FnOnce(&mut Rec)) {
+        // SAFETY: taken on this thread by `begin`, for this call.
+        let t = unsafe { &*self.thread };
         let errno = errno_ptr();
         // SAFETY: the thread's errno, read and restored around our work.
         let saved = unsafe { *errno };
-        RECORDING.with(|r| r.set(true));
-        let (pid, tid) = ids::current();
-        let mut panicked = false;
-        self.ring.push(|data| {
-            // A panic must not leave the claimed slot unpublished: catch it
-            // here and publish an empty record, which the harness skips.
-            let used = catch_unwind(AssertUnwindSafe(|| {
-                let mut rec = Rec::new(data, name);
-                let fixed = rec.fixed();
-                fixed.header = EventHeader::new(EventKind::LibcCall, 0, self.start_ns, pid, tid);
-                fixed.flags = flags;
-                fixed.errno = saved;
-                fixed.duration_ns = end_ns.saturating_sub(self.start_ns);
-                body(&mut rec);
-                size_of::<LibcCallFixed>() + rec.used
-            }));
-            used.unwrap_or_else(|_| {
-                panicked = true;
-                0
-            })
-        });
-        if panicked {
-            self.ring.header().skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        t.recording.set(true);
+        let (pid, tid) = ids::current(t);
+        let name = &name.as_bytes()[..name.len().min(NAME_LEN)];
+        let mut parts = Parts {
+            buf: RecordBuf::new(),
+            fixed: LibcCallFixed {
+                header: EventHeader::new(EventKind::LibcCall, 0, self.start, pid, tid),
+                end,
+                flags,
+                nargs: 0,
+                name_len: name.len() as u8,
+                errno: saved,
+                ret: ArgSlot::default(),
+            },
+            args: [MaybeUninit::uninit(); MAX_ARGS],
+            strings_at: size_of::<LibcCallFixed>() + name.len(),
+            used: 0,
+        };
+        // SAFETY: the name fits after the fixed part in the payload area.
+        unsafe {
+            std::ptr::copy_nonoverlapping(name.as_ptr(), parts.buf.payload().add(size_of::<LibcCallFixed>()), name.len());
         }
-        RECORDING.with(|r| r.set(false));
+        // A panic in a body records nothing and is counted as skipped.
+        let built = catch_unwind(AssertUnwindSafe(|| body(&mut Rec { p: &mut parts }))).is_ok();
+        if built {
+            let len = parts.finish();
+            let mut hint = t.tail_hint.get();
+            self.ring.push_record(&parts.buf, len, &mut hint);
+            t.tail_hint.set(hint);
+        } else {
+            self.ring.header().skipped.fetch_add(1, Ordering::Relaxed);
+        }
+        t.recording.set(false);
         // SAFETY: as above.
         unsafe { *errno = saved };
     }
@@ -105,45 +118,56 @@ impl Pending {
     #[inline]
     pub fn result(mut self, name: &str, ret: ArgSlot) {
         if let Some(call) = self.call.take() {
-            let end = now_ns();
-            call.write(name, CALL_RESULT, end, |rec| rec.fixed().ret = ret);
+            let end = stamp();
+            call.write(name, CALL_RESULT, end, |rec| rec.p.fixed.ret = ret);
         }
     }
 }
 
-/// Writes a call's arguments and result into its ring slot. Each method
-/// records the next argument, in order.
-pub struct Rec<'a> {
-    data: &'a mut [u8; SLOT_SIZE - 16],
+/// A record being built in place: the name and strings go into `buf` as
+/// they come; the fixed part and the argument slots follow them at the end.
+struct Parts {
+    buf: RecordBuf,
+    fixed: LibcCallFixed,
+    args: [MaybeUninit<ArgSlot>; MAX_ARGS],
+    /// Where the string area starts in the payload.
+    strings_at: usize,
+    /// String bytes written.
     used: usize,
 }
 
+impl Parts {
+    /// Writes the fixed part and the slots; returns the payload's length.
+    #[inline]
+    fn finish(&mut self) -> usize {
+        let nargs = usize::from(self.fixed.nargs);
+        let args_at = self.strings_at + self.used;
+        let p = self.buf.payload();
+        // SAFETY: the fixed part, the name, at most `STRINGS_LEN` string
+        // bytes and `MAX_ARGS` slots fit in the payload area; the first
+        // `nargs` slots were written by `push_arg`.
+        unsafe {
+            p.cast::<LibcCallFixed>().write_unaligned(self.fixed);
+            for i in 0..nargs {
+                p.add(args_at).cast::<ArgSlot>().add(i).write_unaligned(self.args[i].assume_init());
+            }
+        }
+        args_at + nargs * size_of::<ArgSlot>()
+    }
+}
+
+/// Writes a call's arguments and result. Each method records the next
+/// argument, in order.
+pub struct Rec<'a> {
+    p: &'a mut Parts,
+}
+
 impl<'a> Rec<'a> {
-    fn new(data: &'a mut [u8; SLOT_SIZE - 16], name: &str) -> Self {
-        data[..size_of::<LibcCallFixed>()].fill(0);
-        let mut rec = Rec { data, used: 0 };
-        let n = name.len().min(NAME_LEN - 1);
-        rec.fixed().name[..n].copy_from_slice(&name.as_bytes()[..n]);
-        rec
-    }
-
-    fn fixed(&mut self) -> &mut LibcCallFixed {
-        const { assert!(align_of::<LibcCallFixed>() <= 8) };
-        // SAFETY: the slot data is 8-aligned (`Slot` is `align(8)` with a
-        // 16-byte prefix) and large enough (`LibcCall` fits exactly).
-        unsafe { &mut *self.data.as_mut_ptr().cast::<LibcCallFixed>() }
-    }
-
-    fn strings(&mut self) -> &mut [u8] {
-        const { assert!(size_of::<LibcCall>() == SLOT_SIZE - 16) };
-        &mut self.data[size_of::<LibcCallFixed>()..]
-    }
-
     fn push_arg(&mut self, slot: ArgSlot) -> &mut Self {
-        let f = self.fixed();
-        let i = f.nargs as usize;
+        let f = &mut self.p.fixed;
+        let i = usize::from(f.nargs);
         if i < MAX_ARGS {
-            f.args[i] = slot;
+            self.p.args[i] = MaybeUninit::new(slot);
             f.nargs += 1;
         }
         self
@@ -153,13 +177,26 @@ impl<'a> Rec<'a> {
         ArgSlot { kind: kind as u8, value, ..ArgSlot::default() }
     }
 
+    /// Room left in the string area.
+    fn room(&self) -> usize {
+        STRINGS_LEN - self.p.used
+    }
+
+    /// Appends bytes to the string area (as many as fit); returns how many.
+    fn append(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.room());
+        // SAFETY: `n` bytes fit after `used` in the string area.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.p.buf.payload().add(self.p.strings_at + self.p.used), n);
+        }
+        self.p.used += n;
+        n
+    }
+
     /// Copies bytes into the string area; returns the slot describing them.
     fn bytes(&mut self, kind: ArgKind, value: u64, bytes: &[u8], truncated: bool) -> ArgSlot {
-        let off = self.used;
-        let room = STRINGS_LEN.saturating_sub(off);
-        let n = bytes.len().min(room);
-        self.strings()[off..off + n].copy_from_slice(&bytes[..n]);
-        self.used += n;
+        let off = self.p.used;
+        let n = self.append(bytes);
         ArgSlot {
             kind: kind as u8,
             flags: if truncated || n < bytes.len() { ARG_TRUNCATED } else { 0 },
@@ -178,12 +215,36 @@ impl<'a> Rec<'a> {
         if s.is_null() {
             return ArgSlot { kind: kind as u8, flags: ARG_NULL, ..ArgSlot::default() };
         }
-        let room = STRINGS_LEN.saturating_sub(self.used);
-        // SAFETY: a C string from the caller; read at most `room + 1` bytes.
-        let len = unsafe { strnlen(s, room + 1) };
-        // SAFETY: `len` bytes are readable, as strnlen just checked.
-        let bytes = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len) };
-        self.bytes(kind, s as u64, bytes, len > room)
+        let room = self.room();
+        let off = self.p.used;
+        let dst = self.p.buf.payload().wrapping_add(self.p.strings_at + off);
+        // Copied as it is measured, in one pass: most strings here are
+        // short, and two library calls (strnlen, memcpy) cost more.
+        let mut n = 0;
+        // SAFETY: a C string from the caller, read up to its NUL or `room`
+        // bytes; `room` bytes fit at `dst`.
+        let truncated = unsafe {
+            loop {
+                if n == room {
+                    break *s.add(n) != 0;
+                }
+                let b = *s.add(n).cast::<u8>();
+                if b == 0 {
+                    break false;
+                }
+                *dst.add(n) = b;
+                n += 1;
+            }
+        };
+        self.p.used += n;
+        ArgSlot {
+            kind: kind as u8,
+            flags: if truncated { ARG_TRUNCATED } else { 0 },
+            off: off as u16,
+            len: n as u16,
+            _pad: 0,
+            value: s as u64,
+        }
     }
 
     /// A signed integer.
@@ -250,7 +311,7 @@ impl<'a> Rec<'a> {
         if list.is_null() {
             return self.push_arg(ArgSlot { kind: ArgKind::StrList as u8, flags: ARG_NULL, ..ArgSlot::default() });
         }
-        let start = self.used;
+        let start = self.p.used;
         let mut truncated = false;
         for i in 0..=MAX_LIST {
             // SAFETY: a NULL-terminated array from the caller.
@@ -258,20 +319,18 @@ impl<'a> Rec<'a> {
             if s.is_null() {
                 break;
             }
-            if i == MAX_LIST || self.used >= STRINGS_LEN {
+            if i == MAX_LIST || self.room() == 0 {
                 truncated = true;
                 break;
             }
-            let room = STRINGS_LEN - self.used - 1;
+            let room = self.room() - 1;
             // SAFETY: as `cstr_slot`.
             let len = unsafe { strnlen(s, room + 1) };
             let n = len.min(room);
             // SAFETY: `n` bytes are readable.
             let bytes = unsafe { std::slice::from_raw_parts(s.cast::<u8>(), n) };
-            let off = self.used;
-            self.strings()[off..off + n].copy_from_slice(bytes);
-            self.strings()[off + n] = 0;
-            self.used += n + 1;
+            self.append(bytes);
+            self.append(&[0]);
             truncated |= len > room;
         }
         self.push_list(start, truncated, list as u64)
@@ -279,7 +338,7 @@ impl<'a> Rec<'a> {
     /// A list of strings made by the hook (resolved addresses, say),
     /// written with `fill`, which gets a writer for each string.
     pub fn list(&mut self, fill: impl FnOnce(&mut ListWriter<'_, 'a>)) -> &mut Self {
-        let start = self.used;
+        let start = self.p.used;
         let mut w = ListWriter { rec: self, truncated: false, count: 0 };
         fill(&mut w);
         let truncated = w.truncated;
@@ -292,7 +351,7 @@ impl<'a> Rec<'a> {
             kind: ArgKind::StrList as u8,
             flags: if truncated { ARG_TRUNCATED } else { 0 },
             off: start as u16,
-            len: (self.used - start) as u16,
+            len: (self.p.used - start) as u16,
             _pad: 0,
             value,
         };
@@ -301,17 +360,17 @@ impl<'a> Rec<'a> {
 
     /// The result as a signed integer (with errno when it is -1).
     pub fn ret_int(&mut self, v: impl Into<i64>) -> &mut Self {
-        self.fixed().ret = Self::value(ArgKind::Int, v.into() as u64);
+        self.p.fixed.ret = Self::value(ArgKind::Int, v.into() as u64);
         self
     }
     /// The result as a file descriptor.
     pub fn ret_fd(&mut self, fd: c_int) -> &mut Self {
-        self.fixed().ret = Self::value(ArgKind::Fd, fd as i64 as u64);
+        self.p.fixed.ret = Self::value(ArgKind::Fd, fd as i64 as u64);
         self
     }
     /// The result as a pointer (NULL is failure).
     pub fn ret_ptr<T>(&mut self, p: *const T) -> &mut Self {
-        self.fixed().ret = Self::value(ArgKind::Ptr, p as u64);
+        self.p.fixed.ret = Self::value(ArgKind::Ptr, p as u64);
         self
     }
     /// The result as a C string (or NULL).
@@ -321,7 +380,7 @@ impl<'a> Rec<'a> {
     pub unsafe fn ret_str(&mut self, s: *const c_char) -> &mut Self {
         // SAFETY: the caller's promise.
         let slot = unsafe { self.cstr_slot(ArgKind::Str, s) };
-        self.fixed().ret = slot;
+        self.p.fixed.ret = slot;
         self
     }
 }
@@ -336,14 +395,12 @@ pub struct ListWriter<'r, 'a> {
 impl ListWriter<'_, '_> {
     /// Adds one string.
     pub fn push(&mut self, s: &[u8]) {
-        if self.count >= MAX_LIST || self.rec.used + s.len() + 1 > STRINGS_LEN {
+        if self.count >= MAX_LIST || s.len() + 1 > self.rec.room() {
             self.truncated = true;
             return;
         }
-        let off = self.rec.used;
-        self.rec.strings()[off..off + s.len()].copy_from_slice(s);
-        self.rec.strings()[off + s.len()] = 0;
-        self.rec.used += s.len() + 1;
+        self.rec.append(s);
+        self.rec.append(&[0]);
         self.count += 1;
     }
 }
@@ -365,16 +422,12 @@ impl<T> AsRet for *mut T {
     }
 }
 
-/// `strnlen` without calling libc (which may be hooked or not
-/// async-signal-safe in odd builds).
+/// `strnlen(3)`: glibc's is vectorised and async-signal-safe (it only
+/// reads memory).
 ///
 /// # Safety
 /// `s` must be readable up to its NUL or `max` bytes.
 unsafe fn strnlen(s: *const c_char, max: usize) -> usize {
-    let mut n = 0;
     // SAFETY: the caller's promise.
-    while n < max && unsafe { *s.add(n) } != 0 {
-        n += 1;
-    }
-    n
+    unsafe { libc::strnlen(s, max) }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use probity_common::shm::{Attach, Ring, RING_ENV};
+use probity_common::shm::{map::map, Attach, Ring, CLOCK_TSC, RING_ENV};
 use probity_common::{EventHeader, EventKind};
 
 /// The mapped ring, or null when this process is not traced.
@@ -26,37 +26,29 @@ pub(crate) fn attach(init_start_ns: u64) {
     let Ok(path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else { return };
     // SAFETY: plain syscalls on a path we own the string of; the mapping is
     // kept for the life of the process.
-    unsafe {
+    let ring = unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if fd < 0 {
             return;
         }
         let mut st: libc::stat = std::mem::zeroed();
-        let ok = libc::fstat(fd, &mut st) == 0;
-        let len = st.st_size as usize;
-        let base = if ok {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
-        } else {
-            libc::MAP_FAILED
-        };
+        let mapped = if libc::fstat(fd, &mut st) == 0 { map(fd, st.st_size as usize) } else { None };
         libc::close(fd);
-        if base == libc::MAP_FAILED {
-            return;
-        }
-        let Some(ring) = Ring::from_raw(base.cast(), len) else {
-            libc::munmap(base, len);
-            return;
-        };
-        RING.store(base.cast(), Ordering::Release);
-        let (pid, tid) = super::ids::current();
-        let hello = Attach {
-            header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
-            init_start_ns,
-        };
-        ring.push(|d| {
-            let b = probity_common::as_bytes(&hello);
-            d[..b.len()].copy_from_slice(b);
-            b.len()
-        });
+        let Some((ring, _len)) = mapped else { return };
+        ring
+    };
+    if ring.header().clock == CLOCK_TSC {
+        super::USE_TSC.store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
     }
+    RING.store(ring.as_ptr(), Ordering::Release);
+    let t = super::thread::state();
+    let (pid, tid) = super::ids::current(t);
+    let hello = Attach {
+        header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
+        init_start_ns,
+        wake_addr: ring.wake_addr(),
+    };
+    let mut hint = t.tail_hint.get();
+    ring.push(probity_common::as_bytes(&hello), &mut hint);
+    t.tail_hint.set(hint);
 }

@@ -9,24 +9,14 @@
 //! (`execve`, `_exit`) are not recorded under the parent's ids. The parent
 //! clears the mark when it resumes. The kernel tracer still sees the child.
 
-use std::cell::Cell;
-
-thread_local! {
-    static IN_VFORK: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether this thread is a `vfork` child's borrowed state.
-#[inline]
-pub(crate) fn in_child() -> bool {
-    IN_VFORK.with(Cell::get)
-}
+use super::thread::state;
 
 extern "C" fn enter() {
-    IN_VFORK.with(|c| c.set(true));
+    state().in_vfork.set(true);
 }
 
 extern "C" fn leave() {
-    IN_VFORK.with(|c| c.set(false));
+    state().in_vfork.set(false);
 }
 
 extern "C" fn fail(ret: i64) -> libc::pid_t {

@@ -195,7 +195,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Err(err).context("failed to write the trace");
     }
     if summary {
-        write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+        if !outcome.syscalls.is_empty() || outcome.libc_calls.is_empty() {
+            write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+        }
+        if !outcome.libc_calls.is_empty() {
+            write!(text, "{}", probity::render::libc_summary_table(&outcome.libc_calls))?;
+        }
     }
     write!(text, "{}", probity::render::outcome_lines(&outcome))?;
     text.flush().context("failed to write the trace")?;
