@@ -460,6 +460,7 @@ impl Tracee {
             if self.kernel.is_some() {
                 uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
                 let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                crate::merge::sort(&mut held);
                 own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
             }
         }
@@ -468,6 +469,8 @@ impl Tracee {
             held.retain(|e| e.pid != root || e.ts_ns >= from);
         }
         if hold {
+            // Sorted already when the preload's own syscalls were taken
+            // out; sorting again is cheap then (the keys are in order).
             crate::merge::merge(&mut held);
             held.into_iter().for_each(&mut on_event);
         }

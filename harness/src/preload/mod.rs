@@ -217,13 +217,17 @@ impl PreloadSession {
 
 /// The drain thread: copy every published record out, in batches. It
 /// notes where producers are (`head`), copies everything before that, and
-/// sleeps: 50 µs after a batch, longer the longer the ring stays empty
-/// (up to 1 ms; a 16 MiB ring holds far more than a millisecond of calls).
-/// It never chases the producers record by record, which would make the
-/// cache lines they write travel to this CPU and back on every call, and
-/// an idle program does not pay for frequent wake-ups on its CPUs. On
-/// `stop`, take what is left; a record still claimed but unpublished by
-/// then never will be (its writer died).
+/// sleeps: 1 ms after a batch, longer (up to 4 ms) while the ring stays
+/// empty, and only 50 µs while producers are waiting for room. It never
+/// chases the producers record by record, which would make the cache
+/// lines they write travel to this CPU and back on every call; and it
+/// wakes rarely, because on a small machine every wake-up can delay the
+/// traced program's own threads (a client and server handing a
+/// connection back and forth felt each one). A 16 MiB ring holds several
+/// milliseconds of the fastest stream of calls, and a producer that finds
+/// it full waits for room rather than lose a call. On `stop`, take what
+/// is left; a record still claimed but unpublished by then never will be
+/// (its writer died).
 fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Counter>) -> Option<decode::Counter> {
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut stuck_since: Option<Instant> = None;
@@ -280,7 +284,13 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
             let part = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
             shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(part);
         }
-        nap = if copied > 0 || woke { MIN_NAP } else { (nap * 2).min(MAX_NAP) };
+        nap = if woke {
+            HURRIED_NAP
+        } else if copied > 0 {
+            MIN_NAP
+        } else {
+            (nap * 2).min(MAX_NAP)
+        };
         std::thread::sleep(nap);
     }
     if !buf.is_empty() {
@@ -289,9 +299,11 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
     counter
 }
 
-/// The drain's first and longest sleep when the ring is empty.
-const MIN_NAP: Duration = Duration::from_micros(50);
-const MAX_NAP: Duration = Duration::from_millis(1);
+/// The drain's sleep after a batch, and its longest while the ring is empty.
+const MIN_NAP: Duration = Duration::from_millis(1);
+const MAX_NAP: Duration = Duration::from_millis(4);
+/// Its sleep while producers wait for room.
+const HURRIED_NAP: Duration = Duration::from_micros(50);
 /// How often both clocks are read while draining.
 const PAIR_EVERY: Duration = Duration::from_millis(5);
 

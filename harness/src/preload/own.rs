@@ -13,18 +13,16 @@ use std::collections::HashSet;
 use super::Attached;
 use crate::event::{Arg, Event, EventKind};
 
-/// Removes the library's syscalls from `events`; returns how many.
+/// Removes the library's syscalls from `events`, which are in start order
+/// ([`crate::merge::sort`]); returns how many.
 pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &str) -> u64 {
     let before = events.len();
     // Per thread, the file descriptors the loader opened the library on,
     // until it closes them.
     let mut lib_fds: HashSet<(u32, i32)> = HashSet::new();
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by_key(|&i| events[i].ts_ns);
     let mut drop = vec![false; events.len()];
     let wake_addrs: HashSet<u64> = attached.iter().map(|a| a.wake_addr).collect();
-    for i in order {
-        let e = &events[i];
+    for (i, e) in events.iter().enumerate() {
         let EventKind::Syscall(s) = &e.kind else { continue };
         if attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
             drop[i] = true;
