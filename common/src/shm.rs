@@ -474,6 +474,35 @@ impl Ring {
         Ok(())
     }
 
+    /// Hands every published record from `tail` up to `before` (at most)
+    /// to `f` as one span of framed records (each a [`Frame`] and its
+    /// payload, padded to whole units: walk them with [`Records`]), then
+    /// frees them. One copy of a span is far cheaper than one per record.
+    /// Returns the records handed over; `Err(Pending)` when the first one
+    /// is claimed but not published yet. Consumer only.
+    pub fn pop_span(&self, before: u64, f: impl FnOnce(&[u8])) -> Result<usize, PopError> {
+        let tail = self.header().tail.load(Ordering::Relaxed);
+        let (mut end, mut count) = (tail, 0);
+        while end < before && end - tail < self.header().data_bytes / 2 {
+            // SAFETY: a frame inside the mapping; read once `commit` says so.
+            let frame = unsafe { &*self.at(end).cast::<Frame>() };
+            if frame.commit.load(Ordering::Acquire) != end + 1 {
+                break;
+            }
+            end += (frame.units as usize).clamp(1, MAX_RECORD / UNIT) as u64 * UNIT as u64;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(if self.header().head.load(Ordering::Acquire) == tail { PopError::Empty } else { PopError::Pending });
+        }
+        // SAFETY: `end - tail` is at most half the data area, contiguous
+        // from `tail` thanks to the second mapping; every record in it is
+        // published and not freed before `f` returns.
+        f(unsafe { core::slice::from_raw_parts(self.at(tail), (end - tail) as usize) });
+        self.free(tail, ((end - tail) / UNIT as u64) as usize);
+        Ok(count)
+    }
+
     /// Zeroes the first word of `units` units at `tail` and moves past them.
     fn free(&self, tail: u64, units: usize) {
         for u in 0..units {
@@ -533,6 +562,35 @@ impl Ring {
     /// producer's sleeps on it by this address).
     pub fn wake_addr(&self) -> u64 {
         core::ptr::addr_of!(self.header().wake) as u64
+    }
+}
+
+/// The records of a span [`Ring::pop_span`] handed over (or a copy of
+/// it): each record's payload, in order.
+pub struct Records<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    pub fn new(span: &'a [u8]) -> Self {
+        Records { rest: span }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.len() < size_of::<Frame>() {
+            return None;
+        }
+        let len = u32::from_ne_bytes([self.rest[8], self.rest[9], self.rest[10], self.rest[11]]) as usize;
+        let units = u32::from_ne_bytes([self.rest[12], self.rest[13], self.rest[14], self.rest[15]]) as usize;
+        let size = (units.clamp(1, MAX_RECORD / UNIT) * UNIT).min(self.rest.len());
+        let payload = &self.rest[size_of::<Frame>()..size];
+        let payload = &payload[..len.min(payload.len())];
+        self.rest = &self.rest[size..];
+        Some(payload)
     }
 }
 
@@ -867,6 +925,28 @@ mod tests {
         r.beat();
         assert_eq!(drain(&r).len(), 32);
         assert!(r.push(&[1; 100], &mut hint));
+    }
+
+    #[test]
+    fn spans_hand_over_published_records_in_order_across_the_wrap() {
+        let r = ring(4096, false);
+        let mut hint = 0;
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for round in 0..5u8 {
+            for i in 0..20u8 {
+                r.push(&std::vec![round ^ i; 1 + usize::from(i) * 7], &mut hint);
+            }
+            while let Ok(n) = r.pop_span(r.head(), |span| got.extend(Records::new(span).map(<[u8]>::to_vec))) {
+                assert!(n > 0);
+            }
+        }
+        assert_eq!(got.len(), 100);
+        for (k, rec) in got.iter().enumerate() {
+            let (round, i) = ((k / 20) as u8, (k % 20) as u8);
+            assert_eq!(rec, &std::vec![round ^ i; 1 + usize::from(i) * 7]);
+        }
+        assert_eq!(r.pop_span(r.head(), |_| {}), Err(PopError::Empty));
+        assert_eq!(r.header().lost.load(Ordering::Relaxed), 0);
     }
 
     #[test]

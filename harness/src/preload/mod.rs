@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use probity_common::shm::{file_bytes, map::map, valid_data_bytes, Ring, RingHeader, RING_DATA_BYTES, RING_ENV};
+use probity_common::shm::{file_bytes, map::map, valid_data_bytes, Records, Ring, RingHeader, RING_DATA_BYTES, RING_ENV};
 
 use crate::error::Error;
 use crate::event::Event;
@@ -69,7 +69,7 @@ struct Drain {
 
 #[derive(Default)]
 struct Shared {
-    /// Copied records, each as a little-endian `u32` length and its bytes.
+    /// Copied records, framed as in the ring (see [`Records`]).
     chunks: Mutex<Vec<Vec<u8>>>,
     stop: AtomicBool,
     /// Readings of the counter and the monotonic clock, when records are
@@ -179,14 +179,10 @@ impl PreloadSession {
             let convert = clock::Convert::new(self.clock, pairs);
             let first = out.len();
             for chunk in chunks {
-                let mut rest = &chunk[..];
-                while rest.len() >= 4 {
-                    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                    let Some(record) = rest.get(4..4 + len) else { break };
+                for record in Records::new(&chunk) {
                     if let Some(at) = self.decoder.push(record, &convert, out) {
                         self.attached.push(at);
                     }
-                    rest = &rest[4 + len..];
                 }
             }
             self.decoder.finish(out);
@@ -238,24 +234,26 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
         let head = ring.head();
         let mut copied = 0u32;
         while ring.tail() < head {
-            let popped = ring.pop_with(|bytes| {
-                if counter.as_mut().is_some_and(|c| c.push(bytes)) {
-                    return;
+            let popped = ring.pop_span(head, |span| match counter.as_mut() {
+                // Counted in place; only what is not a libc call is kept.
+                Some(c) => {
+                    for record in Records::new(span) {
+                        if !c.push(record) {
+                            frame_into(&mut buf, record);
+                        }
+                    }
                 }
-                buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                buf.extend_from_slice(bytes);
+                None => buf.extend_from_slice(span),
             });
             match popped {
-                Ok(()) => {
+                Ok(n) => {
                     stuck_since = None;
-                    copied += 1;
+                    copied += n as u32;
                     if buf.len() >= CHUNK {
                         let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK));
                         shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
                     }
-                    if copied.is_multiple_of(4096) {
-                        ring.beat();
-                    }
+                    ring.beat();
                 }
                 Err(_) => {
                     // Claimed, not yet published.
@@ -306,6 +304,17 @@ const MAX_NAP: Duration = Duration::from_millis(4);
 const HURRIED_NAP: Duration = Duration::from_micros(50);
 /// How often both clocks are read while draining.
 const PAIR_EVERY: Duration = Duration::from_millis(5);
+
+/// Appends `payload` to `buf` framed as in the ring (see [`Records`]).
+fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
+    let units = probity_common::shm::units_for(payload.len());
+    let start = buf.len();
+    buf.extend_from_slice(&0u64.to_ne_bytes());
+    buf.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
+    buf.extend_from_slice(&(units as u32).to_ne_bytes());
+    buf.extend_from_slice(payload);
+    buf.resize(start + units * probity_common::shm::UNIT, 0);
+}
 
 /// Bytes copied before a chunk is handed over.
 const CHUNK: usize = 1 << 20;
