@@ -17,9 +17,10 @@ pub struct SetupArgs {
 /// Debian packages the tests and benchmarks use: strace is the oracle the
 /// fidelity tests compare with, and the benchmarks' baseline; the network
 /// tests make private network namespaces (`unshare`, `ip`) and force
-/// retransmits with an nftables rule.
+/// retransmits with an nftables rule; ltrace is the preload benchmark's
+/// baseline.
 const TEST_PACKAGES: &[&str] =
-    &["strace", "gcc", "libc6-dev", "python3", "tar", "coreutils", "util-linux", "iproute2", "nftables"];
+    &["strace", "ltrace", "gcc", "libc6-dev", "python3", "tar", "coreutils", "util-linux", "iproute2", "nftables"];
 const EBPF_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev"];
 
 pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
