@@ -10,16 +10,12 @@ use std::collections::HashMap;
 
 use crate::event::{Event, EventKind};
 
-/// Sorts `events` by start time and sets every `parent` link.
-pub(crate) fn merge(events: &mut [Event]) {
-    sort(events);
-    link(events);
-}
-
 /// Puts `events` in start order; on a tie a libc call comes before the
 /// syscalls it made, and a longer call before a shorter one it contains.
-/// The keys are sorted, and the events moved once each (an event is a few
-/// hundred bytes; a sort moving them would move each many times).
+/// Only the keys are sorted; the events are then swapped into place (an
+/// event is a few hundred bytes: a sort moving them would move each many
+/// times, and moving them into a new vector would fault in as much fresh
+/// memory).
 pub(crate) fn sort(events: &mut [Event]) {
     events.sort_by_cached_key(|e| (e.ts_ns, rank(e), std::cmp::Reverse(e.end_ns())));
 }
@@ -112,7 +108,8 @@ mod tests {
     #[test]
     fn syscalls_link_to_the_innermost_call_on_their_thread() {
         let mut evs = vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), libc(11, 10, 7), sys(40, 1, 7)];
-        merge(&mut evs);
+        sort(&mut evs);
+        link(&mut evs);
         let order: Vec<(u64, u32)> = evs.iter().map(|e| (e.ts_ns, e.tid)).collect();
         assert_eq!(order, [(10, 7), (11, 7), (12, 8), (15, 7), (40, 7)]);
         assert_eq!(evs[1].parent(), Some(0), "nested libc call");
@@ -219,3 +216,4 @@ pub(crate) fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
         v4 => v4,
     }
 }
+

@@ -318,7 +318,14 @@ impl Tracee {
     /// Waits for the whole tree to end and returns its trace.
     pub fn wait(self) -> Result<Trace, Error> {
         let mut events = Vec::new();
-        let outcome = self.wait_with(None, |e| events.push(e))?;
+        // Merged events come back as they are, not pushed one by one into
+        // a second vector of the same size.
+        let (outcome, merged) = self.wait_inner(None, |e| events.push(e), true)?;
+        if events.is_empty() {
+            events = merged;
+        } else {
+            events.extend(merged);
+        }
         Ok(Trace { events, outcome })
     }
 
@@ -330,10 +337,21 @@ impl Tracee {
     /// program resolved for their peer, when an earlier event showed it
     /// (a `getaddrinfo`, or a DNS answer). When `stop` becomes true, the tree is
     /// stopped (SIGTERM, then SIGKILL) and the trace completed.
-    pub fn wait_with(mut self, stop: Option<&AtomicBool>, mut on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
+    pub fn wait_with(self, stop: Option<&AtomicBool>, on_event: impl FnMut(Event)) -> Result<Outcome, Error> {
+        Ok(self.wait_inner(stop, on_event, false)?.0)
+    }
+
+    /// [`Tracee::wait_with`]; with `keep_merged`, events that were held to
+    /// be merged are returned instead of handed to `on_event`.
+    fn wait_inner(
+        mut self,
+        stop: Option<&AtomicBool>,
+        mut on_event: impl FnMut(Event),
+        keep_merged: bool,
+    ) -> Result<(Outcome, Vec<Event>), Error> {
         // Network events get the host names resolved before them.
         let mut linker = crate::merge::HostLinker::default();
-        let mut on_event = move |mut e: Event| {
+        let mut on_event = |mut e: Event| {
             linker.apply(&mut e);
             on_event(e);
         };
@@ -457,24 +475,29 @@ impl Tracee {
             let (full, skipped) = p.losses();
             losses.preload_ring_full = full;
             losses.preload_skipped = skipped;
-            if self.kernel.is_some() {
-                uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
-                let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-                crate::merge::sort(&mut held);
-                own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
-            }
+        }
+        if hold {
+            crate::merge::sort(&mut held);
+        }
+        if let (Some(p), Some(_)) = (&self.preload, &self.kernel) {
+            uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
+            let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
         }
         if let Some(from) = self.traced_from.as_ref().and_then(|f| f()) {
             let root = self.root;
             held.retain(|e| e.pid != root || e.ts_ns >= from);
         }
         if hold {
-            // Sorted already when the preload's own syscalls were taken
-            // out; sorting again is cheap then (the keys are in order).
-            crate::merge::merge(&mut held);
-            held.into_iter().for_each(&mut on_event);
+            crate::merge::link(&mut held);
+            if !keep_merged {
+                std::mem::take(&mut held).into_iter().for_each(&mut on_event);
+            }
         }
-        Ok(Outcome {
+        for e in &mut held {
+            linker.apply(e);
+        }
+        let outcome = Outcome {
             root_pid: self.root,
             status: self.status.unwrap_or(ExitStatus::Code(-1)),
             tracers: self.tracers.clone(),
@@ -486,6 +509,7 @@ impl Tracee {
             own_syscalls,
             libc_calls,
             preload_waits,
-        })
+        };
+        Ok((outcome, held))
     }
 }
