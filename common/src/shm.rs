@@ -343,9 +343,11 @@ impl Ring {
         let size = h.data_bytes;
         let mut head = h.head.load(Ordering::Relaxed);
         loop {
-            if head + bytes - *tail_hint > size {
+            // Saturating: a `tail` read after `head` may be past it (other
+            // producers and the consumer moved on); the CAS then fails.
+            if (head + bytes).saturating_sub(*tail_hint) > size {
                 *tail_hint = h.tail.load(Ordering::Acquire);
-                if head + bytes - *tail_hint > size {
+                if (head + bytes).saturating_sub(*tail_hint) > size {
                     if !self.wait_for_room(head + bytes - size) {
                         h.lost.fetch_add(1, Ordering::Relaxed);
                         return None;
