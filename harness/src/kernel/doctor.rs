@@ -149,7 +149,11 @@ pub fn diagnose() -> Vec<Check> {
             Ok(_) => Check {
                 name: "ebpf tracer",
                 ok: true,
-                detail: "loaded and attached: ring buffer, raw tracepoints sys_enter/sys_exit, sched, signal, sock and tcp tracepoints".into(),
+                detail: if raw {
+                    "loaded and attached: ring buffer, raw tracepoints (sys_enter/sys_exit, sched, signal, sock, tcp)".into()
+                } else {
+                    "loaded and attached: ring buffer, raw and classic tracepoints (see BTF above)".into()
+                },
                 fix: None,
             },
             Err(e) => Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) },
