@@ -214,6 +214,10 @@ pub const SPEC_NO_RETURN: u32 = 1;
 /// `SyscallSpec::flags`: record an [`ExecArgsEvent`] at entry, with the path
 /// in argument `exec_path_arg` and argv in the one after it.
 pub const SPEC_EXEC: u32 = 2;
+/// `SyscallSpec::flags`: after a successful return, hand over to the
+/// network probe that claims the accepted socket (set by the harness for
+/// `accept` and `accept4` when it can find that socket).
+pub const SPEC_ACCEPT: u32 = 4;
 
 /// What the kernel side captures for one syscall number.
 #[repr(C)]

@@ -98,10 +98,12 @@ pub struct Scratch {
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Programs `sys_exit` hands over to with a tail call, so the verifier
-/// checks each on its own: slot [`TAIL_EXEC_ARGS`] records an exec's argv.
+/// checks each on its own: slot [`TAIL_EXEC_ARGS`] records an exec's argv,
+/// slot [`TAIL_ACCEPT`] claims the socket an `accept` returned.
 #[map]
-pub static TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static TAILS: ProgramArray = ProgramArray::with_max_entries(2, 0);
 pub const TAIL_EXEC_ARGS: u32 = 0;
+pub const TAIL_ACCEPT: u32 = 1;
 
 /// What `sys_exit` passes to the exec argv program.
 #[repr(C)]

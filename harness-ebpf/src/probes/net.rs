@@ -17,11 +17,20 @@
 //! `sock_recv_length`, and reported once at close: a bulk transfer costs a
 //! map update per `sendmsg`, not a record.
 //!
-//! The classic tracepoints are used where their formatted records carry
-//! the addresses and ports (no struct walking without CO-RE); the byte
-//! counters use raw tracepoints, whose arguments are all they need:
+//! Every probe is a raw tracepoint: it gets the `struct sock` pointer and
+//! reads the family, ports, addresses, state and protocol itself, at the
+//! offsets the harness found in the kernel's BTF (`*_OFF` below), where a
+//! classic tracepoint would first format all of them into a record for
+//! every state change, open or not, traced or not. Raw tracepoints attach
+//! by name (no tracefs) and detach without an RCU grace period each.
+//! Without BTF the harness attaches the classic tracepoints instead, whose
+//! records carry the same fields; both kinds share the logic below
+//! through [`SockFields`]. The prototypes and formats:
 //! <https://github.com/torvalds/linux/blob/v6.18/include/trace/events/sock.h>,
 //! <https://github.com/torvalds/linux/blob/v6.18/include/trace/events/tcp.h>.
+//!
+//! The accept probe is reached from `sys_exit` by a tail call, only for
+//! `accept` and `accept4` (see `probes/syscalls.rs`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel},
@@ -43,61 +52,106 @@ const TCP_CLOSE: i32 = 7;
 const TCP_LISTEN: i32 = 10;
 const MSG_PEEK: i32 = 2;
 
+/// Where a probe finds a socket's protocol, local port and addresses:
+/// the `struct sock` itself (raw tracepoints) or a classic tracepoint's
+/// record.
+trait SockFields {
+    fn protocol(&self) -> Result<u16, i64>;
+    /// The local port, in host byte order.
+    fn sport(&self) -> Result<u16, i64>;
+    /// The TCP state (0 where the classic record has none).
+    fn state(&self) -> Result<i32, i64>;
+    fn tuple(&self) -> Result<Tuple, i64>;
+}
+
+/// A `struct sock` (an `inet_sock` for IPv4 and IPv6), read at the
+/// offsets from BTF, as the classic tracepoints fill their records:
+/// `inet_sport`, `inet_dport`, `inet_saddr`, `inet_daddr`,
+/// `sk_v6_rcv_saddr` and `sk_v6_daddr`.
+struct Sock(*const u8);
+
+impl Sock {
+    #[inline(always)]
+    fn read<T>(&self, off: &'static u32) -> Result<T, i64> {
+        // SAFETY: a checked kernel read inside the socket.
+        unsafe { bpf_probe_read_kernel(self.0.wrapping_add(offset(off)).cast::<T>()).map_err(i64::from) }
+    }
+}
+
+impl SockFields for Sock {
+    #[inline(always)]
+    fn protocol(&self) -> Result<u16, i64> {
+        self.read(&SK_PROTOCOL_OFF)
+    }
+
+    #[inline(always)]
+    fn sport(&self) -> Result<u16, i64> {
+        Ok(u16::from_be(self.read(&INET_SPORT_OFF)?))
+    }
+
+    /// `sk_state`, which is the TCP state for a TCP socket.
+    #[inline(always)]
+    fn state(&self) -> Result<i32, i64> {
+        Ok(i32::from(self.read::<u8>(&SK_STATE_OFF)?))
+    }
+
+    #[inline(always)]
+    fn tuple(&self) -> Result<Tuple, i64> {
+        let family: u16 = self.read(&SK_FAMILY_OFF)?;
+        let mut t = Tuple { family, sport: self.sport()?, dport: u16::from_be(self.read(&INET_DPORT_OFF)?), ..Tuple::default() };
+        if family == AF_INET {
+            let s: [u8; 4] = self.read(&INET_SADDR_OFF)?;
+            let d: [u8; 4] = self.read(&INET_DADDR_OFF)?;
+            t.saddr[..4].copy_from_slice(&s);
+            t.daddr[..4].copy_from_slice(&d);
+        } else {
+            t.saddr = self.read(&SK_V6_SADDR_OFF)?;
+            t.daddr = self.read(&SK_V6_DADDR_OFF)?;
+        }
+        Ok(t)
+    }
+}
+
 /// `sock:inet_sock_set_state`, in whatever context changed the state:
-/// ```text
-/// field:const void * skaddr;  offset:8;  size:8;
-/// field:int oldstate;         offset:16; size:4;
-/// field:int newstate;         offset:20; size:4;
-/// field:__u16 sport;          offset:24; size:2;
-/// field:__u16 dport;          offset:26; size:2;
-/// field:__u16 family;         offset:28; size:2;
-/// field:__u16 protocol;       offset:30; size:2;
-/// field:__u8 saddr[4];        offset:32; size:4;
-/// field:__u8 daddr[4];        offset:36; size:4;
-/// field:__u8 saddr_v6[16];    offset:40; size:16;
-/// field:__u8 daddr_v6[16];    offset:56; size:16;
-/// ```
-/// Ports are in host byte order. `connect(2)` moves the socket to
-/// `TCP_SYN_SENT` in the caller's context, with the destination set and
-/// the source port not yet chosen; `listen(2)` to `TCP_LISTEN` likewise.
-#[tracepoint(category = "sock", name = "inet_sock_set_state")]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let _ = try_set_state(&ctx);
+/// `TP_PROTO(const struct sock *sk, const int oldstate, const int newstate)`.
+/// `connect(2)` moves the socket to `TCP_SYN_SENT` in the caller's
+/// context, with the destination set and the source port not yet chosen;
+/// `listen(2)` to `TCP_LISTEN` likewise.
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn raw_inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let _ = on_set_state(sk, ctx.arg(1), ctx.arg(2), &Sock(sk as *const u8));
     0
 }
 
-fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets from the tracepoint format above; likewise below.
-    let protocol: u16 = unsafe { ctx.read_at(30)? };
-    if protocol != IPPROTO_TCP {
-        return Ok(());
-    }
-    let sk: u64 = unsafe { ctx.read_at(8)? };
-    let old: i32 = unsafe { ctx.read_at(16)? };
-    let new: i32 = unsafe { ctx.read_at(20)? };
-    let family: u16 = unsafe { ctx.read_at(28)? };
-    let sport: u16 = unsafe { ctx.read_at(24)? };
-    let dport: u16 = unsafe { ctx.read_at(26)? };
-    let tuple = read_tuple(ctx, family, sport, dport, 32, 36, 40, 56)?;
-
+/// Records a state change of an owned socket, or claims a socket a
+/// traced task connects or listens on, or keeps the addresses of a
+/// server-side socket for its accept.
+#[inline(always)]
+fn on_set_state(sk: u64, old: i32, new: i32, fields: &impl SockFields) -> Result<(), i64> {
     // SAFETY: the value is copied out at once.
     if let Some(owner) = unsafe { SOCKS.get(sk) }.copied() {
-        // Even in `TCP_CLOSE` the socket lives on, with data to read,
-        // until it is destroyed (see `tcp_destroy_sock`).
-        emit(&owner, NetOp::State, sk, &tuple, old, new, 0);
+        // Only TCP sockets are claimed. Even in `TCP_CLOSE` the socket
+        // lives on, with data to read, until it is destroyed (see
+        // `tcp_destroy_sock`).
+        emit(&owner, NetOp::State, sk, &fields.tuple()?, old, new, 0);
         return Ok(());
     }
     let claims = (old == TCP_CLOSE && new == TCP_SYN_SENT) || new == TCP_LISTEN;
     if claims {
         let (pid, tid) = current_ids();
         let Some(session) = session_of(tid) else { return Ok(()) };
+        if fields.protocol()? != IPPROTO_TCP {
+            return Ok(());
+        }
+        let tuple = fields.tuple()?;
         let owner = SockOwner { session, pid, tid, ..SockOwner::default() };
         if SOCKS.insert(sk, owner, 0).is_err() {
             count_loss(session, |l| l.sock_map_full += 1);
         }
         if new == TCP_LISTEN {
             // Handshakes on this port are worth remembering for `accept`.
-            let _ = LISTEN_PORTS.insert(u32::from(sport), session, 0);
+            let _ = LISTEN_PORTS.insert(u32::from(tuple.sport), session, 0);
         }
         let op = if new == TCP_LISTEN { NetOp::Listen } else { NetOp::Connect };
         emit(&owner, op, sk, &tuple, old, new, 0);
@@ -106,84 +160,61 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
     // A server-side socket completing its handshake, in softirq context:
     // nobody owns it until a traced task accepts it, but its addresses
     // are here, so keep them for the accept.
-    // SAFETY: the map value is only tested for presence.
-    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED && unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
-        let _ = PENDING.insert(sk, tuple, 0);
+    if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
+        // SAFETY: the map value is only tested for presence.
+        if unsafe { LISTEN_PORTS.get(u32::from(fields.sport()?)) }.is_some() && fields.protocol()? == IPPROTO_TCP {
+            let _ = PENDING.insert(sk, fields.tuple()?, 0);
+        }
     }
     Ok(())
 }
 
 /// `tcp:tcp_destroy_sock`, when the kernel frees a TCP socket's state:
-/// after `TCP_CLOSE` once its owner closed it (or at once if it had),
-/// so every byte the owner read is counted. The socket address may be
-/// reused from here on, so the socket leaves the map.
-/// ```text
-/// field:const void * skaddr;  offset:8;  size:8;
-/// field:__u16 sport;          offset:16; size:2;
-/// field:__u16 dport;          offset:18; size:2;
-/// field:__u16 family;         offset:20; size:2;
-/// field:__u8 saddr[4];        offset:22; size:4;
-/// field:__u8 daddr[4];        offset:26; size:4;
-/// field:__u8 saddr_v6[16];    offset:30; size:16;
-/// field:__u8 daddr_v6[16];    offset:46; size:16;
-/// ```
-#[tracepoint(category = "tcp", name = "tcp_destroy_sock")]
-pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
-    let _ = try_destroy(&ctx);
+/// `TP_PROTO(struct sock *sk)`. It comes after `TCP_CLOSE` once the owner
+/// closed the socket (or at once if it had), so every byte the owner read
+/// is counted. The socket address may be reused from here on, so the
+/// socket leaves the map.
+#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
+pub fn raw_tcp_destroy_sock(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let _ = on_destroy(sk, &Sock(sk as *const u8));
     0
 }
 
-fn try_destroy(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets from the tracepoint format above; likewise below.
-    let sk: u64 = unsafe { ctx.read_at(8)? };
-    let sport: u16 = unsafe { ctx.read_at(16)? };
+#[inline(always)]
+fn on_destroy(sk: u64, fields: &impl SockFields) -> Result<(), i64> {
     // SAFETY: the value is copied out at once.
     let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else {
         // A server-side socket nobody accepted.
         // SAFETY: only tested for presence.
-        if unsafe { LISTEN_PORTS.get(u32::from(sport)) }.is_some() {
+        if unsafe { LISTEN_PORTS.get(u32::from(fields.sport()?)) }.is_some() {
             let _ = PENDING.remove(sk);
         }
         return Ok(());
     };
-    let family: u16 = unsafe { ctx.read_at(20)? };
-    let dport: u16 = unsafe { ctx.read_at(18)? };
-    let tuple = read_tuple(ctx, family, sport, dport, 22, 26, 30, 46)?;
-    emit(&owner, NetOp::Close, sk, &tuple, TCP_CLOSE, TCP_CLOSE, 0);
+    emit(&owner, NetOp::Close, sk, &fields.tuple()?, TCP_CLOSE, TCP_CLOSE, 0);
     let _ = SOCKS.remove(sk);
     Ok(())
 }
 
-/// `syscalls:sys_exit_accept4` and `sys_exit_accept`, in the caller's
-/// context:
-/// ```text
-/// field:int __syscall_nr;  offset:8;  size:4;
-/// field:long ret;          offset:16; size:8;
-/// ```
-/// The new descriptor's socket is found by following
+/// The accept probe, reached from `sys_exit` by a tail call after
+/// `accept` or `accept4` returned in a traced task:
+/// `TP_PROTO(struct pt_regs *regs, long ret)`. The new descriptor's
+/// socket is found by following
 /// `current->files->fdt->fd[ret]->private_data->sk`, at offsets the
-/// harness read from the kernel's BTF.
-#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+/// harness read from the kernel's BTF (the harness only installs this
+/// program when it found them).
+#[raw_tracepoint]
+pub fn accept_tail(ctx: RawTracePointContext) -> i32 {
     let _ = try_accept(&ctx);
     0
 }
 
-#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    let _ = try_accept(&ctx);
-    0
-}
-
-// Inlined into both accept probes: an out-of-line function would carry a
-// mangled name whose hash depends on the checkout path, and the committed
-// object must be the same wherever it is built.
 #[inline(always)]
-fn try_accept(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_accept(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
     let Some(session) = session_of(tid) else { return Ok(()) };
-    // SAFETY: offset from the tracepoint format above.
-    let ret: i64 = unsafe { ctx.read_at(16)? };
+    let ret: i64 = ctx.arg(1);
     if ret < 0 || offset(&TASK_FILES_OFF) == 0 {
         return Ok(());
     }
@@ -311,6 +342,190 @@ fn count_bytes(sk: u64, ret: i32, sent: bool) {
 
 /// `tcp:tcp_retransmit_skb`, in softirq or timer context (the current
 /// task is not the sender):
+/// `TP_PROTO(const struct sock *sk, const struct sk_buff *skb, int err)`.
+#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
+pub fn raw_tcp_retransmit_skb(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let _ = on_retransmit(sk, &Sock(sk as *const u8));
+    0
+}
+
+#[inline(always)]
+fn on_retransmit(sk: u64, fields: &impl SockFields) -> Result<(), i64> {
+    let Some(slot) = SOCKS.get_ptr_mut(sk) else { return Ok(()) };
+    // SAFETY: a preallocated map value (see `count_bytes`).
+    let owner = unsafe {
+        (*slot).retransmits += 1;
+        *slot
+    };
+    let state = fields.state()?;
+    emit(&owner, NetOp::Retransmit, sk, &fields.tuple()?, state, state, 0);
+    Ok(())
+}
+
+/// `tcp:tcp_send_reset`, in any context: `TP_PROTO(const struct sock *sk,
+/// const struct sk_buff *skb, const enum sk_rst_reason reason)`; `sk` is
+/// NULL for a reset sent for no socket (a segment to a closed port).
+#[raw_tracepoint(tracepoint = "tcp_send_reset")]
+pub fn raw_tcp_send_reset(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let _ = on_send_reset(sk, &Sock(sk as *const u8));
+    0
+}
+
+#[inline(always)]
+fn on_send_reset(sk: u64, fields: &impl SockFields) -> Result<(), i64> {
+    if sk == 0 {
+        return Ok(());
+    }
+    // SAFETY: the value is copied out at once.
+    let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else { return Ok(()) };
+    let state = fields.state()?;
+    emit(&owner, NetOp::ResetSent, sk, &fields.tuple()?, state, state, 0);
+    Ok(())
+}
+
+/// `tcp:tcp_receive_reset`, in softirq context: `TP_PROTO(struct sock *sk)`.
+#[raw_tracepoint(tracepoint = "tcp_receive_reset")]
+pub fn raw_tcp_receive_reset(ctx: RawTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    let _ = on_receive_reset(sk, &Sock(sk as *const u8));
+    0
+}
+
+#[inline(always)]
+fn on_receive_reset(sk: u64, fields: &impl SockFields) -> Result<(), i64> {
+    // SAFETY: the value is copied out at once.
+    let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else { return Ok(()) };
+    emit(&owner, NetOp::ResetReceived, sk, &fields.tuple()?, 0, 0, 0);
+    Ok(())
+}
+
+// The classic tracepoints, for a kernel without BTF. Their records hold
+// the ports (host byte order), the family, then the IPv4 and IPv6
+// addresses, in this order, at offsets given in each format below.
+
+/// A classic TCP tracepoint's record.
+struct Record<'a> {
+    ctx: &'a TracePointContext,
+    /// Offset of `sport`; `dport` and `family` follow.
+    sport: usize,
+    /// Offset of `saddr[4]`; `daddr[4]`, `saddr_v6[16]` and
+    /// `daddr_v6[16]` follow.
+    saddr: usize,
+    /// Offset of `protocol`, or 0 for the `tcp` events (TCP only).
+    protocol: usize,
+    /// Offset of `state`, or 0 when the record has none.
+    state: usize,
+}
+
+impl Record<'_> {
+    #[inline(always)]
+    fn read<T>(&self, off: usize) -> Result<T, i64> {
+        // SAFETY: offsets from the caller's tracepoint format.
+        unsafe { self.ctx.read_at(off).map_err(i64::from) }
+    }
+}
+
+impl SockFields for Record<'_> {
+    #[inline(always)]
+    fn protocol(&self) -> Result<u16, i64> {
+        if self.protocol == 0 {
+            return Ok(IPPROTO_TCP);
+        }
+        self.read(self.protocol)
+    }
+
+    #[inline(always)]
+    fn sport(&self) -> Result<u16, i64> {
+        self.read(self.sport)
+    }
+
+    #[inline(always)]
+    fn state(&self) -> Result<i32, i64> {
+        if self.state == 0 {
+            return Ok(0);
+        }
+        self.read(self.state)
+    }
+
+    #[inline(always)]
+    fn tuple(&self) -> Result<Tuple, i64> {
+        let family: u16 = self.read(self.sport + 4)?;
+        let mut t = Tuple { family, sport: self.sport()?, dport: self.read(self.sport + 2)?, ..Tuple::default() };
+        if family == AF_INET {
+            let s: [u8; 4] = self.read(self.saddr)?;
+            let d: [u8; 4] = self.read(self.saddr + 4)?;
+            t.saddr[..4].copy_from_slice(&s);
+            t.daddr[..4].copy_from_slice(&d);
+        } else {
+            t.saddr = self.read(self.saddr + 8)?;
+            t.daddr = self.read(self.saddr + 24)?;
+        }
+        Ok(t)
+    }
+}
+
+/// `sock:inet_sock_set_state`:
+/// ```text
+/// field:const void * skaddr;  offset:8;  size:8;
+/// field:int oldstate;         offset:16; size:4;
+/// field:int newstate;         offset:20; size:4;
+/// field:__u16 sport;          offset:24; size:2;
+/// field:__u16 dport;          offset:26; size:2;
+/// field:__u16 family;         offset:28; size:2;
+/// field:__u16 protocol;       offset:30; size:2;
+/// field:__u8 saddr[4];        offset:32; size:4;
+/// field:__u8 daddr[4];        offset:36; size:4;
+/// field:__u8 saddr_v6[16];    offset:40; size:16;
+/// field:__u8 daddr_v6[16];    offset:56; size:16;
+/// ```
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let _ = try_set_state(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_set_state(ctx: &TracePointContext) -> Result<(), i64> {
+    let rec = Record { ctx, sport: 24, saddr: 32, protocol: 30, state: 0 };
+    // Other protocols never reach the socket map.
+    if rec.protocol()? != IPPROTO_TCP {
+        return Ok(());
+    }
+    on_set_state(rec.read(8)?, rec.read(16)?, rec.read(20)?, &rec)
+}
+
+/// `tcp:tcp_destroy_sock` and `tcp:tcp_receive_reset` (`tcp_event_sk`):
+/// ```text
+/// field:const void * skaddr;  offset:8;  size:8;
+/// field:__u16 sport;          offset:16; size:2;
+/// field:__u16 dport;          offset:18; size:2;
+/// field:__u16 family;         offset:20; size:2;
+/// field:__u8 saddr[4];        offset:22; size:4;
+/// field:__u8 daddr[4];        offset:26; size:4;
+/// field:__u8 saddr_v6[16];    offset:30; size:16;
+/// field:__u8 daddr_v6[16];    offset:46; size:16;
+/// ```
+#[tracepoint(category = "tcp", name = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
+    let rec = Record { ctx: &ctx, sport: 16, saddr: 22, protocol: 0, state: 0 };
+    if let Ok(sk) = rec.read(8) {
+        let _ = on_destroy(sk, &rec);
+    }
+    0
+}
+
+#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
+pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    let rec = Record { ctx: &ctx, sport: 16, saddr: 22, protocol: 0, state: 0 };
+    if let Ok(sk) = rec.read(8) {
+        let _ = on_receive_reset(sk, &rec);
+    }
+    0
+}
+
+/// `tcp:tcp_retransmit_skb`:
 /// ```text
 /// field:const void * skaddr;  offset:16; size:8;
 /// field:int state;            offset:24; size:4;
@@ -325,30 +540,14 @@ fn count_bytes(sk: u64, ret: i32, sent: bool) {
 /// ```
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
-    let _ = try_retransmit(&ctx);
+    let rec = Record { ctx: &ctx, sport: 28, saddr: 34, protocol: 0, state: 24 };
+    if let Ok(sk) = rec.read(16) {
+        let _ = on_retransmit(sk, &rec);
+    }
     0
 }
 
-fn try_retransmit(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets from the tracepoint format above; likewise below.
-    let sk: u64 = unsafe { ctx.read_at(16)? };
-    let Some(slot) = SOCKS.get_ptr_mut(sk) else { return Ok(()) };
-    // SAFETY: a preallocated map value (see `count_bytes`).
-    let owner = unsafe {
-        (*slot).retransmits += 1;
-        *slot
-    };
-    let state: i32 = unsafe { ctx.read_at(24)? };
-    let family: u16 = unsafe { ctx.read_at(32)? };
-    let sport: u16 = unsafe { ctx.read_at(28)? };
-    let dport: u16 = unsafe { ctx.read_at(30)? };
-    let tuple = read_tuple(ctx, family, sport, dport, 34, 38, 42, 58)?;
-    emit(&owner, NetOp::Retransmit, sk, &tuple, state, state, 0);
-    Ok(())
-}
-
-/// `tcp:tcp_send_reset`, in any context; `skaddr` is NULL for a reset
-/// sent for no socket (a segment to a closed port):
+/// `tcp:tcp_send_reset`:
 /// ```text
 /// field:const void * skaddr;  offset:16; size:8;
 /// field:int state;            offset:24; size:4;
@@ -359,97 +558,63 @@ fn try_retransmit(ctx: &TracePointContext) -> Result<(), i64> {
 /// network byte order.
 #[tracepoint(category = "tcp", name = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
-    let _ = try_send_reset(&ctx);
+    if let Ok(sk) = (ResetRecord { ctx: &ctx }).read(16) {
+        let _ = on_send_reset(sk, &ResetRecord { ctx: &ctx });
+    }
     0
 }
 
-fn try_send_reset(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets from the tracepoint format above; likewise below.
-    let sk: u64 = unsafe { ctx.read_at(16)? };
-    if sk == 0 {
-        return Ok(());
+/// The record of `tcp:tcp_send_reset`, whose addresses are socket
+/// addresses.
+struct ResetRecord<'a> {
+    ctx: &'a TracePointContext,
+}
+
+impl ResetRecord<'_> {
+    #[inline(always)]
+    fn read<T>(&self, off: usize) -> Result<T, i64> {
+        // SAFETY: offsets from the format above.
+        unsafe { self.ctx.read_at(off).map_err(i64::from) }
     }
-    // SAFETY: the value is copied out at once.
-    let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else { return Ok(()) };
-    let state: i32 = unsafe { ctx.read_at(24)? };
-    let src: [u8; 28] = unsafe { ctx.read_at(32)? };
-    let dst: [u8; 28] = unsafe { ctx.read_at(60)? };
-    let family = u16::from_ne_bytes([src[0], src[1]]);
-    let mut tuple = Tuple {
-        family,
-        sport: u16::from_be_bytes([src[2], src[3]]),
-        dport: u16::from_be_bytes([dst[2], dst[3]]),
-        ..Tuple::default()
-    };
-    if family == AF_INET {
-        tuple.saddr[..4].copy_from_slice(&src[4..8]);
-        tuple.daddr[..4].copy_from_slice(&dst[4..8]);
-    } else {
-        tuple.saddr.copy_from_slice(&src[8..24]);
-        tuple.daddr.copy_from_slice(&dst[8..24]);
+}
+
+impl SockFields for ResetRecord<'_> {
+    #[inline(always)]
+    fn protocol(&self) -> Result<u16, i64> {
+        Ok(IPPROTO_TCP)
     }
-    emit(&owner, NetOp::ResetSent, sk, &tuple, state, state, 0);
-    Ok(())
-}
 
-/// `tcp:tcp_receive_reset`, in softirq context:
-/// ```text
-/// field:const void * skaddr;  offset:8;  size:8;
-/// field:__u16 sport;          offset:16; size:2;
-/// field:__u16 dport;          offset:18; size:2;
-/// field:__u16 family;         offset:20; size:2;
-/// field:__u8 saddr[4];        offset:22; size:4;
-/// field:__u8 daddr[4];        offset:26; size:4;
-/// field:__u8 saddr_v6[16];    offset:30; size:16;
-/// field:__u8 daddr_v6[16];    offset:46; size:16;
-/// ```
-#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
-pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    let _ = try_receive_reset(&ctx);
-    0
-}
+    #[inline(always)]
+    fn sport(&self) -> Result<u16, i64> {
+        let src: [u8; 4] = self.read(32)?;
+        Ok(u16::from_be_bytes([src[2], src[3]]))
+    }
 
-fn try_receive_reset(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: offsets from the tracepoint format above; likewise below.
-    let sk: u64 = unsafe { ctx.read_at(8)? };
-    // SAFETY: the value is copied out at once.
-    let Some(owner) = (unsafe { SOCKS.get(sk) }).copied() else { return Ok(()) };
-    let family: u16 = unsafe { ctx.read_at(20)? };
-    let sport: u16 = unsafe { ctx.read_at(16)? };
-    let dport: u16 = unsafe { ctx.read_at(18)? };
-    let tuple = read_tuple(ctx, family, sport, dport, 22, 26, 30, 46)?;
-    emit(&owner, NetOp::ResetReceived, sk, &tuple, 0, 0, 0);
-    Ok(())
-}
+    #[inline(always)]
+    fn state(&self) -> Result<i32, i64> {
+        self.read(24)
+    }
 
-/// Reads the addresses of a TCP tracepoint record: the 4-byte fields for
-/// `AF_INET`, the 16-byte ones otherwise.
-#[inline(always)]
-#[expect(clippy::too_many_arguments, reason = "the field offsets of one tracepoint")]
-fn read_tuple(
-    ctx: &TracePointContext,
-    family: u16,
-    sport: u16,
-    dport: u16,
-    saddr4: usize,
-    daddr4: usize,
-    saddr6: usize,
-    daddr6: usize,
-) -> Result<Tuple, i64> {
-    let mut t = Tuple { family, sport, dport, ..Tuple::default() };
-    // SAFETY: offsets from the caller's tracepoint format.
-    unsafe {
+    #[inline(always)]
+    fn tuple(&self) -> Result<Tuple, i64> {
+        let src: [u8; 28] = self.read(32)?;
+        let dst: [u8; 28] = self.read(60)?;
+        let family = u16::from_ne_bytes([src[0], src[1]]);
+        let mut tuple = Tuple {
+            family,
+            sport: u16::from_be_bytes([src[2], src[3]]),
+            dport: u16::from_be_bytes([dst[2], dst[3]]),
+            ..Tuple::default()
+        };
         if family == AF_INET {
-            let s: [u8; 4] = ctx.read_at(saddr4)?;
-            let d: [u8; 4] = ctx.read_at(daddr4)?;
-            t.saddr[..4].copy_from_slice(&s);
-            t.daddr[..4].copy_from_slice(&d);
+            tuple.saddr[..4].copy_from_slice(&src[4..8]);
+            tuple.daddr[..4].copy_from_slice(&dst[4..8]);
         } else {
-            t.saddr = ctx.read_at(saddr6)?;
-            t.daddr = ctx.read_at(daddr6)?;
+            tuple.saddr.copy_from_slice(&src[8..24]);
+            tuple.daddr.copy_from_slice(&dst[8..24]);
         }
+        Ok(tuple)
     }
-    Ok(t)
 }
 
 /// Writes a record charged to `owner`.
@@ -478,9 +643,28 @@ fn emit(owner: &SockOwner, op: NetOp, sk: u64, t: &Tuple, old: i32, new: i32, fl
     }
 }
 
-/// Kernel struct offsets for the accept probes, set by the harness from
-/// the kernel's BTF before loading (0: not found; accepts are then claimed
-/// at the first transfer instead).
+/// Kernel struct offsets, set by the harness from the kernel's BTF before
+/// loading. The raw TCP probes are only attached when it found those of
+/// `struct sock`; the accept probe only when it found the descriptor
+/// table's (accepts are then claimed at the first transfer instead).
+#[unsafe(no_mangle)]
+static SK_FAMILY_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static SK_STATE_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static SK_PROTOCOL_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static INET_SPORT_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static INET_DPORT_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static INET_SADDR_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static INET_DADDR_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static SK_V6_SADDR_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static SK_V6_DADDR_OFF: u32 = 0;
 #[unsafe(no_mangle)]
 static TASK_FILES_OFF: u32 = 0;
 #[unsafe(no_mangle)]

@@ -30,12 +30,12 @@ use aya_ebpf::{
 use probity_common::{
     Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
     CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS,
-    MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_EXEC, SPEC_NO_RETURN,
+    MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_ACCEPT, SPEC_EXEC, SPEC_NO_RETURN,
     SYSCALL_NO_RETURN,
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, ExecJob, InFlight, Scratch, EVENTS, EXEC_JOB, INFLIGHT, TAILS, TAIL_EXEC_ARGS,
+    count_loss, current_ids, session_of, wake_flags, ExecJob, InFlight, Scratch, EVENTS, EXEC_JOB, INFLIGHT, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
     SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS,
 };
 
@@ -129,6 +129,11 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         // Only reached when the tail call failed.
         count_loss(inflight.session, |l| l.ring_full += 1);
+    } else if spec.flags & SPEC_ACCEPT != 0 && ret >= 0 {
+        // The network probe that claims the accepted socket (see
+        // `probes/net.rs`); without its slot filled, a no-op.
+        // SAFETY: a tail call with this program's own context.
+        unsafe { TAILS.tail_call(ctx, TAIL_ACCEPT) };
     }
     Ok(())
 }

@@ -1,22 +1,25 @@
-//! The few kernel struct offsets the raw process probes and the accept
-//! probes need, read from the kernel's own BTF (`/sys/kernel/btf/vmlinux`)
-//! at load time.
+//! The few kernel struct offsets the raw tracepoint probes need, read from
+//! the kernel's own BTF (`/sys/kernel/btf/vmlinux`) at load time.
 //!
-//! Raw tracepoints hand probes `task_struct` pointers instead of formatted
-//! records; they are cheaper per event and, unlike classic tracepoints,
-//! detach without waiting for an RCU grace period each (about 70 ms apiece).
-//! The eBPF object has no CO-RE relocations, so the offsets of
-//! `task_struct.pid`, `task_struct.tgid` and `linux_binprm.filename` come
-//! from here. Without BTF, the harness uses the classic tracepoints.
+//! Raw tracepoints hand probes kernel pointers (`task_struct`, `sock`)
+//! instead of formatted records; they are cheaper per event, need no
+//! tracefs, and, unlike classic tracepoints, detach without waiting for an
+//! RCU grace period each (about 70 ms apiece). The eBPF object has no
+//! CO-RE relocations, so the offsets of the fields they read come from
+//! here: `task_struct.pid` and `linux_binprm.filename` for the process
+//! probes, the addresses, ports, family, state and protocol of a `sock`
+//! for the TCP probes. Without BTF, the harness uses classic tracepoints.
 //!
-//! The accept probes follow `current->files->fdt->fd[n]->private_data->sk`
+//! The accept probe follows `current->files->fdt->fd[n]->private_data->sk`
 //! to find the socket an `accept` returned; without those offsets, an
 //! accepted socket is claimed at its first transfer instead.
 //!
 //! Only the BTF type section is walked: the format is the kernel's
 //! (`include/uapi/linux/btf.h`), with a fixed-size record per type kind.
+//! A field may sit in anonymous structs and unions (`sock_common`'s
+//! address and port pairs do); those are followed by type id.
 
-/// Offsets, in bytes, of the fields the raw process probes read.
+/// Offsets, in bytes, of the fields the raw probes read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Offsets {
     pub task_pid: u32,
@@ -24,6 +27,8 @@ pub(crate) struct Offsets {
     pub binprm_filename: u32,
     /// The descriptor-table path to a socket, when every step was found.
     pub net: Option<NetOffsets>,
+    /// The `struct sock` fields of the TCP probes, when all were found.
+    pub sock: Option<SockOffsets>,
 }
 
 /// Offsets along `task->files->fdt->fd[n]->private_data->sk`.
@@ -37,8 +42,35 @@ pub(crate) struct NetOffsets {
     pub socket_sk: u32,
 }
 
-/// The (struct, member) pairs read, in the order of [`Found`].
-const WANTED: [(&[u8], &[u8]); 9] = [
+/// Offsets from a `struct sock *` (which is also the `struct inet_sock *`
+/// of an IPv4 or IPv6 socket): what the TCP tracepoints' classic records
+/// hold, read by the raw probes themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SockOffsets {
+    /// `sk_family` (`u16`).
+    pub family: u32,
+    /// `sk_state` (`u8`).
+    pub state: u32,
+    /// `sk_protocol` (`u16`).
+    pub protocol: u32,
+    /// `inet_sport` (`__be16`).
+    pub sport: u32,
+    /// `inet_dport` (`__be16`).
+    pub dport: u32,
+    /// `inet_saddr` (`__be32`).
+    pub saddr: u32,
+    /// `inet_daddr` (`__be32`).
+    pub daddr: u32,
+    /// `sk_v6_rcv_saddr` (`struct in6_addr`).
+    pub saddr_v6: u32,
+    /// `sk_v6_daddr` (`struct in6_addr`).
+    pub daddr_v6: u32,
+}
+
+/// The (struct, member path) pairs read, in the order of [`Found`]. A path
+/// goes through named members with dots; anonymous members are searched
+/// on the way.
+const WANTED: [(&[u8], &[u8]); 18] = [
     (b"task_struct", b"pid"),
     (b"task_struct", b"tgid"),
     (b"linux_binprm", b"filename"),
@@ -48,11 +80,22 @@ const WANTED: [(&[u8], &[u8]); 9] = [
     (b"fdtable", b"fd"),
     (b"file", b"private_data"),
     (b"socket", b"sk"),
+    (b"sock", b"__sk_common.skc_family"),
+    (b"sock", b"__sk_common.skc_state"),
+    (b"sock", b"sk_protocol"),
+    (b"inet_sock", b"inet_sport"),
+    (b"sock", b"__sk_common.skc_dport"),
+    (b"inet_sock", b"inet_saddr"),
+    (b"sock", b"__sk_common.skc_daddr"),
+    (b"sock", b"__sk_common.skc_v6_rcv_saddr"),
+    (b"sock", b"__sk_common.skc_v6_daddr"),
 ];
 
 type Found = [Option<u32>; WANTED.len()];
 
 const BTF_MAGIC: u16 = 0xeb9f;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
 
 /// Reads the offsets from this kernel's BTF, if it has any.
 pub(crate) fn offsets() -> Option<Offsets> {
@@ -97,63 +140,176 @@ impl Drop for Mapped {
     }
 }
 
-fn parse(data: &[u8]) -> Option<Offsets> {
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    if u16_at(0)? != BTF_MAGIC {
-        return None;
+/// A walk of the type section, indexing types by id as it goes.
+struct Types<'a> {
+    data: &'a [u8],
+    strings: usize,
+    end: usize,
+    /// Where the next type not yet indexed starts.
+    next: usize,
+    /// Where each type indexed so far starts; id 0 (`void`) has no record.
+    starts: Vec<usize>,
+}
+
+/// A type's common header.
+struct Header {
+    name_off: u32,
+    kind: u32,
+    vlen: usize,
+    kind_flag: bool,
+    /// The size, or the type referred to (pointers, typedefs, qualifiers).
+    size_or_type: u32,
+    at: usize,
+}
+
+impl<'a> Types<'a> {
+    fn u16_at(&self, o: usize) -> Option<u16> {
+        self.data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
-    let hdr_len = u32_at(4)? as usize;
-    let (type_off, type_len) = (u32_at(8)? as usize, u32_at(12)? as usize);
-    let str_off = u32_at(16)? as usize;
-    let types = hdr_len + type_off;
-    let strings = hdr_len + str_off;
-    let name = |off: u32| -> &[u8] {
-        let start = strings + off as usize;
-        let rest = data.get(start..).unwrap_or_default();
+
+    fn u32_at(&self, o: usize) -> Option<u32> {
+        self.data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn name(&self, off: u32) -> &'a [u8] {
+        let start = self.strings + off as usize;
+        let rest = self.data.get(start..).unwrap_or_default();
         &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
-    };
-    let mut found: Found = [None; WANTED.len()];
-    let mut at = types;
-    while at + 12 <= types + type_len {
-        let name_off = u32_at(at)?;
-        let info = u32_at(at + 4)?;
-        let vlen = (info & 0xffff) as usize;
-        let kind = (info >> 24) & 0x1f;
-        let kind_flag = info >> 31 == 1;
-        let members = at + 12;
+    }
+
+    fn header(&self, at: usize) -> Option<Header> {
+        let info = self.u32_at(at + 4)?;
+        Some(Header {
+            name_off: self.u32_at(at)?,
+            kind: (info >> 24) & 0x1f,
+            vlen: (info & 0xffff) as usize,
+            kind_flag: info >> 31 == 1,
+            size_or_type: self.u32_at(at + 8)?,
+            at,
+        })
+    }
+
+    /// Indexes the next type; `None` at the end or on a kind this reader
+    /// does not know.
+    fn advance(&mut self) -> Option<Header> {
+        if self.next + 12 > self.end {
+            return None;
+        }
+        let h = self.header(self.next)?;
         // Bytes after the common 12-byte header, by kind.
-        let extra = match kind {
-            1 | 14 | 17 => 4,         // INT, VAR, DECL_TAG
-            3 => 12,                  // ARRAY
-            4 | 5 => 12 * vlen,       // STRUCT, UNION: members
-            6 | 13 => 8 * vlen,       // ENUM, FUNC_PROTO
-            15 | 19 => 12 * vlen,     // DATASEC, ENUM64
+        let extra = match h.kind {
+            1 | 14 | 17 => 4,          // INT, VAR, DECL_TAG
+            3 => 12,                   // ARRAY
+            4 | 5 => 12 * h.vlen,      // STRUCT, UNION: members
+            6 | 13 => 8 * h.vlen,      // ENUM, FUNC_PROTO
+            15 | 19 => 12 * h.vlen,    // DATASEC, ENUM64
             2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, qualifiers, FUNC, FLOAT, TYPE_TAG
-            _ => return None,         // a kind this reader does not know
+            _ => return None,
         };
-        if kind == 4 {
-            let struct_name = name(name_off);
-            if WANTED.iter().any(|(s, _)| *s == struct_name) {
-                for m in 0..vlen {
-                    let o = members + 12 * m;
-                    let mname = name(u32_at(o)?);
-                    let raw = u32_at(o + 8)?;
-                    // With kind_flag, the top 8 bits are a bitfield size.
-                    let bits = if kind_flag { raw & 0x00ff_ffff } else { raw };
-                    if let Some(k) = WANTED.iter().position(|w| *w == (struct_name, mname)) {
-                        // The first struct of a name wins (BTF may hold
-                        // several types of one name, in modules' split BTF).
-                        found[k].get_or_insert(bits / 8);
-                    }
-                }
+        self.starts.push(self.next);
+        self.next += 12 + extra;
+        Some(h)
+    }
+
+    /// The header of type `id`, walking on until it is indexed.
+    fn get(&mut self, id: u32) -> Option<Header> {
+        let id = id as usize;
+        while self.starts.len() <= id {
+            self.advance()?;
+        }
+        self.header(*self.starts.get(id).filter(|_| id > 0)?)
+    }
+
+    /// Type `id` without typedefs and qualifiers.
+    fn resolve(&mut self, mut id: u32) -> Option<Header> {
+        for _ in 0..16 {
+            let h = self.get(id)?;
+            match h.kind {
+                8..=11 | 18 => id = h.size_or_type, // TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG
+                _ => return Some(h),
             }
         }
-        at = members + extra;
-        if found.iter().all(Option::is_some) {
-            // The structs wanted come early in the kernel's BTF: stop there.
-            break;
+        None
+    }
+
+    /// The byte offset and type of member `name` of the struct or union
+    /// `h`, looking into its anonymous members too. Bitfields are refused.
+    fn member(&mut self, h: &Header, name: &[u8], depth: u32) -> Option<(u32, u32)> {
+        if !(h.kind == KIND_STRUCT || h.kind == KIND_UNION) || depth > 8 {
+            return None;
         }
+        let bits_of = |raw: u32| if h.kind_flag { (raw & 0x00ff_ffff, raw >> 24) } else { (raw, 0) };
+        let mut anonymous = Vec::new();
+        for m in 0..h.vlen {
+            let o = h.at + 12 + 12 * m;
+            let (mname, mtype, raw) = (self.u32_at(o)?, self.u32_at(o + 4)?, self.u32_at(o + 8)?);
+            let (bits, bitfield) = bits_of(raw);
+            if mname == 0 {
+                anonymous.push((mtype, bits));
+            } else if self.name(mname) == name {
+                return (bitfield == 0 && bits % 8 == 0).then_some((bits / 8, mtype));
+            }
+        }
+        for (mtype, bits) in anonymous {
+            let inner = self.resolve(mtype)?;
+            if let Some((off, t)) = self.member(&inner, name, depth + 1) {
+                return Some((bits / 8 + off, t));
+            }
+        }
+        None
+    }
+
+    /// The byte offset of `path` (members joined by dots) in struct `id`.
+    fn path(&mut self, id: u32, path: &[u8]) -> Option<u32> {
+        let mut h = self.resolve(id)?;
+        let mut total = 0;
+        let mut parts = path.split(|&b| b == b'.').peekable();
+        while let Some(part) = parts.next() {
+            let (off, t) = self.member(&h, part, 0)?;
+            total += off;
+            if parts.peek().is_some() {
+                h = self.resolve(t)?;
+            }
+        }
+        Some(total)
+    }
+}
+
+fn parse(data: &[u8]) -> Option<Offsets> {
+    let mut types = Types { data, strings: 0, end: 0, next: 0, starts: vec![0] };
+    if types.u16_at(0)? != BTF_MAGIC {
+        return None;
+    }
+    let hdr_len = types.u32_at(4)? as usize;
+    let (type_off, type_len) = (types.u32_at(8)? as usize, types.u32_at(12)? as usize);
+    types.strings = hdr_len + types.u32_at(16)? as usize;
+    types.next = hdr_len + type_off;
+    types.end = types.next + type_len;
+
+    // The ids of the structs wanted: the first struct of a name wins (BTF
+    // may hold several types of one name, in modules' split BTF). They
+    // come early in the kernel's BTF: the walk stops there, and goes on
+    // only as far as the anonymous types inside them need.
+    let mut structs: Vec<(&[u8], Option<u32>)> = Vec::new();
+    for (s, _) in WANTED {
+        if !structs.iter().any(|(n, _)| *n == s) {
+            structs.push((s, None));
+        }
+    }
+    while structs.iter().any(|(_, id)| id.is_none()) {
+        let Some(h) = types.advance() else { break };
+        if h.kind == KIND_STRUCT {
+            let id = (types.starts.len() - 1) as u32;
+            let name = types.name(h.name_off);
+            if let Some(slot) = structs.iter_mut().find(|(n, id)| *n == name && id.is_none()) {
+                slot.1 = Some(id);
+            }
+        }
+    }
+    let mut found: Found = [None; WANTED.len()];
+    for (k, (s, path)) in WANTED.iter().enumerate() {
+        let Some(id) = structs.iter().find(|(n, _)| n == s).and_then(|(_, id)| *id) else { continue };
+        found[k] = types.path(id, path);
     }
     let net = (|| {
         Some(NetOffsets {
@@ -165,7 +321,20 @@ fn parse(data: &[u8]) -> Option<Offsets> {
             socket_sk: found[8]?,
         })
     })();
-    Some(Offsets { task_pid: found[0]?, task_tgid: found[1]?, binprm_filename: found[2]?, net })
+    let sock = (|| {
+        Some(SockOffsets {
+            family: found[9]?,
+            state: found[10]?,
+            protocol: found[11]?,
+            sport: found[12]?,
+            dport: found[13]?,
+            saddr: found[14]?,
+            daddr: found[15]?,
+            saddr_v6: found[16]?,
+            daddr_v6: found[17]?,
+        })
+    })();
+    Some(Offsets { task_pid: found[0]?, task_tgid: found[1]?, binprm_filename: found[2]?, net, sock })
 }
 
 #[cfg(test)]
@@ -183,6 +352,15 @@ mod tests {
         assert!(o.binprm_filename > 0, "{o:?}");
         let net = o.net.expect("this kernel's BTF has the descriptor table types");
         assert!(net.task_files > 0 && net.fdt_fd > net.fdt_max_fds && net.socket_sk > 0, "{net:?}");
+        let sock = o.sock.expect("this kernel's BTF has the socket types");
+        // `struct sock_common` starts `struct sock`: the address pair
+        // (destination first), then the port pair, then the family.
+        assert_eq!((sock.daddr, sock.dport), (0, 12), "{sock:?}");
+        assert_eq!(sock.family, 16, "{sock:?}");
+        assert_eq!(sock.state, 18, "{sock:?}");
+        assert_eq!(sock.daddr_v6 + 16, sock.saddr_v6, "{sock:?}");
+        // `struct inet_sock` extends `struct sock`.
+        assert!(sock.saddr > sock.protocol && sock.sport > sock.saddr, "{sock:?}");
     }
 
     #[test]

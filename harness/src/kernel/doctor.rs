@@ -93,17 +93,18 @@ pub fn diagnose() -> Vec<Check> {
             .unwrap_or_else(|| "unknown".into()),
         fix: None,
     });
-    // With the struct offsets from BTF, the process probes are raw
-    // tracepoints; the network probes are classic ones either way, and
-    // classic tracepoints need tracefs.
-    let raw = super::btf::offsets().is_some();
+    // With the struct offsets from BTF, every probe is a raw tracepoint;
+    // without them, the process and TCP probes are classic ones, which
+    // need tracefs.
+    let offsets = super::btf::offsets();
+    let raw = offsets.is_some_and(|o| o.sock.is_some());
     checks.push(Check {
         name: "BTF",
         ok: true,
-        detail: if raw {
-            "task_struct and linux_binprm offsets found: raw tracepoints for process events".into()
-        } else {
-            "no usable /sys/kernel/btf/vmlinux: classic tracepoints for process events (slower to detach; need tracefs)".into()
+        detail: match offsets {
+            Some(o) if o.sock.is_some() => "task_struct and sock offsets found: raw tracepoints only (no tracefs needed)".into(),
+            Some(_) => "task_struct offsets found, sock ones not: classic tracepoints for TCP events (slower to detach; need tracefs)".into(),
+            None => "no usable /sys/kernel/btf/vmlinux: classic tracepoints for process and TCP events (slower to detach; need tracefs)".into(),
         },
         fix: None,
     });
@@ -125,13 +126,13 @@ pub fn diagnose() -> Vec<Check> {
     let mounted = tracefs_mounted();
     checks.push(Check {
         name: "tracefs",
-        ok: mounted || has(caps, CAP_SYS_ADMIN),
-        detail: if mounted {
-            "mounted (the network probes are classic tracepoints)".into()
-        } else {
-            "not mounted (probity mounts it when it has CAP_SYS_ADMIN; the network probes need it)".into()
+        ok: raw || mounted || has(caps, CAP_SYS_ADMIN),
+        detail: match (raw, mounted) {
+            (true, _) => "not needed (raw tracepoints attach by name)".into(),
+            (false, true) => "mounted (the classic tracepoints need it)".into(),
+            (false, false) => "not mounted (probity mounts it when it has CAP_SYS_ADMIN; the classic tracepoints need it)".into(),
         },
-        fix: (!mounted && !has(caps, CAP_SYS_ADMIN))
+        fix: (!raw && !mounted && !has(caps, CAP_SYS_ADMIN))
             .then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
     });
     let memlock = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
@@ -148,7 +149,11 @@ pub fn diagnose() -> Vec<Check> {
             Ok(_) => Check {
                 name: "ebpf tracer",
                 ok: true,
-                detail: "loaded and attached: ring buffer, raw tracepoints sys_enter/sys_exit, sched, signal, sock and tcp tracepoints".into(),
+                detail: if raw {
+                    "loaded and attached: ring buffer, raw tracepoints (sys_enter/sys_exit, sched, signal, sock, tcp)".into()
+                } else {
+                    "loaded and attached: ring buffer, raw and classic tracepoints (see BTF above)".into()
+                },
                 fix: None,
             },
             Err(e) => Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) },

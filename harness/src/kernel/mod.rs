@@ -10,7 +10,6 @@
 pub(crate) mod assemble;
 mod btf;
 mod consumer;
-mod detach;
 pub mod doctor;
 pub(crate) mod raw_bpf;
 pub(crate) mod session;
@@ -74,9 +73,6 @@ pub(crate) struct Kernel {
     _tails: aya::maps::ProgramArray<MapData>,
     /// Keeps the programs attached.
     _ebpf: Ebpf,
-    /// Lets the process holding the classic tracepoints' perf events go,
-    /// once `_ebpf` has closed this process's references (see `detach`).
-    _holder: Option<detach::Holder>,
 }
 
 struct Maps {
@@ -125,16 +121,19 @@ impl Kernel {
             nix::sys::resource::RLIM_INFINITY,
         );
         // Raw tracepoints when the kernel's BTF gives the struct offsets
-        // they need; classic ones otherwise. The network probes are classic
-        // tracepoints in any case (their records carry the addresses), and
-        // classic tracepoints look their ids up in tracefs. Reading the
-        // offsets overlaps with aya's own parse of the same BTF.
+        // they need; classic ones otherwise, which look their ids up in
+        // tracefs (and each take an RCU grace period to detach). Reading
+        // the offsets overlaps with aya's own parse of the same BTF.
         let reader = std::thread::spawn(btf::offsets);
         let mut loader = EbpfLoader::new();
         let offsets = reader.join().unwrap_or(None);
-        doctor::ensure_tracefs()?;
+        let sock = offsets.and_then(|o| o.sock);
+        if offsets.is_none() || sock.is_none() {
+            doctor::ensure_tracefs()?;
+        }
         let threshold = u64::from(opts.ring_bytes / 4);
         let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
+        let sock_off = |f: fn(&btf::SockOffsets) -> u32| sock.as_ref().map_or(0, f);
         let net = offsets.and_then(|o| o.net);
         let net_off = |f: fn(&btf::NetOffsets) -> u32| net.as_ref().map_or(0, f);
         let (files, fdt, max_fds, fd, private_data, sk) = (
@@ -158,12 +157,29 @@ impl Kernel {
             .override_global("FDT_FD_OFF", &fd, true)
             .override_global("FILE_PRIVATE_DATA_OFF", &private_data, true)
             .override_global("SOCKET_SK_OFF", &sk, true)
+            .override_global("SK_FAMILY_OFF", &sock_off(|s| s.family), true)
+            .override_global("SK_STATE_OFF", &sock_off(|s| s.state), true)
+            .override_global("SK_PROTOCOL_OFF", &sock_off(|s| s.protocol), true)
+            .override_global("INET_SPORT_OFF", &sock_off(|s| s.sport), true)
+            .override_global("INET_DPORT_OFF", &sock_off(|s| s.dport), true)
+            .override_global("INET_SADDR_OFF", &sock_off(|s| s.saddr), true)
+            .override_global("INET_DADDR_OFF", &sock_off(|s| s.daddr), true)
+            .override_global("SK_V6_SADDR_OFF", &sock_off(|s| s.saddr_v6), true)
+            .override_global("SK_V6_DADDR_OFF", &sock_off(|s| s.daddr_v6), true)
             .load(OBJECT)
             .map_err(|e| Error::Load(Box::new(e)))?;
 
         let mut specs: Array<_, SyscallSpec> = take(&mut ebpf, "SPECS")?;
+        // The accept probe finds the accepted socket through the
+        // descriptor table, at offsets from BTF; without them, an accepted
+        // socket is claimed at its first transfer.
+        let accepts: &[u32] =
+            if net.is_some() { &[syscalls::Sysno::accept as u32, syscalls::Sysno::accept4 as u32] } else { &[] };
         for nr in 0..MAX_SYSCALLS {
-            let spec = crate::decode::capture_spec(nr);
+            let mut spec = crate::decode::capture_spec(nr);
+            if accepts.contains(&nr) {
+                spec.flags |= probity_common::SPEC_ACCEPT;
+            }
             if spec != SyscallSpec::default() {
                 specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", e))?;
             }
@@ -180,8 +196,15 @@ impl Kernel {
             PROCESS_PROBES.iter().map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) }).collect();
         let mut names = process_names.clone();
         names.extend(["exec_args_tail", "sys_enter", "sys_exit"]);
-        names.extend(NET_RAW_PROBES);
-        names.extend(NET_PROBES.iter().map(|(_, tp)| static_name(tp)));
+        names.extend(NET_BYTES_PROBES);
+        if sock.is_some() {
+            names.extend(NET_PROBES.iter().map(|(_, tp)| raw_name(tp)));
+        } else {
+            names.extend(NET_PROBES.iter().map(|(_, tp)| static_name(tp)));
+        }
+        if net.is_some() {
+            names.push("accept_tail");
+        }
         load_in_parallel(&mut ebpf, &names)?;
         if offsets.is_some() {
             for (_, tp) in PROCESS_PROBES {
@@ -196,32 +219,41 @@ impl Kernel {
                 prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
             }
         }
-        // The exec argv program is reached from sys_exit by a tail call.
-        // The kernel empties a program array when its last user handle
-        // closes, so the kernel struct keeps it.
+        // The exec argv program and the accept probe are reached from
+        // sys_exit by tail calls. The kernel empties a program array when
+        // its last user handle closes, so the kernel struct keeps it.
         let mut tails: aya::maps::ProgramArray<MapData> = take(&mut ebpf, "TAILS")?;
-        {
-            let prog: &mut RawTracePoint = program(&mut ebpf, "exec_args_tail")?;
-            let fd = prog.fd().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?.try_clone().map_err(|e| Error::Attach("exec_args_tail", Box::new(e.into())))?;
-            tails.set(0, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
+        let tail_progs: &[(u32, &'static str)] =
+            if net.is_some() { &[(0, "exec_args_tail"), (1, "accept_tail")] } else { &[(0, "exec_args_tail")] };
+        for &(slot, name) in tail_progs {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+            let fd = prog
+                .fd()
+                .map_err(|e| Error::Attach(name, Box::new(e)))?
+                .try_clone()
+                .map_err(|e| Error::Attach(name, Box::new(e.into())))?;
+            tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
         }
         for name in ["sys_enter", "sys_exit"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
         // Network: see harness-ebpf/src/probes/net.rs.
-        for name in NET_RAW_PROBES {
+        for name in NET_BYTES_PROBES {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
-        let before = detach::perf_event_fds();
         for (category, tp) in NET_PROBES {
-            let name = static_name(tp);
-            let prog: &mut TracePoint = program(&mut ebpf, name)?;
-            prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+            if sock.is_some() {
+                let name = raw_name(tp);
+                let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+                prog.attach(tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+            } else {
+                let name = static_name(tp);
+                let prog: &mut TracePoint = program(&mut ebpf, name)?;
+                prog.attach(category, tp).map_err(|e| Error::Attach(name, Box::new(e)))?;
+            }
         }
-        let holder = detach::hold_perf_events(&before);
-
 
         let tasks: BpfHashMap<_, u32, u32> = take(&mut ebpf, "TASKS")?;
         let tasks_fd = tasks.map().fd().as_fd().as_raw_fd();
@@ -245,7 +277,6 @@ impl Kernel {
             router,
             consumer: Mutex::new(Some(handle)),
             _ebpf: ebpf,
-            _holder: holder,
         })
     }
 
@@ -382,7 +413,12 @@ fn raw_name(tp: &str) -> &'static str {
         "sched_process_exec" => "raw_sched_process_exec",
         "sched_process_exit" => "raw_sched_process_exit",
         "signal_deliver" => "raw_signal_deliver",
-        _ => "raw_signal_generate",
+        "signal_generate" => "raw_signal_generate",
+        "inet_sock_set_state" => "raw_inet_sock_set_state",
+        "tcp_destroy_sock" => "raw_tcp_destroy_sock",
+        "tcp_retransmit_skb" => "raw_tcp_retransmit_skb",
+        "tcp_send_reset" => "raw_tcp_send_reset",
+        _ => "raw_tcp_receive_reset",
     }
 }
 
@@ -394,8 +430,6 @@ fn static_name(tp: &str) -> &'static str {
         "signal_deliver" => "signal_deliver",
         "signal_generate" => "signal_generate",
         "inet_sock_set_state" => "inet_sock_set_state",
-        "sys_exit_accept4" => "sys_exit_accept4",
-        "sys_exit_accept" => "sys_exit_accept",
         "tcp_retransmit_skb" => "tcp_retransmit_skb",
         "tcp_send_reset" => "tcp_send_reset",
         "tcp_destroy_sock" => "tcp_destroy_sock",
@@ -411,16 +445,16 @@ where
     T::try_from(map).map_err(|e| Error::Map(name, e))
 }
 
-/// Network probes on raw tracepoints (see harness-ebpf/src/probes/net.rs).
-const NET_RAW_PROBES: [&str; 2] = ["sock_send_length", "sock_recv_length"];
+/// The byte counters, raw tracepoints whose arguments are all they read
+/// (see harness-ebpf/src/probes/net.rs).
+const NET_BYTES_PROBES: [&str; 2] = ["sock_send_length", "sock_recv_length"];
 
-/// Network probes on classic tracepoints: their records carry the
+/// The other TCP probes: raw tracepoints reading the socket at offsets
+/// from BTF, or without them classic ones, whose records carry the
 /// addresses and ports.
-const NET_PROBES: [(&str, &str); 7] = [
+const NET_PROBES: [(&str, &str); 5] = [
     ("sock", "inet_sock_set_state"),
     ("tcp", "tcp_destroy_sock"),
-    ("syscalls", "sys_exit_accept4"),
-    ("syscalls", "sys_exit_accept"),
     ("tcp", "tcp_retransmit_skb"),
     ("tcp", "tcp_send_reset"),
     ("tcp", "tcp_receive_reset"),
