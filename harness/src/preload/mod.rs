@@ -170,6 +170,7 @@ impl PreloadSession {
     pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
         if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
+            d.thread.thread().unpark();
             let counter = d.thread.join().ok().flatten();
             let chunks = std::mem::take(&mut *d.shared.chunks.lock().unwrap_or_else(|e| e.into_inner()));
             let mut pairs = std::mem::take(&mut *d.shared.pairs.lock().unwrap_or_else(|e| e.into_inner()));
@@ -289,7 +290,8 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
         } else {
             (nap * 2).min(MAX_NAP)
         };
-        std::thread::sleep(nap);
+        // Woken early (unparked) when the session stops.
+        std::thread::park_timeout(nap);
     }
     if !buf.is_empty() {
         shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
@@ -323,6 +325,7 @@ impl Drop for PreloadSession {
     fn drop(&mut self) {
         if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
+            d.thread.thread().unpark();
             let _ = d.thread.join();
         }
         // SAFETY: our own mapping, no longer used by anyone here.
