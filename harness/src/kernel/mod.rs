@@ -179,7 +179,7 @@ impl Kernel {
         let process_names: Vec<&'static str> =
             PROCESS_PROBES.iter().map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) }).collect();
         let mut names = process_names.clone();
-        names.extend(["exec_args_tail", "sys_enter", "sys_exit"]);
+        names.extend(["exec_args_tail", "sched_switch", "sys_enter", "sys_exit"]);
         names.extend(NET_RAW_PROBES);
         names.extend(NET_PROBES.iter().map(|(_, tp)| static_name(tp)));
         load_in_parallel(&mut ebpf, &names)?;
@@ -205,7 +205,10 @@ impl Kernel {
             let fd = prog.fd().map_err(|e| Error::Attach("exec_args_tail", Box::new(e)))?.try_clone().map_err(|e| Error::Attach("exec_args_tail", Box::new(e.into())))?;
             tails.set(0, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
         }
-        for name in ["sys_enter", "sys_exit"] {
+        // `sched_switch` moves a syscall's entry out of its CPU's slot
+        // when its task is switched out: attached first, so that no entry
+        // can be left behind.
+        for name in ["sched_switch", "sys_enter", "sys_exit"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.attach(name).map_err(|e| Error::Attach(name, Box::new(e)))?;
         }
