@@ -33,18 +33,29 @@ pub struct InFlight {
     pub ts_ns: u64,
 }
 
-/// The syscall a traced task is inside, on the CPU it runs on: most
-/// syscalls end where they began, without a context switch in between, so
-/// their entry and exit meet here instead of in a hash map (a lookup at
-/// each end, the largest cost of a traced syscall after the ring). When
-/// the task is switched out with its syscall unfinished, `sched_switch`
-/// moves the entry to [`INFLIGHT`] (see `probes/syscalls.rs`).
+/// What the syscall probes know about the task running on this CPU.
+///
+/// The syscall a traced task is inside: most syscalls end where they
+/// began, without a context switch in between, so their entry and exit
+/// meet here instead of in a hash map (a lookup at each end, the largest
+/// cost of a traced syscall after the ring). When the task is switched
+/// out with its syscall unfinished, `sched_switch` moves the entry to
+/// [`INFLIGHT`] (see `probes/syscalls.rs`).
+///
+/// And whether it is traced: once `TASKS` said so, its next syscalls skip
+/// that lookup until it is switched out (`sched_switch` forgets it), exits
+/// (the exit probe does), or its session ends (the session's generation
+/// in `SESSIONS` changes, and the cache is not trusted).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CpuSlot {
     /// The thread in the syscall; 0 when the slot is empty.
     pub tid: u32,
-    pub _pad: u32,
+    /// The running thread, if `TASKS` had it; 0 when unknown.
+    pub owner: u32,
+    /// The owner's session, and its `SessionConfig::generation` then.
+    pub owner_session: u32,
+    pub owner_generation: u32,
     pub call: InFlight,
 }
 

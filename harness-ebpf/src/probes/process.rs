@@ -153,6 +153,9 @@ fn on_exec(old: u32, name: *const u8) {
                 if (*slot).tid == old {
                     (*slot).tid = tid;
                 }
+                if (*slot).owner == old {
+                    (*slot).owner = tid;
+                }
             }
         }
     }
@@ -228,6 +231,9 @@ fn on_exit(group_dead: bool) {
         unsafe {
             if (*slot).tid == tid {
                 (*slot).tid = 0;
+            }
+            if (*slot).owner == tid {
+                (*slot).owner = 0;
             }
         }
     }

@@ -56,12 +56,15 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
-    let Some(session) = session_of(tid) else { return Ok(()) };
+    let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
+    // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+    let slot = unsafe { &mut *slot };
+    let Some((session, flags)) = traced(slot, tid) else { return Ok(()) };
     let nr: i64 = ctx.arg(1);
     let nr = nr as u32;
     // A summary session only counts: the arguments are never looked at,
     // and reading them is a good part of this program's cost.
-    let counting = SESSIONS.get(session).is_some_and(|c| c.flags & SESSION_SUMMARY != 0);
+    let counting = flags & SESSION_SUMMARY != 0;
     let args = if counting {
         [0; 6]
     } else {
@@ -82,11 +85,30 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // is switched out (then `sched_switch` moves the entry to `INFLIGHT`).
     // A slot still holding another task's syscall is impossible: that
     // task was switched out, which emptied it.
-    if let Some(slot) = CPU_SLOT.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
-        unsafe { *slot = CpuSlot { tid, _pad: 0, call: inflight } };
-    }
+    slot.tid = tid;
+    slot.call = inflight;
     Ok(())
+}
+
+/// The session tracing thread `tid`, which runs on this CPU, and its
+/// `SessionConfig::flags`; `None` if it is not traced.
+#[inline(always)]
+fn traced(slot: &mut CpuSlot, tid: u32) -> Option<(u32, u32)> {
+    if slot.owner == tid {
+        if let Some(config) = SESSIONS.get(slot.owner_session) {
+            if config.generation == slot.owner_generation {
+                return Some((slot.owner_session, config.flags));
+            }
+        }
+        // The session ended since: ask `TASKS` again.
+        slot.owner = 0;
+    }
+    let session = session_of(tid)?;
+    let config = SESSIONS.get(session)?;
+    slot.owner = tid;
+    slot.owner_session = session;
+    slot.owner_generation = config.generation;
+    Some((session, config.flags))
 }
 
 /// `sched_switch`, in the context of the task being switched out:
@@ -106,6 +128,8 @@ fn spill_slot() {
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return };
     // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
     let slot = unsafe { &mut *slot };
+    // Whether the next task is traced is for its own syscalls to find out.
+    slot.owner = 0;
     if slot.tid == 0 {
         return;
     }

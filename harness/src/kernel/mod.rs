@@ -89,6 +89,8 @@ struct Maps {
     used: [bool; MAX_SESSIONS as usize],
     /// The `STATS` slot of each session counting in the kernel.
     summary: [Option<u32>; MAX_SESSIONS as usize],
+    /// The last `SessionConfig::generation` given to each id.
+    generations: [u32; MAX_SESSIONS as usize],
 }
 
 static SHARED: Mutex<Weak<Kernel>> = Mutex::new(Weak::new());
@@ -237,6 +239,7 @@ impl Kernel {
             losses: take(&mut ebpf, "LOSSES")?,
             used: [false; MAX_SESSIONS as usize],
             summary: [None; MAX_SESSIONS as usize],
+            generations: [0; MAX_SESSIONS as usize],
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
         dont_fork_ring(opts.ring_bytes);
@@ -272,6 +275,10 @@ impl Kernel {
             config.stats_slot = slot;
         }
         maps.used[id as usize] = true;
+        // Never 0, the generation of a closed id's zeroed config.
+        let generation = maps.generations[id as usize].wrapping_add(1).max(1);
+        maps.generations[id as usize] = generation;
+        config.generation = generation;
         maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
         Ok(id)
     }
