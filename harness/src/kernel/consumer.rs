@@ -26,10 +26,13 @@ use crate::event::Event;
 const POLL_INTERVAL: Duration = Duration::from_millis(4);
 
 /// Where one session's records go.
-#[derive(Default)]
 pub(crate) struct Sink {
     state: Mutex<SinkState>,
     ready: Condvar,
+    /// When the session opened (`CLOCK_MONOTONIC`, the records' clock).
+    /// Session ids are reused: a record older than this was made for the
+    /// id's previous session (still in the ring when it closed).
+    opened_ns: u64,
 }
 
 #[derive(Default)]
@@ -118,7 +121,11 @@ impl Default for Router {
 
 impl Router {
     pub(crate) fn add(&self, id: u32) -> Arc<Sink> {
-        let sink = Arc::new(Sink::default());
+        let sink = Arc::new(Sink {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            opened_ns: monotonic_ns(),
+        });
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
         self.version.fetch_add(1, Ordering::Release);
         sink
@@ -223,7 +230,7 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 router.unroutable.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            let session = header_session(&record);
+            let (session, ts_ns) = header_session(&record);
             let version = router.version.load(Ordering::Acquire);
             if version != cache_version {
                 // A session opened or closed (perhaps reusing an id).
@@ -232,6 +239,11 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
             }
             // Still unknown: a straggler of a session that has closed.
             let Some(sink) = cache.get(&session) else { continue };
+            if ts_ns < sink.opened_ns {
+                // The id's previous session's: its tree was made before
+                // this session's command was even spawned.
+                continue;
+            }
             let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
             let SinkState { assembler, pending, malformed, .. } = &mut *st;
             if assembler.push(record, pending).is_err() {
@@ -248,14 +260,24 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
     }
 }
 
-fn header_session(record: &Record<'_>) -> u32 {
-    match record {
-        Record::Syscall(e, _) => e.header.session,
-        Record::ExecArgs(h, _) => h.header.session,
-        Record::Exec(e) => e.header.session,
-        Record::Fork(e) => e.header.session,
-        Record::Exit(e) => e.header.session,
-        Record::Signal(e) => e.header.session,
-        Record::Net(e) => e.header.session,
-    }
+/// The session a record is for, and its time.
+fn header_session(record: &Record<'_>) -> (u32, u64) {
+    let h = match record {
+        Record::Syscall(e, _) => &e.header,
+        Record::ExecArgs(h, _) => &h.header,
+        Record::Exec(e) => &e.header,
+        Record::Fork(e) => &e.header,
+        Record::Exit(e) => &e.header,
+        Record::Signal(e) => &e.header,
+        Record::Net(e) => &e.header,
+    };
+    (h.session, h.ts_ns)
+}
+
+/// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
