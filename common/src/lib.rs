@@ -250,7 +250,10 @@ pub struct SessionConfig {
     /// With `SESSION_SUMMARY`: which block of `MAX_SYSCALLS` counters in
     /// `STATS` is this session's (below [`MAX_SUMMARY_SESSIONS`]).
     pub stats_slot: u32,
-    pub _pad: u32,
+    /// Changes each time the id is given to a new session. The syscall
+    /// probes cache "this thread is traced by this session" per CPU, and
+    /// trust the cache only while the generation is the one they saw.
+    pub generation: u32,
 }
 
 /// Per-session, per-syscall counters for summary sessions, in a per-CPU

@@ -23,8 +23,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 #[map]
 pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
 
-/// A syscall between entry and exit, keyed by thread id. Each traced task
-/// has one entry for its life, rewritten at every entry.
+/// A syscall between entry and exit.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct InFlight {
@@ -34,6 +33,39 @@ pub struct InFlight {
     pub ts_ns: u64,
 }
 
+/// What the syscall probes know about the task running on this CPU.
+///
+/// The syscall a traced task is inside: most syscalls end where they
+/// began, without a context switch in between, so their entry and exit
+/// meet here instead of in a hash map (a lookup at each end, the largest
+/// cost of a traced syscall after the ring). When the task is switched
+/// out with its syscall unfinished, `sched_switch` moves the entry to
+/// [`INFLIGHT`] (see `probes/syscalls.rs`).
+///
+/// And whether it is traced: once `TASKS` said so, its next syscalls skip
+/// that lookup until it is switched out (`sched_switch` forgets it), exits
+/// (the exit probe does), or its session ends (the session's generation
+/// in `SESSIONS` changes, and the cache is not trusted).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CpuSlot {
+    /// The thread in the syscall; 0 when the slot is empty.
+    pub tid: u32,
+    /// The running thread, if `TASKS` had it; 0 when unknown.
+    pub owner: u32,
+    /// The owner's session, and its `SessionConfig::generation` then.
+    pub owner_session: u32,
+    pub owner_generation: u32,
+    pub call: InFlight,
+}
+
+#[map]
+pub static CPU_SLOT: PerCpuArray<CpuSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Syscalls whose task was switched out before their exit, keyed by
+/// thread id. A task keeps its entry for its life once it has one,
+/// marked idle between syscalls, so that blocking syscalls do not insert
+/// and delete an entry each time.
 #[map]
 pub static INFLIGHT: HashMap<u32, InFlight> = HashMap::with_max_entries(32768, 0);
 

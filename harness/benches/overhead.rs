@@ -85,27 +85,32 @@ struct Options {
     reps: usize,
     /// Repetitions of strace on the getppid loop, which takes ~30 s a run.
     strace_loop_reps: usize,
+    /// Leave strace out (`--no-strace`): its runs take most of the time,
+    /// and its ratio does not change with probity's code.
+    strace: bool,
 }
 
 impl Options {
     fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         let mut quick = false;
+        let mut strace = true;
         for arg in args {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--no-strace" => strace = false,
                 // cargo bench passes --bench to every harness = false bench.
                 "--bench" => {}
                 "-h" | "--help" => {
-                    println!("usage: cargo bench -p probity --bench overhead [-- --quick]");
+                    println!("usage: cargo bench -p probity --bench overhead [-- [--quick] [--no-strace]]");
                     std::process::exit(0);
                 }
-                other => bail!("unknown argument {other:?} (the only option is --quick)"),
+                other => bail!("unknown argument {other:?} (the options are --quick and --no-strace)"),
             }
         }
         Ok(if quick {
-            Options { quick, reps: 2, strace_loop_reps: 1 }
+            Options { quick, reps: 2, strace_loop_reps: 1, strace }
         } else {
-            Options { quick, reps: 5, strace_loop_reps: 2 }
+            Options { quick, reps: 5, strace_loop_reps: 2, strace }
         })
     }
 }
@@ -220,9 +225,10 @@ impl Mode {
     }
 
     /// Whether this mode is measured on `w`: strace -c only on the loop,
-    /// to compare with --summary.
-    fn applies_to(self, w: &Workload) -> bool {
-        self != Mode::StraceSummary || w.getppid_calls.is_some()
+    /// to compare with --summary, and strace not at all with `--no-strace`.
+    fn applies_to(self, w: &Workload, opts: &Options) -> bool {
+        let strace = matches!(self, Mode::Strace | Mode::StraceSummary);
+        (opts.strace || !strace) && (self != Mode::StraceSummary || w.getppid_calls.is_some())
     }
 
     fn reps(self, w: &Workload, opts: &Options) -> usize {
@@ -385,7 +391,7 @@ impl Bench {
     fn time_all<'w>(&self, opts: &Options, workloads: &'w [Workload]) -> anyhow::Result<Vec<Case<'w>>> {
         let mut cases: Vec<Case<'w>> = workloads
             .iter()
-            .flat_map(|w| Mode::ALL.iter().filter(|m| m.applies_to(w)).map(move |&mode| (w, mode)))
+            .flat_map(|w| Mode::ALL.iter().filter(|m| m.applies_to(w, opts)).map(move |&mode| (w, mode)))
             .map(|(workload, mode)| Case {
                 workload,
                 mode,

@@ -362,6 +362,9 @@ impl Tracee {
         let hold = self.preload.is_some() || self.traced_from.is_some();
         let mut quiet_since: Option<Instant> = None;
         let mut last_activity = 0;
+        if let Some(k) = &self.kernel {
+            k.wake_when_exited(self.root);
+        }
         loop {
             if let Some(k) = &self.kernel {
                 let batch = k.take(Duration::from_millis(if hold { 2 } else { 10 }));

@@ -190,3 +190,23 @@ fn paths_buffers_and_addresses_are_captured() {
     // A failed openat carries its errno.
     assert!(t.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some("/nonexistent-probity") && s.errno.as_deref() == Some("ENOENT")), "{}", ctx());
 }
+
+#[test]
+fn a_syscall_that_sleeps_is_recorded_once_with_its_time() {
+    // A sleeping syscall's task is switched out between entry and exit,
+    // and may wake on the other CPU: its entry leaves the CPU's slot for
+    // the in-flight map (see harness-ebpf/src/probes/syscalls.rs).
+    let t = trace("sh", &["-c", "sleep 0.02; sleep 0.02; sleep 0.02"]);
+    assert_eq!(t.outcome.status, ExitStatus::Code(0));
+    let sleeps: Vec<_> =
+        t.syscalls().filter(|(_, s)| s.name == "clock_nanosleep" || s.name == "nanosleep").map(|(_, s)| s).collect();
+    assert_eq!(sleeps.len(), 3, "{}", dump(&t));
+    for s in sleeps {
+        assert_eq!(s.ret, Some(0), "{}", dump(&t));
+        assert!(s.duration_ns >= 20_000_000, "a 20 ms sleep took {} ns:\n{}", s.duration_ns, dump(&t));
+    }
+    // The shell waited for each child: its wait4 calls blocked too, and
+    // each is there once, with the child's pid.
+    let waits = t.syscalls().filter(|(e, s)| e.pid == t.outcome.root_pid && s.name == "wait4" && s.ret.is_some_and(|r| r > 0)).count();
+    assert_eq!(waits, 3, "{}", dump(&t));
+}

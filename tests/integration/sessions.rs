@@ -69,3 +69,45 @@ fn a_finished_session_leaves_nothing_behind() {
         assert_eq!(t.outcome.losses, probity::Losses::default());
     }
 }
+
+#[test]
+fn a_session_closed_while_its_tree_runs_gives_the_next_one_nothing() {
+    require_tracing();
+    let tracer = Tracer::new();
+    // Keeps the programs loaded across the sessions below.
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("30");
+    let keeper = Killed(tracer.spawn(sleeper).unwrap().pid());
+    // A loop of syscalls: the kernel side caches, per CPU, that its thread
+    // is traced, until it is switched out, and must stop trusting that
+    // once the session is gone. (How soon the loop is switched out after
+    // the close, which ends the cache anyway, depends on the machine.)
+    let mut busy = Command::new(crate::support::fixture(probity_fixtures::GETPPID_LOOP));
+    busy.arg("1000000000");
+    let busy = tracer.spawn(busy).unwrap();
+    let busy_pid = busy.pid();
+    let _busy = Killed(busy_pid);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Ends the session (its id is free again) with the loop still running.
+    drop(busy);
+    for _ in 0..3 {
+        let t = tracer.run(Command::new("true")).unwrap();
+        assert_eq!(t.outcome.status, ExitStatus::Code(0));
+        // Neither records the loop made after the close nor those still in
+        // the ring when the id was reused.
+        assert!(t.events.iter().all(|e| e.pid != busy_pid), "the closed session's loop leaked in:\n{}", dump(&t));
+    }
+    drop(keeper);
+}
+
+/// Kills (and reaps) a process when dropped, even when the test fails.
+struct Killed(u32);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+}
+

@@ -14,6 +14,9 @@ pub struct BenchArgs {
     /// Fewer repetitions (2, and 1 of strace on the getppid loop).
     #[arg(long)]
     quick: bool,
+    /// Leave strace out of the overhead bench (its runs take most of the time).
+    #[arg(long)]
+    no_strace: bool,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -22,6 +25,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", bench, "--"]);
         if args.quick {
             cmd.arg("--quick");
+        }
+        if args.no_strace && bench == "overhead" {
+            cmd.arg("--no-strace");
         }
         crate::sh(&mut cmd)?;
     }

@@ -16,7 +16,7 @@ use probity_common::{
     SIGNAL_GENERATED,
 };
 
-use crate::maps::{count_loss, current_ids, session_of, wake_flags, EVENTS, INFLIGHT, TASKS};
+use crate::maps::{count_loss, current_ids, session_of, wake_flags, CPU_SLOT, EVENTS, INFLIGHT, TASKS};
 
 /// `sched:sched_process_fork`, in the parent's context:
 /// ```text
@@ -147,6 +147,17 @@ fn on_exec(old: u32, name: *const u8) {
             let _ = INFLIGHT.insert(tid, inflight, 0);
             let _ = INFLIGHT.remove(old);
         }
+        if let Some(slot) = CPU_SLOT.get_ptr_mut(0) {
+            // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+            unsafe {
+                if (*slot).tid == old {
+                    (*slot).tid = tid;
+                }
+                if (*slot).owner == old {
+                    (*slot).owner = tid;
+                }
+            }
+        }
     }
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         count_loss(session, |l| l.ring_full += 1);
@@ -211,8 +222,21 @@ fn on_exit(group_dead: bool) {
     output(session, &ev);
     let _ = TASKS.remove(tid);
     // A task that exits inside a syscall (`exit_group`, a fatal signal)
-    // leaves its entry behind otherwise.
+    // leaves its entry behind otherwise: in `INFLIGHT`, or in this CPU's
+    // slot if it was not switched out since (then the slot must be
+    // emptied now, or the last switch would move it to `INFLIGHT`).
     let _ = INFLIGHT.remove(tid);
+    if let Some(slot) = CPU_SLOT.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+        unsafe {
+            if (*slot).tid == tid {
+                (*slot).tid = 0;
+            }
+            if (*slot).owner == tid {
+                (*slot).owner = 0;
+            }
+        }
+    }
 }
 
 /// `signal:signal_deliver`, in the receiving task's context, when a signal

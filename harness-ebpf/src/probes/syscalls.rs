@@ -1,7 +1,9 @@
 //! Every syscall of a traced task, from the raw `sys_enter`/`sys_exit`
 //! tracepoints.
 //!
-//! Entry saves the raw arguments in `INFLIGHT`; exit writes one record with
+//! Entry saves the raw arguments in this CPU's `CPU_SLOT` (moved to the
+//! `INFLIGHT` map by `sched_switch` if the task is switched out before
+//! its syscall returns); exit writes one record with
 //! the arguments, the result, the duration and the captures the harness
 //! asked for in `SPECS` (paths, buffers, socket addresses), read after the
 //! call so that output buffers hold what the kernel wrote, and input ones
@@ -35,8 +37,8 @@ use probity_common::{
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, ExecJob, InFlight, Scratch, EVENTS, EXEC_JOB, INFLIGHT, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
-    SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS,
+    count_loss, current_ids, session_of, wake_flags, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT, EVENTS, EXEC_JOB,
+    INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
 };
 
 const EVENT_LEN: usize = core::mem::size_of::<SyscallEvent>();
@@ -54,11 +56,21 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
-    let Some(session) = session_of(tid) else { return Ok(()) };
-    let regs: *const pt_regs = ctx.arg(0);
+    let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
+    // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+    let slot = unsafe { &mut *slot };
+    let Some((session, flags)) = traced(slot, tid) else { return Ok(()) };
     let nr: i64 = ctx.arg(1);
     let nr = nr as u32;
-    let args = read_args(regs)?;
+    // A summary session only counts: the arguments are never looked at,
+    // and reading them is a good part of this program's cost.
+    let counting = flags & SESSION_SUMMARY != 0;
+    let args = if counting {
+        [0; 6]
+    } else {
+        let regs: *const pt_regs = ctx.arg(0);
+        read_args(regs)?
+    };
     let ts_ns = now();
     let spec = spec_of(nr);
     let inflight = InFlight { session, nr, args, ts_ns };
@@ -69,20 +81,75 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         finish::<false>(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
         return Ok(());
     }
-    // Each task keeps one entry for its life (removed when it exits),
-    // rewritten in place at every entry: no map insert or delete per
-    // syscall, which would cost more than the rest of the probe.
+    // This CPU's slot: the task runs here until its syscall returns or it
+    // is switched out (then `sched_switch` moves the entry to `INFLIGHT`).
+    // A slot still holding another task's syscall is impossible: that
+    // task was switched out, which emptied it.
+    slot.tid = tid;
+    slot.call = inflight;
+    Ok(())
+}
+
+/// The session tracing thread `tid`, which runs on this CPU, and its
+/// `SessionConfig::flags`; `None` if it is not traced.
+#[inline(always)]
+fn traced(slot: &mut CpuSlot, tid: u32) -> Option<(u32, u32)> {
+    if slot.owner == tid {
+        if let Some(config) = SESSIONS.get(slot.owner_session) {
+            if config.generation == slot.owner_generation {
+                return Some((slot.owner_session, config.flags));
+            }
+        }
+        // The session ended since: ask `TASKS` again.
+        slot.owner = 0;
+    }
+    let session = session_of(tid)?;
+    let config = SESSIONS.get(session)?;
+    slot.owner = tid;
+    slot.owner_session = session;
+    slot.owner_generation = config.generation;
+    Some((session, config.flags))
+}
+
+/// `sched_switch`, in the context of the task being switched out:
+/// `TP_PROTO(bool preempt, struct task_struct *prev, struct task_struct
+/// *next, unsigned int prev_state)`.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/trace/events/sched.h>
+/// If that task is inside a traced syscall, its entry leaves this CPU's
+/// slot for `INFLIGHT`, where its exit will find it, on whatever CPU.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sched_switch(_ctx: RawTracePointContext) -> i32 {
+    spill_slot();
+    0
+}
+
+#[inline(always)]
+fn spill_slot() {
+    let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return };
+    // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+    let slot = unsafe { &mut *slot };
+    // Whether the next task is traced is for its own syscalls to find out.
+    slot.owner = 0;
+    if slot.tid == 0 {
+        return;
+    }
+    let (_, tid) = current_ids();
+    if slot.tid != tid {
+        return;
+    }
+    slot.tid = 0;
+    let call = slot.call;
+    // A task keeps its entry once it has one (see `INFLIGHT`).
     match INFLIGHT.get_ptr_mut(tid) {
-        // SAFETY: this task's own entry; only this task writes it, and
-        // preallocated entries stay valid until removed.
-        Some(slot) => unsafe { *slot = inflight },
+        // SAFETY: this task's own entry; only this task's programs write
+        // it, and preallocated entries stay valid until removed.
+        Some(entry) => unsafe { *entry = call },
         None => {
-            if INFLIGHT.insert(tid, inflight, 0).is_err() {
-                count_loss(session, |l| l.inflight_full += 1);
+            if INFLIGHT.insert(tid, call, 0).is_err() {
+                count_loss(call.session, |l| l.inflight_full += 1);
             }
         }
     }
-    Ok(())
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -93,15 +160,29 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
-    let Some(slot) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
-    // SAFETY: this task's own entry (see `try_sys_enter`).
-    let inflight = unsafe { *slot };
-    if inflight.nr == IDLE {
-        // Not in a syscall (a fork child's first return, say).
-        return Ok(());
-    }
-    // SAFETY: as above.
-    unsafe { (*slot).nr = IDLE };
+    let inflight = match CPU_SLOT.get_ptr_mut(0) {
+        // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+        Some(slot) if unsafe { (*slot).tid } == tid => {
+            // SAFETY: as above.
+            unsafe {
+                (*slot).tid = 0;
+                (*slot).call
+            }
+        }
+        _ => {
+            // Switched out since its entry (or not traced at all).
+            let Some(entry) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
+            // SAFETY: this task's own entry (see `spill_slot`).
+            let inflight = unsafe { *entry };
+            if inflight.nr == IDLE {
+                // Not in a syscall (a fork child's first return, say).
+                return Ok(());
+            }
+            // SAFETY: as above.
+            unsafe { (*entry).nr = IDLE };
+            inflight
+        }
+    };
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);
@@ -462,9 +543,28 @@ fn read_sp(regs: *const pt_regs) -> Result<u64, i64> {
 fn read_args(regs: *const pt_regs) -> Result<[u64; 6], i64> {
     #[cfg(bpf_target_arch = "x86_64")]
     {
-        // SAFETY: `regs` is the tracepoint's own `pt_regs` pointer.
-        let r = unsafe { bpf_probe_read_kernel(regs) }.map_err(i64::from)?;
+        // Only the eight registers from r10 to rdi, which hold the six
+        // arguments, are read: the helper's cost grows with the bytes.
         // The syscall ABI passes the fourth argument in r10, not rcx.
+        // <https://github.com/torvalds/linux/blob/v6.18/arch/x86/include/asm/ptrace.h#L103>
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct ArgRegs {
+            r10: u64,
+            r9: u64,
+            r8: u64,
+            _ax: u64,
+            _cx: u64,
+            rdx: u64,
+            rsi: u64,
+            rdi: u64,
+        }
+        let first = core::mem::offset_of!(pt_regs, r10);
+        const _: () = assert!(core::mem::offset_of!(pt_regs, rdi) - core::mem::offset_of!(pt_regs, r10) == 56);
+        // SAFETY: `regs` is the tracepoint's own `pt_regs` pointer, and
+        // `ArgRegs` mirrors its fields from r10 to rdi (checked above).
+        let r = unsafe { bpf_probe_read_kernel(regs.cast::<u8>().wrapping_add(first).cast::<ArgRegs>()) }
+            .map_err(i64::from)?;
         Ok([r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9])
     }
     #[cfg(bpf_target_arch = "aarch64")]

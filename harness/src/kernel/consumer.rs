@@ -3,10 +3,12 @@
 //!
 //! The kernel side wakes this thread only when the ring is filling up;
 //! otherwise it polls every few milliseconds and takes everything that
-//! arrived in one pass, so records cost no wake-up each.
+//! arrived in one pass, so records cost no wake-up each. A session that
+//! needs everything routed now (its tree has ended) wakes it through an
+//! eventfd instead of waiting for the next poll.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -24,10 +26,13 @@ use crate::event::Event;
 const POLL_INTERVAL: Duration = Duration::from_millis(4);
 
 /// Where one session's records go.
-#[derive(Default)]
 pub(crate) struct Sink {
     state: Mutex<SinkState>,
     ready: Condvar,
+    /// When the session opened (`CLOCK_MONOTONIC`, the records' clock).
+    /// Session ids are reused: a record older than this was made for the
+    /// id's previous session (still in the ring when it closed).
+    opened_ns: u64,
 }
 
 #[derive(Default)]
@@ -36,16 +41,27 @@ struct SinkState {
     pending: Vec<Event>,
     /// Records that could not be parsed (a layout mismatch).
     malformed: u64,
+    /// Set by [`Sink::wake`]: a waiting [`Sink::take`] returns at once.
+    woken: bool,
 }
 
 impl Sink {
-    /// Takes the decoded events so far, waiting up to `timeout` for some.
+    /// Takes the decoded events so far, waiting up to `timeout` for some
+    /// (or for [`Sink::wake`]).
     pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.pending.is_empty() {
+        if st.pending.is_empty() && !st.woken {
             st = self.ready.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
         }
+        st.woken = false;
         std::mem::take(&mut st.pending)
+    }
+
+    /// Ends the current (or next) [`Sink::take`]'s wait: something other
+    /// than a record happened, such as the root process exiting.
+    pub(crate) fn wake(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).woken = true;
+        self.ready.notify_all();
     }
 
     /// Ends decoding: flushes what the assembler held back, and closes the
@@ -72,7 +88,6 @@ impl Sink {
 }
 
 /// The routing table, and a pass counter for flushes.
-#[derive(Default)]
 pub(crate) struct Router {
     sinks: Mutex<HashMap<u32, Arc<Sink>>>,
     /// Bumped whenever a session opens or closes. Session ids are reused,
@@ -81,13 +96,36 @@ pub(crate) struct Router {
     /// Records whose header could not be read, so no session can be told
     /// it lost them; every session open meanwhile counts them as lost.
     unroutable: std::sync::atomic::AtomicU64,
-    passes: Mutex<u64>,
+    passes: Mutex<Passes>,
     pass_done: Condvar,
+    /// Wakes the consumer from its poll for a flush.
+    wakeup: Option<OwnedFd>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        // SAFETY: eventfd has no memory preconditions; a valid fd is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        Router {
+            sinks: Mutex::default(),
+            version: std::sync::atomic::AtomicU64::new(0),
+            unroutable: std::sync::atomic::AtomicU64::new(0),
+            passes: Mutex::default(),
+            pass_done: Condvar::new(),
+            // SAFETY: `fd` is a new eventfd that nothing else owns. Without
+            // one (fd < 0), flushes wait for the next poll instead.
+            wakeup: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) }),
+        }
+    }
 }
 
 impl Router {
     pub(crate) fn add(&self, id: u32) -> Arc<Sink> {
-        let sink = Arc::new(Sink::default());
+        let sink = Arc::new(Sink {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            opened_ns: monotonic_ns(),
+        });
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
         self.version.fetch_add(1, Ordering::Release);
         sink
@@ -106,10 +144,16 @@ impl Router {
     /// Returns once every record committed before the call was routed.
     pub(crate) fn flush(&self) {
         let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-        // The pass under way may have started before the call; the one
-        // after it surely did not.
-        let target = *passes + 2;
-        while *passes < target {
+        // A pass that starts after this point drains everything committed
+        // before the call; the one under way may have started before it.
+        let target = passes.started + 1;
+        if let Some(fd) = &self.wakeup {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from a live buffer to our eventfd. A
+            // failure (the counter is full) means a wake-up is pending anyway.
+            unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        }
+        while passes.done < target {
             let (p, timeout) = self
                 .pass_done
                 .wait_timeout(passes, Duration::from_secs(5))
@@ -120,6 +164,13 @@ impl Router {
             }
         }
     }
+}
+
+/// The consumer's passes over the ring: how many began, how many ended.
+#[derive(Default)]
+struct Passes {
+    started: u64,
+    done: u64,
 }
 
 pub(crate) struct Handle {
@@ -153,8 +204,23 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         // SAFETY: the ring's fd lives as long as `ring`, which outlives this borrow.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let mut fds = [PollFd::new(bfd, PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(bfd, PollFlags::POLLIN)];
+        if let Some(w) = &router.wakeup {
+            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+        }
         let _ = poll(&mut fds, PollTimeout::from(POLL_INTERVAL.as_millis() as u16));
+        drop(fds);
+        let pass = {
+            let mut passes = router.passes.lock().unwrap_or_else(|e| e.into_inner());
+            passes.started += 1;
+            passes.started
+        };
+        if let Some(w) = &router.wakeup {
+            let mut count = [0u8; 8];
+            // SAFETY: reads at most 8 bytes into a live buffer; the fd is
+            // non-blocking, so this returns at once when nothing was written.
+            unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+        }
         let mut records = 0u64;
         while let Some(item) = ring.next() {
             records += 1;
@@ -164,7 +230,7 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 router.unroutable.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            let session = header_session(&record);
+            let (session, ts_ns) = header_session(&record);
             let version = router.version.load(Ordering::Acquire);
             if version != cache_version {
                 // A session opened or closed (perhaps reusing an id).
@@ -173,8 +239,13 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
             }
             // Still unknown: a straggler of a session that has closed.
             let Some(sink) = cache.get(&session) else { continue };
+            if ts_ns < sink.opened_ns {
+                // The id's previous session's: its tree was made before
+                // this session's command was even spawned.
+                continue;
+            }
             let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
-            let SinkState { assembler, pending, malformed } = &mut *st;
+            let SinkState { assembler, pending, malformed, .. } = &mut *st;
             if assembler.push(record, pending).is_err() {
                 *malformed += 1;
             }
@@ -184,20 +255,29 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 sink.ready.notify_all();
             }
         }
-        let mut passes = router.passes.lock().unwrap_or_else(|e| e.into_inner());
-        *passes += 1;
+        router.passes.lock().unwrap_or_else(|e| e.into_inner()).done = pass;
         router.pass_done.notify_all();
     }
 }
 
-fn header_session(record: &Record<'_>) -> u32 {
-    match record {
-        Record::Syscall(e, _) => e.header.session,
-        Record::ExecArgs(h, _) => h.header.session,
-        Record::Exec(e) => e.header.session,
-        Record::Fork(e) => e.header.session,
-        Record::Exit(e) => e.header.session,
-        Record::Signal(e) => e.header.session,
-        Record::Net(e) => e.header.session,
-    }
+/// The session a record is for, and its time.
+fn header_session(record: &Record<'_>) -> (u32, u64) {
+    let h = match record {
+        Record::Syscall(e, _) => &e.header,
+        Record::ExecArgs(h, _) => &h.header,
+        Record::Exec(e) => &e.header,
+        Record::Fork(e) => &e.header,
+        Record::Exit(e) => &e.header,
+        Record::Signal(e) => &e.header,
+        Record::Net(e) => &e.header,
+    };
+    (h.session, h.ts_ns)
+}
+
+/// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }

@@ -1,6 +1,6 @@
 //! One session: a process tree traced by the shared [`Kernel`].
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ impl KernelSession {
         if opts.summary {
             flags |= SESSION_SUMMARY;
         }
-        let config = SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1), stats_slot: 0, _pad: 0 };
+        let config = SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1), stats_slot: 0, generation: 0 };
         let id = kernel.open(config)?;
         let sink = kernel.router.add(id);
         let unroutable_at_open = kernel.router.unroutable();
@@ -62,6 +62,27 @@ impl KernelSession {
     /// Events decoded so far, waiting up to `timeout` for some.
     pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
         self.sink.take(timeout)
+    }
+
+    /// Makes a waiting [`take`](Self::take) return as soon as process
+    /// `pid` (a child not yet reaped) exits, instead of at its timeout: a
+    /// short command's trace is then complete a poll interval sooner.
+    pub(crate) fn wake_when_exited(&self, pid: u32) {
+        // SAFETY: pidfd_open takes plain integers; a valid fd is owned below.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            // An old kernel: the wait loop's timeout still notices the exit.
+            return;
+        }
+        // SAFETY: `fd` is a new pidfd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let sink = Arc::clone(&self.sink);
+        let _ = std::thread::Builder::new().name("probity-wait".into()).spawn(move || {
+            // A pidfd turns readable when its process exits.
+            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            while matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE), Err(nix::errno::Errno::EINTR)) {}
+            sink.wake();
+        });
     }
 
     /// Whether any task of the tree is alive.
