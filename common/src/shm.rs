@@ -192,9 +192,6 @@ pub const fn units_for(payload: usize) -> usize {
     (size_of::<Frame>() + payload).div_ceil(UNIT)
 }
 
-/// How far past its record a producer prefetches: about eight records.
-const PREFETCH_AHEAD: u64 = 1024;
-
 /// Spins (about 30 ns each) a producer waits for room before sleeping.
 const SPINS_BEFORE_SLEEPING: u32 = 2_000;
 /// How long one sleep for room lasts at most.
@@ -358,32 +355,10 @@ impl Ring {
                 }
             }
             match h.head.compare_exchange_weak(head, head + bytes, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => {
-                    self.prefetch_ahead(head + bytes);
-                    return Some((head, units));
-                }
+                Ok(_) => return Some((head, units)),
                 Err(now) => head = now,
             }
         }
-    }
-
-    /// Asks for the lines a few records past `pos` in write mode: the
-    /// consumer last had them, and fetching them now, while this record is
-    /// written, keeps the next record's stores from waiting for them.
-    #[inline(always)]
-    fn prefetch_ahead(&self, pos: u64) {
-        #[cfg(target_arch = "x86_64")]
-        for ahead in [PREFETCH_AHEAD, PREFETCH_AHEAD + UNIT as u64] {
-            // SAFETY: a hint only; the address is inside the mapping (the
-            // second copy of the data area follows the first).
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
-                    self.at(pos + ahead).cast::<i8>(),
-                )
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = pos;
     }
 
     /// Fills in the frame of the record claimed at `head` and publishes it.

@@ -44,6 +44,15 @@ pub mod testing;
 mod trace;
 mod tracer;
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock of `bpf_ktime_get_ns`
+/// and of every event. Through the vDSO: no syscall.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
 pub use error::Error;
 pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
 pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};

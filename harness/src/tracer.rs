@@ -464,7 +464,7 @@ impl Tracee {
                     total_ns: s.total_ns,
                 })
                 .collect();
-            syscalls.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)));
+            SyscallCount::sort_by_time(&mut syscalls);
             losses = Losses::from_kernel(k.losses(), undecodable);
         }
         let mut uncovered = Vec::new();

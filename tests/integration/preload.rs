@@ -157,3 +157,40 @@ fn json_links_syscalls_to_their_libc_call() {
 }
 
 use std::os::unix::process::CommandExt;
+
+/// Both ways of stamping preload records (the time-stamp counter,
+/// converted, and `CLOCK_MONOTONIC` read directly) put a libc call around
+/// the syscall it made.
+#[test]
+fn libc_calls_enclose_their_syscalls_with_either_preload_clock() {
+    require_tracing();
+    // Any other value than "monotonic" leaves the choice to probity (the
+    // counter, on this machine's kind).
+    for clock in ["default", "monotonic"] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("t.jsonl");
+        let work = dir.path().join("w");
+        std::fs::create_dir(&work).unwrap();
+        let st = Command::new(env!("CARGO_BIN_EXE_probity"))
+            .env("PROBITY_PRELOAD_CLOCK", clock)
+            .args(["run", "-o", "/dev/null", "--json"])
+            .arg(&json)
+            .arg("--")
+            .arg(fixture(fx::LIBC_FILES))
+            .arg(&work)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "{clock}: {st}");
+        let t = Trace::load(&json).unwrap();
+        let b = work.join("b");
+        let (i, _) = t
+            .events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.as_libc().is_some_and(|c| c.function == "open" && c.args.first() == Some(&Arg::Path { path: b.to_str().unwrap().into(), truncated: false })))
+            .unwrap_or_else(|| panic!("{clock}: no open(b):\n{}", dump(&t)));
+        let inner: Vec<&str> = t.syscalls().filter(|(_, s)| s.parent == Some(i)).map(|(_, s)| &*s.name).collect();
+        assert_eq!(inner, ["openat"], "{clock}:\n{}", dump(&t));
+    }
+}

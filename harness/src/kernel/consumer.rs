@@ -70,11 +70,7 @@ impl Sink {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::mem::take(&mut st.pending);
         if !sockets.is_empty() {
-            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: `t` is a valid timespec to write to.
-            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-            let now = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
-            st.assembler.open_at_end(sockets, now, &mut out);
+            st.assembler.open_at_end(sockets, crate::monotonic_ns(), &mut out);
         }
         st.assembler.finish(&mut out);
         (out, st.malformed)
@@ -124,7 +120,7 @@ impl Router {
         let sink = Arc::new(Sink {
             state: Mutex::default(),
             ready: Condvar::new(),
-            opened_ns: monotonic_ns(),
+            opened_ns: crate::monotonic_ns(),
         });
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
         self.version.fetch_add(1, Ordering::Release);
@@ -274,10 +270,3 @@ fn header_session(record: &Record<'_>) -> (u32, u64) {
     (h.session, h.ts_ns)
 }
 
-/// `CLOCK_MONOTONIC` now, the clock of `bpf_ktime_get_ns`.
-fn monotonic_ns() -> u64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}

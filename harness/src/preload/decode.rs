@@ -215,7 +215,7 @@ impl Counter {
             .into_iter()
             .map(|r| crate::SyscallCount { name: r.name, calls: r.calls, errors: r.errors, total_ns: clock.duration_ns(r.stamps) })
             .collect();
-        sort_counts(&mut out);
+        crate::SyscallCount::sort_by_time(&mut out);
         out
     }
 }
@@ -235,10 +235,6 @@ pub(super) fn count(events: &[Event]) -> Vec<crate::SyscallCount> {
         c.total_ns += call.duration_ns;
     }
     let mut out: Vec<_> = by_name.into_values().collect();
-    sort_counts(&mut out);
+    crate::SyscallCount::sort_by_time(&mut out);
     out
-}
-
-fn sort_counts(c: &mut [crate::SyscallCount]) {
-    c.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
 }

@@ -63,3 +63,40 @@ pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &st
     });
     (before - events.len()) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Syscall;
+
+    fn futex(ts_ns: u64, tid: u32, addr: u64, op: &str) -> Event {
+        Event {
+            ts_ns,
+            pid: 7,
+            tid,
+            kind: EventKind::Syscall(Syscall {
+                name: "futex".into(),
+                nr: 202,
+                args: vec![Arg::Ptr(addr), Arg::Flags { value: 0, text: op.into() }, Arg::Int(3)],
+                ret: Some(0),
+                errno: None,
+                duration_ns: 10,
+                parent: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn sleeps_on_the_rings_futex_are_taken_out_and_the_programs_kept() {
+        let ring = Attached { pid: 7, tid: 7, start_ns: 1, end_ns: 2, wake_addr: 0x7f00_0000_0114 };
+        let mut events = vec![
+            futex(10, 7, 0x7f00_0000_0114, "FUTEX_WAIT"),
+            futex(11, 8, 0x5555_0000_0040, "FUTEX_WAIT_PRIVATE"),
+            // A forked child sleeps on the same address, inherited.
+            futex(12, 9, 0x7f00_0000_0114, "FUTEX_WAIT"),
+        ];
+        assert_eq!(strip(&mut events, &[ring], "/tmp/libprobity_preload.so"), 2);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].tid, 8);
+    }
+}

@@ -224,10 +224,7 @@ fn mark_start() {
     if base.is_null() {
         return;
     }
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; the vDSO makes this no syscall.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    let now = crate::monotonic_ns();
     // SAFETY: the mapping is SHM_LEN bytes and lives until exit.
     unsafe {
         base.add(32).cast::<u64>().write_unaligned(now);

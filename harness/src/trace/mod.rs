@@ -217,6 +217,14 @@ pub struct SyscallCount {
     pub total_ns: u64,
 }
 
+impl SyscallCount {
+    /// Puts counts in summary order: most total time first, then most
+    /// calls, then by name.
+    pub fn sort_by_time(counts: &mut [SyscallCount]) {
+        counts.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
+    }
+}
+
 /// How a traced run ended, without its events (the CLI streams those).
 ///
 /// ```no_run
@@ -261,8 +269,9 @@ pub struct Outcome {
     pub preload_waits: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
+/// For `skip_serializing_if`: a count that is zero.
+pub(crate) fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 impl Outcome {

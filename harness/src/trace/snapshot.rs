@@ -256,15 +256,12 @@ impl Serialize for Snapshot<'_> {
 pub(crate) struct Row {
     task: String,
     /// How many libc calls (shown) this event was made in.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero")]
     depth: usize,
     #[serde(flatten)]
     what: What,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
 
 #[derive(serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -32,8 +32,8 @@ pub struct RunArgs {
     /// Write the trace as JSON Lines to FILE (schema: docs/json-schema.md).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Count calls, errors and time per syscall (like `strace -c`) instead
-    /// of printing each event.
+    /// Count calls, errors and time per syscall (like `strace -c`), and per
+    /// libc function with the preload tracer, instead of printing each event.
     #[arg(short = 'c', long)]
     summary: bool,
     /// The tracers to use, comma-separated. Default: every tracer available.
@@ -197,7 +197,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut outcome: Outcome = outcome;
     if !summary {
         let mut c: Vec<SyscallCount> = counts.into_values().collect();
-        c.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(b.calls.cmp(&a.calls)).then(a.name.cmp(&b.name)));
+        SyscallCount::sort_by_time(&mut c);
         outcome.syscalls = c;
     }
     if let Some(err) = write_err {
