@@ -168,6 +168,12 @@ impl Workload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Untraced,
+    /// Untraced, with two empty programs on the raw `sys_enter` and
+    /// `sys_exit` tracepoints: the floor any per-syscall tracer pays.
+    Floor,
+    /// Untraced, while probity traces another command: what a traced
+    /// test costs the rest of the machine.
+    Bystander,
     /// `probity run --summary --json FILE -o /dev/null`: counts in the kernel.
     Summary,
     /// `Tracer::run` into memory, loading the eBPF programs itself, as a
@@ -187,8 +193,10 @@ enum Mode {
 }
 
 impl Mode {
-    const ALL: [Mode; 8] = [
+    const ALL: [Mode; 10] = [
         Mode::Untraced,
+        Mode::Floor,
+        Mode::Bystander,
         Mode::Summary,
         Mode::InMemoryFirst,
         Mode::InMemorySteady,
@@ -201,6 +209,8 @@ impl Mode {
     fn key(self) -> &'static str {
         match self {
             Mode::Untraced => "untraced",
+            Mode::Floor => "floor",
+            Mode::Bystander => "bystander",
             Mode::Summary => "summary",
             Mode::InMemoryFirst => "in_memory_first_run",
             Mode::InMemorySteady => "in_memory_steady",
@@ -214,6 +224,8 @@ impl Mode {
     fn label(self) -> &'static str {
         match self {
             Mode::Untraced => "untraced",
+            Mode::Floor => "floor: empty programs",
+            Mode::Bystander => "untraced, beside probity",
             Mode::Summary => "probity --summary",
             Mode::InMemoryFirst => "in-memory, first run",
             Mode::InMemorySteady => "in-memory, steady",
@@ -415,14 +427,16 @@ impl Bench {
 
     fn run_once(&self, w: &Workload, mode: Mode) -> anyhow::Result<Sample> {
         match mode {
-            Mode::Untraced => {
-                let done = self.timed(w.command())?;
-                let check = if done.status.success() {
-                    Check::NotApplicable
-                } else {
-                    Check::Failed(format!("untraced run failed: {}", self.failure(&done)))
-                };
-                Ok(Sample::new(done.elapsed, check))
+            Mode::Untraced => self.untraced(w),
+            Mode::Floor => {
+                let _floor = floor::Floor::attach()?;
+                self.untraced(w)
+            }
+            Mode::Bystander => {
+                // The same keeper as the steady runs': its session is
+                // live, so probity's programs run for every syscall.
+                let _keeper = Keeper::start(&self.tracer)?;
+                self.untraced(w)
             }
             Mode::Summary | Mode::Json | Mode::Text => self.cli(w, mode),
             Mode::InMemoryFirst => self.in_memory(w),
@@ -436,6 +450,16 @@ impl Bench {
             }
             Mode::Strace | Mode::StraceSummary => self.strace(w, mode),
         }
+    }
+
+    fn untraced(&self, w: &Workload) -> anyhow::Result<Sample> {
+        let done = self.timed(w.command())?;
+        let check = if done.status.success() {
+            Check::NotApplicable
+        } else {
+            Check::Failed(format!("untraced run failed: {}", self.failure(&done)))
+        };
+        Ok(Sample::new(done.elapsed, check))
     }
 
     /// Spawns `cmd` with its output discarded (stderr kept for failure
@@ -751,6 +775,21 @@ fn print_time_breakdown(cases: &[Case<'_>]) {
                 slowdown * 1e9 / syscalls.max(1) as f64,
                 ms(wall.saturating_sub(running)),
             );
+            let same = |mode: Mode| cases.iter().find(|c| c.workload.key == steady.workload.key && c.mode == mode);
+            for (mode, what) in [
+                (Mode::Floor, "two empty programs on sys_enter and sys_exit (the floor)"),
+                (Mode::Bystander, "probity's programs on a command it does not trace"),
+            ] {
+                if let Some(t) = same(mode).and_then(Case::median) {
+                    let extra = t.as_secs_f64() - base.as_secs_f64();
+                    println!(
+                        "{}:   of which {what}: +{:.0} ns per syscall ({:.2}x untraced)",
+                        steady.workload.key,
+                        extra * 1e9 / syscalls.max(1) as f64,
+                        t.as_secs_f64() / base.as_secs_f64()
+                    );
+                }
+            }
         }
     }
     for first in cases.iter().filter(|c| c.mode == Mode::InMemoryFirst) {
@@ -1011,5 +1050,84 @@ fn warn_about_other_tracers() {
              and skews these timings: {}",
             holders.join(", ")
         );
+    }
+}
+
+/// Two empty programs on the raw syscall tracepoints, loaded with bare
+/// `bpf(2)` calls: what every syscall pays once anything traces syscalls,
+/// before any tracer does any work.
+mod floor {
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    use anyhow::Context;
+
+    /// `union bpf_attr` as `BPF_PROG_LOAD` reads it (the fields used).
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProgLoad {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        log_level: u32,
+        log_size: u32,
+        log_buf: u64,
+        kern_version: u32,
+        prog_flags: u32,
+        _rest: [u64; 12],
+    }
+
+    /// `union bpf_attr` as `BPF_RAW_TRACEPOINT_OPEN` reads it.
+    #[repr(C)]
+    #[derive(Default)]
+    struct RawTpOpen {
+        name: u64,
+        prog_fd: u32,
+        _pad: u32,
+        _rest: [u64; 14],
+    }
+
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+    const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+    /// `r0 = 0; exit`, as two `struct bpf_insn`.
+    const RETURN_0: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+
+    /// The attached programs; detached when dropped.
+    pub struct Floor(#[allow(dead_code, reason = "held for their lifetime")] Vec<OwnedFd>);
+
+    impl Floor {
+        pub fn attach() -> anyhow::Result<Floor> {
+            let mut fds = Vec::new();
+            for tracepoint in [c"sys_enter", c"sys_exit"] {
+                let load = ProgLoad {
+                    prog_type: BPF_PROG_TYPE_RAW_TRACEPOINT,
+                    insn_cnt: RETURN_0.len() as u32,
+                    insns: RETURN_0.as_ptr() as u64,
+                    license: c"GPL".as_ptr() as u64,
+                    ..ProgLoad::default()
+                };
+                let prog = bpf(BPF_PROG_LOAD, &load).context("failed to load an empty program")?;
+                let open = RawTpOpen { name: tracepoint.as_ptr() as u64, prog_fd: prog as u32, ..RawTpOpen::default() };
+                // SAFETY: a file descriptor the kernel just gave us.
+                fds.push(unsafe { OwnedFd::from_raw_fd(prog) });
+                let link = bpf(BPF_RAW_TRACEPOINT_OPEN, &open)
+                    .with_context(|| format!("failed to attach an empty program to {tracepoint:?}"))?;
+                // SAFETY: as above.
+                fds.push(unsafe { OwnedFd::from_raw_fd(link) });
+            }
+            Ok(Floor(fds))
+        }
+    }
+
+    fn bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<i32> {
+        // SAFETY: `attr` is a live, zero-padded `union bpf_attr` prefix of
+        // the size passed, and what it points at outlives the call.
+        let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_ref(attr), size_of::<T>() as u32) };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(r as i32)
+        }
     }
 }

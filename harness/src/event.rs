@@ -216,8 +216,10 @@ pub struct Net {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub len: Option<u64>,
     /// For a UDP datagram to or from port 53: the DNS message in it.
+    /// Boxed: few events have one, and every event is as large as the
+    /// largest kind of event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<Dns>,
+    pub dns: Option<Box<Dns>>,
     /// At a close: the connection was still open when the trace ended,
     /// and the counters are those of that moment.
     #[serde(default, skip_serializing_if = "is_false")]

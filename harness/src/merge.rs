@@ -6,27 +6,67 @@
 //! A call is inside another when it ran on the same thread within the
 //! other's entry-to-return window; the innermost such call is its parent.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::event::{Event, EventKind};
 
 /// Puts `events` in start order; on a tie a libc call comes before the
 /// syscalls it made, and a longer call before a shorter one it contains.
-/// Only the keys are sorted; the events are then swapped into place (an
-/// event is a few hundred bytes: a sort moving them would move each many
-/// times, and moving them into a new vector would fault in as much fresh
-/// memory).
-pub(crate) fn sort(events: &mut [Event]) {
-    events.sort_by_cached_key(|e| (e.ts_ns, rank(e), std::cmp::Reverse(e.end_ns())));
+/// Events for which `cut` is true are left out; `cut` sees every event
+/// once, in the order they are in now (for the kernel's events, each
+/// thread's in the order it made them).
+///
+/// Only the keys are sorted; the events are then swapped into place, and
+/// the cut ones, sorted last, are dropped at the end. An event is a few
+/// hundred bytes and the trace can hold millions: a sort moving events
+/// would move each many times, moving them into a new vector would fault
+/// in as much fresh memory, and removing events from the middle of the
+/// sorted trace would move all the events after them once more.
+pub(crate) fn sort(events: &mut Vec<Event>, mut cut: impl FnMut(&Event) -> bool) {
+    let mut cuts = 0;
+    let mut keys: Vec<(SortKey, usize)> = events
+        .iter()
+        .map(|e| {
+            let c = cut(e);
+            cuts += usize::from(c);
+            (c, e.ts_ns, rank(e), std::cmp::Reverse(e.end_ns()))
+        })
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .collect();
+    // The index makes every key distinct, so an unstable sort is stable.
+    keys.sort_unstable();
+    // Swap each event into place: position `i` takes the event that was
+    // at `keys[i].1`, which may have been swapped away by an earlier step;
+    // the chain of earlier steps says where it went (as the standard
+    // library's `sort_by_cached_key` does).
+    for i in 0..keys.len() {
+        let mut index = keys[i].1;
+        while index < i {
+            index = keys[index].1;
+        }
+        keys[i].1 = index;
+        events.swap(i, index);
+    }
+    events.truncate(events.len() - cuts);
 }
 
-/// Sets every `parent` link of events in [`sort`]ed order.
-pub(crate) fn link(events: &mut [Event]) {
-    // Per thread, the libc calls still open at this point of the sweep.
-    let mut open: HashMap<u32, Vec<(usize, u64)>> = HashMap::new();
-    for (i, event) in events.iter_mut().enumerate() {
+/// Sets the `parent` link of each event, shown to it in [`sort`]ed order
+/// with its index in the final trace.
+#[derive(Default)]
+pub(crate) struct Linker {
+    /// Per thread, the libc calls still open at this point of the sweep:
+    /// their index and end.
+    open: HashMap<u32, Vec<(usize, u64)>>,
+}
+
+impl Linker {
+    pub(crate) fn link(&mut self, event: &mut Event, index: usize) {
+        if !matches!(event.kind, EventKind::Syscall(_) | EventKind::Libc(_)) {
+            return;
+        }
         let (tid, start, end) = (event.tid, event.ts_ns, event.end_ns());
-        let stack = open.entry(tid).or_default();
+        let stack = self.open.entry(tid).or_default();
         while stack.last().is_some_and(|&(_, until)| until < start) {
             stack.pop();
         }
@@ -38,13 +78,25 @@ pub(crate) fn link(events: &mut [Event]) {
                 // A call recorded before it ran that never returned has no
                 // window to hold anything.
                 if c.ret.is_some() {
-                    stack.push((i, end));
+                    stack.push((index, end));
                 }
             }
             _ => {}
         }
     }
 }
+
+/// Sets every `parent` link of events in [`sort`]ed order.
+#[cfg(test)]
+fn link(events: &mut [Event]) {
+    let mut linker = Linker::default();
+    for (i, e) in events.iter_mut().enumerate() {
+        linker.link(e, i);
+    }
+}
+
+/// Cut events last, then start time, libc calls first, longer calls first.
+type SortKey = (bool, u64, u8, std::cmp::Reverse<u64>);
 
 fn rank(e: &Event) -> u8 {
     match e.kind {
@@ -107,8 +159,8 @@ mod tests {
 
     #[test]
     fn syscalls_link_to_the_innermost_call_on_their_thread() {
-        let mut evs = vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), libc(11, 10, 7), sys(40, 1, 7)];
-        sort(&mut evs);
+        let mut evs = vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), sys(13, 1, 9), libc(11, 10, 7), sys(40, 1, 7)];
+        sort(&mut evs, |e| e.tid == 9);
         link(&mut evs);
         let order: Vec<(u64, u32)> = evs.iter().map(|e| (e.ts_ns, e.tid)).collect();
         assert_eq!(order, [(10, 7), (11, 7), (12, 8), (15, 7), (40, 7)]);
@@ -144,7 +196,12 @@ impl HostLinker {
             self.learn_from(event);
             return;
         };
-        if n.host.is_some() {
+        // Nothing to name it with before the first name is learned (the
+        // common case: a trace without lookups).
+        if n.host.is_some() || self.any.is_empty() {
+            if n.dns.is_some() {
+                self.learn_from(event);
+            }
             return;
         }
         let known = n.conn.and_then(|c| self.conns.get(&c)).cloned();
@@ -216,4 +273,3 @@ pub(crate) fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
         v4 => v4,
     }
 }
-

@@ -346,14 +346,14 @@ impl Tracee {
     fn wait_inner(
         mut self,
         stop: Option<&AtomicBool>,
-        mut on_event: impl FnMut(Event),
+        mut deliver: impl FnMut(Event),
         keep_merged: bool,
     ) -> Result<(Outcome, Vec<Event>), Error> {
         // Network events get the host names resolved before them.
-        let mut linker = crate::merge::HostLinker::default();
+        let mut hosts = crate::merge::HostLinker::default();
         let mut on_event = |mut e: Event| {
-            linker.apply(&mut e);
-            on_event(e);
+            hosts.apply(&mut e);
+            deliver(e);
         };
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
@@ -480,25 +480,36 @@ impl Tracee {
             losses.preload_skipped = skipped;
         }
         if hold {
-            crate::merge::sort(&mut held);
-        }
-        if let (Some(p), Some(_)) = (&self.preload, &self.kernel) {
-            uncovered = crate::preload::coverage::uncovered(&held, &p.attached);
+            // With both tracers: which execs the library missed, and which
+            // syscalls were its own (left out of the trace).
+            let both = self.preload.as_ref().filter(|_| self.kernel.is_some());
             let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            own_syscalls = crate::preload::own::strip(&mut held, &p.attached, &library);
-        }
-        if let Some(from) = self.traced_from.as_ref().and_then(|f| f()) {
-            let root = self.root;
-            held.retain(|e| e.pid != root || e.ts_ns >= from);
-        }
-        if hold {
-            crate::merge::link(&mut held);
-            if !keep_merged {
-                std::mem::take(&mut held).into_iter().for_each(&mut on_event);
+            let mut coverage = both.map(|p| crate::preload::coverage::Coverage::new(&p.attached));
+            let mut own = both.map(|p| crate::preload::own::OwnSyscalls::new(&p.attached, &library));
+            // A late-joining child: its start-up before it joined is cut off.
+            let from = self.traced_from.as_ref().and_then(|f| f()).map(|from| (self.root, from));
+            crate::merge::sort(&mut held, |e| {
+                if let Some(c) = &mut coverage {
+                    c.see(e);
+                }
+                if own.as_mut().is_some_and(|o| o.is_own(e)) {
+                    own_syscalls += 1;
+                    return true;
+                }
+                from.is_some_and(|(root, from)| e.pid == root && e.ts_ns < from)
+            });
+            uncovered = coverage.map(crate::preload::coverage::Coverage::finish).unwrap_or_default();
+            // One sweep for the links that need the final order: the
+            // merged trace can be hundreds of megabytes, and a pass over
+            // it costs more than the little work done per event.
+            let mut parents = crate::merge::Linker::default();
+            for (i, e) in held.iter_mut().enumerate() {
+                parents.link(e, i);
+                hosts.apply(e);
             }
-        }
-        for e in &mut held {
-            linker.apply(e);
+            if !keep_merged {
+                std::mem::take(&mut held).into_iter().for_each(&mut deliver);
+            }
         }
         let outcome = Outcome {
             root_pid: self.root,

@@ -8,7 +8,7 @@
 //! accept or a socket still open at the end gets its addresses; and UDP
 //! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use probity_common::{
     NetEvent, ParseError, Record, SockOwner, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
@@ -353,11 +353,17 @@ impl Assembler {
     /// Emits what a thread held back, when its next record shows that no
     /// argv record is coming.
     fn flush(&mut self, tid: u32, out: &mut Vec<Event>) {
-        if let Some(e) = self.pending_exec.remove(&tid) {
-            out.push(e);
+        // Called for nearly every record, and the maps are nearly always
+        // empty: no lookup then.
+        if !self.pending_exec.is_empty() {
+            if let Some(e) = self.pending_exec.remove(&tid) {
+                out.push(e);
+            }
         }
-        if let Some(e) = self.pending_execve.remove(&tid) {
-            out.push(e);
+        if !self.pending_execve.is_empty() {
+            if let Some(e) = self.pending_execve.remove(&tid) {
+                out.push(e);
+            }
         }
     }
 

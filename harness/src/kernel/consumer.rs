@@ -7,7 +7,7 @@
 //! needs everything routed now (its tree has ended) wakes it through an
 //! eventfd instead of waiting for the next poll.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -195,8 +195,9 @@ impl Handle {
 
 fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
     let fd = ring.as_raw_fd();
-    let mut cache: HashMap<u32, Arc<Sink>> = HashMap::new();
+    let mut cache: HashMap<u32, Arc<Sink>> = HashMap::default();
     let mut cache_version = u64::MAX;
+    let mut last: Option<(u32, Arc<Sink>)> = None;
     while !stop.load(Ordering::Acquire) {
         // SAFETY: the ring's fd lives as long as `ring`, which outlives this borrow.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -232,9 +233,15 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
                 // A session opened or closed (perhaps reusing an id).
                 cache.clone_from(&router.sinks.lock().unwrap_or_else(|e| e.into_inner()));
                 cache_version = version;
+                last = None;
             }
-            // Still unknown: a straggler of a session that has closed.
-            let Some(sink) = cache.get(&session) else { continue };
+            // Records come in runs of one session's: look up only when it changes.
+            if last.as_ref().is_none_or(|(id, _)| *id != session) {
+                // Still unknown: a straggler of a session that has closed.
+                let Some(sink) = cache.get(&session) else { continue };
+                last = Some((session, Arc::clone(sink)));
+            }
+            let Some((_, sink)) = &last else { continue };
             if ts_ns < sink.opened_ns {
                 // The id's previous session's: its tree was made before
                 // this session's command was even spawned.

@@ -16,7 +16,7 @@
 //! `recvfrom` names an address on them; a datagram socket of another
 //! protocol (ICMP, raw) that names an internet address is taken as UDP.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SockAddr, Syscall};
@@ -58,47 +58,52 @@ impl Datagrams {
             _ if s.name == "socket" => -1,
             _ => return None,
         };
-        let inet = s.args.iter().find_map(|a| match a {
-            Arg::Sockaddr(SockAddr::Inet { addr }) => Some(*addr),
-            _ => None,
-        });
-        let table = self.socks.entry(e.pid).or_default();
+        let inet = || {
+            s.args.iter().find_map(|a| match a {
+                Arg::Sockaddr(SockAddr::Inet { addr }) => Some(*addr),
+                _ => None,
+            })
+        };
+        // Tables exist only for processes that made a UDP socket: most
+        // syscalls of most traces look nothing up.
         let (op, peer) = match &*s.name {
             "socket" => {
                 if is_udp_socket(s) {
-                    table.insert(ret as i32, UdpSock::default());
+                    self.socks.entry(e.pid).or_default().insert(ret as i32, UdpSock::default());
                 }
                 return None;
             }
             "close" => {
-                table.remove(&fd);
+                if let Some(table) = self.socks.get_mut(&e.pid) {
+                    table.remove(&fd);
+                }
                 return None;
             }
             "connect" => {
-                if let Some(sock) = table.get_mut(&fd) {
-                    sock.peer = inet;
+                if let Some(sock) = self.sock_mut(e.pid, fd) {
+                    sock.peer = inet();
                 }
                 return None;
             }
             "bind" => {
-                if let Some(sock) = table.get_mut(&fd) {
-                    sock.local = inet;
+                if let Some(sock) = self.sock_mut(e.pid, fd) {
+                    sock.local = inet();
                 }
                 return None;
             }
             // An address names the datagram's peer, on any descriptor: a
             // TCP socket ignores it or fails.
-            "sendto" => (NetOp::Send, inet.or_else(|| table.get(&fd)?.peer)?),
-            "recvfrom" => (NetOp::Receive, inet.or_else(|| table.get(&fd)?.peer)?),
-            "write" | "sendmsg" | "sendmmsg" => (NetOp::Send, table.get(&fd)?.peer?),
-            "read" | "recvmsg" | "recvmmsg" => (NetOp::Receive, table.get(&fd)?.peer?),
+            "sendto" => (NetOp::Send, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
+            "recvfrom" => (NetOp::Receive, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
+            "write" | "sendmsg" | "sendmmsg" => (NetOp::Send, self.sock(e.pid, fd)?.peer?),
+            "read" | "recvmsg" | "recvmmsg" => (NetOp::Receive, self.sock(e.pid, fd)?.peer?),
             _ => return None,
         };
         // `sendmmsg` and `recvmmsg` return a count of messages.
         let len = (!s.name.ends_with("mmsg")).then_some(ret as u64);
-        let local = table.get(&fd).and_then(|s| s.local);
+        let local = self.sock(e.pid, fd).and_then(|s| s.local);
         let dns = if peer.port() == 53 || local.is_some_and(|l| l.port() == 53) {
-            buffer(s).and_then(|(data, full)| crate::decode::dns(data, full))
+            buffer(s).and_then(|(data, full)| crate::decode::dns(data, full)).map(Box::new)
         } else {
             None
         };
@@ -119,6 +124,16 @@ impl Datagrams {
             open_at_end: false,
         };
         Some(Event { ts_ns: e.ts_ns, pid: e.pid, tid: e.tid, kind: EventKind::Net(net) })
+    }
+}
+
+impl Datagrams {
+    fn sock(&self, pid: u32, fd: i32) -> Option<&UdpSock> {
+        self.socks.get(&pid)?.get(&fd)
+    }
+
+    fn sock_mut(&mut self, pid: u32, fd: i32) -> Option<&mut UdpSock> {
+        self.socks.get_mut(&pid)?.get_mut(&fd)
     }
 }
 

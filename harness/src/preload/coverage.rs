@@ -10,14 +10,23 @@ use std::os::unix::fs::PermissionsExt;
 use crate::event::{Event, EventKind};
 use crate::trace::{TracerKind, Uncovered};
 
-/// Every exec in `events` that no attach in `attached` followed.
-pub(crate) fn uncovered(events: &[Event], attached: &[super::Attached]) -> Vec<Uncovered> {
-    let mut out: Vec<Uncovered> = Vec::new();
-    for e in events {
-        let EventKind::Exec(x) = &e.kind else { continue };
-        let covered = attached.iter().any(|a| a.pid == e.pid && a.end_ns >= e.ts_ns);
+/// Every exec that no attach in `attached` followed, from the events
+/// shown to it one by one.
+pub(crate) struct Coverage<'a> {
+    attached: &'a [super::Attached],
+    uncovered: Vec<Uncovered>,
+}
+
+impl<'a> Coverage<'a> {
+    pub(crate) fn new(attached: &'a [super::Attached]) -> Self {
+        Coverage { attached, uncovered: Vec::new() }
+    }
+
+    pub(crate) fn see(&mut self, e: &Event) {
+        let EventKind::Exec(x) = &e.kind else { return };
+        let covered = self.attached.iter().any(|a| a.pid == e.pid && a.end_ns >= e.ts_ns);
         if !covered {
-            out.push(Uncovered {
+            self.uncovered.push(Uncovered {
                 pid: e.pid,
                 program: x.filename.clone(),
                 tracer: TracerKind::Preload,
@@ -25,7 +34,10 @@ pub(crate) fn uncovered(events: &[Event], attached: &[super::Attached]) -> Vec<U
             });
         }
     }
-    out
+
+    pub(crate) fn finish(self) -> Vec<Uncovered> {
+        self.uncovered
+    }
 }
 
 /// Why the dynamic loader would not have preloaded into `program`.

@@ -4,7 +4,7 @@
 //! crate writes for its own functions decode like the built-in ones.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use probity_common::shm::{
     libc_call_parts, ArgKind, ArgSlot, Attach, LibcCallFixed, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT,
@@ -222,7 +222,7 @@ impl Counter {
 
 /// Per-function counts of decoded libc calls.
 pub(super) fn count(events: &[Event]) -> Vec<crate::SyscallCount> {
-    let mut by_name: HashMap<&str, crate::SyscallCount> = HashMap::new();
+    let mut by_name: HashMap<&str, crate::SyscallCount> = HashMap::default();
     for call in events.iter().filter_map(Event::as_libc) {
         let c = by_name.entry(call.function.as_str()).or_insert_with(|| crate::SyscallCount {
             name: call.function.clone(),

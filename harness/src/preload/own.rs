@@ -8,60 +8,59 @@
 //! [`crate::Outcome::own_syscalls`]. So are the library's sleeps on the
 //! ring's futex while it waits for room (the harness draining too slowly).
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 
 use super::Attached;
 use crate::event::{Arg, Event, EventKind};
 
-/// Removes the library's syscalls from `events`, which are in start order
-/// ([`crate::merge::sort`]); returns how many.
-pub(crate) fn strip(events: &mut Vec<Event>, attached: &[Attached], library: &str) -> u64 {
-    let before = events.len();
-    // Per thread, the file descriptors the loader opened the library on,
-    // until it closes them.
-    let mut lib_fds: HashSet<(u32, i32)> = HashSet::new();
-    let mut drop = vec![false; events.len()];
-    let wake_addrs: HashSet<u64> = attached.iter().map(|a| a.wake_addr).collect();
-    for (i, e) in events.iter().enumerate() {
-        let EventKind::Syscall(s) = &e.kind else { continue };
-        if attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
-            drop[i] = true;
-            continue;
+/// Tells the library's syscalls apart, event by event, in start order
+/// ([`crate::merge::sort`]).
+pub(crate) struct OwnSyscalls<'a> {
+    attached: &'a [Attached],
+    library: &'a str,
+    /// Per thread, the file descriptors the loader opened the library on,
+    /// until it closes them.
+    lib_fds: HashSet<(u32, i32)>,
+    /// The ring's futex, in every process (a child inherits its parent's).
+    wake_addrs: HashSet<u64>,
+}
+
+impl<'a> OwnSyscalls<'a> {
+    pub(crate) fn new(attached: &'a [Attached], library: &'a str) -> Self {
+        let wake_addrs = attached.iter().map(|a| a.wake_addr).collect();
+        OwnSyscalls { attached, library, lib_fds: HashSet::default(), wake_addrs }
+    }
+
+    /// Whether `e`, the next event in start order, is the library's.
+    pub(crate) fn is_own(&mut self, e: &Event) -> bool {
+        let EventKind::Syscall(s) = &e.kind else { return false };
+        if self.attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
+            return true;
         }
         let fd_arg = |n: usize| match s.args.get(n) {
             Some(Arg::Fd(fd)) => Some(*fd),
             Some(Arg::Int(v)) => Some(*v as i32),
             _ => None,
         };
+        let lib_fds = &mut self.lib_fds;
         match &*s.name {
-            "openat" | "open" if s.path() == Some(library) => {
+            "openat" | "open" if s.path() == Some(self.library) => {
                 if let Some(fd) = s.ret.filter(|&r| r >= 0) {
                     lib_fds.insert((e.tid, fd as i32));
                 }
-                drop[i] = true;
+                true
             }
-            "read" | "pread64" | "newfstatat" | "fstat" => {
-                drop[i] = fd_arg(0).is_some_and(|fd| lib_fds.contains(&(e.tid, fd)));
+            // The loader holds the library open only briefly: most of the
+            // time there is no descriptor to look for.
+            "read" | "pread64" | "newfstatat" | "fstat" if !lib_fds.is_empty() => {
+                fd_arg(0).is_some_and(|fd| lib_fds.contains(&(e.tid, fd)))
             }
-            "mmap" => drop[i] = fd_arg(4).is_some_and(|fd| lib_fds.contains(&(e.tid, fd))),
-            "futex" => {
-                drop[i] = matches!(s.args.first(), Some(Arg::Ptr(a) | Arg::Hex(a)) if wake_addrs.contains(a));
-            }
-            "close" => {
-                if let Some(fd) = fd_arg(0) {
-                    drop[i] = lib_fds.remove(&(e.tid, fd));
-                }
-            }
-            _ => {}
+            "mmap" if !lib_fds.is_empty() => fd_arg(4).is_some_and(|fd| lib_fds.contains(&(e.tid, fd))),
+            "close" if !lib_fds.is_empty() => fd_arg(0).is_some_and(|fd| lib_fds.remove(&(e.tid, fd))),
+            "futex" => matches!(s.args.first(), Some(Arg::Ptr(a) | Arg::Hex(a)) if self.wake_addrs.contains(a)),
+            _ => false,
         }
     }
-    let mut i = 0;
-    events.retain(|_| {
-        let keep = !drop[i];
-        i += 1;
-        keep
-    });
-    (before - events.len()) as u64
 }
 
 #[cfg(test)]
@@ -95,7 +94,9 @@ mod tests {
             // A forked child sleeps on the same address, inherited.
             futex(12, 9, 0x7f00_0000_0114, "FUTEX_WAIT"),
         ];
-        assert_eq!(strip(&mut events, &[ring], "/tmp/libprobity_preload.so"), 2);
+        let attached = [ring];
+        let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
+        events.retain(|e| !own.is_own(e));
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].tid, 8);
     }

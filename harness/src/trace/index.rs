@@ -9,7 +9,9 @@
 //! symlinks). Descriptors are followed through `open`, `dup`, `fcntl`,
 //! `close`, `fork` and close-on-exec.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{Arg, EventKind, SockAddr, Syscall};
@@ -150,8 +152,8 @@ impl<'t> Index<'t> {
         let mut idx = Index {
             trace,
             procs: BTreeMap::new(),
-            execs: HashMap::new(),
-            inherited: HashMap::new(),
+            execs: HashMap::default(),
+            inherited: HashMap::default(),
             access: Vec::new(),
         };
         idx.build_processes();
@@ -261,12 +263,12 @@ impl<'t> Index<'t> {
             Some(d) if d.starts_with('/') => Resolved::Abs(normalize(d)),
             _ => Resolved::Rel(String::new()),
         };
-        let mut states: HashMap<u32, ProcState> = HashMap::new();
+        let mut states: HashMap<u32, ProcState> = HashMap::default();
         let procs = &self.procs;
         let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
         let mut next_fd_id = 0;
         for e in &trace.events {
-            let st = states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::new() });
+            let st = states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::default() });
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);
