@@ -46,6 +46,9 @@ pub struct InFlight {
 /// that lookup until it is switched out (`sched_switch` forgets it), exits
 /// (the exit probe does), or its session ends (the session's generation
 /// in `SESSIONS` changes, and the cache is not trusted).
+///
+/// And, for every other task on the machine, that its syscall is not
+/// traced: its exit then skips the `INFLIGHT` lookup too.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CpuSlot {
@@ -56,6 +59,11 @@ pub struct CpuSlot {
     /// The owner's session, and its `SessionConfig::generation` then.
     pub owner_session: u32,
     pub owner_generation: u32,
+    /// The running thread, inside a syscall it entered untraced on this
+    /// CPU; 0 when none (`sched_switch` forgets it).
+    pub quiet: u32,
+    /// Records this CPU's syscall probes wrote (see [`wake_flags_sampled`]).
+    pub records: u32,
     pub call: InFlight,
 }
 
@@ -169,6 +177,20 @@ pub fn wake_flags() -> u64 {
     let threshold = unsafe { core::ptr::read_volatile(&WAKE_THRESHOLD) };
     if EVENTS.query(BPF_RB_AVAIL_DATA as u64) > threshold {
         BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// [`wake_flags`], asked only for every 32nd record this CPU's syscall
+/// probes write (`records` counts them): asking reads both ring
+/// positions, one of them written by the consumer on another CPU. The
+/// ring has room for far more than 32 records past its wake-up level.
+#[inline(always)]
+pub fn wake_flags_sampled(records: &mut u32) -> u64 {
+    *records = records.wrapping_add(1);
+    if records.is_multiple_of(32) {
+        wake_flags()
     } else {
         BPF_RB_NO_WAKEUP as u64
     }

@@ -14,6 +14,13 @@
 //! the end) are in it. The modes run round-robin within each repetition
 //! so that machine noise hits them all alike instead of one block of runs.
 //! Results: a table on stdout and `target/bench/overhead.json`.
+//!
+//! Two modes measure what is not probity's to save, for comparison: the
+//! floor (the command untraced, with two empty programs attached to the
+//! raw `sys_enter` and `sys_exit` tracepoints, which any per-syscall
+//! tracer pays on every syscall of the machine), and the command untraced
+//! beside a probity session (what probity's programs cost the syscalls of
+//! processes they do not trace).
 
 use std::ffi::OsString;
 use std::fs::File;

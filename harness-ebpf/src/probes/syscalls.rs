@@ -37,7 +37,7 @@ use probity_common::{
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT, EVENTS, EXEC_JOB,
+    count_loss, current_ids, session_of, wake_flags, wake_flags_sampled, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT, EVENTS, EXEC_JOB,
     INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
 };
 
@@ -59,7 +59,11 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
     // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
     let slot = unsafe { &mut *slot };
-    let Some((session, flags)) = traced(slot, tid) else { return Ok(()) };
+    let Some((session, flags)) = traced(slot, tid) else {
+        slot.quiet = tid;
+        return Ok(());
+    };
+    slot.quiet = 0;
     let nr: i64 = ctx.arg(1);
     let nr = nr as u32;
     // A summary session only counts: the arguments are never looked at,
@@ -78,7 +82,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         // There will be no exit: record it now. These syscalls (`exit`,
         // `exit_group`) capture nothing, so the capture code is left out
         // here, where the verifier would otherwise check it a second time.
-        finish::<false>(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN);
+        finish::<false>(pid, tid, &inflight, &spec, 0, ts_ns, SYSCALL_NO_RETURN, &mut slot.records);
         return Ok(());
     }
     // This CPU's slot: the task runs here until its syscall returns or it
@@ -130,6 +134,7 @@ fn spill_slot() {
     let slot = unsafe { &mut *slot };
     // Whether the next task is traced is for its own syscalls to find out.
     slot.owner = 0;
+    slot.quiet = 0;
     if slot.tid == 0 {
         return;
     }
@@ -160,33 +165,33 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
 
 fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let (pid, tid) = current_ids();
-    let inflight = match CPU_SLOT.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
-        Some(slot) if unsafe { (*slot).tid } == tid => {
-            // SAFETY: as above.
-            unsafe {
-                (*slot).tid = 0;
-                (*slot).call
-            }
+    let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
+    // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+    let slot = unsafe { &mut *slot };
+    let inflight = if slot.tid == tid {
+        slot.tid = 0;
+        slot.call
+    } else {
+        if slot.quiet == tid {
+            // Entered untraced on this CPU, and not switched out since.
+            return Ok(());
         }
-        _ => {
-            // Switched out since its entry (or not traced at all).
-            let Some(entry) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
-            // SAFETY: this task's own entry (see `spill_slot`).
-            let inflight = unsafe { *entry };
-            if inflight.nr == IDLE {
-                // Not in a syscall (a fork child's first return, say).
-                return Ok(());
-            }
-            // SAFETY: as above.
-            unsafe { (*entry).nr = IDLE };
-            inflight
+        // Switched out since its entry (or not traced at all).
+        let Some(entry) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
+        // SAFETY: this task's own entry (see `spill_slot`).
+        let inflight = unsafe { *entry };
+        if inflight.nr == IDLE {
+            // Not in a syscall (a fork child's first return, say).
+            return Ok(());
         }
+        // SAFETY: as above.
+        unsafe { (*entry).nr = IDLE };
+        inflight
     };
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);
-    finish::<true>(pid, tid, &inflight, &spec, ret, end_ns, 0);
+    finish::<true>(pid, tid, &inflight, &spec, ret, end_ns, 0, &mut slot.records);
     if spec.flags & SPEC_EXEC != 0 {
         // Read argv now, not at entry: the kernel has just touched the
         // memory (a BPF read cannot fault a page in, and a forked child's
@@ -232,7 +237,17 @@ pub fn exec_args_tail(_ctx: RawTracePointContext) -> i32 {
 /// Counts or records a finished syscall; with `CAPTURES` false, without
 /// the captures its spec asks for.
 #[inline(always)]
-fn finish<const CAPTURES: bool>(pid: u32, tid: u32, call: &InFlight, spec: &SyscallSpec, ret: i64, end_ns: u64, flags: u32) {
+#[expect(clippy::too_many_arguments, reason = "kept flat for the verifier")]
+fn finish<const CAPTURES: bool>(
+    pid: u32,
+    tid: u32,
+    call: &InFlight,
+    spec: &SyscallSpec,
+    ret: i64,
+    end_ns: u64,
+    flags: u32,
+    records: &mut u32,
+) {
     let session = call.session;
     let duration_ns = end_ns.saturating_sub(call.ts_ns);
     let Some(config) = SESSIONS.get(session) else { return };
@@ -261,7 +276,7 @@ fn finish<const CAPTURES: bool>(pid: u32, tid: u32, call: &InFlight, spec: &Sysc
     // the old memory is gone).
     if !CAPTURES || spec.captures[0].kind == CaptureKind::None as u8 || spec.flags & SPEC_EXEC != 0 {
         // The common case: a fixed-size record straight into the ring.
-        if EVENTS.output::<SyscallEvent>(&event, wake_flags()).is_err() {
+        if EVENTS.output::<SyscallEvent>(&event, wake_flags_sampled(records)).is_err() {
             count_loss(session, |l| l.ring_full += 1);
         }
         return;
@@ -291,7 +306,7 @@ fn finish<const CAPTURES: bool>(pid: u32, tid: u32, call: &InFlight, spec: &Sysc
     // verifier walks this once per path through the captures.
     unsafe { scratch.bytes.as_mut_ptr().cast::<SyscallEvent>().write(event) };
     let len = len & (SCRATCH_LEN - 1);
-    if EVENTS.output::<[u8]>(&scratch.bytes[..len], wake_flags()).is_err() {
+    if EVENTS.output::<[u8]>(&scratch.bytes[..len], wake_flags_sampled(records)).is_err() {
         count_loss(session, |l| l.ring_full += 1);
     }
 }
