@@ -36,6 +36,9 @@ pub enum Error {
     /// The ring buffer thread could not start.
     #[error("failed to start the ring buffer thread: {0}")]
     Thread(#[source] io::Error),
+    /// The kernel's ring buffer could not be mapped into this process.
+    #[error("failed to map the eBPF ring buffer: {0} (is the address space limited? see `ulimit -v`)")]
+    RingMap(#[source] io::Error),
     /// The command does not exist.
     #[error("command not found: {program}")]
     NotFound {

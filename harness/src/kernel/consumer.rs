@@ -14,11 +14,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use aya::maps::{MapData, RingBuf};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use probity_common::Record;
 
 use super::assemble::Assembler;
+use super::ring::Ring;
 use crate::error::Error;
 use crate::event::Event;
 
@@ -175,7 +175,7 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
-    pub(crate) fn start(ring: RingBuf<MapData>, router: Arc<Router>) -> Result<Handle, Error> {
+    pub(crate) fn start(ring: Ring, router: Arc<Router>) -> Result<Handle, Error> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("probity-ring".into())
@@ -193,8 +193,8 @@ impl Handle {
     }
 }
 
-fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
-    let fd = ring.as_raw_fd();
+fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
+    let fd = ring.as_fd().as_raw_fd();
     let mut cache: HashMap<u32, Arc<Sink>> = HashMap::default();
     let mut cache_version = u64::MAX;
     let mut last: Option<(u32, Arc<Sink>)> = None;
@@ -218,14 +218,11 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
             // non-blocking, so this returns at once when nothing was written.
             unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
         }
-        let mut records = 0u64;
-        while let Some(item) = ring.next() {
-            records += 1;
-            let bytes: &[u8] = &item;
+        let records = ring.drain(|bytes| {
             let Ok(record) = Record::parse(bytes) else {
                 // Without a header we cannot even tell whose it was.
                 router.unroutable.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             };
             let (session, ts_ns) = header_session(&record);
             let version = router.version.load(Ordering::Acquire);
@@ -238,21 +235,21 @@ fn run(mut ring: RingBuf<MapData>, router: &Router, stop: &AtomicBool) {
             // Records come in runs of one session's: look up only when it changes.
             if last.as_ref().is_none_or(|(id, _)| *id != session) {
                 // Still unknown: a straggler of a session that has closed.
-                let Some(sink) = cache.get(&session) else { continue };
+                let Some(sink) = cache.get(&session) else { return };
                 last = Some((session, Arc::clone(sink)));
             }
-            let Some((_, sink)) = &last else { continue };
+            let Some((_, sink)) = &last else { return };
             if ts_ns < sink.opened_ns {
                 // The id's previous session's: its tree was made before
                 // this session's command was even spawned.
-                continue;
+                return;
             }
             let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
             let SinkState { assembler, pending, malformed, .. } = &mut *st;
             if assembler.push(record, pending).is_err() {
                 *malformed += 1;
             }
-        }
+        });
         if records > 0 {
             for sink in cache.values() {
                 sink.ready.notify_all();

@@ -12,6 +12,7 @@ mod btf;
 mod consumer;
 pub mod doctor;
 pub(crate) mod raw_bpf;
+mod ring;
 pub(crate) mod session;
 mod udp;
 
@@ -278,7 +279,13 @@ impl Kernel {
             generations: [0; MAX_SESSIONS as usize],
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
-        dont_fork_ring(opts.ring_bytes);
+        // Read with probity's own reader (see `ring.rs`), on a descriptor
+        // of its own: aya's reader and its mappings go.
+        let ring = ring
+            .as_fd()
+            .try_clone_to_owned()
+            .and_then(|fd| ring::Ring::new(fd, opts.ring_bytes))
+            .map_err(Error::RingMap)?;
         let router = Arc::new(consumer::Router::default());
         let handle = consumer::Handle::start(ring, Arc::clone(&router))?;
         Ok(Kernel {
@@ -449,33 +456,6 @@ fn static_name(tp: &str) -> &'static str {
         "tcp_send_reset" => "tcp_send_reset",
         "tcp_destroy_sock" => "tcp_destroy_sock",
         _ => "tcp_receive_reset",
-    }
-}
-
-/// Keeps the ring buffer's mapping out of forked children.
-///
-/// The kernel maps a BPF ring buffer page by page (`VM_MIXEDMAP`), and
-/// `fork` copies such a mapping's page table entry by entry: for the
-/// default 64 MiB ring, mapped twice, that was about 6 ms added to every
-/// command spawned from this process, then as long again for `execve` to
-/// drop it. Children exec at once and never read the ring, so it is left
-/// out of them (`MADV_DONTFORK`). The mapping is found in
-/// `/proc/self/maps` by its size (the data twice, plus the producer's
-/// page), as aya does not expose its address; failing to find it only
-/// costs time.
-fn dont_fork_ring(ring_bytes: u32) {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    let want = 2 * u64::from(ring_bytes) + page;
-    for line in maps.lines().filter(|l| l.ends_with("anon_inode:bpf-map")) {
-        let Some((start, end)) = line.split_whitespace().next().and_then(|r| r.split_once('-')) else { continue };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16)) else { continue };
-        if end - start == want {
-            // SAFETY: the range is a whole mapping of this process;
-            // MADV_DONTFORK changes only what a child inherits.
-            unsafe { libc::madvise(start as *mut libc::c_void, (end - start) as usize, libc::MADV_DONTFORK) };
-        }
     }
 }
 
