@@ -59,10 +59,12 @@ pub struct CpuSlot {
     /// The owner's session, and its `SessionConfig::generation` then.
     pub owner_session: u32,
     pub owner_generation: u32,
-    /// The running thread, inside a syscall it entered untraced on this
-    /// CPU; 0 when none (`sched_switch` forgets it).
+    /// The thread whose last syscall entry on this CPU was untraced, so
+    /// that the exit knows it has nothing to look for; 0 after a traced
+    /// entry, and `sched_switch` forgets it.
     pub quiet: u32,
-    /// Records this CPU's syscall probes wrote (see [`wake_flags_sampled`]).
+    /// Records this CPU's syscall probes wrote or tried to (see
+    /// [`wake_flags_sampled`]).
     pub records: u32,
     pub call: InFlight,
 }
@@ -182,14 +184,22 @@ pub fn wake_flags() -> u64 {
     }
 }
 
-/// [`wake_flags`], asked only for every 32nd record this CPU's syscall
-/// probes write (`records` counts them): asking reads both ring
-/// positions, one of them written by the consumer on another CPU. The
-/// ring has room for far more than 32 records past its wake-up level.
+/// Which of this CPU's syscall records ask for the ring's fill level:
+/// those whose count has these low bits clear. 0 (every record) unless
+/// the harness, for a ring with room to spare, set it higher.
+#[unsafe(no_mangle)]
+static WAKE_SAMPLE_MASK: u32 = 0;
+
+/// [`wake_flags`], asked only for some of the records this CPU's syscall
+/// probes write or try to (`records` counts them; see
+/// [`WAKE_SAMPLE_MASK`]): asking reads both ring positions, one of them
+/// written by the consumer on another CPU.
 #[inline(always)]
 pub fn wake_flags_sampled(records: &mut u32) -> u64 {
     *records = records.wrapping_add(1);
-    if records.is_multiple_of(32) {
+    // SAFETY: a read of a constant the loader may have rewritten.
+    let mask = unsafe { core::ptr::read_volatile(&WAKE_SAMPLE_MASK) };
+    if *records & mask == 0 {
         wake_flags()
     } else {
         BPF_RB_NO_WAKEUP as u64

@@ -37,7 +37,7 @@ pub enum Error {
     #[error("failed to start the ring buffer thread: {0}")]
     Thread(#[source] io::Error),
     /// The kernel's ring buffer could not be mapped into this process.
-    #[error("failed to map the eBPF ring buffer: {0} (is the address space limited? see `ulimit -v`)")]
+    #[error("failed to map the eBPF ring buffer: {0}")]
     RingMap(#[source] io::Error),
     /// The command does not exist.
     #[error("command not found: {program}")]

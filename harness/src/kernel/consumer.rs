@@ -218,7 +218,7 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
             // non-blocking, so this returns at once when nothing was written.
             unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
         }
-        let records = ring.drain(|bytes| {
+        let drained = ring.drain(|bytes| {
             let Ok(record) = Record::parse(bytes) else {
                 // Without a header we cannot even tell whose it was.
                 router.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -250,7 +250,11 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
                 *malformed += 1;
             }
         });
-        if records > 0 {
+        if drained.corrupt {
+            // Records were skipped that nobody can be told about.
+            router.unroutable.fetch_add(1, Ordering::Relaxed);
+        }
+        if drained.records > 0 {
             for sink in cache.values() {
                 sink.ready.notify_all();
             }

@@ -19,7 +19,7 @@ mod udp;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};
 
-use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use probity_common::{
@@ -139,6 +139,11 @@ impl Kernel {
             doctor::ensure_tracefs()?;
         }
         let threshold = u64::from(opts.ring_bytes / 4);
+        // Syscall records ask for the ring's fill level every 32nd time
+        // only when the ring has room for many such gaps past the wake-up
+        // level (32 records of up to 16 KiB, per CPU); smaller rings ask
+        // every time.
+        let wake_sample_mask: u32 = if opts.ring_bytes >= 16 << 20 { 31 } else { 0 };
         let (pid_off, filename_off) = offsets.map_or((0, 0), |o| (o.task_pid, o.binprm_filename));
         let sock_off = |f: fn(&btf::SockOffsets) -> u32| sock.as_ref().map_or(0, f);
         let net = offsets.and_then(|o| o.net);
@@ -156,6 +161,7 @@ impl Kernel {
             .map_max_entries("TASKS", opts.max_tasks)
             .map_max_entries("INFLIGHT", opts.max_tasks)
             .override_global("WAKE_THRESHOLD", &threshold, true)
+            .override_global("WAKE_SAMPLE_MASK", &wake_sample_mask, true)
             .override_global("TASK_PID_OFF", &pid_off, true)
             .override_global("BINPRM_FILENAME_OFF", &filename_off, true)
             .override_global("TASK_FILES_OFF", &files, true)
@@ -278,14 +284,15 @@ impl Kernel {
             summary: [None; MAX_SESSIONS as usize],
             generations: [0; MAX_SESSIONS as usize],
         };
-        let ring: RingBuf<MapData> = take(&mut ebpf, "EVENTS")?;
         // Read with probity's own reader (see `ring.rs`), on a descriptor
-        // of its own: aya's reader and its mappings go.
-        let ring = ring
-            .as_fd()
-            .try_clone_to_owned()
-            .and_then(|fd| ring::Ring::new(fd, opts.ring_bytes))
-            .map_err(Error::RingMap)?;
+        // of its own, without aya's (which would map the ring too).
+        let ring = match ebpf.take_map("EVENTS") {
+            Some(aya::maps::Map::RingBuf(data)) => {
+                let size = data.info().map_err(|e| Error::Map("EVENTS", e))?.max_entries();
+                data.fd().as_fd().try_clone_to_owned().and_then(|fd| ring::Ring::new(fd, size)).map_err(Error::RingMap)?
+            }
+            _ => return Err(Error::MissingItem("EVENTS")),
+        };
         let router = Arc::new(consumer::Router::default());
         let handle = consumer::Handle::start(ring, Arc::clone(&router))?;
         Ok(Kernel {

@@ -7,8 +7,9 @@
 //! per record while it drains, so every traced syscall then waits for
 //! the line to come back. This reader walks all the records committed so
 //! far, hands each to its caller, and moves the position once at the end
-//! of the batch (and every [`FREE_EVERY`] bytes on the way, so that a long
-//! batch frees room early).
+//! of the batch (and every eighth of the ring, at most every
+//! [`FREE_EVERY`] bytes, on the way, so that a long batch frees room
+//! early).
 //!
 //! The layout is the kernel's (`kernel/bpf/ringbuf.c`): the consumer
 //! position on the first page (the only one user space may write), the
@@ -28,8 +29,19 @@ const BUSY: u32 = 1 << 31;
 const DISCARD: u32 = 1 << 30;
 /// `BPF_RINGBUF_HDR_SZ`.
 const HEADER: usize = 8;
-/// How much a batch reads before it frees what it read.
+/// At most how much a batch reads before it frees what it read.
 const FREE_EVERY: u64 = 1 << 20;
+
+/// What one batch found.
+#[derive(Default)]
+pub(crate) struct Drained {
+    /// Records handed over.
+    pub records: u64,
+    /// A record header gave a length the ring cannot hold. The kernel never
+    /// writes one; should it happen, where the next record starts is
+    /// unknown, so the rest of the batch was skipped (and is lost).
+    pub corrupt: bool,
+}
 
 pub(crate) struct Ring {
     fd: OwnedFd,
@@ -102,13 +114,14 @@ impl Ring {
     /// Hands every record committed so far to `f`, oldest first, and
     /// returns how many. Stops early at a record still being written: it
     /// and those after it come with the next batch.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) -> u64 {
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Drained {
         // Acquire: the records before this position are fully written.
         let end = self.producer_pos().load(Ordering::Acquire);
         // SAFETY: the data area starts on the page after the producer's.
         let data = unsafe { self.producer.cast::<u8>().add(self.page) };
+        let free_every = FREE_EVERY.min(self.size as u64 / 8);
         let mut freed = self.pos;
-        let mut records = 0;
+        let mut done = Drained::default();
         while self.pos < end {
             let off = (self.pos as usize) & (self.size - 1);
             // SAFETY: `off` is inside the first copy of the data area, and
@@ -119,7 +132,9 @@ impl Ring {
             }
             let len = (header & !(BUSY | DISCARD)) as usize;
             if len > self.size - HEADER {
-                // Cannot happen; reading on would leave the mapping.
+                // Reading on would leave the mapping (see `Drained`).
+                done.corrupt = true;
+                self.pos = end;
                 break;
             }
             if header & DISCARD == 0 {
@@ -128,10 +143,10 @@ impl Ring {
                 // one), and the kernel does not reuse it until the
                 // consumer position passes it.
                 f(unsafe { std::slice::from_raw_parts(data.add(off + HEADER), len) });
-                records += 1;
+                done.records += 1;
             }
             self.pos += ((len + HEADER + 7) & !7) as u64;
-            if self.pos - freed >= FREE_EVERY {
+            if self.pos - freed >= free_every {
                 self.consumer_pos().store(self.pos, Ordering::Release);
                 freed = self.pos;
             }
@@ -140,7 +155,7 @@ impl Ring {
             // Release: the kernel may reuse the space only after it was read.
             self.consumer_pos().store(self.pos, Ordering::Release);
         }
-        records
+        done
     }
 }
 

@@ -41,8 +41,15 @@ impl Datagrams {
     /// the descriptors (a thread's entry is never used, as its events
     /// carry the process's pid).
     pub(crate) fn on_fork(&mut self, parent: u32, child: u32) {
-        if let Some(t) = self.socks.get(&parent).cloned() {
-            self.socks.insert(child, t);
+        match self.socks.get(&parent).cloned() {
+            Some(t) => {
+                self.socks.insert(child, t);
+            }
+            // The child has no UDP socket, whatever a dead process that
+            // had its pid left behind.
+            None => {
+                self.socks.remove(&child);
+            }
         }
     }
 

@@ -14,7 +14,9 @@ use crate::trace::{TracerKind, Uncovered};
 /// shown to it one by one.
 pub(crate) struct Coverage<'a> {
     attached: &'a [super::Attached],
-    uncovered: Vec<Uncovered>,
+    /// With the exec's time: they are seen in any order, and listed in
+    /// start order.
+    uncovered: Vec<(u64, Uncovered)>,
 }
 
 impl<'a> Coverage<'a> {
@@ -26,17 +28,19 @@ impl<'a> Coverage<'a> {
         let EventKind::Exec(x) = &e.kind else { return };
         let covered = self.attached.iter().any(|a| a.pid == e.pid && a.end_ns >= e.ts_ns);
         if !covered {
-            self.uncovered.push(Uncovered {
+            let u = Uncovered {
                 pid: e.pid,
                 program: x.filename.clone(),
                 tracer: TracerKind::Preload,
                 reason: reason(&x.filename).to_owned(),
-            });
+            };
+            self.uncovered.push((e.ts_ns, u));
         }
     }
 
-    pub(crate) fn finish(self) -> Vec<Uncovered> {
-        self.uncovered
+    pub(crate) fn finish(mut self) -> Vec<Uncovered> {
+        self.uncovered.sort_by_key(|(ts, _)| *ts);
+        self.uncovered.into_iter().map(|(_, u)| u).collect()
     }
 }
 

@@ -13,8 +13,10 @@ use foldhash::HashSet;
 use super::Attached;
 use crate::event::{Arg, Event, EventKind};
 
-/// Tells the library's syscalls apart, event by event, in start order
-/// ([`crate::merge::sort`]).
+/// Tells the library's syscalls apart, shown the events one by one with
+/// each thread's syscalls in the order the thread made them (the kernel
+/// tracer's delivery order, before [`crate::merge::sort`]): which
+/// descriptor is the library's depends on the thread's earlier calls.
 pub(crate) struct OwnSyscalls<'a> {
     attached: &'a [Attached],
     library: &'a str,
@@ -31,7 +33,7 @@ impl<'a> OwnSyscalls<'a> {
         OwnSyscalls { attached, library, lib_fds: HashSet::default(), wake_addrs }
     }
 
-    /// Whether `e`, the next event in start order, is the library's.
+    /// Whether `e`, the next event (see above), is the library's.
     pub(crate) fn is_own(&mut self, e: &Event) -> bool {
         let EventKind::Syscall(s) = &e.kind else { return false };
         if self.attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
