@@ -365,13 +365,16 @@ impl Tracee {
         if let Some(k) = &self.kernel {
             k.wake_when_exited(self.root);
         }
+        // Handed over batch by batch when events are not held.
+        let mut batch: Vec<Event> = Vec::new();
         loop {
             if let Some(k) = &self.kernel {
-                let batch = k.take(Duration::from_millis(if hold { 2 } else { 10 }));
+                let wait = Duration::from_millis(if hold { 2 } else { 10 });
                 if hold {
-                    held.extend(batch);
+                    k.take_into(&mut held, wait);
                 } else {
-                    batch.into_iter().for_each(&mut on_event);
+                    k.take_into(&mut batch, wait);
+                    batch.drain(..).for_each(&mut on_event);
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(5));
@@ -438,15 +441,11 @@ impl Tracee {
             k.settle_sockets(SOCKET_SETTLE);
             k.flush();
             loop {
-                let batch = k.take(Duration::ZERO);
-                if batch.is_empty() {
+                let buffer = if hold { &mut held } else { &mut batch };
+                if k.take_into(buffer, Duration::ZERO) == 0 {
                     break;
                 }
-                if hold {
-                    held.extend(batch);
-                } else {
-                    batch.into_iter().for_each(&mut on_event);
-                }
+                batch.drain(..).for_each(&mut on_event);
             }
             let (rest, undecodable) = k.finish();
             if hold {

@@ -25,6 +25,9 @@ use crate::event::Event;
 /// How long the consumer sleeps when the kernel side did not wake it.
 const POLL_INTERVAL: Duration = Duration::from_millis(4);
 
+/// Events of a session's buffer that stay allocated between batches.
+const KEEP_CAPACITY: usize = 1 << 16;
+
 /// Where one session's records go.
 pub(crate) struct Sink {
     state: Mutex<SinkState>,
@@ -46,15 +49,25 @@ struct SinkState {
 }
 
 impl Sink {
-    /// Takes the decoded events so far, waiting up to `timeout` for some
-    /// (or for [`Sink::wake`]).
-    pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
+    /// Moves the decoded events so far to the end of `out`, waiting up to
+    /// `timeout` for some (or for [`Sink::wake`]); returns how many.
+    ///
+    /// The events are moved, not their vector: the consumer goes on
+    /// filling the same, already grown buffer, instead of growing a new
+    /// one (copying it at each doubling, in fresh memory) for every batch.
+    pub(crate) fn take_into(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.pending.is_empty() && !st.woken {
             st = self.ready.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
         }
         st.woken = false;
-        std::mem::take(&mut st.pending)
+        let n = st.pending.len();
+        out.append(&mut st.pending);
+        if st.pending.capacity() > KEEP_CAPACITY {
+            // A burst's buffer is not kept for the rest of the session.
+            st.pending = Vec::new();
+        }
+        n
     }
 
     /// Ends the current (or next) [`Sink::take`]'s wait: something other

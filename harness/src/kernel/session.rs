@@ -59,9 +59,10 @@ impl KernelSession {
         (self.kernel.tasks_fd, self.id)
     }
 
-    /// Events decoded so far, waiting up to `timeout` for some.
-    pub(crate) fn take(&self, timeout: Duration) -> Vec<Event> {
-        self.sink.take(timeout)
+    /// Moves the events decoded so far to the end of `out`, waiting up to
+    /// `timeout` for some; returns how many.
+    pub(crate) fn take_into(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
+        self.sink.take_into(out, timeout)
     }
 
     /// Makes a waiting [`take`](Self::take) return as soon as process
