@@ -52,9 +52,12 @@ impl Sink {
     /// Moves the decoded events so far to the end of `out`, waiting up to
     /// `timeout` for some (or for [`Sink::wake`]); returns how many.
     ///
-    /// The events are moved, not their vector: the consumer goes on
-    /// filling the same, already grown buffer, instead of growing a new
-    /// one (copying it at each doubling, in fresh memory) for every batch.
+    /// An empty `out` trades buffers with the consumer: the events move
+    /// with their vector, and the consumer goes on filling `out`'s old,
+    /// already grown buffer instead of growing a new one (copying it at
+    /// each doubling, in fresh memory) for every batch. Into a non-empty
+    /// `out` the events are moved one by one, and the consumer keeps its
+    /// buffer.
     pub(crate) fn take_into(&self, out: &mut Vec<Event>, timeout: Duration) -> usize {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.pending.is_empty() && !st.woken {
@@ -62,7 +65,11 @@ impl Sink {
         }
         st.woken = false;
         let n = st.pending.len();
-        out.append(&mut st.pending);
+        if out.is_empty() {
+            std::mem::swap(out, &mut st.pending);
+        } else {
+            out.append(&mut st.pending);
+        }
         if st.pending.capacity() > KEEP_CAPACITY {
             // A burst's buffer is not kept for the rest of the session.
             st.pending = Vec::new();
