@@ -139,6 +139,10 @@ fn a_small_kernel_ring_wraps_many_times_and_every_record_is_read_once() {
     stamps.dedup();
     assert_eq!(stamps.len() as u64, read, "a record was read twice");
     assert!(read <= calls, "{read} getppid records for {calls} calls");
+    // A record is about 110 bytes, so the ring holds about 9,500: a
+    // reader that stopped freeing space would deliver one ringful and
+    // count the rest as lost.
+    assert!(read >= 50_000, "only {read} of {calls} records read ({ring_full} lost): the ring did not wrap");
     // The ring may overflow on a busy machine, but never silently.
     assert!(read + ring_full >= calls, "{read} read and {ring_full} counted lost of {calls}: {summary}");
     if ring_full == 0 {

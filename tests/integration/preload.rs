@@ -194,3 +194,17 @@ fn libc_calls_enclose_their_syscalls_with_either_preload_clock() {
         assert_eq!(inner, ["openat"], "{clock}:\n{}", dump(&t));
     }
 }
+
+#[test]
+fn the_librarys_own_syscalls_are_cut_and_the_programs_kept() {
+    // sh forks and execs cat: two images, each loading the library.
+    let t = transparent(&["sh", "-c", "cat /etc/hostname; true"]);
+    let paths: Vec<(u32, &str)> = t.syscalls().filter_map(|(e, s)| Some((e.pid, s.path()?))).collect();
+    assert!(!paths.iter().any(|(_, p)| p.contains("libprobity_preload")), "the library's loading is in the trace:\n{}", dump(&t));
+    // What the program's own loader and code did stays.
+    assert!(paths.iter().any(|(_, p)| *p == "/etc/hostname"), "{}", dump(&t));
+    let libc_opens = paths.iter().filter(|(_, p)| p.ends_with("/libc.so.6")).count();
+    assert!(libc_opens >= 2, "each image's own libc load stays:\n{}", dump(&t));
+    // The loader opens, reads, maps and closes the library in each image.
+    assert!(t.outcome.own_syscalls >= 2 * 4, "{} own syscalls", t.outcome.own_syscalls);
+}

@@ -44,7 +44,7 @@ struct SinkState {
     pending: Vec<Event>,
     /// Records that could not be parsed (a layout mismatch).
     malformed: u64,
-    /// Set by [`Sink::wake`]: a waiting [`Sink::take`] returns at once.
+    /// Set by [`Sink::wake`]: a waiting [`Sink::take_into`] returns at once.
     woken: bool,
 }
 
@@ -77,7 +77,7 @@ impl Sink {
         n
     }
 
-    /// Ends the current (or next) [`Sink::take`]'s wait: something other
+    /// Ends the current (or next) [`Sink::take_into`]'s wait: something other
     /// than a record happened, such as the root process exiting.
     pub(crate) fn wake(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).woken = true;

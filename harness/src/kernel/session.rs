@@ -65,7 +65,7 @@ impl KernelSession {
         self.sink.take_into(out, timeout)
     }
 
-    /// Makes a waiting [`take`](Self::take) return as soon as process
+    /// Makes a waiting [`take_into`](Self::take_into) return as soon as process
     /// `pid` (a child not yet reaped) exits, instead of at its timeout: a
     /// short command's trace is then complete a poll interval sooner.
     pub(crate) fn wake_when_exited(&self, pid: u32) {
