@@ -20,14 +20,21 @@ fn copy_for_nobody(binary: &Path, dir: &Path) -> PathBuf {
 }
 
 fn as_nobody(binary: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary)
-        .args(args)
-        .current_dir("/")
-        .env("HOME", "/nonexistent")
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .unwrap();
+    let run = || Command::new(binary).args(args).current_dir("/").env("HOME", "/nonexistent").uid(NOBODY).gid(NOBODY).output();
+    // The copy was just written: a child another test thread forked in
+    // the meantime may still hold it open for writing until that child
+    // execs, and exec then fails with ETXTBSY. That passes in moments.
+    let mut out = run();
+    for _ in 0..100 {
+        match &out {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                out = run();
+            }
+            _ => break,
+        }
+    }
+    let out = out.unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
