@@ -15,7 +15,7 @@ pub mod library;
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -38,9 +38,6 @@ pub(crate) struct PreloadSession {
     ring: Ring,
     len: usize,
     drain: Option<Drain>,
-    decoder: decode::Decoder,
-    /// The ring's clock (`CLOCK_*`).
-    clock: u32,
     /// Per-function counts of the calls, once finished.
     counts: Vec<crate::SyscallCount>,
     /// Where and when the library started, once per image.
@@ -58,23 +55,26 @@ pub(crate) struct Attached {
     pub wake_addr: u64,
 }
 
-/// The draining thread: it only copies records out of the ring (a hot
-/// loop of hooked calls outruns anything slower), so decoding happens
-/// later, off the program's back.
+/// The draining thread. It copies records out of the ring in batches (a
+/// hot loop of hooked calls outruns anything slower), and decodes what it
+/// copied while the ring is quiet, so that little is left to decode when
+/// the traced tree ends.
 struct Drain {
     shared: Arc<Shared>,
-    /// Returns the counts, when it counted calls instead of keeping them.
-    thread: JoinHandle<Option<decode::Counter>>,
+    thread: JoinHandle<Drained>,
 }
 
 #[derive(Default)]
 struct Shared {
-    /// Copied records, framed as in the ring (see [`Records`]).
-    chunks: Mutex<Vec<Vec<u8>>>,
     stop: AtomicBool,
-    /// Readings of the counter and the monotonic clock, when records are
-    /// stamped with the counter.
-    pairs: Mutex<Vec<clock::Pair>>,
+}
+
+/// What the drain thread hands back once it stopped.
+struct Drained {
+    /// Every libc call, times converted to `CLOCK_MONOTONIC`.
+    events: Vec<Event>,
+    attached: Vec<Attached>,
+    counts: Vec<crate::SyscallCount>,
 }
 
 // SAFETY: the mapping is owned by the session; the drain thread is joined
@@ -118,15 +118,12 @@ impl PreloadSession {
             }
         };
         let shared = Arc::new(Shared::default());
-        if clock == probity_common::shm::CLOCK_TSC {
-            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
-        }
         let thread = std::thread::Builder::new()
             .name("probity-preload".into())
             .spawn({
                 let shared = Arc::clone(&shared);
                 let counter = count_only.then(decode::Counter::default);
-                move || drain(ring, &shared, clock == probity_common::shm::CLOCK_TSC, counter)
+                move || drain(ring, &shared, clock, counter)
             })
             .map_err(Error::Thread)?;
         Ok(PreloadSession {
@@ -134,8 +131,6 @@ impl PreloadSession {
             ring,
             len,
             drain: Some(Drain { shared, thread }),
-            decoder: decode::Decoder::default(),
-            clock,
             counts: Vec::new(),
             attached: Vec::new(),
         })
@@ -166,32 +161,36 @@ impl PreloadSession {
         self.ring.header().head.load(Ordering::Acquire)
     }
 
-    /// Stops draining, and decodes every record into `out`.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
-        if let Some(d) = self.drain.take() {
+    /// Tells the drain thread to take what is left and stop: the traced
+    /// tree has ended. It finishes decoding while the caller does other
+    /// work; [`PreloadSession::finish`] waits for it.
+    pub(crate) fn stop(&self) {
+        if let Some(d) = &self.drain {
             d.shared.stop.store(true, Ordering::Release);
             d.thread.thread().unpark();
-            let counter = d.thread.join().ok().flatten();
-            let chunks = std::mem::take(&mut *d.shared.chunks.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut pairs = std::mem::take(&mut *d.shared.pairs.lock().unwrap_or_else(|e| e.into_inner()));
-            if self.clock == probity_common::shm::CLOCK_TSC {
-                pairs.push(clock::pair());
-            }
-            let convert = clock::Convert::new(self.clock, pairs);
-            let first = out.len();
-            for chunk in chunks {
-                for record in Records::new(&chunk) {
-                    if let Some(at) = self.decoder.push(record, &convert, out) {
-                        self.attached.push(at);
-                    }
-                }
-            }
-            self.decoder.finish(out);
-            self.counts = match counter {
-                Some(c) => c.finish(&convert),
-                None => decode::count(&out[first..]),
-            };
         }
+    }
+
+    /// Stops draining, and adds every libc call to `out`. Fails only if
+    /// the drain thread panicked (a bug): the libc calls are gone then,
+    /// and a trace without them must not pass for complete.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), Error> {
+        self.stop();
+        if let Some(d) = self.drain.take() {
+            let drained = d.thread.join().map_err(|_| Error::Preload {
+                what: "the thread reading the preload ring panicked, so the libc calls are lost (a bug in probity; please report it)".into(),
+                source: std::io::Error::other("panicked"),
+            })?;
+            self.attached = drained.attached;
+            self.counts = drained.counts;
+            let mut events = drained.events;
+            // Append the shorter of the two: events are a few hundred bytes.
+            if out.len() < events.len() {
+                std::mem::swap(out, &mut events);
+            }
+            out.append(&mut events);
+        }
+        Ok(())
     }
 
     /// Per-function counts of the libc calls, once finished.
@@ -222,13 +221,22 @@ impl PreloadSession {
 /// traced program's own threads (a client and server handing a
 /// connection back and forth felt each one). A 16 MiB ring holds several
 /// milliseconds of the fastest stream of calls, and a producer that finds
-/// it full waits for room rather than lose a call. On `stop`, take what
-/// is left; a record still claimed but unpublished by then never will be
-/// (its writer died).
-fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Counter>) -> Option<decode::Counter> {
-    // Small at first (most traces are): later chunks are whole and
-    // populated.
-    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+/// it full waits for room rather than lose a call.
+///
+/// Between batches it decodes what it copied, a slice of time at a time,
+/// and looks at the ring again after each slice, so decoding never keeps
+/// the ring from being drained; times stay in the ring's clock until the
+/// end, when the clock readings around them are all known. On `stop`,
+/// take what is left (a record still claimed but unpublished by then
+/// never will be: its writer died), decode it, and convert the times.
+fn drain(ring: Ring, shared: &Shared, clock: u32, mut counter: Option<decode::Counter>) -> Drained {
+    let tsc = clock == probity_common::shm::CLOCK_TSC;
+    let mut pairs = Vec::new();
+    if tsc {
+        pairs.push(clock::pair());
+    }
+    let mut backlog = Backlog::default();
+    let mut decoded = Decoded::default();
     let mut stuck_since: Option<Instant> = None;
     let mut nap = MIN_NAP;
     let mut last_pair = Instant::now();
@@ -242,19 +250,11 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
                 Some(c) => {
                     for record in Records::new(span) {
                         if !c.push(record) {
-                            frame_into(&mut buf, record);
+                            backlog.push_framed(record);
                         }
                     }
                 }
-                None => {
-                    if buf.len() + span.len() > buf.capacity() {
-                        let full = std::mem::replace(&mut buf, new_chunk(CHUNK.max(span.len())));
-                        if !full.is_empty() {
-                            shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
-                        }
-                    }
-                    buf.extend_from_slice(span);
-                }
+                None => backlog.push_span(span),
             });
             match popped {
                 Ok(n) => {
@@ -280,10 +280,19 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
         let woke = ring.beat();
         if tsc && last_pair.elapsed() >= PAIR_EVERY {
             last_pair = Instant::now();
-            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
+            pairs.push(clock::pair());
         }
-        if stopping && ring.tail() >= ring.head() {
+        let until = Instant::now() + DECODE_SLICE;
+        while !backlog.is_empty() && Instant::now() < until {
+            backlog.decode(DECODE_STEP, &mut decoded);
+        }
+        if stopping && ring.tail() >= ring.head() && backlog.is_empty() {
             break;
+        }
+        if !backlog.is_empty() && !woke {
+            // More to decode: look at the ring again, then go on.
+            nap = MIN_NAP;
+            continue;
         }
         nap = if woke {
             HURRIED_NAP
@@ -295,11 +304,132 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
         // Woken early (unparked) when the session stops.
         std::thread::park_timeout(nap);
     }
-    if !buf.is_empty() {
-        shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+    decoded.decoder.finish(&mut decoded.events);
+    if tsc {
+        pairs.push(clock::pair());
     }
-    counter
+    let convert = clock::Convert::new(clock, pairs);
+    decoded.events.iter_mut().for_each(|e| convert.event(e));
+    let counts = match counter {
+        Some(c) => c.finish(&convert),
+        None => decode::count(&decoded.events),
+    };
+    Drained { events: decoded.events, attached: decoded.attached, counts }
 }
+
+/// Records decoded so far, times in the ring's clock.
+#[derive(Default)]
+struct Decoded {
+    decoder: decode::Decoder,
+    events: Vec<Event>,
+    attached: Vec<Attached>,
+}
+
+/// Records copied out of the ring and not decoded yet, oldest first:
+/// whole chunks, then the one being filled. A chunk decoded to its end is
+/// reused, so a drain that keeps up holds one chunk.
+#[derive(Default)]
+struct Backlog {
+    full: std::collections::VecDeque<Vec<u8>>,
+    current: Vec<u8>,
+    /// Bytes of the oldest chunk (the first full one, else `current`)
+    /// already decoded.
+    done: usize,
+    spare: Option<Vec<u8>>,
+}
+
+impl Backlog {
+    /// Appends a span of framed records as the ring holds them.
+    fn push_span(&mut self, span: &[u8]) {
+        self.make_room(span.len());
+        self.current.extend_from_slice(span);
+    }
+
+    /// Appends one record's payload, framed as in the ring (see [`Records`]).
+    fn push_framed(&mut self, payload: &[u8]) {
+        let units = probity_common::shm::units_for(payload.len());
+        self.make_room(units * probity_common::shm::UNIT);
+        let buf = &mut self.current;
+        let start = buf.len();
+        buf.extend_from_slice(&0u64.to_ne_bytes());
+        buf.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
+        buf.extend_from_slice(&(units as u32).to_ne_bytes());
+        buf.extend_from_slice(payload);
+        buf.resize(start + units * probity_common::shm::UNIT, 0);
+    }
+
+    /// Starts a new chunk when `len` more bytes do not fit the current one.
+    fn make_room(&mut self, len: usize) {
+        if self.current.len() + len <= self.current.capacity() {
+            return;
+        }
+        let next = match self.spare.take() {
+            Some(mut s) if s.capacity() >= len => {
+                s.clear();
+                s
+            }
+            // Small at first (most traces are): later chunks are whole
+            // and populated.
+            _ if self.current.capacity() == 0 => Vec::with_capacity((64 << 10).max(len)),
+            _ => new_chunk(CHUNK.max(len)),
+        };
+        let full = std::mem::replace(&mut self.current, next);
+        if full.len() > self.done || !self.full.is_empty() {
+            self.full.push_back(full);
+        } else {
+            // Decoded to its end already.
+            self.done = 0;
+            self.spare = Some(full);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.done >= self.current.len()
+    }
+
+    /// Decodes up to `max` records into `out`.
+    fn decode(&mut self, max: usize, out: &mut Decoded) {
+        let mut n = 0;
+        while n < max && !self.is_empty() {
+            let chunk = self.full.front().unwrap_or(&self.current);
+            let mut records = Records::new(&chunk[self.done..]);
+            let mut ended = false;
+            while n < max {
+                let Some(record) = records.next() else {
+                    ended = true;
+                    break;
+                };
+                n += 1;
+                if let Some(at) = out.decoder.push(record, &clock::Convert::Identity, &mut out.events) {
+                    out.attached.push(at);
+                }
+            }
+            // A chunk holds whole records: what cannot be one is dropped.
+            let len = chunk.len();
+            self.done = if ended { len } else { len - records.rest().len() };
+            if self.done < len {
+                break;
+            }
+            match self.full.pop_front() {
+                Some(chunk) => {
+                    self.done = 0;
+                    if chunk.capacity() >= CHUNK {
+                        self.spare = Some(chunk);
+                    }
+                }
+                None => {
+                    self.current.clear();
+                    self.done = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Records decoded between two looks at the ring, at most, and how long
+/// that may go on before the next look.
+const DECODE_STEP: usize = 256;
+const DECODE_SLICE: Duration = Duration::from_millis(1);
 
 /// The drain's sleep after a batch, and its longest while the ring is empty.
 const MIN_NAP: Duration = Duration::from_millis(1);
@@ -308,17 +438,6 @@ const MAX_NAP: Duration = Duration::from_millis(4);
 const HURRIED_NAP: Duration = Duration::from_micros(50);
 /// How often both clocks are read while draining.
 const PAIR_EVERY: Duration = Duration::from_millis(5);
-
-/// Appends `payload` to `buf` framed as in the ring (see [`Records`]).
-fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
-    let units = probity_common::shm::units_for(payload.len());
-    let start = buf.len();
-    buf.extend_from_slice(&0u64.to_ne_bytes());
-    buf.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
-    buf.extend_from_slice(&(units as u32).to_ne_bytes());
-    buf.extend_from_slice(payload);
-    buf.resize(start + units * probity_common::shm::UNIT, 0);
-}
 
 /// Bytes of a chunk of copied records after the first.
 const CHUNK: usize = 4 << 20;
@@ -365,3 +484,81 @@ fn ring_path() -> PathBuf {
 
 /// Default bytes of a ring's data area.
 pub(crate) const DEFAULT_RING_BYTES: usize = RING_DATA_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use probity_common::shm::{LibcCallFixed, UNIT};
+    use probity_common::{as_bytes, EventHeader, EventKind as RecordKind};
+
+    use super::*;
+    use crate::event::EventKind;
+
+    /// A libc call record named `f`, stamped `start`..`start + 5`.
+    fn call(tid: u32, start: u64) -> Vec<u8> {
+        let fixed = LibcCallFixed {
+            header: EventHeader::new(RecordKind::LibcCall, 0, start, 1, tid),
+            end: start + 5,
+            flags: 0,
+            nargs: 0,
+            name_len: 1,
+            errno: 0,
+            ret: Default::default(),
+        };
+        let mut bytes = as_bytes(&fixed).to_vec();
+        bytes.push(b'f');
+        bytes
+    }
+
+    fn starts(d: &Decoded) -> Vec<u64> {
+        d.events.iter().map(|e| e.ts_ns).collect()
+    }
+
+    #[test]
+    fn the_backlog_decodes_every_record_once_in_order_across_chunks_and_slices() {
+        let mut backlog = Backlog::default();
+        let mut out = Decoded::default();
+        // Enough records to fill the small first chunk and a whole one.
+        let per_chunk = (64 << 10) / (probity_common::shm::units_for(call(1, 0).len()) * UNIT);
+        let total = per_chunk as u64 * 3 + 7;
+        for i in 0..total {
+            backlog.push_framed(&call(1, i * 10));
+            if i % 97 == 0 {
+                // Decoding while records keep coming, a few at a time.
+                backlog.decode(5, &mut out);
+            }
+        }
+        assert!(!backlog.is_empty());
+        while !backlog.is_empty() {
+            backlog.decode(DECODE_STEP, &mut out);
+        }
+        assert_eq!(starts(&out), (0..total).map(|i| i * 10).collect::<Vec<_>>());
+        // A drained backlog keeps one chunk to fill again, not all of them.
+        assert!(backlog.full.is_empty());
+        backlog.push_framed(&call(1, 99_999));
+        backlog.decode(DECODE_STEP, &mut out);
+        assert_eq!(out.events.last().map(|e| e.ts_ns), Some(99_999));
+        assert!(backlog.is_empty());
+    }
+
+    #[test]
+    fn counter_stamps_decoded_early_convert_as_when_decoded_at_the_end() {
+        let convert = clock::Convert::new(
+            probity_common::shm::CLOCK_TSC,
+            vec![clock::Pair { tsc: 1000, ns: 1000 }, clock::Pair { tsc: 3000, ns: 2000 }],
+        );
+        let mut raw = Decoded::default();
+        let record = call(4, 1000);
+        raw.decoder.push(&record, &clock::Convert::Identity, &mut raw.events);
+        let mut at_end = Vec::new();
+        decode::Decoder::default().push(&record, &convert, &mut at_end);
+        let mut early = raw.events.remove(0);
+        convert.event(&mut early);
+        assert_eq!(early.ts_ns, at_end[0].ts_ns);
+        let duration = |e: &Event| match &e.kind {
+            EventKind::Libc(c) => c.duration_ns,
+            _ => unreachable!("a libc call"),
+        };
+        assert_eq!(duration(&early), duration(&at_end[0]));
+        assert_eq!((early.ts_ns, duration(&early)), (1000, 2));
+    }
+}
