@@ -157,6 +157,20 @@ pub enum CaptureKind {
     /// A socket address whose length is in a `socklen_t` another argument
     /// points at, read after the call (`accept`, `recvfrom`).
     SockaddrLenPtr = 5,
+    /// The bytes of the first `iovec` of a `struct msghdr` (or of the
+    /// first message of a `struct mmsghdr` array), `iov_len` of them
+    /// (`sendmsg`, `sendmmsg`).
+    MsgIov = 6,
+    /// As [`CaptureKind::MsgIov`], at most the result's count of bytes
+    /// (`recvmsg`).
+    MsgIovRet = 7,
+    /// As [`CaptureKind::MsgIov`] for the first message of a `struct
+    /// mmsghdr` array, at most its `msg_len` bytes (`recvmmsg`).
+    MmsgIovLen = 8,
+    /// The socket address a `struct msghdr` (or the first `struct
+    /// mmsghdr`) names: `msg_name`, `msg_namelen` bytes of it, read after
+    /// the call (`sendmsg`, `recvmsg` and their `mmsg` forms).
+    MsgName = 9,
 }
 
 impl CaptureKind {
@@ -169,6 +183,10 @@ impl CaptureKind {
             3 => Self::BufLenRet,
             4 => Self::SockaddrLenArg,
             5 => Self::SockaddrLenPtr,
+            6 => Self::MsgIov,
+            7 => Self::MsgIovRet,
+            8 => Self::MmsgIovLen,
+            9 => Self::MsgName,
             _ => return None,
         })
     }

@@ -138,6 +138,32 @@ pub enum Arg {
     },
     /// A pointer whose memory could not be read.
     Unreadable(u64),
+    /// A `struct msghdr` (`sendmsg`, `recvmsg`), or the first message of
+    /// a `struct mmsghdr` array (`sendmmsg`, `recvmmsg`): the address it
+    /// names and the first bytes of its first buffer.
+    Msg {
+        /// `msg_name`, when it names an address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<SockAddr>,
+        /// The first bytes of the first `iovec` (for a receive, of what
+        /// was received into it).
+        #[serde(with = "bytes_as_string")]
+        data: Vec<u8>,
+        /// That buffer held more than `data`.
+        #[serde(default, skip_serializing_if = "is_false")]
+        truncated: bool,
+    },
+}
+
+impl Arg {
+    /// The socket address this argument is or names: a `struct
+    /// sockaddr`, or a message's `msg_name`.
+    pub fn sockaddr(&self) -> Option<&SockAddr> {
+        match self {
+            Arg::Sockaddr(sa) | Arg::Msg { name: Some(sa), .. } => Some(sa),
+            _ => None,
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {

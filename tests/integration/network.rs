@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use probity::{Event, Net, NetOp, Trace, Tracer, TracerKind};
+use probity::{Arg, Event, Net, NetOp, Trace, Tracer, TracerKind};
 
 use crate::support::{dump, fixture, require_tracing};
 
@@ -238,6 +238,46 @@ fn dns_over_udp_is_decoded() {
     // With the default 32 bytes of buffers the short query still decodes.
     let short = in_netns(&ebpf(), &format!("{} db.test", fixture("dns_query")));
     assert!(short.net().any(|e| e.as_net().unwrap().dns.as_ref().is_some_and(|d| d.name == "db.test" && !d.truncated)));
+}
+
+/// DNS in message headers, as glibc's resolver sends its queries (an A
+/// and an AAAA query in one `sendmmsg` on a connected socket), and as
+/// servers receive and answer them (`recvmsg` and `sendmsg` naming the
+/// peer): each message's first buffer and address are captured, so the
+/// datagrams are decoded and attributed like `sendto`'s.
+#[test]
+fn dns_in_message_headers_is_decoded() {
+    let trace = in_netns(&ebpf().with_buffer_bytes(512), &format!("{} --msg db.probity.test", fixture("dns_query")));
+    let snap = trace.snapshot().text();
+    for line in [
+        r#", {msg_iov=[{iov_base="pr\1\0\0\1\0\0\0\0\0\0\2db\7probity\4test\0\0\1\0\1"}]}, 2, 0) = 2"#,
+        r#", {msg_name={sa_family=AF_INET, sin_port=htons(<port1>), sin_addr=inet_addr("127.0.0.1")}, msg_iov=[{iov_base="pr\201\200"#,
+        r#"net udp send * -> 127.0.0.1:53 dns query A "db.probity.test""#,
+        r#"net udp receive 127.0.0.1:53 -> 127.0.0.1:<port1> len=33 dns query A "db.probity.test""#,
+        r#"net udp receive 127.0.0.1:53 -> 127.0.0.1:<port1> len=33 dns query AAAA "db.probity.test""#,
+        r#"net udp send 127.0.0.1:53 -> 127.0.0.1:<port1> len=49 dns answer A "db.probity.test" [127.0.0.1]"#,
+        r#"net udp receive * -> 127.0.0.1:53 (db.probity.test) dns answer A "db.probity.test" [127.0.0.1]"#,
+    ] {
+        assert!(snap.contains(line), "{line:?} not in\n{snap}");
+    }
+    // (`ip`, setting the loopback up, talks netlink with message headers too.)
+    let received: Vec<&Arg> = trace
+        .syscalls()
+        .named("recvmsg")
+        .map(|(_, s)| &s.args[1])
+        .filter(|a| matches!(a.sockaddr(), Some(probity::SockAddr::Inet { .. })))
+        .collect();
+    assert_eq!(received.len(), 2, "{received:?}");
+    for a in received {
+        assert!(
+            matches!(a, Arg::Msg { name: Some(probity::SockAddr::Inet { addr }), data, truncated: false }
+                if addr.ip().is_loopback() && data.len() == 33),
+            "{a:?}"
+        );
+    }
+    // The client talked to the resolver's address alone, as recorded in
+    // the first message and the connected socket.
+    trace.assert_network_only_to(["127.0.0.1"]);
 }
 
 /// Without any network, `check_no_network` passes; without the eBPF

@@ -337,32 +337,39 @@ fn capture(
     let offset = offset & (2 * MAX_CAPTURE - 1);
     let data_off = offset + CAPTURE_HDR;
     let mut flags = 0u8;
-    let want: u64 = match kind {
-        k if k == CaptureKind::CStr as u8 => u64::MAX,
-        k if k == CaptureKind::BufLenArg as u8 => len_val,
+    // Where the bytes are, and how many the object has.
+    let (src, want): (u64, u64) = match kind {
+        k if k == CaptureKind::CStr as u8 => (ptr, u64::MAX),
+        k if k == CaptureKind::BufLenArg as u8 => (ptr, len_val),
         k if k == CaptureKind::BufLenRet as u8 => {
             if ret <= 0 {
                 return None;
             }
-            ret as u64
+            (ptr, ret as u64)
         }
-        k if k == CaptureKind::SockaddrLenArg as u8 => len_val.min(SOCKADDR_MAX),
+        k if k == CaptureKind::SockaddrLenArg as u8 => (ptr, len_val.min(SOCKADDR_MAX)),
         k if k == CaptureKind::SockaddrLenPtr as u8 => {
             if ret < 0 || len_val == 0 {
                 return None;
             }
             // SAFETY: a checked read of user memory.
             match unsafe { bpf_probe_read_user(len_val as *const u32) } {
-                Ok(l) => u64::from(l).min(SOCKADDR_MAX),
+                Ok(l) => (ptr, u64::from(l).min(SOCKADDR_MAX)),
                 Err(_) => return None,
             }
+        }
+        k if k >= CaptureKind::MsgIov as u8 && k <= CaptureKind::MsgName as u8 => {
+            if ret < 0 {
+                return None;
+            }
+            msg_part(ptr, k, ret)?
         }
         _ => return None,
     };
     let dst = &mut scratch.bytes[data_off..data_off + MAX_CAPTURE];
     let got: usize = if kind == CaptureKind::CStr as u8 {
         // SAFETY: a checked read of user memory into our buffer.
-        match unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, dst) } {
+        match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, dst) } {
             Ok(s) => {
                 if s.len() >= MAX_CAPTURE - 1 {
                     flags |= CAPTURE_TRUNCATED;
@@ -375,10 +382,13 @@ fn capture(
             }
         }
     } else {
-        let limit = if kind == CaptureKind::BufLenArg as u8 || kind == CaptureKind::BufLenRet as u8 {
-            u64::from(buf_len)
-        } else {
+        let limit = if kind == CaptureKind::SockaddrLenArg as u8
+            || kind == CaptureKind::SockaddrLenPtr as u8
+            || kind == CaptureKind::MsgName as u8
+        {
             SOCKADDR_MAX
+        } else {
+            u64::from(buf_len)
         };
         let mut n = want.min(limit).min(MAX_CAPTURE as u64 - 1) as usize;
         if (n as u64) < want {
@@ -387,7 +397,7 @@ fn capture(
         n &= MAX_CAPTURE - 1;
         if n > 0 {
             // SAFETY: a checked read of user memory into our buffer.
-            if unsafe { bpf_probe_read_user_buf(ptr as *const u8, &mut dst[..n]) }.is_err() {
+            if unsafe { bpf_probe_read_user_buf(src as *const u8, &mut dst[..n]) }.is_err() {
                 flags |= CAPTURE_FAULT;
                 n = 0;
             }
@@ -401,6 +411,50 @@ fn capture(
     };
     Some((CAPTURE_HDR + ((got + 7) & !7), flags & CAPTURE_FAULT != 0))
 }
+
+/// Where a `struct msghdr` at `ptr` (a `struct mmsghdr` array starts with
+/// one) keeps what capture `kind` wants, and how many bytes that is:
+/// its first `iovec`'s buffer, or its address (`msg_name`). `None` when
+/// there is none, or the header cannot be read.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/linux/socket.h>
+#[inline(always)]
+fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64)> {
+    // `msg_name`, `msg_namelen` (an int, padded), `msg_iov`, `msg_iovlen`.
+    // SAFETY: a checked read of user memory.
+    let hdr: [u64; 4] = unsafe { bpf_probe_read_user(ptr as *const [u64; 4]) }.ok()?;
+    if kind == CaptureKind::MsgName as u8 {
+        let len = hdr[1] & 0xffff_ffff;
+        if hdr[0] == 0 || len == 0 {
+            return None;
+        }
+        return Some((hdr[0], len.min(SOCKADDR_MAX)));
+    }
+    if hdr[2] == 0 || hdr[3] == 0 {
+        return None;
+    }
+    // The first `iovec`: `iov_base`, `iov_len`.
+    // SAFETY: a checked read of user memory.
+    let iov: [u64; 2] = unsafe { bpf_probe_read_user(hdr[2] as *const [u64; 2]) }.ok()?;
+    let len = if kind == CaptureKind::MsgIovRet as u8 {
+        // What `recvmsg` received, as far as the first buffer holds it.
+        iov[1].min(ret as u64)
+    } else if kind == CaptureKind::MmsgIovLen as u8 {
+        if ret == 0 {
+            return None;
+        }
+        // `recvmmsg` counts messages; the first one's length follows its
+        // header (`struct mmsghdr { struct msghdr; unsigned msg_len; }`).
+        // SAFETY: a checked read of user memory.
+        let got: u32 = unsafe { bpf_probe_read_user((ptr + MSGHDR_LEN) as *const u32) }.ok()?;
+        iov[1].min(u64::from(got))
+    } else {
+        iov[1]
+    };
+    Some((iov[0], len))
+}
+
+/// `sizeof(struct msghdr)` on 64-bit architectures.
+const MSGHDR_LEN: u64 = 56;
 
 /// Records an exec's path (0 for none) and argv.
 ///

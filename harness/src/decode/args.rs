@@ -42,6 +42,11 @@ enum Ty {
 
 use Ty::{FcntlArg, Fd, Flags, Hex, Int, Long, OpenMode, Ptr, StrOut};
 
+/// Whether a capture is part of a message header (see [`Arg::Msg`]).
+fn is_msg(kind: CaptureKind) -> bool {
+    matches!(kind, CaptureKind::MsgIov | CaptureKind::MsgIovRet | CaptureKind::MmsgIovLen | CaptureKind::MsgName)
+}
+
 /// What the decoders share about one call.
 struct Call<'a> {
     nr: u32,
@@ -93,6 +98,9 @@ impl Call<'_> {
     fn arg(&self, i: usize, ty: Ty) -> Option<Arg> {
         let raw = *self.raw.get(i)?;
         if let Some(capture) = self.captures.iter().find(|c| usize::from(c.arg) == i) {
+            if is_msg(capture.kind) {
+                return Some(self.msg(i, raw));
+            }
             return Some(self.captured(i, raw, ty, capture));
         }
         // A read that returned 0 bytes has nothing to capture; strace shows `""`.
@@ -151,8 +159,34 @@ impl Call<'_> {
             CaptureKind::SockaddrLenArg | CaptureKind::SockaddrLenPtr => {
                 sockaddr::decode(c.data).map_or(Arg::Ptr(raw), Arg::Sockaddr)
             }
-            CaptureKind::None => Arg::Ptr(raw),
+            CaptureKind::None | CaptureKind::MsgIov | CaptureKind::MsgIovRet | CaptureKind::MmsgIovLen | CaptureKind::MsgName => {
+                Arg::Ptr(raw)
+            }
         }
+    }
+
+    /// Argument `i`, a message header whose register holds `raw`, from
+    /// its captures: its address and its first buffer.
+    fn msg(&self, i: usize, raw: u64) -> Arg {
+        // A failed call sent nothing, or wrote nothing to show.
+        if raw == 0 || self.ok.is_none() {
+            return Arg::Ptr(raw);
+        }
+        let mut name = None;
+        let mut data = Vec::new();
+        let mut truncated = false;
+        for c in self.captures.iter().filter(|c| usize::from(c.arg) == i) {
+            match c.kind {
+                CaptureKind::MsgName if !c.fault => name = sockaddr::decode(c.data),
+                CaptureKind::MsgIov | CaptureKind::MsgIovRet | CaptureKind::MmsgIovLen => {
+                    data = c.data.to_vec();
+                    // An unreadable buffer shows as cut before its first byte.
+                    truncated = c.truncated || c.fault;
+                }
+                _ => {}
+            }
+        }
+        Arg::Msg { name, data, truncated }
     }
 
     /// The value of the argument that holds argument `i`'s length.
@@ -717,8 +751,10 @@ mod tests {
                     "{sysno}: argument {} is captured but not a pointer",
                     c.arg
                 );
-                // Strings end with a NUL and `BufLenRet` buffers at the result.
-                if ![CaptureKind::CStr as u8, CaptureKind::BufLenRet as u8].contains(&c.kind) {
+                // Strings end with a NUL, `BufLenRet` buffers at the result,
+                // and a message header holds its own lengths.
+                let kind = CaptureKind::from_u8(c.kind).expect("a capture kind");
+                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet) && !is_msg(kind) {
                     let len = tys.get(usize::from(c.len_arg)).copied();
                     assert!(
                         matches!(len, Some(Int | Long | Ptr)),

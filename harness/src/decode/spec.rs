@@ -115,6 +115,11 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
             cap(CaptureKind::BufLenRet, 1, 0),
             cap(CaptureKind::SockaddrLenPtr, 4, 5),
         ),
+        // A message header: its first buffer and its address (for the
+        // `mmsg` forms, the first message's).
+        Sysno::sendmsg | Sysno::sendmmsg => two(cap(CaptureKind::MsgIov, 1, 0), cap(CaptureKind::MsgName, 1, 0)),
+        Sysno::recvmsg => two(cap(CaptureKind::MsgIovRet, 1, 0), cap(CaptureKind::MsgName, 1, 0)),
+        Sysno::recvmmsg => two(cap(CaptureKind::MmsgIovLen, 1, 0), cap(CaptureKind::MsgName, 1, 0)),
         Sysno::connect | Sysno::bind => one(cap(CaptureKind::SockaddrLenArg, 1, 2)),
         Sysno::accept | Sysno::accept4 | Sysno::getsockname | Sysno::getpeername => {
             one(cap(CaptureKind::SockaddrLenPtr, 1, 2))
@@ -277,8 +282,12 @@ mod tests {
             for (i, c) in used.iter().enumerate() {
                 assert!(CaptureKind::from_u8(c.kind).is_some(), "{sysno}: {spec:?}");
                 assert!(c.arg < 6 && c.len_arg < 6, "{sysno}: {spec:?}");
+                // A message header's buffer and address are the one
+                // argument captured twice.
+                let msg = |k: u8| k >= CaptureKind::MsgIov as u8 && k <= CaptureKind::MsgName as u8;
                 assert!(
-                    used[..i].iter().all(|d| d.arg != c.arg),
+                    used[..i].iter().all(|d| d.arg != c.arg
+                        || (msg(c.kind) && msg(d.kind) && (c.kind == CaptureKind::MsgName as u8) != (d.kind == CaptureKind::MsgName as u8))),
                     "{sysno}: argument captured twice"
                 );
             }

@@ -101,6 +101,18 @@ impl fmt::Display for Arg {
             Arg::Path { path, truncated } => quoted(f, path.as_bytes(), *truncated),
             Arg::Bytes { data, len } => quoted(f, data, (data.len() as u64) < *len),
             Arg::Sockaddr(addr) => sockaddr::fmt(addr, f),
+            // What strace shows of it, as far as probity has it.
+            Arg::Msg { name, data, truncated } => {
+                f.write_str("{")?;
+                if let Some(addr) = name {
+                    f.write_str("msg_name=")?;
+                    sockaddr::fmt(addr, f)?;
+                    f.write_str(", ")?;
+                }
+                f.write_str("msg_iov=[{iov_base=")?;
+                quoted(f, data, *truncated)?;
+                f.write_str("}]}")
+            }
             Arg::Strings { items, truncated } => {
                 f.write_str("[")?;
                 for (i, s) in items.iter().enumerate() {

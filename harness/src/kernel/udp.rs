@@ -1,15 +1,17 @@
 //! UDP datagrams, derived from the syscalls that carry them.
 //!
 //! The kernel's UDP paths have no tracepoint with the peer's address, but
-//! the syscalls do: `sendto` and `recvfrom` capture it, and a connected
-//! UDP socket's `connect` names it for later `send`, `write`, `sendmsg`
-//! and `sendmmsg` (and `read`/`recvmsg` the other way). So each process's
+//! the syscalls do: `sendto` and `recvfrom` capture it, `sendmsg` and
+//! `recvmsg` (and the first message of their `mmsg` forms) capture the
+//! address their message names, and a connected UDP socket's `connect`
+//! names it for later sends and receives that name none. So each process's
 //! UDP descriptors are followed from `socket` to `close`, copied at
 //! `fork`, and each datagram syscall that succeeded is followed by a
 //! [`Net`] event of the same task (with the local address when `bind`
 //! gave one). Datagrams to or from port 53, or on a socket bound to it, are
 //! decoded as DNS ([`crate::decode::dns`]) as far as their bytes were
-//! captured (`sendmsg` and `sendmmsg` buffers are not).
+//! captured (of a message, its first buffer; of an `mmsg` call, the first
+//! message's).
 //!
 //! Known limitations: descriptors made by `dup*`, `fcntl(F_DUPFD)` or
 //! received over a Unix socket are not followed unless a `sendto` or
@@ -66,8 +68,8 @@ impl Datagrams {
             _ => return None,
         };
         let inet = || {
-            s.args.iter().find_map(|a| match a {
-                Arg::Sockaddr(SockAddr::Inet { addr }) => Some(*addr),
+            s.args.iter().find_map(|a| match a.sockaddr() {
+                Some(SockAddr::Inet { addr }) => Some(*addr),
                 _ => None,
             })
         };
@@ -100,10 +102,10 @@ impl Datagrams {
             }
             // An address names the datagram's peer, on any descriptor: a
             // TCP socket ignores it or fails.
-            "sendto" => (NetOp::Send, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
-            "recvfrom" => (NetOp::Receive, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
-            "write" | "sendmsg" | "sendmmsg" => (NetOp::Send, self.sock(e.pid, fd)?.peer?),
-            "read" | "recvmsg" | "recvmmsg" => (NetOp::Receive, self.sock(e.pid, fd)?.peer?),
+            "sendto" | "sendmsg" | "sendmmsg" => (NetOp::Send, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
+            "recvfrom" | "recvmsg" | "recvmmsg" => (NetOp::Receive, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
+            "write" => (NetOp::Send, self.sock(e.pid, fd)?.peer?),
+            "read" => (NetOp::Receive, self.sock(e.pid, fd)?.peer?),
             _ => return None,
         };
         // `sendmmsg` and `recvmmsg` return a count of messages.
@@ -159,10 +161,12 @@ fn is_udp_socket(s: &Syscall) -> bool {
         && (proto == 0 || proto == libc::IPPROTO_UDP)
 }
 
-/// The captured bytes of the call's buffer, and its full length.
+/// The captured bytes of the call's buffer, and its full length (for a
+/// message, as far as known: one more byte when it was cut).
 fn buffer(s: &Syscall) -> Option<(&[u8], u64)> {
     s.args.iter().find_map(|a| match a {
         Arg::Bytes { data, len } => Some((data.as_slice(), *len)),
+        Arg::Msg { data, truncated, .. } => Some((data.as_slice(), data.len() as u64 + u64::from(*truncated))),
         _ => None,
     })
 }

@@ -930,16 +930,18 @@ impl Trace {
     }
 
     /// Checks that every network destination of the process tree (the
-    /// address of a `connect`, a `sendto`, or a `sendmsg`/`sendmmsg` on a
-    /// connected socket) is in `allowed`: IP addresses (`127.0.0.1`,
+    /// address of a `connect`, or of a `sendto`, `sendmsg` or `sendmmsg`:
+    /// the one it names, else the connected socket's) is in `allowed`: IP addresses (`127.0.0.1`,
     /// `::1`), CIDR blocks (`10.0.0.0/8`) or host names (`localhost`,
     /// `example.com`). IPv4-mapped IPv6 addresses count as IPv4. A host
     /// name allows the addresses the program resolved for it before it
     /// connected (a `getaddrinfo` or `gethostbyname` the preload tracer
     /// saw, or a DNS answer in a UDP datagram; the same process's lookups
     /// first), compared without case. Fails, saying why, when events were
-    /// lost or a destination was not recorded (a `sendmsg` on a socket
-    /// that was not connected).
+    /// lost or a destination was not recorded (a send naming no address on
+    /// a socket whose `connect` is not in the trace, or a `sendmmsg` of
+    /// several messages whose first names an address: only the first
+    /// message's is recorded).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -1112,7 +1114,7 @@ fn is_network(idx: &Index<'_>, i: usize) -> bool {
     if matches!(s.name, "socket" | "socketpair") {
         return matches!(s.args.first(), Some(Arg::Flags { value, .. }) if INET_FAMILIES.contains(&(*value as i32)));
     }
-    if s.args.iter().any(|a| matches!(a, Arg::Sockaddr(SockAddr::Inet { .. }))) {
+    if s.args.iter().any(|a| matches!(a.sockaddr(), Some(SockAddr::Inet { .. }))) {
         return true;
     }
     // Working on an internet socket: its network calls and data transfers
@@ -1138,8 +1140,8 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// Where syscall `i` sends to, when it is a send or a connect.
 fn destination(idx: &Index<'_>, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
-    let addr = s.args.iter().find_map(|a| match a {
-        Arg::Sockaddr(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+    let addr = s.args.iter().find_map(|a| match a.sockaddr() {
+        Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
         _ => None,
     });
     let peer = match idx.access(i).and_then(|a| a.fd.as_deref()) {
@@ -1151,15 +1153,18 @@ fn destination(idx: &Index<'_>, i: usize) -> Dest {
     };
     match s.name {
         "connect" => addr.map_or(Dest::None, Dest::Ip),
-        "sendto" => match (addr, peer) {
+        // Only the first message of a `sendmmsg` is recorded. When it
+        // names no address, on a connected socket, the others are taken to
+        // name none either (glibc's resolver sends its A and AAAA queries
+        // so); when it names one, the others may name others.
+        "sendmmsg" if addr.is_some() && matches!(s.args.get(2), Some(Arg::Int(n)) if *n > 1) => {
+            Dest::Unknown("only the first message of a sendmmsg is recorded, and it names its own address")
+        }
+        // A message's address is its `msg_name`.
+        "sendto" | "sendmsg" | "sendmmsg" => match (addr, peer) {
             (Some(ip), _) | (None, Some(Some(ip))) => Dest::Ip(ip),
             (None, Some(None)) => Dest::Unknown("the socket's destination was not recorded"),
             (None, None) => Dest::None,
-        },
-        "sendmsg" | "sendmmsg" => match peer {
-            Some(Some(ip)) => Dest::Ip(ip),
-            Some(None) => Dest::Unknown("sendmsg's destination is not recorded and the socket was not connected"),
-            None => Dest::None,
         },
         _ => Dest::None,
     }
@@ -1400,6 +1405,38 @@ mod tests {
 
     fn inet(addr: &str) -> Arg {
         Arg::Sockaddr(SockAddr::Inet { addr: addr.parse::<SocketAddr>().unwrap() })
+    }
+
+    /// A `sendmsg` or `sendmmsg` on an unconnected socket is checked
+    /// against the address its message names.
+    #[test]
+    fn a_message_is_checked_against_the_address_it_names() {
+        let msg = |addr: &str| Arg::Msg {
+            name: Some(SockAddr::Inet { addr: addr.parse::<SocketAddr>().unwrap() }),
+            data: b"q".to_vec(),
+            truncated: false,
+        };
+        let udp = || sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 3);
+        let t = trace(
+            vec![udp(), sys(2, 10, 10, "sendmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), flags(0, "0")], 1)],
+            None,
+        );
+        t.assert_network_only_to(["192.0.2.0/24"]);
+        let v = t.check_network_only_to(["127.0.0.1"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+        assert!(v.to_string().contains("192.0.2.1"), "{v}");
+        // One message of several: the others may name other addresses.
+        let t = trace(
+            vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(2), flags(0, "0")], 2)],
+            None,
+        );
+        let v = t.check_network_only_to(["192.0.2.0/24"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        let t = trace(
+            vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(1), flags(0, "0")], 1)],
+            None,
+        );
+        t.assert_network_only_to(["192.0.2.0/24"]);
     }
 
     #[test]

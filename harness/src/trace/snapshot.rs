@@ -577,6 +577,10 @@ impl Normalizer {
                     _ => s,
                 }
             }
+            Arg::Msg { .. } => {
+                let s = self.ports(&a.to_string());
+                self.text(&s)
+            }
             other => self.text(&other.to_string()),
         }
     }
