@@ -371,7 +371,9 @@ impl Tracee {
             if let Some(k) = &self.kernel {
                 let wait = Duration::from_millis(if hold { 2 } else { 10 });
                 if hold {
-                    k.take_into(&mut held, wait);
+                    // Held events are needed only at the end: they stay in
+                    // the consumer's buffer until then (see below).
+                    k.wait_woken(wait);
                 } else {
                     k.take_into(&mut batch, wait);
                     batch.drain(..).for_each(&mut on_event);

@@ -31,7 +31,10 @@ const KEEP_CAPACITY: usize = 1 << 16;
 /// Where one session's records go.
 pub(crate) struct Sink {
     state: Mutex<SinkState>,
+    /// Notified when events were added, and by [`Sink::wake`].
     ready: Condvar,
+    /// Notified by [`Sink::wake`] alone (see [`Sink::wait_woken`]).
+    woke: Condvar,
     /// When the session opened (`CLOCK_MONOTONIC`, the records' clock).
     /// Session ids are reused: a record older than this was made for the
     /// id's previous session (still in the ring when it closed).
@@ -82,6 +85,19 @@ impl Sink {
     pub(crate) fn wake(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).woken = true;
         self.ready.notify_all();
+        self.woke.notify_all();
+    }
+
+    /// Waits up to `timeout` for [`Sink::wake`], leaving the events where
+    /// they are: a caller that only needs them at the end takes them then,
+    /// all at once, in the consumer's own buffer (no copy, and no wake-up
+    /// per batch while the command runs).
+    pub(crate) fn wait_woken(&self, timeout: Duration) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.woken {
+            st = self.woke.wait_timeout(st, timeout).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        st.woken = false;
     }
 
     /// Ends decoding: flushes what the assembler held back, and closes the
@@ -140,6 +156,7 @@ impl Router {
         let sink = Arc::new(Sink {
             state: Mutex::default(),
             ready: Condvar::new(),
+            woke: Condvar::new(),
             opened_ns: crate::monotonic_ns(),
         });
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));

@@ -65,6 +65,12 @@ impl KernelSession {
         self.sink.take_into(out, timeout)
     }
 
+    /// Waits up to `timeout` for the wake-up [`wake_when_exited`](Self::wake_when_exited)
+    /// arranges, without taking events (see [`Sink::wait_woken`]).
+    pub(crate) fn wait_woken(&self, timeout: Duration) {
+        self.sink.wait_woken(timeout)
+    }
+
     /// Makes a waiting [`take_into`](Self::take_into) return as soon as process
     /// `pid` (a child not yet reaped) exits, instead of at its timeout: a
     /// short command's trace is then complete a poll interval sooner.
