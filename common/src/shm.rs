@@ -552,11 +552,6 @@ impl<'a> Records<'a> {
     pub fn new(span: &'a [u8]) -> Self {
         Records { rest: span }
     }
-
-    /// The bytes not iterated over yet.
-    pub fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
 }
 
 impl<'a> Iterator for Records<'a> {

@@ -63,7 +63,7 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The preload tracer could not be set up, or its ring could not be read.
+    /// The preload tracer could not be set up.
     #[error("{what}: {source}")]
     Preload {
         /// What failed.

@@ -435,11 +435,6 @@ impl Tracee {
                 }
             }
         }
-        // The preload drain decodes what it has left while the kernel
-        // side is drained.
-        if let Some(p) = &self.preload {
-            p.stop();
-        }
         let mut losses = Losses::default();
         let mut syscalls = Vec::new();
         if let Some(k) = &self.kernel {
@@ -478,7 +473,7 @@ impl Tracee {
         let mut libc_calls = Vec::new();
         let mut preload_waits = 0;
         if let Some(p) = &mut self.preload {
-            p.finish(&mut held)?;
+            p.finish(&mut held);
             libc_calls = p.counts().to_vec();
             preload_waits = p.waits();
             let (full, skipped) = p.losses();

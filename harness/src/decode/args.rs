@@ -77,11 +77,10 @@ pub fn decode_syscall(
     // The syscalls crate knows names but not arities: show all six
     // registers of the ones probity has no signature for.
     let tys = sysno.and_then(signature).unwrap_or(&[Hex; 6]);
-    let args = tys
-        .iter()
-        .enumerate()
-        .filter_map(|(i, &ty)| call.arg(i, ty))
-        .collect();
+    // One allocation of the right size: collecting the filtered
+    // arguments would start at four and grow for five or six.
+    let mut args = Vec::with_capacity(tys.len());
+    args.extend(tys.iter().enumerate().filter_map(|(i, &ty)| call.arg(i, ty)));
     Syscall {
         name: syscall_name(nr),
         nr,

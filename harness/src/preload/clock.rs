@@ -61,8 +61,7 @@ fn tsc() -> u64 {
 /// Converts a ring's stamps to `CLOCK_MONOTONIC` nanoseconds.
 #[derive(Debug)]
 pub(super) enum Convert {
-    /// Stamps are nanoseconds already (or are kept as they are, to be
-    /// converted later).
+    /// Stamps are nanoseconds already.
     Identity,
     /// Counter stamps, with the pairs read while the ring was used
     /// (ordered by both fields).
@@ -90,21 +89,6 @@ impl Convert {
             }
             _ => stamps,
         }
-    }
-
-    /// Converts a libc call decoded with the ring's stamps as they are
-    /// (see [`Convert::Identity`]): its start, and its end (start plus
-    /// duration).
-    pub(super) fn event(&self, e: &mut crate::event::Event) {
-        if let Convert::Identity = self {
-            return;
-        }
-        let start = self.ns(e.ts_ns);
-        if let crate::event::EventKind::Libc(c) = &mut e.kind {
-            let end = e.ts_ns.saturating_add(c.duration_ns);
-            c.duration_ns = self.ns(end).saturating_sub(start);
-        }
-        e.ts_ns = start;
     }
 
     pub(super) fn ns(&self, stamp: u64) -> u64 {

@@ -15,7 +15,7 @@ pub mod library;
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -38,6 +38,9 @@ pub(crate) struct PreloadSession {
     ring: Ring,
     len: usize,
     drain: Option<Drain>,
+    decoder: decode::Decoder,
+    /// The ring's clock (`CLOCK_*`).
+    clock: u32,
     /// Per-function counts of the calls, once finished.
     counts: Vec<crate::SyscallCount>,
     /// Where and when the library started, once per image.
@@ -55,26 +58,23 @@ pub(crate) struct Attached {
     pub wake_addr: u64,
 }
 
-/// The draining thread. It copies records out of the ring in batches (a
-/// hot loop of hooked calls outruns anything slower), and decodes what it
-/// copied while the ring is quiet, so that little is left to decode when
-/// the traced tree ends.
+/// The draining thread: it only copies records out of the ring (a hot
+/// loop of hooked calls outruns anything slower), so decoding happens
+/// later, off the program's back.
 struct Drain {
     shared: Arc<Shared>,
-    thread: JoinHandle<Drained>,
+    /// Returns the counts, when it counted calls instead of keeping them.
+    thread: JoinHandle<Option<decode::Counter>>,
 }
 
 #[derive(Default)]
 struct Shared {
+    /// Copied records, framed as in the ring (see [`Records`]).
+    chunks: Mutex<Vec<Vec<u8>>>,
     stop: AtomicBool,
-}
-
-/// What the drain thread hands back once it stopped.
-struct Drained {
-    /// Every libc call, times converted to `CLOCK_MONOTONIC`.
-    events: Vec<Event>,
-    attached: Vec<Attached>,
-    counts: Vec<crate::SyscallCount>,
+    /// Readings of the counter and the monotonic clock, when records are
+    /// stamped with the counter.
+    pairs: Mutex<Vec<clock::Pair>>,
 }
 
 // SAFETY: the mapping is owned by the session; the drain thread is joined
@@ -118,12 +118,15 @@ impl PreloadSession {
             }
         };
         let shared = Arc::new(Shared::default());
+        if clock == probity_common::shm::CLOCK_TSC {
+            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
+        }
         let thread = std::thread::Builder::new()
             .name("probity-preload".into())
             .spawn({
                 let shared = Arc::clone(&shared);
                 let counter = count_only.then(decode::Counter::default);
-                move || drain(ring, &shared, clock, counter)
+                move || drain(ring, &shared, clock == probity_common::shm::CLOCK_TSC, counter)
             })
             .map_err(Error::Thread)?;
         Ok(PreloadSession {
@@ -131,6 +134,8 @@ impl PreloadSession {
             ring,
             len,
             drain: Some(Drain { shared, thread }),
+            decoder: decode::Decoder::default(),
+            clock,
             counts: Vec::new(),
             attached: Vec::new(),
         })
@@ -161,36 +166,32 @@ impl PreloadSession {
         self.ring.header().head.load(Ordering::Acquire)
     }
 
-    /// Tells the drain thread to take what is left and stop: the traced
-    /// tree has ended. It finishes decoding while the caller does other
-    /// work; [`PreloadSession::finish`] waits for it.
-    pub(crate) fn stop(&self) {
-        if let Some(d) = &self.drain {
+    /// Stops draining, and decodes every record into `out`.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
+        if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
             d.thread.thread().unpark();
-        }
-    }
-
-    /// Stops draining, and adds every libc call to `out`. Fails only if
-    /// the drain thread panicked (a bug): the libc calls are gone then,
-    /// and a trace without them must not pass for complete.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), Error> {
-        self.stop();
-        if let Some(d) = self.drain.take() {
-            let drained = d.thread.join().map_err(|_| Error::Preload {
-                what: "the thread reading the preload ring panicked, so the libc calls are lost (a bug in probity; please report it)".into(),
-                source: std::io::Error::other("panicked"),
-            })?;
-            self.attached = drained.attached;
-            self.counts = drained.counts;
-            let mut events = drained.events;
-            // Append the shorter of the two: events are a few hundred bytes.
-            if out.len() < events.len() {
-                std::mem::swap(out, &mut events);
+            let counter = d.thread.join().ok().flatten();
+            let chunks = std::mem::take(&mut *d.shared.chunks.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut pairs = std::mem::take(&mut *d.shared.pairs.lock().unwrap_or_else(|e| e.into_inner()));
+            if self.clock == probity_common::shm::CLOCK_TSC {
+                pairs.push(clock::pair());
             }
-            out.append(&mut events);
+            let convert = clock::Convert::new(self.clock, pairs);
+            let first = out.len();
+            for chunk in chunks {
+                for record in Records::new(&chunk) {
+                    if let Some(at) = self.decoder.push(record, &convert, out) {
+                        self.attached.push(at);
+                    }
+                }
+            }
+            self.decoder.finish(out);
+            self.counts = match counter {
+                Some(c) => c.finish(&convert),
+                None => decode::count(&out[first..]),
+            };
         }
-        Ok(())
     }
 
     /// Per-function counts of the libc calls, once finished.
@@ -213,35 +214,29 @@ impl PreloadSession {
 
 /// The drain thread: copy every published record out, in batches. It
 /// notes where producers are (`head`), copies everything before that, and
-/// sleeps: 1 ms after a batch, longer (up to 4 ms) while the ring stays
-/// empty, and only 50 µs while producers are waiting for room. It never
+/// sleeps: after a batch, until the ring would be a quarter full at the
+/// rate records came (from 1 to 8 ms), 8 ms while it stays empty, and
+/// only 50 µs while producers are waiting for room. It never
 /// chases the producers record by record, which would make the cache
 /// lines they write travel to this CPU and back on every call; and it
 /// wakes rarely, because on a small machine every wake-up can delay the
 /// traced program's own threads (a client and server handing a
 /// connection back and forth felt each one). A 16 MiB ring holds several
 /// milliseconds of the fastest stream of calls, and a producer that finds
-/// it full waits for room rather than lose a call.
-///
-/// Between batches it decodes what it copied, a slice of time at a time,
-/// and looks at the ring again after each slice, so decoding never keeps
-/// the ring from being drained; times stay in the ring's clock until the
-/// end, when the clock readings around them are all known. On `stop`,
-/// take what is left (a record still claimed but unpublished by then
-/// never will be: its writer died), decode it, and convert the times.
-fn drain(ring: Ring, shared: &Shared, clock: u32, mut counter: Option<decode::Counter>) -> Drained {
-    let tsc = clock == probity_common::shm::CLOCK_TSC;
-    let mut pairs = Vec::new();
-    if tsc {
-        pairs.push(clock::pair());
-    }
-    let mut backlog = Backlog::default();
-    let mut decoded = Decoded::default();
+/// it full waits for room rather than lose a call. On `stop`, take what
+/// is left; a record still claimed but unpublished by then never will be
+/// (its writer died).
+fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Counter>) -> Option<decode::Counter> {
+    // Small at first (most traces are): later chunks are whole and
+    // populated.
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut stuck_since: Option<Instant> = None;
     let mut nap = MIN_NAP;
     let mut last_pair = Instant::now();
+    let mut last_look = Instant::now();
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
+        let tail_before = ring.tail();
         let head = ring.head();
         let mut copied = 0u32;
         while ring.tail() < head {
@@ -250,11 +245,19 @@ fn drain(ring: Ring, shared: &Shared, clock: u32, mut counter: Option<decode::Co
                 Some(c) => {
                     for record in Records::new(span) {
                         if !c.push(record) {
-                            backlog.push_framed(record);
+                            frame_into(&mut buf, record);
                         }
                     }
                 }
-                None => backlog.push_span(span),
+                None => {
+                    if buf.len() + span.len() > buf.capacity() {
+                        let full = std::mem::replace(&mut buf, new_chunk(CHUNK.max(span.len())));
+                        if !full.is_empty() {
+                            shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
+                        }
+                    }
+                    buf.extend_from_slice(span);
+                }
             });
             match popped {
                 Ok(n) => {
@@ -280,164 +283,52 @@ fn drain(ring: Ring, shared: &Shared, clock: u32, mut counter: Option<decode::Co
         let woke = ring.beat();
         if tsc && last_pair.elapsed() >= PAIR_EVERY {
             last_pair = Instant::now();
-            pairs.push(clock::pair());
+            shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
         }
-        let until = Instant::now() + DECODE_SLICE;
-        while !backlog.is_empty() && Instant::now() < until {
-            backlog.decode(DECODE_STEP, &mut decoded);
-        }
-        if stopping && ring.tail() >= ring.head() && backlog.is_empty() {
+        if stopping && ring.tail() >= ring.head() {
             break;
         }
-        if !backlog.is_empty() && !woke {
-            // More to decode: look at the ring again, then go on.
-            nap = MIN_NAP;
-            continue;
-        }
+        // At the rate records came since the last look, sleep until the
+        // ring would be a quarter full (a slow stream costs few wake-ups,
+        // a fast one is drained often).
+        let bytes = ring.tail().saturating_sub(tail_before);
+        let since = std::mem::replace(&mut last_look, Instant::now()).elapsed();
         nap = if woke {
             HURRIED_NAP
         } else if copied > 0 {
-            MIN_NAP
+            let quarter = ring.header().data_bytes / 4;
+            since.mul_f64(quarter as f64 / bytes.max(1) as f64).clamp(MIN_NAP, MAX_NAP)
         } else {
             (nap * 2).min(MAX_NAP)
         };
         // Woken early (unparked) when the session stops.
         std::thread::park_timeout(nap);
     }
-    decoded.decoder.finish(&mut decoded.events);
-    if tsc {
-        pairs.push(clock::pair());
+    if !buf.is_empty() {
+        shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     }
-    let convert = clock::Convert::new(clock, pairs);
-    decoded.events.iter_mut().for_each(|e| convert.event(e));
-    let counts = match counter {
-        Some(c) => c.finish(&convert),
-        None => decode::count(&decoded.events),
-    };
-    Drained { events: decoded.events, attached: decoded.attached, counts }
+    counter
 }
 
-/// Records decoded so far, times in the ring's clock.
-#[derive(Default)]
-struct Decoded {
-    decoder: decode::Decoder,
-    events: Vec<Event>,
-    attached: Vec<Attached>,
-}
-
-/// Records copied out of the ring and not decoded yet, oldest first:
-/// whole chunks, then the one being filled. A chunk decoded to its end is
-/// reused, so a drain that keeps up holds one chunk.
-#[derive(Default)]
-struct Backlog {
-    full: std::collections::VecDeque<Vec<u8>>,
-    current: Vec<u8>,
-    /// Bytes of the oldest chunk (the first full one, else `current`)
-    /// already decoded.
-    done: usize,
-    spare: Option<Vec<u8>>,
-}
-
-impl Backlog {
-    /// Appends a span of framed records as the ring holds them.
-    fn push_span(&mut self, span: &[u8]) {
-        self.make_room(span.len());
-        self.current.extend_from_slice(span);
-    }
-
-    /// Appends one record's payload, framed as in the ring (see [`Records`]).
-    fn push_framed(&mut self, payload: &[u8]) {
-        let units = probity_common::shm::units_for(payload.len());
-        self.make_room(units * probity_common::shm::UNIT);
-        let buf = &mut self.current;
-        let start = buf.len();
-        buf.extend_from_slice(&0u64.to_ne_bytes());
-        buf.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
-        buf.extend_from_slice(&(units as u32).to_ne_bytes());
-        buf.extend_from_slice(payload);
-        buf.resize(start + units * probity_common::shm::UNIT, 0);
-    }
-
-    /// Starts a new chunk when `len` more bytes do not fit the current one.
-    fn make_room(&mut self, len: usize) {
-        if self.current.len() + len <= self.current.capacity() {
-            return;
-        }
-        let next = match self.spare.take() {
-            Some(mut s) if s.capacity() >= len => {
-                s.clear();
-                s
-            }
-            // Small at first (most traces are): later chunks are whole
-            // and populated.
-            _ if self.current.capacity() == 0 => Vec::with_capacity((64 << 10).max(len)),
-            _ => new_chunk(CHUNK.max(len)),
-        };
-        let full = std::mem::replace(&mut self.current, next);
-        if full.len() > self.done || !self.full.is_empty() {
-            self.full.push_back(full);
-        } else {
-            // Decoded to its end already.
-            self.done = 0;
-            self.spare = Some(full);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.full.is_empty() && self.done >= self.current.len()
-    }
-
-    /// Decodes up to `max` records into `out`.
-    fn decode(&mut self, max: usize, out: &mut Decoded) {
-        let mut n = 0;
-        while n < max && !self.is_empty() {
-            let chunk = self.full.front().unwrap_or(&self.current);
-            let mut records = Records::new(&chunk[self.done..]);
-            let mut ended = false;
-            while n < max {
-                let Some(record) = records.next() else {
-                    ended = true;
-                    break;
-                };
-                n += 1;
-                if let Some(at) = out.decoder.push(record, &clock::Convert::Identity, &mut out.events) {
-                    out.attached.push(at);
-                }
-            }
-            // A chunk holds whole records: what cannot be one is dropped.
-            let len = chunk.len();
-            self.done = if ended { len } else { len - records.rest().len() };
-            if self.done < len {
-                break;
-            }
-            match self.full.pop_front() {
-                Some(chunk) => {
-                    self.done = 0;
-                    if chunk.capacity() >= CHUNK {
-                        self.spare = Some(chunk);
-                    }
-                }
-                None => {
-                    self.current.clear();
-                    self.done = 0;
-                }
-            }
-        }
-    }
-}
-
-/// Records decoded between two looks at the ring, at most, and how long
-/// that may go on before the next look.
-const DECODE_STEP: usize = 256;
-const DECODE_SLICE: Duration = Duration::from_millis(1);
-
-/// The drain's sleep after a batch, and its longest while the ring is empty.
+/// The drain's shortest sleep after a batch, and its longest (a slow
+/// stream, or an empty ring).
 const MIN_NAP: Duration = Duration::from_millis(1);
-const MAX_NAP: Duration = Duration::from_millis(4);
+const MAX_NAP: Duration = Duration::from_millis(8);
 /// Its sleep while producers wait for room.
 const HURRIED_NAP: Duration = Duration::from_micros(50);
 /// How often both clocks are read while draining.
 const PAIR_EVERY: Duration = Duration::from_millis(5);
+
+/// Appends `payload` to `buf` framed as in the ring (see [`Records`]).
+fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
+    let units = probity_common::shm::units_for(payload.len());
+    let start = buf.len();
+    buf.extend_from_slice(&0u64.to_ne_bytes());
+    buf.extend_from_slice(&(payload.len() as u32).to_ne_bytes());
+    buf.extend_from_slice(&(units as u32).to_ne_bytes());
+    buf.extend_from_slice(payload);
+    buf.resize(start + units * probity_common::shm::UNIT, 0);
+}
 
 /// Bytes of a chunk of copied records after the first.
 const CHUNK: usize = 4 << 20;
@@ -484,81 +375,3 @@ fn ring_path() -> PathBuf {
 
 /// Default bytes of a ring's data area.
 pub(crate) const DEFAULT_RING_BYTES: usize = RING_DATA_BYTES;
-
-#[cfg(test)]
-mod tests {
-    use probity_common::shm::{LibcCallFixed, UNIT};
-    use probity_common::{as_bytes, EventHeader, EventKind as RecordKind};
-
-    use super::*;
-    use crate::event::EventKind;
-
-    /// A libc call record named `f`, stamped `start`..`start + 5`.
-    fn call(tid: u32, start: u64) -> Vec<u8> {
-        let fixed = LibcCallFixed {
-            header: EventHeader::new(RecordKind::LibcCall, 0, start, 1, tid),
-            end: start + 5,
-            flags: 0,
-            nargs: 0,
-            name_len: 1,
-            errno: 0,
-            ret: Default::default(),
-        };
-        let mut bytes = as_bytes(&fixed).to_vec();
-        bytes.push(b'f');
-        bytes
-    }
-
-    fn starts(d: &Decoded) -> Vec<u64> {
-        d.events.iter().map(|e| e.ts_ns).collect()
-    }
-
-    #[test]
-    fn the_backlog_decodes_every_record_once_in_order_across_chunks_and_slices() {
-        let mut backlog = Backlog::default();
-        let mut out = Decoded::default();
-        // Enough records to fill the small first chunk and a whole one.
-        let per_chunk = (64 << 10) / (probity_common::shm::units_for(call(1, 0).len()) * UNIT);
-        let total = per_chunk as u64 * 3 + 7;
-        for i in 0..total {
-            backlog.push_framed(&call(1, i * 10));
-            if i % 97 == 0 {
-                // Decoding while records keep coming, a few at a time.
-                backlog.decode(5, &mut out);
-            }
-        }
-        assert!(!backlog.is_empty());
-        while !backlog.is_empty() {
-            backlog.decode(DECODE_STEP, &mut out);
-        }
-        assert_eq!(starts(&out), (0..total).map(|i| i * 10).collect::<Vec<_>>());
-        // A drained backlog keeps one chunk to fill again, not all of them.
-        assert!(backlog.full.is_empty());
-        backlog.push_framed(&call(1, 99_999));
-        backlog.decode(DECODE_STEP, &mut out);
-        assert_eq!(out.events.last().map(|e| e.ts_ns), Some(99_999));
-        assert!(backlog.is_empty());
-    }
-
-    #[test]
-    fn counter_stamps_decoded_early_convert_as_when_decoded_at_the_end() {
-        let convert = clock::Convert::new(
-            probity_common::shm::CLOCK_TSC,
-            vec![clock::Pair { tsc: 1000, ns: 1000 }, clock::Pair { tsc: 3000, ns: 2000 }],
-        );
-        let mut raw = Decoded::default();
-        let record = call(4, 1000);
-        raw.decoder.push(&record, &clock::Convert::Identity, &mut raw.events);
-        let mut at_end = Vec::new();
-        decode::Decoder::default().push(&record, &convert, &mut at_end);
-        let mut early = raw.events.remove(0);
-        convert.event(&mut early);
-        assert_eq!(early.ts_ns, at_end[0].ts_ns);
-        let duration = |e: &Event| match &e.kind {
-            EventKind::Libc(c) => c.duration_ns,
-            _ => unreachable!("a libc call"),
-        };
-        assert_eq!(duration(&early), duration(&at_end[0]));
-        assert_eq!((early.ts_ns, duration(&early)), (1000, 2));
-    }
-}
