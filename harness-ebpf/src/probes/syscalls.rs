@@ -362,7 +362,11 @@ fn capture(
             if ret < 0 {
                 return None;
             }
-            msg_part(ptr, k, ret)?
+            let (src, len, more) = msg_part(ptr, k, ret)?;
+            if more {
+                flags |= CAPTURE_TRUNCATED;
+            }
+            (src, len)
         }
         _ => return None,
     };
@@ -413,12 +417,14 @@ fn capture(
 }
 
 /// Where a `struct msghdr` at `ptr` (a `struct mmsghdr` array starts with
-/// one) keeps what capture `kind` wants, and how many bytes that is:
-/// its first `iovec`'s buffer, or its address (`msg_name`). `None` when
-/// there is none, or the header cannot be read.
+/// one) keeps what capture `kind` wants, how many bytes that is, and
+/// whether the message holds more than that: its first `iovec`'s buffer
+/// (more when other buffers follow, or a receive got more than the first
+/// holds), or its address (`msg_name`). `None` when there is none, or the
+/// header cannot be read.
 /// <https://github.com/torvalds/linux/blob/v6.18/include/linux/socket.h>
 #[inline(always)]
-fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64)> {
+fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64, bool)> {
     // `msg_name`, `msg_namelen` (an int, padded), `msg_iov`, `msg_iovlen`.
     // SAFETY: a checked read of user memory.
     let hdr: [u64; 4] = unsafe { bpf_probe_read_user(ptr as *const [u64; 4]) }.ok()?;
@@ -427,7 +433,7 @@ fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64)> {
         if hdr[0] == 0 || len == 0 {
             return None;
         }
-        return Some((hdr[0], len.min(SOCKADDR_MAX)));
+        return Some((hdr[0], len.min(SOCKADDR_MAX), false));
     }
     if hdr[2] == 0 || hdr[3] == 0 {
         return None;
@@ -435,9 +441,10 @@ fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64)> {
     // The first `iovec`: `iov_base`, `iov_len`.
     // SAFETY: a checked read of user memory.
     let iov: [u64; 2] = unsafe { bpf_probe_read_user(hdr[2] as *const [u64; 2]) }.ok()?;
-    let len = if kind == CaptureKind::MsgIovRet as u8 {
-        // What `recvmsg` received, as far as the first buffer holds it.
-        iov[1].min(ret as u64)
+    // The bytes the message moved, as far as known here.
+    let moved = if kind == CaptureKind::MsgIovRet as u8 {
+        // What `recvmsg` received.
+        ret as u64
     } else if kind == CaptureKind::MmsgIovLen as u8 {
         if ret == 0 {
             return None;
@@ -446,11 +453,12 @@ fn msg_part(ptr: u64, kind: u8, ret: i64) -> Option<(u64, u64)> {
         // header (`struct mmsghdr { struct msghdr; unsigned msg_len; }`).
         // SAFETY: a checked read of user memory.
         let got: u32 = unsafe { bpf_probe_read_user((ptr + MSGHDR_LEN) as *const u32) }.ok()?;
-        iov[1].min(u64::from(got))
+        u64::from(got)
     } else {
-        iov[1]
+        // A send: every buffer goes.
+        return Some((iov[0], iov[1], hdr[3] > 1));
     };
-    Some((iov[0], len))
+    Some((iov[0], iov[1].min(moved), iov[1] < moved))
 }
 
 /// `sizeof(struct msghdr)` on 64-bit architectures.

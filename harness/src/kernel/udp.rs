@@ -62,6 +62,12 @@ impl Datagrams {
         if ret < 0 {
             return None;
         }
+        // An `mmsg` call that moved no message; an error-queue read, whose
+        // address is where an earlier datagram was going.
+        let errqueue = || matches!(s.args.get(2), Some(Arg::Flags { value, .. }) if *value & libc::MSG_ERRQUEUE as u64 != 0);
+        if (ret == 0 && s.name.ends_with("mmsg")) || (s.name == "recvmsg" && errqueue()) {
+            return None;
+        }
         let fd = match s.args.first() {
             Some(Arg::Fd(fd)) => *fd,
             _ if s.name == "socket" => -1,
@@ -210,5 +216,26 @@ mod tests {
         // Failed calls move nothing.
         let failed = sys(7, 10, 10, "sendto", vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)], -111);
         assert!(d.on_syscall(&failed).is_none());
+    }
+
+    /// A message's own address names the peer, but not an error-queue
+    /// read's (the address an earlier datagram was sent to) nor an `mmsg`
+    /// call's that moved no message.
+    #[test]
+    fn message_addresses() {
+        let mut d = Datagrams::default();
+        let msg = |addr: &str| Arg::Msg {
+            name: Some(SockAddr::Inet { addr: addr.parse().unwrap() }),
+            data: b"x".to_vec(),
+            truncated: false,
+        };
+        let recv = |flags_value: i32, name: &str| {
+            sys(1, 10, 10, "recvmsg", vec![Arg::Fd(5), msg("10.0.0.2:53"), flags(flags_value, name)], 1)
+        };
+        let ev = d.on_syscall(&recv(0, "0")).expect("a datagram from the named address");
+        assert_eq!(ev.as_net().unwrap().peer, Some("10.0.0.2:53".parse().unwrap()));
+        assert!(d.on_syscall(&recv(libc::MSG_ERRQUEUE, "MSG_ERRQUEUE")).is_none());
+        let none = sys(2, 10, 10, "recvmmsg", vec![Arg::Fd(5), msg("10.0.0.2:53"), Arg::Int(0), flags(0, "0"), Arg::Ptr(0)], 0);
+        assert!(d.on_syscall(&none).is_none());
     }
 }

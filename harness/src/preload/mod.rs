@@ -215,8 +215,9 @@ impl PreloadSession {
 /// The drain thread: copy every published record out, in batches. It
 /// notes where producers are (`head`), copies everything before that, and
 /// sleeps: after a batch, until the ring would be a quarter full at the
-/// rate records came (from 1 to 8 ms), 8 ms while it stays empty, and
-/// only 50 µs while producers are waiting for room. It never
+/// rate records came (from 1 to 8 ms, less for a ring smaller than the
+/// default 16 MiB), as long while it stays empty, and only 50 µs while
+/// producers are waiting for room. It never
 /// chases the producers record by record, which would make the cache
 /// lines they write travel to this CPU and back on every call; and it
 /// wakes rarely, because on a small machine every wake-up can delay the
@@ -234,6 +235,9 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
     let mut nap = MIN_NAP;
     let mut last_pair = Instant::now();
     let mut last_look = Instant::now();
+    // A ring smaller than the default fills sooner after a quiet spell:
+    // its longest sleep is shorter in proportion.
+    let longest = MAX_NAP.mul_f64((ring.header().data_bytes as f64 / RING_DATA_BYTES as f64).min(1.0)).max(MIN_NAP);
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
         let tail_before = ring.tail();
@@ -297,9 +301,9 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
             HURRIED_NAP
         } else if copied > 0 {
             let quarter = ring.header().data_bytes / 4;
-            since.mul_f64(quarter as f64 / bytes.max(1) as f64).clamp(MIN_NAP, MAX_NAP)
+            since.mul_f64(quarter as f64 / bytes.max(1) as f64).clamp(MIN_NAP, longest)
         } else {
-            (nap * 2).min(MAX_NAP)
+            (nap * 2).min(longest)
         };
         // Woken early (unparked) when the session stops.
         std::thread::park_timeout(nap);

@@ -395,12 +395,14 @@ struct Call<'a> {
     args: &'a [Arg],
     /// It returned, without an error.
     ok: bool,
+    /// What a syscall returned.
+    ret: Option<i64>,
 }
 
 fn call<'a>(idx: &Index<'a>, i: usize) -> Option<Call<'a>> {
     let e = &idx.trace.events[i];
     match &e.kind {
-        EventKind::Syscall(s) => Some(Call { name: &s.name, args: &s.args, ok: s.ret.is_some() && !s.failed() }),
+        EventKind::Syscall(s) => Some(Call { name: &s.name, args: &s.args, ok: s.ret.is_some() && !s.failed(), ret: s.ret }),
         EventKind::Libc(c) => {
             let syscalls_seen = idx.procs.get(&e.pid).is_some_and(|p| p.tracers.iter().any(|t| t.observes("syscall")));
             (!syscalls_seen).then(|| Call {
@@ -408,6 +410,7 @@ fn call<'a>(idx: &Index<'a>, i: usize) -> Option<Call<'a>> {
                 name: c.function.strip_suffix("64").unwrap_or(&c.function),
                 args: &c.args,
                 ok: c.ret.is_some() && c.errno.is_none(),
+                ret: None,
             })
         }
         _ => None,
@@ -939,9 +942,12 @@ impl Trace {
     /// saw, or a DNS answer in a UDP datagram; the same process's lookups
     /// first), compared without case. Fails, saying why, when events were
     /// lost or a destination was not recorded (a send naming no address on
-    /// a socket whose `connect` is not in the trace, or a `sendmmsg` of
-    /// several messages whose first names an address: only the first
-    /// message's is recorded).
+    /// a socket whose `connect` is not in the trace, or a `sendmmsg` that
+    /// sent several messages whose first names an address: only the first
+    /// message's is recorded). A `sendmmsg` whose first message names no
+    /// address, on a connected socket, is taken to send every message to
+    /// the socket's peer, as glibc's resolver does; a later message naming
+    /// another address would not be seen.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -1156,8 +1162,16 @@ fn destination(idx: &Index<'_>, i: usize) -> Dest {
         // Only the first message of a `sendmmsg` is recorded. When it
         // names no address, on a connected socket, the others are taken to
         // name none either (glibc's resolver sends its A and AAAA queries
-        // so); when it names one, the others may name others.
-        "sendmmsg" if addr.is_some() && matches!(s.args.get(2), Some(Arg::Int(n)) if *n > 1) => {
+        // so; see the known limitations in docs/guide.md); when it names
+        // one, the others may name others.
+        // (The messages it sent; the count asked for, when that is unknown.)
+        "sendmmsg"
+            if addr.is_some()
+                && s.ret.or(match s.args.get(2) {
+                    Some(Arg::Int(n)) => Some(*n),
+                    _ => None,
+                }).is_some_and(|n| n > 1) =>
+        {
             Dest::Unknown("only the first message of a sendmmsg is recorded, and it names its own address")
         }
         // A message's address is its `msg_name`.
@@ -1432,11 +1446,14 @@ mod tests {
         );
         let v = t.check_network_only_to(["192.0.2.0/24"]).unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
-        let t = trace(
-            vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(1), flags(0, "0")], 1)],
-            None,
-        );
-        t.assert_network_only_to(["192.0.2.0/24"]);
+        // One message asked for, or two asked for and one sent: decided.
+        for (asked, sent) in [(1, 1), (2, 1)] {
+            let t = trace(
+                vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(asked), flags(0, "0")], sent)],
+                None,
+            );
+            t.assert_network_only_to(["192.0.2.0/24"]);
+        }
     }
 
     #[test]

@@ -577,10 +577,15 @@ impl Normalizer {
                     _ => s,
                 }
             }
-            Arg::Msg { .. } => {
-                let s = self.ports(&a.to_string());
-                self.text(&s)
-            }
+            // The address, without the bytes: what a message carries
+            // (netlink replies, DNS ids) changes from run to run.
+            Arg::Msg { name, .. } => match name {
+                Some(sa) => {
+                    let addr = self.arg("", 0, &Arg::Sockaddr(sa.clone()), None);
+                    format!("{{msg_name={addr}, msg_iov=<data>}}")
+                }
+                None => "{msg_iov=<data>}".to_owned(),
+            },
             other => self.text(&other.to_string()),
         }
     }
