@@ -174,6 +174,12 @@ pub enum CaptureKind {
 }
 
 impl CaptureKind {
+    /// Whether this is a part of a message header (`MsgIov` to `MsgName`):
+    /// such an argument is captured twice, for its buffer and its address.
+    pub const fn is_msg(self) -> bool {
+        matches!(self, Self::MsgIov | Self::MsgIovRet | Self::MmsgIovLen | Self::MsgName)
+    }
+
     /// The kind for a raw value, if it is one.
     pub const fn from_u8(v: u8) -> Option<Self> {
         Some(match v {

@@ -358,6 +358,7 @@ fn capture(
                 Err(_) => return None,
             }
         }
+        // `CaptureKind::is_msg`, as a range of raw values.
         k if k >= CaptureKind::MsgIov as u8 && k <= CaptureKind::MsgName as u8 => {
             if ret < 0 {
                 return None;

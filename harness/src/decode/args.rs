@@ -42,11 +42,6 @@ enum Ty {
 
 use Ty::{FcntlArg, Fd, Flags, Hex, Int, Long, OpenMode, Ptr, StrOut};
 
-/// Whether a capture is part of a message header (see [`Arg::Msg`]).
-fn is_msg(kind: CaptureKind) -> bool {
-    matches!(kind, CaptureKind::MsgIov | CaptureKind::MsgIovRet | CaptureKind::MmsgIovLen | CaptureKind::MsgName)
-}
-
 /// What the decoders share about one call.
 struct Call<'a> {
     nr: u32,
@@ -97,7 +92,7 @@ impl Call<'_> {
     fn arg(&self, i: usize, ty: Ty) -> Option<Arg> {
         let raw = *self.raw.get(i)?;
         if let Some(capture) = self.captures.iter().find(|c| usize::from(c.arg) == i) {
-            if is_msg(capture.kind) {
+            if capture.kind.is_msg() {
                 return Some(self.msg(i, raw));
             }
             return Some(self.captured(i, raw, ty, capture));
@@ -753,7 +748,7 @@ mod tests {
                 // Strings end with a NUL, `BufLenRet` buffers at the result,
                 // and a message header holds its own lengths.
                 let kind = CaptureKind::from_u8(c.kind).expect("a capture kind");
-                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet) && !is_msg(kind) {
+                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet) && !kind.is_msg() {
                     let len = tys.get(usize::from(c.len_arg)).copied();
                     assert!(
                         matches!(len, Some(Int | Long | Ptr)),

@@ -284,10 +284,10 @@ mod tests {
                 assert!(c.arg < 6 && c.len_arg < 6, "{sysno}: {spec:?}");
                 // A message header's buffer and address are the one
                 // argument captured twice.
-                let msg = |k: u8| k >= CaptureKind::MsgIov as u8 && k <= CaptureKind::MsgName as u8;
+                let msg = |k: u8| CaptureKind::from_u8(k).is_some_and(CaptureKind::is_msg);
+                let name = |k: u8| k == CaptureKind::MsgName as u8;
                 assert!(
-                    used[..i].iter().all(|d| d.arg != c.arg
-                        || (msg(c.kind) && msg(d.kind) && (c.kind == CaptureKind::MsgName as u8) != (d.kind == CaptureKind::MsgName as u8))),
+                    used[..i].iter().all(|d| d.arg != c.arg || (msg(c.kind) && msg(d.kind) && name(c.kind) != name(d.kind))),
                     "{sysno}: argument captured twice"
                 );
             }

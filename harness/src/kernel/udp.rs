@@ -62,16 +62,18 @@ impl Datagrams {
         if ret < 0 {
             return None;
         }
-        // An `mmsg` call that moved no message; an error-queue read, whose
-        // address is where an earlier datagram was going.
-        let errqueue = || matches!(s.args.get(2), Some(Arg::Flags { value, .. }) if *value & libc::MSG_ERRQUEUE as u64 != 0);
-        if (ret == 0 && s.name.ends_with("mmsg")) || (s.name == "recvmsg" && errqueue()) {
-            return None;
-        }
         let fd = match s.args.first() {
             Some(Arg::Fd(fd)) => *fd,
             _ if s.name == "socket" => -1,
             _ => return None,
+        };
+        // Moved nothing: an `mmsg` call that moved no message, or an
+        // error-queue read (its address is where an earlier datagram was
+        // going).
+        let moved_none = || {
+            (ret == 0 && s.name.ends_with("mmsg"))
+                || (s.name == "recvmsg"
+                    && matches!(s.args.get(2), Some(Arg::Flags { value, .. }) if *value & libc::MSG_ERRQUEUE as u64 != 0))
         };
         let inet = || {
             s.args.iter().find_map(|a| match a.sockaddr() {
@@ -108,8 +110,12 @@ impl Datagrams {
             }
             // An address names the datagram's peer, on any descriptor: a
             // TCP socket ignores it or fails.
-            "sendto" | "sendmsg" | "sendmmsg" => (NetOp::Send, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
-            "recvfrom" | "recvmsg" | "recvmmsg" => (NetOp::Receive, inet().or_else(|| self.sock(e.pid, fd)?.peer)?),
+            "sendto" | "sendmsg" | "sendmmsg" if !moved_none() => {
+                (NetOp::Send, inet().or_else(|| self.sock(e.pid, fd)?.peer)?)
+            }
+            "recvfrom" | "recvmsg" | "recvmmsg" if !moved_none() => {
+                (NetOp::Receive, inet().or_else(|| self.sock(e.pid, fd)?.peer)?)
+            }
             "write" => (NetOp::Send, self.sock(e.pid, fd)?.peer?),
             "read" => (NetOp::Receive, self.sock(e.pid, fd)?.peer?),
             _ => return None,
