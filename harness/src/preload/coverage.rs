@@ -7,26 +7,34 @@
 
 use std::os::unix::fs::PermissionsExt;
 
+use foldhash::HashMap;
+
 use crate::event::{Event, EventKind};
 use crate::trace::{TracerKind, Uncovered};
 
 /// Every exec that no attach in `attached` followed, from the events
 /// shown to it one by one.
-pub(crate) struct Coverage<'a> {
-    attached: &'a [super::Attached],
+pub(crate) struct Coverage {
+    /// Per process, when the library last announced itself there.
+    last_attach: HashMap<u32, u64>,
     /// With the exec's time: they are seen in any order, and listed in
     /// start order.
     uncovered: Vec<(u64, Uncovered)>,
 }
 
-impl<'a> Coverage<'a> {
-    pub(crate) fn new(attached: &'a [super::Attached]) -> Self {
-        Coverage { attached, uncovered: Vec::new() }
+impl Coverage {
+    pub(crate) fn new(attached: &[super::Attached]) -> Self {
+        let mut last_attach: HashMap<u32, u64> = HashMap::default();
+        for a in attached {
+            let last = last_attach.entry(a.pid).or_default();
+            *last = (*last).max(a.end_ns);
+        }
+        Coverage { last_attach, uncovered: Vec::new() }
     }
 
     pub(crate) fn see(&mut self, e: &Event) {
         let EventKind::Exec(x) = &e.kind else { return };
-        let covered = self.attached.iter().any(|a| a.pid == e.pid && a.end_ns >= e.ts_ns);
+        let covered = self.last_attach.get(&e.pid).is_some_and(|&end| end >= e.ts_ns);
         if !covered {
             let u = Uncovered {
                 pid: e.pid,
@@ -78,6 +86,24 @@ fn has_interpreter(elf: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Exec;
+
+    fn exec(ts_ns: u64, pid: u32) -> Event {
+        Event { ts_ns, pid, tid: pid, kind: EventKind::Exec(Exec { filename: "/bin/true".into(), argv: vec![], argv_truncated: false, old_tid: None }) }
+    }
+
+    #[test]
+    fn an_exec_is_covered_by_a_later_attach_in_its_process() {
+        let at = |pid, end_ns| super::super::Attached { pid, tid: pid, start_ns: end_ns - 1, end_ns, wake_addr: 0 };
+        let attached = [at(7, 20), at(7, 50), at(8, 30)];
+        let mut coverage = Coverage::new(&attached);
+        // Covered: 7's second image, 8's; not: 7 after its last attach, 9.
+        for (ts, pid) in [(40, 7), (25, 8), (60, 7), (5, 9)] {
+            coverage.see(&exec(ts, pid));
+        }
+        let missed: Vec<u32> = coverage.finish().iter().map(|u| u.pid).collect();
+        assert_eq!(missed, [9, 7]);
+    }
 
     #[test]
     fn dynamic_and_static_programs_are_told_apart() {

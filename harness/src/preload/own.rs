@@ -8,7 +8,7 @@
 //! [`crate::Outcome::own_syscalls`]. So are the library's sleeps on the
 //! ring's futex while it waits for room (the harness draining too slowly).
 
-use foldhash::HashSet;
+use foldhash::{HashMap, HashSet};
 
 use super::Attached;
 use crate::event::{Arg, Event, EventKind};
@@ -18,7 +18,9 @@ use crate::event::{Arg, Event, EventKind};
 /// tracer's delivery order, before [`crate::merge::sort`]): which
 /// descriptor is the library's depends on the thread's earlier calls.
 pub(crate) struct OwnSyscalls<'a> {
-    attached: &'a [Attached],
+    /// Per thread, the windows in which the library set itself up there
+    /// (a trace of a large build has thousands).
+    setup: HashMap<u32, Vec<(u64, u64)>>,
     library: &'a str,
     /// Per thread, the file descriptors the loader opened the library on,
     /// until it closes them.
@@ -30,13 +32,18 @@ pub(crate) struct OwnSyscalls<'a> {
 impl<'a> OwnSyscalls<'a> {
     pub(crate) fn new(attached: &'a [Attached], library: &'a str) -> Self {
         let wake_addrs = attached.iter().map(|a| a.wake_addr).collect();
-        OwnSyscalls { attached, library, lib_fds: HashSet::default(), wake_addrs }
+        let mut setup: HashMap<u32, Vec<(u64, u64)>> = HashMap::default();
+        for a in attached {
+            setup.entry(a.tid).or_default().push((a.start_ns, a.end_ns));
+        }
+        OwnSyscalls { setup, library, lib_fds: HashSet::default(), wake_addrs }
     }
 
     /// Whether `e`, the next event (see above), is the library's.
     pub(crate) fn is_own(&mut self, e: &Event) -> bool {
         let EventKind::Syscall(s) = &e.kind else { return false };
-        if self.attached.iter().any(|a| a.tid == e.tid && a.start_ns <= e.ts_ns && e.ts_ns <= a.end_ns) {
+        let in_setup = |w: &Vec<(u64, u64)>| w.iter().any(|&(start, end)| start <= e.ts_ns && e.ts_ns <= end);
+        if self.setup.get(&e.tid).is_some_and(in_setup) {
             return true;
         }
         let fd_arg = |n: usize| match s.args.get(n) {
@@ -101,5 +108,21 @@ mod tests {
         events.retain(|e| !own.is_own(e));
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].tid, 8);
+    }
+
+    #[test]
+    fn syscalls_inside_any_setup_window_of_their_thread_are_the_librarys() {
+        // A thread that execs twice sets the library up twice.
+        let attached = [
+            Attached { pid: 7, tid: 7, start_ns: 10, end_ns: 20, wake_addr: 1 },
+            Attached { pid: 7, tid: 7, start_ns: 50, end_ns: 60, wake_addr: 1 },
+            Attached { pid: 8, tid: 8, start_ns: 30, end_ns: 40, wake_addr: 2 },
+        ];
+        let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
+        let mut is_own = |ts, tid| own.is_own(&futex(ts, tid, 0x99, "FUTEX_WAKE"));
+        assert!(is_own(10, 7) && is_own(20, 7) && is_own(55, 7) && is_own(35, 8));
+        assert!(!is_own(35, 7), "between its windows");
+        assert!(!is_own(15, 8), "another thread's window");
+        assert!(!is_own(15, 9), "a thread without one");
     }
 }
