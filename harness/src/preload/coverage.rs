@@ -20,6 +20,8 @@ pub(crate) struct Coverage {
     /// With the exec's time: they are seen in any order, and listed in
     /// start order.
     uncovered: Vec<(u64, Uncovered)>,
+    /// Why, by program: a build runs the same static tool thousands of times.
+    reasons: HashMap<String, &'static str>,
 }
 
 impl Coverage {
@@ -29,7 +31,7 @@ impl Coverage {
             let last = last_attach.entry(a.pid).or_default();
             *last = (*last).max(a.end_ns);
         }
-        Coverage { last_attach, uncovered: Vec::new() }
+        Coverage { last_attach, uncovered: Vec::new(), reasons: HashMap::default() }
     }
 
     pub(crate) fn see(&mut self, e: &Event) {
@@ -40,7 +42,7 @@ impl Coverage {
                 pid: e.pid,
                 program: x.filename.clone(),
                 tracer: TracerKind::Preload,
-                reason: reason(&x.filename).to_owned(),
+                reason: self.reasons.entry(x.filename.clone()).or_insert_with(|| reason(&x.filename)).to_string(),
             };
             self.uncovered.push((e.ts_ns, u));
         }
@@ -58,7 +60,10 @@ fn reason(program: &str) -> &'static str {
     if meta.permissions().mode() & (libc::S_ISUID | libc::S_ISGID) != 0 {
         return "setuid or setgid (the loader ignores LD_PRELOAD)";
     }
-    match std::fs::read(program).ok().and_then(|b| has_interpreter(&b)) {
+    // The ELF header and the program headers after it, not the whole file.
+    let mut head = Vec::new();
+    let read = std::fs::File::open(program).and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head));
+    match read.ok().and_then(|_| has_interpreter(&head)) {
         Some(false) => "statically linked (no dynamic loader)",
         _ => "LD_PRELOAD not in its environment",
     }

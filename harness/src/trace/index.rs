@@ -15,7 +15,7 @@ use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{Arg, EventKind, SockAddr, Syscall};
-use crate::trace::{Process, Trace};
+use crate::trace::{Process, Trace, TracerKind};
 
 /// A path as far as the trace can tell where it points.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,9 +169,10 @@ impl<'t> Index<'t> {
         // A fork's child is a thread when it later shows up with its
         // parent's pid; collect forks first.
         let mut forks = Vec::new();
+        let mut seen: HashSet<(u32, u32)> = HashSet::default();
         for (i, e) in trace.events.iter().enumerate() {
             let p = self.procs.entry(e.pid).or_insert_with(|| Process { pid: e.pid, ..Default::default() });
-            if !p.threads.contains(&e.tid) {
+            if seen.insert((e.pid, e.tid)) && !p.threads.contains(&e.tid) {
                 if e.tid == e.pid {
                     p.threads.insert(0, e.tid);
                 } else {
@@ -214,8 +215,9 @@ impl<'t> Index<'t> {
             }
         }
         let active = &trace.outcome.tracers;
+        let uncovered: HashSet<(u32, TracerKind)> = trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
         for p in self.procs.values_mut() {
-            p.tracers = active.iter().copied().filter(|t| t.covers(p, &trace.outcome)).collect();
+            p.tracers = active.iter().copied().filter(|&t| t.covers(p, |pid| uncovered.contains(&(pid, t)))).collect();
         }
     }
 
@@ -272,8 +274,7 @@ impl<'t> Index<'t> {
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);
-                    apply(st, s, &a);
-                    if let Some(e) = st.fds.values_mut().find(|e| e.id == 0) {
+                    if let Some(e) = apply(st, s, &a).and_then(|fd| st.fds.get_mut(&fd)) {
                         next_fd_id += 1;
                         e.id = next_fd_id;
                         a.new_fd = Some(next_fd_id);
@@ -301,19 +302,20 @@ impl<'t> Index<'t> {
                 _ => access.push(None),
             }
         }
-        // A libc call that returns a descriptor returns the one the
-        // syscall it made created.
-        for (i, e) in trace.events.iter().enumerate() {
-            let Some(Arg::Fd(fd)) = e.as_libc().and_then(|c| c.ret.as_ref()) else { continue };
-            let end = e.end_ns();
-            let made = trace.events[i + 1..]
-                .iter()
-                .enumerate()
-                .take_while(|(_, x)| x.ts_ns <= end)
-                .filter(|(_, x)| x.parent() == Some(i) && x.as_syscall().is_some_and(|s| s.ret == Some(i64::from(*fd))))
-                .find_map(|(k, _)| access[i + 1 + k].as_ref().and_then(|a| a.new_fd));
+        // A libc call that returns a descriptor returns the one the first
+        // syscall it made that returned that number created.
+        let returns_fd = |i: usize| match trace.events[i].as_libc().and_then(|c| c.ret.as_ref()) {
+            Some(Arg::Fd(fd)) => Some(i64::from(*fd)),
+            _ => None,
+        };
+        for (k, x) in trace.events.iter().enumerate() {
+            let (Some(i), Some(s)) = (x.parent(), x.as_syscall()) else { continue };
+            if i >= k || s.ret.is_none() || returns_fd(i) != s.ret {
+                continue;
+            }
+            let made = access[k].as_ref().and_then(|a| a.new_fd);
             if let (Some(id), Some(a)) = (made, access[i].as_mut()) {
-                a.new_fd = Some(id);
+                a.new_fd.get_or_insert(id);
             }
         }
         self.access = access;
@@ -443,8 +445,10 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
 
 /// Updates a process's descriptors and directory after syscall `s`. A
 /// descriptor it creates has id 0 until the caller numbers it.
-fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
-    let Some(ret) = s.ret else { return };
+/// Updates the process's tables for syscall `s`; returns the descriptor
+/// it created (its entry's `id` still 0), if it did.
+fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
+    let ret = s.ret?;
     let ok = s.errno.is_none();
     let name = s.name.as_ref();
     let fd_arg = |n: usize| s.args.get(n).and_then(int_arg).and_then(|v| i32::try_from(v).ok());
@@ -458,6 +462,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 });
                 let cloexec = flags.is_some_and(|f| f & libc::O_CLOEXEC as u64 != 0);
                 st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::File(path.clone())), cloexec, id: 0 });
+                return Some(fd);
             }
         }
         "socket" => {
@@ -466,6 +471,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 let cloexec = s.args.get(1).and_then(int_arg).is_some_and(|t| t & i64::from(libc::SOCK_CLOEXEC) != 0);
                 st.fds
                     .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), cloexec, id: 0 });
+                return Some(fd);
             }
         }
         "accept" | "accept4" => {
@@ -480,6 +486,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 });
                 st.fds
                     .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), cloexec: false, id: 0 });
+                return Some(fd);
             }
         }
         "connect" => {
@@ -498,13 +505,13 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
         }
         "dup" => {
             if let (Some(new), Some(old)) = (new_fd, fd_arg(0)) {
-                copy_fd(st, old, new, false);
+                return copy_fd(st, old, new, false);
             }
         }
         "dup2" | "dup3" => {
             if let (true, Some(old), Some(new)) = (ok, fd_arg(0), fd_arg(1)) {
                 let cloexec = s.args.get(2).and_then(int_arg).is_some_and(|f| f & i64::from(libc::O_CLOEXEC) != 0);
-                copy_fd(st, old, new, cloexec);
+                return copy_fd(st, old, new, cloexec);
             }
         }
         "fcntl" => {
@@ -513,7 +520,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
                 _ => "",
             };
             if let (Some(new), Some(old), true) = (new_fd, fd_arg(0), cmd.starts_with("F_DUPFD")) {
-                copy_fd(st, old, new, cmd == "F_DUPFD_CLOEXEC");
+                return copy_fd(st, old, new, cmd == "F_DUPFD_CLOEXEC");
             }
         }
         // Only EBADF leaves the descriptor table as it was.
@@ -554,22 +561,27 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) {
         | "open_by_handle_at" | "bpf" => {
             if let Some(fd) = new_fd.filter(|_| !matches!(name, "signalfd" | "signalfd4") || fd_arg(0) == Some(-1)) {
                 st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Other), cloexec: false, id: 0 });
+                return Some(fd);
             }
         }
         _ => {}
     }
+    None
 }
 
-fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) {
+/// Makes `new` a copy of `old`; returns `new` when it now names something.
+fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) -> Option<i32> {
     if old == new {
-        return;
+        return None;
     }
     match st.fds.get(&old).map(|e| e.target.clone()) {
         Some(target) => {
             st.fds.insert(new, FdEntry { target, cloexec, id: 0 });
+            Some(new)
         }
         None => {
             st.fds.remove(&new);
+            None
         }
     }
 }
@@ -708,6 +720,46 @@ pub(crate) mod tests {
         // Descriptors get ids by the call that created them.
         let new = |i: usize| idx.access(i).and_then(|a| a.new_fd);
         assert_eq!((new(0), new(1), new(2), new(3)), (Some(1), Some(2), Some(3), None));
+    }
+
+    #[test]
+    fn a_libc_call_returns_the_descriptor_its_syscall_created() {
+        let child = |ts, name, args, ret, parent| {
+            let mut e = sys(ts, 10, 10, name, args, ret);
+            if let EventKind::Syscall(s) = &mut e.kind {
+                s.parent = parent;
+            }
+            e
+        };
+        let libc_call = Event {
+            ts_ns: 1,
+            pid: 10,
+            tid: 10,
+            kind: EventKind::Libc(crate::event::LibcCall {
+                function: "accept".into(),
+                args: vec![Arg::Fd(3)],
+                ret: Some(Arg::Fd(5)),
+                errno: None,
+                duration_ns: 10,
+                parent: None,
+            }),
+        };
+        let t = trace(
+            vec![
+                child(0, "socket", vec![Arg::Int(2), Arg::Int(1), Arg::Int(0)], 3, None),
+                libc_call,
+                // Made inside the call: one creates another number first.
+                child(2, "eventfd2", vec![Arg::Int(0), Arg::Int(0)], 4, Some(1)),
+                child(3, "accept4", vec![Arg::Fd(3), Arg::Ptr(0), Arg::Ptr(0), Arg::Int(0)], 5, Some(1)),
+                // After it, on another thread's behalf: not its own.
+                child(20, "dup", vec![Arg::Fd(5)], 6, None),
+            ],
+            Some("/work"),
+        );
+        let idx = Index::new(&t);
+        let new = |i: usize| idx.access(i).and_then(|a| a.new_fd);
+        assert_eq!((new(0), new(2), new(3), new(4)), (Some(1), Some(2), Some(3), Some(4)));
+        assert_eq!(new(1), Some(3), "the accept4's descriptor, not the eventfd's");
     }
 
     #[test]

@@ -1020,8 +1020,8 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| (events[i].ts_ns, i));
     let mut phases: HashMap<u32, Phase> = HashMap::new();
-    // Python images whose script is touched at all, by exec event.
-    let mut scripts: HashMap<usize, Option<String>> = HashMap::new();
+    // Each process's events, for Python images (made at the first).
+    let mut by_pid: Option<HashMap<u32, Vec<usize>>> = None;
     for &i in &order {
         let e = &events[i];
         let python = idx.image_at(e.pid, e.ts_ns).is_some_and(|(f, _)| is_python(f));
@@ -1030,13 +1030,17 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
         let runtime = targets.iter().any(|p| runtime_file(p, python));
         match &e.kind {
             EventKind::Exec(x) => {
-                let script = scripts
-                    .entry(i)
-                    .or_insert_with(|| {
-                        let s = if is_python(&x.filename) { python_script(&x.argv) } else { None };
-                        s.filter(|s| touches(idx, e.pid, e.ts_ns, s))
-                    })
-                    .clone();
+                let script = if is_python(&x.filename) { python_script(&x.argv) } else { None };
+                let script = script.filter(|s| {
+                    let by_pid = by_pid.get_or_insert_with(|| {
+                        let mut m: HashMap<u32, Vec<usize>> = HashMap::new();
+                        for (k, e) in events.iter().enumerate() {
+                            m.entry(e.pid).or_default().push(k);
+                        }
+                        m
+                    });
+                    touches(idx, by_pid.get(&e.pid).map_or(&[][..], Vec::as_slice), e.ts_ns, s)
+                });
                 phases.insert(e.tid, Phase::Loader);
                 if let Some(s) = script {
                     // The loader's part is left out the same way.
@@ -1239,11 +1243,11 @@ fn is_script(path: &str, script: &str) -> bool {
     }
 }
 
-/// Whether process `pid` touches the file `script` after `ts`.
-fn touches(idx: &Index<'_>, pid: u32, ts: u64, script: &str) -> bool {
-    idx.trace.events.iter().enumerate().any(|(i, e)| {
-        e.pid == pid
-            && e.ts_ns > ts
+/// Whether a process whose events are `own` touches the file `script`
+/// after `ts`.
+fn touches(idx: &Index<'_>, own: &[usize], ts: u64, script: &str) -> bool {
+    own.iter().any(|&i| {
+        idx.trace.events[i].ts_ns > ts
             && idx.access(i).is_some_and(|a| a.targets().filter_map(Resolved::as_str).any(|p| is_script(p, script)))
     })
 }
