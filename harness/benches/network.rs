@@ -8,9 +8,15 @@
 //!
 //! Each workload runs in a new network namespace (`unshare -n`) with
 //! `tcp_server` piped into `tcp_client` (see `probity-fixtures`). The modes
-//! run round-robin in each repetition; the figure is the median, and the
-//! ratio is checked as the median traced time over the median untraced
-//! one (the median of each repetition's own ratio is printed beside it).
+//! run round-robin in each repetition, in orders that put each mode after
+//! every other one equally often (a run can slow the next one down: the
+//! kernel tears the last namespace and its 10,000 closed connections down
+//! meanwhile); the figure is the median, and the ratio is checked
+//! as the median traced time over the median untraced one (the median of
+//! each repetition's own ratio is printed beside it). A second untraced
+//! run in each repetition, "untraced (control)", is measured against the
+//! first like the traced ones: its ratio is what the host's noise alone
+//! makes of 1.00x in the same run.
 //! The tracer's programs are kept loaded by a session on `sleep` (as in a
 //! test binary whose traces overlap), so load time is not in the figures.
 //! A traced run that lost events, or whose connections do not add up
@@ -29,7 +35,7 @@ struct Workload {
     bytes: u64,
     conns: u64,
     target: f64,
-    /// Repetitions of each mode (a full run; `--quick` does 2).
+    /// Repetitions of each mode (a full run; `--quick` does one per mode, 4).
     reps: usize,
 }
 
@@ -38,6 +44,8 @@ enum Mode {
     Untraced,
     Traced,
     EbpfOnly,
+    /// Untraced again, measured like a traced mode.
+    Control,
 }
 
 impl Mode {
@@ -46,6 +54,7 @@ impl Mode {
             Mode::Untraced => "untraced",
             Mode::Traced => "traced (ebpf + preload)",
             Mode::EbpfOnly => "traced (ebpf only)",
+            Mode::Control => "untraced (control)",
         }
     }
 }
@@ -66,15 +75,17 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<bool> {
     let quick = std::env::args().any(|a| a == "--quick");
-    // The transfer takes about 0.3 s, so it is repeated more: a run that
-    // short moves by 10-20% with what else the host is doing. The
-    // connection loop (about 1 s) moves by as much on a busy host, and its
-    // median over 5 runs was seen 0.1x apart from one bench to the next.
+    // The transfer takes about 0.4 s, so it is repeated more: a run that
+    // short moves by 10-30% with what else the host is doing, and its
+    // median over 11 runs was seen 0.1x apart from one bench to the next.
+    // The connection loop (about 1 s) moves by as much on a busy host, and
+    // its median over 5 runs was seen 0.1x apart likewise. Repetitions
+    // come in multiples of the four modes (see `order`).
     let workloads = [
-        Workload { name: "transfer 1 GiB in 64 KiB writes", bytes: 1 << 30, conns: 1, target: 1.10, reps: 11 },
-        Workload { name: "10,000 short connections", bytes: 10, conns: 10_000, target: 1.5, reps: 9 },
+        Workload { name: "transfer 1 GiB in 64 KiB writes", bytes: 1 << 30, conns: 1, target: 1.10, reps: 20 },
+        Workload { name: "10,000 short connections", bytes: 10, conns: 10_000, target: 1.5, reps: 12 },
     ];
-    let modes = [Mode::Untraced, Mode::Traced, Mode::EbpfOnly];
+    let modes = [Mode::Untraced, Mode::Traced, Mode::EbpfOnly, Mode::Control];
     // The programs stay loaded for the whole bench: every traced run
     // measures tracing, not loading.
     let both = Tracer::new().with_kept_loaded(true);
@@ -85,15 +96,17 @@ fn run() -> anyhow::Result<bool> {
     for w in &workloads {
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
         let mut lost = vec![0u64; modes.len()];
-        let reps = if quick { 2 } else { w.reps };
+        let reps = if quick { modes.len() } else { w.reps };
         for rep in 0..reps {
-            for (m, mode) in modes.iter().enumerate() {
+            for m in order(rep, modes.len()) {
+                let mode = &modes[m];
                 let cmd = command(w);
                 let start = Instant::now();
-                match mode {
-                    Mode::Untraced => {
+                let elapsed = match mode {
+                    Mode::Untraced | Mode::Control => {
                         let st = { cmd }.stdout(Stdio::null()).status().context("failed to run the workload")?;
                         ensure!(st.success(), "the untraced workload failed: {st}");
+                        start.elapsed()
                     }
                     Mode::Traced | Mode::EbpfOnly => {
                         let tracer = if *mode == Mode::Traced { &both } else { &ebpf };
@@ -104,19 +117,16 @@ fn run() -> anyhow::Result<bool> {
                             eprintln!("  LOST or WRONG: {} / {}: {e}", w.name, mode.label());
                             complete = false;
                         }
-                        times[m].push(elapsed);
-                        eprintln!("  rep {}: {} / {}: {:.0} ms", rep + 1, w.name, mode.label(), ms(elapsed));
-                        continue;
+                        elapsed
                     }
-                }
-                let elapsed = start.elapsed();
+                };
                 times[m].push(elapsed);
                 eprintln!("  rep {}: {} / {}: {:.0} ms", rep + 1, w.name, mode.label(), ms(elapsed));
             }
         }
-        // Each repetition's traced time over its own untraced run, just
-        // before: the host's load drifts over seconds, and a pair of
-        // neighbouring runs shares it (printed beside the ratio of medians,
+        // Each repetition's traced time over its own untraced run: the
+        // host's load drifts over seconds, and runs of one repetition
+        // share it more than runs far apart (printed beside the ratio of medians,
         // which is what the goal is checked against).
         let paired: Vec<f64> = (0..modes.len())
             .map(|m| {
@@ -129,12 +139,12 @@ fn run() -> anyhow::Result<bool> {
         for (m, mode) in modes.iter().enumerate() {
             let t = median(&mut times[m]);
             let ratio = ms(t) / ms(base);
-            let target = if *mode == Mode::Untraced {
+            let target = if matches!(mode, Mode::Untraced | Mode::Control) {
                 String::new()
             } else {
                 format!("{}{:.2}", if ratio <= w.target { "<=" } else { "OVER " }, w.target)
             };
-            let lost = if *mode == Mode::Untraced { String::new() } else { lost[m].to_string() };
+            let lost = if matches!(mode, Mode::Untraced | Mode::Control) { String::new() } else { lost[m].to_string() };
             println!(
                 "{:<34} {:<26} {:>10.0} {:>7.2}x {:>7.2}x {:>7}  {lost}",
                 w.name,
@@ -147,6 +157,17 @@ fn run() -> anyhow::Result<bool> {
         }
     }
     Ok(complete)
+}
+
+/// The order of `n` modes (`n` even) in repetition `rep`: the rows of a
+/// Williams square, in which every mode runs first, second, ... and last
+/// once, and follows every other mode once, every `n` repetitions.
+fn order(rep: usize, n: usize) -> Vec<usize> {
+    // 0, 1, n-1, 2, n-2, ..., then shifted by one a row.
+    (0..n)
+        .map(|k| if k % 2 == 1 { k.div_ceil(2) } else { (n - k / 2) % n })
+        .map(|m| (m + rep) % n)
+        .collect()
 }
 
 /// The workload in a new network namespace.
