@@ -71,7 +71,8 @@ fn reason(program: &str) -> &'static str {
 
 /// Whether an ELF file names a program interpreter (`PT_INTERP`): without
 /// one there is no dynamic loader to preload anything. `None` when the
-/// file is not a 64-bit little-endian ELF (a script, say).
+/// file is not a 64-bit little-endian ELF (a script, say), or `elf` (its
+/// start) does not hold its program headers.
 fn has_interpreter(elf: &[u8]) -> Option<bool> {
     if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
         return None;
@@ -81,6 +82,9 @@ fn has_interpreter(elf: &[u8]) -> Option<bool> {
     let phoff = u64_at(0x20)? as usize;
     let phentsize = u16_at(0x36)? as usize;
     let phnum = u16_at(0x38)? as usize;
+    if phoff.checked_add(phnum.checked_mul(phentsize)?)? > elf.len() {
+        return None;
+    }
     const PT_INTERP: u32 = 3;
     Some((0..phnum).any(|i| {
         let o = phoff + i * phentsize;
@@ -116,5 +120,9 @@ mod tests {
         assert_eq!(has_interpreter(b"#!/bin/sh\n"), None);
         let static_bin = probity_fixtures::path(probity_fixtures::STATIC_KNOWN_IO);
         assert_eq!(has_interpreter(&std::fs::read(static_bin).unwrap()), Some(false));
+        // Program headers past what was read: not told.
+        let mut far = std::fs::read("/bin/sh").unwrap()[..64].to_vec();
+        far[0x20..0x28].copy_from_slice(&(1u64 << 20).to_le_bytes());
+        assert_eq!(has_interpreter(&far), None);
     }
 }

@@ -443,10 +443,9 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
     a
 }
 
-/// Updates a process's descriptors and directory after syscall `s`. A
-/// descriptor it creates has id 0 until the caller numbers it.
-/// Updates the process's tables for syscall `s`; returns the descriptor
-/// it created (its entry's `id` still 0), if it did.
+/// Updates a process's descriptors and directory after syscall `s`;
+/// returns the descriptor it created, whose id is 0 until the caller
+/// numbers it.
 fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
     let ret = s.ret?;
     let ok = s.errno.is_none();
