@@ -7,11 +7,12 @@
 //! namespaces).
 //!
 //! Each workload runs in a new network namespace (`unshare -n`) with
-//! `tcp_server` piped into `tcp_client` (see `probity-fixtures`). The modes
-//! run round-robin in each repetition, in orders that put each mode after
-//! every other one equally often (a run can slow the next one down: the
-//! kernel tears the last namespace and its 10,000 closed connections down
-//! meanwhile); the figure is the median, and the ratio is checked
+//! `tcp_server` piped into `tcp_client` (see `probity-fixtures`). Each
+//! repetition runs every mode once, in the orders of a Williams square
+//! (see `order`), and each run starts once the machine is idle again: a
+//! run can slow the next one down, as the kernel tears its namespace and
+//! its 10,000 closed connections down after it. The figure is the median,
+//! and the ratio is checked
 //! as the median traced time over the median untraced one (the median of
 //! each repetition's own ratio is printed beside it). A second untraced
 //! run in each repetition, "untraced (control)", is measured against the
@@ -100,6 +101,7 @@ fn run() -> anyhow::Result<bool> {
         for rep in 0..reps {
             for m in order(rep, modes.len()) {
                 let mode = &modes[m];
+                settle();
                 let cmd = command(w);
                 let start = Instant::now();
                 let elapsed = match mode {
@@ -126,8 +128,8 @@ fn run() -> anyhow::Result<bool> {
         }
         // Each repetition's traced time over its own untraced run: the
         // host's load drifts over seconds, and runs of one repetition
-        // share it more than runs far apart (printed beside the ratio of medians,
-        // which is what the goal is checked against).
+        // share it more than runs far apart (printed beside the ratio of
+        // medians, which is what the goal is checked against).
         let paired: Vec<f64> = (0..modes.len())
             .map(|m| {
                 let mut r: Vec<f64> = times[m].iter().zip(&times[0]).map(|(t, u)| ms(*t) / ms(*u)).collect();
@@ -160,14 +162,38 @@ fn run() -> anyhow::Result<bool> {
 }
 
 /// The order of `n` modes (`n` even) in repetition `rep`: the rows of a
-/// Williams square, in which every mode runs first, second, ... and last
-/// once, and follows every other mode once, every `n` repetitions.
+/// Williams square, in which, every `n` repetitions, each mode runs
+/// first, second, ... and last once, and follows each other mode once
+/// inside a repetition (not across the boundary between two: `settle` is
+/// what keeps one run from weighing on the next).
 fn order(rep: usize, n: usize) -> Vec<usize> {
+    debug_assert!(n % 2 == 0, "a Williams square of one row a repetition needs an even number of modes");
     // 0, 1, n-1, 2, n-2, ..., then shifted by one a row.
     (0..n)
         .map(|k| if k % 2 == 1 { k.div_ceil(2) } else { (n - k / 2) % n })
         .map(|m| (m + rep) % n)
         .collect()
+}
+
+/// Waits until the machine has been at least 90% idle for 100 ms (at
+/// most 2 s): what the last run left the kernel to do, or anything else
+/// the host was doing, is not charged to the next run.
+fn settle() {
+    // Idle and all time, in clock ticks, over all CPUs.
+    let ticks = || -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        Some((v.get(3)? + v.get(4)?, v.iter().sum()))
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        let Some((idle0, all0)) = ticks() else { return };
+        std::thread::sleep(Duration::from_millis(100));
+        let Some((idle1, all1)) = ticks() else { return };
+        if all1 > all0 && (idle1 - idle0) * 10 >= (all1 - all0) * 9 {
+            return;
+        }
+    }
 }
 
 /// The workload in a new network namespace.
