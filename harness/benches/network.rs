@@ -167,7 +167,7 @@ fn run() -> anyhow::Result<bool> {
 /// inside a repetition (not across the boundary between two: `settle` is
 /// what keeps one run from weighing on the next).
 fn order(rep: usize, n: usize) -> Vec<usize> {
-    debug_assert!(n % 2 == 0, "a Williams square of one row a repetition needs an even number of modes");
+    debug_assert!(n.is_multiple_of(2), "a Williams square of one row a repetition needs an even number of modes");
     // 0, 1, n-1, 2, n-2, ..., then shifted by one a row.
     (0..n)
         .map(|k| if k % 2 == 1 { k.div_ceil(2) } else { (n - k / 2) % n })
