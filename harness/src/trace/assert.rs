@@ -1143,6 +1143,15 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The messages a `sendmmsg` sent: its result, or the count it asked for
+/// when the result is unknown.
+fn messages_sent(s: &Call<'_>) -> Option<i64> {
+    s.ret.or(match s.args.get(2) {
+        Some(Arg::Int(n)) => Some(*n),
+        _ => None,
+    })
+}
+
 /// Where syscall `i` sends to, when it is a send or a connect.
 fn destination(idx: &Index<'_>, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
@@ -1164,14 +1173,7 @@ fn destination(idx: &Index<'_>, i: usize) -> Dest {
         // name none either (glibc's resolver sends its A and AAAA queries
         // so; see the known limitations in docs/guide.md); when it names
         // one, the others may name others.
-        // (The messages it sent; the count asked for, when that is unknown.)
-        "sendmmsg"
-            if addr.is_some()
-                && s.ret.or(match s.args.get(2) {
-                    Some(Arg::Int(n)) => Some(*n),
-                    _ => None,
-                }).is_some_and(|n| n > 1) =>
-        {
+        "sendmmsg" if addr.is_some() && messages_sent(&s).is_some_and(|n| n > 1) => {
             Dest::Unknown("only the first message of a sendmmsg is recorded, and it names its own address")
         }
         // A message's address is its `msg_name`.

@@ -217,7 +217,7 @@ impl<'t> Index<'t> {
         let active = &trace.outcome.tracers;
         let uncovered: HashSet<(u32, TracerKind)> = trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
         for p in self.procs.values_mut() {
-            p.tracers = active.iter().copied().filter(|&t| t.covers(p, |pid| uncovered.contains(&(pid, t)))).collect();
+            p.tracers = active.iter().copied().filter(|t| t.covers(p, &uncovered)).collect();
         }
     }
 

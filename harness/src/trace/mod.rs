@@ -110,10 +110,10 @@ impl TracerKind {
     /// eBPF tracer follows every task of the tree except those it could not
     /// add to its task map (shown by a fork marked `untracked`); the preload
     /// library every image it was loaded in, so not the processes
-    /// [`Outcome::uncovered`] lists for it (`listed` says whether it lists
-    /// a pid for this tracer).
-    pub(crate) fn covers(self, p: &Process, listed: impl Fn(u32) -> bool) -> bool {
-        !p.untracked && !listed(p.pid)
+    /// [`Outcome::uncovered`] lists for it (`uncovered` holds them, with
+    /// their tracer).
+    fn covers(self, p: &Process, uncovered: &foldhash::HashSet<(u32, TracerKind)>) -> bool {
+        !p.untracked && !uncovered.contains(&(p.pid, self))
     }
 }
 
