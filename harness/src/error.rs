@@ -45,8 +45,18 @@ pub enum Error {
         /// The program as given.
         program: String,
     },
+    /// The command is a script whose `#!` interpreter (or a program whose
+    /// dynamic loader) does not exist.
+    #[error("command not found: {interpreter}, the interpreter of {program}")]
+    InterpreterNotFound {
+        /// The program as given.
+        program: String,
+        /// The interpreter its `#!` line names, or a description of its
+        /// dynamic loader.
+        interpreter: String,
+    },
     /// The command exists but cannot be run.
-    #[error("failed to execute {program}: {source}")]
+    #[error("cannot execute {program}")]
     NotExecutable {
         /// The program as given.
         program: String,
@@ -55,7 +65,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Starting the command failed for another reason.
-    #[error("failed to start {program}: {source}")]
+    #[error("failed to start {program}")]
     Spawn {
         /// The program as given.
         program: String,
@@ -96,6 +106,13 @@ impl Error {
                 "run `probity doctor`; the kernel needs BPF ring buffers (5.8+) and tracepoints".into()
             }
             Error::MissingItem(_) => "cargo xtask build-ebpf".into(),
+            Error::NotFound { .. } => "check the name, or give its path (`./name`); PATH is searched for a bare name".into(),
+            Error::InterpreterNotFound { .. } => {
+                "install the interpreter, or fix the `#!` line (`#!/usr/bin/env NAME` searches PATH)".into()
+            }
+            Error::NotExecutable { .. } => {
+                "give the path of an executable file (`chmod +x` it; every directory on the way must exist)".into()
+            }
             _ => String::new(),
         }
     }

@@ -52,6 +52,53 @@ pub(crate) fn resolve_in(program: &std::ffi::OsStr, path: Option<std::ffi::OsStr
     Err(Error::NotFound { program: name })
 }
 
+/// What a failed spawn of `program` means, as a shell would say it: the
+/// program does not exist (127), or the `#!` interpreter or dynamic loader
+/// it names does not (127, naming both), or it exists but cannot be
+/// executed (126: a directory, no execute permission, a symbolic-link
+/// loop, a path through a file, an unknown format, too long arguments).
+/// Anything else (no memory, too many processes) is a failure to start.
+fn exec_error(program: &std::ffi::OsStr, source: std::io::Error) -> Error {
+    let name = program.to_string_lossy().into_owned();
+    match source.raw_os_error() {
+        // exec says ENOENT both when the file is missing and when the
+        // interpreter it names is: tell them apart as bash does.
+        Some(libc::ENOENT) => match std::fs::metadata(program) {
+            Ok(_) => Error::InterpreterNotFound { interpreter: interpreter_of(program), program: name },
+            Err(_) => Error::NotFound { program: name },
+        },
+        Some(
+            libc::EACCES
+            | libc::EPERM
+            | libc::ELOOP
+            | libc::ENOTDIR
+            | libc::ENOEXEC
+            | libc::EISDIR
+            | libc::ETXTBSY
+            | libc::E2BIG
+            | libc::ENAMETOOLONG
+            | libc::ELIBBAD,
+        ) => Error::NotExecutable { program: name, source },
+        _ => Error::Spawn { program: name, source },
+    }
+}
+
+/// The interpreter a script's `#!` line names, or a description of an ELF
+/// program's dynamic loader.
+fn interpreter_of(program: &std::ffi::OsStr) -> String {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(program).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    match head[..n].strip_prefix(b"#!") {
+        Some(line) => {
+            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+            let word = line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty()).unwrap_or_default();
+            String::from_utf8_lossy(word).into_owned()
+        }
+        None => "its dynamic loader (the ELF interpreter)".into(),
+    }
+}
+
 /// Settings for tracing commands.
 ///
 /// ```no_run
@@ -101,22 +148,39 @@ impl Tracer {
         self
     }
 
-    /// Bytes of read and write buffers to keep (at most 4095).
+    /// Most bytes [`with_buffer_bytes`](Tracer::with_buffer_bytes) keeps: a
+    /// capture is at most 4096 bytes, one of which ends a string.
+    pub const MAX_BUFFER_BYTES: u32 = probity_common::MAX_CAPTURE as u32 - 1;
+
+    /// Largest kernel ring ([`with_ring_bytes`](Tracer::with_ring_bytes)):
+    /// the kernel takes a power of two below 4 GiB for a BPF ring buffer.
+    pub const MAX_RING_BYTES: u32 = 1 << 31;
+
+    /// Most tasks [`with_max_tasks`](Tracer::with_max_tasks) accepts: the
+    /// kernel's `PID_MAX_LIMIT`, beyond which no system has tasks.
+    pub const MAX_TASKS: u32 = 1 << 22;
+
+    /// Bytes of read and write buffers to keep (at most
+    /// [`MAX_BUFFER_BYTES`](Tracer::MAX_BUFFER_BYTES); more is cut to it).
     pub fn with_buffer_bytes(mut self, n: u32) -> Self {
-        self.buf_len = n;
+        self.buf_len = n.min(Self::MAX_BUFFER_BYTES);
         self
     }
 
-    /// Most tasks traced at once by this process (fixed by the first session).
+    /// Most tasks traced at once by this process (fixed by the first
+    /// session), from 1 to [`MAX_TASKS`](Tracer::MAX_TASKS); other values
+    /// are brought into that range.
     pub fn with_max_tasks(mut self, n: u32) -> Self {
-        self.load.max_tasks = n.max(16);
+        self.load.max_tasks = n.clamp(1, Self::MAX_TASKS);
         self
     }
 
-    /// Kernel ring buffer size in bytes (rounded up to a power of two;
-    /// fixed by the first session of the process).
+    /// Kernel ring buffer size in bytes, from a page to
+    /// [`MAX_RING_BYTES`](Tracer::MAX_RING_BYTES) (rounded up to a power
+    /// of two and brought into that range; fixed by the first session of
+    /// the process).
     pub fn with_ring_bytes(mut self, n: u32) -> Self {
-        self.load.ring_bytes = n.max(4096).next_power_of_two();
+        self.load.ring_bytes = n.clamp(4096, Self::MAX_RING_BYTES).next_power_of_two();
         self
     }
 
@@ -220,14 +284,9 @@ impl Tracer {
                 })
             };
         }
-        let program = cmd.get_program().to_string_lossy().into_owned();
         let cwd = Outcome::command_cwd(&cmd);
         let started = Instant::now();
-        let child = cmd.spawn().map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound { program: program.clone() },
-            std::io::ErrorKind::PermissionDenied => Error::NotExecutable { program: program.clone(), source },
-            _ => Error::Spawn { program: program.clone(), source },
-        })?;
+        let child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
         Ok(Tracee {
             root: child.id(),
             kernel,

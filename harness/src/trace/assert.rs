@@ -1061,6 +1061,28 @@ impl Trace {
 }
 
 /// Whether `s` can be a host name: letters, digits, `-`, `_` and dots.
+impl Trace {
+    /// Checks one entry of the allow-list of
+    /// [`check_network_only_to`](Trace::check_network_only_to) before any
+    /// trace exists, so that a mistyped entry is refused up front rather
+    /// than failing the check after the run; the error says what the entry
+    /// may be.
+    ///
+    /// ```
+    /// assert!(probity::Trace::check_allowed_destination("10.0.0.0/8").is_ok());
+    /// assert!(probity::Trace::check_allowed_destination("999.1.1.1/99").is_err());
+    /// ```
+    pub fn check_allowed_destination(entry: &str) -> Result<(), String> {
+        if crate::trace::query::parse_net(entry).is_some() || is_host_name(entry) {
+            return Ok(());
+        }
+        Err(format!(
+            "`{entry}` is not an IP address (127.0.0.1, ::1), a CIDR block (10.0.0.0/8) or a host name \
+             (letters, digits, `-`, `_` and `.`, at most 253 bytes, with a letter)"
+        ))
+    }
+}
+
 fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253

@@ -2,17 +2,23 @@
 //! and check a machine's readiness.
 //!
 //! Exit status of `probity run`: the command's own (128 + N when signal N
-//! killed it), except
-//! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete;
+//! killed it), except, first match first:
+//! - 2 for a usage error (nothing ran);
+//! - 127 when the command, or the interpreter its `#!` line names, does not
+//!   exist; 126 when it cannot be executed;
+//! - 125 when probity itself failed (privileges, trace files it may not or
+//!   could not write);
 //! - 121 when the network gate failed (`--deny-network`, `--allow-connect`);
-//! - 125 when probity itself failed (privileges, bad options, output files);
-//! - 126 when the command cannot be executed; 127 when it does not exist.
+//! - 128 + N when signal N (SIGINT, SIGTERM, SIGHUP) interrupted probity:
+//!   the tree was stopped and the trace is cut short;
+//! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete.
 
+mod output;
 mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "probity", version, about = "Prove what a program does to the system: trace every exec, fork, exit and syscall of its process tree.")]
@@ -32,7 +38,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => {
+            if let Err(msg) = args.check() {
+                let mut cmd = Cli::command();
+                // Usage lines then read `probity run`.
+                cmd.build();
+                let run = cmd.find_subcommand_mut("run").expect("the run subcommand exists");
+                run.error(clap::error::ErrorKind::ArgumentConflict, msg).exit();
+            }
+            run::main(args)
+        }
         Command::Doctor => doctor(),
     }
 }

@@ -1,16 +1,17 @@
 //! `probity run`: trace one command, stream its events out.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use probity::{Event, EventKind, Outcome, SyscallCount, Tracer, TracerKind};
+
+use crate::output;
 
 /// Exit status when events were lost.
 const EXIT_LOST: u8 = 120;
@@ -39,15 +40,19 @@ pub struct RunArgs {
     /// The tracers to use, comma-separated. Default: every tracer available.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     tracers: Vec<TracerArg>,
-    /// Bytes of read/write buffers to show (like `strace -s`).
-    #[arg(short = 's', long = "string-limit", default_value_t = 32, value_name = "N")]
+    /// Bytes of read/write buffers to show (like `strace -s`), 0 to 4095.
+    #[arg(short = 's', long = "string-limit", default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(Tracer::MAX_BUFFER_BYTES)))]
     string_limit: u32,
-    /// Most tasks traced at once; further forks are counted as lost.
-    #[arg(long, default_value_t = 32768, value_name = "N")]
+    /// Most tasks traced at once, 1 to 4194304; further forks are counted
+    /// as lost.
+    #[arg(long, default_value_t = 32768, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(Tracer::MAX_TASKS)))]
     max_tasks: u32,
-    /// Kernel ring buffer size in MiB [default: 64, or 4 with --summary,
-    /// whose ring carries process events only].
-    #[arg(long, value_name = "MIB")]
+    /// Kernel ring buffer size in MiB, a power of two from 1 to 2048
+    /// [default: 64, or 4 with --summary, whose ring carries process
+    /// events only].
+    #[arg(long, value_name = "MIB", value_parser = parse_ring_mib)]
     ring_mib: Option<u32>,
     /// Exit with the command's status even when events were lost.
     #[arg(long)]
@@ -59,11 +64,55 @@ pub struct RunArgs {
     /// Fail (exit 121) if the command sent to or connected to anything but
     /// these: IP addresses, CIDR blocks or host names it resolved
     /// (repeatable, or comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "HOST|CIDR")]
+    #[arg(long, value_delimiter = ',', value_name = "HOST|CIDR", value_parser = parse_destination)]
     allow_connect: Vec<String>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    /// The command and its arguments. Options before it are probity's: put
+    /// `--` first when the command starts with `-`.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+/// `--ring-mib`: the kernel takes a power of two for a BPF ring buffer.
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let max = Tracer::MAX_RING_BYTES >> 20;
+    let allowed = format!("a power of two from 1 to {max} (1, 2, 4, ..., {max})");
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= max => Ok(n),
+        _ => Err(format!("the ring size must be {allowed}")),
+    }
+}
+
+/// `--allow-connect`: what the gate understands, checked by the gate's own
+/// parser.
+fn parse_destination(s: &str) -> Result<String, String> {
+    probity::Trace::check_allowed_destination(s).map(|()| s.to_owned())
+}
+
+impl RunArgs {
+    /// Checks what the value parsers cannot: that `-o` and `--json` do not
+    /// name one file (their lines would interleave). `/dev/null` may be
+    /// named twice.
+    pub fn check(&self) -> Result<(), String> {
+        let (Some(text), Some(json)) = (&self.output, &self.json) else {
+            return Ok(());
+        };
+        if output::is_dev_null(text) && output::is_dev_null(json) {
+            return Ok(());
+        }
+        let same = match (output::identity(text), output::identity(json)) {
+            (Some(a), Some(b)) => a == b,
+            _ => text == json,
+        };
+        if same {
+            return Err(format!(
+                "-o {} and --json {} name the same file, and the text and JSON traces would be mixed in it; \
+                 give two different files",
+                text.display(),
+                json.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,21 +128,34 @@ enum TracerArg {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The first of SIGINT, SIGTERM and SIGHUP that came, or 0.
+static INTERRUPT: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    let _ = INTERRUPT.compare_exchange(0, sig, Ordering::Relaxed, Ordering::Relaxed);
     STOP.store(true, Ordering::Relaxed);
+}
+
+/// Writes a line to stderr, ignoring failure: stderr may be a full disk,
+/// `/dev/full` or a closed pipe, and then the exit status says it all.
+pub fn say(msg: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "probity: {msg}");
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            let code = match e.downcast_ref::<probity::Error>() {
-                Some(probity::Error::NotFound { .. }) => 127,
+            let lib = e.downcast_ref::<probity::Error>();
+            let code = match lib {
+                Some(probity::Error::NotFound { .. } | probity::Error::InterpreterNotFound { .. }) => 127,
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,
             };
-            eprintln!("probity: {e:#}");
+            say(format_args!("{e:#}"));
+            if let Some(hint) = lib.map(probity::Error::hint).filter(|h| !h.is_empty()) {
+                say(format_args!("hint: {hint}"));
+            }
             ExitCode::from(code)
         }
     }
@@ -108,23 +170,30 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracers.push(TracerKind::Preload);
     }
     if !tracers.contains(&TracerKind::Ebpf) {
-        eprintln!("probity: preload tracer only: libc calls of dynamically linked programs; syscalls, and anything a static or setuid program does, are not traced");
+        say("preload tracer only: libc calls of dynamically linked programs; syscalls, and anything a static or setuid program does, are not traced");
     }
     // `-o /dev/null` (keep only the JSON, say): skip formatting lines
     // nobody reads.
-    let discard_text = args.output.as_deref() == Some(std::path::Path::new("/dev/null"));
+    let discard_text = args.output.as_deref().is_some_and(output::is_dev_null);
     let mut text: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("failed to create the trace file {}", p.display()))?,
-        )),
+        Some(p) => Box::new(BufWriter::new(output::create(p, "-o")?)),
         None => Box::new(BufWriter::new(io::stderr())),
     };
     let mut json = match &args.json {
-        Some(p) => Some(BufWriter::new(
-            File::create(p).with_context(|| format!("failed to create the JSON file {}", p.display()))?,
-        )),
+        Some(p) => Some(BufWriter::new(output::create(p, "--json")?)),
         None => None,
     };
+    // The same file by a path `check` could not see through (a link made
+    // since, say): refuse before anything runs.
+    if let (Some(t), Some(j)) = (&args.output, &args.json) {
+        if !discard_text && !output::is_dev_null(j) && output::identity(t) == output::identity(j) {
+            anyhow::bail!(
+                "-o {} and --json {} are the same file; give two different files",
+                t.display(),
+                j.display()
+            );
+        }
+    }
     // With --summary the kernel counts syscalls itself, and the ring only
     // carries process events: a small one is quicker to create and free
     // (64 MiB took about 15 ms each way).
@@ -149,7 +218,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let tracee = tracer.spawn(cmd)?;
-    let mut write_err: Option<io::Error> = None;
+    // A sink that failed is written no more; the command still runs to its
+    // end, traced (stopping a build half way for a full disk would leave
+    // worse behind), and probity exits 125.
+    let mut text_err: Option<io::Error> = None;
+    let mut json_err: Option<io::Error> = None;
     let mut counts: HashMap<String, SyscallCount> = HashMap::new();
     let summary = args.summary;
     // Nesting depth of each event so far (a libc call's syscalls sit under it).
@@ -163,9 +236,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let depth = e.parent().and_then(|p| depths.get(p)).map_or(0, |d| d + 1);
         depths.push(depth);
-        if write_err.is_some() {
-            return;
-        }
         if summary {
             // Counts come from the kernel; process events are not printed.
         } else {
@@ -180,17 +250,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 c.errors += u64::from(s.failed());
                 c.total_ns += s.duration_ns;
             }
-            if discard_text {
+            if discard_text || text_err.is_some() {
                 // Nothing to write.
             } else if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
-                write_err = Some(err);
+                text_err = Some(err);
             }
         }
-        if let Some(j) = json.as_mut() {
-            if !summary {
-                if let Err(err) = serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n")) {
-                    write_err = Some(err);
-                }
+        if let Some(j) = json.as_mut().filter(|_| !summary && json_err.is_none()) {
+            if let Err(err) = serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n")) {
+                json_err = Some(err);
             }
         }
     })?;
@@ -200,31 +268,58 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         SyscallCount::sort_by_time(&mut c);
         outcome.syscalls = c;
     }
-    if let Some(err) = write_err {
-        return Err(err).context("failed to write the trace");
+    let interrupt = INTERRUPT.load(Ordering::Relaxed);
+    // A signal that came as the tree ended still cut the run short.
+    outcome.interrupted |= interrupt != 0;
+    if text_err.is_none() {
+        let written = (|| {
+            if summary {
+                if !outcome.syscalls.is_empty() || outcome.libc_calls.is_empty() {
+                    write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+                }
+                if !outcome.libc_calls.is_empty() {
+                    write!(text, "{}", probity::render::libc_summary_table(&outcome.libc_calls))?;
+                }
+            }
+            write!(text, "{}", probity::render::outcome_lines(&outcome))?;
+            text.flush()
+        })();
+        text_err = written.err();
     }
-    if summary {
-        if !outcome.syscalls.is_empty() || outcome.libc_calls.is_empty() {
-            write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
-        }
-        if !outcome.libc_calls.is_empty() {
-            write!(text, "{}", probity::render::libc_summary_table(&outcome.libc_calls))?;
+    if let Some(mut j) = json.filter(|_| json_err.is_none()) {
+        json_err = outcome.write_summary_line(&mut j, summary).and_then(|()| j.flush()).err();
+    }
+    let mut failed = false;
+    for (err, sink) in [(text_err, args.output.as_deref()), (json_err, args.json.as_deref())] {
+        if let Some(err) = err {
+            failed = true;
+            let what = sink.map_or("stderr".into(), |p| p.display().to_string());
+            say(format_args!(
+                "failed to write the trace to {what} ({err}); the command ran to its end ({}) but its trace is \
+                 incomplete: free space or fix {what}, and run it again",
+                outcome.status
+            ));
         }
     }
-    write!(text, "{}", probity::render::outcome_lines(&outcome))?;
-    text.flush().context("failed to write the trace")?;
-    if let Some(mut j) = json {
-        outcome.write_summary_line(&mut j, summary)?;
-        j.flush().context("failed to write the JSON trace")?;
+    if failed {
+        return Ok(ExitCode::from(EXIT_PROBITY));
     }
     if gate {
         let trace = probity::Trace { events: kept, outcome: outcome.clone() };
         let checked =
             if args.deny_network { trace.check_no_network() } else { trace.check_network_only_to(&args.allow_connect) };
         if let Err(v) = checked {
-            eprintln!("probity: network gate failed: {v}");
+            say(format_args!("network gate failed: {v}"));
             return Ok(ExitCode::from(EXIT_GATE));
         }
+    }
+    if interrupt != 0 {
+        let name = Signal::try_from(interrupt).map_or("a signal", Signal::as_str);
+        say(format_args!(
+            "interrupted by {name}: the process tree was stopped and its trace is cut short (its root process {})",
+            outcome.status
+        ));
+        return Ok(ExitCode::from(128 + interrupt as u8));
     }
     if outcome.losses.lost_events() > 0 && !args.allow_loss {
         return Ok(ExitCode::from(EXIT_LOST));

@@ -1,0 +1,250 @@
+//! Opening the files `-o` and `--json` name. probity often runs as root
+//! beside other users' code, and a trace holds what the command read and
+//! wrote, so a trace file is opened as a careful root process must open a
+//! name in a directory others can write to (such as `/tmp`, where
+//! `fs.protected_symlinks` may be off):
+//!
+//! - a new file is created 0600 with `O_EXCL`, never through a link;
+//! - an existing regular file is truncated only when the caller owns it and
+//!   it has no other name (no hard link to someone's file);
+//! - a symbolic link, as the file or as a directory on the way, is followed
+//!   only when the caller or root owns it (another user's link could point
+//!   anywhere, and is refused);
+//! - anything else is refused, except `/dev/null`, probity's own standard
+//!   streams (`/dev/stdout`, `/dev/stderr`, the terminal), and pipes and
+//!   sockets the caller owns (`--json >(jq .)`).
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path};
+
+use anyhow::{bail, Context};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, openat, readlinkat, AtFlags, FcntlArg, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
+use nix::unistd::{ftruncate, geteuid};
+
+/// `/dev/null`'s device number (major 1, minor 3).
+const DEV_NULL: u64 = libc::makedev(1, 3);
+
+/// What a trace file is, to tell whether `-o` and `--json` name the same.
+#[derive(PartialEq, Eq)]
+pub enum Identity {
+    /// An existing file: device and inode.
+    File(u64, u64),
+    /// A file still to be created: its directory's device and inode, and
+    /// its name.
+    New(u64, u64, std::ffi::OsString),
+}
+
+/// What `path` is now, following links as the open will (`None` when
+/// its directory cannot be found: the open says why).
+pub fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        return Some(Identity::File(m.dev(), m.ino()));
+    }
+    let name = path.file_name()?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let m = std::fs::metadata(dir).ok()?;
+    Some(Identity::New(m.dev(), m.ino(), name.to_owned()))
+}
+
+/// Whether `path` is `/dev/null`, which any number of outputs may share.
+pub fn is_dev_null(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == DEV_NULL)
+}
+
+/// Most symbolic links followed while opening one file, as the kernel's
+/// `MAXSYMLINKS`.
+const MAX_LINKS: u32 = 40;
+
+/// Opens `path` for a trace, safely (see the module's doc); `what` names
+/// the option for messages.
+pub fn create(path: &Path, what: &str) -> anyhow::Result<File> {
+    let shown = path.display();
+    if path.file_name().is_none() {
+        bail!("{what} {shown} names a directory, not a file; give a file name such as {shown}/trace.txt");
+    }
+    let fd = open(path).with_context(|| format!("cannot write the trace to {what} {shown}"))?;
+    // Writes block as usual once the file is vetted.
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::empty())).with_context(|| format!("failed to set up {what} {shown}"))?;
+    Ok(File::from(fd))
+}
+
+/// Walks `path` a component at a time, so that every symbolic link on the
+/// way, the last included, is checked before it is followed (by splicing
+/// its target into the walk): the kernel would follow anyone's.
+fn open(path: &Path) -> anyhow::Result<OwnedFd> {
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let root = |absolute: bool| openat(AT_FDCWD, if absolute { "/" } else { "." }, dir_flags, Mode::empty());
+    let mut dir = root(path.is_absolute())?;
+    let mut todo: VecDeque<OsString> = names(path);
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        let last = todo.is_empty();
+        let opened = if last { create_in(&dir, &name) } else { openat(&dir, name.as_os_str(), dir_flags | OFlag::O_NOFOLLOW, Mode::empty()) };
+        let err = match opened {
+            Ok(fd) if last => {
+                vet(&fd)?;
+                return Ok(fd);
+            }
+            Ok(fd) => {
+                dir = fd;
+                continue;
+            }
+            Err(e) => e,
+        };
+        let shown = Path::new(&name).display();
+        let st = match fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(_) if !last => return Err(err).with_context(|| format!("failed to open the directory {shown}")),
+            Err(_) => return Err(err.into()),
+        };
+        if file_type(&st) != SFlag::S_IFLNK {
+            if last {
+                return Err(err.into());
+            }
+            bail!("{shown} is a {}, not a directory", type_name(&st));
+        }
+        trusted_link(&name, &st)?;
+        links += 1;
+        if links > MAX_LINKS {
+            bail!("more than {MAX_LINKS} symbolic links on the way (a loop?)");
+        }
+        // /proc's links (/dev/stdout is /proc/self/fd/1) name open files,
+        // not paths: only the kernel can follow them, and /proc owns them.
+        if in_procfs(&dir) {
+            let flags = if last { OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK } else { dir_flags };
+            let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
+            if last {
+                vet(&fd)?;
+                return Ok(fd);
+            }
+            dir = fd;
+            continue;
+        }
+        let target = readlinkat(&dir, name.as_os_str())?;
+        let target = Path::new(&target);
+        if target.is_absolute() {
+            dir = root(true)?;
+        }
+        for part in names(target).into_iter().rev() {
+            todo.push_front(part);
+        }
+        if todo.is_empty() || target.file_name().is_none() {
+            bail!("{shown} is a symbolic link to a directory, not to a file");
+        }
+    }
+    bail!("no file name given")
+}
+
+/// The components of `path` still to walk (`..` kept: it is resolved in
+/// the directory reached, as the kernel does).
+fn names(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Whether `dir` is in procfs.
+fn in_procfs(dir: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(dir).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// Opens `name` in `dir` for writing: a new file 0600, or an existing one
+/// that is not a link (which fails with `ELOOP`), for [`vet`] to judge.
+fn create_in(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    let base = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW;
+    match openat(dir, name, base | OFlag::O_CREAT | OFlag::O_EXCL, Mode::S_IRUSR | Mode::S_IWUSR) {
+        Err(Errno::EEXIST) => {}
+        other => return other,
+    }
+    openat(dir, name, base, Mode::empty())
+}
+
+/// Refuses what a trace must not be written to, and empties a regular
+/// file that may be.
+fn vet(fd: &OwnedFd) -> anyhow::Result<()> {
+    let st = fstat(fd)?;
+    let me = geteuid().as_raw();
+    match file_type(&st) {
+        SFlag::S_IFREG => {
+            if st.st_uid != me {
+                bail!(
+                    "it exists and belongs to uid {}, not to you (uid {me}); probity overwrites only your own \
+                     files: remove it or choose another name",
+                    st.st_uid
+                );
+            }
+            if st.st_nlink > 1 {
+                bail!(
+                    "it has {} hard links, and probity truncates only a file with one name (another name could \
+                     be someone's file); remove it or choose another name",
+                    st.st_nlink
+                );
+            }
+            ftruncate(fd, 0)?;
+            Ok(())
+        }
+        SFlag::S_IFCHR if st.st_rdev == DEV_NULL => Ok(()),
+        _ if is_std_stream(&st) => Ok(()),
+        SFlag::S_IFIFO | SFlag::S_IFSOCK if st.st_uid == me => Ok(()),
+        _ => bail!(
+            "it is a {} that is neither /dev/null, nor one of probity's standard streams, nor a pipe of yours; \
+             give a regular file",
+            type_name(&st)
+        ),
+    }
+}
+
+/// Accepts a symbolic link only if the caller or root owns it: another
+/// user's link (say, planted in `/tmp`) could point at any file.
+fn trusted_link(name: &OsStr, st: &FileStat) -> anyhow::Result<()> {
+    let me = geteuid().as_raw();
+    if st.st_uid == me || st.st_uid == 0 {
+        return Ok(());
+    }
+    bail!(
+        "{} is a symbolic link owned by uid {}, neither you (uid {me}) nor root, and probity does not follow \
+         another user's link (it could point at a file you did not mean to overwrite); remove it, or give the \
+         path it points to",
+        Path::new(name).display(),
+        st.st_uid
+    )
+}
+
+/// Whether `st` is the file of probity's standard input, output or error.
+fn is_std_stream(st: &FileStat) -> bool {
+    [std::io::stdin().as_fd(), std::io::stdout().as_fd(), std::io::stderr().as_fd()]
+        .into_iter()
+        .filter_map(|fd| fstat(fd).ok())
+        .any(|s| s.st_dev == st.st_dev && s.st_ino == st.st_ino)
+}
+
+fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn type_name(st: &FileStat) -> &'static str {
+    match file_type(st) {
+        SFlag::S_IFREG => "regular file",
+        SFlag::S_IFDIR => "directory",
+        SFlag::S_IFLNK => "symbolic link",
+        SFlag::S_IFIFO => "named pipe",
+        SFlag::S_IFSOCK => "socket",
+        SFlag::S_IFCHR => "character device",
+        SFlag::S_IFBLK => "block device",
+        _ => "special file",
+    }
+}
