@@ -243,3 +243,227 @@ fn interrupt_stops_the_tree_and_completes_the_trace() {
     let exits = lines.iter().filter(|e| e["kind"] == "exit" && e["process_exited"] == true).count();
     assert_eq!(exits, 2, "{lines:?}");
 }
+
+/// A marker file the command creates, to tell whether it ran.
+struct Marker(tempfile::TempDir);
+
+impl Marker {
+    fn new() -> Marker {
+        Marker(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> String {
+        self.0.path().join("ran").to_str().unwrap().to_owned()
+    }
+
+    fn ran(&self) -> bool {
+        self.0.path().join("ran").exists()
+    }
+}
+
+/// `probity run ARGS -- touch MARKER` must be a usage error (exit 2)
+/// whose message has each of `says`, and the command must not run.
+fn assert_usage_error(args: &[&str], says: &[&str]) {
+    let marker = Marker::new();
+    let o = run(&[&["run"], args, &["--", "touch", &marker.path()]].concat());
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{args:?}: no {s:?} in: {err}");
+    }
+    assert!(!marker.ran(), "{args:?}: the command ran before the usage error");
+}
+
+#[test]
+fn an_unwritable_stderr_is_exit_125_after_the_command_ran() {
+    require_tracing();
+    for tracers in ["all", "preload", "ebpf"] {
+        let marker = Marker::new();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = probity()
+            .args(["run", "--tracers", tracers, "--", "touch", &marker.path()])
+            .stderr(full)
+            .output()
+            .unwrap();
+        // Not 101 (a panic): probity says, by its status, that the trace
+        // was not written.
+        assert_eq!(o.status.code(), Some(125), "--tracers {tracers}");
+        assert!(marker.ran(), "--tracers {tracers}: the command did not run");
+    }
+    // A trace file that fills up: the JSON keeps going, the status says.
+    let marker = Marker::new();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.jsonl");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o = probity()
+        .args(["run", "-o", "/dev/stdout", "--json", json.to_str().unwrap(), "--", "touch", &marker.path()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(err.contains("failed to write the trace to /dev/stdout") && err.contains("No space left"), "{err}");
+    assert!(marker.ran());
+    assert_eq!(json_lines(&json).last().unwrap()["kind"], "summary");
+    // A closed stderr is /dev/null to a Rust program: the run succeeds.
+    let marker = Marker::new();
+    let mut cmd = probity();
+    cmd.args(["run", "--", "touch", &marker.path()]);
+    // SAFETY: close is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(marker.ran());
+}
+
+#[test]
+fn a_bad_allow_connect_is_a_usage_error_before_anything_runs() {
+    for bad in ["", "999.1.1.1/99", "10.0.0.0/33", "bad host!", "1.2.3.4.5"] {
+        assert_usage_error(&["--allow-connect", bad], &[&format!("`{bad}` is not an IP address"), "CIDR block", "host name"]);
+    }
+    // One bad entry of a list is enough.
+    assert_usage_error(&["--allow-connect", "127.0.0.1,::1/129"], &["`::1/129`"]);
+    // What the gate understands still runs.
+    let marker = Marker::new();
+    let o = run(&["run", "--allow-connect", "127.0.0.0/8,::1,localhost", "--", "touch", &marker.path()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(marker.ran());
+}
+
+#[test]
+fn out_of_range_knobs_are_usage_errors_naming_the_range() {
+    for mib in ["0", "3", "4096", "lots"] {
+        assert_usage_error(&["--ring-mib", mib], &["--ring-mib", "a power of two from 1 to 2048"]);
+    }
+    for n in ["0", "4194305"] {
+        assert_usage_error(&["--max-tasks", n], &["--max-tasks", "1..=4194304"]);
+    }
+    assert_usage_error(&["-s", "4096"], &["--string-limit", "0..=4095"]);
+    // The ends of each range run.
+    let marker = Marker::new();
+    let o = run(&[
+        "run", "--ring-mib", "1", "--max-tasks", "1", "-s", "4095", "--", "sh", "-c",
+        &format!("touch {}", marker.path()),
+    ]);
+    // One task: sh's child is not traced, and that is loss (120).
+    assert_eq!(o.status.code(), Some(120), "{}", stderr(&o));
+    assert!(stderr(&o).contains("untraced tasks: 1"), "{}", stderr(&o));
+    assert!(marker.ran());
+}
+
+#[test]
+fn o_and_json_naming_one_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x");
+    let xs = x.to_str().unwrap();
+    let says = ["name the same file", "give two different files"];
+    // A file still to be created, by one path and by another.
+    assert_usage_error(&["-o", xs, "--json", xs], &says);
+    let dotted = dir.path().join(".").join("x");
+    assert_usage_error(&["-o", xs, "--json", dotted.to_str().unwrap()], &says);
+    assert!(!x.exists(), "the refused file was created");
+    // Relative to the working directory.
+    let marker = Marker::new();
+    let o = probity()
+        .args(["run", "-o", "x", "--json", "./x", "--", "touch", &marker.path()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!marker.ran());
+    // An existing file and its hard link: refused, and left as it was.
+    std::fs::write(&x, "keep me\n").unwrap();
+    let link = dir.path().join("link");
+    std::fs::hard_link(&x, &link).unwrap();
+    assert_usage_error(&["-o", link.to_str().unwrap(), "--json", xs], &says);
+    assert_eq!(std::fs::read_to_string(&x).unwrap(), "keep me\n");
+    // /dev/null takes both.
+    let o = run(&["run", "-o", "/dev/null", "--json", "/dev/null", "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unknown_option_is_a_usage_error_naming_it() {
+    assert_usage_error(&["--polcy", "x"], &["unexpected argument '--polcy'", "Usage: probity run"]);
+    let o = run(&["run", "--polcy", "x", "--", "ls"]);
+    assert!(!stderr(&o).contains("command not found"), "{}", stderr(&o));
+    // After the command's name, options are the command's.
+    let o = run(&["run", "-o", "/dev/null", "sh", "-c", "echo $0", "--polcy"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"--polcy\n");
+    // After `--`, a command may start with `-`.
+    let o = run(&["run", "--", "-probity-no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("command not found: -probity-no-such-command"), "{}", stderr(&o));
+}
+
+#[test]
+fn exec_failures_are_126_or_127_with_the_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    std::os::unix::fs::symlink(p("loop2"), p("loop1")).unwrap();
+    std::os::unix::fs::symlink(p("loop1"), p("loop2")).unwrap();
+    std::fs::write(p("plain"), "not executable\n").unwrap();
+    std::fs::write(p("script"), "#!/nonexistent/probity-interp -x\necho hi\n").unwrap();
+    std::fs::set_permissions(p("script"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // (A file in no known format is not among them: execvp hands it to
+    // /bin/sh, as shells do.)
+    let cases: [(String, i32, &[&str]); 5] = [
+        (p("loop1"), 126, &["cannot execute", "Too many levels of symbolic links"]),
+        (format!("{}/x", p("plain")), 126, &["cannot execute", "Not a directory"]),
+        (p("plain"), 126, &["cannot execute", "Permission denied"]),
+        (dir.path().to_str().unwrap().to_owned(), 126, &["cannot execute", "Permission denied"]),
+        (p("script"), 127, &["command not found: /nonexistent/probity-interp, the interpreter of", "/script", "#!"]),
+    ];
+    for (program, code, says) in cases {
+        let o = run(&["run", "--", &program]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(code), "{program}: {err}");
+        for s in says {
+            assert!(err.contains(s), "{program}: no {s:?} in: {err}");
+        }
+        assert!(err.contains("hint: "), "{program}: no advice in: {err}");
+    }
+}
+
+/// Runs `probity run -- sh -c 'sleep 30 & echo up; exit 0'` (its root
+/// exits 0 at once, its tree lives on), sends probity `sig` once the tree
+/// is up, and returns its output and JSON summary.
+fn interrupted_after_root_exited(sig: nix::sys::signal::Signal) -> (std::process::ExitStatus, String, Value) {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.jsonl");
+    let mut child = probity()
+        .args(["run", "-o", "/dev/null", "--json", json.to_str().unwrap(), "--", "sh", "-c", "sleep 30 & echo up; exit 0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "up\n");
+    // Let the root's exit reach probity first.
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let summary = json_lines(&json).pop().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned(), summary)
+}
+
+#[test]
+fn an_interrupted_run_whose_root_exited_0_is_not_a_success() {
+    use nix::sys::signal::Signal;
+    for (sig, code, name) in [(Signal::SIGINT, 130, "SIGINT"), (Signal::SIGTERM, 143, "SIGTERM"), (Signal::SIGHUP, 129, "SIGHUP")] {
+        let (status, err, summary) = interrupted_after_root_exited(sig);
+        assert_eq!(status.code(), Some(code), "{name}: {err}");
+        assert!(err.contains(&format!("interrupted by {name}")) && err.contains("exited with 0"), "{err}");
+        assert_eq!(summary["interrupted"], true, "{summary}");
+        assert_eq!(summary["status"], serde_json::json!({"code": 0}), "{summary}");
+    }
+}
