@@ -27,10 +27,14 @@ const SUMMARY_RING_MIB: u32 = 4;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Write the human-readable trace to FILE instead of stderr.
+    /// Write the human-readable trace to FILE instead of stderr. A new
+    /// FILE is made 0600 (a trace holds what the command read); an existing
+    /// one is overwritten only if it is yours, with no other name; a
+    /// symbolic link is followed only if it is yours or root's.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Write the trace as JSON Lines to FILE (schema: docs/json-schema.md).
+    /// Write the trace as JSON Lines to FILE (schema: docs/json-schema.md),
+    /// made as `-o` makes its file; not the same file as `-o`'s.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Count calls, errors and time per syscall (like `strace -c`), and per
