@@ -200,6 +200,18 @@ fn the_callers_own_links_and_standard_streams_are_written() {
     let o = probity().args(["run", "-o", "/dev/stdout", "--", "true"]).stderr(Stdio::piped()).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("execve(\"/usr/bin/true\""), "{}", stderr(&o));
-    // Another device is not a trace file.
+    // /dev/stdout when it is a file of another user's (a redirection made
+    // before privileges were taken): written where the redirection points.
+    let theirs = t.path("redirected");
+    as_nobody(&["sh", "-c", &format!("echo before > {}", s(&theirs))]);
+    let out = std::fs::OpenOptions::new().append(true).open(&theirs).unwrap();
+    let o = probity().args(["run", "-o", "/dev/stdout", "--", "true"]).stdout(out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&theirs).unwrap();
+    assert!(written.starts_with("before\n") && written.contains("execve("), "{written}");
+    // Another device is not a trace file, nor is a kernel setting.
     assert_refused("-o", Path::new("/dev/full"), &["character device"]);
+    let printk = std::fs::read_to_string("/proc/sys/kernel/printk").unwrap();
+    assert_refused("--json", Path::new("/proc/sys/kernel/printk"), &["procfs", "kernel settings"]);
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/printk").unwrap(), printk);
 }

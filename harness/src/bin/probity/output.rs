@@ -10,6 +10,7 @@
 //! - a symbolic link, as the file or as a directory on the way, is followed
 //!   only when the caller or root owns it (another user's link could point
 //!   anywhere, and is refused);
+//! - a file of procfs, sysfs or their kind (a kernel setting) is refused;
 //! - anything else is refused, except `/dev/null`, probity's own standard
 //!   streams (`/dev/stdout`, `/dev/stderr`, the terminal), and pipes and
 //!   sockets the caller owns (`--json >(jq .)`).
@@ -17,7 +18,7 @@
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context};
@@ -70,12 +71,31 @@ const MAX_LINKS: u32 = 40;
 pub fn create(path: &Path, what: &str) -> anyhow::Result<File> {
     let shown = path.display();
     if path.file_name().is_none() {
-        bail!("{what} {shown} names a directory, not a file; give a file name such as {shown}/trace.txt");
+        let dir = shown.to_string();
+        bail!("{what} {dir} names a directory, not a file; give a file name such as {}/trace.txt", dir.trim_end_matches('/'));
     }
-    let fd = open(path).with_context(|| format!("cannot write the trace to {what} {shown}"))?;
+    let fd = open(path).map_err(advise).with_context(|| format!("cannot write the trace to {what} {shown}"))?;
+    // probity's own stdout or stderr (`-o /dev/stdout`, even when it is a
+    // file): its descriptor is shared, so that the trace goes where the
+    // caller's redirection points, at its offset (`>>` appends).
+    if let Some(stream) = fstat(&fd).ok().as_ref().and_then(std_stream) {
+        return Ok(File::from(stream));
+    }
     // Writes block as usual once the file is vetted.
     fcntl(&fd, FcntlArg::F_SETFL(OFlag::empty())).with_context(|| format!("failed to set up {what} {shown}"))?;
     Ok(File::from(fd))
+}
+
+/// Adds what to do to a system error that ended an open.
+fn advise(e: anyhow::Error) -> anyhow::Error {
+    let advice = match e.root_cause().downcast_ref::<Errno>() {
+        Some(Errno::ENOENT) => "a directory on the way does not exist: create it first",
+        Some(Errno::EISDIR) => "it is a directory: give a file name inside it",
+        Some(Errno::ENXIO) => "it is a named pipe with no reader: start the reader first",
+        Some(Errno::EACCES | Errno::EPERM | Errno::EROFS) => "choose a place you may write to",
+        _ => return e,
+    };
+    e.context(advice)
 }
 
 /// Walks `path` a component at a time, so that every symbolic link on the
@@ -178,6 +198,11 @@ fn create_in(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
 fn vet(fd: &OwnedFd) -> anyhow::Result<()> {
     let st = fstat(fd)?;
     let me = geteuid().as_raw();
+    // probity's own stdout or stderr, even a file: the caller's (see
+    // `create`).
+    if std_stream(&st).is_some() {
+        return Ok(());
+    }
     match file_type(&st) {
         SFlag::S_IFREG => {
             if st.st_uid != me {
@@ -186,6 +211,10 @@ fn vet(fd: &OwnedFd) -> anyhow::Result<()> {
                      files: remove it or choose another name",
                     st.st_uid
                 );
+            }
+            // /proc/sys, /sys and their kind take writes as commands.
+            if let Some(fs) = pseudo_fs(fd) {
+                bail!("it is a file of {fs}, whose files are kernel settings, not storage; give a regular file");
             }
             if st.st_nlink > 1 {
                 bail!(
@@ -198,7 +227,6 @@ fn vet(fd: &OwnedFd) -> anyhow::Result<()> {
             Ok(())
         }
         SFlag::S_IFCHR if st.st_rdev == DEV_NULL => Ok(()),
-        _ if is_std_stream(&st) => Ok(()),
         SFlag::S_IFIFO | SFlag::S_IFSOCK if st.st_uid == me => Ok(()),
         _ => bail!(
             "it is a {} that is neither /dev/null, nor one of probity's standard streams, nor a pipe of yours; \
@@ -224,12 +252,36 @@ fn trusted_link(name: &OsStr, st: &FileStat) -> anyhow::Result<()> {
     )
 }
 
-/// Whether `st` is the file of probity's standard input, output or error.
-fn is_std_stream(st: &FileStat) -> bool {
-    [std::io::stdin().as_fd(), std::io::stdout().as_fd(), std::io::stderr().as_fd()]
-        .into_iter()
-        .filter_map(|fd| fstat(fd).ok())
-        .any(|s| s.st_dev == st.st_dev && s.st_ino == st.st_ino)
+/// A copy of probity's standard output or error descriptor, if `st` is
+/// its file.
+fn std_stream(st: &FileStat) -> Option<OwnedFd> {
+    let same = |fd: BorrowedFd<'_>| fstat(fd).is_ok_and(|s| s.st_dev == st.st_dev && s.st_ino == st.st_ino);
+    let (out, err) = (std::io::stdout(), std::io::stderr());
+    let found = [out.as_fd(), err.as_fd()].into_iter().find(|&fd| same(fd)).and_then(|fd| fd.try_clone_to_owned().ok());
+    found
+}
+
+/// The name of the kernel file system `fd` is on, if it is one whose
+/// files are not storage.
+fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
+    use nix::sys::statfs::{
+        fstatfs, BPF_FS_MAGIC, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, PROC_SUPER_MAGIC,
+        SECURITYFS_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
+    };
+    let kind = fstatfs(fd).ok()?.filesystem_type();
+    [
+        (PROC_SUPER_MAGIC, "procfs"),
+        (SYSFS_MAGIC, "sysfs"),
+        (CGROUP_SUPER_MAGIC, "cgroupfs"),
+        (CGROUP2_SUPER_MAGIC, "cgroupfs"),
+        (DEBUGFS_MAGIC, "debugfs"),
+        (TRACEFS_MAGIC, "tracefs"),
+        (SECURITYFS_MAGIC, "securityfs"),
+        (BPF_FS_MAGIC, "bpffs"),
+    ]
+    .into_iter()
+    .find(|(magic, _)| *magic == kind)
+    .map(|(_, name)| name)
 }
 
 fn file_type(st: &FileStat) -> SFlag {
