@@ -110,6 +110,7 @@ impl Error {
             Error::InterpreterNotFound { .. } => {
                 "install the interpreter, or fix the `#!` line (`#!/usr/bin/env NAME` searches PATH)".into()
             }
+            Error::Spawn { .. } => "the system refused a new process: check free memory and `ulimit -u`".into(),
             Error::NotExecutable { .. } => {
                 "give the path of an executable file (`chmod +x` it; every directory on the way must exist)".into()
             }

@@ -326,6 +326,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(128 + interrupt as u8));
     }
     if outcome.losses.lost_events() > 0 && !args.allow_loss {
+        let l = &outcome.losses;
+        let fix = if l.task_map_full > 0 && l.task_map_full == l.lost_events() {
+            "raise --max-tasks"
+        } else {
+            "raise --ring-mib (or --max-tasks when tasks went untraced)"
+        };
+        say(format_args!(
+            "the trace is incomplete ({} events lost): {fix}, or pass --allow-loss to accept that (the command {})",
+            l.lost_events(),
+            outcome.status
+        ));
         return Ok(ExitCode::from(EXIT_LOST));
     }
     Ok(ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8))
