@@ -65,7 +65,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Starting the command failed for another reason.
-    #[error("failed to start {program}")]
+    #[error("failed to start {program}: {source}")]
     Spawn {
         /// The program as given.
         program: String,

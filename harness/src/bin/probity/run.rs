@@ -146,6 +146,19 @@ pub fn say(msg: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "probity: {msg}");
 }
 
+/// The error and its causes, each said once (some library messages
+/// already end with their cause).
+fn chain(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !s.ends_with(&cause) {
+            s = format!("{s}: {cause}");
+        }
+    }
+    s
+}
+
 pub fn main(args: RunArgs) -> ExitCode {
     match run(args) {
         Ok(code) => code,
@@ -156,7 +169,7 @@ pub fn main(args: RunArgs) -> ExitCode {
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,
             };
-            say(format_args!("{e:#}"));
+            say(chain(&e));
             if let Some(hint) = lib.map(probity::Error::hint).filter(|h| !h.is_empty()) {
                 say(format_args!("hint: {hint}"));
             }
