@@ -1,5 +1,7 @@
 //! Running a command under the tracers: [`Tracer`] and [`Tracee`].
 
+mod tree_cgroup;
+
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,11 +185,18 @@ impl Tracer {
         // with file capabilities; and the root's children do not inherit it.
         // Added before the kernel tracer's registration, so these calls are
         // not in the trace.
+        // The whole tree, where the kernel allows it: see `tree_cgroup`.
+        let group = tree_cgroup::prepare();
         let parent = std::process::id();
-        // SAFETY: prctl and getppid are async-signal-safe raw syscalls; the
-        // closure allocates nothing.
+        // SAFETY: write, prctl and getppid are async-signal-safe raw
+        // syscalls; the closure allocates nothing. The group's descriptor
+        // stays open in this process for its whole life.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(fd) = group {
+                    // Best effort: without it only the root dies with probity.
+                    let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }

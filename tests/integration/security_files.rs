@@ -312,29 +312,39 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The first child of `pid`.
+fn child_of(pid: u32) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
 #[test]
-fn a_killed_probity_takes_its_root_along_and_its_ring_is_reclaimed() {
+fn a_killed_probity_takes_its_tree_along_and_its_ring_is_reclaimed() {
     require_tracing();
+    // The root (a sleep, once the shell execs) and a background sleep.
     let mut probity = Command::new(env!("CARGO_BIN_EXE_probity"))
-        .args(["run", "--", "sleep", "1000"])
+        .args(["run", "--", "/bin/sh", "-c", "sleep 1000 & exec sleep 1000"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid = probity.id();
-    let sleep = wait_for("the traced sleep", || {
-        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-        children.split_whitespace().next()?.parse::<u32>().ok()
-    });
+    let root = wait_for("the traced root", || child_of(pid));
+    let background = wait_for("the background sleep", || child_of(root));
     let ring = wait_for("the ring", || rings_of(pid).pop());
+    let in_group = std::fs::read_to_string(format!("/proc/{background}/cgroup")).unwrap();
     probity.kill().unwrap();
     probity.wait().unwrap();
-    wait_for("the sleep to die with probity", || (!running(sleep)).then_some(()));
-    // The next start of any probity process of this user removes it (one
-    // running beside this test may have done so already).
+    wait_for("the root to die with probity", || (!running(root)).then_some(()));
+    // The next start of any probity process of this user removes the ring
+    // (one running beside this test may have done so already) and kills
+    // what is left of the tree, where the kernel lets it group the tree.
     let t = Tracer::new().with_tracers(&[TracerKind::Preload]).run(Command::new("true")).unwrap();
     assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
     assert!(!ring.exists(), "{} outlived its session", ring.display());
+    let grouped = in_group.lines().any(|l| l.starts_with("0::") && l.contains("/probity-tree-"));
+    assert!(grouped, "this machine has cgroup v2 with cgroup.kill, yet the tree was not grouped: {in_group}");
+    wait_for("the background sleep to be killed", || (!running(background)).then_some(()));
 }
 
 #[test]

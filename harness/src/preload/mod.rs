@@ -12,7 +12,7 @@ pub(crate) mod coverage;
 mod decode;
 pub(crate) mod own;
 pub mod library;
-mod ring_file;
+pub(crate) mod ring_file;
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -39,7 +39,7 @@ pub(super) fn create(len: usize) -> Result<RingFile, Error> {
     let me = Owner::current();
     reclaim(&dir, me.as_ref());
     let stem = match &me {
-        Some(o) => format!("{PREFIX}{}-{}-{}", o.pidns, o.pid, o.start),
+        Some(o) => format!("{PREFIX}{}", o.stem()),
         None => format!("{PREFIX}0-{}-0", std::process::id()),
     };
     let mut taken = 0;
@@ -108,7 +108,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// 16 hex digits from the kernel's random source.
-pub(super) fn random_hex() -> String {
+pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 8];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -128,7 +128,7 @@ pub(super) fn random_hex() -> String {
 
 /// A probity process, as a ring's name records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Owner {
+pub(crate) struct Owner {
     /// The inode of its pid namespace: pids are only compared within one.
     pidns: u64,
     pid: u32,
@@ -138,20 +138,31 @@ struct Owner {
 }
 
 impl Owner {
-    fn current() -> Option<Owner> {
+    pub(crate) fn current() -> Option<Owner> {
         let pid = std::process::id();
         Some(Owner { pidns: pidns()?, pid, start: start_time(pid)? })
     }
 
+    /// `<pidns>-<pid>-<start>`, what a name carries before its random part.
+    pub(crate) fn stem(&self) -> String {
+        format!("{}-{}-{}", self.pidns, self.pid, self.start)
+    }
+
     /// Parses `<pidns>-<pid>-<start>-<random>` after the prefix.
-    fn parse(rest: &str) -> Option<Owner> {
+    pub(crate) fn parse(rest: &str) -> Option<Owner> {
         let mut parts = rest.split('-');
         let owner = Owner { pidns: parts.next()?.parse().ok()?, pid: parts.next()?.parse().ok()?, start: parts.next()?.parse().ok()? };
         let random = parts.next()?;
         (random.len() == 16 && parts.next().is_none()).then_some(owner)
     }
 
-    fn alive(&self) -> bool {
+    /// Whether this process is in the same pid namespace as `me`: only
+    /// there can its pid be checked.
+    pub(crate) fn comparable_with(&self, me: &Owner) -> bool {
+        self.pidns == me.pidns
+    }
+
+    pub(crate) fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start)
     }
 }
@@ -178,7 +189,7 @@ fn reclaim(dir: &Path, me: Option<&Owner>) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(Owner::parse) else { continue };
-        if owner.pidns != me.pidns || owner == *me || owner.alive() {
+        if !owner.comparable_with(me) || owner == *me || owner.alive() {
             continue;
         }
         let path = entry.path();
