@@ -32,7 +32,13 @@ fn main() {
     let lib = target_dir.join("release/libprobity_preload.so");
     let bytes = std::fs::read(&lib).unwrap_or_else(|e| panic!("failed to read {}: {e}", lib.display()));
     std::fs::write(out.join("libprobity_preload.so"), &bytes).expect("failed to copy the preload library");
-    // A content hash names the extracted copy, so versions never clash.
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    println!("cargo::rustc-env=PROBITY_PRELOAD_HASH={hash:016x}");
+    // The SHA-256 of the content: the extracted copy is checked against it
+    // before every use, and its first 16 digits name the copy, so versions
+    // never clash.
+    let hash: String = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("cargo::rustc-env=PROBITY_PRELOAD_SHA256={hash}");
+    println!("cargo::rustc-env=PROBITY_PRELOAD_HASH={}", &hash[..16]);
 }

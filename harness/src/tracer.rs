@@ -1,5 +1,7 @@
 //! Running a command under the tracers: [`Tracer`] and [`Tracee`].
 
+mod tree_cgroup;
+
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -239,6 +241,37 @@ impl Tracer {
         if self.tracers.is_empty() {
             return Err(Error::NoTracer);
         }
+        // The root must not outlive probity (killed, or crashed) and run on
+        // untraced: the kernel sends it SIGKILL when the thread that forked
+        // it ends. Limits: the thread, not the process (a `Tracee` spawned
+        // on a thread that ends first loses its root); the setting is
+        // cleared when the root execs a setuid or setgid program or one
+        // with file capabilities; and the root's children do not inherit it.
+        // Added before the kernel tracer's registration, so these calls are
+        // not in the trace.
+        // The whole tree, where the kernel allows it: see `tree_cgroup`.
+        let group = tree_cgroup::prepare();
+        let parent = std::process::id();
+        // SAFETY: write, prctl and getppid are async-signal-safe raw
+        // syscalls; the closure allocates nothing. The group's descriptor
+        // stays open in this process for its whole life.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = group {
+                    // Best effort: without it only the root dies with probity.
+                    let _ = libc::write(fd, b"0".as_ptr().cast(), 1);
+                }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // probity died between the fork and the prctl: no signal
+                // will come, so end here.
+                if libc::getppid() != parent as libc::pid_t {
+                    libc::_exit(125);
+                }
+                Ok(())
+            })
+        };
         let kernel = if self.tracers.contains(&TracerKind::Ebpf) {
             let session = KernelSession::open(crate::kernel::session::SessionOptions {
                 summary: self.summary,

@@ -11,6 +11,7 @@ mod network;
 mod preload;
 mod process_events;
 mod security_cli;
+mod security_files;
 mod sessions;
 mod support;
 mod snapshots;

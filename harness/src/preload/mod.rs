@@ -12,13 +12,13 @@ pub(crate) mod coverage;
 mod decode;
 pub(crate) mod own;
 pub mod library;
+pub(crate) mod ring_file;
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -89,23 +89,18 @@ impl PreloadSession {
     /// drained, not kept (a summary run).
     pub(crate) fn new(bytes: usize, block: bool, count_only: bool) -> Result<PreloadSession, Error> {
         let data = bytes.next_power_of_two().max(4096);
-        let path = ring_path();
-        let io = |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
         if !valid_data_bytes(data as u64) {
-            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("a ring of {data} bytes is too large"))));
+            return Err(Error::Preload {
+                what: "failed to create the preload ring".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("a ring of {data} bytes is too large")),
+            });
         }
-        // Only this user's processes may write records into it.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
+        let ring_file::RingFile { path, mut file } = ring_file::create(file_bytes(data))?;
+        let io = |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
         let clock = clock::choose();
         let header = RingHeader::new(data as u64, clock, block);
-        let written = std::io::Write::write_all(&mut file, header.as_bytes())
-            .and_then(|()| file.set_len(file_bytes(data) as u64));
+        // The file's pages are already reserved (see `ring_file`).
+        let written = std::io::Write::write_all(&mut file, header.as_bytes());
         let mapped = written.map_err(io).and_then(|()| {
             // SAFETY: the file is open; the mapping is kept until `drop`.
             unsafe { map(file.as_raw_fd(), file_bytes(data)) }.ok_or_else(|| io(std::io::Error::other("failed to map it")))
@@ -367,14 +362,6 @@ impl Drop for PreloadSession {
         unsafe { libc::munmap(self.ring.as_ptr().cast(), self.len) };
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// A fresh ring file name: in `/dev/shm` (memory, not disk) when it exists.
-fn ring_path() -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-    dir.join(format!("probity-ring-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Default bytes of a ring's data area.
