@@ -10,6 +10,7 @@ mod libc_hooks;
 mod network;
 mod preload;
 mod process_events;
+mod security_gates;
 mod sessions;
 mod support;
 mod snapshots;

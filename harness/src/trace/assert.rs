@@ -1028,8 +1028,11 @@ impl Trace {
             }
             match destination(&idx, i) {
                 Dest::None => {}
-                Dest::Ip(ip) if nets.iter().any(|n| n.contains(&ip)) || resolved.contains(&ip) => {}
-                Dest::Ip(ip) => {
+                Dest::Ip(ip, _) if nets.iter().any(|n| n.contains(&ip)) || resolved.contains(&ip) => {}
+                // Names are looked up through the nameservers: allowing a
+                // name allows asking them.
+                Dest::Ip(ip, 53) if !hosts.is_empty() && resolution.is_nameserver(ip) => {}
+                Dest::Ip(ip, _) => {
                     if let Some(n) = claims.name_for(e.pid, ip) {
                         let n = n.to_ascii_lowercase();
                         let note = if hosts.contains(&n) {
@@ -1052,8 +1055,12 @@ impl Trace {
                     "a host name allows the addresses /etc/hosts gave it when the command started, and those of DNS answers the kernel saw arrive from a nameserver of /etc/resolv.conf; what the program reports of its own lookups allows nothing",
                 );
             }
-            if let Some((_, why)) = distrust.first() {
-                v = v.note(format!("DNS answers were not believed: {why}"));
+            if !distrust.is_empty() {
+                let mut whys: Vec<&str> = distrust.iter().map(|(_, why)| why.as_str()).collect();
+                let more = whys.len().saturating_sub(MAX_LISTED);
+                whys.truncate(MAX_LISTED);
+                let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+                v = v.note(format!("DNS answers were not believed: {}{more}", whys.join("; ")));
             }
             return Err(v);
         }
@@ -1342,12 +1349,17 @@ fn dns_distrust(idx: &Index<'_>) -> Vec<(usize, String)> {
             out.push((0, format!("process {} had more than one thread", p.pid)));
         }
     }
+    // The ways to answer directly first, each reason once.
+    out.sort_by_key(|(_, why)| !why.contains("port 53") && !why.contains("raw") && !why.contains("setns"));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(_, why)| seen.insert(why.clone()));
     out
 }
 
 enum Dest {
     None,
-    Ip(IpAddr),
+    /// An address and port.
+    Ip(IpAddr, u16),
     Unknown(&'static str),
 }
 
@@ -1371,19 +1383,19 @@ fn messages_sent(s: &Call<'_>) -> Option<i64> {
 fn destination(idx: &Index<'_>, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
     let addr = s.args.iter().find_map(|a| match a.sockaddr() {
-        Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+        Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
         _ => None,
     });
     let target = idx.access(i).and_then(|a| a.fd.as_deref());
     let peer = match target {
         Some(FdTarget::Socket { family, peer }) if INET_FAMILIES.contains(family) => Some(match peer {
-            Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+            Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
             _ => None,
         }),
         _ => None,
     };
     match s.name {
-        "connect" => addr.map_or(Dest::None, Dest::Ip),
+        "connect" => addr.map_or(Dest::None, |(ip, port)| Dest::Ip(ip, port)),
         // Only the first message of a `sendmmsg` is recorded. When it
         // names no address, on a connected socket, the others are taken to
         // name none either (glibc's resolver sends its A and AAAA queries
@@ -1394,7 +1406,7 @@ fn destination(idx: &Index<'_>, i: usize) -> Dest {
         }
         // A message's address is its `msg_name`.
         "sendto" | "sendmsg" | "sendmmsg" => match (addr, peer) {
-            (Some(ip), _) | (None, Some(Some(ip))) => Dest::Ip(ip),
+            (Some((ip, port)), _) | (None, Some(Some((ip, port)))) => Dest::Ip(ip, port),
             (None, Some(None)) => Dest::Unknown("the socket's destination was not recorded"),
             // Only a socket can be sent on: one the trace never saw made
             // came from outside the tree (inherited, or received from
