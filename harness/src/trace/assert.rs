@@ -1016,14 +1016,18 @@ impl Trace {
         let mut names: Vec<(usize, String)> = Vec::new();
         // What the program's own lookups claim, for the message only.
         let mut claims = crate::merge::HostLinker::default();
+        // An answer for an allowed name came, and was not believed.
+        let mut ignored_answers = false;
         let mut order: Vec<usize> = (0..self.events.len()).collect();
         order.sort_by_key(|&i| (self.events[i].ts_ns, i));
         for i in order {
             let e = &self.events[i];
             claims.learn_from(e);
-            if distrust.is_empty() {
-                if let Some(d) = trusted_answer(resolution, e).filter(|d| hosts.contains(&d.name.to_ascii_lowercase())) {
+            if let Some(d) = trusted_answer(resolution, e).filter(|d| hosts.contains(&d.name.to_ascii_lowercase())) {
+                if distrust.is_empty() {
                     resolved.extend(d.addrs.iter().map(|ip| canonical_ip(*ip)));
+                } else {
+                    ignored_answers = true;
                 }
             }
             match destination(&idx, i) {
@@ -1055,7 +1059,7 @@ impl Trace {
                     "a host name allows the addresses /etc/hosts gave it when the command started, and those of DNS answers the kernel saw arrive from a nameserver of /etc/resolv.conf; what the program reports of its own lookups allows nothing",
                 );
             }
-            if !distrust.is_empty() {
+            if ignored_answers {
                 let mut whys: Vec<&str> = distrust.iter().map(|(_, why)| why.as_str()).collect();
                 let more = whys.len().saturating_sub(MAX_LISTED);
                 whys.truncate(MAX_LISTED);
