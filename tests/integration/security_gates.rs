@@ -145,6 +145,63 @@ fn without_the_kernel_tracer_the_network_checks_are_undecided() {
     }
 }
 
+/// Passes a UDP socket connected to 127.0.0.1:PORT to each of two
+/// clients of the Unix socket at PATH (argv 1 and 2), with SCM_RIGHTS.
+const FD_PASSER: &str = r#"
+import os, socket, sys
+path, port = sys.argv[1], int(sys.argv[2])
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect(("127.0.0.1", port))
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path + ".tmp")
+srv.listen(2)
+os.rename(path + ".tmp", path)
+for _ in range(2):
+    c, _ = srv.accept()
+    socket.send_fds(c, [b"x"], [udp.fileno()])
+    c.close()
+"#;
+
+/// A connected UDP socket received from a process outside the tree over
+/// a Unix socket (SCM_RIGHTS), then written to: no socket, connect or
+/// send syscall in the tree names the destination, so the gates cannot
+/// pass.
+#[test]
+fn a_socket_received_from_outside_fails_the_gates_closed() {
+    require_tracing();
+    let (listener, port) = udp_listener();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pass.sock");
+    let py = dir.path().join("pass.py");
+    std::fs::write(&py, FD_PASSER).unwrap();
+    let mut passer = Command::new("python3").arg(&py).arg(&path).arg(&port).spawn().unwrap();
+    for _ in 0..400 {
+        if path.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(path.exists(), "the descriptor passer did not start");
+    let scm = fixture("scm_write");
+    let path = path.to_str().unwrap();
+    let arrived = |what: &str| {
+        let mut buf = [0u8; 64];
+        let (n, _) = listener.recv_from(&mut buf).unwrap_or_else(|e| panic!("{what}: the datagram did not arrive: {e}"));
+        assert_eq!(&buf[..n], b"probity-scm");
+    };
+    for gate in [&["--deny-network"][..], &["--allow-connect", "10.0.0.1"][..]] {
+        let mut args = vec!["-o", "/dev/null"];
+        args.extend_from_slice(gate);
+        let o = probity_run(&args, &[&scm, path]);
+        arrived(gate[0]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(121), "{gate:?}: {err}");
+        assert!(err.contains("it wrote to a descriptor the trace never saw created"), "{gate:?}: {err}");
+        assert!(err.contains("(SCM_RIGHTS)"), "{err}");
+    }
+    assert!(passer.wait().unwrap().success());
+}
+
 /// A fake DNS resolver in Python: answers every A query with 127.0.0.1
 /// and any other with no record, on 127.0.0.1:53, until killed. Prints
 /// "ready" once bound.

@@ -1232,11 +1232,44 @@ const IO_URING: &str = "it set up io_uring, whose submissions probity does not d
 /// does not see, each with why: the network gates cannot pass over them.
 fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
     let mut out = Vec::new();
+    // Processes that received a message on a socket that can carry
+    // descriptors (a Unix socket, or one from outside the tree).
+    let mut may_hold_received: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let received_by = |pid: u32, set: &std::collections::HashSet<u32>| {
+        let mut p = Some(pid);
+        let mut hops = 0;
+        while let Some(q) = p {
+            if set.contains(&q) {
+                return true;
+            }
+            hops += 1;
+            p = idx.procs.get(&q).and_then(|x| x.parent).filter(|_| hops <= idx.procs.len());
+        }
+        false
+    };
     for (i, e) in idx.trace.events.iter().enumerate() {
         let Some(s) = e.as_syscall() else { continue };
         let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
         let unknown_fd = || idx.access(i).is_some_and(|a| a.fd.is_none());
+        let fd_at_least_3 = || matches!(s.args.first(), Some(Arg::Fd(fd)) if *fd >= 3);
         let why = match s.name.as_ref() {
+            "recvmsg" | "recvmmsg" if ok => {
+                match idx.access(i).and_then(|a| a.fd.as_deref()) {
+                    Some(FdTarget::Socket { family, .. }) if *family == libc::AF_UNIX => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    None => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            "write" | "writev" | "pwrite64" | "pwritev" | "pwritev2" | "sendfile"
+                if ok && unknown_fd() && fd_at_least_3() && received_by(e.pid, &may_hold_received) =>
+            {
+                "it wrote to a descriptor the trace never saw created, after its process (or an ancestor) received a message that can carry descriptors (SCM_RIGHTS): it may be a socket from outside the tree"
+            }
             // A failed setup made no ring; a ring from outside the tree is
             // caught where it is used.
             "io_uring_setup" if ok => IO_URING,
