@@ -908,7 +908,8 @@ impl Trace {
     /// not covered by the eBPF tracer, or the tree used a channel whose
     /// traffic probity does not see (io_uring, a descriptor taken from
     /// another process with `pidfd_getfd`, a send on a descriptor the
-    /// trace never saw created).
+    /// trace never saw created, a write on one after a message that can
+    /// carry descriptors was received).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -967,7 +968,11 @@ impl Trace {
     /// next to a destination that breaks the expectation, and never allows
     /// one. A name allows the addresses it resolved to; it does not show
     /// that the program meant to reach that host, nor that nothing else
-    /// is served at those addresses.
+    /// is served at those addresses. Only whole answers count: capture
+    /// enough of each buffer (`with_buffer_bytes(512)`, `probity run -s
+    /// 512`). An allow-list with a host name also allows DNS queries to
+    /// port 53 of the nameservers, without which no name could be looked
+    /// up (a query's name can carry data to the servers of any domain).
     ///
     /// Fails, saying why, when events were lost, a process was not covered
     /// by the eBPF tracer, or a destination was not recorded: a send
@@ -977,7 +982,8 @@ impl Trace {
     /// first message's is recorded), or a channel whose traffic probity
     /// does not see: io_uring, a raw, packet or other non-internet
     /// network socket, a descriptor taken from another process with
-    /// `pidfd_getfd`. A `sendmmsg` whose first message names no address,
+    /// `pidfd_getfd`, a write on a descriptor the trace never saw created
+    /// after a message that can carry descriptors was received. A `sendmmsg` whose first message names no address,
     /// on a connected socket, is taken to send every message to the
     /// socket's peer, as glibc's resolver does; a later message naming
     /// another address would not be seen.
