@@ -1374,6 +1374,11 @@ fn dns_distrust(idx: &Index<'_>) -> Vec<(usize, String)> {
             },
             "setns" => format!("process {pid} called setns, and may have entered a network namespace probity did not see made"),
             "process_vm_writev" | "ptrace" | "shmat" => format!("process {pid} called {}, and may have written another process's memory", s.name),
+            "open" | "openat" | "openat2"
+                if s.args.iter().any(|a| matches!(a, Arg::Path { path, .. } if path.starts_with("/proc/") && path.ends_with("/mem"))) =>
+            {
+                format!("process {pid} opened a process's memory file, and may have written another process's memory")
+            }
             "mmap" if ok && flag(3) & 0x3 != 0 && flag(3) & libc::MAP_PRIVATE as u64 == 0 => {
                 format!("process {pid} mapped memory shared with other processes")
             }
@@ -1866,9 +1871,22 @@ mod tests {
         let thread = sys(4, 10, 11, "getpid", vec![], 10);
         let v = run("10.0.0.53:53", vec![thread]).check_network_only_to(["allowed.example"]).unwrap_err();
         assert!(v.to_string().contains("process 10 had more than one thread"), "{v}");
+        // Another process's memory file, opened to write an answer in.
+        let mem = sys(4, 10, 10, "openat", vec![Arg::Fd(-100), path("/proc/11/mem"), flags(2, "O_RDWR")], 4);
+        let v = run("10.0.0.53:53", vec![mem]).check_network_only_to(["allowed.example"]).unwrap_err();
+        assert!(v.to_string().contains("opened a process's memory file"), "{v}");
         // The answer names the addresses of the name asked, not others.
         let v = run("10.0.0.53:53", vec![]).check_network_only_to(["other.example"]).unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+        // A host name allows asking the nameservers (port 53 only).
+        let ask = |to: &str| {
+            let udp = sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 5);
+            let send = sys(2, 10, 10, "sendto", vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), inet(to), Arg::Int(16)], 3);
+            with_resolution(trace(vec![udp, send], None), "nameserver 10.0.0.53\n", "")
+        };
+        ask("10.0.0.53:53").assert_network_only_to(["allowed.example"]);
+        assert!(ask("10.0.0.53:53").check_network_only_to(["10.9.0.0/16"]).is_err(), "without a name, no");
+        assert!(ask("10.0.0.53:80").check_network_only_to(["allowed.example"]).is_err(), "another port");
     }
 
     /// Channels the tracer does not see into make the network checks
