@@ -55,7 +55,7 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 pub use error::Error;
 pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
-pub use trace::{Losses, Outcome, Process, SyscallCount, Trace, TracerKind, Uncovered};
+pub use trace::{Losses, Outcome, Process, Resolution, SyscallCount, Trace, TracerKind, Uncovered};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use tracer::{resolve_program, Tracee, Tracer};
 pub use testing::{traced, Cmd, Run};

@@ -179,6 +179,11 @@ mod tests {
 /// gets that name as its `host`, the same process's lookups first. A TCP
 /// connection keeps the name its first event got. Feed events in start
 /// (or completion) order.
+///
+/// The names are for showing only: a lookup record is the program's own
+/// account (the preload ring is writable by it), and a DNS datagram here
+/// may come from anywhere. Gates never rest on them; see
+/// [`Trace::check_network_only_to`](crate::Trace::check_network_only_to).
 #[derive(Default)]
 pub(crate) struct HostLinker {
     /// Names by address, per process and for the whole tree.

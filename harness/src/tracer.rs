@@ -318,6 +318,8 @@ impl Tracer {
             };
         }
         let cwd = Outcome::command_cwd(&cmd);
+        // Read before the command runs, so that it cannot change them.
+        let resolution = crate::trace::Resolution::read();
         let started = Instant::now();
         let child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
         Ok(Tracee {
@@ -330,6 +332,7 @@ impl Tracer {
             started,
             timeout: self.timeout,
             cwd,
+            resolution,
             traced_from: late.map(|l| l.traced_from),
         })
     }
@@ -352,6 +355,8 @@ pub struct Tracee {
     timeout: Option<Duration>,
     /// The directory the command started in.
     cwd: Option<String>,
+    /// Name resolution as read before the command started.
+    resolution: crate::trace::Resolution,
     /// For a late-joining child: when its traced part began.
     traced_from: Option<Box<dyn Fn() -> Option<u64> + Send>>,
 }
@@ -616,6 +621,7 @@ impl Tracee {
             own_syscalls,
             libc_calls,
             preload_waits,
+            resolution: std::mem::take(&mut self.resolution),
         };
         Ok((outcome, held))
     }

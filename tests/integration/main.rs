@@ -12,6 +12,7 @@ mod preload;
 mod process_events;
 mod security_cli;
 mod security_files;
+mod security_gates;
 mod sessions;
 mod support;
 mod snapshots;

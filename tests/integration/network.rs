@@ -156,6 +156,9 @@ fn a_resolved_name_is_linked_to_its_connection() {
     let close = net_of(&trace, NetOp::Close).into_iter().find(|(_, n)| n.conn == connects[0].1.conn).unwrap();
     assert_eq!(close.1.host.as_deref(), Some("localhost"), "the whole connection carries the name");
     assert_eq!(trace.net().host("LOCALHOST").op(NetOp::Connect).count(), 1);
+    // The program's getaddrinfo names the connection, but allows nothing:
+    // `localhost` is allowed because probity resolved it itself (the
+    // loopback addresses, and /etc/hosts as read before the run).
     trace.assert_network_only_to(["localhost"]);
     let v = trace.check_network_only_to(["example.com", "10.0.0.0/8"]).unwrap_err();
     assert_eq!(v.kind(), probity::ViolationKind::Found);
@@ -318,6 +321,8 @@ fn cli_shows_network_events_and_gates_connections() {
         cmd.args(["unshare", "-n", "sh", "-c", &script]);
         cmd.output().unwrap()
     };
+    // Allowed by probity's own resolution of `localhost`, not by the
+    // client's getaddrinfo record (a claim).
     let o = probity(&["--allow-connect", "localhost"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let lines: Vec<serde_json::Value> =

@@ -114,6 +114,54 @@ mod tests {
         assert!(dns(&[0; 12], 12).is_none(), "no question");
     }
 
+    /// Whatever bytes a traced program sends or receives, decoding them
+    /// neither panics nor reads out of bounds: random datagrams, and
+    /// valid answers with bytes flipped, cut and with counts raised (a
+    /// small xorshift generator, so that failures replay).
+    #[test]
+    fn any_bytes_decode_without_panicking() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut answer = query("a.test", 1, 0x8180);
+        answer[7] = 1;
+        answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 2, 3]);
+        for round in 0..20_000 {
+            let mut data = if round % 2 == 0 {
+                let len = (next() % 600) as usize;
+                (0..len).map(|_| next() as u8).collect::<Vec<u8>>()
+            } else {
+                let mut d = answer.clone();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % d.len();
+                    d[at] = next() as u8;
+                }
+                // Raise a count, or cut the message.
+                match next() % 3 {
+                    0 => d[6 + (next() as usize) % 6] = 0xff,
+                    1 => d.truncate((next() as usize) % d.len()),
+                    _ => {}
+                }
+                d
+            };
+            if round % 7 == 0 {
+                // A response bit, with a question.
+                if data.len() >= 12 {
+                    data[2] |= 0x80;
+                    data[5] = 1;
+                }
+            }
+            let full = data.len() as u64 + next() % 2;
+            if let Some(d) = dns(&data, full) {
+                assert!(d.name.len() <= data.len() * 4, "round {round}");
+            }
+        }
+    }
+
     #[test]
     fn answers_give_addresses() {
         let mut r = query("a.test", 1, 0x8180);

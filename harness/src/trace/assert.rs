@@ -899,11 +899,17 @@ impl Trace {
     }
 
     /// Checks that the process tree made no network access: it created no
-    /// `AF_INET`, `AF_INET6` or `AF_PACKET` socket, no syscall carries an
-    /// IP address or works on an internet socket, and there is no network
-    /// event. Attempts count, even when they failed. Unix sockets are not
-    /// network. Fails, saying why, when events were lost or a process was
-    /// not covered by the eBPF tracer.
+    /// `AF_INET`, `AF_INET6` or `AF_PACKET` socket (nor one of another
+    /// family that reaches beyond this machine's processes, such as
+    /// `AF_VSOCK` or `AF_XDP`), no syscall carries an IP address or works
+    /// on an internet socket, and there is no network event. Attempts
+    /// count, even when they failed. Unix and netlink sockets are not
+    /// network. Fails, saying why, when events were lost, a process was
+    /// not covered by the eBPF tracer, or the tree used a channel whose
+    /// traffic probity does not see (io_uring, a descriptor taken from
+    /// another process with `pidfd_getfd`, a send on a descriptor the
+    /// trace never saw created, a write on one after a message that can
+    /// carry descriptors was received).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -917,7 +923,14 @@ impl Trace {
         if !bad.is_empty() {
             return Err(found(&idx, expectation, &bad, |_| None));
         }
-        absence(&idx, expectation, Some("syscall"), None, &[])
+        let mut undecided = blind_spots(&idx);
+        undecided.extend((0..self.events.len()).filter_map(|i| match destination(&idx, i) {
+            Dest::Unknown(why) => Some((i, why)),
+            _ => None,
+        }));
+        undecided.sort_unstable();
+        undecided.dedup_by_key(|(i, _)| *i);
+        absence(&idx, expectation, Some("syscall"), None, &undecided).map_err(|v| blind_spot_notes(&idx, v))
     }
 
     /// Panics unless [`check_no_network`](Trace::check_no_network) passes.
@@ -934,19 +947,45 @@ impl Trace {
 
     /// Checks that every network destination of the process tree (the
     /// address of a `connect`, or of a `sendto`, `sendmsg` or `sendmmsg`:
-    /// the one it names, else the connected socket's) is in `allowed`: IP addresses (`127.0.0.1`,
-    /// `::1`), CIDR blocks (`10.0.0.0/8`) or host names (`localhost`,
-    /// `example.com`). IPv4-mapped IPv6 addresses count as IPv4. A host
-    /// name allows the addresses the program resolved for it before it
-    /// connected (a `getaddrinfo` or `gethostbyname` the preload tracer
-    /// saw, or a DNS answer in a UDP datagram; the same process's lookups
-    /// first), compared without case. Fails, saying why, when events were
-    /// lost or a destination was not recorded (a send naming no address on
-    /// a socket whose `connect` is not in the trace, or a `sendmmsg` that
-    /// sent several messages whose first names an address: only the first
-    /// message's is recorded). A `sendmmsg` whose first message names no
-    /// address, on a connected socket, is taken to send every message to
-    /// the socket's peer, as glibc's resolver does; a later message naming
+    /// the one it names, else the connected socket's) is in `allowed`: IP
+    /// addresses (`127.0.0.1`, `::1`), CIDR blocks (`10.0.0.0/8`) or host
+    /// names (`localhost`, `example.com`). IPv4-mapped IPv6 addresses count
+    /// as IPv4.
+    ///
+    /// A host name allows only addresses probity itself saw it resolve to,
+    /// from a source the traced program could not steer: the addresses
+    /// `/etc/hosts` gave it when the command started (and the loopback
+    /// addresses for `localhost`), and those of DNS answers for it that the
+    /// kernel saw arrive over UDP from a nameserver of `/etc/resolv.conf`
+    /// as it was when the command started (port 53). Answers are not
+    /// believed when the trace shows a way the tree could have forged one:
+    /// a process that bound port 53, opened a raw or packet socket,
+    /// entered another network namespace with `setns`, had a second
+    /// thread, or shared or wrote another process's memory (the answer's
+    /// bytes are read from the receiver's memory when the call returns).
+    /// What the program reports itself (a `getaddrinfo` or
+    /// `gethostbyname` the preload tracer saw) is a claim: it is shown
+    /// next to a destination that breaks the expectation, and never allows
+    /// one. A name allows the addresses it resolved to; it does not show
+    /// that the program meant to reach that host, nor that nothing else
+    /// is served at those addresses. Only whole answers count: capture
+    /// enough of each buffer (`with_buffer_bytes(512)`, `probity run -s
+    /// 512`). An allow-list with a host name also allows DNS queries to
+    /// port 53 of the nameservers, without which no name could be looked
+    /// up (a query's name can carry data to the servers of any domain).
+    ///
+    /// Fails, saying why, when events were lost, a process was not covered
+    /// by the eBPF tracer, or a destination was not recorded: a send
+    /// naming no address on a socket whose `connect` is not in the trace
+    /// (or on a descriptor the trace never saw created), a `sendmmsg`
+    /// that sent several messages whose first names an address (only the
+    /// first message's is recorded), or a channel whose traffic probity
+    /// does not see: io_uring, a raw, packet or other non-internet
+    /// network socket, a descriptor taken from another process with
+    /// `pidfd_getfd`, a write on a descriptor the trace never saw created
+    /// after a message that can carry descriptors was received. A `sendmmsg` whose first message names no address,
+    /// on a connected socket, is taken to send every message to the
+    /// socket's peer, as glibc's resolver does; a later message naming
     /// another address would not be seen.
     ///
     /// ```no_run
@@ -974,25 +1013,44 @@ impl Trace {
             }
         }
         let idx = Index::new(self);
+        let resolution = &self.outcome.resolution;
+        // Addresses the allowed names resolved to, from trusted sources.
+        let mut resolved: Vec<IpAddr> = hosts.iter().flat_map(|h| resolution.host_addrs(h)).collect();
+        let distrust = if hosts.is_empty() { Vec::new() } else { dns_distrust(&idx) };
         let mut bad = Vec::new();
-        let mut undecided = Vec::new();
+        let mut undecided = blind_spots(&idx);
         let mut names: Vec<(usize, String)> = Vec::new();
-        let mut linker = crate::merge::HostLinker::default();
+        // What the program's own lookups claim, for the message only.
+        let mut claims = crate::merge::HostLinker::default();
+        // An answer for an allowed name came, and was not believed.
+        let mut ignored_answers = false;
         let mut order: Vec<usize> = (0..self.events.len()).collect();
         order.sort_by_key(|&i| (self.events[i].ts_ns, i));
         for i in order {
             let e = &self.events[i];
-            linker.learn_from(e);
+            claims.learn_from(e);
+            if let Some(d) = trusted_answer(resolution, e).filter(|d| hosts.contains(&d.name.to_ascii_lowercase())) {
+                if distrust.is_empty() {
+                    resolved.extend(d.addrs.iter().map(|ip| canonical_ip(*ip)));
+                } else {
+                    ignored_answers = true;
+                }
+            }
             match destination(&idx, i) {
                 Dest::None => {}
-                Dest::Ip(ip) if nets.iter().any(|n| n.contains(&ip)) => {}
-                Dest::Ip(ip) => {
-                    let name = linker.name_for(e.pid, ip).map(str::to_ascii_lowercase);
-                    if name.as_ref().is_some_and(|n| hosts.contains(n)) {
-                        continue;
-                    }
-                    if let Some(n) = name {
-                        names.push((i, n));
+                Dest::Ip(ip, _) if nets.iter().any(|n| n.contains(&ip)) || resolved.contains(&ip) => {}
+                // Names are looked up through the nameservers: allowing a
+                // name allows asking them.
+                Dest::Ip(ip, 53) if !hosts.is_empty() && resolution.is_nameserver(ip) => {}
+                Dest::Ip(ip, _) => {
+                    if let Some(n) = claims.name_for(e.pid, ip) {
+                        let n = n.to_ascii_lowercase();
+                        let note = if hosts.contains(&n) {
+                            format!("resolved as {n}, by the program's own account, which allows nothing")
+                        } else {
+                            format!("resolved as {n}")
+                        };
+                        names.push((i, note));
                     }
                     bad.push(i);
                 }
@@ -1001,11 +1059,24 @@ impl Trace {
         }
         bad.sort_unstable();
         if !bad.is_empty() {
-            return Err(found(&idx, &expectation, &bad, |i| {
-                names.iter().find(|(j, _)| *j == i).map(|(_, n)| format!("resolved as {n}"))
-            }));
+            let mut v = found(&idx, &expectation, &bad, |i| names.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone()));
+            if !hosts.is_empty() {
+                v = v.note(
+                    "a host name allows the addresses /etc/hosts gave it when the command started, and those of DNS answers the kernel saw arrive from a nameserver of /etc/resolv.conf; what the program reports of its own lookups allows nothing",
+                );
+            }
+            if ignored_answers {
+                let mut whys: Vec<&str> = distrust.iter().map(|(_, why)| why.as_str()).collect();
+                let more = whys.len().saturating_sub(MAX_LISTED);
+                whys.truncate(MAX_LISTED);
+                let more = if more > 0 { format!("; and {more} more") } else { String::new() };
+                v = v.note(format!("DNS answers were not believed: {}{more}", whys.join("; ")));
+            }
+            return Err(v);
         }
-        absence(&idx, &expectation, Some("syscall"), None, &undecided)
+        undecided.sort_unstable();
+        undecided.dedup_by_key(|(i, _)| *i);
+        absence(&idx, &expectation, Some("syscall"), None, &undecided).map_err(|v| blind_spot_notes(&idx, v))
     }
 
     /// Panics unless [`check_network_only_to`](Trace::check_network_only_to) passes.
@@ -1133,14 +1204,45 @@ fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: 
 
 const INET_FAMILIES: [i32; 3] = [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET];
 
+/// Address families besides [`INET_FAMILIES`] whose sockets reach beyond
+/// this machine's processes, or move packets past the sockets the tracer
+/// follows: their traffic and destinations are not in the trace.
+const OTHER_NETWORK_FAMILIES: [i32; 11] = [
+    libc::AF_VSOCK,
+    libc::AF_XDP,
+    libc::AF_TIPC,
+    libc::AF_RDS,
+    libc::AF_CAN,
+    libc::AF_BLUETOOTH,
+    libc::AF_AX25,
+    libc::AF_X25,
+    libc::AF_IPX,
+    libc::AF_APPLETALK,
+    libc::AF_ATMPVC,
+];
+
+/// The address family a `socket` or `socketpair` call names, and its type
+/// without flags.
+fn socket_kind(s: &Call<'_>) -> Option<(i32, i32)> {
+    if !matches!(s.name, "socket" | "socketpair") {
+        return None;
+    }
+    let int = |a: Option<&Arg>| match a {
+        Some(Arg::Flags { value, .. }) => Some(*value as i32),
+        Some(Arg::Int(v)) => Some(*v as i32),
+        _ => None,
+    };
+    Some((int(s.args.first())?, int(s.args.get(1)).unwrap_or(0) & 0xf))
+}
+
 /// Whether syscall `i` is network access.
 fn is_network(idx: &Index<'_>, i: usize) -> bool {
     if idx.trace.events[i].as_net().is_some() {
         return true;
     }
     let Some(s) = call(idx, i) else { return false };
-    if matches!(s.name, "socket" | "socketpair") {
-        return matches!(s.args.first(), Some(Arg::Flags { value, .. }) if INET_FAMILIES.contains(&(*value as i32)));
+    if let Some((family, _)) = socket_kind(&s) {
+        return INET_FAMILIES.contains(&family) || OTHER_NETWORK_FAMILIES.contains(&family);
     }
     if s.args.iter().any(|a| matches!(a.sockaddr(), Some(SockAddr::Inet { .. }))) {
         return true;
@@ -1152,9 +1254,182 @@ fn is_network(idx: &Index<'_>, i: usize) -> bool {
         && matches!(idx.access(i).and_then(|a| a.fd.as_deref()), Some(FdTarget::Socket { family, .. }) if INET_FAMILIES.contains(family))
 }
 
+const IO_URING: &str = "it set up io_uring, whose submissions probity does not decode (a socket, connect or send made through it is not in the trace)";
+
+/// The events that opened a channel whose network traffic the tracer
+/// does not see, each with why: the network gates cannot pass over them.
+fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    // Processes that received a message on a socket that can carry
+    // descriptors (a Unix socket, or one from outside the tree).
+    let mut may_hold_received: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let received_by = |pid: u32, set: &std::collections::HashSet<u32>| {
+        let mut p = Some(pid);
+        let mut hops = 0;
+        while let Some(q) = p {
+            if set.contains(&q) {
+                return true;
+            }
+            hops += 1;
+            p = idx.procs.get(&q).and_then(|x| x.parent).filter(|_| hops <= idx.procs.len());
+        }
+        false
+    };
+    for (i, e) in idx.trace.events.iter().enumerate() {
+        let Some(s) = e.as_syscall() else { continue };
+        let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
+        let unknown_fd = || idx.access(i).is_some_and(|a| a.fd.is_none());
+        let fd_at_least_3 = || matches!(s.args.first(), Some(Arg::Fd(fd)) if *fd >= 3);
+        let why = match s.name.as_ref() {
+            "recvmsg" | "recvmmsg" if ok => {
+                match idx.access(i).and_then(|a| a.fd.as_deref()) {
+                    Some(FdTarget::Socket { family, .. }) if *family == libc::AF_UNIX => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    None => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            "write" | "writev" | "pwrite64" | "pwritev" | "pwritev2" | "sendfile"
+                if ok && unknown_fd() && fd_at_least_3() && received_by(e.pid, &may_hold_received) =>
+            {
+                "it wrote to a descriptor the trace never saw created, after its process (or an ancestor) received a message that can carry descriptors (SCM_RIGHTS): it may be a socket from outside the tree"
+            }
+            // A failed setup made no ring; a ring from outside the tree is
+            // caught where it is used.
+            "io_uring_setup" if ok => IO_URING,
+            "io_uring_enter" | "io_uring_register" if unknown_fd() => {
+                "it used an io_uring the trace never saw set up (inherited or received), whose submissions probity does not decode"
+            }
+            "pidfd_getfd" if ok => {
+                "it took a descriptor from another process with pidfd_getfd; probity does not know what it refers to"
+            }
+            "socket" if ok => match call(idx, i).as_ref().and_then(socket_kind) {
+                Some((libc::AF_PACKET, _)) => {
+                    "it opened a packet socket: where its frames go is in their bytes, which probity does not decode"
+                }
+                Some((libc::AF_INET | libc::AF_INET6, libc::SOCK_RAW)) => {
+                    "it opened a raw socket: with IP_HDRINCL where its packets go is in their bytes, which probity does not decode"
+                }
+                Some((f, _)) if OTHER_NETWORK_FAMILIES.contains(&f) => {
+                    "it opened a socket of a family whose destinations probity does not record"
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        out.push((i, why));
+    }
+    out
+}
+
+/// Adds to a violation, for each process that set up io_uring, a note
+/// naming it and when.
+fn blind_spot_notes(idx: &Index<'_>, mut v: Violation) -> Violation {
+    if v.kind() != ViolationKind::Undecided {
+        return v;
+    }
+    for e in &idx.trace.events {
+        if e.as_syscall().is_some_and(|s| s.name == "io_uring_setup" && s.ret.is_some_and(|r| r >= 0)) {
+            v = v.note(format!(
+                "process {} set up io_uring at {}, whose submissions probity does not decode: the network gates cannot tell what it sent",
+                e.pid,
+                offset(e.ts_ns, idx.trace.start_ns())
+            ));
+        }
+    }
+    v
+}
+
+/// The DNS answer event `e` is, when the kernel saw it arrive over UDP
+/// from port 53 of a nameserver probity read before the command started.
+fn trusted_answer<'e>(resolution: &crate::trace::Resolution, e: &'e Event) -> Option<&'e crate::event::Dns> {
+    let n = e.as_net()?;
+    let d = n.dns.as_deref()?;
+    let peer = n.peer?;
+    (n.op == crate::event::NetOp::Receive
+        && n.protocol == crate::event::Protocol::Udp
+        && d.response
+        && !d.truncated
+        && peer.port() == 53
+        && resolution.is_nameserver(peer.ip()))
+    .then_some(d)
+}
+
+/// Why the DNS answers of this trace cannot be believed: the events that
+/// show the tree could have forged one. The address and bytes of a
+/// received datagram are read from the receiver's memory when the call
+/// returns, so another thread or process writing that memory could
+/// change them; and a process that can send from port 53, or from any
+/// address, or that moved to a network namespace probity did not see made,
+/// can answer its own queries.
+fn dns_distrust(idx: &Index<'_>) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, e) in idx.trace.events.iter().enumerate() {
+        let Some(s) = e.as_syscall() else { continue };
+        let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
+        let pid = e.pid;
+        let flag = |n: usize| match s.args.get(n) {
+            Some(Arg::Flags { value, .. }) => *value,
+            Some(Arg::Int(v)) => *v as u64,
+            _ => 0,
+        };
+        let child_never_execd = || {
+            s.ret
+                .and_then(|r| u32::try_from(r).ok())
+                .and_then(|c| idx.procs.get(&c))
+                .is_some_and(|c| c.pid != pid && c.execs.is_empty())
+        };
+        let why = match s.name.as_ref() {
+            "bind" if ok => match s.args.iter().find_map(|a| a.sockaddr()) {
+                Some(SockAddr::Inet { addr }) if addr.port() == 53 => format!("process {pid} bound port 53"),
+                _ => continue,
+            },
+            "socket" if ok => match call(idx, i).as_ref().and_then(socket_kind) {
+                Some((libc::AF_PACKET, _)) | Some((libc::AF_INET | libc::AF_INET6, libc::SOCK_RAW)) => {
+                    format!("process {pid} opened a raw or packet socket, which can send from any address")
+                }
+                _ => continue,
+            },
+            "setns" => format!("process {pid} called setns, and may have entered a network namespace probity did not see made"),
+            "process_vm_writev" | "ptrace" | "shmat" => format!("process {pid} called {}, and may have written another process's memory", s.name),
+            "open" | "openat" | "openat2"
+                if s.args.iter().any(|a| matches!(a, Arg::Path { path, .. } if path.starts_with("/proc/") && path.ends_with("/mem"))) =>
+            {
+                format!("process {pid} opened a process's memory file, and may have written another process's memory")
+            }
+            "mmap" if ok && flag(3) & 0x3 != 0 && flag(3) & libc::MAP_PRIVATE as u64 == 0 => {
+                format!("process {pid} mapped memory shared with other processes")
+            }
+            "clone" if ok && flag(0) & libc::CLONE_VM as u64 != 0 && flag(0) & libc::CLONE_THREAD as u64 == 0 && child_never_execd() => {
+                format!("process {pid} made a process sharing its memory (clone with CLONE_VM) that never exec'd")
+            }
+            "clone3" if ok && child_never_execd() => {
+                format!("process {pid} made a process with clone3 (whose flags are not recorded) that never exec'd, and may share its memory")
+            }
+            _ => continue,
+        };
+        out.push((i, why));
+    }
+    for p in idx.procs.values() {
+        if p.threads.iter().any(|&t| t != p.pid) {
+            out.push((0, format!("process {} had more than one thread", p.pid)));
+        }
+    }
+    // The ways to answer directly first, each reason once.
+    out.sort_by_key(|(_, why)| !why.contains("port 53") && !why.contains("raw") && !why.contains("setns"));
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(_, why)| seen.insert(why.clone()));
+    out
+}
+
 enum Dest {
     None,
-    Ip(IpAddr),
+    /// An address and port.
+    Ip(IpAddr, u16),
     Unknown(&'static str),
 }
 
@@ -1178,18 +1453,19 @@ fn messages_sent(s: &Call<'_>) -> Option<i64> {
 fn destination(idx: &Index<'_>, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
     let addr = s.args.iter().find_map(|a| match a.sockaddr() {
-        Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+        Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
         _ => None,
     });
-    let peer = match idx.access(i).and_then(|a| a.fd.as_deref()) {
+    let target = idx.access(i).and_then(|a| a.fd.as_deref());
+    let peer = match target {
         Some(FdTarget::Socket { family, peer }) if INET_FAMILIES.contains(family) => Some(match peer {
-            Some(SockAddr::Inet { addr }) => Some(canonical_ip(addr.ip())),
+            Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
             _ => None,
         }),
         _ => None,
     };
     match s.name {
-        "connect" => addr.map_or(Dest::None, Dest::Ip),
+        "connect" => addr.map_or(Dest::None, |(ip, port)| Dest::Ip(ip, port)),
         // Only the first message of a `sendmmsg` is recorded. When it
         // names no address, on a connected socket, the others are taken to
         // name none either (glibc's resolver sends its A and AAAA queries
@@ -1200,8 +1476,14 @@ fn destination(idx: &Index<'_>, i: usize) -> Dest {
         }
         // A message's address is its `msg_name`.
         "sendto" | "sendmsg" | "sendmmsg" => match (addr, peer) {
-            (Some(ip), _) | (None, Some(Some(ip))) => Dest::Ip(ip),
+            (Some((ip, port)), _) | (None, Some(Some((ip, port)))) => Dest::Ip(ip, port),
             (None, Some(None)) => Dest::Unknown("the socket's destination was not recorded"),
+            // Only a socket can be sent on: one the trace never saw made
+            // came from outside the tree (inherited, or received from
+            // another process), connected to who knows where.
+            (None, None) if target.is_none() && s.ok && matches!(idx.trace.events[i].kind, EventKind::Syscall(_)) => {
+                Dest::Unknown("it sent on a descriptor the trace never saw created (inherited, or received from another process), whose destination is unknown")
+            }
             (None, None) => Dest::None,
         },
         _ => Dest::None,
@@ -1514,6 +1796,166 @@ mod tests {
             "{}",
             v.stable_text()
         );
+    }
+
+    fn libc_lookup(ts: u64, name: &str, addr: &str) -> Event {
+        Event {
+            ts_ns: ts,
+            pid: 10,
+            tid: 10,
+            kind: EventKind::Libc(crate::event::LibcCall {
+                function: "getaddrinfo".into(),
+                args: vec![path(name), Arg::Ptr(0), Arg::Strings { items: vec![addr.into()], truncated: false }],
+                ret: Some(Arg::Int(0)),
+                errno: None,
+                duration_ns: 1,
+                parent: None,
+            }),
+        }
+    }
+
+    fn answer(ts: u64, from: &str, name: &str, addr: &str) -> Event {
+        let dns = crate::event::Dns {
+            name: name.into(),
+            qtype: "A".into(),
+            response: true,
+            addrs: vec![addr.parse().unwrap()],
+            truncated: false,
+        };
+        let net = crate::event::Net {
+            op: crate::event::NetOp::Receive,
+            protocol: crate::event::Protocol::Udp,
+            local: None,
+            peer: Some(from.parse().unwrap()),
+            conn: None,
+            host: None,
+            old_state: None,
+            state: None,
+            bytes_sent: None,
+            bytes_received: None,
+            retransmits: None,
+            len: Some(40),
+            dns: Some(Box::new(dns)),
+            open_at_end: false,
+        };
+        Event { ts_ns: ts, pid: 10, tid: 10, kind: EventKind::Net(net) }
+    }
+
+    fn tcp(ts: u64, fd: i64) -> Event {
+        sys(ts, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(1, "SOCK_STREAM"), Arg::Int(0)], fd)
+    }
+
+    fn connect(ts: u64, fd: i32, addr: &str) -> Event {
+        sys(ts, 10, 10, "connect", vec![Arg::Fd(fd), inet(addr), Arg::Int(16)], 0)
+    }
+
+    fn with_resolution(mut t: Trace, resolv: &str, hosts: &str) -> Trace {
+        t.outcome.resolution = crate::trace::Resolution::parse(resolv, hosts);
+        t
+    }
+
+    /// What the program says it resolved never allows a destination; it
+    /// is shown as its own account.
+    #[test]
+    fn a_lookup_the_program_reports_allows_nothing() {
+        let t = trace(vec![libc_lookup(1, "allowed.example", "127.0.0.1:80"), tcp(2, 3), connect(3, 3, "127.0.0.1:80")], None);
+        let t = with_resolution(t, "nameserver 10.0.0.53\n", "127.0.0.1 localhost\n");
+        let v = t.check_network_only_to(["allowed.example"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+        assert!(v.to_string().contains("resolved as allowed.example, by the program's own account, which allows nothing"), "{v}");
+        // The same address by a name probity resolved before the run.
+        t.assert_network_only_to(["localhost"]);
+        t.assert_network_only_to(["LOCALHOST."]);
+    }
+
+    /// A DNS answer counts when the kernel saw it arrive from a
+    /// configured nameserver's port 53, and nothing in the trace could
+    /// have forged it.
+    #[test]
+    fn dns_answers_count_from_configured_nameservers_only() {
+        let run = |from: &str, extra: Vec<Event>| {
+            let mut events = vec![answer(1, from, "allowed.example", "192.0.2.7"), tcp(2, 3), connect(3, 3, "192.0.2.7:443")];
+            events.extend(extra);
+            with_resolution(trace(events, None), "nameserver 10.0.0.53\n", "")
+        };
+        run("10.0.0.53:53", vec![]).assert_network_only_to(["allowed.example"]);
+        // From another address, or another port: not an answer probity
+        // trusts.
+        for from in ["10.0.0.54:53", "10.0.0.53:5353"] {
+            let v = run(from, vec![]).check_network_only_to(["allowed.example"]).unwrap_err();
+            assert_eq!(v.kind(), ViolationKind::Found, "{from}: {v}");
+        }
+        // A process that bound port 53 could have answered itself.
+        let bind = sys(4, 10, 10, "bind", vec![Arg::Fd(3), inet("0.0.0.0:53"), Arg::Int(16)], 0);
+        let v = run("10.0.0.53:53", vec![bind]).check_network_only_to(["allowed.example"]).unwrap_err();
+        assert!(v.to_string().contains("DNS answers were not believed: process 10 bound port 53"), "{v}");
+        // A second thread could have rewritten the received bytes.
+        let thread = sys(4, 10, 11, "getpid", vec![], 10);
+        let v = run("10.0.0.53:53", vec![thread]).check_network_only_to(["allowed.example"]).unwrap_err();
+        assert!(v.to_string().contains("process 10 had more than one thread"), "{v}");
+        // Another process's memory file, opened to write an answer in.
+        let mem = sys(4, 10, 10, "openat", vec![Arg::Fd(-100), path("/proc/11/mem"), flags(2, "O_RDWR")], 4);
+        let v = run("10.0.0.53:53", vec![mem]).check_network_only_to(["allowed.example"]).unwrap_err();
+        assert!(v.to_string().contains("opened a process's memory file"), "{v}");
+        // The answer names the addresses of the name asked, not others.
+        let v = run("10.0.0.53:53", vec![]).check_network_only_to(["other.example"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+        // A host name allows asking the nameservers (port 53 only).
+        let ask = |to: &str| {
+            let udp = sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 5);
+            let send = sys(2, 10, 10, "sendto", vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), inet(to), Arg::Int(16)], 3);
+            with_resolution(trace(vec![udp, send], None), "nameserver 10.0.0.53\n", "")
+        };
+        ask("10.0.0.53:53").assert_network_only_to(["allowed.example"]);
+        assert!(ask("10.0.0.53:53").check_network_only_to(["10.9.0.0/16"]).is_err(), "without a name, no");
+        assert!(ask("10.0.0.53:80").check_network_only_to(["allowed.example"]).is_err(), "another port");
+    }
+
+    /// Channels the tracer does not see into make the network checks
+    /// undecided.
+    #[test]
+    fn unseen_channels_fail_closed() {
+        let setup = sys(1, 10, 10, "io_uring_setup", vec![Arg::Int(4), Arg::Ptr(1)], 3);
+        let t = trace(vec![setup.clone()], None);
+        let v = t.check_no_network().unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        assert!(v.to_string().contains("note: process 10 set up io_uring at +0.000000s, whose submissions probity does not decode"), "{v}");
+        assert_eq!(t.check_network_only_to(["10.0.0.1"]).unwrap_err().kind(), ViolationKind::Undecided);
+        // A setup that failed made no ring.
+        let failed = sys(1, 10, 10, "io_uring_setup", vec![Arg::Int(4), Arg::Ptr(1)], -libc::ENOSYS as i64);
+        trace(vec![failed], None).assert_no_network();
+        // A ring from outside the tree, used.
+        let enter = sys(1, 10, 10, "io_uring_enter", vec![Arg::Fd(7), Arg::Int(1), Arg::Int(1), Arg::Int(1)], 1);
+        let v = trace(vec![enter], None).check_no_network().unwrap_err();
+        assert!(v.to_string().contains("an io_uring the trace never saw set up"), "{v}");
+        // A send on a descriptor the trace never saw made.
+        let send = sys(1, 10, 10, "sendto", vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)], 3);
+        let v = trace(vec![send], None).check_network_only_to(["10.0.0.1"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        assert!(v.to_string().contains("a descriptor the trace never saw created"), "{v}");
+        // A packet socket: found by check_no_network, undecided for an
+        // allow-list.
+        let packet = sys(1, 10, 10, "socket", vec![flags(libc::AF_PACKET, "AF_PACKET"), flags(3, "SOCK_RAW"), Arg::Int(0)], 3);
+        let t = trace(vec![packet], None);
+        assert_eq!(t.check_no_network().unwrap_err().kind(), ViolationKind::Found);
+        assert_eq!(t.check_network_only_to(["10.0.0.1"]).unwrap_err().kind(), ViolationKind::Undecided);
+        let vsock = sys(1, 10, 10, "socket", vec![flags(libc::AF_VSOCK, "AF_VSOCK"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
+        assert_eq!(trace(vec![vsock], None).check_no_network().unwrap_err().kind(), ViolationKind::Found);
+        // A Unix socket is not network.
+        let unix = sys(1, 10, 10, "socket", vec![flags(libc::AF_UNIX, "AF_UNIX"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
+        let send = sys(2, 10, 10, "sendto", vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)], 3);
+        let t = trace(vec![unix, send], None);
+        t.assert_no_network();
+        t.assert_network_only_to(["10.0.0.1"]);
+    }
+
+    /// Without the eBPF tracer the network checks are not covered.
+    #[test]
+    fn network_checks_need_the_kernel_tracer() {
+        let mut t = trace(vec![libc_lookup(1, "localhost", "127.0.0.1:80")], None);
+        t.outcome.tracers = vec![crate::TracerKind::Preload];
+        assert_eq!(t.check_no_network().unwrap_err().kind(), ViolationKind::NotCovered);
+        assert_eq!(t.check_network_only_to(["localhost"]).unwrap_err().kind(), ViolationKind::NotCovered);
     }
 
     #[test]

@@ -633,6 +633,7 @@ pub(crate) mod tests {
             own_syscalls: 0,
             libc_calls: vec![],
             preload_waits: 0,
+            resolution: crate::trace::Resolution::default(),
         };
         Trace { events, outcome }
     }

@@ -19,12 +19,14 @@ mod classes;
 pub(crate) mod index;
 mod load;
 mod query;
+mod resolvers;
 mod snapshot;
 
 pub use assert::{Violation, ViolationKind};
 pub use classes::Class;
 pub use load::LoadError;
 pub use query::{Events, Syscalls};
+pub use resolvers::Resolution;
 pub use snapshot::Snapshot;
 
 /// Names of the tracers probity has.
@@ -268,6 +270,10 @@ pub struct Outcome {
     /// (nothing was lost, but the program was slowed).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub preload_waits: u64,
+    /// Name resolution as probity read it before the command started:
+    /// what host-name allow-lists rest on.
+    #[serde(default, skip_serializing_if = "Resolution::is_empty")]
+    pub resolution: Resolution,
 }
 
 /// For `skip_serializing_if`: a count that is zero.

@@ -130,7 +130,15 @@ impl Filter<'_> {
                 yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| net.contains(&crate::merge::canonical(p.ip()))))
             }
             Filter::PeerPort(port) => yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| p.port() == *port)),
-            Filter::Host(h) => yes(e.as_net().and_then(|n| n.host.as_deref()).is_some_and(|x| x.eq_ignore_ascii_case(h))),
+            Filter::Host(h) => match e.as_net() {
+                Some(n) if n.host.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(h)) => Tri::Yes,
+                // The name an event carries is the program's own account
+                // (or a DNS answer): that a peer is not `h` cannot be shown.
+                Some(n) if n.peer.is_some() => Tri::Unknown(
+                    "its peer's host name is the program's own account of its lookups, so that it is not that host cannot be shown",
+                ),
+                _ => Tri::No,
+            },
         }
     }
 
@@ -751,6 +759,11 @@ impl<'t> Events<'t> {
 
     /// Only network events whose peer is the host the program resolved
     /// as `host` (case-insensitive; see [`Net::host`](crate::Net::host)).
+    /// The name is what the program's lookups said, a claim: an absence
+    /// check (`check_none`) over this filter fails as undecided on every
+    /// network event with a peer of another name or none, since that its
+    /// peer is not `host` cannot be shown. To rule out a destination, use
+    /// [`Trace::check_network_only_to`](crate::Trace::check_network_only_to).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
