@@ -12,6 +12,7 @@ mod preload;
 mod process_events;
 mod sessions;
 mod support;
+mod security_privilege;
 mod snapshots;
 mod trace_asserts;
 mod trace_queries;
