@@ -354,6 +354,10 @@ impl Assembler {
     /// from the kernel's socket map), with their counters at `ts_ns`.
     pub(crate) fn open_at_end(&mut self, sockets: &[(u64, SockOwner)], ts_ns: u64, out: &mut Vec<Event>) {
         for (sk, owner) in sockets {
+            if self.privileged.contains_key(&owner.pid) {
+                // Its counters are about a process the caller may not see.
+                continue;
+            }
             let Some(conn) = self.conns.get(sk).copied() else { continue };
             let mut n = NetEvent {
                 header: probity_common::EventHeader::new(
@@ -633,6 +637,41 @@ mod tests {
         push(&mut a, as_bytes(&fork), &mut out);
         push(&mut a, as_bytes(&syscall(5, 5, 0, 3, false)), &mut out);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn a_privileged_processs_sockets_are_not_closed_at_the_end() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        let connect = NetEvent {
+            header: EventHeader::new(K::Net, 1, 11, 5, 5),
+            op: probity_common::NetOp::Connect as u32,
+            family: libc::AF_INET as u16,
+            protocol: 6,
+            sport: 4000,
+            dport: 80,
+            old_state: 0,
+            new_state: 0,
+            _pad: 0,
+            sk: 0xfeed,
+            saddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            daddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            bytes_sent: 0,
+            bytes_received: 0,
+            retransmits: 0,
+            flags: 0,
+        };
+        push(&mut a, as_bytes(&connect), &mut out);
+        push(&mut a, &exec(5, EXEC_PRIVILEGED), &mut out);
+        let owner = SockOwner { session: 1, pid: 5, tid: 5, retransmits: 0, bytes_sent: 7, bytes_received: 9 };
+        let before = out.len();
+        a.open_at_end(&[(0xfeed, owner)], 40, &mut out);
+        assert_eq!(out.len(), before, "the counters of a privileged process's socket were shown");
+        // Another process's open socket still is.
+        let mut other = Assembler::default();
+        push(&mut other, as_bytes(&connect), &mut Vec::new());
+        let mut end = Vec::new();
+        other.open_at_end(&[(0xfeed, owner)], 40, &mut end);
+        assert_eq!(end.len(), 1);
     }
 
     #[test]
