@@ -274,11 +274,15 @@ fn a_program_with_file_capabilities_is_excluded() {
     let lab = Lab::new();
     // CAP_DAC_READ_SEARCH reads any file: the 0600 root secret too.
     let sum = lab.copy("/usr/bin/sha256sum", "cap-sum", |p| sh(Command::new("setcap").arg("cap_dac_read_search+ep").arg(p)));
-    let (o, text, json) = lab.run_as_nobody(&[], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "the program must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
-    lab.assert_nothing_leaked(&o, &text, &json);
-    let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-    assert_left_at_exec(&trace, &sum, "file capabilities (security.capability)");
+    // With both tracers (events merged at the end), and with the eBPF
+    // tracer alone (events handed over as they are decoded).
+    for tracers in [&[][..], &["--tracers", "ebpf"][..]] {
+        let (o, text, json) = lab.run_as_nobody(tracers, &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "the program must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
+        lab.assert_nothing_leaked(&o, &text, &json);
+        let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
+        assert_left_at_exec(&trace, &sum, "file capabilities (security.capability)");
+    }
 }
 
 #[test]
