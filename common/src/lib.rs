@@ -340,8 +340,17 @@ pub struct ExecEvent {
     pub old_tid: u32,
     /// Bytes used in `filename`, without the NUL.
     pub filename_len: u32,
+    /// `EXEC_*` flags.
+    pub flags: u32,
+    pub _pad: u32,
     pub filename: [u8; EXEC_FILENAME_LEN],
 }
+
+/// `ExecEvent::flags`: the new image runs with more privilege than the
+/// session's owner (another uid or gid, or capabilities), so the task was
+/// dropped from the session at this exec: nothing it does from here on is
+/// recorded.
+pub const EXEC_PRIVILEGED: u32 = 1;
 
 /// `ForkEvent::flags`: the task map was full, so the child is not traced.
 pub const FORK_UNTRACKED: u32 = 1;
@@ -505,7 +514,7 @@ const _: () = {
     assert!(size_of::<NetEvent>() == 104);
     assert!(size_of::<SockOwner>() == 32);
     assert!(size_of::<ExecArgsEvent>() == 40 + EXEC_ARGS_LEN);
-    assert!(size_of::<ExecEvent>() == 32 + EXEC_FILENAME_LEN);
+    assert!(size_of::<ExecEvent>() == 40 + EXEC_FILENAME_LEN);
     assert!(size_of::<ForkEvent>() == 32);
     assert!(size_of::<ExitEvent>() == 32);
     assert!(size_of::<SignalEvent>() == 56);
@@ -591,6 +600,8 @@ pub struct ExecArgsHeader {
 pub struct ExecEventRef<'a> {
     pub header: EventHeader,
     pub old_tid: u32,
+    /// `EXEC_*` flags.
+    pub flags: u32,
     pub filename: &'a [u8],
 }
 
@@ -669,8 +680,9 @@ impl<'a> Record<'a> {
                 }
                 let old_tid = u32::from_ne_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
                 let len = u32::from_ne_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]) as usize;
+                let flags = u32::from_ne_bytes([bytes[32], bytes[33], bytes[34], bytes[35]]);
                 let len = len.min(EXEC_FILENAME_LEN).min(bytes.len() - FIXED);
-                Record::Exec(ExecEventRef { header, old_tid, filename: &bytes[FIXED..FIXED + len] })
+                Record::Exec(ExecEventRef { header, old_tid, flags, filename: &bytes[FIXED..FIXED + len] })
             }
             EventKind::Fork => Record::Fork(read(bytes).ok_or(ParseError::Truncated)?),
             EventKind::Exit => Record::Exit(read(bytes).ok_or(ParseError::Truncated)?),

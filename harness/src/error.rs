@@ -15,6 +15,15 @@ pub enum Error {
         /// The missing capabilities, comma-separated.
         missing: String,
     },
+    /// The caller is not root, and the kernel's BTF does not give the
+    /// credential offsets the exec probe needs to keep processes with more
+    /// privilege than the caller out of the trace.
+    #[error(
+        "eBPF tracing by a user other than root needs the kernel's BTF (/sys/kernel/btf/vmlinux, with struct cred) \
+         to keep setuid, setgid and capability-raising programs out of the trace, and this kernel's BTF lacks them; \
+         run probity as root (`sudo probity run ...`)"
+    )]
+    NoCredentialOffsets,
     /// tracefs was not mounted and mounting it failed.
     #[error("failed to mount tracefs at /sys/kernel/tracing ({0}); mount it with `sudo mount -t tracefs nodev /sys/kernel/tracing`")]
     Tracefs(#[source] io::Error),
@@ -100,7 +109,7 @@ impl Error {
     /// A short suggestion of what to do about it.
     pub fn hint(&self) -> String {
         match self {
-            Error::Privileges { .. } => "run as root, or grant CAP_BPF and CAP_PERFMON".into(),
+            Error::Privileges { .. } => "run probity as root (`sudo -E probity ...`); see `probity doctor`".into(),
             Error::Tracefs(_) => "sudo mount -t tracefs nodev /sys/kernel/tracing".into(),
             Error::Load(_) | Error::Attach(..) => {
                 "run `probity doctor`; the kernel needs BPF ring buffers (5.8+) and tracepoints".into()

@@ -147,6 +147,13 @@ pub fn outcome_lines(o: &Outcome) -> String {
     let mut s = String::new();
     let tracers: Vec<String> = o.tracers.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
     let _ = writeln!(s, "probity: root process {} {}; tracers: {}", o.root_pid, o.status, tracers.join(", "));
+    if o.tracers.contains(&crate::trace::TracerKind::Ebpf) && crate::kernel::privilege::excludes_privileged() {
+        let _ = writeln!(
+            s,
+            "probity: not running as root (uid {}): processes with more privilege than that user (setuid, setgid, file capabilities) are left out of the trace at their exec",
+            nix::unistd::getuid()
+        );
+    }
     let l = &o.losses;
     if l.lost_events() > 0 {
         let _ = writeln!(
@@ -186,7 +193,12 @@ pub fn outcome_lines(o: &Outcome) -> String {
         );
     }
     for u in &o.uncovered {
-        let _ = writeln!(s, "probity: process {} ({}) had no libc layer: {}", u.pid, u.program, u.reason);
+        let _ = match u.tracer {
+            crate::trace::TracerKind::Ebpf => {
+                writeln!(s, "probity: process {} ({}) is not traced: {}", u.pid, u.program, u.reason)
+            }
+            _ => writeln!(s, "probity: process {} ({}) had no libc layer: {}", u.pid, u.program, u.reason),
+        };
     }
     if l.capture_faults > 0 {
         let _ = writeln!(s, "probity: {} arguments could not be read from the process's memory", l.capture_faults);

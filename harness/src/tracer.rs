@@ -534,6 +534,8 @@ impl Tracee {
         }
         let mut losses = Losses::default();
         let mut syscalls = Vec::new();
+        // Processes that exec'd into more privilege than a non-root caller.
+        let mut privileged = Vec::new();
         if let Some(k) = &self.kernel {
             // Everything the tree did is in the ring now, but for the close
             // of connections whose last packets are still on their way.
@@ -564,7 +566,10 @@ impl Tracee {
                 .collect();
             SyscallCount::sort_by_time(&mut syscalls);
             losses = Losses::from_kernel(k.losses(), undecodable);
+            privileged = k.privileged();
         }
+        // Nothing of them after that exec may be shown, libc records included.
+        let privileged_since: foldhash::HashMap<u32, u64> = privileged.iter().map(|(ts, u)| (u.pid, *ts)).collect();
         let mut uncovered = Vec::new();
         let mut own_syscalls = 0;
         let mut libc_calls = Vec::new();
@@ -586,7 +591,28 @@ impl Tracee {
             let mut own = both.map(|p| crate::preload::own::OwnSyscalls::new(&p.attached, &library));
             // A late-joining child: its start-up before it joined is cut off.
             let from = self.traced_from.as_ref().and_then(|f| f()).map(|from| (self.root, from));
+            // A child of a privileged process is in no kernel record (the
+            // kernel stopped following at the privileged exec), but may
+            // have loaded the library itself: its libc records go too.
+            let kernel_pids: foldhash::HashSet<u32> = if privileged_since.is_empty() {
+                foldhash::HashSet::default()
+            } else {
+                held.iter()
+                    .filter(|e| e.as_libc().is_none())
+                    .flat_map(|e| match &e.kind {
+                        crate::event::EventKind::Fork(f) => [Some(e.pid), Some(f.child_tid)],
+                        _ => [Some(e.pid), None],
+                    })
+                    .flatten()
+                    .collect()
+            };
             crate::merge::sort(&mut held, |e| {
+                if privileged_since.get(&e.pid).is_some_and(|&since| e.ts_ns > since) {
+                    return true;
+                }
+                if !privileged_since.is_empty() && e.as_libc().is_some() && !kernel_pids.contains(&e.pid) {
+                    return true;
+                }
                 if let Some(c) = &mut coverage {
                     c.see(e);
                 }
@@ -609,6 +635,7 @@ impl Tracee {
                 std::mem::take(&mut held).into_iter().for_each(&mut deliver);
             }
         }
+        uncovered.extend(privileged.into_iter().map(|(_, u)| u));
         let outcome = Outcome {
             root_pid: self.root,
             status: self.status.unwrap_or(ExitStatus::Code(-1)),

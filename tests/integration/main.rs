@@ -15,6 +15,7 @@ mod security_files;
 mod security_gates;
 mod sessions;
 mod support;
+mod security_privilege;
 mod snapshots;
 mod trace_asserts;
 mod trace_queries;

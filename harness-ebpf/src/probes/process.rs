@@ -6,13 +6,13 @@
 //! code could not read portably without CO-RE.
 
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
+    helpers::{bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use probity_common::{
-    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SignalEvent, FORK_UNTRACKED,
+    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SignalEvent, EXEC_PRIVILEGED, FORK_UNTRACKED,
     SIGNAL_GENERATED,
 };
 
@@ -137,7 +137,27 @@ fn on_exec(old: u32, name: *const u8) {
             None => return,
         },
     };
-    if old != tid {
+    let privileged = elevated();
+    if privileged {
+        // Out of the session from here: no record of the new image (not
+        // even its `execve`'s return, whose entry is dropped too), and no
+        // task it forks, is ever written.
+        let _ = TASKS.remove(tid);
+        let _ = TASKS.remove(old);
+        let _ = INFLIGHT.remove(tid);
+        let _ = INFLIGHT.remove(old);
+        if let Some(slot) = CPU_SLOT.get_ptr_mut(0) {
+            // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+            unsafe {
+                if (*slot).tid == old || (*slot).tid == tid {
+                    (*slot).tid = 0;
+                }
+                if (*slot).owner == old || (*slot).owner == tid {
+                    (*slot).owner = 0;
+                }
+            }
+        }
+    } else if old != tid {
         // Carry the task's entries over to its new thread id, so its
         // `execve` record and its later syscalls are not lost.
         let _ = TASKS.insert(tid, session, 0);
@@ -169,6 +189,8 @@ fn on_exec(old: u32, name: *const u8) {
     unsafe {
         (*ev).header = EventHeader::new(EventKind::Exec, session, now(), pid, tid);
         (*ev).old_tid = old;
+        (*ev).flags = if privileged { EXEC_PRIVILEGED } else { 0 };
+        (*ev)._pad = 0;
         let len = match bpf_probe_read_kernel_str_bytes(name, &mut (*ev).filename) {
             Ok(s) => s.len() as u32,
             Err(_) => 0,
@@ -176,6 +198,48 @@ fn on_exec(old: u32, name: *const u8) {
         (*ev).filename_len = len;
     }
     entry.submit(wake_flags());
+}
+
+/// Whether the current task, which has just exec'd, runs with more
+/// privilege than the session's owner: any of its user or group ids
+/// (real, effective, saved, filesystem) is not the owner's real one, or it
+/// has a capability. Only asked when the owner is not root
+/// (`PRIVILEGE_CHECK`); the harness refuses to load without the offsets.
+/// A read that fails counts as privileged.
+///
+/// The credentials are `task->real_cred`, the ones `ptrace` checks, which
+/// `begin_new_exec` has committed before `sched_process_exec` fires, and
+/// before the new image runs a single instruction.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/linux/cred.h>
+#[inline(always)]
+fn elevated() -> bool {
+    if offset(&PRIVILEGE_CHECK) == 0 {
+        return false;
+    }
+    // SAFETY: the current task's own `task_struct`.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    // SAFETY: a checked kernel read of the `real_cred` pointer.
+    let Ok(cred) = (unsafe { bpf_probe_read_kernel(task.wrapping_add(offset(&TASK_REAL_CRED_OFF)).cast::<*const u8>()) }) else {
+        return true;
+    };
+    // `uid, gid, suid, sgid, euid, egid, fsuid, fsgid`, in this order
+    // (the harness checked it in BTF).
+    // SAFETY: a checked kernel read inside `struct cred`.
+    let Ok(ids) = (unsafe { bpf_probe_read_kernel(cred.wrapping_add(offset(&CRED_UID_OFF)).cast::<[u32; 8]>()) }) else {
+        return true;
+    };
+    let (uid, gid) = (offset(&CALLER_UID) as u32, offset(&CALLER_GID) as u32);
+    if ids[0] != uid || ids[2] != uid || ids[4] != uid || ids[6] != uid {
+        return true;
+    }
+    if ids[1] != gid || ids[3] != gid || ids[5] != gid || ids[7] != gid {
+        return true;
+    }
+    // SAFETY: checked kernel reads inside `struct cred`.
+    let permitted = unsafe { bpf_probe_read_kernel(cred.wrapping_add(offset(&CRED_CAP_PERMITTED_OFF)).cast::<u64>()) };
+    // SAFETY: as above.
+    let effective = unsafe { bpf_probe_read_kernel(cred.wrapping_add(offset(&CRED_CAP_EFFECTIVE_OFF)).cast::<u64>()) };
+    !matches!((permitted, effective), (Ok(0), Ok(0)))
 }
 
 /// `sched:sched_process_exit`, in the exiting task's context:
@@ -383,6 +447,25 @@ fn on_signal_generate(sig: i32, errno: i32, code: i32, target: u32, result: i32)
 static TASK_PID_OFF: u32 = 0;
 #[unsafe(no_mangle)]
 static BINPRM_FILENAME_OFF: u32 = 0;
+/// Non-zero when the session owner is not root: execs into more privilege
+/// take the task out of its session (see `elevated`).
+#[unsafe(no_mangle)]
+static PRIVILEGE_CHECK: u32 = 0;
+/// The owner's real user and group ids.
+#[unsafe(no_mangle)]
+static CALLER_UID: u32 = 0;
+#[unsafe(no_mangle)]
+static CALLER_GID: u32 = 0;
+/// `task_struct.real_cred`, and in `struct cred`: `uid` (the first of the
+/// eight ids), `cap_permitted`, `cap_effective`.
+#[unsafe(no_mangle)]
+static TASK_REAL_CRED_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static CRED_UID_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static CRED_CAP_PERMITTED_OFF: u32 = 0;
+#[unsafe(no_mangle)]
+static CRED_CAP_EFFECTIVE_OFF: u32 = 0;
 
 #[inline(always)]
 fn offset(v: &'static u32) -> usize {

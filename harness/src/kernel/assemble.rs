@@ -7,11 +7,14 @@
 //! carry it; TCP connections are numbered by socket, and remembered so an
 //! accept or a socket still open at the end gets its addresses; and UDP
 //! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
+//! A process that exec'd into more privilege than a non-root caller (see
+//! [`super::privilege`]) ends at that exec: nothing of it after that is
+//! decoded, whatever reaches the ring.
 
 use foldhash::HashMap;
 
 use probity_common::{
-    NetEvent, ParseError, Record, SockOwner, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
+    NetEvent, ParseError, Record, SockOwner, EXEC_PRIVILEGED, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
     SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
@@ -41,6 +44,11 @@ pub(crate) struct Assembler {
     nconns: u32,
     /// UDP datagrams from syscalls.
     datagrams: Datagrams,
+    /// Processes that exec'd into more privilege than the caller, by pid,
+    /// with the time of that exec: none of their later records is decoded.
+    privileged: HashMap<u32, u64>,
+    /// Those execs, in arrival order: time, pid, program.
+    privileged_execs: Vec<(u64, u32, String)>,
 }
 
 /// What is known of a live TCP socket.
@@ -80,6 +88,9 @@ struct Ending {
 impl Assembler {
     /// Decodes one record, appending what it yields to `out`.
     pub(crate) fn push(&mut self, record: Record<'_>, out: &mut Vec<Event>) -> Result<(), ParseError> {
+        if !self.privileged.is_empty() && self.hides(&record) {
+            return Ok(());
+        }
         if let Some((pid, tid)) = ids(&record) {
             // Consecutive records are mostly one thread's: skip the map then.
             if self.last_ids != (pid, tid) {
@@ -166,6 +177,27 @@ impl Assembler {
                     out.push(call);
                 }
             }
+            Record::Exec(e) if e.flags & EXEC_PRIVILEGED != 0 => {
+                // The kernel took the task out of the session at this exec:
+                // no argv record follows, and nothing else of it.
+                let h = e.header;
+                let filename = String::from_utf8_lossy(e.filename).into_owned();
+                self.flush(h.tid, out);
+                self.ending.remove(&h.pid);
+                self.privileged.insert(h.pid, h.ts_ns);
+                self.privileged_execs.push((h.ts_ns, h.pid, filename.clone()));
+                out.push(Event {
+                    ts_ns: h.ts_ns,
+                    pid: h.pid,
+                    tid: h.tid,
+                    kind: EventKind::Exec(Exec {
+                        filename,
+                        argv: Vec::new(),
+                        argv_truncated: false,
+                        old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
+                    }),
+                });
+            }
             Record::Exec(e) => {
                 let h = e.header;
                 // A new image starts with a clean slate for its exit.
@@ -188,6 +220,8 @@ impl Assembler {
             }
             Record::Fork(f) => {
                 let h = f.header;
+                // A new task of the tree that reuses a privileged process's id.
+                self.privileged.remove(&f.child_tid);
                 self.flush(h.tid, out);
                 self.datagrams.on_fork(h.pid, f.child_tid);
                 out.push(Event {
@@ -320,6 +354,10 @@ impl Assembler {
     /// from the kernel's socket map), with their counters at `ts_ns`.
     pub(crate) fn open_at_end(&mut self, sockets: &[(u64, SockOwner)], ts_ns: u64, out: &mut Vec<Event>) {
         for (sk, owner) in sockets {
+            if self.privileged.contains_key(&owner.pid) {
+                // Its counters are about a process the caller may not see.
+                continue;
+            }
             let Some(conn) = self.conns.get(sk).copied() else { continue };
             let mut n = NetEvent {
                 header: probity_common::EventHeader::new(
@@ -365,6 +403,27 @@ impl Assembler {
                 out.push(e);
             }
         }
+    }
+
+    /// Whether `record` belongs to a process that left the session for
+    /// more privilege (including a socket it owns): it is not decoded.
+    fn hides(&self, record: &Record<'_>) -> bool {
+        let pid = match record {
+            Record::Syscall(e, _) => e.header.pid,
+            Record::ExecArgs(h, _) => h.header.pid,
+            Record::Exec(e) => e.header.pid,
+            Record::Fork(e) => e.header.pid,
+            Record::Exit(e) => e.header.pid,
+            Record::Signal(e) => e.header.pid,
+            Record::Net(e) => e.header.pid,
+        };
+        self.privileged.contains_key(&pid)
+    }
+
+    /// The execs into more privilege than the caller so far: time, pid
+    /// and program, in the order they came.
+    pub(crate) fn privileged_execs(&self) -> &[(u64, u32, String)] {
+        &self.privileged_execs
     }
 
     /// Records a status known from outside the trace (the root's `waitpid`).
@@ -548,6 +607,79 @@ mod tests {
         push(&mut a, as_bytes(&signal(5, 5, libc::SIGSEGV, 0, 0)), &mut out);
         push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
         assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGSEGV)));
+    }
+
+    fn exec(pid: u32, flags: u32) -> Vec<u8> {
+        let mut ev = probity_common::ExecEvent {
+            header: EventHeader::new(K::Exec, 1, 12, pid, pid),
+            old_tid: pid,
+            filename_len: 4,
+            flags,
+            _pad: 0,
+            filename: [0; probity_common::EXEC_FILENAME_LEN],
+        };
+        ev.filename[..4].copy_from_slice(b"/bin");
+        as_bytes(&ev).to_vec()
+    }
+
+    #[test]
+    fn nothing_of_a_privileged_process_is_decoded_after_its_exec() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, &exec(5, EXEC_PRIVILEGED), &mut out);
+        // Whatever still reaches the ring for it is dropped.
+        push(&mut a, as_bytes(&syscall(5, 5, 0, 3, false)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(&out[0].kind, EventKind::Exec(x) if x.filename == "/bin" && x.argv.is_empty()));
+        assert_eq!(a.privileged_execs(), [(12, 5, "/bin".to_owned())]);
+        // A later task of the tree that reuses the id is traced again.
+        let fork = probity_common::ForkEvent { header: EventHeader::new(K::Fork, 1, 30, 4, 4), child_tid: 5, flags: 0 };
+        push(&mut a, as_bytes(&fork), &mut out);
+        push(&mut a, as_bytes(&syscall(5, 5, 0, 3, false)), &mut out);
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn a_privileged_processs_sockets_are_not_closed_at_the_end() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        let connect = NetEvent {
+            header: EventHeader::new(K::Net, 1, 11, 5, 5),
+            op: probity_common::NetOp::Connect as u32,
+            family: libc::AF_INET as u16,
+            protocol: 6,
+            sport: 4000,
+            dport: 80,
+            old_state: 0,
+            new_state: 0,
+            _pad: 0,
+            sk: 0xfeed,
+            saddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            daddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            bytes_sent: 0,
+            bytes_received: 0,
+            retransmits: 0,
+            flags: 0,
+        };
+        push(&mut a, as_bytes(&connect), &mut out);
+        push(&mut a, &exec(5, EXEC_PRIVILEGED), &mut out);
+        let owner = SockOwner { session: 1, pid: 5, tid: 5, retransmits: 0, bytes_sent: 7, bytes_received: 9 };
+        let before = out.len();
+        a.open_at_end(&[(0xfeed, owner)], 40, &mut out);
+        assert_eq!(out.len(), before, "the counters of a privileged process's socket were shown");
+        // Another process's open socket still is.
+        let mut other = Assembler::default();
+        push(&mut other, as_bytes(&connect), &mut Vec::new());
+        let mut end = Vec::new();
+        other.open_at_end(&[(0xfeed, owner)], 40, &mut end);
+        assert_eq!(end.len(), 1);
+    }
+
+    #[test]
+    fn an_ordinary_exec_waits_for_its_argv() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, &exec(5, 0), &mut out);
+        assert!(out.is_empty());
+        assert!(a.privileged_execs().is_empty());
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! probes, the addresses, ports, family, state and protocol of a `sock`
 //! for the TCP probes. Without BTF, the harness uses classic tracepoints.
 //!
+//! The exec probe reads `current->real_cred`: its ids and capability sets
+//! tell whether a task that has just exec'd runs with more privilege than
+//! a non-root session owner (see [`CredOffsets`]).
+//!
 //! The accept probe follows `current->files->fdt->fd[n]->private_data->sk`
 //! to find the socket an `accept` returned; without those offsets, an
 //! accepted socket is claimed at its first transfer instead.
@@ -29,6 +33,24 @@ pub(crate) struct Offsets {
     pub net: Option<NetOffsets>,
     /// The `struct sock` fields of the TCP probes, when all were found.
     pub sock: Option<SockOffsets>,
+    /// The credentials of a task, when every field was found and the ids
+    /// are laid out as the exec probe reads them.
+    pub cred: Option<CredOffsets>,
+}
+
+/// Offsets along `task->real_cred`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CredOffsets {
+    /// `task_struct.real_cred` (a pointer).
+    pub task_real_cred: u32,
+    /// `cred.uid`, the first of `uid, gid, suid, sgid, euid, egid, fsuid,
+    /// fsgid` (a `u32` each, one after the other: the exec probe reads the
+    /// eight in one go).
+    pub uid: u32,
+    /// `cred.cap_permitted` (a `u64`).
+    pub cap_permitted: u32,
+    /// `cred.cap_effective` (a `u64`).
+    pub cap_effective: u32,
 }
 
 /// Offsets along `task->files->fdt->fd[n]->private_data->sk`.
@@ -70,7 +92,7 @@ pub(crate) struct SockOffsets {
 /// The (struct, member path) pairs read, in the order of [`Found`]. A path
 /// goes through named members with dots; anonymous members are searched
 /// on the way.
-const WANTED: [(&[u8], &[u8]); 18] = [
+const WANTED: [(&[u8], &[u8]); 29] = [
     (b"task_struct", b"pid"),
     (b"task_struct", b"tgid"),
     (b"linux_binprm", b"filename"),
@@ -89,6 +111,17 @@ const WANTED: [(&[u8], &[u8]); 18] = [
     (b"sock", b"__sk_common.skc_daddr"),
     (b"sock", b"__sk_common.skc_v6_rcv_saddr"),
     (b"sock", b"__sk_common.skc_v6_daddr"),
+    (b"task_struct", b"real_cred"),
+    (b"cred", b"uid"),
+    (b"cred", b"gid"),
+    (b"cred", b"suid"),
+    (b"cred", b"sgid"),
+    (b"cred", b"euid"),
+    (b"cred", b"egid"),
+    (b"cred", b"fsuid"),
+    (b"cred", b"fsgid"),
+    (b"cred", b"cap_permitted"),
+    (b"cred", b"cap_effective"),
 ];
 
 type Found = [Option<u32>; WANTED.len()];
@@ -334,7 +367,17 @@ fn parse(data: &[u8]) -> Option<Offsets> {
             daddr_v6: found[17]?,
         })
     })();
-    Some(Offsets { task_pid: found[0]?, task_tgid: found[1]?, binprm_filename: found[2]?, net, sock })
+    let cred = (|| {
+        let uid = found[19]?;
+        // The eight ids must follow each other, as the probe reads them.
+        for (k, f) in found[19..27].iter().enumerate() {
+            if (*f)? != uid + 4 * k as u32 {
+                return None;
+            }
+        }
+        Some(CredOffsets { task_real_cred: found[18]?, uid, cap_permitted: found[27]?, cap_effective: found[28]? })
+    })();
+    Some(Offsets { task_pid: found[0]?, task_tgid: found[1]?, binprm_filename: found[2]?, net, sock, cred })
 }
 
 #[cfg(test)]
@@ -361,6 +404,11 @@ mod tests {
         assert_eq!(sock.daddr_v6 + 16, sock.saddr_v6, "{sock:?}");
         // `struct inet_sock` extends `struct sock`.
         assert!(sock.saddr > sock.protocol && sock.sport > sock.saddr, "{sock:?}");
+        let cred = o.cred.expect("this kernel's BTF has struct cred, its ids in order");
+        // `struct cred` starts with its usage count; the ids come before
+        // the capability sets, which are 8 bytes each.
+        assert!(cred.task_real_cred > 0 && cred.uid > 0, "{cred:?}");
+        assert!(cred.cap_permitted > cred.uid + 28 && cred.cap_effective == cred.cap_permitted + 8, "{cred:?}");
     }
 
     #[test]

@@ -112,6 +112,13 @@ impl Sink {
         (out, st.malformed)
     }
 
+    /// The execs into more privilege than the caller so far: time, pid
+    /// and program.
+    pub(crate) fn privileged_execs(&self) -> Vec<(u64, u32, String)> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.assembler.privileged_execs().to_vec()
+    }
+
     /// Gives the assembler the root process's status as its parent saw it.
     pub(crate) fn set_root_status(&self, pid: u32, status: crate::event::ExitStatus) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -120,9 +120,35 @@ pub fn diagnose() -> Vec<Check> {
         ok: missing.is_empty(),
         detail: if names.is_empty() { "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN".into() } else { format!("have {}", names.join(", ")) },
         fix: (!missing.is_empty()).then(|| {
-            format!("missing {}: run as root (`sudo -E probity ...`), or grant them: `sudo setcap cap_bpf,cap_perfmon+ep $(which probity)`", missing.join(", "))
+            format!(
+                "missing {}: run probity as root (`sudo -E probity ...`); a privileged tracing service for other users is planned",
+                missing.join(", ")
+            )
         }),
     });
+    // Capabilities without root: tracing works, but must show no more
+    // than ptrace would (see `privilege`).
+    let owner = super::privilege::Owner::current();
+    if !owner.is_root() && missing.is_empty() {
+        let cred = offsets.is_some_and(|o| o.cred.is_some());
+        checks.push(Check {
+            name: "privilege",
+            ok: cred,
+            detail: if cred {
+                format!(
+                    "not root (uid {}), tracing with capabilities: processes that exec into more privilege (setuid, setgid, file capabilities) are left out of the trace",
+                    owner.uid
+                )
+            } else {
+                format!("not root (uid {}), and the kernel's BTF has no struct cred: eBPF tracing is refused", owner.uid)
+            },
+            fix: Some(
+                "to trace everything, run probity as root (`sudo -E probity ...`); do not give probity file capabilities \
+                 (remove them: `sudo setcap -r $(which probity)`)"
+                    .into(),
+            ),
+        });
+    }
     let mounted = tracefs_mounted();
     checks.push(Check {
         name: "tracefs",

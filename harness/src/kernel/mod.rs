@@ -6,11 +6,14 @@
 //! A session owns an id; the kernel side tags each record with the session
 //! of the task that made it, and the [`consumer`] thread drains the ring
 //! buffer and hands each session its own records, decoded by [`assemble`].
+//! A caller that is not root sees nothing of processes with more privilege
+//! than its own ([`privilege`]).
 
 pub(crate) mod assemble;
 mod btf;
 mod consumer;
 pub mod doctor;
+pub mod privilege;
 pub(crate) mod raw_bpf;
 mod ring;
 pub(crate) mod session;
@@ -68,6 +71,8 @@ impl Default for LoadOptions {
 pub(crate) struct Kernel {
     maps: Mutex<Maps>,
     tasks_fd: RawFd,
+    /// Whose tracer it is: processes with more privilege leave the trace.
+    owner: privilege::Owner,
     router: Arc<consumer::Router>,
     consumer: Mutex<Option<consumer::Handle>>,
     /// Tail-call targets of the attached programs.
@@ -138,6 +143,16 @@ impl Kernel {
         if offsets.is_none() || sock.is_none() {
             doctor::ensure_tracefs()?;
         }
+        // A caller that is not root must not see into processes with more
+        // privilege than its own: the exec probe checks credentials at
+        // offsets from BTF, and without them nothing is loaded.
+        let owner = privilege::Owner::current();
+        let cred = offsets.and_then(|o| o.cred);
+        if !owner.is_root() && cred.is_none() {
+            return Err(Error::NoCredentialOffsets);
+        }
+        let cred_off = |f: fn(&btf::CredOffsets) -> u32| cred.as_ref().map_or(0, f);
+        let privilege_check = u32::from(!owner.is_root());
         let threshold = u64::from(opts.ring_bytes / 4);
         // Syscall records ask for the ring's fill level every 32nd time
         // only when the ring has room for many such gaps past the wake-up
@@ -164,6 +179,13 @@ impl Kernel {
             .override_global("WAKE_SAMPLE_MASK", &wake_sample_mask, true)
             .override_global("TASK_PID_OFF", &pid_off, true)
             .override_global("BINPRM_FILENAME_OFF", &filename_off, true)
+            .override_global("PRIVILEGE_CHECK", &privilege_check, true)
+            .override_global("CALLER_UID", &owner.uid, true)
+            .override_global("CALLER_GID", &owner.gid, true)
+            .override_global("TASK_REAL_CRED_OFF", &cred_off(|c| c.task_real_cred), true)
+            .override_global("CRED_UID_OFF", &cred_off(|c| c.uid), true)
+            .override_global("CRED_CAP_PERMITTED_OFF", &cred_off(|c| c.cap_permitted), true)
+            .override_global("CRED_CAP_EFFECTIVE_OFF", &cred_off(|c| c.cap_effective), true)
             .override_global("TASK_FILES_OFF", &files, true)
             .override_global("FILES_FDT_OFF", &fdt, true)
             .override_global("FDT_MAX_FDS_OFF", &max_fds, true)
@@ -299,6 +321,7 @@ impl Kernel {
             _tails: tails,
             maps: Mutex::new(maps),
             tasks_fd,
+            owner,
             router,
             consumer: Mutex::new(Some(handle)),
             _ebpf: ebpf,

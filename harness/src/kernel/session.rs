@@ -118,6 +118,18 @@ impl KernelSession {
         (events, malformed + self.kernel.router.unroutable() - self.unroutable_at_open)
     }
 
+    /// The processes that exec'd into more privilege than the caller
+    /// and left the trace there, with the time of that exec, in time order.
+    /// Call after [`finish`](Self::finish).
+    pub(crate) fn privileged(&self) -> Vec<(u64, crate::trace::Uncovered)> {
+        let mut execs = self.sink.privileged_execs();
+        execs.sort_by_key(|(ts, _, _)| *ts);
+        execs
+            .into_iter()
+            .map(|(ts, pid, program)| (ts, super::privilege::uncovered(pid, &program, self.kernel.owner)))
+            .collect()
+    }
+
     pub(crate) fn losses(&self) -> Losses {
         self.kernel.losses(self.id)
     }

@@ -58,7 +58,8 @@ fn doctor() -> ExitCode {
     for c in &checks {
         println!("{} {:<13} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
         if let Some(fix) = &c.fix {
-            println!("     {:<13} fix: {fix}", "");
+            // A passing check may still say what to know (`privilege`).
+            println!("     {:<13} {}: {fix}", "", if c.ok { "note" } else { "fix" });
         }
         ok &= c.ok;
     }
