@@ -176,6 +176,12 @@ impl Call<'_> {
                 string(data, kept < ret && !(kept + 1 == ret && self.counts_nul()))
             }
             CaptureKind::CStr => string(c.data, c.truncated),
+            // A thread name: what `PR_GET_NAME` read is only there when
+            // it succeeded.
+            CaptureKind::TaskName if self.raw[0] == probity_common::PR_GET_NAME && self.ok.is_none() => {
+                Arg::Ptr(raw)
+            }
+            CaptureKind::TaskName => string(c.data, c.truncated),
             // The working directory and link targets are strings, but
             // `getcwd` counts the NUL and `readlink` has none.
             CaptureKind::BufLenRet if matches!(ty, StrOut) => {
@@ -309,6 +315,7 @@ fn prctl_signature(option: u64) -> &'static [Ty] {
             &[OPTION, Ptr]
         }
         libc::PR_SET_DUMPABLE => &[OPTION, Flags(flags::suid_dump)],
+        libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => &[OPTION, Flags(flags::capability)],
         libc::PR_SET_NO_NEW_PRIVS | libc::PR_GET_NO_NEW_PRIVS => &[OPTION, Long, Long, Long, Long],
         libc::PR_SET_CHILD_SUBREAPER | libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => {
             &[OPTION, Long]
@@ -523,8 +530,8 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
             &[Flags(flags::clock), Ptr]
         }
         Sysno::gettimeofday | Sysno::settimeofday => &[Ptr, Ptr],
-        Sysno::getitimer => &[Int, Ptr],
-        Sysno::setitimer => &[Int, Ptr, Ptr],
+        Sysno::getitimer => &[Flags(flags::itimer), Ptr],
+        Sysno::setitimer => &[Flags(flags::itimer), Ptr, Ptr],
         #[cfg(target_arch = "x86_64")]
         Sysno::time => &[Ptr],
 
@@ -832,9 +839,19 @@ mod tests {
     #[test]
     fn prctl_arguments_follow_the_option() {
         let opt = |o: libc::c_int| o as u64;
+        let name = CaptureData { kind: CaptureKind::TaskName, ..cstr(1, b"decode-zoo") };
         assert_eq!(
-            line(Sysno::prctl, [opt(libc::PR_SET_NAME), PATH_PTR, 0, 0, 0, 0], 0, &[]),
-            "prctl(PR_SET_NAME, 0x7ffd0000) = 0"
+            line(Sysno::prctl, [opt(libc::PR_SET_NAME), PATH_PTR, 0, 0, 0, 0], 0, &[name]),
+            r#"prctl(PR_SET_NAME, "decode-zoo") = 0"#
+        );
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_GET_NAME), PATH_PTR, 0, 0, 0, 0], 0, &[name]),
+            r#"prctl(PR_GET_NAME, "decode-zoo") = 0"#
+        );
+        // What a failed PR_GET_NAME's buffer holds is stale.
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_GET_NAME), PATH_PTR, 0, 0, 0, 0], -i64::from(libc::EFAULT), &[name]),
+            "prctl(PR_GET_NAME, 0x7ffd0000) = -1 EFAULT (Bad address)"
         );
         assert_eq!(line(Sysno::prctl, [opt(libc::PR_GET_DUMPABLE), 0, 0, 0, 0, 0], 1, &[]), "prctl(PR_GET_DUMPABLE) = 1");
         assert_eq!(
@@ -932,8 +949,10 @@ mod tests {
                 .iter()
                 .filter(|c| c.kind != CaptureKind::None as u8);
             for c in used {
-                let tys = signature(sysno)
-                    .unwrap_or_else(|| panic!("{sysno} captures but has no signature"));
+                let tys = match sysno {
+                    Sysno::prctl => prctl_signature(libc::PR_SET_NAME as u64),
+                    _ => signature(sysno).unwrap_or_else(|| panic!("{sysno} captures but has no signature")),
+                };
                 let ty = tys.get(usize::from(c.arg)).copied();
                 assert!(
                     matches!(ty, Some(Ptr | StrOut)),
@@ -943,7 +962,7 @@ mod tests {
                 // Strings end with a NUL, `BufLenRet` buffers at the result,
                 // and a message header holds its own lengths.
                 let kind = CaptureKind::from_u8(c.kind).expect("a capture kind");
-                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet) && !kind.is_msg() {
+                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet | CaptureKind::TaskName) && !kind.is_msg() {
                     let len = tys.get(usize::from(c.len_arg)).copied();
                     assert!(
                         matches!(len, Some(Int | Long | Ptr)),
@@ -970,7 +989,8 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        const KINDS: [CaptureKind; 6] = [
+        const KINDS: [CaptureKind; 7] = [
+            CaptureKind::TaskName,
             CaptureKind::None,
             CaptureKind::CStr,
             CaptureKind::BufLenArg,
@@ -1017,7 +1037,7 @@ mod tests {
                 .iter()
                 .map(|data| CaptureData {
                     arg: (rng.next() % 8) as u8,
-                    kind: KINDS[(rng.next() % 6) as usize],
+                    kind: KINDS[(rng.next() % 7) as usize],
                     truncated: rng.next().is_multiple_of(2),
                     fault: rng.next().is_multiple_of(5),
                     data,

@@ -466,6 +466,11 @@ flag_set!(
     close_range, zero = "0", [CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC]
 );
 
+enumeration!(
+    /// Interval timers (`setitimer`, `getitimer`).
+    itimer, [ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF]
+);
+
 flag_set!(
     /// `epoll_create1` flags.
     epoll_flags, zero = "0", [EPOLL_CLOEXEC]
@@ -720,6 +725,26 @@ pub(crate) fn prctl(v: u64) -> String {
     prctl_name(v).map_or_else(|| unknown(v, "PR_"), str::to_owned)
 }
 
+names!(
+    /// Capabilities.
+    capability_name, in general, [
+        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
+        CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_LINUX_IMMUTABLE, CAP_NET_BIND_SERVICE,
+        CAP_NET_BROADCAST, CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_IPC_OWNER,
+        CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_CHROOT, CAP_SYS_PTRACE, CAP_SYS_PACCT,
+        CAP_SYS_ADMIN, CAP_SYS_BOOT, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_SYS_TIME,
+        CAP_SYS_TTY_CONFIG, CAP_MKNOD, CAP_LEASE, CAP_AUDIT_WRITE, CAP_AUDIT_CONTROL,
+        CAP_SETFCAP, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_WAKE_ALARM,
+        CAP_BLOCK_SUSPEND, CAP_AUDIT_READ, CAP_PERFMON, CAP_BPF, CAP_CHECKPOINT_RESTORE,
+    ]
+);
+
+/// A capability (`prctl(PR_CAPBSET_READ, ...)`); one the kernel may not
+/// have as `0x30 /* CAP_??? */`, as programs probe for them.
+pub(crate) fn capability(v: u64) -> String {
+    capability_name(v).map_or_else(|| unknown(v, "CAP_"), str::to_owned)
+}
+
 /// `PR_SET_DUMPABLE` values, from `include/linux/sched/coredump.h` (in no
 /// libc).
 pub(crate) fn suid_dump(v: u64) -> String {
@@ -945,6 +970,9 @@ mod tests {
         assert_eq!(prctl(libc::PR_SET_NAME as u64), "PR_SET_NAME");
         assert_eq!(prctl(9999), "0x270f /* PR_??? */");
         assert_eq!(suid_dump(1), "SUID_DUMP_USER");
+        assert_eq!(capability(32), "CAP_MAC_OVERRIDE");
+        assert_eq!(capability(40), "CAP_CHECKPOINT_RESTORE");
+        assert_eq!(capability(0x30), "0x30 /* CAP_??? */");
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
         Sysno::readlink => two(path(0), path(1)),
         Sysno::readlinkat => two(path(1), path(2)),
         Sysno::getcwd => one(path(0)),
+        // The name `PR_SET_NAME` sets or `PR_GET_NAME` reads, which the
+        // kernel side captures only for those two options.
+        Sysno::prctl => one(cap(CaptureKind::TaskName, 1, 0)),
 
         // Data and addresses.
         Sysno::write | Sysno::pwrite64 => one(cap(CaptureKind::BufLenArg, 1, 2)),
@@ -314,6 +317,8 @@ mod tests {
         for sysno in [Sysno::exit, Sysno::exit_group] {
             assert_eq!(capture_spec(sysno.id() as u32).flags, SPEC_NO_RETURN);
         }
+        let spec = capture_spec(Sysno::prctl.id() as u32);
+        assert_eq!(spec.captures[0], cap(CaptureKind::TaskName, 1, 0));
         let spec = capture_spec(Sysno::sendto.id() as u32);
         assert_eq!(
             spec.captures,
