@@ -507,7 +507,11 @@ pub(crate) fn statx_flags(v: u64) -> String {
         // Both bits: let the flag table name them.
         _ => String::new(),
     };
-    let rest = if out.is_empty() { v } else { v & !AT_STATX_SYNC_TYPE };
+    let rest = if out.is_empty() {
+        v
+    } else {
+        v & !AT_STATX_SYNC_TYPE
+    };
     if rest != 0 {
         push_name(&mut out, &at(rest.into()));
     }
@@ -552,7 +556,10 @@ pub(crate) fn arch_prctl(v: u64) -> String {
 
 /// Whether an `arch_prctl` code passes a pointer the kernel writes to.
 pub(crate) fn arch_prctl_gets(code: u64) -> bool {
-    matches!(code, 0x1003 | 0x1004 | 0x1011 | 0x1021 | 0x1022 | 0x1024 | 0x4001 | 0x4003 | 0x5005)
+    matches!(
+        code,
+        0x1003 | 0x1004 | 0x1011 | 0x1021 | 0x1022 | 0x1024 | 0x4001 | 0x4003 | 0x5005
+    )
 }
 
 names!(
@@ -748,7 +755,11 @@ pub(crate) fn capability(v: u64) -> String {
 /// `PR_SET_DUMPABLE` values, from `include/linux/sched/coredump.h` (in no
 /// libc).
 pub(crate) fn suid_dump(v: u64) -> String {
-    const TABLE: Table = &[("SUID_DUMP_DISABLE", 0), ("SUID_DUMP_USER", 1), ("SUID_DUMP_ROOT", 2)];
+    const TABLE: Table = &[
+        ("SUID_DUMP_DISABLE", 0),
+        ("SUID_DUMP_USER", 1),
+        ("SUID_DUMP_ROOT", 2),
+    ];
     u32::try_from(v)
         .ok()
         .and_then(|v| lookup(v, TABLE))
@@ -910,8 +921,14 @@ mod tests {
         assert_eq!(ioctl_request(ioctl::BLKGETSIZE64.into()), "BLKGETSIZE64");
         assert_eq!(ioctl_request(ioctl::FICLONE.into()), "FICLONE");
         assert_eq!(ioctl_request(0x1234), "_IOC(_IOC_NONE, 0x12, 0x34, 0)");
-        assert_eq!(ioctl_request(0x8004_7803), "_IOC(_IOC_READ, 0x78, 0x3, 0x4)");
-        assert_eq!(ioctl_request(0xc008_5499), "_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x8)");
+        assert_eq!(
+            ioctl_request(0x8004_7803),
+            "_IOC(_IOC_READ, 0x78, 0x3, 0x4)"
+        );
+        assert_eq!(
+            ioctl_request(0xc008_5499),
+            "_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x8)"
+        );
         assert_eq!(ioctl_arg(libc::FIOCLEX), IoctlArg::None);
         assert_eq!(ioctl_arg(libc::TIOCSCTTY), IoctlArg::Int);
         assert_eq!(ioctl_arg(libc::TCGETS), IoctlArg::Ptr);
@@ -926,29 +943,53 @@ mod tests {
         assert_eq!(sock_level(libc::IPPROTO_IP as u64), "SOL_IP");
         assert_eq!(sock_level(libc::IPPROTO_IPV6 as u64), "SOL_IPV6");
         assert_eq!(sock_level(999), "0x3e7 /* SOL_?? */");
-        assert_eq!(sock_option(sol_socket, libc::SO_REUSEADDR as u64), "SO_REUSEADDR");
-        assert_eq!(sock_option(sol_tcp, libc::TCP_NODELAY as u64), "TCP_NODELAY");
+        assert_eq!(
+            sock_option(sol_socket, libc::SO_REUSEADDR as u64),
+            "SO_REUSEADDR"
+        );
+        assert_eq!(
+            sock_option(sol_tcp, libc::TCP_NODELAY as u64),
+            "TCP_NODELAY"
+        );
         assert_eq!(sock_option(0, libc::IP_TOS as u64), "IP_TOS");
-        assert_eq!(sock_option(libc::SOL_IPV6 as u64, libc::IPV6_V6ONLY as u64), "IPV6_V6ONLY");
+        assert_eq!(
+            sock_option(libc::SOL_IPV6 as u64, libc::IPV6_V6ONLY as u64),
+            "IPV6_V6ONLY"
+        );
         assert_eq!(sock_option(sol_socket, 9999), "0x270f /* SO_??? */");
         assert_eq!(sock_option(999, 1), "1");
         let inet = libc::AF_INET as u64;
         assert_eq!(sock_proto(inet, 0), "IPPROTO_IP");
-        assert_eq!(sock_proto(libc::AF_INET6 as u64, libc::IPPROTO_UDP as u64), "IPPROTO_UDP");
+        assert_eq!(
+            sock_proto(libc::AF_INET6 as u64, libc::IPPROTO_UDP as u64),
+            "IPPROTO_UDP"
+        );
         assert_eq!(sock_proto(libc::AF_NETLINK as u64, 0), "NETLINK_ROUTE");
         assert_eq!(sock_proto(libc::AF_UNIX as u64, 0), "0");
     }
 
     #[test]
     fn statx_arguments() {
-        assert_eq!(statx_mask(libc::STATX_BASIC_STATS.into()), "STATX_BASIC_STATS");
+        assert_eq!(
+            statx_mask(libc::STATX_BASIC_STATS.into()),
+            "STATX_BASIC_STATS"
+        );
         assert_eq!(statx_mask(libc::STATX_ALL.into()), "STATX_ALL");
         let some = libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_MNT_ID;
-        assert_eq!(statx_mask(some.into()), "STATX_TYPE|STATX_MODE|STATX_MNT_ID");
+        assert_eq!(
+            statx_mask(some.into()),
+            "STATX_TYPE|STATX_MODE|STATX_MNT_ID"
+        );
         assert_eq!(statx_mask(0x8000_0fff), "STATX_ALL|0x80000000");
-        assert_eq!(statx_mask((libc::STATX_BASIC_STATS | libc::STATX_MNT_ID).into()), "STATX_BASIC_STATS|STATX_MNT_ID");
+        assert_eq!(
+            statx_mask((libc::STATX_BASIC_STATS | libc::STATX_MNT_ID).into()),
+            "STATX_BASIC_STATS|STATX_MNT_ID"
+        );
         assert_eq!(statx_flags(0), "AT_STATX_SYNC_AS_STAT");
-        assert_eq!(statx_flags(libc::AT_EMPTY_PATH as u64), "AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH");
+        assert_eq!(
+            statx_flags(libc::AT_EMPTY_PATH as u64),
+            "AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH"
+        );
         let flags = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC) as u64;
         assert_eq!(statx_flags(flags), "AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW");
     }
@@ -961,8 +1002,14 @@ mod tests {
         assert_eq!(open(fl), "O_RDWR|O_NONBLOCK|O_LARGEFILE");
         assert!(!open(fl).contains("0x"));
         assert_eq!(epoll_flags(libc::EPOLL_CLOEXEC as u64), "EPOLL_CLOEXEC");
-        assert_eq!(fadvise(libc::POSIX_FADV_SEQUENTIAL as u64), "POSIX_FADV_SEQUENTIAL");
-        assert_eq!(fadvise(libc::POSIX_FADV_DONTNEED as u64), "POSIX_FADV_DONTNEED");
+        assert_eq!(
+            fadvise(libc::POSIX_FADV_SEQUENTIAL as u64),
+            "POSIX_FADV_SEQUENTIAL"
+        );
+        assert_eq!(
+            fadvise(libc::POSIX_FADV_DONTNEED as u64),
+            "POSIX_FADV_DONTNEED"
+        );
         assert_eq!(arch_prctl(0x1003), "ARCH_GET_FS");
         assert_eq!(arch_prctl(0x1002), "ARCH_SET_FS");
         assert_eq!(arch_prctl(0x3001), "0x3001 /* ARCH_??? */");

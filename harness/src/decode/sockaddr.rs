@@ -113,10 +113,16 @@ pub(crate) fn fmt(addr: &SockAddr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // strace prints the groups with C's `%#08x`: `00000000` for none,
         // `0x000005` otherwise.
         SockAddr::Netlink { pid, groups: 0 } => {
-            write!(f, "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups=00000000}}")
+            write!(
+                f,
+                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups=00000000}}"
+            )
         }
         SockAddr::Netlink { pid, groups } => {
-            write!(f, "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:#08x}}}")
+            write!(
+                f,
+                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:#08x}}}"
+            )
         }
         SockAddr::Other { sa_family } => {
             write!(f, "{{sa_family={}}}", flags::family((*sa_family).into()))
@@ -229,8 +235,17 @@ mod tests {
         raw.extend_from_slice(&4242u32.to_ne_bytes());
         raw.extend_from_slice(&0u32.to_ne_bytes());
         let addr = decode(&raw).unwrap();
-        assert_eq!(addr, SockAddr::Netlink { pid: 4242, groups: 0 });
-        assert_eq!(show(addr), "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=00000000}");
+        assert_eq!(
+            addr,
+            SockAddr::Netlink {
+                pid: 4242,
+                groups: 0
+            }
+        );
+        assert_eq!(
+            show(addr),
+            "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=00000000}"
+        );
         raw[8..].copy_from_slice(&5u32.to_ne_bytes());
         assert_eq!(
             show(decode(&raw).unwrap()),
