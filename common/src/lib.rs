@@ -171,7 +171,18 @@ pub enum CaptureKind {
     /// mmsghdr`) names: `msg_name`, `msg_namelen` bytes of it, read after
     /// the call (`sendmsg`, `recvmsg` and their `mmsg` forms).
     MsgName = 9,
+    /// A thread name, read as [`CaptureKind::CStr`] after the call, but
+    /// only when the `prctl` option (the argument `len_arg` names) is
+    /// `PR_SET_NAME` or `PR_GET_NAME`: for the other options the argument
+    /// is a number, not a pointer.
+    TaskName = 10,
 }
+
+/// `prctl` options whose second argument is a thread name; see
+/// `include/uapi/linux/prctl.h`.
+pub const PR_SET_NAME: u64 = 15;
+/// See [`PR_SET_NAME`].
+pub const PR_GET_NAME: u64 = 16;
 
 impl CaptureKind {
     /// Whether this is a part of a message header (`MsgIov` to `MsgName`):
@@ -193,6 +204,7 @@ impl CaptureKind {
             7 => Self::MsgIovRet,
             8 => Self::MmsgIovLen,
             9 => Self::MsgName,
+            10 => Self::TaskName,
             _ => return None,
         })
     }

@@ -185,6 +185,14 @@ pub enum SockAddr {
         /// The path or name.
         path: String,
     },
+    /// `AF_NETLINK`: the port id and the multicast groups.
+    Netlink {
+        /// `nl_pid`: the socket's port id (0 for the kernel, or to let it
+        /// choose).
+        pid: u32,
+        /// `nl_groups`: a mask of multicast groups.
+        groups: u32,
+    },
     /// Any other family, by number.
     Other {
         /// `sa_family`.

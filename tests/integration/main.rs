@@ -6,6 +6,7 @@
 
 mod cli;
 mod fidelity;
+mod fidelity_args;
 mod libc_hooks;
 mod network;
 mod preload;

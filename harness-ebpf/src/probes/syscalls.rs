@@ -30,7 +30,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use probity_common::{
-    Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
+    Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT, PR_GET_NAME, PR_SET_NAME,
     CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS,
     MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_ACCEPT, SPEC_EXEC, SPEC_NO_RETURN,
     SYSCALL_NO_RETURN,
@@ -340,6 +340,12 @@ fn capture(
     // Where the bytes are, and how many the object has.
     let (src, want): (u64, u64) = match kind {
         k if k == CaptureKind::CStr as u8 => (ptr, u64::MAX),
+        k if k == CaptureKind::TaskName as u8 => {
+            if len_val != PR_SET_NAME && len_val != PR_GET_NAME {
+                return None;
+            }
+            (ptr, u64::MAX)
+        }
         k if k == CaptureKind::BufLenArg as u8 => (ptr, len_val),
         k if k == CaptureKind::BufLenRet as u8 => {
             if ret <= 0 {
@@ -372,7 +378,7 @@ fn capture(
         _ => return None,
     };
     let dst = &mut scratch.bytes[data_off..data_off + MAX_CAPTURE];
-    let got: usize = if kind == CaptureKind::CStr as u8 {
+    let got: usize = if kind == CaptureKind::CStr as u8 || kind == CaptureKind::TaskName as u8 {
         // SAFETY: a checked read of user memory into our buffer.
         match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, dst) } {
             Ok(s) => {

@@ -38,9 +38,18 @@ enum Ty {
     OpenMode,
     /// The third argument of `fcntl`, whose meaning depends on the command.
     FcntlArg,
+    /// The third argument of `ioctl`, whose meaning depends on the request.
+    IoctlArg,
+    /// The second argument of `arch_prctl`: an address to set, or a
+    /// pointer the kernel writes to.
+    ArchPrctlArg,
+    /// The protocol of `socket`, named for the family before it.
+    SockProto,
+    /// A socket option, named for the level before it.
+    SockOpt,
 }
 
-use Ty::{FcntlArg, Fd, Flags, Hex, Int, Long, OpenMode, Ptr, StrOut};
+use Ty::{ArchPrctlArg, FcntlArg, Fd, Flags, Hex, Int, IoctlArg, Long, OpenMode, Ptr, SockOpt, SockProto, StrOut};
 
 /// What the decoders share about one call.
 struct Call<'a> {
@@ -71,7 +80,10 @@ pub fn decode_syscall(
     };
     // The syscalls crate knows names but not arities: show all six
     // registers of the ones probity has no signature for.
-    let tys = sysno.and_then(signature).unwrap_or(&[Hex; 6]);
+    let tys = match sysno {
+        Some(Sysno::prctl) => prctl_signature(raw[0]),
+        _ => sysno.and_then(signature).unwrap_or(&[Hex; 6]),
+    };
     // One allocation of the right size: collecting the filtered
     // arguments would start at four and grow for five or six.
     let mut args = Vec::with_capacity(tys.len());
@@ -116,13 +128,29 @@ impl Call<'_> {
                 return flags::creates(flags).then(|| flags_arg(raw, flags::mode));
             }
             FcntlArg => return self.fcntl_arg(raw),
+            IoctlArg => match flags::ioctl_arg(self.raw[1]) {
+                flags::IoctlArg::None => return None,
+                flags::IoctlArg::Int => Arg::Int((raw as i32).into()),
+                flags::IoctlArg::Ptr => Arg::Ptr(raw),
+                flags::IoctlArg::Hex => Arg::Hex(raw),
+            },
+            ArchPrctlArg if flags::arch_prctl_gets(self.raw[0]) => Arg::Ptr(raw),
+            ArchPrctlArg => Arg::Hex(raw),
+            SockProto => Arg::Flags {
+                value: raw,
+                text: flags::sock_proto(self.raw[0], raw),
+            },
+            SockOpt => Arg::Flags {
+                value: raw,
+                text: flags::sock_option(self.raw[1], raw),
+            },
         })
     }
 
     /// Argument `i`, whose register holds `raw`, shown by its capture `c`.
     fn captured(&self, i: usize, raw: u64, ty: Ty, c: &CaptureData<'_>) -> Arg {
-        let written_by_kernel =
-            matches!(c.kind, CaptureKind::BufLenRet | CaptureKind::SockaddrLenPtr);
+        let written_by_kernel = matches!(c.kind, CaptureKind::BufLenRet | CaptureKind::SockaddrLenPtr)
+            || matches!(ty, StrOut);
         if raw == 0 {
             return Arg::Ptr(0);
         }
@@ -135,7 +163,25 @@ impl Call<'_> {
         }
         let ret = self.ok.unwrap_or(0).max(0) as u64;
         match c.kind {
+            // A path the kernel wrote (`getcwd`, `readlink`), read as a
+            // string so that it is cut at the path limit, not at the
+            // buffer limit. `readlink` writes no NUL: what was read past
+            // its result is the buffer's old contents, and is dropped;
+            // fewer bytes than the result means the path was cut.
+            CaptureKind::CStr if matches!(ty, StrOut) => {
+                let len = usize::try_from(ret).unwrap_or(usize::MAX);
+                let data = &c.data[..c.data.len().min(len)];
+                let data = data.strip_suffix(b"\0").unwrap_or(data);
+                let kept = c.data.len() as u64;
+                string(data, kept < ret && !(kept + 1 == ret && self.counts_nul()))
+            }
             CaptureKind::CStr => string(c.data, c.truncated),
+            // A thread name: what `PR_GET_NAME` read is only there when
+            // it succeeded.
+            CaptureKind::TaskName if self.raw[0] == probity_common::PR_GET_NAME && self.ok.is_none() => {
+                Arg::Ptr(raw)
+            }
+            CaptureKind::TaskName => string(c.data, c.truncated),
             // The working directory and link targets are strings, but
             // `getcwd` counts the NUL and `readlink` has none.
             CaptureKind::BufLenRet if matches!(ty, StrOut) => {
@@ -183,6 +229,12 @@ impl Call<'_> {
         Arg::Msg { name, data, truncated }
     }
 
+    /// Whether the result counts a NUL after the string (`getcwd`'s does,
+    /// `readlink`'s does not).
+    fn counts_nul(&self) -> bool {
+        self.nr == Sysno::getcwd.id() as u32
+    }
+
     /// The value of the argument that holds argument `i`'s length.
     fn len_arg(&self, i: usize) -> Option<u64> {
         let spec = capture_spec(self.nr);
@@ -226,13 +278,16 @@ fn string(data: &[u8], truncated: bool) -> Arg {
     }
 }
 
-/// Whether a syscall can return an errno; the rest return any value,
-/// `rt_sigreturn` even the interrupted code's register.
+/// Whether a syscall can return an errno; the rest return any value.
+///
+/// `rt_sigreturn` returns the interrupted code's register: after a
+/// syscall that a handler interrupted, that syscall's error, such as
+/// `EINTR`, which strace shows as `rt_sigreturn's` own (`= -1 EINTR`), and
+/// so does probity.
 fn can_fail(sysno: Sysno) -> bool {
     !matches!(
         sysno,
-        Sysno::rt_sigreturn
-            | Sysno::getpid
+        Sysno::getpid
             | Sysno::getppid
             | Sysno::gettid
             | Sysno::getuid
@@ -241,6 +296,32 @@ fn can_fail(sysno: Sysno) -> bool {
             | Sysno::getegid
             | Sysno::umask
     )
+}
+
+/// The arguments of `prctl`, which depend on its option, as strace shows
+/// them: `prctl(PR_SET_NAME, "name")`, `prctl(PR_GET_DUMPABLE)`; the
+/// options probity knows no more about show all five.
+fn prctl_signature(option: u64) -> &'static [Ty] {
+    const OPTION: Ty = Flags(flags::prctl);
+    match option as i32 {
+        libc::PR_GET_DUMPABLE
+        | libc::PR_GET_KEEPCAPS
+        | libc::PR_GET_SECUREBITS
+        | libc::PR_GET_TIMERSLACK
+        | libc::PR_MCE_KILL_GET => &[OPTION],
+        libc::PR_SET_NAME | libc::PR_GET_NAME => &[OPTION, StrOut],
+        libc::PR_SET_PDEATHSIG => &[OPTION, Flags(flags::signal)],
+        libc::PR_GET_PDEATHSIG | libc::PR_GET_CHILD_SUBREAPER | libc::PR_GET_TID_ADDRESS => {
+            &[OPTION, Ptr]
+        }
+        libc::PR_SET_DUMPABLE => &[OPTION, Flags(flags::suid_dump)],
+        libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => &[OPTION, Flags(flags::capability)],
+        libc::PR_SET_NO_NEW_PRIVS | libc::PR_GET_NO_NEW_PRIVS => &[OPTION, Long, Long, Long, Long],
+        libc::PR_SET_CHILD_SUBREAPER | libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => {
+            &[OPTION, Long]
+        }
+        _ => &[OPTION, Hex, Hex, Hex, Hex],
+    }
 }
 
 /// The arguments of the syscalls probity knows, as the kernel declares them
@@ -285,7 +366,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::name_to_handle_at => &[Fd, Ptr, Ptr, Ptr, Flags(flags::at)],
         Sysno::open_by_handle_at => &[Fd, Ptr, Flags(flags::open)],
         Sysno::fstat | Sysno::fstatfs => &[Fd, Ptr],
-        Sysno::statx => &[Fd, Ptr, Flags(flags::at), Hex, Ptr],
+        Sysno::statx => &[Fd, Ptr, Flags(flags::statx_flags), Flags(flags::statx_mask), Ptr],
         Sysno::faccessat => &[Fd, Ptr, Flags(flags::access)],
         Sysno::faccessat2 => &[Fd, Ptr, Flags(flags::access), Flags(flags::at_access)],
         Sysno::mkdirat => &[Fd, Ptr, Flags(flags::mode)],
@@ -305,13 +386,13 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::truncate => &[Ptr, Long],
         Sysno::ftruncate => &[Fd, Long],
         Sysno::fallocate => &[Fd, Int, Long, Long],
-        Sysno::fadvise64 => &[Fd, Long, Long, Int],
+        Sysno::fadvise64 => &[Fd, Long, Long, Flags(flags::fadvise)],
         Sysno::chdir | Sysno::chroot | Sysno::acct | Sysno::swapoff => &[Ptr],
         Sysno::getcwd => &[StrOut, Long],
         Sysno::umask => &[Flags(flags::mode)],
         Sysno::fcntl => &[Fd, Flags(flags::fcntl_cmd), FcntlArg],
         Sysno::flock => &[Fd, Flags(flags::flock)],
-        Sysno::ioctl => &[Fd, Hex, Hex],
+        Sysno::ioctl => &[Fd, Flags(flags::ioctl_request), IoctlArg],
         Sysno::getdents64 => &[Fd, Ptr, Long],
         Sysno::statfs => &[Ptr, Ptr],
         Sysno::sendfile => &[Fd, Fd, Ptr, Long],
@@ -365,7 +446,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         // Polling and event fds.
         Sysno::ppoll => &[Ptr, Int, Ptr, Ptr, Long],
         Sysno::pselect6 => &[Int, Ptr, Ptr, Ptr, Ptr, Ptr],
-        Sysno::epoll_create1 => &[Flags(flags::fd_flags)],
+        Sysno::epoll_create1 => &[Flags(flags::epoll_flags)],
         Sysno::epoll_ctl => &[Fd, Flags(flags::epoll_op), Fd, Ptr],
         Sysno::epoll_pwait | Sysno::epoll_pwait2 => &[Fd, Ptr, Int, Int, Ptr, Long],
         Sysno::eventfd2 => &[Int, Flags(flags::efd)],
@@ -414,7 +495,6 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::set_robust_list => &[Ptr, Long],
         Sysno::futex => &[Ptr, Flags(flags::futex_op), Int, Ptr, Ptr, Hex],
         Sysno::rseq => &[Ptr, Int, Hex, Hex],
-        Sysno::prctl => &[Flags(flags::prctl), Hex, Hex, Hex, Hex],
         Sysno::prlimit64 => &[Int, Flags(flags::rlimit), Ptr, Ptr],
         Sysno::getrlimit | Sysno::setrlimit => &[Flags(flags::rlimit), Ptr],
         Sysno::getrusage => &[Int, Ptr],
@@ -441,7 +521,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::swapon => &[Ptr, Hex],
         Sysno::sethostname | Sysno::setdomainname => &[Ptr, Long],
         #[cfg(target_arch = "x86_64")]
-        Sysno::arch_prctl => &[Hex, Hex],
+        Sysno::arch_prctl => &[Flags(flags::arch_prctl), ArchPrctlArg],
 
         // Time.
         Sysno::nanosleep => &[Ptr, Ptr],
@@ -450,8 +530,8 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
             &[Flags(flags::clock), Ptr]
         }
         Sysno::gettimeofday | Sysno::settimeofday => &[Ptr, Ptr],
-        Sysno::getitimer => &[Int, Ptr],
-        Sysno::setitimer => &[Int, Ptr, Ptr],
+        Sysno::getitimer => &[Flags(flags::itimer), Ptr],
+        Sysno::setitimer => &[Flags(flags::itimer), Ptr, Ptr],
         #[cfg(target_arch = "x86_64")]
         Sysno::time => &[Ptr],
 
@@ -465,8 +545,8 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::sigaltstack => &[Ptr, Ptr],
 
         // Network.
-        Sysno::socket => &[Flags(flags::family), Flags(flags::sock_type), Int],
-        Sysno::socketpair => &[Flags(flags::family), Flags(flags::sock_type), Int, Ptr],
+        Sysno::socket => &[Flags(flags::family), Flags(flags::sock_type), SockProto],
+        Sysno::socketpair => &[Flags(flags::family), Flags(flags::sock_type), SockProto, Ptr],
         Sysno::connect | Sysno::bind => &[Fd, Ptr, Int],
         Sysno::listen => &[Fd, Int],
         Sysno::accept | Sysno::getsockname | Sysno::getpeername => &[Fd, Ptr, Ptr],
@@ -477,8 +557,8 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::sendmmsg => &[Fd, Ptr, Int, Flags(flags::msg)],
         Sysno::recvmmsg => &[Fd, Ptr, Int, Flags(flags::msg), Ptr],
         Sysno::shutdown => &[Fd, Flags(flags::shutdown)],
-        Sysno::setsockopt => &[Fd, Int, Int, Ptr, Int],
-        Sysno::getsockopt => &[Fd, Int, Int, Ptr, Ptr],
+        Sysno::setsockopt => &[Fd, Flags(flags::sock_level), SockOpt, Ptr, Int],
+        Sysno::getsockopt => &[Fd, Flags(flags::sock_level), SockOpt, Ptr, Ptr],
 
         _ => return None,
     })
@@ -650,7 +730,7 @@ mod tests {
         let ty = (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as u64;
         assert_eq!(
             line(Sysno::socket, [domain, ty, 0, 0, 0, 0], 3, &[]),
-            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, 0) = 3"
+            "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 3"
         );
 
         let mut addr = (libc::AF_INET as u16).to_ne_bytes().to_vec();
@@ -692,13 +772,145 @@ mod tests {
             line(Sysno::mmap, raw, 0x7f00_0000_0000, &[]),
             "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000"
         );
-        // rt_sigreturn returns the interrupted code's register, never an errno.
-        let s = decode_syscall(nr(Sysno::rt_sigreturn), &[0; 6], -2, false, 0, &[]);
-        assert_eq!((s.ret, s.errno), (Some(-2), None));
         // Below -4095 is a value, not an error.
         let s = decode_syscall(nr(Sysno::lseek), &[3, 0, 0, 0, 0, 0], -4096, false, 0, &[]);
         assert_eq!(s.errno, None);
         assert_eq!(format_syscall(&s), "lseek(3, 0, SEEK_SET) = -4096");
+    }
+
+    // The expected lines below are strace 6.1's, from a real run, with its
+    // addresses.
+
+    #[test]
+    fn requests_and_options_by_name() {
+        let ptr = 0x7fff_ced6_e010;
+        let enotty = -i64::from(libc::ENOTTY);
+        assert_eq!(
+            line(Sysno::ioctl, [3, libc::TCGETS, ptr, 0, 0, 0], enotty, &[]),
+            "ioctl(3, TCGETS, 0x7fffced6e010) = -1 ENOTTY (Inappropriate ioctl for device)"
+        );
+        assert_eq!(line(Sysno::ioctl, [3, libc::FIOCLEX, 0, 0, 0, 0], 0, &[]), "ioctl(3, FIOCLEX) = 0");
+        assert_eq!(
+            line(Sysno::ioctl, [3, 0x8004_7803, ptr, 0, 0, 0], enotty, &[]),
+            "ioctl(3, _IOC(_IOC_READ, 0x78, 0x3, 0x4), 0x7fffced6e010) = -1 ENOTTY (Inappropriate ioctl for device)"
+        );
+        let advice = libc::POSIX_FADV_DONTNEED as u64;
+        assert_eq!(
+            line(Sysno::fadvise64, [3, 10, 100, advice, 0, 0], 0, &[]),
+            "fadvise64(3, 10, 100, POSIX_FADV_DONTNEED) = 0"
+        );
+        let (sol, opt) = (libc::SOL_SOCKET as u64, libc::SO_REUSEADDR as u64);
+        assert_eq!(
+            line(Sysno::setsockopt, [4, sol, opt, ptr, 4, 0], 0, &[]),
+            "setsockopt(4, SOL_SOCKET, SO_REUSEADDR, 0x7fffced6e010, 4) = 0"
+        );
+        let (sol, opt) = (libc::SOL_TCP as u64, libc::TCP_NODELAY as u64);
+        assert_eq!(
+            line(Sysno::getsockopt, [4, sol, opt, ptr, ptr, 0], 0, &[]),
+            "getsockopt(4, SOL_TCP, TCP_NODELAY, 0x7fffced6e010, 0x7fffced6e010) = 0"
+        );
+        let (domain, ty) = (libc::AF_NETLINK as u64, (libc::SOCK_RAW | libc::SOCK_CLOEXEC) as u64);
+        assert_eq!(
+            line(Sysno::socket, [domain, ty, 0, 0, 0, 0], 9, &[]),
+            "socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE) = 9"
+        );
+        let cloexec = libc::EPOLL_CLOEXEC as u64;
+        assert_eq!(line(Sysno::epoll_create1, [cloexec, 0, 0, 0, 0, 0], 7, &[]), "epoll_create1(EPOLL_CLOEXEC) = 7");
+        let raw = [AT_FDCWD, PATH_PTR, 0, libc::STATX_BASIC_STATS.into(), ptr, 0];
+        assert_eq!(
+            line(Sysno::statx, raw, 0, &[cstr(1, b"/")]),
+            r#"statx(AT_FDCWD, "/", AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS, 0x7fffced6e010) = 0"#
+        );
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn arch_prctl_codes() {
+        assert_eq!(
+            line(Sysno::arch_prctl, [0x1003, 0x7fff_ced6_e010, 0, 0, 0, 0], 0, &[]),
+            "arch_prctl(ARCH_GET_FS, 0x7fffced6e010) = 0"
+        );
+        assert_eq!(
+            line(Sysno::arch_prctl, [0x3001, 0x7fff_ced6_dff8, 0, 0, 0, 0], -i64::from(libc::EINVAL), &[]),
+            "arch_prctl(0x3001 /* ARCH_??? */, 0x7fffced6dff8) = -1 EINVAL (Invalid argument)"
+        );
+    }
+
+    #[test]
+    fn prctl_arguments_follow_the_option() {
+        let opt = |o: libc::c_int| o as u64;
+        let name = CaptureData { kind: CaptureKind::TaskName, ..cstr(1, b"decode-zoo") };
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_SET_NAME), PATH_PTR, 0, 0, 0, 0], 0, &[name]),
+            r#"prctl(PR_SET_NAME, "decode-zoo") = 0"#
+        );
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_GET_NAME), PATH_PTR, 0, 0, 0, 0], 0, &[name]),
+            r#"prctl(PR_GET_NAME, "decode-zoo") = 0"#
+        );
+        // What a failed PR_GET_NAME's buffer holds is stale.
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_GET_NAME), PATH_PTR, 0, 0, 0, 0], -i64::from(libc::EFAULT), &[name]),
+            "prctl(PR_GET_NAME, 0x7ffd0000) = -1 EFAULT (Bad address)"
+        );
+        assert_eq!(line(Sysno::prctl, [opt(libc::PR_GET_DUMPABLE), 0, 0, 0, 0, 0], 1, &[]), "prctl(PR_GET_DUMPABLE) = 1");
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_SET_PDEATHSIG), libc::SIGKILL as u64, 0, 0, 0, 0], 0, &[]),
+            "prctl(PR_SET_PDEATHSIG, SIGKILL) = 0"
+        );
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_SET_NO_NEW_PRIVS), 1, 0, 0, 0, 0], 0, &[]),
+            "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) = 0"
+        );
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_SET_DUMPABLE), 1, 0, 0, 0, 0], 0, &[]),
+            "prctl(PR_SET_DUMPABLE, SUID_DUMP_USER) = 0"
+        );
+        assert_eq!(
+            line(Sysno::prctl, [9999, 1, 2, 3, 4, 0], -i64::from(libc::EINVAL), &[]),
+            "prctl(0x270f /* PR_??? */, 0x1, 0x2, 0x3, 0x4) = -1 EINVAL (Invalid argument)"
+        );
+    }
+
+    #[test]
+    fn rt_sigreturn_carries_the_interrupted_error() {
+        let s = decode_syscall(nr(Sysno::rt_sigreturn), &[0; 6], -i64::from(libc::EINTR), false, 0, &[]);
+        assert_eq!(s.errno.as_deref(), Some("EINTR"));
+        assert_eq!(format_syscall(&s), "rt_sigreturn() = -1 EINTR (Interrupted system call)");
+        // A restarted syscall leaves its number in the register: a value.
+        let s = decode_syscall(nr(Sysno::rt_sigreturn), &[0; 6], 61, false, 0, &[]);
+        assert_eq!((s.ret, s.errno), (Some(61), None));
+    }
+
+    #[test]
+    fn link_targets_are_paths_not_buffers() {
+        let target = b"/a/very/long/target/path/that/is/more/than/thirty/two/bytes/long";
+        // What the kernel side reads: the target, then the buffer's old
+        // bytes up to a NUL.
+        let mut read = target.to_vec();
+        read.extend_from_slice(b"stale");
+        let raw = [PATH_PTR, PATH_PTR, 256, 0, 0, 0];
+        let ret = target.len() as i64;
+        let expected = format!(
+            r#"readlink("/tmp/l", "{}", 256) = 64"#,
+            std::str::from_utf8(target).unwrap()
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(line(Sysno::readlink, raw, ret, &[cstr(0, b"/tmp/l"), cstr(1, &read)]), expected);
+        let raw = [AT_FDCWD, PATH_PTR, PATH_PTR, 256, 0, 0];
+        let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &read)]);
+        assert_eq!(s.args[2], Arg::Path { path: String::from_utf8(target.to_vec()).unwrap(), truncated: false });
+        // Cut by the kernel side: fewer bytes than the result.
+        let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &target[..10])]);
+        assert!(matches!(&s.args[2], Arg::Path { truncated: true, path } if path.len() == 10));
+        // A failed call wrote nothing.
+        let s = decode_syscall(nr(Sysno::readlinkat), &raw, -i64::from(libc::EINVAL), false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &read)]);
+        assert_eq!(s.args[2], Arg::Ptr(PATH_PTR));
+        // getcwd's result counts the NUL.
+        assert_eq!(
+            line(Sysno::getcwd, [PATH_PTR, 256, 0, 0, 0, 0], 9, &[cstr(0, b"/tmp/zoo")]),
+            r#"getcwd("/tmp/zoo", 256) = 9"#
+        );
     }
 
     #[test]
@@ -737,8 +949,10 @@ mod tests {
                 .iter()
                 .filter(|c| c.kind != CaptureKind::None as u8);
             for c in used {
-                let tys = signature(sysno)
-                    .unwrap_or_else(|| panic!("{sysno} captures but has no signature"));
+                let tys = match sysno {
+                    Sysno::prctl => prctl_signature(libc::PR_SET_NAME as u64),
+                    _ => signature(sysno).unwrap_or_else(|| panic!("{sysno} captures but has no signature")),
+                };
                 let ty = tys.get(usize::from(c.arg)).copied();
                 assert!(
                     matches!(ty, Some(Ptr | StrOut)),
@@ -748,7 +962,7 @@ mod tests {
                 // Strings end with a NUL, `BufLenRet` buffers at the result,
                 // and a message header holds its own lengths.
                 let kind = CaptureKind::from_u8(c.kind).expect("a capture kind");
-                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet) && !kind.is_msg() {
+                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet | CaptureKind::TaskName) && !kind.is_msg() {
                     let len = tys.get(usize::from(c.len_arg)).copied();
                     assert!(
                         matches!(len, Some(Int | Long | Ptr)),
@@ -775,7 +989,8 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        const KINDS: [CaptureKind; 6] = [
+        const KINDS: [CaptureKind; 7] = [
+            CaptureKind::TaskName,
             CaptureKind::None,
             CaptureKind::CStr,
             CaptureKind::BufLenArg,
@@ -822,7 +1037,7 @@ mod tests {
                 .iter()
                 .map(|data| CaptureData {
                     arg: (rng.next() % 8) as u8,
-                    kind: KINDS[(rng.next() % 6) as usize],
+                    kind: KINDS[(rng.next() % 7) as usize],
                     truncated: rng.next().is_multiple_of(2),
                     fault: rng.next().is_multiple_of(5),
                     data,

@@ -1,7 +1,10 @@
 //! Symbolic names for flag and enumeration arguments, as strace prints them.
 //!
 //! Every name and value comes from the `libc` crate, so they track the
-//! target architecture (`O_DIRECTORY` differs between x86_64 and aarch64).
+//! target architecture (`O_DIRECTORY` differs between x86_64 and aarch64),
+//! or from `linux-raw-sys` (the kernel's headers) where libc lacks a name
+//! or gives it the C library's value rather than the kernel's: on x86_64
+//! glibc's `O_LARGEFILE` is 0, the kernel's 0x8000.
 //! The tables are ours rather than nix's bitflags types because their order
 //! decides how aliases print: nix lists flags alphabetically, so `O_NONBLOCK`
 //! would print as `O_NDELAY` and `AT_REMOVEDIR` as `AT_EACCESS`, and it lacks
@@ -9,6 +12,8 @@
 //! table follows strace's order, multi-bit flags before the bits they share.
 
 use std::fmt::Write as _;
+
+use linux_raw_sys::{general, ioctl, net, netlink};
 
 use super::signal_name;
 
@@ -19,9 +24,12 @@ type Table = &'static [(&'static str, u32)];
 /// given libc flags, the bits no flag covers in hex, and 0 as `$zero`.
 macro_rules! flag_set {
     ($(#[$doc:meta])* $name:ident, zero = $zero:literal, [$($(#[$cfg:meta])* $flag:ident),+ $(,)?]) => {
+        flag_set!($(#[$doc])* $name, zero = $zero, in libc, [$($(#[$cfg])* $flag),+]);
+    };
+    ($(#[$doc:meta])* $name:ident, zero = $zero:literal, in $m:ident, [$($(#[$cfg:meta])* $flag:ident),+ $(,)?]) => {
         $(#[$doc])*
         pub(crate) fn $name(v: u64) -> String {
-            const TABLE: Table = &[$($(#[$cfg])* (stringify!($flag), libc::$flag as u32)),+];
+            const TABLE: Table = &[$($(#[$cfg])* (stringify!($flag), $m::$flag as u32)),+];
             // Flag arguments are C `int`s or fit in 32 bits; the kernel
             // ignores the upper half of the register.
             bits(v as u32, TABLE, $zero)
@@ -33,12 +41,34 @@ macro_rules! flag_set {
 /// equal to it, or showing it in decimal.
 macro_rules! enumeration {
     ($(#[$doc:meta])* $name:ident, [$($(#[$cfg:meta])* $value:ident),+ $(,)?]) => {
+        enumeration!($(#[$doc])* $name, in libc, [$($(#[$cfg])* $value),+]);
+    };
+    ($(#[$doc:meta])* $name:ident, in $m:ident, [$($(#[$cfg:meta])* $value:ident),+ $(,)?]) => {
         $(#[$doc])*
         pub(crate) fn $name(v: u64) -> String {
-            const TABLE: Table = &[$($(#[$cfg])* (stringify!($value), libc::$value as u32)),+];
+            const TABLE: Table = &[$($(#[$cfg])* (stringify!($value), $m::$value as u32)),+];
             lookup(v as u32, TABLE).map_or_else(|| (v as i32).to_string(), str::to_owned)
         }
     };
+}
+
+/// Declares `fn $name(v: u64) -> Option<&'static str>` looking `v` up
+/// among the given constants, for enumerations whose unknown values strace
+/// prints in its own way ([`unknown`]).
+macro_rules! names {
+    ($(#[$doc:meta])* $name:ident, in $m:ident, [$($(#[$cfg:meta])* $value:ident),+ $(,)?]) => {
+        $(#[$doc])*
+        pub(crate) fn $name(v: u64) -> Option<&'static str> {
+            const TABLE: Table = &[$($(#[$cfg])* (stringify!($value), $m::$value as u32)),+];
+            u32::try_from(v).ok().and_then(|v| lookup(v, TABLE))
+        }
+    };
+}
+
+/// An enumerator strace has no name for: `0x3001 /* ARCH_??? */`, the hex
+/// value and a comment naming the prefix it would have.
+fn unknown(v: u64, prefix: &str) -> String {
+    format!("{v:#x} /* {prefix}??? */")
 }
 
 /// Names the bits of `v` from `table`, in table order. A flag is named when
@@ -95,15 +125,33 @@ pub(crate) fn open(v: u64) -> String {
     out
 }
 
-flag_set!(
-    /// The `open` flags besides the access mode, also taken by `pipe2`, `dup3`
-    /// and the `*_CLOEXEC`/`*_NONBLOCK` arguments that share their values.
-    fd_flags, zero = "0", [
-        O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND, O_NONBLOCK, O_SYNC, O_DSYNC,
-        O_DIRECT, O_LARGEFILE, O_NOFOLLOW, O_NOATIME, O_CLOEXEC, O_PATH, O_TMPFILE,
-        O_DIRECTORY, O_ASYNC,
-    ]
-);
+/// The `open` flags besides the access mode, also taken by `pipe2`, `dup3`
+/// and the `*_CLOEXEC`/`*_NONBLOCK` arguments that share their values.
+pub(crate) fn fd_flags(v: u64) -> String {
+    const TABLE: Table = &[
+        ("O_CREAT", libc::O_CREAT as u32),
+        ("O_EXCL", libc::O_EXCL as u32),
+        ("O_NOCTTY", libc::O_NOCTTY as u32),
+        ("O_TRUNC", libc::O_TRUNC as u32),
+        ("O_APPEND", libc::O_APPEND as u32),
+        ("O_NONBLOCK", libc::O_NONBLOCK as u32),
+        ("O_SYNC", libc::O_SYNC as u32),
+        ("O_DSYNC", libc::O_DSYNC as u32),
+        ("O_DIRECT", libc::O_DIRECT as u32),
+        // The kernel's value: 64-bit kernels set it on every open file, so
+        // `fcntl(F_GETFL)` returns it and programs pass it back to
+        // `F_SETFL`, while glibc defines it as 0 there.
+        ("O_LARGEFILE", linux_raw_sys::general::O_LARGEFILE),
+        ("O_NOFOLLOW", libc::O_NOFOLLOW as u32),
+        ("O_NOATIME", libc::O_NOATIME as u32),
+        ("O_CLOEXEC", libc::O_CLOEXEC as u32),
+        ("O_PATH", libc::O_PATH as u32),
+        ("O_TMPFILE", libc::O_TMPFILE as u32),
+        ("O_DIRECTORY", libc::O_DIRECTORY as u32),
+        ("O_ASYNC", libc::O_ASYNC as u32),
+    ];
+    bits(v as u32, TABLE, "0")
+}
 
 /// Whether `open` flags create a file, so that the mode argument matters.
 pub(crate) fn creates(flags: u64) -> bool {
@@ -419,14 +467,381 @@ flag_set!(
 );
 
 enumeration!(
+    /// Interval timers (`setitimer`, `getitimer`).
+    itimer, [ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF]
+);
+
+flag_set!(
+    /// `epoll_create1` flags.
+    epoll_flags, zero = "0", [EPOLL_CLOEXEC]
+);
+
+enumeration!(
+    /// `fadvise64` advice.
+    fadvise, [
+        POSIX_FADV_NORMAL, POSIX_FADV_RANDOM, POSIX_FADV_SEQUENTIAL, POSIX_FADV_WILLNEED,
+        POSIX_FADV_DONTNEED, POSIX_FADV_NOREUSE,
+    ]
+);
+
+flag_set!(
+    /// The `statx` mask; `STATX_ALL` and `STATX_BASIC_STATS` first, so that
+    /// they name the bits they cover, as strace prints them.
+    statx_mask, zero = "0", in general, [
+        STATX_ALL, STATX_BASIC_STATS, STATX_TYPE, STATX_MODE, STATX_NLINK, STATX_UID,
+        STATX_GID, STATX_ATIME, STATX_MTIME, STATX_CTIME, STATX_INO, STATX_SIZE,
+        STATX_BLOCKS, STATX_BTIME, STATX_MNT_ID, STATX_DIOALIGN, STATX_MNT_ID_UNIQUE,
+        STATX_SUBVOL, STATX_WRITE_ATOMIC, STATX_DIO_READ_ALIGN,
+    ]
+);
+
+/// `statx` flags: the sync type first, which is `AT_STATX_SYNC_AS_STAT`
+/// when its two bits are clear, then the other `AT_*` flags.
+pub(crate) fn statx_flags(v: u64) -> String {
+    use linux_raw_sys::general::{AT_STATX_DONT_SYNC, AT_STATX_FORCE_SYNC, AT_STATX_SYNC_TYPE};
+    let v = v as u32;
+    let mut out = match v & AT_STATX_SYNC_TYPE {
+        0 => "AT_STATX_SYNC_AS_STAT".to_owned(),
+        AT_STATX_FORCE_SYNC => "AT_STATX_FORCE_SYNC".to_owned(),
+        AT_STATX_DONT_SYNC => "AT_STATX_DONT_SYNC".to_owned(),
+        // Both bits: let the flag table name them.
+        _ => String::new(),
+    };
+    let rest = if out.is_empty() {
+        v
+    } else {
+        v & !AT_STATX_SYNC_TYPE
+    };
+    if rest != 0 {
+        push_name(&mut out, &at(rest.into()));
+    }
+    out
+}
+
+/// `arch_prctl` codes, from `arch/x86/include/uapi/asm/prctl.h` (libc has
+/// none of them, and linux-raw-sys only `ARCH_SET_FS`).
+pub(crate) fn arch_prctl(v: u64) -> String {
+    const TABLE: Table = &[
+        ("ARCH_SET_GS", 0x1001),
+        ("ARCH_SET_FS", 0x1002),
+        ("ARCH_GET_FS", 0x1003),
+        ("ARCH_GET_GS", 0x1004),
+        ("ARCH_GET_CPUID", 0x1011),
+        ("ARCH_SET_CPUID", 0x1012),
+        ("ARCH_GET_XCOMP_SUPP", 0x1021),
+        ("ARCH_GET_XCOMP_PERM", 0x1022),
+        ("ARCH_REQ_XCOMP_PERM", 0x1023),
+        ("ARCH_GET_XCOMP_GUEST_PERM", 0x1024),
+        ("ARCH_REQ_XCOMP_GUEST_PERM", 0x1025),
+        ("ARCH_MAP_VDSO_X32", 0x2001),
+        ("ARCH_MAP_VDSO_32", 0x2002),
+        ("ARCH_MAP_VDSO_64", 0x2003),
+        ("ARCH_GET_UNTAG_MASK", 0x4001),
+        ("ARCH_ENABLE_TAGGED_ADDR", 0x4002),
+        ("ARCH_GET_MAX_TAG_BITS", 0x4003),
+        ("ARCH_FORCE_TAGGED_SVA", 0x4004),
+        ("ARCH_SHSTK_ENABLE", 0x5001),
+        ("ARCH_SHSTK_DISABLE", 0x5002),
+        ("ARCH_SHSTK_LOCK", 0x5003),
+        ("ARCH_SHSTK_UNLOCK", 0x5004),
+        ("ARCH_SHSTK_STATUS", 0x5005),
+    ];
+    // glibc asks for 0x3001 (a CET code that never reached the kernel) at
+    // every start: strace shows it as unknown, and so does probity.
+    u32::try_from(v)
+        .ok()
+        .and_then(|v| lookup(v, TABLE))
+        .map_or_else(|| unknown(v, "ARCH_"), str::to_owned)
+}
+
+/// Whether an `arch_prctl` code passes a pointer the kernel writes to.
+pub(crate) fn arch_prctl_gets(code: u64) -> bool {
+    matches!(
+        code,
+        0x1003 | 0x1004 | 0x1011 | 0x1021 | 0x1022 | 0x1024 | 0x4001 | 0x4003 | 0x5005
+    )
+}
+
+names!(
+    /// Socket option levels, by strace's names (`SOL_TCP`, not `IPPROTO_TCP`).
+    sock_level_name, in net, [
+        SOL_IP, SOL_SOCKET, SOL_TCP, SOL_UDP, SOL_IPV6, SOL_ICMPV6, SOL_SCTP, SOL_UDPLITE,
+        SOL_RAW, SOL_IPX, SOL_AX25, SOL_ATALK, SOL_NETROM, SOL_ROSE, SOL_DECNET, SOL_X25,
+        SOL_PACKET, SOL_ATM, SOL_AAL, SOL_IRDA, SOL_NETBEUI, SOL_LLC, SOL_DCCP, SOL_NETLINK,
+        SOL_TIPC, SOL_RXRPC, SOL_PPPOL2TP, SOL_BLUETOOTH, SOL_PNPIPE, SOL_RDS, SOL_IUCV,
+        SOL_CAIF, SOL_ALG, SOL_NFC, SOL_KCM, SOL_TLS, SOL_XDP, SOL_MPTCP, SOL_MCTP, SOL_SMC,
+    ]
+);
+
+/// A socket option level; an unknown one as strace prints it,
+/// `0x3e7 /* SOL_?? */`.
+pub(crate) fn sock_level(v: u64) -> String {
+    let v = v as u32;
+    sock_level_name(v.into()).map_or_else(|| format!("{v:#x} /* SOL_?? */"), str::to_owned)
+}
+
+names!(
+    /// `SOL_SOCKET` options; the names x86_64 programs use first where
+    /// two share a value (`SO_TIMESTAMP` is `SO_TIMESTAMP_OLD` there).
+    so_option, in net, [
+        SO_DEBUG, SO_REUSEADDR, SO_TYPE, SO_ERROR, SO_DONTROUTE, SO_BROADCAST, SO_SNDBUF,
+        SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE, SO_KEEPALIVE, SO_OOBINLINE, SO_NO_CHECK,
+        SO_PRIORITY, SO_LINGER, SO_BSDCOMPAT, SO_REUSEPORT, SO_PASSCRED, SO_PEERCRED,
+        SO_RCVLOWAT, SO_SNDLOWAT, SO_RCVTIMEO_OLD, SO_SNDTIMEO_OLD,
+        SO_SECURITY_AUTHENTICATION, SO_SECURITY_ENCRYPTION_TRANSPORT,
+        SO_SECURITY_ENCRYPTION_NETWORK, SO_BINDTODEVICE, SO_ATTACH_FILTER, SO_DETACH_FILTER,
+        SO_PEERNAME, SO_TIMESTAMP_OLD, SO_ACCEPTCONN, SO_PEERSEC, SO_PASSSEC,
+        SO_TIMESTAMPNS_OLD, SO_MARK, SO_TIMESTAMPING_OLD, SO_PROTOCOL, SO_DOMAIN,
+        SO_RXQ_OVFL, SO_WIFI_STATUS, SO_PEEK_OFF, SO_NOFCS, SO_LOCK_FILTER,
+        SO_SELECT_ERR_QUEUE, SO_BUSY_POLL, SO_MAX_PACING_RATE, SO_BPF_EXTENSIONS,
+        SO_INCOMING_CPU, SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_CBPF, SO_ATTACH_REUSEPORT_EBPF,
+        SO_CNX_ADVICE, SO_MEMINFO, SO_INCOMING_NAPI_ID, SO_COOKIE, SO_PEERGROUPS,
+        SO_ZEROCOPY, SO_TXTIME, SO_BINDTOIFINDEX, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW,
+        SO_TIMESTAMPING_NEW, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, SO_DETACH_REUSEPORT_BPF,
+        SO_PREFER_BUSY_POLL, SO_BUSY_POLL_BUDGET, SO_NETNS_COOKIE, SO_BUF_LOCK,
+        SO_RESERVE_MEM, SO_TXREHASH, SO_RCVMARK, SO_PASSPIDFD, SO_PEERPIDFD,
+    ]
+);
+
+names!(
+    /// `SOL_TCP` options.
+    tcp_option, in net, [
+        TCP_NODELAY, TCP_MAXSEG, TCP_CORK, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT,
+        TCP_SYNCNT, TCP_LINGER2, TCP_DEFER_ACCEPT, TCP_WINDOW_CLAMP, TCP_INFO, TCP_QUICKACK,
+        TCP_CONGESTION, TCP_MD5SIG, TCP_THIN_LINEAR_TIMEOUTS, TCP_THIN_DUPACK,
+        TCP_USER_TIMEOUT, TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ, TCP_REPAIR_OPTIONS,
+        TCP_FASTOPEN, TCP_TIMESTAMP, TCP_NOTSENT_LOWAT, TCP_CC_INFO, TCP_SAVE_SYN,
+        TCP_SAVED_SYN, TCP_REPAIR_WINDOW, TCP_FASTOPEN_CONNECT, TCP_ULP, TCP_MD5SIG_EXT,
+        TCP_FASTOPEN_KEY, TCP_FASTOPEN_NO_COOKIE, TCP_ZEROCOPY_RECEIVE, TCP_INQ,
+        TCP_TX_DELAY,
+    ]
+);
+
+names!(
+    /// `SOL_IP` options.
+    ip_option, in net, [
+        IP_TOS, IP_TTL, IP_HDRINCL, IP_OPTIONS, IP_ROUTER_ALERT, IP_RECVOPTS, IP_RETOPTS,
+        IP_PKTINFO, IP_PKTOPTIONS, IP_MTU_DISCOVER, IP_RECVERR, IP_RECVTTL, IP_RECVTOS,
+        IP_MTU, IP_FREEBIND, IP_IPSEC_POLICY, IP_XFRM_POLICY, IP_PASSSEC, IP_TRANSPARENT,
+        IP_ORIGDSTADDR, IP_MINTTL, IP_NODEFRAG, IP_CHECKSUM, IP_BIND_ADDRESS_NO_PORT,
+        IP_RECVFRAGSIZE, IP_RECVERR_RFC4884, IP_MULTICAST_IF, IP_MULTICAST_TTL,
+        IP_MULTICAST_LOOP, IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, IP_UNBLOCK_SOURCE,
+        IP_BLOCK_SOURCE, IP_ADD_SOURCE_MEMBERSHIP, IP_DROP_SOURCE_MEMBERSHIP, IP_MSFILTER,
+        IP_MULTICAST_ALL, IP_UNICAST_IF, IP_LOCAL_PORT_RANGE, IP_PROTOCOL,
+    ]
+);
+
+names!(
+    /// `SOL_IPV6` options.
+    ipv6_option, in net, [
+        IPV6_ADDRFORM, IPV6_2292PKTINFO, IPV6_2292HOPOPTS, IPV6_2292DSTOPTS,
+        IPV6_2292RTHDR, IPV6_2292PKTOPTIONS, IPV6_CHECKSUM, IPV6_2292HOPLIMIT,
+        IPV6_NEXTHOP, IPV6_AUTHHDR, IPV6_FLOWINFO, IPV6_UNICAST_HOPS, IPV6_MULTICAST_IF,
+        IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_ADD_MEMBERSHIP, IPV6_DROP_MEMBERSHIP,
+        IPV6_ROUTER_ALERT, IPV6_MTU_DISCOVER, IPV6_MTU, IPV6_RECVERR, IPV6_V6ONLY,
+        IPV6_JOIN_ANYCAST, IPV6_LEAVE_ANYCAST, IPV6_MULTICAST_ALL, IPV6_ROUTER_ALERT_ISOLATE,
+        IPV6_RECVERR_RFC4884, IPV6_FLOWLABEL_MGR, IPV6_FLOWINFO_SEND, IPV6_IPSEC_POLICY,
+        IPV6_XFRM_POLICY, IPV6_HDRINCL, IPV6_RECVPKTINFO, IPV6_PKTINFO, IPV6_RECVHOPLIMIT,
+        IPV6_HOPLIMIT, IPV6_RECVHOPOPTS, IPV6_HOPOPTS, IPV6_RTHDRDSTOPTS, IPV6_RECVRTHDR,
+        IPV6_RTHDR, IPV6_RECVDSTOPTS, IPV6_DSTOPTS, IPV6_RECVPATHMTU, IPV6_PATHMTU,
+        IPV6_DONTFRAG, IPV6_RECVTCLASS, IPV6_TCLASS, IPV6_AUTOFLOWLABEL,
+        IPV6_ADDR_PREFERENCES, IPV6_MINHOPCOUNT, IPV6_ORIGDSTADDR, IPV6_TRANSPARENT,
+        IPV6_UNICAST_IF, IPV6_RECVFRAGSIZE, IPV6_FREEBIND,
+    ]
+);
+
+names!(
+    /// `SOL_NETLINK` options.
+    netlink_option, in netlink, [
+        NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NETLINK_PKTINFO,
+        NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING,
+        NETLINK_LISTEN_ALL_NSID, NETLINK_LIST_MEMBERSHIPS, NETLINK_CAP_ACK, NETLINK_EXT_ACK,
+        NETLINK_GET_STRICT_CHK,
+    ]
+);
+
+/// A socket option, named by the table of its `level`: `SO_REUSEADDR`,
+/// `0x270f /* SO_??? */` when that table lacks it, and in decimal when
+/// probity has no table for the level (as strace does).
+pub(crate) fn sock_option(level: u64, v: u64) -> String {
+    use linux_raw_sys::net::{SOL_IP, SOL_IPV6, SOL_NETLINK, SOL_SOCKET, SOL_TCP};
+    let v = u64::from(v as u32);
+    let (name, prefix): (fn(u64) -> Option<&'static str>, _) = match level as u32 {
+        SOL_SOCKET => (so_option, "SO_"),
+        SOL_TCP => (tcp_option, "TCP_"),
+        SOL_IP => (ip_option, "IP_"),
+        SOL_IPV6 => (ipv6_option, "IPV6_"),
+        SOL_NETLINK => (netlink_option, "NETLINK_"),
+        _ => return (v as i32).to_string(),
+    };
+    name(v).map_or_else(|| unknown(v, prefix), str::to_owned)
+}
+
+names!(
+    /// IP protocols, as `socket` takes them for `AF_INET` and `AF_INET6`.
+    ip_proto, in libc, [
+        IPPROTO_IP, IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_EGP,
+        IPPROTO_PUP, IPPROTO_UDP, IPPROTO_IDP, IPPROTO_TP, IPPROTO_DCCP, IPPROTO_IPV6,
+        IPPROTO_RSVP, IPPROTO_GRE, IPPROTO_ESP, IPPROTO_AH, IPPROTO_ICMPV6, IPPROTO_MTP,
+        IPPROTO_BEETPH, IPPROTO_ENCAP, IPPROTO_PIM, IPPROTO_COMP, IPPROTO_SCTP,
+        IPPROTO_UDPLITE, IPPROTO_MPLS, IPPROTO_ETHERNET, IPPROTO_RAW, IPPROTO_MPTCP,
+    ]
+);
+
+names!(
+    /// Netlink protocols (`socket(AF_NETLINK, ...)`).
+    netlink_proto, in netlink, [
+        NETLINK_ROUTE, NETLINK_UNUSED, NETLINK_USERSOCK, NETLINK_FIREWALL, NETLINK_SOCK_DIAG,
+        NETLINK_NFLOG, NETLINK_XFRM, NETLINK_SELINUX, NETLINK_ISCSI, NETLINK_AUDIT,
+        NETLINK_FIB_LOOKUP, NETLINK_CONNECTOR, NETLINK_NETFILTER, NETLINK_IP6_FW,
+        NETLINK_DNRTMSG, NETLINK_KOBJECT_UEVENT, NETLINK_GENERIC, NETLINK_SCSITRANSPORT,
+        NETLINK_ECRYPTFS, NETLINK_RDMA, NETLINK_CRYPTO, NETLINK_SMC,
+    ]
+);
+
+/// The protocol argument of `socket`, named for its address family
+/// (`IPPROTO_IP` for 0 under `AF_INET`, `NETLINK_ROUTE` under
+/// `AF_NETLINK`); other families' in decimal.
+pub(crate) fn sock_proto(family: u64, v: u64) -> String {
+    let (name, prefix): (fn(u64) -> Option<&'static str>, _) = match family as i32 {
+        libc::AF_INET | libc::AF_INET6 => (ip_proto, "IPPROTO_"),
+        libc::AF_NETLINK => (netlink_proto, "NETLINK_"),
+        _ => return (v as i32).to_string(),
+    };
+    let v = u64::from(v as u32);
+    name(v).map_or_else(|| unknown(v, prefix), str::to_owned)
+}
+
+names!(
     /// `prctl` options, the common ones.
-    prctl, [
+    prctl_name, in libc, [
         PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE, PR_SET_NAME,
         PR_GET_NAME, PR_GET_SECCOMP, PR_SET_SECCOMP, PR_CAPBSET_READ, PR_CAPBSET_DROP,
         PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS,
-        PR_GET_NO_NEW_PRIVS, PR_SET_VMA, PR_CAP_AMBIENT,
+        PR_GET_NO_NEW_PRIVS, PR_SET_VMA, PR_CAP_AMBIENT, PR_SET_MM, PR_SET_TIMERSLACK,
+        PR_GET_TIMERSLACK, PR_SET_KEEPCAPS, PR_GET_KEEPCAPS, PR_SET_SECUREBITS,
+        PR_GET_SECUREBITS, PR_SET_THP_DISABLE, PR_GET_THP_DISABLE, PR_SET_PTRACER,
+        PR_GET_TID_ADDRESS, PR_MCE_KILL, PR_MCE_KILL_GET, PR_GET_SPECULATION_CTRL,
+        PR_SET_SPECULATION_CTRL,
     ]
 );
+
+/// A `prctl` option; an unknown one as `0x270f /* PR_??? */`.
+pub(crate) fn prctl(v: u64) -> String {
+    let v = u64::from(v as u32);
+    prctl_name(v).map_or_else(|| unknown(v, "PR_"), str::to_owned)
+}
+
+names!(
+    /// Capabilities.
+    capability_name, in general, [
+        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_KILL,
+        CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_LINUX_IMMUTABLE, CAP_NET_BIND_SERVICE,
+        CAP_NET_BROADCAST, CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_IPC_OWNER,
+        CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_CHROOT, CAP_SYS_PTRACE, CAP_SYS_PACCT,
+        CAP_SYS_ADMIN, CAP_SYS_BOOT, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_SYS_TIME,
+        CAP_SYS_TTY_CONFIG, CAP_MKNOD, CAP_LEASE, CAP_AUDIT_WRITE, CAP_AUDIT_CONTROL,
+        CAP_SETFCAP, CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_WAKE_ALARM,
+        CAP_BLOCK_SUSPEND, CAP_AUDIT_READ, CAP_PERFMON, CAP_BPF, CAP_CHECKPOINT_RESTORE,
+    ]
+);
+
+/// A capability (`prctl(PR_CAPBSET_READ, ...)`); one the kernel may not
+/// have as `0x30 /* CAP_??? */`, as programs probe for them.
+pub(crate) fn capability(v: u64) -> String {
+    capability_name(v).map_or_else(|| unknown(v, "CAP_"), str::to_owned)
+}
+
+/// `PR_SET_DUMPABLE` values, from `include/linux/sched/coredump.h` (in no
+/// libc).
+pub(crate) fn suid_dump(v: u64) -> String {
+    const TABLE: Table = &[
+        ("SUID_DUMP_DISABLE", 0),
+        ("SUID_DUMP_USER", 1),
+        ("SUID_DUMP_ROOT", 2),
+    ];
+    u32::try_from(v)
+        .ok()
+        .and_then(|v| lookup(v, TABLE))
+        .map_or_else(|| unknown(v, "SUID_DUMP_"), str::to_owned)
+}
+
+names!(
+    /// `ioctl` requests, the common tty, file, block-device and socket ones.
+    ioctl_name, in ioctl, [
+        TCGETS, TCSETS, TCSETSW, TCSETSF, TCGETA, TCSETA, TCSETAW, TCSETAF, TCSBRK, TCXONC,
+        TCFLSH, TIOCEXCL, TIOCNXCL, TIOCSCTTY, TIOCGPGRP, TIOCSPGRP, TIOCOUTQ, TIOCSTI,
+        TIOCGWINSZ, TIOCSWINSZ, TIOCMGET, TIOCMBIS, TIOCMBIC, TIOCMSET, TIOCGSOFTCAR,
+        TIOCSSOFTCAR, FIONREAD, TIOCLINUX, TIOCCONS, TIOCGSERIAL, TIOCSSERIAL, TIOCPKT,
+        FIONBIO, TIOCNOTTY, TIOCSETD, TIOCGETD, TCSBRKP, TIOCSBRK, TIOCCBRK, TIOCGSID,
+        TCGETS2, TCSETS2, TCSETSW2, TCSETSF2, TIOCGRS485, TIOCSRS485, TIOCGPTN, TIOCSPTLCK,
+        TIOCGDEV, TIOCSIG, TIOCVHANGUP, TIOCGPKT, TIOCGPTLCK, TIOCGEXCL, TIOCGPTPEER,
+        FIONCLEX, FIOCLEX, FIOASYNC, FIOQSIZE, FIOSETOWN, FIOGETOWN, SIOCATMARK,
+        SIOCGSTAMP, SIOCADDRT, SIOCDELRT, SIOCGIFNAME, SIOCSIFLINK, SIOCGIFCONF,
+        SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFADDR, SIOCSIFADDR, SIOCGIFDSTADDR,
+        SIOCGIFBRDADDR, SIOCGIFNETMASK, SIOCSIFNETMASK, SIOCGIFMETRIC, SIOCGIFMTU,
+        SIOCSIFMTU, SIOCSIFNAME, SIOCSIFHWADDR, SIOCGIFHWADDR, SIOCGIFINDEX, SIOCGIFTXQLEN,
+        SIOCGIFPFLAGS, FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IOC_GETVERSION,
+        FS_IOC_SETVERSION, FS_IOC_FIEMAP, FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR,
+        FS_IOC_GETFSLABEL, FICLONE, FICLONERANGE, FIDEDUPERANGE, FIFREEZE, FITHAW, FITRIM,
+        FIBMAP, FIGETBSZ, BLKGETSIZE, BLKGETSIZE64, BLKSSZGET, BLKBSZGET, BLKRRPART,
+        BLKFLSBUF, BLKROGET, BLKROSET, BLKDISCARD, BLKIOMIN, BLKIOOPT, BLKPBSZGET,
+        BLKZEROOUT, TUNSETIFF, RNDGETENTCNT,
+    ]
+);
+
+/// An `ioctl` request: its name, or, as strace prints a request it does
+/// not know, its fields `_IOC(dir, type, nr, size)` (see
+/// `include/uapi/asm-generic/ioctl.h`).
+pub(crate) fn ioctl_request(v: u64) -> String {
+    let v = v as u32;
+    if let Some(name) = ioctl_name(v.into()) {
+        return name.to_owned();
+    }
+    let dir = match v >> 30 {
+        0 => "_IOC_NONE",
+        1 => "_IOC_WRITE",
+        2 => "_IOC_READ",
+        _ => "_IOC_READ|_IOC_WRITE",
+    };
+    let (kind, nr, size) = ((v >> 8) & 0xff, v & 0xff, (v >> 16) & 0x3fff);
+    format!("_IOC({dir}, {kind:#x}, {nr:#x}, {})", c_hex(size.into()))
+}
+
+/// How an `ioctl` request's third argument shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IoctlArg {
+    /// The request takes none: strace leaves it out.
+    None,
+    /// An integer passed by value.
+    Int,
+    /// A pointer to the request's structure.
+    Ptr,
+    /// A request probity does not know: the raw value in hex.
+    Hex,
+}
+
+/// What the third argument of `ioctl` request `v` is.
+pub(crate) fn ioctl_arg(v: u64) -> IoctlArg {
+    use linux_raw_sys::ioctl::*;
+    match v as u32 {
+        FIOCLEX | FIONCLEX | TIOCEXCL | TIOCNXCL | TIOCNOTTY | TIOCSBRK | TIOCCBRK
+        | TIOCVHANGUP => IoctlArg::None,
+        TCSBRK | TCSBRKP | TCXONC | TCFLSH | TIOCSCTTY | TIOCSIG | FIBMAP => IoctlArg::Int,
+        r if ioctl_name(r.into()).is_some() => IoctlArg::Ptr,
+        _ => IoctlArg::Hex,
+    }
+}
+
+/// A value as C's `%#x` prints it, as strace does for raw values: `0` for
+/// zero, `0x1f` otherwise.
+fn c_hex(v: u64) -> String {
+    if v == 0 {
+        "0".to_owned()
+    } else {
+        format!("{v:#x}")
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -492,6 +907,119 @@ mod tests {
         assert_eq!(mode(0), "0000");
         assert_eq!(mode(0o4755), "04755");
         assert_eq!(mode(u64::from(libc::S_IFREG | 0o600)), "S_IFREG|0600");
+    }
+
+    // The expected strings below are strace 6.1's, from a real run.
+
+    #[test]
+    fn ioctl_requests() {
+        assert_eq!(ioctl_request(0x5401), "TCGETS");
+        assert_eq!(ioctl_request(libc::TIOCGWINSZ), "TIOCGWINSZ");
+        assert_eq!(ioctl_request(libc::FIONBIO), "FIONBIO");
+        assert_eq!(ioctl_request(libc::FIOCLEX), "FIOCLEX");
+        assert_eq!(ioctl_request(libc::SIOCGIFINDEX), "SIOCGIFINDEX");
+        assert_eq!(ioctl_request(ioctl::BLKGETSIZE64.into()), "BLKGETSIZE64");
+        assert_eq!(ioctl_request(ioctl::FICLONE.into()), "FICLONE");
+        assert_eq!(ioctl_request(0x1234), "_IOC(_IOC_NONE, 0x12, 0x34, 0)");
+        assert_eq!(
+            ioctl_request(0x8004_7803),
+            "_IOC(_IOC_READ, 0x78, 0x3, 0x4)"
+        );
+        assert_eq!(
+            ioctl_request(0xc008_5499),
+            "_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x8)"
+        );
+        assert_eq!(ioctl_arg(libc::FIOCLEX), IoctlArg::None);
+        assert_eq!(ioctl_arg(libc::TIOCSCTTY), IoctlArg::Int);
+        assert_eq!(ioctl_arg(libc::TCGETS), IoctlArg::Ptr);
+        assert_eq!(ioctl_arg(0x1234), IoctlArg::Hex);
+    }
+
+    #[test]
+    fn socket_options() {
+        let (sol_socket, sol_tcp) = (libc::SOL_SOCKET as u64, libc::SOL_TCP as u64);
+        assert_eq!(sock_level(sol_socket), "SOL_SOCKET");
+        assert_eq!(sock_level(sol_tcp), "SOL_TCP");
+        assert_eq!(sock_level(libc::IPPROTO_IP as u64), "SOL_IP");
+        assert_eq!(sock_level(libc::IPPROTO_IPV6 as u64), "SOL_IPV6");
+        assert_eq!(sock_level(999), "0x3e7 /* SOL_?? */");
+        assert_eq!(
+            sock_option(sol_socket, libc::SO_REUSEADDR as u64),
+            "SO_REUSEADDR"
+        );
+        assert_eq!(
+            sock_option(sol_tcp, libc::TCP_NODELAY as u64),
+            "TCP_NODELAY"
+        );
+        assert_eq!(sock_option(0, libc::IP_TOS as u64), "IP_TOS");
+        assert_eq!(
+            sock_option(libc::SOL_IPV6 as u64, libc::IPV6_V6ONLY as u64),
+            "IPV6_V6ONLY"
+        );
+        assert_eq!(sock_option(sol_socket, 9999), "0x270f /* SO_??? */");
+        assert_eq!(sock_option(999, 1), "1");
+        let inet = libc::AF_INET as u64;
+        assert_eq!(sock_proto(inet, 0), "IPPROTO_IP");
+        assert_eq!(
+            sock_proto(libc::AF_INET6 as u64, libc::IPPROTO_UDP as u64),
+            "IPPROTO_UDP"
+        );
+        assert_eq!(sock_proto(libc::AF_NETLINK as u64, 0), "NETLINK_ROUTE");
+        assert_eq!(sock_proto(libc::AF_UNIX as u64, 0), "0");
+    }
+
+    #[test]
+    fn statx_arguments() {
+        assert_eq!(
+            statx_mask(libc::STATX_BASIC_STATS.into()),
+            "STATX_BASIC_STATS"
+        );
+        assert_eq!(statx_mask(libc::STATX_ALL.into()), "STATX_ALL");
+        let some = libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_MNT_ID;
+        assert_eq!(
+            statx_mask(some.into()),
+            "STATX_TYPE|STATX_MODE|STATX_MNT_ID"
+        );
+        assert_eq!(statx_mask(0x8000_0fff), "STATX_ALL|0x80000000");
+        assert_eq!(
+            statx_mask((libc::STATX_BASIC_STATS | libc::STATX_MNT_ID).into()),
+            "STATX_BASIC_STATS|STATX_MNT_ID"
+        );
+        assert_eq!(statx_flags(0), "AT_STATX_SYNC_AS_STAT");
+        assert_eq!(
+            statx_flags(libc::AT_EMPTY_PATH as u64),
+            "AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH"
+        );
+        let flags = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC) as u64;
+        assert_eq!(statx_flags(flags), "AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW");
+    }
+
+    #[test]
+    fn kernel_values_where_libc_differs() {
+        // O_LARGEFILE is what 64-bit kernels report, whatever glibc says.
+        let fl = (libc::O_RDWR | libc::O_NONBLOCK) as u64 | 0x8000;
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(open(fl), "O_RDWR|O_NONBLOCK|O_LARGEFILE");
+        assert!(!open(fl).contains("0x"));
+        assert_eq!(epoll_flags(libc::EPOLL_CLOEXEC as u64), "EPOLL_CLOEXEC");
+        assert_eq!(
+            fadvise(libc::POSIX_FADV_SEQUENTIAL as u64),
+            "POSIX_FADV_SEQUENTIAL"
+        );
+        assert_eq!(
+            fadvise(libc::POSIX_FADV_DONTNEED as u64),
+            "POSIX_FADV_DONTNEED"
+        );
+        assert_eq!(arch_prctl(0x1003), "ARCH_GET_FS");
+        assert_eq!(arch_prctl(0x1002), "ARCH_SET_FS");
+        assert_eq!(arch_prctl(0x3001), "0x3001 /* ARCH_??? */");
+        assert!(arch_prctl_gets(0x1003) && !arch_prctl_gets(0x1002));
+        assert_eq!(prctl(libc::PR_SET_NAME as u64), "PR_SET_NAME");
+        assert_eq!(prctl(9999), "0x270f /* PR_??? */");
+        assert_eq!(suid_dump(1), "SUID_DUMP_USER");
+        assert_eq!(capability(32), "CAP_MAC_OVERRIDE");
+        assert_eq!(capability(40), "CAP_CHECKPOINT_RESTORE");
+        assert_eq!(capability(0x30), "0x30 /* CAP_??? */");
     }
 
     #[test]

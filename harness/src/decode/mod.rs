@@ -92,23 +92,35 @@ pub fn errno_name(e: i32) -> Cow<'static, str> {
     }
 }
 
-/// The description of an errno, such as `No such file or directory`.
+/// The description of an errno, such as `No such file or directory`: the
+/// C library's, as strace prints it (nix's differ for some, such as
+/// `ENOTTY`'s "Not a typewriter").
 pub fn errno_desc(e: i32) -> String {
     if let Some(&(_, _, desc)) = KERNEL_ERRNOS.iter().find(|k| k.0 == e) {
         return desc.to_owned();
     }
-    Errno::from_raw(e).desc().to_owned()
+    match Errno::from_raw(e) {
+        Errno::UnknownErrno => Errno::UnknownErrno.desc().to_owned(),
+        // std asks the C library (`strerror_r`) and appends the number.
+        _ => {
+            let text = std::io::Error::from_raw_os_error(e).to_string();
+            let suffix = format!(" (os error {e})");
+            text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+        }
+    }
 }
 
-/// The name of a signal, such as `SIGCHLD`; real-time signals are
-/// `SIGRT_<n>`, counted from the kernel's `SIGRTMIN` (32) as strace does,
-/// and others `SIG<n>`.
+/// The name of a signal as strace prints it, such as `SIGCHLD`: the
+/// kernel's first real-time signal (32) is `SIGRTMIN` and the others
+/// `SIGRT_<n>`, counted from it (glibc's `SIGRTMIN()`, 34, is `SIGRT_2`);
+/// other numbers are `SIG<n>`.
 pub fn signal_name(sig: i32) -> Cow<'static, str> {
     // The kernel's first real-time signal; libc's `SIGRTMIN()` is glibc's,
     // which keeps two for itself.
     const KERNEL_SIGRTMIN: i32 = 32;
     match Signal::try_from(sig) {
         Ok(signal) => Cow::Borrowed(signal.as_str()),
+        Err(_) if sig == KERNEL_SIGRTMIN => Cow::Borrowed("SIGRTMIN"),
         Err(_) if (KERNEL_SIGRTMIN..=libc::SIGRTMAX()).contains(&sig) => {
             Cow::Owned(format!("SIGRT_{}", sig - KERNEL_SIGRTMIN))
         }
@@ -126,11 +138,18 @@ mod tests {
         assert_eq!(syscall_name(100_000), "syscall_100000");
         assert_eq!(errno_name(libc::ENOENT), "ENOENT");
         assert_eq!(errno_desc(libc::ENOENT), "No such file or directory");
+        assert_eq!(errno_desc(libc::ENOTTY), "Inappropriate ioctl for device");
         assert_eq!(errno_name(512), "ERESTARTSYS");
         assert_eq!(errno_name(4000), "errno_4000");
         assert_eq!(signal_name(libc::SIGCHLD), "SIGCHLD");
         assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+        // As strace 6 prints them: glibc's SIGRTMIN + 2 is SIGRT_4.
+        assert_eq!(signal_name(32), "SIGRTMIN");
+        assert_eq!(signal_name(33), "SIGRT_1");
         assert_eq!(signal_name(34), "SIGRT_2");
+        assert_eq!(signal_name(libc::SIGRTMIN() + 2), "SIGRT_4");
+        assert_eq!(signal_name(64), "SIGRT_32");
+        assert_eq!(signal_name(65), "SIG65");
         assert_eq!(signal_name(0), "SIG0");
         assert_eq!(signal_name(-5), "SIG-5");
     }

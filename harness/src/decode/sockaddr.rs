@@ -5,7 +5,7 @@ use std::fmt;
 use std::mem::offset_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use libc::{sockaddr_in, sockaddr_in6, sockaddr_un};
+use libc::{sockaddr_in, sockaddr_in6, sockaddr_nl, sockaddr_un};
 
 use super::flags;
 use super::text::escape_bytes;
@@ -40,6 +40,12 @@ pub(crate) fn decode(data: &[u8]) -> Option<SockAddr> {
         libc::AF_UNIX => {
             return Some(SockAddr::Unix {
                 path: unix_path(data),
+            })
+        }
+        libc::AF_NETLINK => {
+            return Some(SockAddr::Netlink {
+                pid: u32::from_ne_bytes(array(data, offset_of!(sockaddr_nl, nl_pid))?),
+                groups: u32::from_ne_bytes(array(data, offset_of!(sockaddr_nl, nl_groups))?),
             })
         }
         _ => return Some(SockAddr::Other { sa_family: family }),
@@ -104,6 +110,20 @@ pub(crate) fn fmt(addr: &SockAddr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 escape_bytes(path.as_bytes())
             ),
         },
+        // strace prints the groups with C's `%#08x`: `00000000` for none,
+        // `0x000005` otherwise.
+        SockAddr::Netlink { pid, groups: 0 } => {
+            write!(
+                f,
+                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups=00000000}}"
+            )
+        }
+        SockAddr::Netlink { pid, groups } => {
+            write!(
+                f,
+                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:#08x}}}"
+            )
+        }
         SockAddr::Other { sa_family } => {
             write!(f, "{{sa_family={}}}", flags::family((*sa_family).into()))
         }
@@ -209,15 +229,42 @@ mod tests {
     }
 
     #[test]
+    fn netlink() {
+        let mut raw = family(libc::AF_NETLINK).to_vec();
+        raw.extend_from_slice(&[0; 2]);
+        raw.extend_from_slice(&4242u32.to_ne_bytes());
+        raw.extend_from_slice(&0u32.to_ne_bytes());
+        let addr = decode(&raw).unwrap();
+        assert_eq!(
+            addr,
+            SockAddr::Netlink {
+                pid: 4242,
+                groups: 0
+            }
+        );
+        assert_eq!(
+            show(addr),
+            "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=00000000}"
+        );
+        raw[8..].copy_from_slice(&5u32.to_ne_bytes());
+        assert_eq!(
+            show(decode(&raw).unwrap()),
+            "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=0x000005}"
+        );
+        // Cut before the groups.
+        assert_eq!(decode(&raw[..10]), None);
+    }
+
+    #[test]
     fn other_families() {
-        let addr = decode(&family(libc::AF_NETLINK)).unwrap();
+        let addr = decode(&family(libc::AF_PACKET)).unwrap();
         assert_eq!(
             addr,
             SockAddr::Other {
-                sa_family: libc::AF_NETLINK as u16
+                sa_family: libc::AF_PACKET as u16
             }
         );
-        assert_eq!(show(addr), "{sa_family=AF_NETLINK}");
+        assert_eq!(show(addr), "{sa_family=AF_PACKET}");
         assert_eq!(show(SockAddr::Other { sa_family: 999 }), "{sa_family=999}");
         assert_eq!(decode(&[1]), None);
         assert_eq!(decode(&[]), None);

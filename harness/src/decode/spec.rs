@@ -98,11 +98,18 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
         }
         Sysno::symlinkat => two(path(0), path(2)),
 
-        // Strings the kernel writes: the link target, the working directory.
+        // Paths the kernel writes: the link target, the working directory.
+        // They are read as strings, after the call, so that they are cut
+        // at the path limit like every other path, not at the buffer
+        // limit; the decoder cuts a link target at the result, since
+        // `readlink` writes no NUL.
         #[cfg(target_arch = "x86_64")]
-        Sysno::readlink => two(path(0), cap(CaptureKind::BufLenRet, 1, 0)),
-        Sysno::readlinkat => two(path(1), cap(CaptureKind::BufLenRet, 2, 0)),
-        Sysno::getcwd => one(cap(CaptureKind::BufLenRet, 0, 0)),
+        Sysno::readlink => two(path(0), path(1)),
+        Sysno::readlinkat => two(path(1), path(2)),
+        Sysno::getcwd => one(path(0)),
+        // The name `PR_SET_NAME` sets or `PR_GET_NAME` reads, which the
+        // kernel side captures only for those two options.
+        Sysno::prctl => one(cap(CaptureKind::TaskName, 1, 0)),
 
         // Data and addresses.
         Sysno::write | Sysno::pwrite64 => one(cap(CaptureKind::BufLenArg, 1, 2)),
@@ -196,8 +203,9 @@ mod tests {
         ("rmdir", &[0]),
         ("chdir", &[0]),
         ("chroot", &[0]),
-        ("readlink", &[0]),
-        ("readlinkat", &[1]),
+        ("readlink", &[0, 1]),
+        ("readlinkat", &[1, 2]),
+        ("getcwd", &[0]),
         ("symlink", &[0, 1]),
         ("symlinkat", &[0, 2]),
         ("link", &[0, 1]),
@@ -309,6 +317,8 @@ mod tests {
         for sysno in [Sysno::exit, Sysno::exit_group] {
             assert_eq!(capture_spec(sysno.id() as u32).flags, SPEC_NO_RETURN);
         }
+        let spec = capture_spec(Sysno::prctl.id() as u32);
+        assert_eq!(spec.captures[0], cap(CaptureKind::TaskName, 1, 0));
         let spec = capture_spec(Sysno::sendto.id() as u32);
         assert_eq!(
             spec.captures,
