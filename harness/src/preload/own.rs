@@ -12,9 +12,10 @@
 //!
 //! The library announces the windows in which it made syscalls of its own
 //! (an attach record: thread, start, end). Inside one, only the kinds of
-//! syscall the library makes there are cut: a signal handler of the
-//! program's that runs inside a window keeps its other calls, and a
-//! forged announcement can hide no more than those kinds.
+//! syscall the library makes there are cut (its ids, and opening a ring
+//! file, measuring and mapping it): a signal handler of the program's
+//! that runs inside a window keeps its other calls, and a forged
+//! announcement can hide no more than those kinds.
 
 use foldhash::{HashMap, HashSet};
 
@@ -56,7 +57,7 @@ impl<'a> OwnSyscalls<'a> {
     pub(crate) fn is_own(&mut self, e: &Event) -> bool {
         let EventKind::Syscall(s) = &e.kind else { return false };
         let in_setup = |w: &Vec<(u64, u64)>| w.iter().any(|&(start, end)| start <= e.ts_ns && e.ts_ns <= end);
-        if is_setup_call(&s.name) && self.setup.get(&e.tid).is_some_and(in_setup) {
+        if is_setup_call(s) && self.setup.get(&e.tid).is_some_and(in_setup) {
             return true;
         }
         let fd_arg = |n: usize| match s.args.get(n) {
@@ -116,12 +117,20 @@ impl OwnSyscalls<'_> {
 }
 
 /// The syscalls the library makes inside an announced window: learning
-/// its ids, and opening, measuring and mapping the ring.
-fn is_setup_call(name: &str) -> bool {
-    matches!(
-        name,
-        "getpid" | "gettid" | "openat" | "open" | "newfstatat" | "fstat" | "statx" | "mmap" | "munmap" | "close"
-    )
+/// its ids, and opening, measuring and mapping the ring. The only file
+/// it opens there is a ring, so a forged window cannot hide the opening
+/// of any other.
+fn is_setup_call(s: &crate::event::Syscall) -> bool {
+    match &*s.name {
+        "getpid" | "gettid" | "newfstatat" | "fstat" | "statx" | "mmap" | "munmap" | "close" => true,
+        "openat" | "open" => s.path().is_some_and(is_ring_path),
+        _ => false,
+    }
+}
+
+/// Whether `path` names a ring file (see `super::ring_path`).
+fn is_ring_path(path: &str) -> bool {
+    std::path::Path::new(path).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("probity-ring-"))
 }
 
 #[cfg(test)]
@@ -197,6 +206,16 @@ mod tests {
         let gettid = call(14, 8, "gettid", vec![], 8);
         assert!(!own.is_own(&write) && !own.is_own(&connect));
         assert!(own.is_own(&getpid(11, 8)) && own.is_own(&gettid));
+    }
+
+    #[test]
+    fn inside_a_window_only_a_ring_is_opened() {
+        let attached = [Attached { pid: 7, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1 }];
+        let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
+        let open = |path: &str| call(12, 8, "openat", vec![Arg::Fd(-100), Arg::Path { path: path.into(), truncated: false }], 3);
+        let ring = super::super::ring_path();
+        assert!(own.is_own(&open(ring.to_str().unwrap())));
+        assert!(!own.is_own(&open("/home/user/.ssh/id_ed25519")));
     }
 
     #[test]
