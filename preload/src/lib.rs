@@ -18,6 +18,15 @@
 //! }
 //! ```
 //!
+//! # What it changes in the traced program
+//! Nothing the program does itself: it needs only libc (the unwinder is
+//! linked in, see `build.rs`), allocates nothing (glibc's `malloc` starts
+//! when the program first calls it, as untraced), and the harness cuts
+//! every syscall made for it from the trace: the loader's, mapping it (by
+//! its path and extent); its set-up and each thread's learning of its ids
+//! (`getpid`, `gettid`), by the windows it announces; its waits for room
+//! in the ring, by the ring's address.
+//!
 //! # Known limitations
 //! - Statically linked and setuid programs do not load preload libraries;
 //!   the harness marks such processes as not covered by this layer.
@@ -27,6 +36,10 @@
 //!   interrupts it) are counted as skipped, not recorded.
 //! - The child side of `vfork` runs on its parent's thread state, so its
 //!   calls before `exec` are not recorded.
+//! - The dynamic loader keeps its bookkeeping for this library, as for any
+//!   object it loads, in anonymous pages it maps as it needs them: while a
+//!   program is being loaded, the loader's anonymous `mmap`s may differ in
+//!   size, and now and then by one in number, from an untraced run.
 
 // `#[hook]` expansions name `::probity_preload`, this crate too.
 extern crate self as probity_preload;

@@ -10,6 +10,7 @@ mod fidelity_args;
 mod libc_hooks;
 mod network;
 mod preload;
+mod preload_fidelity;
 mod process_events;
 mod security_cli;
 mod security_files;

@@ -15,15 +15,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use real::Real;
 pub use record::{AsRet, Call, ListWriter, Pending, Rec};
-/// Sets up recording in a newly loaded process.
+/// Sets up recording in a newly loaded process. It allocates nothing (the
+/// program's `malloc` must start as it would untraced) and its syscalls,
+/// from `start` on, are announced as the library's.
 pub(crate) fn init() {
     let start = now_ns();
     // Panics in probity's recording are caught and counted; the default
     // hook would print to the program's stderr. (This library has its own
-    // copy of std, so a Rust program's hook is untouched.)
+    // copy of std, so a Rust program's hook is untouched.) The closure
+    // has no state: boxing it allocates nothing.
     std::panic::set_hook(Box::new(|_| {}));
     ids::init();
-    ring::attach(start);
+    ring::attach(thread::state(), start);
 }
 
 /// Whether records are stamped with the time-stamp counter (the harness

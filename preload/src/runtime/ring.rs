@@ -1,12 +1,25 @@
-//! Mapping the harness's ring when the library loads in a process.
+//! Mapping the harness's ring when the library loads in a process, and
+//! announcing the windows in which the library makes syscalls of its own.
+//!
+//! Nothing here allocates: the library's set-up must not be the first
+//! user of the program's `malloc` (its first `brk` and `getrandom` would
+//! then fall inside the set-up window and vanish from the trace).
 
+use std::ffi::{c_char, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use probity_common::shm::{map::map, Attach, Ring, CLOCK_TSC, RING_ENV};
 use probity_common::{EventHeader, EventKind};
 
+use super::thread::ThreadState;
+
 /// The mapped ring, or null when this process is not traced.
 static RING: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+unsafe extern "C" {
+    /// The process's environment, as the loader handed it to the program.
+    static environ: *const *const c_char;
+}
 
 /// The ring, when recording is on.
 #[inline]
@@ -20,12 +33,35 @@ pub(crate) fn ring() -> Option<Ring> {
     Some(unsafe { Ring::from_checked(base) })
 }
 
-/// Maps the ring named by the environment, if any, and says hello.
-pub(crate) fn attach(init_start_ns: u64) {
-    let Some(path) = std::env::var_os(RING_ENV) else { return };
-    let Ok(path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else { return };
-    // SAFETY: plain syscalls on a path we own the string of; the mapping is
-    // kept for the life of the process.
+/// The value of `RING_ENV` in the environment, read in place: `getenv` is
+/// one of the library's own hooks, and `std::env` would allocate.
+fn ring_path() -> Option<&'static CStr> {
+    // SAFETY: `environ` is a NULL-terminated array of NUL-terminated
+    // strings (glibc replaces the array whole when it grows it). At load
+    // time only constructors have run, on this thread; the strings found
+    // are the kernel's copy on the stack, or ones `setenv` never frees.
+    unsafe {
+        let mut entry = environ;
+        if entry.is_null() {
+            return None;
+        }
+        while !(*entry).is_null() {
+            let var = CStr::from_ptr(*entry).to_bytes_with_nul();
+            if let Some(value) = var.strip_prefix(RING_ENV.as_bytes()).and_then(|v| v.strip_prefix(b"=")) {
+                return CStr::from_bytes_with_nul(value).ok();
+            }
+            entry = entry.add(1);
+        }
+        None
+    }
+}
+
+/// Maps the ring named by the environment, if any, and says hello: the
+/// announcement covers the library's set-up since `init_start_ns`.
+pub(crate) fn attach(t: &ThreadState, init_start_ns: u64) {
+    let Some(path) = ring_path() else { return };
+    // SAFETY: plain syscalls on a NUL-terminated path; the mapping is kept
+    // for the life of the process.
     let ring = unsafe {
         let fd = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if fd < 0 {
@@ -41,11 +77,17 @@ pub(crate) fn attach(init_start_ns: u64) {
         super::USE_TSC.store(cfg!(target_arch = "x86_64"), Ordering::Relaxed);
     }
     RING.store(ring.as_ptr(), Ordering::Release);
-    let t = super::thread::state();
     let (pid, tid) = super::ids::current(t);
+    announce(t, init_start_ns, pid, tid);
+}
+
+/// Tells the harness that the syscalls thread `tid` made from `start_ns`
+/// until now were the library's. Nothing when the process is not traced.
+pub(crate) fn announce(t: &ThreadState, start_ns: u64, pid: u32, tid: u32) {
+    let Some(ring) = ring() else { return };
     let hello = Attach {
         header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
-        init_start_ns,
+        init_start_ns: start_ns,
         wake_addr: ring.wake_addr(),
     };
     let mut hint = t.tail_hint.get();
