@@ -38,6 +38,7 @@ mod error;
 pub mod render;
 pub mod event;
 pub mod kernel;
+mod launch;
 mod merge;
 pub mod preload;
 pub mod testing;

@@ -2,6 +2,8 @@
 
 mod tree_cgroup;
 
+use std::ffi::OsString;
+
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +15,7 @@ use nix::unistd::Pid;
 use crate::error::Error;
 use crate::event::{Event, ExitStatus};
 use crate::kernel::{KernelSession, LoadOptions};
+use crate::launch::Environment;
 use crate::preload::PreloadSession;
 use crate::trace::{Losses, Outcome, SyscallCount, Trace, TracerKind};
 
@@ -227,28 +230,85 @@ impl Tracer {
     }
 
     /// Starts `cmd` traced. Its first `execve` is already in the trace.
+    ///
+    /// The command starts as it would untraced: with the signal
+    /// dispositions and mask this process started with (an ignored
+    /// `SIGHUP` stays ignored), and, when `cmd` changes no environment
+    /// variable, with this process's environment in its order, probity's
+    /// own variables (`LD_PRELOAD`, the ring's name) set in place or
+    /// appended. `Command` sorts the environment once a variable is
+    /// changed through it; [`Cmd`](crate::Cmd) keeps the order either way.
     pub fn spawn(&self, cmd: Command) -> Result<Tracee, Error> {
-        self.spawn_inner(cmd, None)
+        self.spawn_inner(cmd, None, None)
+    }
+
+    /// Starts `cmd` (which must carry no environment changes of its own)
+    /// with exactly `env`, in its order, plus probity's own variables.
+    pub(crate) fn spawn_with_env(&self, cmd: Command, env: Environment) -> Result<Tracee, Error> {
+        self.spawn_inner(cmd, None, Some(env))
     }
 
     /// Starts `cmd`, which joins its session itself when its traced part
     /// begins (see [`LateJoin`]).
-    pub(crate) fn spawn_late(&self, cmd: Command, late: LateJoin) -> Result<Tracee, Error> {
-        self.spawn_inner(cmd, Some(late))
+    pub(crate) fn spawn_late(&self, cmd: Command, late: LateJoin, env: Environment) -> Result<Tracee, Error> {
+        self.spawn_inner(cmd, Some(late), Some(env))
     }
 
-    fn spawn_inner(&self, mut cmd: Command, mut late: Option<LateJoin>) -> Result<Tracee, Error> {
+    fn spawn_inner(&self, mut cmd: Command, mut late: Option<LateJoin>, env: Option<Environment>) -> Result<Tracee, Error> {
         if self.tracers.is_empty() {
             return Err(Error::NoTracer);
         }
+        // The environment the child gets, in order, when `Command` would
+        // not replace it with a sorted copy (see `launch`).
+        let mut env = env.or_else(|| cmd.get_envs().next().is_none().then(Environment::inherited));
+        let kernel = if self.tracers.contains(&TracerKind::Ebpf) {
+            Some(KernelSession::open(crate::kernel::session::SessionOptions {
+                summary: self.summary,
+                buf_len: self.buf_len,
+                load: self.load,
+            })?)
+        } else {
+            None
+        };
+        let preload = if self.tracers.contains(&TracerKind::Preload) {
+            Some(PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?)
+        } else {
+            None
+        };
+        // probity's own variables.
+        let mut own: Vec<(OsString, OsString)> = Vec::new();
+        if let (Some(session), Some(late)) = (&kernel, &mut late) {
+            let (fd, id) = session.late_registration();
+            own.push((LATE_JOIN_ENV.into(), format!("{fd}:{id}").into()));
+            late.keep_fds.push(fd);
+        }
+        if let Some(p) = &preload {
+            let existing = match &env {
+                Some(e) => e.get("LD_PRELOAD").map(ToOwned::to_owned),
+                None => cmd
+                    .get_envs()
+                    .find(|(k, _)| *k == "LD_PRELOAD")
+                    .map(|(_, v)| v.map(OsString::from))
+                    .unwrap_or_else(|| std::env::var_os("LD_PRELOAD")),
+            };
+            own.extend(p.variables(existing.as_deref())?);
+        }
+        match &mut env {
+            Some(e) => own.into_iter().for_each(|(k, v)| e.set(k, v)),
+            None => own.into_iter().for_each(|(k, v)| {
+                cmd.env(k, v);
+            }),
+        }
+        // The child's hooks run in this order; none of their calls is in
+        // the trace, which starts with the kernel tracer's registration.
+        // First, what it inherits, as untraced.
+        crate::launch::prepare(&mut cmd, env);
         // The root must not outlive probity (killed, or crashed) and run on
         // untraced: the kernel sends it SIGKILL when the thread that forked
         // it ends. Limits: the thread, not the process (a `Tracee` spawned
         // on a thread that ends first loses its root); the setting is
         // cleared when the root execs a setuid or setgid program or one
         // with file capabilities; and the root's children do not inherit it.
-        // Added before the kernel tracer's registration, so these calls are
-        // not in the trace.
         // The whole tree, where the kernel allows it: see `tree_cgroup`.
         let group = tree_cgroup::prepare();
         let parent = std::process::id();
@@ -272,36 +332,12 @@ impl Tracer {
                 Ok(())
             })
         };
-        let kernel = if self.tracers.contains(&TracerKind::Ebpf) {
-            let session = KernelSession::open(crate::kernel::session::SessionOptions {
-                summary: self.summary,
-                buf_len: self.buf_len,
-                load: self.load,
-            })?;
-            match &mut late {
-                None => {
-                    let register = session.registrar();
-                    // SAFETY: the closure makes one raw syscall and touches no
-                    // locks or allocator, so it is safe between fork and exec.
-                    unsafe { cmd.pre_exec(register) };
-                }
-                Some(late) => {
-                    let (fd, id) = session.late_registration();
-                    cmd.env(LATE_JOIN_ENV, format!("{fd}:{id}"));
-                    late.keep_fds.push(fd);
-                }
-            }
-            Some(session)
-        } else {
-            None
-        };
-        let preload = if self.tracers.contains(&TracerKind::Preload) {
-            let p = PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?;
-            p.prepare(&mut cmd)?;
-            Some(p)
-        } else {
-            None
-        };
+        if let (Some(session), None) = (&kernel, &late) {
+            let register = session.registrar();
+            // SAFETY: the closure makes one raw syscall and touches no
+            // locks or allocator, so it is safe between fork and exec.
+            unsafe { cmd.pre_exec(register) };
+        }
         if let Some(late) = &late {
             let fds = late.keep_fds.clone();
             // SAFETY: fcntl is async-signal-safe; the fds are the child's own

@@ -467,3 +467,20 @@ fn an_interrupted_run_whose_root_exited_0_is_not_a_success() {
         assert_eq!(summary["status"], serde_json::json!({"code": 0}), "{summary}");
     }
 }
+
+#[test]
+fn a_smaller_preload_ring_fits_a_small_dev_shm() {
+    require_tracing();
+    // A 4 MiB /dev/shm (containers often have 64 MiB, shared by every
+    // session): the default 16 MiB ring cannot be reserved, a 2 MiB one can.
+    let bin = env!("CARGO_BIN_EXE_probity");
+    let script = format!(
+        "mount -t tmpfs -o size=4m tmpfs /dev/shm && \
+         {bin} run -o /dev/null -- true; echo default=$?; \
+         {bin} run -o /dev/null --preload-ring-mib 2 -- true; echo small=$?"
+    );
+    let o = Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("default=125\n") && out.contains("small=0\n"), "{out}\n{}", stderr(&o));
+    assert!(stderr(&o).contains("--preload-ring-mib"), "the error names the option: {}", stderr(&o));
+}

@@ -7,6 +7,7 @@
 mod cli;
 mod fidelity;
 mod fidelity_args;
+mod inheritance;
 mod libc_hooks;
 mod network;
 mod preload;

@@ -159,3 +159,20 @@ fn an_orphan_holding_stdout_does_not_hold_the_test() {
     assert!(run.stdout.starts_with("hi\n"), "{}", run.stdout);
     assert!(run.stdout.contains("the pipe is still open"), "{}", run.stdout);
 }
+
+#[traced_test]
+fn the_environment_keeps_the_order_its_changes_were_made_in() {
+    // `std::process::Command` sorts the environment once it is changed;
+    // `Cmd` keeps the order, changing variables in place.
+    let run = Cmd::new("/usr/bin/env")
+        .env_clear()
+        .env("ZED", "1")
+        .env("ALPHA", "2")
+        .env("ZED", "3")
+        .env("GONE", "4")
+        .env_remove("GONE")
+        .tracer(probity::Tracer::new().with_tracers(&[TracerKind::Ebpf]))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "ZED=3\nALPHA=2\n");
+}

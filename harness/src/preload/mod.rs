@@ -14,13 +14,12 @@ pub(crate) mod own;
 pub mod library;
 pub(crate) mod ring_file;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use probity_common::shm::{file_bytes, map::map, valid_data_bytes, Records, Ring, RingHeader, RING_DATA_BYTES, RING_ENV};
@@ -136,22 +135,17 @@ impl PreloadSession {
         })
     }
 
-    /// Makes `cmd` preload the library and find this ring.
-    pub(crate) fn prepare(&self, cmd: &mut Command) -> Result<(), Error> {
+    /// The variables that make a command preload the library and find
+    /// this ring: `LD_PRELOAD` (ours first, then what `existing` preloads
+    /// already) and the ring's name.
+    pub(crate) fn variables(&self, existing: Option<&OsStr>) -> Result<[(OsString, OsString); 2], Error> {
         let lib = library::path()?;
         let mut preload = OsString::from(lib.as_os_str());
-        // Keep what the caller preloads already, after ours.
-        let existing = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "LD_PRELOAD")
-            .map(|(_, v)| v.map(OsString::from))
-            .unwrap_or_else(|| std::env::var_os("LD_PRELOAD"));
         if let Some(existing) = existing.filter(|e| !e.is_empty()) {
             preload.push(":");
             preload.push(existing);
         }
-        cmd.env("LD_PRELOAD", preload).env(RING_ENV, &self.path);
-        Ok(())
+        Ok([("LD_PRELOAD".into(), preload), (RING_ENV.into(), self.path.clone().into_os_string())])
     }
 
     /// How many records were claimed in the ring so far: when this stops

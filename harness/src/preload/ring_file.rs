@@ -93,7 +93,7 @@ fn no_room(dir: &Path, len: usize, source: std::io::Error) -> Error {
     Error::Preload {
         what: format!(
             "failed to reserve {} for the preload ring in {} ({free}); make the ring smaller \
-             (`Tracer::with_preload_ring_bytes`), give {} more room (docker: `--shm-size`), \
+             (`probity run --preload-ring-mib`, `Tracer::with_preload_ring_bytes`), give {} more room (docker: `--shm-size`), \
              or trace without the preload tracer",
             mib(len as u64),
             dir.display(),

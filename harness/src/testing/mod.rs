@@ -32,7 +32,7 @@ pub mod harness;
 pub mod support;
 
 use std::cell::RefCell;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
@@ -45,6 +45,7 @@ use serde::Serialize;
 pub use harness::main;
 
 use crate::error::Error;
+use crate::launch::Environment;
 use crate::event::ExitStatus;
 use crate::trace::{Trace, TracerKind};
 use crate::tracer::{LateJoin, Tracer};
@@ -173,6 +174,9 @@ pub struct Cmd {
     cmd: std::process::Command,
     /// `env_clear` was called (`Command` does not report it).
     env_cleared: bool,
+    /// Environment changes in the order they were made (`Command` keeps
+    /// them sorted), applied to the inherited environment in place.
+    env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
     tracer: Option<Tracer>,
 }
@@ -180,7 +184,7 @@ pub struct Cmd {
 impl Cmd {
     /// The program, found in `PATH` when it has no `/`.
     pub fn new(program: impl AsRef<OsStr>) -> Cmd {
-        Cmd { cmd: std::process::Command::new(program), env_cleared: false, stdin: None, tracer: None }
+        Cmd { cmd: std::process::Command::new(program), env_cleared: false, env: Vec::new(), stdin: None, tracer: None }
     }
 
     /// Adds an argument.
@@ -201,19 +205,19 @@ impl Cmd {
 
     /// Sets an environment variable.
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
-        self.cmd.env(key, value);
+        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
         self
     }
 
     /// Removes an environment variable.
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
-        self.cmd.env_remove(key);
+        self.env.push((key.as_ref().to_owned(), None));
         self
     }
 
     /// Starts from an empty environment.
     pub fn env_clear(mut self) -> Cmd {
-        self.cmd.env_clear();
+        self.env.clear();
         self.env_cleared = true;
         self
     }
@@ -258,25 +262,27 @@ impl Cmd {
     /// comes back with `trace.outcome.interrupted` set.
     pub fn try_run(self) -> Result<Run, Error> {
         refuse_nested()?;
-        let Cmd { cmd, env_cleared, stdin, tracer } = self;
+        let Cmd { cmd, env_cleared, env: changes, stdin, tracer } = self;
         let settings = settings();
+        // The child's environment in order: the inherited one (unless
+        // cleared) with the changes made in place, new ones at the end.
+        let mut env = if env_cleared { Environment::empty() } else { Environment::inherited() };
+        for (k, v) in changes {
+            match v {
+                Some(v) => env.set(k, v),
+                None => env.remove(k),
+            }
+        }
         // A bare name is looked up in the PATH the command will have, as
         // `execvp` in the child would.
-        let child_path = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "PATH")
-            .map(|(_, v)| v.map(ToOwned::to_owned))
-            .unwrap_or_else(|| if env_cleared { None } else { std::env::var_os("PATH") });
+        let child_path = env.get("PATH").map(ToOwned::to_owned);
         let program = crate::tracer::resolve_in(cmd.get_program(), child_path)?;
         let mut resolved = std::process::Command::new(program);
         resolved.arg0(cmd.get_program());
-        if env_cleared {
-            resolved.env_clear();
-        }
         copy_command(&cmd, &mut resolved);
         resolved.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let tracer = tracer_for(tracer, &settings);
-        let (trace, stdout, stderr) = run_captured(&tracer, resolved, None, stdin)?;
+        let (trace, stdout, stderr) = run_captured(&tracer, resolved, Start::Env(env), stdin)?;
         Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
     }
 }
@@ -289,13 +295,13 @@ impl Cmd {
 fn run_captured(
     tracer: &Tracer,
     mut cmd: std::process::Command,
-    late: Option<LateJoin>,
+    start: Start,
     stdin: Option<Vec<u8>>,
 ) -> Result<(Trace, String, String), Error> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut tracee = match late {
-        Some(late) => tracer.spawn_late(cmd, late)?,
-        None => tracer.spawn(cmd)?,
+    let mut tracee = match start {
+        Start::Late(late, env) => tracer.spawn_late(cmd, late, env)?,
+        Start::Env(env) => tracer.spawn_with_env(cmd, env)?,
     };
     if let (Some(bytes), Some(mut pipe)) = (stdin, tracee.take_stdin()) {
         // Not joined: a child that stops reading is its own business.
@@ -310,17 +316,20 @@ fn run_captured(
     Ok((trace, out.finish(grace), err.finish(grace)))
 }
 
+/// How a command joins its session, with the environment it starts with.
+enum Start {
+    /// Traced from its first exec.
+    Env(Environment),
+    /// Joins itself when its traced part begins.
+    Late(LateJoin, Environment),
+}
+
 use std::os::unix::process::CommandExt;
 
-/// Copies arguments, environment and directory from `from` to `to`.
+/// Copies arguments and directory from `from` to `to` (the environment
+/// goes to the tracer in order, not through `Command`, which sorts it).
 fn copy_command(from: &std::process::Command, to: &mut std::process::Command) {
     to.args(from.get_args());
-    for (k, v) in from.get_envs() {
-        match v {
-            Some(v) => to.env(k, v),
-            None => to.env_remove(k),
-        };
-    }
     if let Some(d) = from.get_current_dir() {
         to.current_dir(d);
     }
@@ -331,7 +340,8 @@ impl From<std::process::Command> for Cmd {
     fn from(cmd: std::process::Command) -> Cmd {
         let mut c = std::process::Command::new(cmd.get_program());
         copy_command(&cmd, &mut c);
-        Cmd { cmd: c, env_cleared: false, stdin: None, tracer: None }
+        let env = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned))).collect();
+        Cmd { cmd: c, env_cleared: false, env, stdin: None, tracer: None }
     }
 }
 
@@ -461,10 +471,12 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
     if let Some(test) = settings.test {
         cmd.arg0(test);
     }
-    cmd.env(child::CHILD_ENV, format!("{offset}:{}", shm.fd())).stdin(Stdio::null());
+    cmd.stdin(Stdio::null());
+    let mut env = Environment::inherited();
+    env.set(child::CHILD_ENV, format!("{offset}:{}", shm.fd()));
     let from = shm.start_reader().map_err(io)?;
     let late = LateJoin { keep_fds: vec![shm.fd()], traced_from: Box::new(from) };
-    let (trace, stdout, stderr) = run_captured(&tracer, cmd, Some(late), None).map_err(Failure::Trace)?;
+    let (trace, stdout, stderr) = run_captured(&tracer, cmd, Start::Late(late, env), None).map_err(Failure::Trace)?;
     let status = trace.outcome.status;
     let (state, out) = shm.result();
     let fail = |what: String| Failure::Child(format!("probity: the traced child {what}\n{}", report(&trace, &stdout, &stderr, 20)));

@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// events only].
     #[arg(long, value_name = "MIB", value_parser = parse_ring_mib)]
     ring_mib: Option<u32>,
+    /// The preload library's ring in MiB, a power of two from 1 to 2048
+    /// [default: 16]. Its memory is reserved in /dev/shm at start: lower
+    /// it where /dev/shm is small (a container's is often 64 MiB).
+    #[arg(long, value_name = "MIB", value_parser = parse_ring_mib)]
+    preload_ring_mib: Option<u32>,
     /// Exit with the command's status even when events were lost.
     #[arg(long)]
     allow_loss: bool,
@@ -76,7 +81,8 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-/// `--ring-mib`: the kernel takes a power of two for a BPF ring buffer.
+/// `--ring-mib` and `--preload-ring-mib`: the kernel takes a power of two
+/// for a BPF ring buffer, and the preload ring is one too.
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
     let max = Tracer::MAX_RING_BYTES >> 20;
     let allowed = format!("a power of two from 1 to {max} (1, 2, 4, ..., {max})");
@@ -221,6 +227,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_max_tasks(args.max_tasks)
         .with_ring_bytes(ring_mib.saturating_mul(1 << 20))
         .with_tracers(&tracers);
+    let tracer = match args.preload_ring_mib {
+        Some(mib) => tracer.with_preload_ring_bytes(mib as usize * (1 << 20)),
+        None => tracer,
+    };
     // Like strace, find the program first so the trace shows its one exec.
     let program = probity::resolve_program(&args.command[0])?;
     let mut cmd = std::process::Command::new(program);
