@@ -47,6 +47,9 @@ pub(crate) fn attach(init_start_ns: u64) {
         header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
         init_start_ns,
         wake_addr: ring.wake_addr(),
+        // SAFETY: no arguments, no failure.
+        ppid: unsafe { libc::getppid() } as u32,
+        _pad: 0,
     };
     let mut hint = t.tail_hint.get();
     ring.push(probity_common::as_bytes(&hello), &mut hint);
