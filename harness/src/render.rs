@@ -171,6 +171,13 @@ pub fn outcome_lines(o: &Outcome) -> String {
             l.preload_skipped
         );
     }
+    if l.preload_invalid > 0 {
+        let _ = writeln!(
+            s,
+            "probity: WARNING: {} libc records were invalid (forged, corrupt, or from outside the traced tree) and were left out",
+            l.preload_invalid
+        );
+    }
     if o.own_syscalls > 0 {
         let _ = writeln!(
             s,

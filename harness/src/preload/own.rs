@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn sleeps_on_the_rings_futex_are_taken_out_and_the_programs_kept() {
-        let ring = Attached { pid: 7, tid: 7, start_ns: 1, end_ns: 2, wake_addr: 0x7f00_0000_0114 };
+        let ring = Attached { pid: 7, tid: 7, ppid: 1, start_ns: 1, end_ns: 2, wake_addr: 0x7f00_0000_0114 };
         let mut events = vec![
             futex(10, 7, 0x7f00_0000_0114, "FUTEX_WAIT"),
             futex(11, 8, 0x5555_0000_0040, "FUTEX_WAIT_PRIVATE"),
@@ -114,9 +114,9 @@ mod tests {
     fn syscalls_inside_any_setup_window_of_their_thread_are_the_librarys() {
         // A thread that execs twice sets the library up twice.
         let attached = [
-            Attached { pid: 7, tid: 7, start_ns: 10, end_ns: 20, wake_addr: 1 },
-            Attached { pid: 7, tid: 7, start_ns: 50, end_ns: 60, wake_addr: 1 },
-            Attached { pid: 8, tid: 8, start_ns: 30, end_ns: 40, wake_addr: 2 },
+            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 10, end_ns: 20, wake_addr: 1 },
+            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 50, end_ns: 60, wake_addr: 1 },
+            Attached { pid: 8, tid: 8, ppid: 1, start_ns: 30, end_ns: 40, wake_addr: 2 },
         ];
         let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
         let mut is_own = |ts, tid| own.is_own(&futex(ts, tid, 0x99, "FUTEX_WAKE"));

@@ -1,0 +1,236 @@
+//! Which preload records to believe.
+//!
+//! The ring is the traced program's memory: a program can write records
+//! of its own, well formed, naming any pid. A record is kept only when it
+//! fits what is known about the traced tree; the others are dropped and
+//! counted ([`crate::Losses::preload_invalid`]), which makes every
+//! assertion that something did not happen fail, saying why.
+//!
+//! With the kernel tracer, the kernel's view decides. A libc record is
+//! valid when the kernel saw a task with that thread id in that process
+//! in the traced tree, and the record does not start after that task
+//! ended. An attach record (the library starting in an image) must in
+//! addition follow an exec of that process the kernel saw, describe a set-up
+//! of at most [`MAX_SETUP_NS`], and be the first such record for that exec:
+//! the harness takes the syscalls in its window for the library's own and
+//! leaves them out, so a forged one could hide the program's.
+//!
+//! With the preload tracer alone, the tree is what the records build: the
+//! root process, and every process a kept record says it created (the
+//! result of `fork` or `clone`, the pid `posix_spawn` stored) or whose
+//! library says it is the child of one (`Attach::ppid`), repeated until
+//! nothing is added. A record of any other process is invalid. These are
+//! all claims of the program's: this catches stray and corrupt records and
+//! foreign pids, not a forger who also forges the chain.
+//!
+//! Known limitations: a program can still write well-formed records under
+//! its own ids for calls it never made (they are claims, and can make a
+//! gate fail, never pass); pids inside a PID namespace are the namespace's
+//! in the library's records, which the kernel never saw, so such records
+//! are counted invalid.
+
+use foldhash::{HashMap, HashSet};
+
+use super::Attached;
+use crate::event::{Arg, Event, EventKind};
+
+/// How far a record's time may be past its task's end: both clocks are
+/// `CLOCK_MONOTONIC`, but counter stamps are converted (an error of
+/// microseconds).
+const SLACK_NS: u64 = 1_000_000;
+
+/// The longest set-up window an attach record may describe: the
+/// library's start takes well under a millisecond; this leaves room for a
+/// loaded machine.
+pub(crate) const MAX_SETUP_NS: u64 = 250_000_000;
+
+/// Drops the libc events in `events[first..]` and the `attached` records
+/// that do not fit the tree (see the module docs); `events[..first]` are
+/// the kernel tracer's, when `kernel`. Returns how many were dropped.
+pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut Vec<Attached>, root: u32, kernel: bool) -> u64 {
+    let before = events.len() + attached.len();
+    if kernel {
+        let view = KernelView::new(&events[..first]);
+        view.keep_attaches(attached);
+        let mut i = 0;
+        events.retain(|e| {
+            i += 1;
+            i <= first || view.believes(e.pid, e.tid, e.ts_ns)
+        });
+    } else {
+        let tree = preload_tree(&events[first..], attached, root);
+        attached.retain(|a| tree.contains(&a.pid));
+        let mut i = 0;
+        events.retain(|e| {
+            i += 1;
+            i <= first || tree.contains(&e.pid)
+        });
+    }
+    (before - events.len() - attached.len()) as u64
+}
+
+/// The tasks of the tree as the kernel tracer saw them.
+struct KernelView {
+    /// Per (pid, tid), when the task ended (`u64::MAX` if it did not).
+    tasks: HashMap<(u32, u32), u64>,
+    /// Per process, the times of its execs, in order.
+    execs: HashMap<u32, Vec<u64>>,
+}
+
+impl KernelView {
+    fn new(kernel: &[Event]) -> Self {
+        let mut tasks: HashMap<(u32, u32), u64> = HashMap::default();
+        let mut execs: HashMap<u32, Vec<u64>> = HashMap::default();
+        // Events of one task come in runs: look it up once per run.
+        let mut last = None;
+        for e in kernel {
+            match &e.kind {
+                EventKind::Libc(_) => continue,
+                EventKind::Exit(_) => {
+                    tasks.insert((e.pid, e.tid), e.ts_ns);
+                    last = None;
+                    continue;
+                }
+                EventKind::Exec(_) => execs.entry(e.pid).or_default().push(e.ts_ns),
+                _ => {}
+            }
+            if last != Some((e.pid, e.tid)) {
+                last = Some((e.pid, e.tid));
+                tasks.entry((e.pid, e.tid)).or_insert(u64::MAX);
+            }
+        }
+        for v in execs.values_mut() {
+            v.sort_unstable();
+        }
+        KernelView { tasks, execs }
+    }
+
+    /// Whether thread `tid` of process `pid` was in the tree at `ts`.
+    fn believes(&self, pid: u32, tid: u32, ts: u64) -> bool {
+        self.tasks.get(&(pid, tid)).is_some_and(|&end| ts <= end.saturating_add(SLACK_NS))
+    }
+
+    /// Keeps the attach records that follow an exec the kernel saw, one
+    /// per exec (the earliest), with a plausible set-up window.
+    fn keep_attaches(&self, attached: &mut Vec<Attached>) {
+        attached.sort_by_key(|a| (a.pid, a.start_ns));
+        let mut seen: HashSet<(u32, u64)> = HashSet::default();
+        attached.retain(|a| {
+            if !self.believes(a.pid, a.tid, a.end_ns) || a.end_ns < a.start_ns || a.end_ns - a.start_ns > MAX_SETUP_NS {
+                return false;
+            }
+            let Some(execs) = self.execs.get(&a.pid) else { return false };
+            // The last exec before the set-up began.
+            let n = execs.partition_point(|&x| x <= a.start_ns.saturating_add(SLACK_NS));
+            n > 0 && seen.insert((a.pid, execs[n - 1]))
+        });
+    }
+}
+
+/// The processes the preload records connect to `root`.
+fn preload_tree(libc: &[Event], attached: &[Attached], root: u32) -> HashSet<u32> {
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::default();
+    for a in attached {
+        children.entry(a.ppid).or_default().push(a.pid);
+    }
+    for e in libc {
+        let Some(call) = e.as_libc() else { continue };
+        let child = match (call.function.as_str(), &call.ret, call.args.first()) {
+            ("fork" | "clone", Some(Arg::Int(pid)), _) => *pid,
+            ("posix_spawn" | "posix_spawnp", _, Some(Arg::Int(pid))) => *pid,
+            _ => continue,
+        };
+        if let Ok(child) = u32::try_from(child) {
+            if child > 0 {
+                children.entry(e.pid).or_default().push(child);
+            }
+        }
+    }
+    let mut tree = HashSet::from_iter([root]);
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            if tree.insert(c) {
+                todo.push(c);
+            }
+        }
+    }
+    tree
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Exec, Exit, LibcCall};
+
+    fn ev(ts_ns: u64, pid: u32, tid: u32, kind: EventKind) -> Event {
+        Event { ts_ns, pid, tid, kind }
+    }
+
+    fn libc(ts_ns: u64, pid: u32, tid: u32, function: &str, ret: i64, args: Vec<Arg>) -> Event {
+        let call = LibcCall { function: function.into(), args, ret: Some(Arg::Int(ret)), errno: None, duration_ns: 1, parent: None };
+        ev(ts_ns, pid, tid, EventKind::Libc(call))
+    }
+
+    fn exec(ts_ns: u64, pid: u32) -> Event {
+        ev(ts_ns, pid, pid, EventKind::Exec(Exec { filename: "/bin/x".into(), argv: vec![], argv_truncated: false, old_tid: None }))
+    }
+
+    fn exit(ts_ns: u64, pid: u32, tid: u32) -> Event {
+        ev(ts_ns, pid, tid, EventKind::Exit(Exit { process_exited: pid == tid, status: None }))
+    }
+
+    fn attach(pid: u32, ppid: u32, start_ns: u64, end_ns: u64) -> Attached {
+        Attached { pid, tid: pid, ppid, start_ns, end_ns, wake_addr: 0 }
+    }
+
+    #[test]
+    fn with_the_kernel_only_its_tasks_in_their_lifetime_are_believed() {
+        let ms = 1_000_000;
+        let mut events = vec![exec(10, 100), exec(20 * ms, 101), exit(50 * ms, 101, 101), exit(90 * ms, 100, 100)];
+        let first = events.len();
+        events.extend([
+            libc(30 * ms, 100, 100, "getenv", 0, vec![]),
+            libc(30 * ms, 101, 101, "getenv", 0, vec![]),
+            // Foreign: pid 1; a thread the kernel never saw; after the end.
+            libc(30 * ms, 1, 1, "getaddrinfo", 0, vec![]),
+            libc(30 * ms, 100, 555, "connect", 0, vec![]),
+            libc(60 * ms, 101, 101, "getenv", 0, vec![]),
+        ]);
+        let mut attached = vec![
+            attach(100, 0, 20, 30),
+            attach(101, 100, 20 * ms + 5, 20 * ms + 9),
+            // A second one for the same exec, with a window covering the run.
+            attach(101, 100, 20 * ms + 10, 49 * ms),
+            // No exec seen; too long.
+            attach(1, 0, 20, 30),
+            attach(100, 0, 40, 40 + MAX_SETUP_NS + 1),
+        ];
+        let dropped = drop_invalid(&mut events, first, &mut attached, 100, true);
+        assert_eq!(dropped, 3 + 3);
+        let kept: Vec<(u32, u32, u64)> = events[first..].iter().map(|e| (e.pid, e.tid, e.ts_ns)).collect();
+        assert_eq!(kept, [(100, 100, 30 * ms), (101, 101, 30 * ms)]);
+        let kept: Vec<(u32, u64)> = attached.iter().map(|a| (a.pid, a.start_ns)).collect();
+        assert_eq!(kept, [(100, 20), (101, 20 * ms + 5)]);
+    }
+
+    #[test]
+    fn alone_the_preload_records_build_the_tree_from_the_root() {
+        let mut events = vec![
+            libc(1, 100, 100, "fork", 101, vec![]),
+            libc(2, 101, 101, "posix_spawn", 0, vec![Arg::Int(102)]),
+            libc(3, 102, 102, "getenv", 0, vec![]),
+            libc(4, 103, 103, "getenv", 0, vec![]),
+            libc(5, 104, 104, "fork", 105, vec![]),
+            libc(6, 1, 1, "getaddrinfo", 0, vec![]),
+        ];
+        // 103 says its parent is 102 (a vfork child); 104 and 105 hang
+        // from nothing.
+        let mut attached = vec![attach(100, 1, 0, 1), attach(103, 102, 3, 4), attach(104, 7, 4, 5)];
+        let dropped = drop_invalid(&mut events, 0, &mut attached, 100, false);
+        assert_eq!(dropped, 3);
+        let kept: Vec<u32> = events.iter().map(|e| e.pid).collect();
+        assert_eq!(kept, [100, 101, 102, 103]);
+        assert_eq!(attached.len(), 2);
+    }
+}
