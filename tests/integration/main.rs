@@ -9,6 +9,7 @@ mod fidelity;
 mod libc_hooks;
 mod network;
 mod preload;
+mod security_ring;
 mod process_events;
 mod sessions;
 mod support;
