@@ -36,7 +36,7 @@ fn probity(args: &[&str]) -> Output {
 /// The summary line of a `--json` trace.
 fn summary(json: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(json).unwrap();
-    let last = text.lines().filter(|l| !l.trim().is_empty()).last().expect("an empty JSON trace");
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).expect("an empty JSON trace");
     let v: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(v["kind"], "summary", "{last}");
     v
@@ -129,4 +129,24 @@ fn a_shell_pipeline_with_children_has_no_invalid_records_with_either_tracer_set(
         let pids: std::collections::BTreeSet<u32> = trace.events.iter().filter(|e| e.as_libc().is_some()).map(|e| e.pid).collect();
         assert!(pids.len() >= 3, "{tracers:?}: libc calls of the children are kept: {pids:?}");
     }
+}
+
+#[test]
+fn libc_calls_made_in_a_pid_namespace_carry_the_kernels_pids() {
+    require_tracing();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-pf", "--mount-proc", "sh", "-c", "cat /etc/hostname; echo $$"]).stdout(Stdio::piped());
+    let trace = Tracer::new().run(cmd).unwrap();
+    let dump = crate::support::dump(&trace);
+    assert_eq!(trace.outcome.losses.lost_events(), 0, "{:?}\n{dump}", trace.outcome.losses);
+    // sh is pid 1 in its namespace; the trace names it by its real pid.
+    let kernel_pids: std::collections::BTreeSet<u32> = trace.events.iter().filter(|e| e.as_libc().is_none()).map(|e| e.pid).collect();
+    let libc: Vec<&probity::Event> = trace.events.iter().filter(|e| e.as_libc().is_some()).collect();
+    assert!(libc.iter().any(|e| e.pid != trace.outcome.root_pid), "no libc call inside the namespace:\n{dump}");
+    for e in &libc {
+        assert!(kernel_pids.contains(&e.pid), "a libc call under a pid the kernel never saw: {}\n{dump}", probity::render::event_line(e));
+    }
+    let open = libc.iter().find(|e| matches!(&e.kind, EventKind::Libc(c) if c.function.starts_with("open") || c.function.starts_with("fopen")));
+    let open = open.unwrap_or_else(|| panic!("cat's open of /etc/hostname is missing:\n{dump}"));
+    assert_ne!(open.pid, 1, "{dump}");
 }

@@ -23,16 +23,29 @@
 //! all claims of the program's: this catches stray and corrupt records and
 //! foreign pids, not a forger who also forges the chain.
 //!
+//! Inside a PID namespace the library's records carry the namespace's
+//! ids. The library learns its ids with the `getpid` and `gettid`
+//! syscalls before it records anything in a process or thread, and the
+//! kernel tracer sees those calls with the task's real ids and the
+//! namespace's as their results: a record whose ids the kernel never saw
+//! is put in the kernel's terms through them, when exactly one task of the
+//! tree alive at the record's time answered those ids.
+//!
 //! Known limitations: a program can still write well-formed records under
-//! its own ids for calls it never made (they are claims, and can make a
-//! gate fail, never pass); pids inside a PID namespace are the namespace's
-//! in the library's records, which the kernel never saw, so such records
-//! are counted invalid.
+//! its own ids, or under the ids of another process of the tree, for
+//! calls never made (they are claims, and can make a gate fail, never
+//! pass). With the preload tracer alone, records made inside a PID
+//! namespace have only the namespace's ids, which no record links to the
+//! root: they are counted invalid.
 
 use foldhash::{HashMap, HashSet};
 
 use super::Attached;
 use crate::event::{Arg, Event, EventKind};
+
+/// `getpid` and `gettid` on this architecture.
+const GETPID: u32 = libc::SYS_getpid as u32;
+const GETTID: u32 = libc::SYS_gettid as u32;
 
 /// How far a record's time may be past its task's end: both clocks are
 /// `CLOCK_MONOTONIC`, but counter stamps are converted (an error of
@@ -52,10 +65,11 @@ pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut
     if kernel {
         let view = KernelView::new(&events[..first]);
         view.keep_attaches(attached);
+        let keep: Vec<bool> = events[first..].iter_mut().map(|e| view.resolve(&mut e.pid, &mut e.tid, e.ts_ns)).collect();
         let mut i = 0;
-        events.retain(|e| {
+        events.retain(|_| {
             i += 1;
-            i <= first || view.believes(e.pid, e.tid, e.ts_ns)
+            i <= first || keep[i - 1 - first]
         });
     } else {
         let tree = preload_tree(&events[first..], attached, root);
@@ -75,12 +89,18 @@ struct KernelView {
     tasks: HashMap<(u32, u32), u64>,
     /// Per process, the times of its execs, in order.
     execs: HashMap<u32, Vec<u64>>,
+    /// The tasks that live in a PID namespace, by the (pid, tid) they have
+    /// there: what `getpid` and `gettid` returned to them, which the
+    /// library asks before it records anything in a process or thread.
+    namespaced: HashMap<(u32, u32), Vec<(u32, u32)>>,
 }
 
 impl KernelView {
     fn new(kernel: &[Event]) -> Self {
         let mut tasks: HashMap<(u32, u32), u64> = HashMap::default();
         let mut execs: HashMap<u32, Vec<u64>> = HashMap::default();
+        // Per task seen in a namespace, its pid and tid there.
+        let mut inner: HashMap<(u32, u32), (Option<u32>, Option<u32>)> = HashMap::default();
         // Events of one task come in runs: look it up once per run.
         let mut last = None;
         for e in kernel {
@@ -92,6 +112,13 @@ impl KernelView {
                     continue;
                 }
                 EventKind::Exec(_) => execs.entry(e.pid).or_default().push(e.ts_ns),
+                EventKind::Syscall(sc) if sc.nr == GETPID || sc.nr == GETTID => {
+                    let own = if sc.nr == GETPID { e.pid } else { e.tid };
+                    if let Some(id) = sc.ret.and_then(|r| u32::try_from(r).ok()).filter(|&id| id != own) {
+                        let ids = inner.entry((e.pid, e.tid)).or_default();
+                        if sc.nr == GETPID { ids.0 = Some(id) } else { ids.1 = Some(id) }
+                    }
+                }
                 _ => {}
             }
             if last != Some((e.pid, e.tid)) {
@@ -102,7 +129,34 @@ impl KernelView {
         for v in execs.values_mut() {
             v.sort_unstable();
         }
-        KernelView { tasks, execs }
+        let mut namespaced: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::default();
+        for (task, ids) in inner {
+            // A thread's `getpid` answers for its whole process.
+            if let (Some(pid), Some(tid)) = (ids.0, ids.1) {
+                namespaced.entry((pid, tid)).or_default().push(task);
+            }
+        }
+        KernelView { tasks, execs, namespaced }
+    }
+
+    /// Whether a record of `pid` and `tid` at `ts` is believed, with the
+    /// ids put in the kernel's terms: as they are when the kernel saw that
+    /// task; otherwise the one task of the tree that has these ids in its
+    /// PID namespace and was alive then (none, or more than one: not
+    /// believed).
+    fn resolve(&self, pid: &mut u32, tid: &mut u32, ts: u64) -> bool {
+        if self.believes(*pid, *tid, ts) {
+            return true;
+        }
+        let Some(tasks) = self.namespaced.get(&(*pid, *tid)) else { return false };
+        let mut alive = tasks.iter().filter(|&&(p, t)| self.believes(p, t, ts));
+        match (alive.next(), alive.next()) {
+            (Some(&(p, t)), None) => {
+                (*pid, *tid) = (p, t);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether thread `tid` of process `pid` was in the tree at `ts`.
@@ -115,6 +169,12 @@ impl KernelView {
     fn keep_attaches(&self, attached: &mut Vec<Attached>) {
         attached.sort_by_key(|a| (a.pid, a.start_ns));
         let mut seen: HashSet<(u32, u64)> = HashSet::default();
+        for a in attached.iter_mut() {
+            let (mut pid, mut tid) = (a.pid, a.tid);
+            if self.resolve(&mut pid, &mut tid, a.end_ns) {
+                (a.pid, a.tid) = (pid, tid);
+            }
+        }
         attached.retain(|a| {
             if !self.believes(a.pid, a.tid, a.end_ns) || a.end_ns < a.start_ns || a.end_ns - a.start_ns > MAX_SETUP_NS {
                 return false;
@@ -212,6 +272,43 @@ mod tests {
         assert_eq!(kept, [(100, 100, 30 * ms), (101, 101, 30 * ms)]);
         let kept: Vec<(u32, u64)> = attached.iter().map(|a| (a.pid, a.start_ns)).collect();
         assert_eq!(kept, [(100, 20), (101, 20 * ms + 5)]);
+    }
+
+    #[test]
+    fn records_made_in_a_pid_namespace_get_the_kernels_ids() {
+        let syscall = |ts_ns, pid, tid, nr, ret| {
+            let s = crate::event::Syscall { name: "x".into(), nr, args: vec![], ret: Some(ret), errno: None, duration_ns: 1, parent: None };
+            ev(ts_ns, pid, tid, EventKind::Syscall(s))
+        };
+        // 500 is pid 1 in its namespace, 501 its thread 2; 600 is pid 1 in
+        // another namespace, and ended before the second record.
+        let mut events = vec![
+            exec(5, 500),
+            syscall(10, 500, 500, GETPID, 1),
+            syscall(11, 500, 500, GETTID, 1),
+            syscall(12, 500, 501, GETPID, 1),
+            syscall(13, 500, 501, GETTID, 2),
+            syscall(14, 600, 600, GETPID, 1),
+            syscall(15, 600, 600, GETTID, 1),
+            exit(16, 600, 600),
+            // The root namespace: nothing to map.
+            syscall(17, 700, 700, GETPID, 700),
+            syscall(18, 700, 700, GETTID, 700),
+        ];
+        let first = events.len();
+        events.extend([
+            libc(15, 1, 1, "getenv", 0, vec![]),
+            libc(20 * SLACK_NS, 1, 1, "getenv", 0, vec![]),
+            libc(20 * SLACK_NS, 1, 2, "getenv", 0, vec![]),
+            libc(20 * SLACK_NS, 1, 3, "getenv", 0, vec![]),
+        ]);
+        let mut attached = vec![attach(1, 0, 20 * SLACK_NS, 20 * SLACK_NS + 5)];
+        let dropped = drop_invalid(&mut events, first, &mut attached, 500, true);
+        // At 15 both tasks answered (1, 1): which one made it is not known.
+        assert_eq!(dropped, 2);
+        let kept: Vec<(u32, u32)> = events[first..].iter().map(|e| (e.pid, e.tid)).collect();
+        assert_eq!(kept, [(500, 500), (500, 501)]);
+        assert_eq!((attached[0].pid, attached[0].tid), (500, 500));
     }
 
     #[test]
