@@ -11,9 +11,12 @@
 //! in the traced tree, and the record does not start after that task
 //! ended. An attach record (the library starting in an image) must in
 //! addition follow an exec of that process the kernel saw, describe a set-up
-//! of at most [`MAX_SETUP_NS`], and be the first such record for that exec:
-//! the harness takes the syscalls in its window for the library's own and
-//! leaves them out, so a forged one could hide the program's.
+//! of at most [`MAX_SETUP_NS`], and be the first such record written for
+//! that exec (the library writes its own before the program's `main`
+//! runs); the root's first image counts as an exec when the kernel saw
+//! none of it. The harness takes the syscalls in an attach record's
+//! window for the library's own and leaves them out, so a forged one
+//! could hide the program's.
 //!
 //! With the preload tracer alone, the tree is what the records build: the
 //! root process, and every process a kept record says it created (the
@@ -64,7 +67,7 @@ pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut
     let before = events.len() + attached.len();
     if kernel {
         let view = KernelView::new(&events[..first]);
-        view.keep_attaches(attached);
+        view.keep_attaches(attached, root);
         let keep: Vec<bool> = events[first..].iter_mut().map(|e| view.resolve(&mut e.pid, &mut e.tid, e.ts_ns)).collect();
         let mut i = 0;
         events.retain(|_| {
@@ -165,9 +168,11 @@ impl KernelView {
     }
 
     /// Keeps the attach records that follow an exec the kernel saw, one
-    /// per exec (the earliest), with a plausible set-up window.
-    fn keep_attaches(&self, attached: &mut Vec<Attached>) {
-        attached.sort_by_key(|a| (a.pid, a.start_ns));
+    /// per exec (the first written: the library writes its own before the
+    /// program's `main` runs), with a plausible set-up window. The root's
+    /// first image counts as an exec when the kernel saw none of it (a
+    /// test's child process traced from after it started).
+    fn keep_attaches(&self, attached: &mut Vec<Attached>, root: u32) {
         let mut seen: HashSet<(u32, u64)> = HashSet::default();
         for a in attached.iter_mut() {
             let (mut pid, mut tid) = (a.pid, a.tid);
@@ -179,7 +184,11 @@ impl KernelView {
             if !self.believes(a.pid, a.tid, a.end_ns) || a.end_ns < a.start_ns || a.end_ns - a.start_ns > MAX_SETUP_NS {
                 return false;
             }
-            let Some(execs) = self.execs.get(&a.pid) else { return false };
+            let execs = match self.execs.get(&a.pid) {
+                Some(execs) => execs.as_slice(),
+                None if a.pid == root => &[0],
+                None => return false,
+            };
             // The last exec before the set-up began.
             let n = execs.partition_point(|&x| x <= a.start_ns.saturating_add(SLACK_NS));
             n > 0 && seen.insert((a.pid, execs[n - 1]))
@@ -272,6 +281,18 @@ mod tests {
         assert_eq!(kept, [(100, 100, 30 * ms), (101, 101, 30 * ms)]);
         let kept: Vec<(u32, u64)> = attached.iter().map(|a| (a.pid, a.start_ns)).collect();
         assert_eq!(kept, [(100, 20), (101, 20 * ms + 5)]);
+    }
+
+    #[test]
+    fn a_root_traced_after_its_exec_keeps_the_first_attach_of_its_image() {
+        // The kernel saw the root end, not its exec.
+        let mut all = vec![exit(90, 100, 100), libc(1, 100, 100, "getenv", 0, vec![])];
+        let first = 1;
+        // The library's, then one written later with an earlier window.
+        let mut attached = vec![attach(100, 0, 20, 30), attach(100, 0, 1, 80), attach(101, 100, 1, 2)];
+        let dropped = drop_invalid(&mut all, first, &mut attached, 100, true);
+        assert_eq!(dropped, 2);
+        assert_eq!(attached.iter().map(|a| (a.pid, a.start_ns)).collect::<Vec<_>>(), [(100, 20)]);
     }
 
     #[test]
