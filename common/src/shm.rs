@@ -69,7 +69,11 @@ pub struct RingHeader {
     /// Non-zero: a producer that finds the ring full waits for room while
     /// the consumer is alive.
     pub block: u32,
-    _pad0: [u8; 36],
+    /// Non-zero: the library records its parent's pid when it starts
+    /// (`Attach::ppid`), which costs a `getppid` in every process; asked
+    /// for only when no kernel tracer shows the tree.
+    pub parents: AtomicU32,
+    _pad0: [u8; 32],
     /// The next byte position to claim (monotonic; the offset in the data
     /// area is `head % data_bytes`).
     pub head: AtomicU64,
@@ -107,7 +111,8 @@ impl RingHeader {
             clock,
             data_bytes,
             block: block as u32,
-            _pad0: [0; 36],
+            parents: AtomicU32::new(0),
+            _pad0: [0; 32],
             head: AtomicU64::new(0),
             _pad1: [0; 56],
             tail: AtomicU64::new(0),
@@ -889,8 +894,9 @@ pub struct Attach {
     /// processes it forks): its waits for room are probity's, not the
     /// program's.
     pub wake_addr: u64,
-    /// The parent process (`getppid`), which links the process into the
-    /// tree when only the preload tracer runs.
+    /// The parent process (`getppid`) when the harness asked for it
+    /// (`RingHeader::parents`), else 0: it links the process into the tree
+    /// when only the preload tracer runs.
     pub ppid: u32,
     pub _pad: u32,
 }

@@ -200,7 +200,7 @@ impl Tracer {
         };
         let preload = if self.tracers.contains(&TracerKind::Preload) {
             let p = PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?;
-            p.prepare(&mut cmd)?;
+            p.prepare(&mut cmd, kernel.is_none())?;
             Some(p)
         } else {
             None

@@ -86,6 +86,16 @@ pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut
     (before - events.len() - attached.len()) as u64
 }
 
+/// [`drop_invalid`], counting nothing when the kernel tracer lost track of
+/// tasks (its task map was full): records of those tasks cannot be placed,
+/// and their loss is counted already (`task_map_full`: each such task's
+/// whole subtree is missing, and the trace says it is incomplete).
+pub(crate) fn drop_invalid_counted(events: &mut Vec<Event>, first: usize, attached: &mut Vec<Attached>, root: u32, kernel: bool) -> u64 {
+    let incomplete = kernel && events[..first].iter().any(|e| matches!(&e.kind, EventKind::Fork(f) if f.untracked));
+    let dropped = drop_invalid(events, first, attached, root, kernel);
+    if incomplete { 0 } else { dropped }
+}
+
 /// The tasks of the tree as the kernel tracer saw them.
 struct KernelView {
     /// Per (pid, tid), when the task ended (`u64::MAX` if it did not).
@@ -100,7 +110,9 @@ struct KernelView {
 
 impl KernelView {
     fn new(kernel: &[Event]) -> Self {
+        // Every task seen, with `u64::MAX` for now; the latest exit of each.
         let mut tasks: HashMap<(u32, u32), u64> = HashMap::default();
+        let mut exits: HashMap<(u32, u32), u64> = HashMap::default();
         let mut execs: HashMap<u32, Vec<u64>> = HashMap::default();
         // Per task seen in a namespace, its pid and tid there.
         let mut inner: HashMap<(u32, u32), (Option<u32>, Option<u32>)> = HashMap::default();
@@ -110,9 +122,15 @@ impl KernelView {
             match &e.kind {
                 EventKind::Libc(_) => continue,
                 EventKind::Exit(_) => {
-                    tasks.insert((e.pid, e.tid), e.ts_ns);
-                    last = None;
-                    continue;
+                    let end = exits.entry((e.pid, e.tid)).or_default();
+                    *end = (*end).max(e.ts_ns);
+                }
+                // The new task, as a thread of this process or a process
+                // of its own (the event does not say which): its first
+                // records may come before any event of its own.
+                EventKind::Fork(f) => {
+                    tasks.entry((e.pid, f.child_tid)).or_insert(u64::MAX);
+                    tasks.entry((f.child_tid, f.child_tid)).or_insert(u64::MAX);
                 }
                 EventKind::Exec(_) => execs.entry(e.pid).or_default().push(e.ts_ns),
                 EventKind::Syscall(sc) if sc.nr == GETPID || sc.nr == GETTID => {
@@ -131,6 +149,12 @@ impl KernelView {
         }
         for v in execs.values_mut() {
             v.sort_unstable();
+        }
+        for (&(pid, tid), &end) in &exits {
+            // A thread's exec ends the old leader and takes its id: the
+            // process's main thread lives on after that exit.
+            let taken_over = pid == tid && execs.get(&pid).and_then(|x| x.last()).is_some_and(|&exec| exec >= end);
+            tasks.insert((pid, tid), if taken_over { u64::MAX } else { end });
         }
         let mut namespaced: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::default();
         for (task, ids) in inner {

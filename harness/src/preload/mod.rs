@@ -156,8 +156,11 @@ impl PreloadSession {
         })
     }
 
-    /// Makes `cmd` preload the library and find this ring.
-    pub(crate) fn prepare(&self, cmd: &mut Command) -> Result<(), Error> {
+    /// Makes `cmd` preload the library and find this ring. With `parents`
+    /// (no kernel tracer), the library records each process's parent, so
+    /// that the records alone build the tree ([`claims`]).
+    pub(crate) fn prepare(&self, cmd: &mut Command, parents: bool) -> Result<(), Error> {
+        self.ring.header().parents.store(u32::from(parents), Ordering::Relaxed);
         let lib = library::path()?;
         let mut preload = OsString::from(lib.as_os_str());
         // Keep what the caller preloads already, after ours.
@@ -205,7 +208,7 @@ impl PreloadSession {
                 }
             }
             self.decoder.finish(out);
-            let dropped = claims::drop_invalid(out, first, &mut self.attached, root, kernel);
+            let dropped = claims::drop_invalid_counted(out, first, &mut self.attached, root, kernel);
             self.abandoned = d.shared.abandoned.load(Ordering::Relaxed);
             self.invalid = d.shared.corrupt.load(Ordering::Relaxed) + self.decoder.invalid + dropped;
             self.counts = match counter {

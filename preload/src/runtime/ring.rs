@@ -48,7 +48,7 @@ pub(crate) fn attach(init_start_ns: u64) {
         init_start_ns,
         wake_addr: ring.wake_addr(),
         // SAFETY: no arguments, no failure.
-        ppid: unsafe { libc::getppid() } as u32,
+        ppid: if ring.header().parents.load(Ordering::Relaxed) != 0 { unsafe { libc::getppid() as u32 } } else { 0 },
         _pad: 0,
     };
     let mut hint = t.tail_hint.get();
