@@ -31,7 +31,7 @@ use crate::EventHeader;
 /// `RingHeader::magic`.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"PRBTYRNG");
 /// `RingHeader::version`: bumped when the layout changes.
-pub const RING_VERSION: u32 = 2;
+pub const RING_VERSION: u32 = 3;
 /// Bytes before the data area: the header, padded to a page so the data
 /// area can be mapped on its own.
 pub const HEADER_BYTES: usize = 4096;
@@ -69,7 +69,11 @@ pub struct RingHeader {
     /// Non-zero: a producer that finds the ring full waits for room while
     /// the consumer is alive.
     pub block: u32,
-    _pad0: [u8; 36],
+    /// Non-zero: the library records its parent's pid when it starts
+    /// (`Attach::ppid`), which costs a `getppid` in every process; asked
+    /// for only when no kernel tracer shows the tree.
+    pub parents: AtomicU32,
+    _pad0: [u8; 32],
     /// The next byte position to claim (monotonic; the offset in the data
     /// area is `head % data_bytes`).
     pub head: AtomicU64,
@@ -107,7 +111,8 @@ impl RingHeader {
             clock,
             data_bytes,
             block: block as u32,
-            _pad0: [0; 36],
+            parents: AtomicU32::new(0),
+            _pad0: [0; 32],
             head: AtomicU64::new(0),
             _pad1: [0; 56],
             tail: AtomicU64::new(0),
@@ -236,6 +241,11 @@ fn wake_all(_: &AtomicU32) {}
 #[derive(Clone, Copy)]
 pub struct Ring {
     base: *mut u8,
+    /// Bytes of the data area, read once when the ring was wrapped: every
+    /// process that maps the ring can write its header, so the harness
+    /// never reads the size from there again (a larger one would point its
+    /// reads outside the mapping).
+    data_bytes: u64,
 }
 
 // SAFETY: all shared state is accessed through atomics or through records
@@ -255,24 +265,37 @@ impl Ring {
         if len < HEADER_BYTES || !(base as usize).is_multiple_of(UNIT) {
             return None;
         }
-        // SAFETY: the caller vouches for `len` bytes; checked against the header below.
-        let h = unsafe { &*base.cast::<RingHeader>() };
-        if h.magic != RING_MAGIC
-            || h.version != RING_VERSION
-            || !valid_data_bytes(h.data_bytes)
-            || (len as u64) < mapping_bytes(h.data_bytes as usize) as u64
+        let h = base.cast::<RingHeader>();
+        // SAFETY: the caller vouches for `len >= HEADER_BYTES` bytes. Read
+        // once each, volatile: another process may be writing them.
+        let (magic, version, data_bytes) = unsafe {
+            (
+                core::ptr::addr_of!((*h).magic).read_volatile(),
+                core::ptr::addr_of!((*h).version).read_volatile(),
+                core::ptr::addr_of!((*h).data_bytes).read_volatile(),
+            )
+        };
+        if magic != RING_MAGIC
+            || version != RING_VERSION
+            || !valid_data_bytes(data_bytes)
+            || (len as u64) < mapping_bytes(data_bytes as usize) as u64
         {
             return None;
         }
-        Some(Ring { base })
+        Some(Ring { base, data_bytes })
     }
 
-    /// Wraps a mapping already checked by [`Ring::from_raw`].
+    /// Wraps a mapping already checked by [`Ring::from_raw`], taking its
+    /// size from the header again (a producer's view: it trusts its own
+    /// process's memory; the harness keeps the `Ring` `from_raw` gave it).
     ///
     /// # Safety
-    /// `base` must be a pointer `from_raw` accepted, still mapped.
-    pub const unsafe fn from_checked(base: *mut u8) -> Ring {
-        Ring { base }
+    /// `base` must be a pointer `from_raw` accepted, still mapped, whose
+    /// header's `data_bytes` nobody changed.
+    pub unsafe fn from_checked(base: *mut u8) -> Ring {
+        // SAFETY: the caller vouches for the header.
+        let data_bytes = unsafe { core::ptr::addr_of!((*base.cast::<RingHeader>()).data_bytes).read_volatile() };
+        Ring { base, data_bytes }
     }
 
     /// The start of the mapping.
@@ -285,10 +308,15 @@ impl Ring {
         unsafe { &*self.base.cast::<RingHeader>() }
     }
 
+    /// Bytes of the data area, as checked when the ring was wrapped.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
     /// The record at byte position `pos` (contiguous for `MAX_RECORD`
     /// bytes thanks to the second mapping).
     fn at(&self, pos: u64) -> *mut u8 {
-        let off = pos & (self.header().data_bytes - 1);
+        let off = pos & (self.data_bytes - 1);
         // SAFETY: the offset is inside the first copy of the data area,
         // and the second copy follows it.
         unsafe { self.base.add(HEADER_BYTES + off as usize) }
@@ -337,7 +365,7 @@ impl Ring {
         let h = self.header();
         let units = units_for(len);
         let bytes = (units * UNIT) as u64;
-        let size = h.data_bytes;
+        let size = self.data_bytes;
         let mut head = h.head.load(Ordering::Relaxed);
         loop {
             // Saturating: a `tail` read after `head` may be past it (other
@@ -417,88 +445,198 @@ impl Ring {
         }
     }
 
-    /// Where the next record will be claimed. A consumer reads this once
-    /// per batch and then only records before it: reading `head` (or a
-    /// record being written) while producers write makes their cache lines
-    /// travel between CPUs on every record.
-    pub fn head(&self) -> u64 {
-        self.header().head.load(Ordering::Acquire)
+    /// Where the `wake` futex is in this mapping (the harness recognises a
+    /// producer's sleeps on it by this address).
+    pub fn wake_addr(&self) -> u64 {
+        core::ptr::addr_of!(self.header().wake) as u64
+    }
+}
+
+/// The consumer's side of a [`Ring`]: the harness's only way to read it.
+///
+/// The traced program can write every byte of the mapping, header
+/// included, at any time. So the reader keeps its own copy of everything
+/// that decides where it reads (the data area's size, in the [`Ring`], and
+/// its own `tail`; it only ever writes the shared `tail`, for producers),
+/// checks every value it reads from the ring against them before using
+/// it, and walks at most one ring's worth of units per call. Whatever is
+/// there, it reads only inside the mapping, and every call ends after a
+/// bounded amount of work; impossible values are counted
+/// ([`Reader::corrupt`]) and skipped, never followed.
+pub struct Reader {
+    ring: Ring,
+    /// The next byte position to read: the shared `tail` is only written.
+    tail: u64,
+    /// Impossible values seen: a `head` behind `tail` or more than a ring
+    /// ahead of it, a published record of no units or more than were
+    /// claimed.
+    corrupt: u64,
+    /// The last impossible `head` counted (the same one is seen on every
+    /// look until it changes).
+    bad_head: Option<u64>,
+    /// Records given up on because they stayed claimed and unpublished.
+    abandoned: u64,
+}
+
+/// Most units of one record.
+const MAX_UNITS: u64 = (MAX_RECORD / UNIT) as u64;
+
+impl Reader {
+    /// Reads `ring` from its start (a ring the caller just created, before
+    /// any producer could run).
+    pub fn new(ring: Ring) -> Reader {
+        Reader { ring, tail: 0, corrupt: 0, bad_head: None, abandoned: 0 }
     }
 
-    /// Where the consumer is.
+    pub fn ring(&self) -> Ring {
+        self.ring
+    }
+
+    /// Where this reader is.
     pub fn tail(&self) -> u64 {
-        self.header().tail.load(Ordering::Relaxed)
+        self.tail
     }
 
-    /// Hands the next published record's payload to `f` straight from the
-    /// ring (no copy), then frees its units. Consumer only.
-    pub fn pop_with(&self, f: impl FnOnce(&[u8])) -> Result<(), PopError> {
-        let h = self.header();
-        let tail = h.tail.load(Ordering::Relaxed);
-        let rec = self.at(tail);
-        // SAFETY: the frame at `tail` is inside the mapping; its fields are
-        // read only once `commit` (acquire) says the record is published.
-        unsafe {
-            let frame = &*rec.cast::<Frame>();
-            if frame.commit.load(Ordering::Acquire) != tail + 1 {
-                return Err(if h.head.load(Ordering::Acquire) == tail { PopError::Empty } else { PopError::Pending });
-            }
-            let len = (frame.len as usize).min(MAX_RECORD - size_of::<Frame>());
-            let units = (frame.units as usize).clamp(1, MAX_RECORD / UNIT);
-            f(core::slice::from_raw_parts(rec.add(size_of::<Frame>()), len));
-            self.free(tail, units);
+    /// Impossible values seen in the ring so far (see [`Reader`]).
+    pub fn corrupt(&self) -> u64 {
+        self.corrupt
+    }
+
+    /// Records given up on by [`Reader::skip_pending`].
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned
+    }
+
+    /// Where producers are, as far as it can be true: between `tail` and
+    /// one ring ahead of it. A consumer reads this once per batch and then
+    /// only records before it: reading `head` (or a record being written)
+    /// while producers write makes their cache lines travel between CPUs
+    /// on every record.
+    pub fn head(&mut self) -> u64 {
+        let head = self.ring.header().head.load(Ordering::Acquire);
+        let most = self.tail.saturating_add(self.ring.data_bytes);
+        if head >= self.tail && head <= most && head.is_multiple_of(UNIT as u64) {
+            return head;
         }
-        Ok(())
+        if self.bad_head != Some(head) {
+            self.bad_head = Some(head);
+            self.corrupt += 1;
+        }
+        if head < self.tail { self.tail } else { most }
     }
 
-    /// Hands every published record from `tail` up to `before` (at most)
-    /// to `f` as one span of framed records (each a [`Frame`] and its
-    /// payload, padded to whole units: walk them with [`Records`]), then
-    /// frees them. One copy of a span is far cheaper than one per record.
-    /// Returns the records handed over; `Err(Pending)` when the first one
-    /// is claimed but not published yet. Consumer only.
-    pub fn pop_span(&self, before: u64, f: impl FnOnce(&[u8])) -> Result<usize, PopError> {
-        let tail = self.header().tail.load(Ordering::Relaxed);
-        let (mut end, mut count) = (tail, 0);
-        while end < before && end - tail < self.header().data_bytes / 2 {
-            // SAFETY: a frame inside the mapping; read once `commit` says so.
-            let frame = unsafe { &*self.at(end).cast::<Frame>() };
-            if frame.commit.load(Ordering::Acquire) != end + 1 {
-                break;
+    /// The units of the published record at `pos`, when it is one whose
+    /// extent fits before `before`: `Ok(None)` when it is not published
+    /// (yet), `Err(())` when its frame is impossible.
+    fn published(&self, pos: u64, before: u64) -> Result<Option<u64>, ()> {
+        let frame = self.ring.at(pos).cast::<Frame>();
+        // SAFETY: a unit-aligned frame inside the mapping; the commit word
+        // is atomic, `units` read once, volatile (the program may write it).
+        let units = unsafe {
+            if (*core::ptr::addr_of!((*frame).commit)).load(Ordering::Acquire) != pos.wrapping_add(1) {
+                return Ok(None);
             }
-            end += (frame.units as usize).clamp(1, MAX_RECORD / UNIT) as u64 * UNIT as u64;
-            count += 1;
+            u64::from(core::ptr::addr_of!((*frame).units).read_volatile())
+        };
+        // A producer claims a record's units at once, so a record published
+        // at `pos < before` ends at or before `before`.
+        if units == 0 || units > MAX_UNITS || pos + units * UNIT as u64 > before {
+            return Err(());
+        }
+        Ok(Some(units))
+    }
+
+    /// Hands every published record from `tail` up to `before` (at most,
+    /// and at most half the data area) to `f` as one span of framed
+    /// records (each a [`Frame`] and its payload, padded to whole units:
+    /// walk a copy of them with [`Records`]), then frees them. One copy of
+    /// a span is far cheaper than one per record. Returns the records
+    /// handed over (0 when the next one was impossible, and skipped);
+    /// `Err(Pending)` when the next one is claimed but not published yet.
+    pub fn pop_span(&mut self, before: u64, f: impl FnOnce(Span<'_>)) -> Result<usize, PopError> {
+        let tail = self.tail;
+        let before = before.clamp(tail, tail.saturating_add(self.ring.data_bytes));
+        let (mut end, mut count) = (tail, 0);
+        let mut bad = false;
+        while end < before && end - tail < self.ring.data_bytes / 2 {
+            match self.published(end, before) {
+                Ok(Some(units)) => {
+                    end += units * UNIT as u64;
+                    count += 1;
+                }
+                Ok(None) => break,
+                Err(()) => {
+                    bad = true;
+                    break;
+                }
+            }
         }
         if count == 0 {
-            return Err(if self.header().head.load(Ordering::Acquire) == tail { PopError::Empty } else { PopError::Pending });
+            if bad {
+                // Not a record a producer wrote: skip its first unit; the
+                // next look goes on from there.
+                self.corrupt += 1;
+                self.free(tail, 1);
+                return Ok(0);
+            }
+            return Err(if self.head() == tail { PopError::Empty } else { PopError::Pending });
         }
-        // SAFETY: `end - tail` is at most half the data area, contiguous
-        // from `tail` thanks to the second mapping; every record in it is
-        // published and not freed before `f` returns.
-        f(unsafe { core::slice::from_raw_parts(self.at(tail), (end - tail) as usize) });
+        // `end - tail` is at most half the data area plus one record,
+        // contiguous from `tail` thanks to the second mapping.
+        f(Span { at: self.ring.at(tail), len: (end - tail) as usize, _reader: core::marker::PhantomData });
         self.free(tail, ((end - tail) / UNIT as u64) as usize);
         Ok(count)
     }
 
+    /// Hands the next published record's payload to `f` (a copy of it, as
+    /// read), then frees its units. An impossible record is skipped
+    /// without calling `f`.
+    pub fn pop_with(&mut self, f: impl FnOnce(&[u8])) -> Result<(), PopError> {
+        let tail = self.tail;
+        let head = self.head();
+        if head == tail {
+            return Err(PopError::Empty);
+        }
+        match self.published(tail, head) {
+            Ok(None) => Err(PopError::Pending),
+            Err(()) => {
+                self.corrupt += 1;
+                self.free(tail, 1);
+                Ok(())
+            }
+            Ok(Some(units)) => {
+                let mut buf = [0u8; MAX_RECORD];
+                let len = (units * UNIT as u64) as usize;
+                let span = Span { at: self.ring.at(tail), len, _reader: core::marker::PhantomData };
+                let n = span.copy_to(&mut buf);
+                self.free(tail, units as usize);
+                if let Some(rec) = Records::new(&buf[..n]).next() {
+                    f(rec);
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Zeroes the first word of `units` units at `tail` and moves past them.
-    fn free(&self, tail: u64, units: usize) {
+    fn free(&mut self, tail: u64, units: usize) {
         for u in 0..units {
-            let word = self.at(tail + (u * UNIT) as u64).cast::<AtomicU64>();
+            let word = self.ring.at(tail + (u * UNIT) as u64).cast::<AtomicU64>();
             // SAFETY: unit-aligned words inside the data area; this
             // consumer owns them until `tail` moves.
             unsafe { (*word).store(0, Ordering::Relaxed) };
         }
-        self.header().tail.store(tail + (units * UNIT) as u64, Ordering::Release);
+        self.tail = tail + (units * UNIT) as u64;
+        self.ring.header().tail.store(self.tail, Ordering::Release);
     }
 
     /// Gives up on a record that was claimed but never published (its
-    /// writer died mid-record): counts it as lost and moves on. Its length
-    /// is unknown, so everything claimed up to `head` now is dropped;
-    /// returns how many units that was.
-    pub fn skip_pending(&self) -> u64 {
-        let h = self.header();
-        let tail = h.tail.load(Ordering::Relaxed);
-        let head = h.head.load(Ordering::Acquire);
+    /// writer died mid-record): counts it and moves on. Its length is
+    /// unknown, so everything claimed up to `head` now is dropped (at most
+    /// one ring's worth); returns how many units that was.
+    pub fn skip_pending(&mut self) -> u64 {
+        let tail = self.tail;
+        let head = self.head();
         if head == tail {
             return 0;
         }
@@ -507,22 +645,24 @@ impl Ring {
         let mut pos = tail + UNIT as u64;
         while pos < head {
             // SAFETY: a unit-aligned word inside the data area.
-            let commit = unsafe { (*self.at(pos).cast::<AtomicU64>()).load(Ordering::Acquire) };
+            let commit = unsafe { (*self.ring.at(pos).cast::<AtomicU64>()).load(Ordering::Acquire) };
             if commit == pos + 1 {
                 break;
             }
             pos += UNIT as u64;
         }
-        h.lost.fetch_add(1, Ordering::Relaxed);
+        self.abandoned += 1;
         let units = ((pos - tail) / UNIT as u64) as usize;
         self.free(tail, units);
         units as u64
     }
 
     /// The consumer is alive and looking: lets waiting producers know,
-    /// and wakes those sleeping for room. Returns whether any were.
+    /// and wakes those sleeping for room. Returns whether any were (as the
+    /// ring says: a program can make this true, which costs it only
+    /// earlier looks).
     pub fn beat(&self) -> bool {
-        let h = self.header();
+        let h = self.ring.header();
         h.heartbeat.fetch_add(1, Ordering::Relaxed);
         if h.stalled.load(Ordering::Relaxed) != 0 {
             h.stalled.store(0, Ordering::Relaxed);
@@ -534,16 +674,50 @@ impl Ring {
         wake_all(&h.wake);
         true
     }
+}
 
-    /// Where the `wake` futex is in this mapping (the harness recognises a
-    /// producer's sleeps on it by this address).
-    pub fn wake_addr(&self) -> u64 {
-        core::ptr::addr_of!(self.header().wake) as u64
+/// Published records in the ring, handed to [`Reader::pop_span`]'s
+/// callback: only to be copied out (the program may be writing them).
+pub struct Span<'a> {
+    at: *const u8,
+    len: usize,
+    _reader: core::marker::PhantomData<&'a Reader>,
+}
+
+impl Span<'_> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies the span (as much of it as fits) to the start of `dst`;
+    /// returns how many bytes that was.
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let n = self.len.min(dst.len());
+        // SAFETY: `n` bytes of the span, inside the mapping (see
+        // `pop_span`), into as many of `dst`; the two never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(self.at, dst.as_mut_ptr(), n) };
+        n
+    }
+
+    /// Copies the span (as much of it as fits) to the start of `dst`, which
+    /// need not be initialised; returns the bytes written, initialised.
+    pub fn copy_to_uninit<'d>(&self, dst: &'d mut [MaybeUninit<u8>]) -> &'d mut [u8] {
+        let n = self.len.min(dst.len());
+        // SAFETY: as in `copy_to`; the first `n` bytes of `dst` are then
+        // initialised.
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.at, dst.as_mut_ptr().cast::<u8>(), n);
+            core::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), n)
+        }
     }
 }
 
-/// The records of a span [`Ring::pop_span`] handed over (or a copy of
-/// it): each record's payload, in order.
+/// The records of a span [`Reader::pop_span`] handed over, copied: each
+/// record's payload, in order.
 pub struct Records<'a> {
     rest: &'a [u8],
 }
@@ -720,6 +894,11 @@ pub struct Attach {
     /// processes it forks): its waits for room are probity's, not the
     /// program's.
     pub wake_addr: u64,
+    /// The parent process (`getppid`) when the harness asked for it
+    /// (`RingHeader::parents`), else 0: it links the process into the tree
+    /// when only the preload tracer runs.
+    pub ppid: u32,
+    pub _pad: u32,
 }
 
 const _: () = {
@@ -730,7 +909,7 @@ const _: () = {
     assert!(size_of::<Frame>() == 16);
     assert!(size_of::<ArgSlot>() == 16);
     assert!(size_of::<LibcCallFixed>() == 24 + 8 + 8 + 16);
-    assert!(size_of::<Attach>() == 40);
+    assert!(size_of::<Attach>() == 48);
     assert!(MAX_RECORD.is_multiple_of(UNIT));
     assert!(STRINGS_LEN < u16::MAX as usize);
 };
@@ -820,7 +999,7 @@ mod tests {
         }
     }
 
-    fn drain(r: &Ring) -> Vec<Vec<u8>> {
+    fn drain(r: &mut Reader) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while r.pop_with(|b| out.push(b.to_vec())).is_ok() {}
         out
@@ -829,13 +1008,14 @@ mod tests {
     #[test]
     fn records_come_out_in_order_across_the_wrap_and_overflow_is_counted() {
         let r = ring(4096, false);
+        let mut reader = Reader::new(r);
         let mut hint = 0;
         // 100-byte payloads take 2 units: 32 fit in 4 KiB.
         for round in 0..3u8 {
             for i in 0..34u8 {
                 r.push(&[round ^ i; 100], &mut hint);
             }
-            let got = drain(&r);
+            let got = drain(&mut reader);
             assert_eq!(got.len(), 32);
             for (i, rec) in got.iter().enumerate() {
                 assert_eq!(rec, &[round ^ i as u8; 100]);
@@ -844,7 +1024,8 @@ mod tests {
         assert_eq!(r.header().lost.load(Ordering::Relaxed), 6);
         // A record of odd size straddling the end comes out whole.
         r.push(&[7; 300], &mut hint);
-        assert_eq!(drain(&r), [[7u8; 300].to_vec()]);
+        assert_eq!(drain(&mut reader), [[7u8; 300].to_vec()]);
+        assert_eq!(reader.corrupt(), 0);
     }
 
     #[test]
@@ -855,6 +1036,7 @@ mod tests {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut counts = [0u32; 4];
+                let mut r = Reader::new(r);
                 loop {
                     r.beat();
                     match r.pop_with(|b| {
@@ -899,21 +1081,31 @@ mod tests {
         assert_eq!(r.header().waited.load(Ordering::Relaxed), 1);
         assert_eq!(r.header().lost.load(Ordering::Relaxed), 2);
         // The consumer coming back clears it.
-        r.beat();
-        assert_eq!(drain(&r).len(), 32);
+        let mut reader = Reader::new(r);
+        reader.beat();
+        assert_eq!(drain(&mut reader).len(), 32);
         assert!(r.push(&[1; 100], &mut hint));
     }
 
     #[test]
     fn spans_hand_over_published_records_in_order_across_the_wrap() {
         let r = ring(4096, false);
+        let mut reader = Reader::new(r);
         let mut hint = 0;
         let mut got: Vec<Vec<u8>> = Vec::new();
         for round in 0..5u8 {
             for i in 0..20u8 {
                 r.push(&std::vec![round ^ i; 1 + usize::from(i) * 7], &mut hint);
             }
-            while let Ok(n) = r.pop_span(r.head(), |span| got.extend(Records::new(span).map(<[u8]>::to_vec))) {
+            loop {
+                let head = reader.head();
+                let Ok(n) = reader.pop_span(head, |span| {
+                    let mut copy = std::vec![0; span.len()];
+                    span.copy_to(&mut copy);
+                    got.extend(Records::new(&copy).map(<[u8]>::to_vec));
+                }) else {
+                    break;
+                };
                 assert!(n > 0);
             }
         }
@@ -922,7 +1114,9 @@ mod tests {
             let (round, i) = ((k / 20) as u8, (k % 20) as u8);
             assert_eq!(rec, &std::vec![round ^ i; 1 + usize::from(i) * 7]);
         }
-        assert_eq!(r.pop_span(r.head(), |_| {}), Err(PopError::Empty));
+        let head = reader.head();
+        assert_eq!(reader.pop_span(head, |_| {}), Err(PopError::Empty));
+        assert_eq!(reader.corrupt(), 0);
         assert_eq!(r.header().lost.load(Ordering::Relaxed), 0);
     }
 
@@ -934,10 +1128,11 @@ mod tests {
         h.head.fetch_add(128, Ordering::AcqRel);
         let mut hint = 0;
         r.push(&[9; 10], &mut hint);
-        assert_eq!(r.pop_with(|_| {}), Err(PopError::Pending));
-        assert_eq!(r.skip_pending(), 2);
-        assert_eq!(drain(&r), [[9u8; 10].to_vec()]);
-        assert_eq!(h.lost.load(Ordering::Relaxed), 1);
+        let mut reader = Reader::new(r);
+        assert_eq!(reader.pop_with(|_| {}), Err(PopError::Pending));
+        assert_eq!(reader.skip_pending(), 2);
+        assert_eq!(drain(&mut reader), [[9u8; 10].to_vec()]);
+        assert_eq!(reader.abandoned(), 1);
     }
 
     #[test]
@@ -947,5 +1142,184 @@ mod tests {
         let mut mem = Page([0; 4096]);
         // SAFETY: 4096 readable bytes.
         assert!(unsafe { Ring::from_raw(mem.0.as_mut_ptr(), 4096) }.is_none());
+    }
+}
+
+/// The reader fed arbitrary bytes: a ring in a heap buffer (no second
+/// mapping, which the reader's soundness does not depend on), header and
+/// records written by a hostile program before and between its reads.
+/// Runs under Miri too (`cargo +nightly miri test -p probity-common fuzz`).
+#[cfg(test)]
+mod fuzz {
+    extern crate std;
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DATA: usize = 4096;
+
+    /// A ring over heap memory, freed on drop.
+    struct HeapRing {
+        base: *mut u8,
+        layout: Layout,
+    }
+
+    impl HeapRing {
+        fn new() -> HeapRing {
+            let layout = Layout::from_size_align(mapping_bytes(DATA), UNIT).unwrap();
+            // SAFETY: a non-zero size.
+            let base = unsafe { alloc_zeroed(layout) };
+            assert!(!base.is_null());
+            let header = RingHeader::new(DATA as u64, CLOCK_MONOTONIC_NS, false);
+            // SAFETY: the buffer holds a header, 64-aligned.
+            unsafe { base.cast::<RingHeader>().write(header) };
+            HeapRing { base, layout }
+        }
+
+        fn ring(&self) -> Ring {
+            // SAFETY: the buffer is as long as a mapping and outlives the test.
+            unsafe { Ring::from_raw(self.base, self.layout.size()) }.unwrap()
+        }
+
+        /// What the program writes: `bytes` at `at`, wrapped to the buffer.
+        fn scribble(&self, at: usize, bytes: &[u8]) {
+            for (i, &b) in bytes.iter().enumerate() {
+                // SAFETY: an offset inside the buffer.
+                unsafe { self.base.add((at + i) % self.layout.size()).write_volatile(b) };
+            }
+        }
+
+        /// A published-looking frame at data unit `unit`, as a forger would.
+        fn frame(&self, unit: usize, len: u32, units: u32) {
+            let pos = (unit * UNIT) as u64;
+            let mut f = [0u8; 16];
+            f[..8].copy_from_slice(&(pos + 1).to_ne_bytes());
+            f[8..12].copy_from_slice(&len.to_ne_bytes());
+            f[12..].copy_from_slice(&units.to_ne_bytes());
+            self.scribble(HEADER_BYTES + unit * UNIT, &f);
+        }
+    }
+
+    impl Drop for HeapRing {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe { dealloc(self.base, self.layout) };
+        }
+    }
+
+    /// Passes of the harness's drain: each takes `head` once and reads up
+    /// to it; one write of the program's lands between every two steps.
+    /// Returns the payload bytes read.
+    fn drain(r: &mut Reader, ring: &HeapRing, mut writes: impl Iterator<Item = (usize, Vec<u8>)>) -> usize {
+        let mut read = 0;
+        for _ in 0..3 {
+            let head = r.head();
+            assert!(head >= r.tail() && head - r.tail() <= DATA as u64, "head {head} tail {}", r.tail());
+            let mut steps = 0;
+            while r.tail() < head {
+                steps += 1;
+                assert!(steps <= DATA / UNIT + 1, "a pass did not end");
+                let before = r.tail();
+                let popped = r.pop_span(head, |span| {
+                    assert!(span.len() <= DATA / 2 + MAX_RECORD);
+                    let mut copy = std::vec![0; span.len()];
+                    assert_eq!(span.copy_to(&mut copy), span.len());
+                    for rec in Records::new(&copy) {
+                        assert!(rec.len() <= MAX_RECORD - size_of::<Frame>());
+                        read += rec.len();
+                    }
+                });
+                match popped {
+                    Ok(_) => assert!(r.tail() > before),
+                    Err(_) => {
+                        if r.skip_pending() == 0 {
+                            break;
+                        }
+                    }
+                }
+                r.beat();
+                if let Some((at, bytes)) = writes.next() {
+                    ring.scribble(at, &bytes);
+                }
+            }
+        }
+        read
+    }
+
+    fn writes() -> impl Strategy<Value = Vec<(usize, Vec<u8>)>> {
+        prop::collection::vec((0..mapping_bytes(DATA), prop::collection::vec(any::<u8>(), 1..24)), 0..16)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_header_and_data_are_read_inside_the_ring_in_bounded_time(
+            header in prop::collection::vec(any::<u8>(), 256),
+            data in prop::collection::vec(any::<u8>(), 0..DATA),
+            frames in prop::collection::vec((0..DATA / UNIT, any::<u32>(), 0u32..12), 0..24),
+            head in prop_oneof![Just(u64::MAX), Just(0), 0..2 * DATA as u64, any::<u64>()],
+            later in writes(),
+        ) {
+            let ring = HeapRing::new();
+            let wrapped = ring.ring();
+            let mut r = Reader::new(wrapped);
+            ring.scribble(HEADER_BYTES, &data);
+            for &(unit, len, units) in &frames {
+                ring.frame(unit, len, units);
+            }
+            ring.scribble(0, &header);
+            wrapped.header().head.store(head, Ordering::Relaxed);
+            drain(&mut r, &ring, later.into_iter());
+            prop_assert_eq!(r.ring().data_bytes(), DATA as u64);
+        }
+
+        #[test]
+        fn well_formed_records_come_out_whole_whatever_else_is_written(
+            sizes in prop::collection::vec(0usize..MAX_RECORD - 16, 1..20),
+            later in writes(),
+        ) {
+            let ring = HeapRing::new();
+            let mut r = Reader::new(ring.ring());
+            let mut hint = 0;
+            let mut want = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                if ring.ring().push(&std::vec![i as u8; n], &mut hint) {
+                    want += n;
+                }
+            }
+            let quiet = later.is_empty();
+            let read = drain(&mut r, &ring, later.into_iter());
+            // Nothing written beside the records: all of them, nothing else.
+            if quiet {
+                prop_assert_eq!(read, want);
+                prop_assert_eq!(r.corrupt(), 0);
+            }
+        }
+
+        #[test]
+        fn records_of_any_bytes_stay_inside_them(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let mut total = 0;
+            for rec in Records::new(&bytes) {
+                total += rec.len();
+            }
+            prop_assert!(total <= bytes.len());
+        }
+
+        #[test]
+        fn any_header_is_a_ring_only_with_a_size_that_fits(header in prop::collection::vec(any::<u8>(), 64), len in 0usize..3 * DATA + HEADER_BYTES) {
+            let ring = HeapRing::new();
+            ring.scribble(0, &header);
+            ring.scribble(0, &RING_MAGIC.to_ne_bytes());
+            ring.scribble(8, &RING_VERSION.to_ne_bytes());
+            // SAFETY: at most as long as the buffer.
+            let r = unsafe { Ring::from_raw(ring.base, len.min(mapping_bytes(DATA))) };
+            if let Some(r) = r {
+                prop_assert!(mapping_bytes(r.data_bytes() as usize) <= len);
+            }
+        }
     }
 }

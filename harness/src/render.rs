@@ -169,13 +169,23 @@ pub fn outcome_lines(o: &Outcome) -> String {
     } else {
         let _ = writeln!(s, "probity: no events lost");
     }
-    if l.preload_ring_full + l.preload_skipped > 0 {
+    // Saturating: both counts are read from the ring, which the traced
+    // program can write.
+    let libc_lost = l.preload_ring_full.saturating_add(l.preload_skipped);
+    if libc_lost > 0 {
         let _ = writeln!(
             s,
             "probity: WARNING: {} libc calls lost (preload ring full: {}, made inside probity's recording: {})",
-            l.preload_ring_full + l.preload_skipped,
+            libc_lost,
             l.preload_ring_full,
             l.preload_skipped
+        );
+    }
+    if l.preload_invalid > 0 {
+        let _ = writeln!(
+            s,
+            "probity: WARNING: {} libc records were invalid (forged, corrupt, or from outside the traced tree) and were left out",
+            l.preload_invalid
         );
     }
     if o.own_syscalls > 0 {

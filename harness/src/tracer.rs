@@ -271,7 +271,9 @@ impl Tracer {
             None
         };
         let preload = if self.tracers.contains(&TracerKind::Preload) {
-            Some(PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?)
+            let p = PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?;
+            p.record_parents(kernel.is_none());
+            Some(p)
         } else {
             None
         };
@@ -611,12 +613,13 @@ impl Tracee {
         let mut libc_calls = Vec::new();
         let mut preload_waits = 0;
         if let Some(p) = &mut self.preload {
-            p.finish(&mut held);
+            p.finish(&mut held, self.root, self.kernel.is_some());
             libc_calls = p.counts().to_vec();
             preload_waits = p.waits();
             let (full, skipped) = p.losses();
             losses.preload_ring_full = full;
             losses.preload_skipped = skipped;
+            losses.preload_invalid = p.invalid();
         }
         if hold {
             // With both tracers: which execs the library missed, and which

@@ -12,6 +12,7 @@ mod libc_hooks;
 mod network;
 mod preload;
 mod preload_fidelity;
+mod security_ring;
 mod process_events;
 mod security_cli;
 mod security_files;

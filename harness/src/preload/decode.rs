@@ -19,28 +19,42 @@ pub(super) struct Decoder {
     /// Calls recorded before they ran, by thread, until their result or
     /// the thread's next record shows whether they returned.
     pending: HashMap<u32, Event>,
+    /// Records that are not records the library writes: too short for
+    /// their kind, of no kind it writes, or with parts that do not fit.
+    pub(super) invalid: u64,
 }
 
 impl Decoder {
     /// Decodes one record into `out`, its times converted with `clock`;
     /// returns what an attach record says.
+    /// Anything else the ring holds (it is the traced program's memory) is
+    /// counted in `invalid` and dropped.
     pub(super) fn push(&mut self, bytes: &[u8], clock: &super::clock::Convert, out: &mut Vec<Event>) -> Option<super::Attached> {
-        let header = read::<probity_common::EventHeader>(bytes)?;
-        match RecordKind::from_u32(header.kind)? {
+        let decoded = self.decode(bytes, clock, out);
+        if decoded.is_err() {
+            self.invalid += 1;
+        }
+        decoded.ok().flatten()
+    }
+
+    fn decode(&mut self, bytes: &[u8], clock: &super::clock::Convert, out: &mut Vec<Event>) -> Result<Option<super::Attached>, Invalid> {
+        let header = read::<probity_common::EventHeader>(bytes).ok_or(Invalid)?;
+        match RecordKind::from_u32(header.kind).ok_or(Invalid)? {
             RecordKind::PreloadAttach => {
-                let a = read::<Attach>(bytes)?;
+                let a = read::<Attach>(bytes).ok_or(Invalid)?;
                 self.flush(a.header.tid, out);
-                Some(super::Attached {
+                Ok(Some(super::Attached {
                     pid: a.header.pid,
                     tid: a.header.tid,
+                    ppid: a.ppid,
                     start_ns: a.init_start_ns,
                     end_ns: a.header.ts_ns,
                     wake_addr: a.wake_addr,
-                })
+                }))
             }
             RecordKind::LibcCall => {
-                let fixed = read::<LibcCallFixed>(bytes)?;
-                let parts = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len))?;
+                let fixed = read::<LibcCallFixed>(bytes).ok_or(Invalid)?;
+                let parts = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len)).ok_or(Invalid)?;
                 let args: Vec<ArgSlot> =
                     bytes[parts.args..].chunks_exact(size_of::<ArgSlot>()).filter_map(read::<ArgSlot>).collect();
                 let function = String::from_utf8_lossy(&bytes[parts.name..parts.strings]).into_owned();
@@ -57,7 +71,7 @@ impl Decoder {
                         }
                         out.push(ev);
                     }
-                    return None;
+                    return Ok(None);
                 }
                 self.flush(h.tid, out);
                 let before = fixed.flags & CALL_BEFORE != 0;
@@ -79,9 +93,10 @@ impl Decoder {
                 } else {
                     out.push(ev);
                 }
-                None
+                Ok(None)
             }
-            _ => None,
+            // Kinds only the kernel tracer writes.
+            _ => Err(Invalid),
         }
     }
 
@@ -97,6 +112,9 @@ impl Decoder {
         out.extend(self.pending.drain().map(|(_, e)| e));
     }
 }
+
+/// A record the library does not write.
+struct Invalid;
 
 fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
     if bytes.len() < size_of::<T>() {
@@ -158,6 +176,8 @@ pub(super) struct Counter {
     rows: Vec<Row>,
     /// The last row used, by name (calls come in runs of the same function).
     last: Option<(Vec<u8>, usize)>,
+    /// libc call records whose parts do not fit in them.
+    pub(super) invalid: u64,
 }
 
 struct Row {
@@ -177,6 +197,7 @@ impl Counter {
             return false;
         }
         let Some(parts) = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len)) else {
+            self.invalid += 1;
             return true;
         };
         let name = &bytes[parts.name..parts.strings];
@@ -237,4 +258,69 @@ pub(super) fn count(events: &[Event]) -> Vec<crate::SyscallCount> {
     let mut out: Vec<_> = by_name.into_values().collect();
     crate::SyscallCount::sort_by_time(&mut out);
     out
+}
+
+/// The decoder fed what a program can write into the ring: any bytes, and
+/// records whose header says they are libc calls or attaches (so that the
+/// parts behind it are reached) with anything after.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn record(kind: RecordKind, rest: &[u8]) -> Vec<u8> {
+        let mut bytes = probity_common::as_bytes(&probity_common::EventHeader::new(kind, 0, 5, 7, 7)).to_vec();
+        bytes.extend_from_slice(rest);
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_record_decodes_or_is_counted_never_panics(
+            raw in prop::collection::vec(any::<u8>(), 0..600),
+            kind in prop_oneof![Just(None), Just(Some(RecordKind::LibcCall)), Just(Some(RecordKind::PreloadAttach))],
+            tsc in any::<bool>(),
+        ) {
+            let bytes = match kind {
+                Some(k) => record(k, &raw),
+                None => raw,
+            };
+            let clock = if tsc {
+                super::super::clock::Convert::new(probity_common::shm::CLOCK_TSC, vec![super::super::clock::Pair { tsc: 10, ns: 5 }, super::super::clock::Pair { tsc: 20, ns: 9 }])
+            } else {
+                super::super::clock::Convert::new(probity_common::shm::CLOCK_MONOTONIC_NS, vec![])
+            };
+            let mut decoder = Decoder::default();
+            let mut out = Vec::new();
+            // Twice: a result record finds the first one pending.
+            for _ in 0..2 {
+                let attached = decoder.push(&bytes, &clock, &mut out);
+                prop_assert!(attached.is_none() || bytes.len() >= size_of::<Attach>());
+            }
+            decoder.finish(&mut out);
+            prop_assert!(out.len() <= 2);
+            prop_assert!(decoder.invalid == 0 || decoder.invalid == 2);
+            for e in &out {
+                let call = e.as_libc().expect("only libc calls");
+                prop_assert!(call.args.len() <= usize::from(u8::MAX));
+            }
+            let mut counter = Counter::default();
+            counter.push(&bytes);
+            let _ = counter.finish(&clock);
+        }
+
+        #[test]
+        fn framed_spans_of_any_bytes_decode_without_panicking(raw in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let clock = super::super::clock::Convert::new(probity_common::shm::CLOCK_MONOTONIC_NS, vec![]);
+            let mut decoder = Decoder::default();
+            let mut out = Vec::new();
+            for rec in probity_common::shm::Records::new(&raw) {
+                decoder.push(rec, &clock, &mut out);
+            }
+            decoder.finish(&mut out);
+        }
+    }
 }

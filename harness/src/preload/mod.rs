@@ -7,6 +7,7 @@
 //! tracer's and the same clock, so [`crate::merge`] puts both in one
 //! timeline.
 
+mod claims;
 mod clock;
 pub(crate) mod coverage;
 mod decode;
@@ -15,14 +16,16 @@ pub mod library;
 pub(crate) mod ring_file;
 
 use std::ffi::{OsStr, OsString};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use probity_common::shm::{file_bytes, map::map, valid_data_bytes, Records, Ring, RingHeader, RING_DATA_BYTES, RING_ENV};
+use probity_common::shm::{
+    file_bytes, map::map, valid_data_bytes, Reader, Records, Ring, RingHeader, RING_DATA_BYTES, RING_ENV,
+};
 
 use crate::error::Error;
 use crate::event::Event;
@@ -44,6 +47,10 @@ pub(crate) struct PreloadSession {
     counts: Vec<crate::SyscallCount>,
     /// Where and when the library started, once per image.
     pub(crate) attached: Vec<Attached>,
+    /// Records dropped as invalid, once finished (see [`PreloadSession::invalid`]).
+    invalid: u64,
+    /// Records the drain gave up on (claimed, never published), once finished.
+    abandoned: u64,
 }
 
 /// The library started in a process: its setup ran on `tid` from
@@ -52,6 +59,8 @@ pub(crate) struct PreloadSession {
 pub(crate) struct Attached {
     pub pid: u32,
     pub tid: u32,
+    /// Its parent, as the library asked (`getppid`).
+    pub ppid: u32,
     pub start_ns: u64,
     pub end_ns: u64,
     pub wake_addr: u64,
@@ -74,6 +83,10 @@ struct Shared {
     /// Readings of the counter and the monotonic clock, when records are
     /// stamped with the counter.
     pairs: Mutex<Vec<clock::Pair>>,
+    /// Impossible values the drain met in the ring ([`Reader::corrupt`]).
+    corrupt: AtomicU64,
+    /// Records the drain gave up on ([`Reader::abandoned`]).
+    abandoned: AtomicU64,
 }
 
 // SAFETY: the mapping is owned by the session; the drain thread is joined
@@ -132,7 +145,15 @@ impl PreloadSession {
             clock,
             counts: Vec::new(),
             attached: Vec::new(),
+            invalid: 0,
+            abandoned: 0,
         })
+    }
+
+    /// With `on` (no kernel tracer), the library records each process's
+    /// parent, so that the records alone build the tree ([`claims`]).
+    pub(crate) fn record_parents(&self, on: bool) {
+        self.ring.header().parents.store(u32::from(on), Ordering::Relaxed);
     }
 
     /// The variables that make a command preload the library and find
@@ -155,8 +176,11 @@ impl PreloadSession {
         self.ring.header().head.load(Ordering::Acquire)
     }
 
-    /// Stops draining, and decodes every record into `out`.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
+    /// Stops draining, decodes every record into `out`, and drops those
+    /// that do not fit the tree ([`claims`]): `out` holds the kernel
+    /// tracer's events already when `kernel`, and `root` is the root
+    /// process.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Event>, root: u32, kernel: bool) {
         if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
             d.thread.thread().unpark();
@@ -176,11 +200,24 @@ impl PreloadSession {
                 }
             }
             self.decoder.finish(out);
+            let dropped = claims::drop_invalid_counted(out, first, &mut self.attached, root, kernel);
+            self.abandoned = d.shared.abandoned.load(Ordering::Relaxed);
+            self.invalid = d.shared.corrupt.load(Ordering::Relaxed) + self.decoder.invalid + dropped;
             self.counts = match counter {
-                Some(c) => c.finish(&convert),
+                Some(c) => {
+                    self.invalid += c.invalid;
+                    c.finish(&convert)
+                }
                 None => decode::count(&out[first..]),
             };
         }
+    }
+
+    /// Records dropped as invalid, once finished: impossible values in the
+    /// ring, records the library does not write, and records of processes
+    /// outside the traced tree or contradicting the kernel's view of it.
+    pub(crate) fn invalid(&self) -> u64 {
+        self.invalid
     }
 
     /// Per-function counts of the libc calls, once finished.
@@ -193,11 +230,13 @@ impl PreloadSession {
         self.ring.header().waited.load(Ordering::Relaxed)
     }
 
-    /// Records dropped because the ring was full, and calls not recorded
-    /// because they came from inside probity's recording code.
+    /// Records dropped because the ring was full (as producers counted
+    /// them in the ring) or given up on by the drain (their writer died
+    /// before publishing them), and calls not recorded because they came
+    /// from inside probity's recording code.
     pub(crate) fn losses(&self) -> (u64, u64) {
         let h = self.ring.header();
-        (h.lost.load(Ordering::Relaxed), h.skipped.load(Ordering::Relaxed))
+        (h.lost.load(Ordering::Relaxed).saturating_add(self.abandoned), h.skipped.load(Ordering::Relaxed))
     }
 }
 
@@ -220,23 +259,31 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
     // Small at first (most traces are): later chunks are whole and
     // populated.
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    // Where a span is copied to be counted in place.
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut reader = Reader::new(ring);
     let mut stuck_since: Option<Instant> = None;
     let mut nap = MIN_NAP;
     let mut last_pair = Instant::now();
     let mut last_look = Instant::now();
+    // Passes made since `stop`: a ring that producers (or a program
+    // writing it) keep filling is taken as it is after a few.
+    let mut passes_stopping = 0;
     // A ring smaller than the default fills sooner after a quiet spell:
     // its longest sleep is shorter in proportion.
-    let longest = MAX_NAP.mul_f64((ring.header().data_bytes as f64 / RING_DATA_BYTES as f64).min(1.0)).max(MIN_NAP);
+    let longest = MAX_NAP.mul_f64((ring.data_bytes() as f64 / RING_DATA_BYTES as f64).min(1.0)).max(MIN_NAP);
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
-        let tail_before = ring.tail();
-        let head = ring.head();
+        let tail_before = reader.tail();
+        let head = reader.head();
         let mut copied = 0u32;
-        while ring.tail() < head {
-            let popped = ring.pop_span(head, |span| match counter.as_mut() {
+        while reader.tail() < head {
+            let popped = reader.pop_span(head, |span| match counter.as_mut() {
                 // Counted in place; only what is not a libc call is kept.
                 Some(c) => {
-                    for record in Records::new(span) {
+                    scratch.resize(span.len(), 0);
+                    let n = span.copy_to(&mut scratch);
+                    for record in Records::new(&scratch[..n]) {
                         if !c.push(record) {
                             frame_into(&mut buf, record);
                         }
@@ -249,22 +296,28 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
                             shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(full);
                         }
                     }
-                    buf.extend_from_slice(span);
+                    let n = span.copy_to_uninit(buf.spare_capacity_mut()).len();
+                    // SAFETY: `copy_to_uninit` initialised the first `n`
+                    // bytes of the spare capacity.
+                    unsafe { buf.set_len(buf.len() + n) };
                 }
             });
             match popped {
                 Ok(n) => {
                     stuck_since = None;
                     copied += n as u32;
-                    ring.beat();
+                    reader.beat();
                 }
                 Err(_) => {
                     // Claimed, not yet published.
                     let since = *stuck_since.get_or_insert_with(Instant::now);
                     if stopping || since.elapsed() > STUCK_AFTER {
-                        ring.skip_pending();
                         stuck_since = None;
-                        continue;
+                        // Nothing to skip: `head` moved back (only a
+                        // program writing the ring does that).
+                        if reader.skip_pending() > 0 {
+                            continue;
+                        }
                     }
                     break;
                 }
@@ -273,23 +326,26 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
         // Signs of life for producers waiting for room (and a wake-up for
         // those asleep), and now and then a reading of both clocks for
         // converting counter stamps.
-        let woke = ring.beat();
+        let woke = reader.beat();
         if tsc && last_pair.elapsed() >= PAIR_EVERY {
             last_pair = Instant::now();
             shared.pairs.lock().unwrap_or_else(|e| e.into_inner()).push(clock::pair());
         }
-        if stopping && ring.tail() >= ring.head() {
-            break;
+        if stopping {
+            passes_stopping += 1;
+            if reader.tail() >= reader.head() || passes_stopping > STOPPING_PASSES {
+                break;
+            }
         }
         // At the rate records came since the last look, sleep until the
         // ring would be a quarter full (a slow stream costs few wake-ups,
         // a fast one is drained often).
-        let bytes = ring.tail().saturating_sub(tail_before);
+        let bytes = reader.tail().saturating_sub(tail_before);
         let since = std::mem::replace(&mut last_look, Instant::now()).elapsed();
         nap = if woke {
             HURRIED_NAP
         } else if copied > 0 {
-            let quarter = ring.header().data_bytes / 4;
+            let quarter = ring.data_bytes() / 4;
             since.mul_f64(quarter as f64 / bytes.max(1) as f64).clamp(MIN_NAP, longest)
         } else {
             (nap * 2).min(longest)
@@ -300,8 +356,13 @@ fn drain(ring: Ring, shared: &Shared, tsc: bool, mut counter: Option<decode::Cou
     if !buf.is_empty() {
         shared.chunks.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     }
+    shared.corrupt.store(reader.corrupt(), Ordering::Relaxed);
+    shared.abandoned.store(reader.abandoned(), Ordering::Relaxed);
     counter
 }
+
+/// Passes the drain makes after `stop` before it takes the ring as it is.
+const STOPPING_PASSES: u32 = 3;
 
 /// The drain's shortest sleep after a batch, and its longest (a slow
 /// stream, or an empty ring).

@@ -26,6 +26,14 @@ use crate::error::Error;
 /// What every ring file name starts with (the snapshot normaliser knows it).
 const PREFIX: &str = "probity-ring-";
 
+/// Whether `path` names a ring file as [`create`] names them.
+pub(crate) fn is_ring_path(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(PREFIX))
+        .is_some_and(|rest| Owner::parse(rest).is_some())
+}
+
 /// A ring file, created and reserved, not yet mapped.
 pub(super) struct RingFile {
     pub path: PathBuf,

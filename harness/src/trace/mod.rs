@@ -152,6 +152,13 @@ pub struct Losses {
     /// recording code (a signal handler interrupting it).
     #[serde(default)]
     pub preload_skipped: u64,
+    /// libc records dropped as invalid: the preload ring is the traced
+    /// program's memory, and these were not records its library wrote
+    /// (impossible values, unknown kinds) or named a process outside the
+    /// traced tree or one the kernel's view contradicts (forged, corrupt,
+    /// or from outside the tree).
+    #[serde(default)]
+    pub preload_invalid: u64,
 }
 
 impl Losses {
@@ -161,13 +168,19 @@ impl Losses {
     /// assert_eq!(probity::Losses::default().lost_events(), 0);
     /// ```
     pub fn lost_events(&self) -> u64 {
-        self.ring_full
-            + self.inflight_full
-            + self.task_map_full
-            + self.undecodable
-            + self.sock_map_full
-            + self.preload_ring_full
-            + self.preload_skipped
+        // Saturating: the preload counts are read from memory the traced
+        // program can write.
+        [
+            self.inflight_full,
+            self.task_map_full,
+            self.undecodable,
+            self.sock_map_full,
+            self.preload_ring_full,
+            self.preload_skipped,
+            self.preload_invalid,
+        ]
+        .iter()
+        .fold(self.ring_full, |sum, &n| sum.saturating_add(n))
     }
 
     pub(crate) fn from_kernel(l: probity_common::Losses, undecodable: u64) -> Self {
@@ -180,6 +193,7 @@ impl Losses {
             sock_map_full: l.sock_map_full,
             preload_ring_full: 0,
             preload_skipped: 0,
+            preload_invalid: 0,
         }
     }
 
@@ -198,7 +212,15 @@ impl Losses {
         .filter(|(_, n)| *n > 0)
         .map(|(what, n)| format!("{what}: {n}"))
         .collect();
-        format!("{} events were lost ({})", self.lost_events(), causes.join(", "))
+        let invalid = match self.preload_invalid {
+            0 => String::new(),
+            n => format!("{n} libc records were invalid (forged, corrupt, or from outside the traced tree)"),
+        };
+        match (causes.is_empty(), invalid.is_empty()) {
+            (true, false) => invalid,
+            (false, false) => format!("{} events were lost ({}); {invalid}", self.lost_events(), causes.join(", ")),
+            _ => format!("{} events were lost ({})", self.lost_events(), causes.join(", ")),
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub(crate) fn announce(t: &ThreadState, start_ns: u64, pid: u32, tid: u32) {
         header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
         init_start_ns: start_ns,
         wake_addr: ring.wake_addr(),
+        // SAFETY: no arguments, no failure.
+        ppid: if ring.header().parents.load(Ordering::Relaxed) != 0 { unsafe { libc::getppid() as u32 } } else { 0 },
+        _pad: 0,
     };
     let mut hint = t.tail_hint.get();
     ring.push(probity_common::as_bytes(&hello), &mut hint);
