@@ -613,7 +613,7 @@ impl Tracee {
         let mut libc_calls = Vec::new();
         let mut preload_waits = 0;
         if let Some(p) = &mut self.preload {
-            p.finish(&mut held, self.root, self.kernel.is_some());
+            p.finish(&mut held, self.root, self.kernel.is_some(), !privileged_since.is_empty());
             libc_calls = p.counts().to_vec();
             preload_waits = p.waits();
             let (full, skipped) = p.losses();

@@ -11,12 +11,10 @@
 //! in the traced tree, and the record does not start after that task
 //! ended. An attach record (a window of the library's own syscalls: its
 //! set-up in an image, or a new thread or forked child learning its ids)
-//! must in addition describe a window of at most [`MAX_SETUP_NS`], and be
-//! the first such record written for that thread in that image (the last
-//! exec of its process the kernel saw before the window, or the image it
-//! was forked with). The harness leaves the syscalls in such a window out
-//! of the trace, but only the kinds the library makes there
-//! ([`super::own`]): a forged window can hide no other.
+//! must in addition describe a window of at most [`MAX_SETUP_NS`]. The
+//! harness leaves the syscalls in such a window out of the trace, but only
+//! the kinds the library makes there ([`super::own`]): a forged window can
+//! hide no other.
 //!
 //! With the preload tracer alone, the tree is what the records build: the
 //! root process, and every process a kept record says it created (the
@@ -87,11 +85,21 @@ pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut
 }
 
 /// [`drop_invalid`], counting nothing when the kernel tracer lost track of
-/// tasks (its task map was full): records of those tasks cannot be placed,
-/// and their loss is counted already (`task_map_full`: each such task's
-/// whole subtree is missing, and the trace says it is incomplete).
-pub(crate) fn drop_invalid_counted(events: &mut Vec<Event>, first: usize, attached: &mut Vec<Attached>, root: u32, kernel: bool) -> u64 {
-    let incomplete = kernel && events[..first].iter().any(|e| matches!(&e.kind, EventKind::Fork(f) if f.untracked));
+/// tasks: when its task map was full (records of those tasks cannot be
+/// placed, and their loss is counted already: `task_map_full`, each such
+/// task's whole subtree missing), or when it left out processes that gained
+/// privilege (`excluded`: their children are in no kernel record, a child
+/// that loads the library again writes records no task explains, and the
+/// trace already lists those processes as uncovered).
+pub(crate) fn drop_invalid_counted(
+    events: &mut Vec<Event>,
+    first: usize,
+    attached: &mut Vec<Attached>,
+    root: u32,
+    kernel: bool,
+    excluded: bool,
+) -> u64 {
+    let incomplete = kernel && (excluded || events[..first].iter().any(|e| matches!(&e.kind, EventKind::Fork(f) if f.untracked)));
     let dropped = drop_invalid(events, first, attached, root, kernel);
     if incomplete { 0 } else { dropped }
 }
@@ -100,8 +108,6 @@ pub(crate) fn drop_invalid_counted(events: &mut Vec<Event>, first: usize, attach
 struct KernelView {
     /// Per (pid, tid), when the task ended (`u64::MAX` if it did not).
     tasks: HashMap<(u32, u32), u64>,
-    /// Per process, the times of its execs, in order.
-    execs: HashMap<u32, Vec<u64>>,
     /// The tasks that live in a PID namespace, by the (pid, tid) they have
     /// there: what `getpid` and `gettid` returned to them, which the
     /// library asks before it records anything in a process or thread.
@@ -163,7 +169,7 @@ impl KernelView {
                 namespaced.entry((pid, tid)).or_default().push(task);
             }
         }
-        KernelView { tasks, execs, namespaced }
+        KernelView { tasks, namespaced }
     }
 
     /// Whether a record of `pid` and `tid` at `ts` is believed, with the
@@ -192,9 +198,10 @@ impl KernelView {
     }
 
     /// Keeps the attach records of tasks the kernel saw, with a plausible
-    /// window, one per thread and image (the first written).
+    /// window. A process has several: its set-up after each exec, and one
+    /// where each new thread or forked child learns its ids (which may
+    /// come just before that child execs).
     fn keep_attaches(&self, attached: &mut Vec<Attached>) {
-        let mut seen: HashSet<(u32, u32, u64)> = HashSet::default();
         for a in attached.iter_mut() {
             let (mut pid, mut tid) = (a.pid, a.tid);
             if self.resolve(&mut pid, &mut tid, a.end_ns) {
@@ -202,17 +209,7 @@ impl KernelView {
             }
         }
         attached.retain(|a| {
-            if !self.believes(a.pid, a.tid, a.end_ns) || a.end_ns < a.start_ns || a.end_ns - a.start_ns > MAX_SETUP_NS {
-                return false;
-            }
-            // The last exec of the process before the window began, or 0
-            // for the image it started with (a forked child before it
-            // execs, a test's child traced from after its exec).
-            let image = self.execs.get(&a.pid).map_or(0, |execs| {
-                let n = execs.partition_point(|&x| x <= a.start_ns.saturating_add(SLACK_NS));
-                if n > 0 { execs[n - 1] } else { 0 }
-            });
-            seen.insert((a.pid, a.tid, image))
+            self.believes(a.pid, a.tid, a.end_ns) && a.end_ns >= a.start_ns && a.end_ns - a.start_ns <= MAX_SETUP_NS
         });
     }
 }
@@ -290,10 +287,11 @@ mod tests {
         let mut attached = vec![
             attach(100, 0, 20, 30),
             attach(101, 100, 20 * ms + 5, 20 * ms + 9),
-            // A second one for the same exec, with a window covering the run.
-            attach(101, 100, 20 * ms + 10, 49 * ms),
-            // No exec seen; too long.
+            // A second one in the same image (a thread's, a forked child's).
+            attach(101, 100, 20 * ms + 10, 21 * ms),
+            // A task the kernel never saw; after the task's end; too long.
             attach(1, 0, 20, 30),
+            attach(101, 100, 60 * ms, 60 * ms + 1),
             attach(100, 0, 40, 40 + MAX_SETUP_NS + 1),
         ];
         let dropped = drop_invalid(&mut events, first, &mut attached, 100, true);
@@ -301,18 +299,17 @@ mod tests {
         let kept: Vec<(u32, u32, u64)> = events[first..].iter().map(|e| (e.pid, e.tid, e.ts_ns)).collect();
         assert_eq!(kept, [(100, 100, 30 * ms), (101, 101, 30 * ms)]);
         let kept: Vec<(u32, u64)> = attached.iter().map(|a| (a.pid, a.start_ns)).collect();
-        assert_eq!(kept, [(100, 20), (101, 20 * ms + 5)]);
+        assert_eq!(kept, [(100, 20), (101, 20 * ms + 5), (101, 20 * ms + 10)]);
     }
 
     #[test]
-    fn a_root_traced_after_its_exec_keeps_the_first_attach_of_its_image() {
+    fn a_root_traced_after_its_exec_keeps_its_attach() {
         // The kernel saw the root end, not its exec.
         let mut all = vec![exit(90, 100, 100), libc(1, 100, 100, "getenv", 0, vec![])];
         let first = 1;
-        // The library's, then one written later with an earlier window.
-        let mut attached = vec![attach(100, 0, 20, 30), attach(100, 0, 1, 80), attach(101, 100, 1, 2)];
+        let mut attached = vec![attach(100, 0, 20, 30), attach(101, 100, 1, 2)];
         let dropped = drop_invalid(&mut all, first, &mut attached, 100, true);
-        assert_eq!(dropped, 2);
+        assert_eq!(dropped, 1);
         assert_eq!(attached.iter().map(|a| (a.pid, a.start_ns)).collect::<Vec<_>>(), [(100, 20)]);
     }
 

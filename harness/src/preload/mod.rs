@@ -179,8 +179,9 @@ impl PreloadSession {
     /// Stops draining, decodes every record into `out`, and drops those
     /// that do not fit the tree ([`claims`]): `out` holds the kernel
     /// tracer's events already when `kernel`, and `root` is the root
-    /// process.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Event>, root: u32, kernel: bool) {
+    /// process; `excluded`: the kernel tracer left out processes that
+    /// gained privilege, so records it cannot place are dropped uncounted.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Event>, root: u32, kernel: bool, excluded: bool) {
         if let Some(d) = self.drain.take() {
             d.shared.stop.store(true, Ordering::Release);
             d.thread.thread().unpark();
@@ -200,7 +201,7 @@ impl PreloadSession {
                 }
             }
             self.decoder.finish(out);
-            let dropped = claims::drop_invalid_counted(out, first, &mut self.attached, root, kernel);
+            let dropped = claims::drop_invalid_counted(out, first, &mut self.attached, root, kernel, excluded);
             self.abandoned = d.shared.abandoned.load(Ordering::Relaxed);
             self.invalid = d.shared.corrupt.load(Ordering::Relaxed) + self.decoder.invalid + dropped;
             self.counts = match counter {
