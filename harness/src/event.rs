@@ -5,7 +5,9 @@
 //! `docs/json-schema.md`: every line has `kind`, `pid`, `tid` and `ts_ns`.
 
 use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -112,8 +114,9 @@ pub enum Arg {
     },
     /// A file path or other string argument.
     Path {
-        /// The string (invalid UTF-8 replaced).
-        path: String,
+        /// The string's bytes, as the program passed them.
+        #[serde(with = "os_text")]
+        path: OsString,
         /// The kernel side kept fewer bytes than the string has.
         #[serde(default, skip_serializing_if = "is_false")]
         truncated: bool,
@@ -130,8 +133,9 @@ pub enum Arg {
     Sockaddr(SockAddr),
     /// A list of strings, such as an exec's argv.
     Strings {
-        /// The strings.
-        items: Vec<String>,
+        /// The strings' bytes, as the program passed them.
+        #[serde(with = "os_text::list")]
+        items: Vec<OsString>,
         /// More entries or bytes were there than probity keeps.
         #[serde(default, skip_serializing_if = "is_false")]
         truncated: bool,
@@ -156,6 +160,14 @@ pub enum Arg {
 }
 
 impl Arg {
+    /// The string of a [`Arg::Path`] argument, as a path.
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Arg::Path { path, .. } => Some(Path::new(path)),
+            _ => None,
+        }
+    }
+
     /// The socket address this argument is or names: a `struct
     /// sockaddr`, or a message's `msg_name`.
     pub fn sockaddr(&self) -> Option<&SockAddr> {
@@ -182,8 +194,9 @@ pub enum SockAddr {
     },
     /// `AF_UNIX`: a path, an abstract name (starting with `@`), or unnamed.
     Unix {
-        /// The path or name.
-        path: String,
+        /// The path or name, as bytes.
+        #[serde(with = "os_text")]
+        path: OsString,
     },
     /// `AF_NETLINK`: the port id and the multicast groups.
     Netlink {
@@ -413,9 +426,11 @@ pub struct Dns {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exec {
     /// The program the kernel ran.
-    pub filename: String,
+    #[serde(with = "os_text")]
+    pub filename: OsString,
     /// The arguments, as read at the `execve` entry.
-    pub argv: Vec<String>,
+    #[serde(with = "os_text::list")]
+    pub argv: Vec<OsString>,
     /// argv had more entries or bytes than probity keeps.
     #[serde(default, skip_serializing_if = "is_false")]
     pub argv_truncated: bool,
@@ -562,12 +577,123 @@ impl Syscall {
         self.errno.is_some()
     }
 
-    /// The first path argument, if any.
-    pub fn path(&self) -> Option<&str> {
-        self.args.iter().find_map(|a| match a {
-            Arg::Path { path, .. } => Some(path.as_str()),
-            _ => None,
-        })
+    /// The first path argument, if any, with the bytes the program
+    /// passed.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// let s = probity::Syscall {
+    ///     name: "unlink".into(),
+    ///     nr: 87,
+    ///     args: vec![probity::Arg::Path { path: "/tmp/x".into(), truncated: false }],
+    ///     ret: Some(0),
+    ///     errno: None,
+    ///     duration_ns: 1,
+    ///     parent: None,
+    /// };
+    /// assert_eq!(s.path(), Some(Path::new("/tmp/x")));
+    /// ```
+    pub fn path(&self) -> Option<&Path> {
+        self.args.iter().find_map(Arg::as_path)
+    }
+}
+
+/// The text of `s` for messages: as is when it is UTF-8, else with its
+/// bytes escaped as strace shows them (`a\377b`).
+pub(crate) fn shown(s: &OsStr) -> Cow<'_, str> {
+    match s.to_str() {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(crate::decode::escape_bytes(std::os::unix::ffi::OsStrExt::as_bytes(s))),
+    }
+}
+
+pub(crate) mod os_text {
+    //! Strings a program passed (paths, argv) are bytes, not always UTF-8.
+    //! In JSON, one that is valid UTF-8 is a plain string, as it always
+    //! was; any other is `{"bytes": "a\\377b"}`, its bytes C-escaped as
+    //! strace shows them, so it loads back byte for byte and the two forms
+    //! cannot be confused.
+    use std::borrow::Cow;
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// One string, in either JSON form.
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Form<'a> {
+        Text(Cow<'a, str>),
+        Bytes { bytes: Cow<'a, str> },
+    }
+
+    fn form(s: &OsStr) -> Form<'_> {
+        match s.to_str() {
+            Some(t) => Form::Text(Cow::Borrowed(t)),
+            None => Form::Bytes { bytes: Cow::Owned(crate::decode::escape_bytes(s.as_bytes())) },
+        }
+    }
+
+    fn parse<E: serde::de::Error>(f: Form<'_>) -> Result<OsString, E> {
+        match f {
+            Form::Text(t) => Ok(OsString::from(t.into_owned())),
+            Form::Bytes { bytes } => crate::decode::unescape_bytes(&bytes)
+                .map(OsString::from_vec)
+                .map_err(|e| E::custom(format_args!("invalid \"bytes\" string: {e}"))),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(s: &OsStr, ser: S) -> Result<S::Ok, S::Error> {
+        form(s).serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OsString, D::Error> {
+        parse(Form::deserialize(d)?)
+    }
+
+    pub mod pairs {
+        //! A process's execs: each program with its argv, in the forms
+        //! `os_text` gives them.
+        use std::ffi::OsString;
+
+        use serde::ser::SerializeSeq;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(items: &[(OsString, Vec<OsString>)], ser: S) -> Result<S::Ok, S::Error> {
+            let mut seq = ser.serialize_seq(Some(items.len()))?;
+            for (program, argv) in items {
+                let argv: Vec<super::Form<'_>> = argv.iter().map(|a| super::form(a)).collect();
+                seq.serialize_element(&(super::form(program), argv))?;
+            }
+            seq.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(OsString, Vec<OsString>)>, D::Error> {
+            Vec::<(super::Form<'_>, Vec<super::Form<'_>>)>::deserialize(d)?
+                .into_iter()
+                .map(|(p, argv)| Ok((super::parse(p)?, argv.into_iter().map(super::parse).collect::<Result<_, _>>()?)))
+                .collect()
+        }
+    }
+
+    pub mod list {
+        //! A list of strings, each in the form `os_text` gives it.
+        use std::ffi::OsString;
+
+        use serde::ser::SerializeSeq;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(items: &[OsString], ser: S) -> Result<S::Ok, S::Error> {
+            let mut seq = ser.serialize_seq(Some(items.len()))?;
+            for s in items {
+                seq.serialize_element(&super::form(s))?;
+            }
+            seq.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OsString>, D::Error> {
+            Vec::<super::Form<'_>>::deserialize(d)?.into_iter().map(super::parse).collect()
+        }
     }
 }
 
@@ -583,5 +709,96 @@ mod bytes_as_string {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         crate::decode::unescape_bytes(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn exec(filename: OsString, argv: Vec<OsString>) -> Event {
+        Event { ts_ns: 1, pid: 2, tid: 2, kind: EventKind::Exec(Exec { filename, argv, argv_truncated: false, old_tid: None }) }
+    }
+
+    fn open(path: OsString) -> Event {
+        let s = Syscall {
+            name: "openat".into(),
+            nr: 257,
+            args: vec![Arg::Fd(libc::AT_FDCWD), Arg::Path { path, truncated: false }],
+            ret: Some(3),
+            errno: None,
+            duration_ns: 1,
+            parent: None,
+        };
+        Event { ts_ns: 1, pid: 2, tid: 2, kind: EventKind::Syscall(s) }
+    }
+
+    #[test]
+    fn utf8_strings_stay_plain_json_strings() {
+        let json = serde_json::to_string(&open("/tmp/é".into())).unwrap();
+        assert!(json.contains(r#"{"path":{"path":"/tmp/é"}}"#), "{json}");
+        let json = serde_json::to_string(&exec("/bin/ls".into(), vec!["ls".into(), "-l".into()])).unwrap();
+        assert!(json.contains(r#""filename":"/bin/ls","argv":["ls","-l"]"#), "{json}");
+    }
+
+    #[test]
+    fn other_bytes_are_an_object_with_their_escapes() {
+        let json = serde_json::to_string(&open(OsString::from_vec(b"/tmp/a\xffb".to_vec()))).unwrap();
+        assert!(json.contains(r#"{"path":{"path":{"bytes":"/tmp/a\\377b"}}}"#), "{json}");
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.as_syscall().unwrap().path().unwrap().as_os_str().as_bytes(), b"/tmp/a\xffb");
+    }
+
+    #[test]
+    fn a_bad_bytes_string_is_an_error() {
+        let json = r#"{"ts_ns":1,"pid":2,"tid":2,"kind":"exec","filename":{"bytes":"a\\q"},"argv":[]}"#;
+        let err = serde_json::from_str::<Event>(json).unwrap_err().to_string();
+        assert!(err.contains("unknown escape"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_round_trip(
+            name in proptest::collection::vec(any::<u8>(), 0..40),
+            argv in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..5),
+            unix in proptest::collection::vec(any::<u8>(), 0..20),
+        ) {
+            let argv: Vec<OsString> = argv.into_iter().map(OsString::from_vec).collect();
+            let events = [
+                exec(OsString::from_vec(name.clone()), argv),
+                open(OsString::from_vec(name.clone())),
+                Event {
+                    ts_ns: 1,
+                    pid: 2,
+                    tid: 2,
+                    kind: EventKind::Syscall(Syscall {
+                        name: "connect".into(),
+                        nr: 42,
+                        args: vec![Arg::Fd(3), Arg::Sockaddr(SockAddr::Unix { path: OsString::from_vec(unix) })],
+                        ret: Some(0),
+                        errno: None,
+                        duration_ns: 1,
+                        parent: None,
+                    }),
+                },
+            ];
+            for e in events {
+                let json = serde_json::to_string(&e).unwrap();
+                let back: Event = serde_json::from_str(&json).unwrap();
+                prop_assert_eq!(&back, &e);
+                // UTF-8 is written as it always was.
+                if let Ok(text) = std::str::from_utf8(&name) {
+                    if matches!(e.kind, EventKind::Syscall(_)) && e.as_syscall().unwrap().name == "openat" {
+                        prop_assert!(json.contains(&serde_json::to_string(text).unwrap()), "{}", json);
+                        prop_assert!(!json.contains("\"bytes\""), "{}", json);
+                    }
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,8 @@
 //! let mut cmd = Command::new("sh");
 //! cmd.args(["-c", "cat /etc/hostname"]);
 //! let trace = probity::Tracer::new().run(cmd)?;
-//! assert!(trace.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some("/etc/hostname")));
+//! let hostname = std::path::Path::new("/etc/hostname");
+//! assert!(trace.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some(hostname)));
 //! assert_eq!(trace.outcome.losses.lost_events(), 0);
 //! # Ok::<(), probity::Error>(())
 //! ```

@@ -236,7 +236,7 @@ impl HostLinker {
                     _ => false,
                 };
                 let name = match c.args.first() {
-                    Some(crate::event::Arg::Path { path, .. }) if ok => path.clone(),
+                    Some(crate::event::Arg::Path { path, .. }) if ok => crate::event::shown(path).into_owned(),
                     _ => return,
                 };
                 let addrs: Vec<std::net::IpAddr> = c
@@ -247,6 +247,7 @@ impl HostLinker {
                         _ => None,
                     })
                     .flatten()
+                    .filter_map(|s| s.to_str())
                     .filter_map(|s| {
                         s.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| s.parse()).ok()
                     })

@@ -1,6 +1,7 @@
 //! Human-readable renderings: strace-like event lines and the `-c` table.
 
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
 
 use crate::event::{Event, EventKind, Net, NetOp, Protocol, SignalAction};
 use crate::trace::{Outcome, SyscallCount};

@@ -1,5 +1,7 @@
 //! The exact events fixtures with known behaviour must produce.
 
+use std::path::Path;
+
 use probity::{Arg, EventKind, ExitStatus};
 use probity_fixtures as fx;
 
@@ -21,14 +23,14 @@ fn check_known_io(name: &str) {
     let main = syscalls_of(&t, root);
     let first = main.first().expect("root made no syscalls");
     assert_eq!(first.name, "execve", "{}", ctx());
-    assert_eq!(first.path(), Some(exe.as_str()));
+    assert_eq!(first.path(), Some(Path::new(&exe)));
     assert_eq!(first.ret, Some(0));
     assert!(t.events.iter().any(|e| e.pid == root
-        && matches!(&e.kind, EventKind::Exec(x) if x.filename == exe && x.argv == [exe.clone(), out_s.clone(), "7".into()])));
+        && matches!(&e.kind, EventKind::Exec(x) if x.filename == *exe && x.argv == [&exe, &out_s, "7"])));
 
     // openat(AT_FDCWD, OUT, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = fd,
     // then write(fd, "probity fixture\n", 16) = 16, then close(fd) = 0.
-    let open_at = main.iter().position(|s| s.name == "openat" && s.path() == Some(out_s.as_str())).unwrap_or_else(|| panic!("no openat of {out_s}:\n{}", ctx()));
+    let open_at = main.iter().position(|s| s.name == "openat" && s.path() == Some(Path::new(&out_s))).unwrap_or_else(|| panic!("no openat of {out_s}:\n{}", ctx()));
     let open = main[open_at];
     assert_eq!(open.args[0], Arg::Fd(-100), "{}", ctx());
     let Arg::Flags { text, .. } = &open.args[2] else { panic!("flags not decoded: {:?}", open.args) };
@@ -69,11 +71,11 @@ fn check_known_io(name: &str) {
     let child = forks.iter().copied().find(|c| !threads.contains(c)).unwrap();
     let child_calls = syscalls_of(&t, child);
     let exec = child_calls.iter().find(|s| s.name == "execve").unwrap_or_else(|| panic!("child did not exec:\n{}", ctx()));
-    assert_eq!(exec.path(), Some("/bin/true"));
+    assert_eq!(exec.path(), Some(Path::new("/bin/true")));
     assert_eq!(exec.ret, Some(0));
     let procs = t.processes();
     assert_eq!(procs[&child].parent, Some(root));
-    assert_eq!(procs[&child].execs, vec![("/bin/true".to_owned(), vec!["true".to_owned()])]);
+    assert_eq!(procs[&child].execs, vec![("/bin/true".into(), vec!["true".into()])]);
     assert_eq!(procs[&child].exit, Some(ExitStatus::Code(0)));
     // The parent reaps it with wait4, then exits with exit_group(7).
     assert!(main.iter().any(|s| s.name == "wait4" && s.ret == Some(i64::from(child))), "{}", ctx());
@@ -144,7 +146,7 @@ fn exec_from_a_thread_keeps_the_process() {
     assert_eq!(x.filename, "/bin/true");
     assert!(x.old_tid.is_some_and(|o| o != root));
     // The execve itself is recorded, under its new thread id.
-    assert!(t.syscalls().any(|(e, s)| e.tid == root && s.name == "execve" && s.path() == Some("/bin/true") && s.ret == Some(0)), "{}", dump(&t));
+    assert!(t.syscalls().any(|(e, s)| e.tid == root && s.name == "execve" && s.path() == Some(Path::new("/bin/true")) && s.ret == Some(0)), "{}", dump(&t));
 }
 
 #[test]
@@ -153,7 +155,7 @@ fn failed_exec_is_recorded_with_its_error() {
     assert_eq!(t.outcome.status, ExitStatus::Code(127));
     let failed = t
         .syscalls()
-        .find(|(_, s)| s.name == "execve" && s.path() == Some("/nonexistent/probity-test"))
+        .find(|(_, s)| s.name == "execve" && s.path() == Some(Path::new("/nonexistent/probity-test")))
         .unwrap_or_else(|| panic!("no failed execve:\n{}", dump(&t)))
         .1;
     assert_eq!(failed.ret, Some(-2));
@@ -182,13 +184,10 @@ fn paths_buffers_and_addresses_are_captured() {
         .find(|(_, s)| s.name.starts_with("rename"))
         .unwrap_or_else(|| panic!("no rename:\n{}", ctx()))
         .1;
-    let paths: Vec<&str> = rename.args.iter().filter_map(|a| match a {
-        Arg::Path { path, .. } => Some(path.as_str()),
-        _ => None,
-    }).collect();
-    assert_eq!(paths, [a.to_str().unwrap(), b.to_str().unwrap()], "{}", ctx());
+    let paths: Vec<&Path> = rename.args.iter().filter_map(Arg::as_path).collect();
+    assert_eq!(paths, [a.as_path(), b.as_path()], "{}", ctx());
     // A failed openat carries its errno.
-    assert!(t.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some("/nonexistent-probity") && s.errno.as_deref() == Some("ENOENT")), "{}", ctx());
+    assert!(t.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some(Path::new("/nonexistent-probity")) && s.errno.as_deref() == Some("ENOENT")), "{}", ctx());
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn parallel_sessions_see_only_their_own_tree() {
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Exec(x) => Some(x.argv.join(" ")),
+                EventKind::Exec(x) => Some(x.argv.join(std::ffi::OsStr::new(" ")).to_string_lossy().into_owned()),
                 _ => None,
             })
             .collect();

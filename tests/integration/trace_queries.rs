@@ -39,11 +39,11 @@ fn by_kind_and_process() {
     let dir = tempfile::tempdir().unwrap();
     let t = known_io(dir.path());
     let root = t.outcome.root_pid;
-    let execs: Vec<&str> = t
+    let execs: Vec<&std::ffi::OsStr> = t
         .events()
         .kind("exec")
         .map(|e| match &e.kind {
-            EventKind::Exec(x) => x.filename.as_str(),
+            EventKind::Exec(x) => x.filename.as_os_str(),
             _ => unreachable!("kind(\"exec\") gave {e:?}"),
         })
         .collect();
@@ -52,7 +52,7 @@ fn by_kind_and_process() {
     assert!(t.events().kind("libc").count() > 0, "the preload tracer ran too");
 
     let procs = t.processes();
-    let child = procs.values().find(|p| p.program() == Some("/bin/true")).expect("the child").pid;
+    let child = procs.values().find(|p| p.program() == Some(std::path::Path::new("/bin/true"))).expect("the child").pid;
     assert_eq!(procs[&child].parent, Some(root));
     assert_eq!(procs[&root].threads.len(), 3);
     assert_eq!(procs[&root].tracers, BTreeSet::from([TracerKind::Ebpf, TracerKind::Preload]));

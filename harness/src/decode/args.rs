@@ -273,7 +273,7 @@ fn flags_arg(value: u64, render: fn(u64) -> String) -> Arg {
 
 fn string(data: &[u8], truncated: bool) -> Arg {
     Arg::Path {
-        path: String::from_utf8_lossy(data).into_owned(),
+        path: <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(data).to_owned(),
         truncated,
     }
 }
@@ -598,7 +598,7 @@ mod tests {
         let capture = [cstr(1, b"/etc/hostname")];
         let s = decode_syscall(nr(Sysno::openat), &raw, 3, false, 10, &capture);
         assert_eq!(s.name, "openat");
-        assert_eq!(s.path(), Some("/etc/hostname"));
+        assert_eq!(s.path(), Some(std::path::Path::new("/etc/hostname")));
         assert_eq!(
             (s.ret, s.errno.as_deref(), s.duration_ns),
             (Some(3), None, 10)
@@ -899,7 +899,7 @@ mod tests {
         assert_eq!(line(Sysno::readlink, raw, ret, &[cstr(0, b"/tmp/l"), cstr(1, &read)]), expected);
         let raw = [AT_FDCWD, PATH_PTR, PATH_PTR, 256, 0, 0];
         let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &read)]);
-        assert_eq!(s.args[2], Arg::Path { path: String::from_utf8(target.to_vec()).unwrap(), truncated: false });
+        assert_eq!(s.args[2], Arg::Path { path: String::from_utf8(target.to_vec()).unwrap().into(), truncated: false });
         // Cut by the kernel side: fewer bytes than the result.
         let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &target[..10])]);
         assert!(matches!(&s.args[2], Arg::Path { truncated: true, path } if path.len() == 10));

@@ -1,8 +1,10 @@
 //! Socket addresses: decoding captured `struct sockaddr` bytes, and printing
 //! them the way strace does.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::mem::offset_of;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use libc::{sockaddr_in, sockaddr_in6, sockaddr_nl, sockaddr_un};
@@ -56,16 +58,16 @@ pub(crate) fn decode(data: &[u8]) -> Option<SockAddr> {
 /// The path of an `AF_UNIX` address: empty when unnamed, `@name` when
 /// abstract (its first byte is NUL and its length is the address length, see
 /// unix(7)), otherwise the bytes up to the first NUL.
-fn unix_path(data: &[u8]) -> String {
+fn unix_path(data: &[u8]) -> OsString {
     let path = data
         .get(offset_of!(sockaddr_un, sun_path)..)
         .unwrap_or_default();
     match path.split_first() {
-        None => String::new(),
-        Some((0, name)) => format!("@{}", String::from_utf8_lossy(name)),
+        None => OsString::new(),
+        Some((0, name)) => OsString::from_vec([b"@", name].concat()),
         Some(_) => {
             let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
-            String::from_utf8_lossy(&path[..end]).into_owned()
+            OsStr::from_bytes(&path[..end]).to_owned()
         }
     }
 }
@@ -98,11 +100,11 @@ pub(crate) fn fmt(addr: &SockAddr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             a.scope_id()
         ),
         SockAddr::Unix { path } if path.is_empty() => f.write_str("{sa_family=AF_UNIX}"),
-        SockAddr::Unix { path } => match path.strip_prefix('@') {
+        SockAddr::Unix { path } => match path.as_bytes().strip_prefix(b"@") {
             Some(name) => write!(
                 f,
                 "{{sa_family=AF_UNIX, sun_path=@\"{}\"}}",
-                escape_bytes(name.as_bytes())
+                escape_bytes(name)
             ),
             None => write!(
                 f,
@@ -222,7 +224,7 @@ mod tests {
         assert_eq!(
             addr,
             SockAddr::Unix {
-                path: String::new()
+                path: OsString::new()
             }
         );
         assert_eq!(show(addr), "{sa_family=AF_UNIX}");

@@ -1,6 +1,7 @@
 //! The strace-like text form: C string escapes, arguments and whole lines.
 
 use std::fmt::{self, Write as _};
+use std::os::unix::ffi::OsStrExt;
 
 use super::{errno_desc, sockaddr};
 use crate::event::{Arg, Syscall};
@@ -230,6 +231,13 @@ mod tests {
             truncated: true,
         };
         assert_eq!(path.to_string(), r#""/etc/host\"name"..."#);
+        // Bytes that are not printable ASCII are octal escapes, as strace
+        // shows them, whether or not they are UTF-8.
+        let odd = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_owned();
+        let path = Arg::Path { path: odd(b"/tmp/a\xffb\xc3\xa9"), truncated: false };
+        assert_eq!(path.to_string(), r#""/tmp/a\377b\303\251""#);
+        let argv = Arg::Strings { items: vec![odd(b"cat"), odd(b"\xfe1")], truncated: false };
+        assert_eq!(argv.to_string(), r#"["cat", "\3761"]"#);
         let buf = Arg::Bytes {
             data: b"hello\n".to_vec(),
             len: 100,

@@ -11,6 +11,9 @@
 //! [`super::privilege`]) ends at that exec: nothing of it after that is
 //! decoded, whatever reaches the ring.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
 use foldhash::HashMap;
 
 use probity_common::{
@@ -48,7 +51,7 @@ pub(crate) struct Assembler {
     /// with the time of that exec: none of their later records is decoded.
     privileged: HashMap<u32, u64>,
     /// Those execs, in arrival order: time, pid, program.
-    privileged_execs: Vec<(u64, u32, String)>,
+    privileged_execs: Vec<(u64, u32, OsString)>,
 }
 
 /// What is known of a live TCP socket.
@@ -67,8 +70,8 @@ struct Conn {
 /// What an exec's entry record said.
 #[derive(Default, Clone)]
 struct ExecArgs {
-    path: String,
-    argv: Vec<String>,
+    path: OsString,
+    argv: Vec<OsString>,
     truncated: bool,
 }
 
@@ -154,10 +157,9 @@ impl Assembler {
                 out.push(ev);
             }
             Record::ExecArgs(h, data) => {
-                let mut strings =
-                    data.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned());
-                let mut path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { String::new() };
-                let argv: Vec<String> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
+                let mut strings = data.split(|&b| b == 0).map(|s| OsStr::from_bytes(s).to_owned());
+                let mut path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { OsString::new() };
+                let argv: Vec<OsString> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
                 let truncated = h.flags & EXEC_ARGS_TRUNCATED != 0;
                 let tid = h.header.tid;
                 if let Some(mut exec) = self.pending_exec.remove(&tid) {
@@ -181,7 +183,7 @@ impl Assembler {
                 // The kernel took the task out of the session at this exec:
                 // no argv record follows, and nothing else of it.
                 let h = e.header;
-                let filename = String::from_utf8_lossy(e.filename).into_owned();
+                let filename = OsStr::from_bytes(e.filename).to_owned();
                 self.flush(h.tid, out);
                 self.ending.remove(&h.pid);
                 self.privileged.insert(h.pid, h.ts_ns);
@@ -210,7 +212,7 @@ impl Assembler {
                         pid: h.pid,
                         tid: h.tid,
                         kind: EventKind::Exec(Exec {
-                            filename: String::from_utf8_lossy(e.filename).into_owned(),
+                            filename: OsStr::from_bytes(e.filename).to_owned(),
                             argv: Vec::new(),
                             argv_truncated: false,
                             old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
@@ -422,7 +424,7 @@ impl Assembler {
 
     /// The execs into more privilege than the caller so far: time, pid
     /// and program, in the order they came.
-    pub(crate) fn privileged_execs(&self) -> &[(u64, u32, String)] {
+    pub(crate) fn privileged_execs(&self) -> &[(u64, u32, OsString)] {
         &self.privileged_execs
     }
 
@@ -631,7 +633,7 @@ mod tests {
         push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
         assert_eq!(out.len(), 1);
         assert!(matches!(&out[0].kind, EventKind::Exec(x) if x.filename == "/bin" && x.argv.is_empty()));
-        assert_eq!(a.privileged_execs(), [(12, 5, "/bin".to_owned())]);
+        assert_eq!(a.privileged_execs(), [(12, 5, OsString::from("/bin"))]);
         // A later task of the tree that reuses the id is traced again.
         let fork = probity_common::ForkEvent { header: EventHeader::new(K::Fork, 1, 30, 4, 4), child_tid: 5, flags: 0 };
         push(&mut a, as_bytes(&fork), &mut out);

@@ -114,7 +114,7 @@ impl Sink {
 
     /// The execs into more privilege than the caller so far: time, pid
     /// and program.
-    pub(crate) fn privileged_execs(&self) -> Vec<(u64, u32, String)> {
+    pub(crate) fn privileged_execs(&self) -> Vec<(u64, u32, std::ffi::OsString)> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.assembler.privileged_execs().to_vec()
     }

@@ -49,10 +49,10 @@ pub fn excludes_privileged() -> bool {
 
 /// The entry for a process that exec'd `program` into more privilege than
 /// `owner`, and left the trace there.
-pub(crate) fn uncovered(pid: u32, program: &str, owner: Owner) -> Uncovered {
+pub(crate) fn uncovered(pid: u32, program: &std::ffi::OsStr, owner: Owner) -> Uncovered {
     Uncovered {
         pid,
-        program: program.to_owned(),
+        program: crate::event::shown(program).into_owned(),
         tracer: TracerKind::Ebpf,
         reason: format!(
             "{}: more privilege than probity's caller (uid {}, gid {}), so it and its children are left out of the trace from this exec",
@@ -65,7 +65,7 @@ pub(crate) fn uncovered(pid: u32, program: &str, owner: Owner) -> Uncovered {
 
 /// What made `program` privileged, as far as its file still shows. The
 /// kernel decided from the process's credentials; this is only the wording.
-fn why(program: &str) -> String {
+fn why(program: &std::ffi::OsStr) -> String {
     let Ok(meta) = std::fs::metadata(program) else {
         return "runs as another user or group, or with capabilities".into();
     };
@@ -83,8 +83,8 @@ fn why(program: &str) -> String {
 }
 
 /// Whether `path` carries a `security.capability` attribute.
-fn has_file_capabilities(path: &str) -> bool {
-    let Ok(c) = CString::new(std::ffi::OsStr::new(path).as_bytes()) else { return false };
+fn has_file_capabilities(path: &std::ffi::OsStr) -> bool {
+    let Ok(c) = CString::new(path.as_bytes()) else { return false };
     // SAFETY: both strings are NUL-terminated and live; a null buffer of
     // size 0 asks only for the value's size.
     let n = unsafe { libc::getxattr(c.as_ptr(), c"security.capability".as_ptr(), std::ptr::null_mut(), 0) };
@@ -101,12 +101,12 @@ mod tests {
         let p = dir.path().join("prog");
         std::fs::write(&p, b"").unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
-        let u = uncovered(7, p.to_str().unwrap(), Owner { uid: 65534, gid: 65534 });
+        let u = uncovered(7, p.as_os_str(), Owner { uid: 65534, gid: 65534 });
         assert_eq!(u.tracer, TracerKind::Ebpf);
         let owner = std::fs::metadata(&p).unwrap().uid();
         assert!(u.reason.starts_with(&format!("setuid (runs as uid {owner}): more privilege than probity's caller (uid 65534, gid 65534)")), "{}", u.reason);
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o2755)).unwrap();
-        assert!(uncovered(7, p.to_str().unwrap(), Owner { uid: 1, gid: 1 }).reason.starts_with("setgid"));
-        assert!(uncovered(7, "/no/such/file", Owner { uid: 1, gid: 1 }).reason.starts_with("runs as another user"));
+        assert!(uncovered(7, p.as_os_str(), Owner { uid: 1, gid: 1 }).reason.starts_with("setgid"));
+        assert!(uncovered(7, "/no/such/file".as_ref(), Owner { uid: 1, gid: 1 }).reason.starts_with("runs as another user"));
     }
 }

@@ -21,7 +21,7 @@ pub(crate) struct Coverage {
     /// start order.
     uncovered: Vec<(u64, Uncovered)>,
     /// Why, by program: a build runs the same static tool thousands of times.
-    reasons: HashMap<String, &'static str>,
+    reasons: HashMap<std::ffi::OsString, &'static str>,
 }
 
 impl Coverage {
@@ -40,7 +40,7 @@ impl Coverage {
         if !covered {
             let u = Uncovered {
                 pid: e.pid,
-                program: x.filename.clone(),
+                program: crate::event::shown(&x.filename).into_owned(),
                 tracer: TracerKind::Preload,
                 reason: self.reasons.entry(x.filename.clone()).or_insert_with(|| reason(&x.filename)).to_string(),
             };
@@ -55,7 +55,7 @@ impl Coverage {
 }
 
 /// Why the dynamic loader would not have preloaded into `program`.
-fn reason(program: &str) -> &'static str {
+fn reason(program: &std::ffi::OsStr) -> &'static str {
     let Ok(meta) = std::fs::metadata(program) else { return "LD_PRELOAD not in its environment, or not loaded" };
     if meta.permissions().mode() & (libc::S_ISUID | libc::S_ISGID) != 0 {
         return "setuid or setgid (the loader ignores LD_PRELOAD)";

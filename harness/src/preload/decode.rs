@@ -4,6 +4,9 @@
 //! crate writes for its own functions decode like the built-in ones.
 
 use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
 use foldhash::HashMap;
 
 use probity_common::shm::{
@@ -150,7 +153,7 @@ fn arg(a: &ArgSlot, strings: &[u8]) -> Arg {
         Some(ArgKind::Hex) => Arg::Hex(a.value),
         Some(ArgKind::Fd) => Arg::Fd(a.value as i64 as i32),
         Some(ArgKind::Ptr) => Arg::Ptr(a.value),
-        Some(ArgKind::Str) => Arg::Path { path: String::from_utf8_lossy(bytes()).into_owned(), truncated },
+        Some(ArgKind::Str) => Arg::Path { path: OsStr::from_bytes(bytes()).to_owned(), truncated },
         Some(ArgKind::OpenFlags) => Arg::Flags { value: a.value, text: crate::decode::flags::open(a.value) },
         Some(ArgKind::AtFlags) => Arg::Flags { value: a.value, text: crate::decode::flags::at(a.value) },
         Some(ArgKind::Mode) => Arg::Flags { value: a.value, text: crate::decode::flags::mode(a.value) },
@@ -159,7 +162,7 @@ fn arg(a: &ArgSlot, strings: &[u8]) -> Arg {
             items: bytes()
                 .split(|&b| b == 0)
                 .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .map(|s| OsStr::from_bytes(s).to_owned())
                 .collect(),
             truncated,
         },

@@ -72,7 +72,7 @@ impl<'a> OwnSyscalls<'a> {
         };
         let lib_fds = &mut self.lib_fds;
         match &*s.name {
-            "openat" | "open" if s.path() == Some(self.library) => {
+            "openat" | "open" if s.path() == Some(std::path::Path::new(self.library)) => {
                 if let Some(fd) = s.ret.filter(|&r| r >= 0) {
                     lib_fds.insert((e.tid, fd as i32));
                 }
@@ -123,7 +123,7 @@ impl OwnSyscalls<'_> {
 fn is_setup_call(s: &crate::event::Syscall) -> bool {
     match &*s.name {
         "getpid" | "gettid" | "newfstatat" | "fstat" | "statx" | "mmap" | "munmap" | "close" => true,
-        "openat" | "open" => s.path().is_some_and(|p| super::ring_file::is_ring_path(std::path::Path::new(p))),
+        "openat" | "open" => s.path().is_some_and(super::ring_file::is_ring_path),
         _ => false,
     }
 }

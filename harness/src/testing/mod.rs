@@ -133,7 +133,8 @@ fn report(trace: &Trace, stdout: &str, stderr: &str, n: usize) -> String {
     for (pid, p) in trace.processes() {
         let status = p.exit.map_or_else(|| "not seen to end".to_string(), |st| st.to_string());
         let argv = p.execs.last().map(|(_, argv)| format!(" {argv:?}")).unwrap_or_default();
-        s.push_str(&format!("[{pid}] {}{argv}: {status}\n", p.program().unwrap_or("(no exec seen)")));
+        let program = p.program().map_or("(no exec seen)".into(), |f| crate::event::shown(f.as_os_str()));
+        s.push_str(&format!("[{pid}] {program}{argv}: {status}\n"));
     }
     let events = &trace.events;
     let from = events.len().saturating_sub(n);

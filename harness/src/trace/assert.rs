@@ -11,14 +11,16 @@
 //! was not covered by a tracer that sees that kind of event, or when an
 //! event's path could not be resolved to tell whether it matches.
 
+use std::ffi::OsStr;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 
 use crate::event::{Arg, Event, EventKind, SockAddr};
 use crate::trace::index::{FdTarget, Index, Resolved};
-use crate::trace::query::{offset, program_is, under, Events, Query, Syscalls};
+use crate::trace::query::{base_name, offset, program_is, trim_dot_slash, under, Events, Query, Syscalls};
 use crate::trace::snapshot::Normalizer;
 use crate::trace::Trace;
 
@@ -127,7 +129,7 @@ impl Violation {
         let events = &idx.trace.events;
         for &i in indexes.iter().take(MAX_LISTED) {
             let e = &events[i];
-            let program = idx.image_at(e.pid, e.ts_ns).map(|(f, _)| f.rsplit('/').next().unwrap_or(f).to_owned());
+            let program = idx.image_at(e.pid, e.ts_ns).map(|(f, _)| crate::event::shown(base_name(f)).into_owned());
             self.0.findings.push(Finding { event: e.clone(), program, note: note(i) });
         }
         self.0.omitted = indexes.len().saturating_sub(MAX_LISTED);
@@ -427,10 +429,10 @@ fn open_flags(args: &[Arg]) -> Option<u64> {
 /// The mode string of `fopen` and `freopen` as open flags.
 fn fopen_flags(args: &[Arg]) -> u64 {
     let mut mode = args.iter().filter_map(|a| match a {
-        Arg::Path { path, .. } => Some(path.as_str()),
+        Arg::Path { path, .. } => Some(path.to_string_lossy()),
         _ => None,
     });
-    match mode.nth(1).unwrap_or("r") {
+    match mode.nth(1).as_deref().unwrap_or("r") {
         m if m.starts_with('w') => (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u64,
         m if m.starts_with('a') => (libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND) as u64,
         m if m.contains('+') => libc::O_RDWR as u64,
@@ -513,15 +515,16 @@ impl Trace {
     /// The user's path as the trace's resolved paths are: absolute
     /// (against the starting directory) when it can be, normalized.
     fn user_path(&self, p: &Path) -> Resolved {
-        let s = p.to_string_lossy();
-        if s.starts_with('/') {
-            Resolved::Abs(crate::trace::index::normalize(&s))
+        use std::os::unix::ffi::OsStrExt;
+        let s = p.as_os_str();
+        if s.as_bytes().starts_with(b"/") {
+            Resolved::Abs(crate::trace::index::normalize(s))
         } else {
             match &self.outcome.cwd {
                 Some(cwd) if cwd.starts_with('/') => {
-                    Resolved::Abs(crate::trace::index::normalize(&format!("{cwd}/{s}")))
+                    Resolved::Abs(crate::trace::index::normalize(crate::trace::index::joined(OsStr::new(cwd), s)))
                 }
-                _ => Resolved::Rel(s.trim_start_matches("./").to_owned()),
+                _ => Resolved::Rel(trim_dot_slash(s).to_owned()),
             }
         }
     }
@@ -530,7 +533,7 @@ impl Trace {
     fn check_op(&self, op: Op, path: &Path, what: &str) -> Result<(), Violation> {
         let idx = Index::new(self);
         let want = self.user_path(path);
-        let shown = want.as_str().unwrap_or_default().to_owned();
+        let shown = want.shown().unwrap_or_default().into_owned();
         let expectation = format!("{what} {shown}");
         if (0..self.events.len()).any(|i| op_paths(&idx, i, op).contains(&&want)) {
             return Ok(());
@@ -657,7 +660,7 @@ impl Trace {
         let idx = Index::new(self);
         let (from, to) = (self.user_path(from.as_ref()), self.user_path(to.as_ref()));
         let expectation =
-            format!("renamed {} to {}", from.as_str().unwrap_or_default(), to.as_str().unwrap_or_default());
+            format!("renamed {} to {}", from.shown().unwrap_or_default(), to.shown().unwrap_or_default());
         if (0..self.events.len()).any(|i| op_paths(&idx, i, Op::Rename) == [&from, &to]) {
             return Ok(());
         }
@@ -700,7 +703,7 @@ impl Trace {
     {
         let idx = Index::new(self);
         let dirs: Vec<Resolved> = dirs.into_iter().map(|d| self.user_path(d.as_ref())).collect();
-        let shown: Vec<String> = dirs.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect();
+        let shown: Vec<String> = dirs.iter().filter_map(|d| d.shown().map(|s| s.into_owned())).collect();
         let expectation = format!("changes to the file system only under {}", list(&shown));
         let mut bad = Vec::new();
         let mut undecided = Vec::new();
@@ -708,7 +711,7 @@ impl Trace {
             for r in op_paths(&idx, i, Op::Modify) {
                 let inside = match r {
                     Resolved::Abs(p) => {
-                        HARMLESS_DEVICES.contains(&p.as_str())
+                        HARMLESS_DEVICES.iter().any(|d| p.as_os_str() == *d)
                             || dirs.iter().any(|d| matches!(d, Resolved::Abs(d) if under(p, d)))
                     }
                     Resolved::Rel(p) => dirs.iter().any(|d| matches!(d, Resolved::Rel(d) if under(p, d))),
@@ -751,12 +754,12 @@ impl Trace {
     }
 
     /// The indexes of the exec events, and each one's program.
-    fn execs(&self) -> Vec<(usize, &str)> {
+    fn execs(&self) -> Vec<(usize, &OsStr)> {
         self.events
             .iter()
             .enumerate()
             .filter_map(|(i, e)| match &e.kind {
-                EventKind::Exec(x) => Some((i, x.filename.as_str())),
+                EventKind::Exec(x) => Some((i, x.filename.as_os_str())),
                 _ => None,
             })
             .collect()
@@ -1180,11 +1183,9 @@ fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
     if !same.is_empty() {
         return v.with_events(idx, &same, |_| None).titled("the calls that touched it");
     }
-    let name = want.as_str().and_then(|p| p.rsplit('/').next()).unwrap_or_default().to_owned();
+    let name = want.as_os().map(base_name).unwrap_or_default().to_owned();
     let similar: Vec<usize> = (0..n)
-        .filter(|&i| {
-            targets(i).iter().filter_map(Resolved::as_str).any(|p| p.rsplit('/').next() == Some(name.as_str()))
-        })
+        .filter(|&i| targets(i).iter().filter_map(Resolved::as_os).any(|p| base_name(p) == name))
         .collect();
     if similar.is_empty() || name.is_empty() {
         return v.note("nothing touched that path");
@@ -1192,7 +1193,7 @@ fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
     v.with_events(idx, &similar, |_| None).titled("nothing touched that path; the calls on files of the same name")
 }
 
-fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: &[(usize, &str)]) -> Violation {
+fn missing_execs(idx: &Index<'_>, expectation: &str, missing: &[String], execs: &[(usize, &OsStr)]) -> Violation {
     let problem = format!("these were never exec'd: {}", list(missing));
     let v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
     let all: Vec<usize> = execs.iter().map(|(i, _)| *i).collect();
@@ -1397,7 +1398,7 @@ fn dns_distrust(idx: &Index<'_>) -> Vec<(usize, String)> {
             "setns" => format!("process {pid} called setns, and may have entered a network namespace probity did not see made"),
             "process_vm_writev" | "ptrace" | "shmat" => format!("process {pid} called {}, and may have written another process's memory", s.name),
             "open" | "openat" | "openat2"
-                if s.args.iter().any(|a| matches!(a, Arg::Path { path, .. } if path.starts_with("/proc/") && path.ends_with("/mem"))) =>
+                if s.args.iter().any(|a| matches!(a, Arg::Path { path, .. } if path.as_bytes().starts_with(b"/proc/") && path.as_bytes().ends_with(b"/mem"))) =>
             {
                 format!("process {pid} opened a process's memory file, and may have written another process's memory")
             }

@@ -7,9 +7,13 @@
 //! and `fchdir` from the directory the command started in) or to the
 //! directory a descriptor names, lexically (`..` is not checked against
 //! symlinks). Descriptors are followed through `open`, `dup`, `fcntl`,
-//! `close`, `fork` and close-on-exec.
+//! `close`, `fork` and close-on-exec. Paths are bytes, as the program
+//! passed them: two names that differ in a byte that is not UTF-8 stay
+//! two names.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,64 +25,77 @@ use crate::trace::{Process, Trace, TracerKind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Resolved {
     /// An absolute, lexically normalized path.
-    Abs(String),
+    Abs(OsString),
     /// Relative to the directory the command started in, which the trace
     /// does not record.
-    Rel(String),
+    Rel(OsString),
     /// Where it points cannot be told, and why.
     Unknown(&'static str),
 }
 
 impl Resolved {
-    /// The path as text: absolute, relative, or `None` when unknown.
-    pub(crate) fn as_str(&self) -> Option<&str> {
+    /// The path: absolute, relative, or `None` when unknown.
+    pub(crate) fn as_os(&self) -> Option<&OsStr> {
         match self {
             Resolved::Abs(p) | Resolved::Rel(p) => Some(p),
             Resolved::Unknown(_) => None,
         }
     }
 
-    fn join(&self, rel: &str) -> Resolved {
-        if rel.starts_with('/') {
+    /// The path as text for messages (see [`crate::event::shown`]).
+    pub(crate) fn shown(&self) -> Option<std::borrow::Cow<'_, str>> {
+        self.as_os().map(crate::event::shown)
+    }
+
+    fn join(&self, rel: impl AsRef<OsStr>) -> Resolved {
+        let rel = rel.as_ref();
+        if rel.as_bytes().starts_with(b"/") {
             return Resolved::Abs(normalize(rel));
         }
         match self {
-            Resolved::Abs(base) => Resolved::Abs(normalize(&format!("{base}/{rel}"))),
+            Resolved::Abs(base) => Resolved::Abs(normalize(joined(base, rel))),
             Resolved::Rel(base) if base.is_empty() => Resolved::Rel(normalize_rel(rel)),
-            Resolved::Rel(base) => Resolved::Rel(normalize_rel(&format!("{base}/{rel}"))),
+            Resolved::Rel(base) => Resolved::Rel(normalize_rel(joined(base, rel))),
             Resolved::Unknown(why) => Resolved::Unknown(why),
         }
     }
 }
 
+/// `base/rel`.
+pub(crate) fn joined(base: &OsStr, rel: &OsStr) -> OsString {
+    OsString::from_vec([base.as_bytes(), b"/", rel.as_bytes()].concat())
+}
+
 /// `/a/./b//c/../d` as `/a/b/d`; `..` above the root stays at the root.
-pub(crate) fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
+pub(crate) fn normalize(path: impl AsRef<OsStr>) -> OsString {
+    let path = path.as_ref();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.as_bytes().split(|&b| b == b'/') {
         match c {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 parts.pop();
             }
             c => parts.push(c),
         }
     }
-    format!("/{}", parts.join("/"))
+    OsString::from_vec([&b"/"[..], &parts.join(&b'/')].concat())
 }
 
 /// A relative path normalized, keeping leading `..`s.
-fn normalize_rel(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
+fn normalize_rel(path: impl AsRef<OsStr>) -> OsString {
+    let path = path.as_ref();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.as_bytes().split(|&b| b == b'/') {
         match c {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|p| *p != "..") => {
+            b"" | b"." => {}
+            b".." if parts.last().is_some_and(|p| *p != b"..") => {
                 parts.pop();
             }
             c => parts.push(c),
         }
     }
-    parts.join("/")
+    OsString::from_vec(parts.join(&b'/'))
 }
 
 /// What a descriptor refers to.
@@ -229,10 +246,10 @@ impl<'t> Index<'t> {
     }
 
     /// The program (exec'd path) and argv `pid` ran at `ts`, when known.
-    pub(crate) fn image_at(&self, pid: u32, ts: u64) -> Option<(&'t str, &'t [String])> {
+    pub(crate) fn image_at(&self, pid: u32, ts: u64) -> Option<(&'t OsStr, &'t [OsString])> {
         let i = self.image_index_at(pid, ts)?;
         match &self.trace.events[i].kind {
-            EventKind::Exec(x) => Some((x.filename.as_str(), x.argv.as_slice())),
+            EventKind::Exec(x) => Some((x.filename.as_os_str(), x.argv.as_slice())),
             _ => None,
         }
     }
@@ -263,7 +280,7 @@ impl<'t> Index<'t> {
         let trace = self.trace;
         let start_cwd = match &trace.outcome.cwd {
             Some(d) if d.starts_with('/') => Resolved::Abs(normalize(d)),
-            _ => Resolved::Rel(String::new()),
+            _ => Resolved::Rel(OsString::new()),
         };
         let mut states: HashMap<u32, ProcState> = HashMap::default();
         let procs = &self.procs;
@@ -410,7 +427,7 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
                 Some(FdTarget::File(r)) => r.clone(),
                 _ => Resolved::Unknown("it names a descriptor whose path is unknown"),
             }
-        } else if path.starts_with('/') {
+        } else if path.as_bytes().starts_with(b"/") {
             Resolved::Abs(normalize(path))
         } else if let Some(d) = dirfd {
             match st.fds.get(&d).map(|f| &*f.target) {
@@ -549,7 +566,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
             // The kernel's answer fixes a working directory the trace did
             // not know.
             if let Some(Arg::Path { path, truncated: false }) = s.args.first() {
-                if path.starts_with('/') && !matches!(st.cwd, Resolved::Abs(_)) {
+                if path.as_bytes().starts_with(b"/") && !matches!(st.cwd, Resolved::Abs(_)) {
                     st.cwd = Resolved::Abs(normalize(path));
                 }
             }
@@ -715,7 +732,7 @@ pub(crate) mod tests {
         assert_eq!(targets(&idx, 12), [], "closed");
         assert_eq!(targets(&idx, 13), [Resolved::Unknown("it is relative to a descriptor whose path is unknown")]);
         assert_eq!(idx.procs[&11].parent, Some(10));
-        assert_eq!(idx.image_at(11, 10).map(|(f, _)| f), Some("/bin/true"));
+        assert_eq!(idx.image_at(11, 10).map(|(f, _)| f), Some(OsStr::new("/bin/true")));
         assert_eq!(idx.image_at(10, 10), None);
         // Descriptors get ids by the call that created them.
         let new = |i: usize| idx.access(i).and_then(|a| a.new_fd);
@@ -793,7 +810,7 @@ pub(crate) mod tests {
         assert_eq!(normalize("/"), "/");
         assert_eq!(normalize_rel("./a/../../b"), "../b");
         assert_eq!(Resolved::Abs("/tmp".into()).join("x/./y"), Resolved::Abs("/tmp/x/y".into()));
-        assert_eq!(Resolved::Rel(String::new()).join("x"), Resolved::Rel("x".into()));
+        assert_eq!(Resolved::Rel(OsString::new()).join("x"), Resolved::Rel("x".into()));
         assert_eq!(Resolved::Rel("d".into()).join("/abs"), Resolved::Abs("/abs".into()));
     }
 }

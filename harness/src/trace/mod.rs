@@ -353,7 +353,7 @@ pub struct Trace {
 /// ```no_run
 /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
 /// let root = &trace.processes()[&trace.outcome.root_pid];
-/// assert_eq!(root.program(), Some("/usr/bin/true"));
+/// assert_eq!(root.program(), Some(std::path::Path::new("/usr/bin/true")));
 /// assert!(root.tracers.contains(&probity::TracerKind::Ebpf));
 /// # Ok::<(), probity::Error>(())
 /// ```
@@ -367,7 +367,8 @@ pub struct Process {
     /// Its threads' ids, the main one first.
     pub threads: Vec<u32>,
     /// The programs it exec'd, in order, with their argv.
-    pub execs: Vec<(String, Vec<String>)>,
+    #[serde(with = "crate::event::os_text::pairs")]
+    pub execs: Vec<(std::ffi::OsString, Vec<std::ffi::OsString>)>,
     /// How it ended, when it did.
     pub exit: Option<ExitStatus>,
     /// The tracers that covered it: what they see of it is in the trace.
@@ -387,8 +388,8 @@ impl Process {
     /// assert_eq!(p.program(), None);
     /// ```
     #[must_use]
-    pub fn program(&self) -> Option<&str> {
-        self.execs.last().map(|(f, _)| f.as_str())
+    pub fn program(&self) -> Option<&std::path::Path> {
+        self.execs.last().map(|(f, _)| std::path::Path::new(f))
     }
 }
 

@@ -7,12 +7,14 @@
 //! once, the first time a query needs it; events are never copied.
 
 use std::cell::OnceCell;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use crate::event::{Event, EventKind, NetOp, Syscall};
 use crate::trace::classes::Class;
-use crate::trace::index::{normalize, Index, Resolved};
+use crate::trace::index::{joined, normalize, Index, Resolved};
 use crate::trace::{Process, Trace};
 
 /// The answer of a filter for one event: a path that cannot be resolved
@@ -26,18 +28,20 @@ pub(crate) enum Tri {
 
 #[derive(Clone)]
 pub(crate) enum PathMatch {
-    Exact(String),
-    Prefix(String),
+    Exact(OsString),
+    Prefix(OsString),
     Glob(glob::Pattern),
 }
 
 impl PathMatch {
-    fn is_match(&self, path: &str) -> bool {
+    fn is_match(&self, path: &OsStr) -> bool {
         match self {
             PathMatch::Exact(p) => path == p,
             PathMatch::Prefix(dir) => under(path, dir),
+            // A glob is text: a name that is not UTF-8 is matched with its
+            // odd bytes as U+FFFD, which only a wildcard matches.
             PathMatch::Glob(g) => g.matches_with(
-                path,
+                &path.to_string_lossy(),
                 glob::MatchOptions {
                     case_sensitive: true,
                     require_literal_separator: true,
@@ -47,22 +51,36 @@ impl PathMatch {
         }
     }
 
-    fn pattern(&self) -> &str {
-        match self {
-            PathMatch::Exact(p) | PathMatch::Prefix(p) => p,
-            PathMatch::Glob(g) => g.as_str(),
-        }
-    }
-
     fn is_absolute(&self) -> bool {
-        self.pattern().starts_with('/')
+        match self {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) => p.as_bytes().starts_with(b"/"),
+            PathMatch::Glob(g) => g.as_str().starts_with('/'),
+        }
     }
 }
 
 /// Whether `path` is `dir` or inside it, comparing whole components.
-pub(crate) fn under(path: &str, dir: &str) -> bool {
-    let dir = dir.trim_end_matches('/');
-    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+pub(crate) fn under(path: impl AsRef<OsStr>, dir: impl AsRef<OsStr>) -> bool {
+    let (path, mut dir) = (path.as_ref().as_bytes(), dir.as_ref().as_bytes());
+    while let Some(d) = dir.strip_suffix(b"/") {
+        dir = d;
+    }
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with(b"/"))
+}
+
+/// The last component of `path`: what follows its last `/`.
+pub(crate) fn base_name(path: &OsStr) -> &OsStr {
+    let b = path.as_bytes();
+    OsStr::from_bytes(b.rsplit(|&c| c == b'/').next().unwrap_or(b))
+}
+
+/// `path` without its leading `./`s.
+pub(crate) fn trim_dot_slash(path: &OsStr) -> &OsStr {
+    let mut b = path.as_bytes();
+    while let Some(rest) = b.strip_prefix(b"./") {
+        b = rest;
+    }
+    OsStr::from_bytes(b)
 }
 
 #[derive(Clone)]
@@ -107,7 +125,7 @@ impl Filter<'_> {
                 let img = idx.and_then(|x| x.image_at(e.pid, e.ts_ns));
                 // An exec event is about the program it starts.
                 let img = match &e.kind {
-                    EventKind::Exec(x) => Some(x.filename.as_str()),
+                    EventKind::Exec(x) => Some(x.filename.as_os_str()),
                     _ => img.map(|(f, _)| f),
                 };
                 yes(img.is_some_and(|f| program_is(f, name)))
@@ -152,8 +170,8 @@ impl Filter<'_> {
             Filter::Named(n) if n.len() == 1 => format!("named {}", n[0]),
             Filter::Named(n) => format!("named one of {}", n.join(", ")),
             Filter::Class(c) => format!("in class {c}"),
-            Filter::Path(PathMatch::Exact(p)) => format!("on {p}"),
-            Filter::Path(PathMatch::Prefix(p)) => format!("on a path under {p}"),
+            Filter::Path(PathMatch::Exact(p)) => format!("on {}", crate::event::shown(p)),
+            Filter::Path(PathMatch::Prefix(p)) => format!("on a path under {}", crate::event::shown(p)),
             Filter::Path(PathMatch::Glob(g)) => format!("on a path matching {}", g.as_str()),
             Filter::Ok => "that succeeded".into(),
             Filter::Failed => "that failed".into(),
@@ -184,11 +202,12 @@ pub(crate) fn offset(ts: u64, start: u64) -> String {
 
 /// Whether the exec'd path `program` is `name`: the same path when `name`
 /// has a `/`, else the same file name.
-pub(crate) fn program_is(program: &str, name: &str) -> bool {
-    if name.contains('/') {
+pub(crate) fn program_is(program: impl AsRef<OsStr>, name: &str) -> bool {
+    let (program, name) = (program.as_ref(), OsStr::new(name));
+    if name.as_bytes().contains(&b'/') {
         program == name || normalize(program) == normalize(name)
     } else {
-        program.rsplit('/').next() == Some(name)
+        base_name(program) == name
     }
 }
 
@@ -214,7 +233,7 @@ fn path_eval(m: &PathMatch, e: &Event, i: usize, idx: Option<&Index<'_>>) -> Tri
             idx.and_then(|x| x.access(i)).is_some_and(|a| a.targets().any(|r| check(r, &mut unknown)))
         }
         EventKind::Exec(x) => {
-            let r = if x.filename.starts_with('/') {
+            let r = if x.filename.as_bytes().starts_with(b"/") {
                 Resolved::Abs(normalize(&x.filename))
             } else {
                 Resolved::Rel(x.filename.clone())
@@ -321,7 +340,7 @@ impl<'t> Query<'t> {
                     return false;
                 }
                 let inherited = idx.image_at(p.pid, 0).map(|(f, _)| f);
-                !p.execs.iter().map(|(f, _)| f.as_str()).chain(inherited).any(|f| program_is(f, name))
+                !p.execs.iter().map(|(f, _)| f.as_os_str()).chain(inherited).any(|f| program_is(f, name))
             }
             _ => false,
         })
@@ -352,11 +371,11 @@ impl<'t> Query<'t> {
         None
     }
 
-    fn resolve_pattern(&self, p: &str) -> String {
-        match (&self.trace.outcome.cwd, p.starts_with('/')) {
+    fn resolve_pattern(&self, p: &OsStr) -> OsString {
+        match (&self.trace.outcome.cwd, p.as_bytes().starts_with(b"/")) {
             (_, true) => normalize(p),
-            (Some(cwd), false) if cwd.starts_with('/') => normalize(&format!("{cwd}/{p}")),
-            (_, false) => p.trim_start_matches("./").to_owned(),
+            (Some(cwd), false) if cwd.starts_with('/') => normalize(joined(OsStr::new(cwd), p)),
+            (_, false) => trim_dot_slash(p).to_owned(),
         }
     }
 }
@@ -468,7 +487,7 @@ macro_rules! filters {
             /// # Ok::<(), probity::Error>(())
             /// ```
             pub fn path(mut self, path: impl AsRef<std::path::Path>) -> Self {
-                let p = self.0.resolve_pattern(&path.as_ref().to_string_lossy());
+                let p = self.0.resolve_pattern(path.as_ref().as_os_str());
                 self.0.filters.push(Filter::Path(PathMatch::Exact(p)));
                 self
             }
@@ -482,7 +501,7 @@ macro_rules! filters {
             /// # Ok::<(), probity::Error>(())
             /// ```
             pub fn path_prefix(mut self, dir: impl AsRef<std::path::Path>) -> Self {
-                let p = self.0.resolve_pattern(&dir.as_ref().to_string_lossy());
+                let p = self.0.resolve_pattern(dir.as_ref().as_os_str());
                 self.0.filters.push(Filter::Path(PathMatch::Prefix(p)));
                 self
             }
@@ -503,8 +522,8 @@ macro_rules! filters {
             /// ```
             #[track_caller]
             pub fn path_glob(mut self, pattern: &str) -> Self {
-                let p = self.0.resolve_pattern(pattern);
-                let g = glob::Pattern::new(&p).unwrap_or_else(|e| panic!("invalid path pattern {pattern:?}: {e}"));
+                let p = self.0.resolve_pattern(OsStr::new(pattern));
+                let g = glob::Pattern::new(&p.to_string_lossy()).unwrap_or_else(|e| panic!("invalid path pattern {pattern:?}: {e}"));
                 self.0.filters.push(Filter::Path(PathMatch::Glob(g)));
                 self
             }
@@ -688,7 +707,7 @@ pub struct Events<'t>(pub(crate) Query<'t>);
 ///
 /// let trace = probity::Tracer::new().run(Command::new("ls"))?;
 /// for (event, call) in trace.syscalls().named("openat").failed() {
-///     println!("{} failed with {:?}", call.path().unwrap_or("?"), call.errno);
+///     println!("{} failed with {:?}", call.path().unwrap_or("?".as_ref()).display(), call.errno);
 /// }
 /// # Ok::<(), probity::Error>(())
 /// ```

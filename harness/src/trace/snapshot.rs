@@ -14,7 +14,9 @@
 //! created, because their interleaving is not causal.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fmt::{self, Write as _};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
@@ -674,7 +676,7 @@ impl Normalizer {
             return (name.to_owned(), self.args(name, &s.args, access));
         };
         let id = |i: usize| access.and_then(|a| a.fd_ids.iter().find(|(k, _)| *k == i).map(|(_, id)| *id));
-        let quoted = |n: &mut Normalizer, r: &Resolved| match r.as_str() {
+        let quoted = |n: &mut Normalizer, r: &Resolved| match r.as_os() {
             Some(p) => n.text(&format!("\"{}\"", crate::decode::escape_bytes(p.as_bytes()))),
             None => "?".to_owned(),
         };
@@ -1010,7 +1012,7 @@ enum Phase {
     /// not part of it; `rust` once Rust's runtime showed up.
     Init { rust: bool },
     /// Python's start-up, until it first touches its script.
-    Python(String),
+    Python(OsString),
 }
 
 /// Which events are loader and runtime noise (see [`Snapshot::with_noise`]).
@@ -1025,9 +1027,10 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
     for &i in &order {
         let e = &events[i];
         let python = idx.image_at(e.pid, e.ts_ns).is_some_and(|(f, _)| is_python(f));
-        let targets: Vec<&str> =
-            idx.access(i).map(|a| a.targets().filter_map(Resolved::as_str).collect()).unwrap_or_default();
-        let runtime = targets.iter().any(|p| runtime_file(p, python));
+        let targets: Vec<&OsStr> =
+            idx.access(i).map(|a| a.targets().filter_map(Resolved::as_os).collect()).unwrap_or_default();
+        // Runtime files have UTF-8 names; any other name is the program's own.
+        let runtime = targets.iter().filter_map(|p| p.to_str()).any(|p| runtime_file(p, python));
         match &e.kind {
             EventKind::Exec(x) => {
                 let script = if is_python(&x.filename) { python_script(&x.argv) } else { None };
@@ -1096,7 +1099,7 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
                         let rust_now = rust || rust_runtime_start(s);
                         let start = anywhere
                             || startup_call(s)
-                            || targets.iter().any(|p| startup_file(p))
+                            || targets.iter().filter_map(|p| p.to_str()).any(startup_file)
                             || (rust_now && rust_runtime_call(s));
                         if start {
                             phases.insert(e.tid, Phase::Init { rust: rust_now });
@@ -1213,42 +1216,43 @@ fn rust_runtime_call(s: &Syscall) -> bool {
     }
 }
 
-fn is_python(program: &str) -> bool {
-    program.rsplit('/').next().is_some_and(|b| b.starts_with("python"))
+fn is_python(program: &OsStr) -> bool {
+    crate::trace::query::base_name(program).as_bytes().starts_with(b"python")
 }
 
 /// The script Python runs, from its argv: the first argument that is not
 /// an option; none for `-c` and `-m`.
-fn python_script(argv: &[String]) -> Option<String> {
+fn python_script(argv: &[OsString]) -> Option<OsString> {
     let mut args = argv.iter().skip(1);
     while let Some(a) = args.next() {
-        match a.as_str() {
-            "-c" | "-m" | "-" => return None,
-            "-W" | "-X" => {
+        match a.as_bytes() {
+            b"-c" | b"-m" | b"-" => return None,
+            b"-W" | b"-X" => {
                 args.next();
             }
-            a if a.starts_with('-') => {}
-            a => return Some(a.to_owned()),
+            o if o.starts_with(b"-") => {}
+            _ => return Some(a.clone()),
         }
     }
     None
 }
 
-fn is_script(path: &str, script: &str) -> bool {
-    if script.starts_with('/') {
+fn is_script(path: &OsStr, script: &OsStr) -> bool {
+    if script.as_bytes().starts_with(b"/") {
         path == crate::trace::index::normalize(script)
     } else {
-        let script = script.trim_start_matches("./");
-        path == script || path.ends_with(&format!("/{script}"))
+        let script = crate::trace::query::trim_dot_slash(script).as_bytes();
+        let path = path.as_bytes();
+        path == script || path.strip_suffix(script).is_some_and(|head| head.ends_with(b"/"))
     }
 }
 
 /// Whether a process whose events are `own` touches the file `script`
 /// after `ts`.
-fn touches(idx: &Index<'_>, own: &[usize], ts: u64, script: &str) -> bool {
+fn touches(idx: &Index<'_>, own: &[usize], ts: u64, script: &OsStr) -> bool {
     own.iter().any(|&i| {
         idx.trace.events[i].ts_ns > ts
-            && idx.access(i).is_some_and(|a| a.targets().filter_map(Resolved::as_str).any(|p| is_script(p, script)))
+            && idx.access(i).is_some_and(|a| a.targets().filter_map(Resolved::as_os).any(|p| is_script(p, script)))
     })
 }
 
@@ -1406,7 +1410,7 @@ mod tests {
 
     #[test]
     fn finds_the_python_script() {
-        let argv = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(python_script(&argv(&["python3", "-u", "t.py", "x"])), Some("t.py".into()));
         assert_eq!(python_script(&argv(&["python3", "-W", "error", "t.py"])), Some("t.py".into()));
         assert_eq!(python_script(&argv(&["python3", "-c", "print(1)"])), None);

@@ -76,9 +76,10 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "HOST|CIDR", value_parser = parse_destination)]
     allow_connect: Vec<String>,
     /// The command and its arguments. Options before it are probity's: put
-    /// `--` first when the command starts with `-`.
-    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
-    command: Vec<String>,
+    /// `--` first when the command starts with `-`. Taken as bytes, as
+    /// the shell gave them: they need not be UTF-8.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+    command: Vec<std::ffi::OsString>,
 }
 
 /// `--ring-mib` and `--preload-ring-mib`: the kernel takes a power of two
