@@ -209,3 +209,27 @@ fn a_syscall_that_sleeps_is_recorded_once_with_its_time() {
     let waits = t.syscalls().filter(|(e, s)| e.pid == t.outcome.root_pid && s.name == "wait4" && s.ret.is_some_and(|r| r > 0)).count();
     assert_eq!(waits, 3, "{}", dump(&t));
 }
+
+#[test]
+fn argv_of_up_to_64_entries_is_kept_whole() {
+    // `true` with argv[0] and 63 more: 64 entries, the documented limit.
+    let args63: Vec<String> = (1..=63).map(|i| format!("a{i}")).collect();
+    let args64: Vec<String> = (1..=64).map(|i| format!("a{i}")).collect();
+    for (args, whole) in [(&args63, true), (&args64, false)] {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let t = trace("/bin/true", &refs);
+        let exec = t
+            .events
+            .iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Exec(x) => Some(x),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no exec in\n{}", dump(&t)));
+        assert_eq!(exec.argv.len(), 64, "{} arguments: {:?}", refs.len() + 1, exec.argv);
+        assert_eq!(exec.argv_truncated, !whole, "{} arguments", refs.len() + 1);
+        let execve = t.syscalls().named("execve").next().map(|(_, s)| s.clone()).expect("the execve record");
+        let Some(Arg::Strings { items, truncated }) = execve.args.get(1) else { panic!("argv: {:?}", execve.args) };
+        assert_eq!((items.len(), *truncated), (64, !whole), "the execve record's argv");
+    }
+}

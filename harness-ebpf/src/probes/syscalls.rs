@@ -515,7 +515,9 @@ fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64)
         flags |= EXEC_ARGS_FAULT;
     }
     if argv != 0 {
-        for i in 0..EXEC_MAX_ARGS {
+        // One entry more than is kept: only a non-NULL one there means argv
+        // had more than `EXEC_MAX_ARGS` entries.
+        for i in 0..=EXEC_MAX_ARGS {
             // SAFETY: a checked read of user memory.
             let p: u64 = match unsafe { bpf_probe_read_user((argv as *const u64).wrapping_add(i as usize)) } {
                 Ok(p) => p,
@@ -529,7 +531,7 @@ fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64)
             }
             // `i` is a known constant to the verifier, so this takes no
             // branch of its own there.
-            if i == EXEC_MAX_ARGS - 1 {
+            if i == EXEC_MAX_ARGS {
                 flags |= EXEC_ARGS_TRUNCATED;
                 break;
             }
