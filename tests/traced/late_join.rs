@@ -18,6 +18,8 @@ const FORGE_JOINED: &str = "forge-joined";
 /// The input for which the constructor asks to join itself, early, and
 /// then stats [`EARLY_MARKER`].
 const ASK_EARLY: &str = "ask-early";
+/// The input for which the constructor ends the child before it can ask.
+const NEVER_ASK: &str = "never-ask";
 const EARLY_MARKER: &str = "/nonexistent/probity-late-join-early";
 const FUNCTION_MARKER: &str = "/nonexistent/probity-late-join-function";
 
@@ -94,6 +96,9 @@ fn scribble() {
                 unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
             }
         });
+    } else if input == NEVER_ASK {
+        // SAFETY: ends the process; nothing runs after.
+        unsafe { libc::_exit(0) };
     } else if input == ASK_EARLY {
         word.store(REQUESTED, Ordering::Release);
         let start = Instant::now();
@@ -163,4 +168,13 @@ fn an_early_request_is_answered_once_and_traces_more() {
     trace.syscalls().path(EARLY_MARKER).assert_exactly(1);
     trace.syscalls().path(FUNCTION_MARKER).assert_exactly(1);
     crate::assert_own_tree(&trace);
+}
+
+#[traced_test]
+fn a_child_that_never_asks_fails_the_run_without_a_hang() {
+    crate::require_root();
+    let start = Instant::now();
+    let msg = run_catching(NEVER_ASK).expect_err("a function that never ran passed");
+    assert!(msg.contains("exited with 0 before its function started"), "unclear failure: {msg}");
+    assert!(start.elapsed() < Duration::from_secs(10), "probity waited {:?} for a child that had gone", start.elapsed());
 }

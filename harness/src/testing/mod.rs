@@ -502,6 +502,10 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
             Err(e) => Err(fail(format!("returned a value that could not be read back: {e}"))),
         },
         (child::State::Panicked, _) => Err(fail(format!("panicked: {}", String::from_utf8_lossy(&out)))),
+        // probity's own reason, when it could not add the child, first.
+        (child::State::Failed, _) if record.error.get().is_some() => {
+            Err(fail(format!("{}; it said: {}", unjoined(), String::from_utf8_lossy(&out))))
+        }
         (child::State::Failed, _) => Err(fail(format!("failed: {}", String::from_utf8_lossy(&out)))),
         (child::State::Returned, _) => Err(fail(format!("returned from its function, but then its process {status}"))),
         (_, ExitStatus::Signal(_)) => Err(fail(format!("was {status} before its function returned"))),
