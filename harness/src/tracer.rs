@@ -524,11 +524,12 @@ impl Tracee {
                 match self.child.try_wait() {
                     Ok(Some(st)) => {
                         if let Some(g) = &mut gate {
-                            g.stop();
-                            // Added as it died, after the kernel tracer
-                            // saw its exit: nothing else takes it out.
-                            if let Some(k) = &self.kernel {
-                                k.forget(self.root);
+                            // A thread added as it ended, after the kernel
+                            // tracer saw it end: nothing else takes it out.
+                            for tid in g.stop() {
+                                if let Some(k) = &self.kernel {
+                                    k.forget(tid);
+                                }
                             }
                         }
                         let st = match (st.code(), st.signal()) {

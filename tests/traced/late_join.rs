@@ -18,6 +18,10 @@ const FORGE_JOINED: &str = "forge-joined";
 /// The input for which the constructor asks to join itself, early, and
 /// then stats [`EARLY_MARKER`].
 const ASK_EARLY: &str = "ask-early";
+/// The input for which the constructor starts a thread that waits, then
+/// stats [`THREAD_MARKER`] while the function runs.
+const THREAD_BEFORE_MAIN: &str = "thread-before-main";
+const THREAD_MARKER: &str = "/nonexistent/probity-late-join-thread";
 /// The input for which the constructor ends the child before it can ask.
 const NEVER_ASK: &str = "never-ask";
 const EARLY_MARKER: &str = "/nonexistent/probity-late-join-early";
@@ -96,6 +100,11 @@ fn scribble() {
                 unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
             }
         });
+    } else if input == THREAD_BEFORE_MAIN {
+        std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = std::fs::metadata(THREAD_MARKER);
+        });
     } else if input == NEVER_ASK {
         // SAFETY: ends the process; nothing runs after.
         unsafe { libc::_exit(0) };
@@ -133,8 +142,12 @@ fn a_traced_child_holds_no_bpf_map_before_main() {
 fn run_catching(input: &str) -> Result<probity::Trace, String> {
     let input = input.to_string();
     std::panic::catch_unwind(move || {
-        traced(input, |_: String| {
+        traced(input, |input: String| {
             let _ = std::fs::metadata(FUNCTION_MARKER);
+            if input == THREAD_BEFORE_MAIN {
+                // Long enough for the constructor's thread to act.
+                std::thread::sleep(Duration::from_millis(900));
+            }
         })
         .trace
     })
@@ -177,4 +190,14 @@ fn a_child_that_never_asks_fails_the_run_without_a_hang() {
     let msg = run_catching(NEVER_ASK).expect_err("a function that never ran passed");
     assert!(msg.contains("exited with 0 before its function started"), "unclear failure: {msg}");
     assert!(start.elapsed() < Duration::from_secs(10), "probity waited {:?} for a child that had gone", start.elapsed());
+}
+
+#[traced_test]
+fn a_thread_started_before_main_is_traced_with_its_process() {
+    crate::require_root();
+    let trace = run_catching(THREAD_BEFORE_MAIN).unwrap();
+    trace.syscalls().path(FUNCTION_MARKER).assert_exactly(1);
+    // The thread was started before the child asked to join, and acted
+    // while its function ran: it must not escape the trace.
+    trace.syscalls().path(THREAD_MARKER).assert_exactly(1);
 }

@@ -63,9 +63,9 @@ impl KernelSession {
         Box::new(move |pid| raw_bpf::update_u32(kernel.tasks_fd, pid, id))
     }
 
-    /// Takes `pid` out of this session if it is in it: a late-joining
-    /// child added just as it died, whose exit the kernel tracer saw
-    /// before the addition, so nothing else would take it out.
+    /// Takes thread `pid` out of this session if it is in it: a thread of
+    /// a late-joining child added just as it ended, whose end the kernel
+    /// tracer saw before the addition, so nothing else would take it out.
     pub(crate) fn forget(&self, pid: u32) {
         self.kernel.forget_task(self.id, pid);
     }

@@ -6,8 +6,9 @@
 //! child stores [`REQUESTED`] there and waits on the word (a futex). A
 //! thread of probity, the [`Joiner`], sees the request, adds the child's
 //! pid (the one `fork` returned to probity, never a number read from the
-//! shared memory) to the session once, notes the time, and answers
-//! [`JOINED`] (or [`REFUSED`] when the map update failed).
+//! shared memory) to the session once, with every thread the kernel lists
+//! for it (a constructor may have started some), notes the time, and
+//! answers [`JOINED`] (or [`REFUSED`] when the map update failed).
 //!
 //! Everything in the child can write the word, its dependencies'
 //! constructors included: the worst they can do is have the child added
@@ -127,13 +128,18 @@ pub(crate) struct LateJoin {
 /// Whether the joiner may still add the child.
 pub(crate) struct Gate {
     stopped: bool,
+    /// The child's threads the joiner added.
+    added: Vec<u32>,
 }
 
 impl Gate {
     /// No more registrations: the child was reaped, so its pid may be
-    /// reused by another process.
-    pub(crate) fn stop(&mut self) {
+    /// reused by another process. Returns the thread ids that were added,
+    /// all ended now: one that ended as it was added, after the kernel
+    /// tracer saw it end, is still in the session, and must be taken out.
+    pub(crate) fn stop(&mut self) -> Vec<u32> {
         self.stopped = true;
+        std::mem::take(&mut self.added)
     }
 }
 
@@ -147,7 +153,7 @@ pub(crate) struct Joiner {
 impl Joiner {
     /// Answers requests on `late.word` for the child `pid` until stopped.
     pub(crate) fn start(late: LateJoin, pid: u32, register: Option<Register>) -> std::io::Result<Joiner> {
-        let gate = Arc::new(Mutex::new(Gate { stopped: false }));
+        let gate = Arc::new(Mutex::new(Gate { stopped: false, added: Vec::new() }));
         let record = Arc::clone(&late.record);
         let thread = {
             let gate = Arc::clone(&gate);
@@ -183,7 +189,7 @@ fn answer(late: &LateJoin, pid: u32, register: Option<&(dyn Fn(u32) -> std::io::
     let word = late.word.word();
     loop {
         let seen = {
-            let gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+            let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
             if gate.stopped {
                 return;
             }
@@ -193,7 +199,8 @@ fn answer(late: &LateJoin, pid: u32, register: Option<&(dyn Fn(u32) -> std::io::
                 // constructor asked first) gets the same answer.
                 if late.record.at.get().is_none() && late.record.error.get().is_none() {
                     let at = crate::monotonic_ns();
-                    match register.map_or(Ok(()), |r| r(pid)) {
+                    let added = register.map_or(Ok(()), |r| add_threads(pid, r, &mut gate.added));
+                    match added {
                         Ok(()) => drop(late.record.at.set(at)),
                         Err(e) => drop(late.record.error.set(format!("failed to add pid {pid} to the trace session: {e}"))),
                     }
@@ -208,4 +215,32 @@ fn answer(late: &LateJoin, pid: u32, register: Option<&(dyn Fn(u32) -> std::io::
         };
         futex_wait(word, seen, POLL);
     }
+}
+
+/// How many passes over the child's threads may still find new ones.
+const THREAD_PASSES: usize = 16;
+
+/// Adds `pid` and each of its threads to the session. A thread created by
+/// one already added is followed by the kernel tracer; one created by a
+/// thread not yet added shows up in the next pass over `/proc` (the
+/// kernel's list, which the child cannot forge), so the passes end once
+/// one finds nothing new.
+fn add_threads(pid: u32, register: &(dyn Fn(u32) -> std::io::Result<()> + Send), added: &mut Vec<u32>) -> std::io::Result<()> {
+    register(pid)?;
+    added.push(pid);
+    for _ in 0..THREAD_PASSES {
+        let mut new = false;
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let Some(tid) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            if !added.contains(&tid) {
+                register(tid)?;
+                added.push(tid);
+                new = true;
+            }
+        }
+        if !new {
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::other(format!("its threads kept multiplying over {THREAD_PASSES} passes")))
 }
