@@ -17,6 +17,7 @@ use crate::event::{Event, ExitStatus};
 use crate::kernel::{KernelSession, LoadOptions};
 use crate::launch::Environment;
 use crate::preload::PreloadSession;
+use crate::testing::join::{Joiner, LateJoin};
 use crate::trace::{Losses, Outcome, SyscallCount, Trace, TracerKind};
 
 /// How long the tree gets to end after SIGTERM before SIGKILL.
@@ -248,13 +249,16 @@ impl Tracer {
         self.spawn_inner(cmd, None, Some(env))
     }
 
-    /// Starts `cmd`, which joins its session itself when its traced part
-    /// begins (see [`LateJoin`]).
+    /// Starts `cmd`, a child that is not traced from its `execve` but asks,
+    /// when the part worth tracing begins, to be added to the session:
+    /// a test binary re-executed to run one function, whose start-up is
+    /// not the test's business. This process adds it (see [`Joiner`]);
+    /// its events from before that are left out.
     pub(crate) fn spawn_late(&self, cmd: Command, late: LateJoin, env: Environment) -> Result<Tracee, Error> {
         self.spawn_inner(cmd, Some(late), Some(env))
     }
 
-    fn spawn_inner(&self, mut cmd: Command, mut late: Option<LateJoin>, env: Option<Environment>) -> Result<Tracee, Error> {
+    fn spawn_inner(&self, mut cmd: Command, late: Option<LateJoin>, env: Option<Environment>) -> Result<Tracee, Error> {
         if self.tracers.is_empty() {
             return Err(Error::NoTracer);
         }
@@ -279,11 +283,6 @@ impl Tracer {
         };
         // probity's own variables.
         let mut own: Vec<(OsString, OsString)> = Vec::new();
-        if let (Some(session), Some(late)) = (&kernel, &mut late) {
-            let (fd, id) = session.late_registration();
-            own.push((LATE_JOIN_ENV.into(), format!("{fd}:{id}").into()));
-            late.keep_fds.push(fd);
-        }
         if let Some(p) = &preload {
             let existing = match &env {
                 Some(e) => e.get("LD_PRELOAD").map(ToOwned::to_owned),
@@ -341,15 +340,14 @@ impl Tracer {
             unsafe { cmd.pre_exec(register) };
         }
         if let Some(late) = &late {
-            let fds = late.keep_fds.clone();
-            // SAFETY: fcntl is async-signal-safe; the fds are the child's own
-            // copies, so the parent's stay close-on-exec.
+            // Its shared memory only: no descriptor of probity's maps.
+            let fd = late.shm_fd;
+            // SAFETY: fcntl is async-signal-safe; the fd is the child's own
+            // copy, so the parent's stays close-on-exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    for &fd in &fds {
-                        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
                 })
@@ -359,8 +357,19 @@ impl Tracer {
         // Read before the command runs, so that it cannot change them.
         let resolution = crate::trace::Resolution::read();
         let started = Instant::now();
-        let child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
+        let mut child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
+        let joiner = match late.map(|l| Joiner::start(l, child.id(), kernel.as_ref().map(KernelSession::late_registrar))) {
+            None => None,
+            Some(Ok(j)) => Some(j),
+            Some(Err(source)) => {
+                // Nothing would add it to the session: it must not run on.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Spawn { program: cmd.get_program().to_string_lossy().into_owned(), source });
+            }
+        };
         Ok(Tracee {
+            joiner,
             root: child.id(),
             kernel,
             preload,
@@ -371,7 +380,6 @@ impl Tracer {
             timeout: self.timeout,
             cwd,
             resolution,
-            traced_from: late.map(|l| l.traced_from),
         })
     }
 
@@ -383,6 +391,9 @@ impl Tracer {
 
 /// A traced command that is running.
 pub struct Tracee {
+    /// For a late-joining child: what adds it to the session. First, so
+    /// that it stops before the session closes.
+    joiner: Option<Joiner>,
     kernel: Option<KernelSession>,
     preload: Option<PreloadSession>,
     tracers: Vec<TracerKind>,
@@ -395,23 +406,6 @@ pub struct Tracee {
     cwd: Option<String>,
     /// Name resolution as read before the command started.
     resolution: crate::trace::Resolution,
-    /// For a late-joining child: when its traced part began.
-    traced_from: Option<Box<dyn Fn() -> Option<u64> + Send>>,
-}
-
-/// The environment variable that tells a late-joining child how to add
-/// itself to its session: `<task map fd>:<session id>`.
-pub(crate) const LATE_JOIN_ENV: &str = "PROBITY_LATE_JOIN";
-
-/// A child that is not traced from its `execve` but adds itself to the
-/// session when the part worth tracing begins: a test binary re-executed
-/// to run one function, whose start-up is not the test's business.
-pub(crate) struct LateJoin {
-    /// File descriptors the child must inherit (the task map's is added).
-    pub keep_fds: Vec<std::os::fd::RawFd>,
-    /// When the traced part began, once the child has said so: events of
-    /// the root process before it are left out.
-    pub traced_from: Box<dyn Fn() -> Option<u64> + Send>,
 }
 
 /// How long a finished tree's TCP connections get to close in the kernel
@@ -494,7 +488,7 @@ impl Tracee {
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
         // A late-joining child's start-up is cut off at the end, by time.
-        let hold = self.preload.is_some() || self.traced_from.is_some();
+        let hold = self.preload.is_some() || self.joiner.is_some();
         let mut quiet_since: Option<Instant> = None;
         let mut last_activity = 0;
         if let Some(k) = &self.kernel {
@@ -524,8 +518,20 @@ impl Tracee {
                 }
             }
             if self.status.is_none() {
+                // A late-joining child is added to the session only while
+                // it is not reaped, so that its pid is still its own.
+                let mut gate = self.joiner.as_ref().map(Joiner::hold);
                 match self.child.try_wait() {
                     Ok(Some(st)) => {
+                        if let Some(g) = &mut gate {
+                            // A thread added as it ended, after the kernel
+                            // tracer saw it end: nothing else takes it out.
+                            for tid in g.stop() {
+                                if let Some(k) = &self.kernel {
+                                    k.forget(tid);
+                                }
+                            }
+                        }
                         let st = match (st.code(), st.signal()) {
                             (Some(c), _) => ExitStatus::Code(c),
                             (None, Some(s)) => ExitStatus::Signal(s),
@@ -628,8 +634,9 @@ impl Tracee {
             let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
             let mut coverage = both.map(|p| crate::preload::coverage::Coverage::new(&p.attached));
             let mut own = both.map(|p| crate::preload::own::OwnSyscalls::new(&p.attached, &library));
-            // A late-joining child: its start-up before it joined is cut off.
-            let from = self.traced_from.as_ref().and_then(|f| f()).map(|from| (self.root, from));
+            // A late-joining child: its start-up before it joined is cut off
+            // (all of it when it never asked to join: the run fails).
+            let from = self.joiner.as_ref().map(|j| (self.root, j.joined_at().unwrap_or(u64::MAX)));
             // A child of a privileged process is in no kernel record (the
             // kernel stopped following at the privileged exec), but may
             // have loaded the library itself: its libc records go too.

@@ -7,6 +7,7 @@
 //! custom-harness one as an unprivileged user.
 
 mod commands;
+mod late_join;
 mod failures;
 mod functions;
 mod isolation;

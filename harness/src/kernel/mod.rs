@@ -361,6 +361,14 @@ impl Kernel {
         maps.tasks.iter().filter_map(Result::ok).any(|(_, s)| s == id)
     }
 
+    /// Removes `pid` from the task map when it is in session `id`.
+    fn forget_task(&self, id: u32, pid: u32) {
+        let mut maps = self.maps();
+        if maps.tasks.get(&pid, 0).is_ok_and(|s| s == id) {
+            let _ = maps.tasks.remove(&pid);
+        }
+    }
+
     /// The tasks of a session still alive.
     fn tasks_of(&self, id: u32) -> Vec<u32> {
         let maps = self.maps();

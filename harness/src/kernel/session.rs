@@ -53,10 +53,21 @@ impl KernelSession {
         }
     }
 
-    /// The task map and session id a child needs to add itself later
-    /// (see `Tracer::spawn_late`).
-    pub(crate) fn late_registration(&self) -> (RawFd, u32) {
-        (self.kernel.tasks_fd, self.id)
+    /// A function that adds a process, by pid, to this session from this
+    /// process: for a child that joins late (see `Tracer::spawn_late`),
+    /// which is never given a descriptor of the task map. It keeps the
+    /// maps open while it lives.
+    pub(crate) fn late_registrar(&self) -> crate::testing::join::Register {
+        let kernel = Arc::clone(&self.kernel);
+        let id = self.id;
+        Box::new(move |pid| raw_bpf::update_u32(kernel.tasks_fd, pid, id))
+    }
+
+    /// Takes thread `pid` out of this session if it is in it: a thread of
+    /// a late-joining child added just as it ended, whose end the kernel
+    /// tracer saw before the addition, so nothing else would take it out.
+    pub(crate) fn forget(&self, pid: u32) {
+        self.kernel.forget_task(self.id, pid);
     }
 
     /// Moves the events decoded so far to the end of `out`, waiting up to

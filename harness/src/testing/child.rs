@@ -4,8 +4,9 @@
 //! running, even if it was rebuilt since) with [`CHILD_ENV`] set. A
 //! constructor in this module runs before `main` there, so neither libtest
 //! nor the test's own set-up runs again. It maps a shared memory file the
-//! parent filled with the serialized input, adds its thread to the trace
-//! session, notes the time the traced part began, calls the function, and
+//! parent filled with the serialized input, reads it, asks the parent to
+//! add it to the trace session and waits until it has (see
+//! [`super::join`]: the child holds no descriptor of probity's maps), calls the function, and
 //! writes the serialized result (or the panic message) back into the
 //! mapping: plain memory writes, so nothing after the function shows in
 //! the trace but the flush of output it left buffered (a `print!` without
@@ -25,7 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::tracer::LATE_JOIN_ENV;
+use super::join::{futex_wait, futex_wake, CHILD_WAIT, IDLE, JOINED, REFUSED, REQUESTED};
 
 /// Set in a re-executed child: `<entry offset>:<shared memory fd>`.
 pub(crate) const CHILD_ENV: &str = "PROBITY_CHILD";
@@ -60,31 +61,32 @@ struct Header {
     input_len: u64,
     output_len: u64,
     state: u32,
-    _pad: u32,
-    /// When the traced part began (`CLOCK_MONOTONIC`, as trace events).
-    start_ns: u64,
+    /// The word the child asks to join through (see [`super::join`]).
+    join: u32,
 }
 
+/// Where [`Header::join`] lies in the mapping.
+const JOIN_AT: usize = 28;
+
 impl Header {
-    fn to_bytes(self) -> [u8; 40] {
-        let mut b = [0; 40];
+    fn to_bytes(self) -> [u8; 32] {
+        let mut b = [0; 32];
         b[0..8].copy_from_slice(&self.magic.to_le_bytes());
         b[8..16].copy_from_slice(&self.input_len.to_le_bytes());
         b[16..24].copy_from_slice(&self.output_len.to_le_bytes());
         b[24..28].copy_from_slice(&self.state.to_le_bytes());
-        b[32..40].copy_from_slice(&self.start_ns.to_le_bytes());
+        b[JOIN_AT..JOIN_AT + 4].copy_from_slice(&self.join.to_le_bytes());
         b
     }
 
-    fn from_bytes(b: &[u8; 40]) -> Header {
+    fn from_bytes(b: &[u8; 32]) -> Header {
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
         Header {
             magic: u64_at(0),
             input_len: u64_at(8),
             output_len: u64_at(16),
             state: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
-            _pad: 0,
-            start_ns: u64_at(32),
+            join: u32::from_le_bytes(b[JOIN_AT..JOIN_AT + 4].try_into().expect("4 bytes")),
         }
     }
 }
@@ -107,7 +109,9 @@ where
     // every value of it is the same value; reading one from a dangling,
     // aligned pointer reads nothing.
     let f: F = unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() };
-    mark_start();
+    if let Err(e) = join_session() {
+        return (State::Failed, e.into_bytes());
+    }
     match catch_unwind(AssertUnwindSafe(|| f(input))) {
         Ok(out) => match serde_json::to_vec(&out) {
             Ok(v) => (State::Returned, v),
@@ -164,7 +168,7 @@ impl Shm {
             .map_err(std::io::Error::from)?;
         let file = File::from(fd);
         file.set_len(SHM_LEN as u64)?;
-        let header = Header { magic: MAGIC, input_len: input.len() as u64, ..Header::default() };
+        let header = Header { magic: MAGIC, input_len: input.len() as u64, join: IDLE, ..Header::default() };
         file.write_all_at(&header.to_bytes(), 0)?;
         file.write_all_at(input, DATA_AT as u64)?;
         Ok(Shm { file })
@@ -174,13 +178,9 @@ impl Shm {
         self.file.as_raw_fd()
     }
 
-    /// A reader of the start time for the tracer, which outlives `self`.
-    pub(crate) fn start_reader(&self) -> std::io::Result<impl Fn() -> Option<u64> + Send + 'static> {
-        let file = self.file.try_clone()?;
-        Ok(move || {
-            let h = read_header(&file)?;
-            (h.state != State::NotStarted as u32).then_some(h.start_ns)
-        })
+    /// The parent's mapping of the word the child asks to join through.
+    pub(crate) fn join_word(&self) -> std::io::Result<super::join::JoinWord> {
+        super::join::JoinWord::map(&self.file, JOIN_AT)
     }
 
     /// What the child got to, and its output.
@@ -205,7 +205,7 @@ impl Shm {
 }
 
 fn read_header(file: &File) -> Option<Header> {
-    let mut b = [0; 40];
+    let mut b = [0; 32];
     file.read_exact_at(&mut b, 0).ok()?;
     let h = Header::from_bytes(&b);
     (h.magic == MAGIC).then_some(h)
@@ -218,35 +218,55 @@ fn output_at(input_len: usize) -> usize {
 /// The child's mapping, set up before the function runs.
 static MAPPING: std::sync::atomic::AtomicPtr<u8> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
-/// Notes in the mapping that the traced part begins now.
-fn mark_start() {
+/// Asks the parent to add this process to the trace session, waits until
+/// it has, and notes in the mapping that the function runs. Nothing but
+/// the end of the futex wait comes between the parent's map update and
+/// the function.
+fn join_session() -> Result<(), String> {
     let base = MAPPING.load(std::sync::atomic::Ordering::Acquire);
     if base.is_null() {
-        return;
+        return Err("the shared memory with probity is not mapped".into());
     }
-    let now = crate::monotonic_ns();
-    // SAFETY: the mapping is SHM_LEN bytes and lives until exit.
-    unsafe {
-        base.add(32).cast::<u64>().write_unaligned(now);
-        base.add(24).cast::<u32>().write_unaligned(State::Running as u32);
+    // SAFETY: JOIN_AT is 4-aligned inside the page-aligned mapping, which
+    // lives until exit; the parent touches the word only atomically.
+    let word = unsafe { std::sync::atomic::AtomicU32::from_ptr(base.add(JOIN_AT).cast()) };
+    word.store(REQUESTED, std::sync::atomic::Ordering::Release);
+    futex_wake(word);
+    let deadline = std::time::Instant::now() + CHILD_WAIT;
+    loop {
+        match word.load(std::sync::atomic::Ordering::Acquire) {
+            JOINED => break,
+            REFUSED => return Err("probity could not add this process to its trace session".into()),
+            seen => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(format!(
+                        "probity did not add this process to its trace session within {CHILD_WAIT:?}; \
+                         nothing of the function would have been traced, so it was not run"
+                    ));
+                }
+                futex_wait(word, seen, left);
+            }
+        }
     }
+    // SAFETY: the state word is inside the mapping, which lives until exit.
+    unsafe { base.add(24).cast::<u32>().write_unaligned(State::Running as u32) };
+    Ok(())
 }
 
 /// Runs before `main` in every process of a binary linked with probity;
 /// does nothing unless this is a re-executed child.
 extern "C" fn child_init() {
     let Some(spec) = std::env::var_os(CHILD_ENV) else { return };
-    let join = std::env::var(LATE_JOIN_ENV).ok();
     // Processes the function starts are not children of this kind. Before
     // `main`, this is the only thread.
     std::env::remove_var(CHILD_ENV);
-    std::env::remove_var(LATE_JOIN_ENV);
     super::IN_TRACED_CHILD.store(true, std::sync::atomic::Ordering::Relaxed);
     // What std's runtime does before `main`, which has not run here: a
     // write to a closed pipe returns EPIPE instead of killing the process.
     // SAFETY: setting a signal disposition; no handler runs.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let code = match run_child(&spec.to_string_lossy(), join.as_deref()) {
+    let code = match run_child(&spec.to_string_lossy()) {
         Ok(State::Returned) => 0,
         Ok(_) => 101,
         Err(e) => {
@@ -265,7 +285,7 @@ extern "C" fn child_init() {
 #[unsafe(link_section = ".init_array")]
 static CHILD_INIT: extern "C" fn() = child_init;
 
-fn run_child(spec: &str, join: Option<&str>) -> Result<State, String> {
+fn run_child(spec: &str) -> Result<State, String> {
     let (offset, fd) = spec.split_once(':').ok_or("malformed PROBITY_CHILD")?;
     let offset: isize = offset.parse().map_err(|_| "malformed PROBITY_CHILD offset")?;
     let fd: RawFd = fd.parse().map_err(|_| "malformed PROBITY_CHILD fd")?;
@@ -280,24 +300,13 @@ fn run_child(spec: &str, join: Option<&str>) -> Result<State, String> {
     drop(unsafe { File::from_raw_fd(fd) });
     let base = base.cast::<u8>();
     // SAFETY: the header is at the start of the SHM_LEN-byte mapping.
-    let header = Header::from_bytes(unsafe { &*base.cast::<[u8; 40]>() });
+    let header = Header::from_bytes(unsafe { &*base.cast::<[u8; 32]>() });
     if header.magic != MAGIC || DATA_AT + header.input_len as usize > SHM_LEN / 2 {
         return Err("the shared memory holds no input".into());
     }
     // SAFETY: checked to be inside the mapping above.
     let input = unsafe { std::slice::from_raw_parts(base.add(DATA_AT), header.input_len as usize) }.to_vec();
     MAPPING.store(base, std::sync::atomic::Ordering::Release);
-    if let Some(join) = join {
-        let (tasks, session) = join.split_once(':').ok_or("malformed PROBITY_LATE_JOIN")?;
-        let tasks: RawFd = tasks.parse().map_err(|_| "malformed task map fd")?;
-        let session: u32 = session.parse().map_err(|_| "malformed session id")?;
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
-        crate::kernel::raw_bpf::update_u32(tasks, tid, session)
-            .map_err(|e| format!("failed to join the trace session: {e}"))?;
-        // SAFETY: the task map fd was inherited for this call only.
-        unsafe { libc::close(tasks) };
-    }
     // SAFETY: `anchor() + offset` is `entry::<F, I, O>` of this very
     // binary: the parent computed the offset from the same anchor.
     let f: Entry = unsafe { std::mem::transmute::<*const c_void, Entry>((anchor() + offset) as *const c_void) };

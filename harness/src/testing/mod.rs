@@ -27,6 +27,7 @@
 //!   as its input. Input and result travel as JSON, at most 128 MiB each.
 
 mod child;
+pub(crate) mod join;
 pub mod harness;
 #[doc(hidden)]
 pub mod support;
@@ -48,7 +49,8 @@ use crate::error::Error;
 use crate::launch::Environment;
 use crate::event::ExitStatus;
 use crate::trace::{Trace, TracerKind};
-use crate::tracer::{LateJoin, Tracer};
+use crate::tracer::Tracer;
+use join::LateJoin;
 
 /// The time limit of a traced test when it sets none: 60 seconds, or
 /// `PROBITY_TEST_TIMEOUT` (seconds) when set.
@@ -475,8 +477,8 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
     cmd.stdin(Stdio::null());
     let mut env = Environment::inherited();
     env.set(child::CHILD_ENV, format!("{offset}:{}", shm.fd()));
-    let from = shm.start_reader().map_err(io)?;
-    let late = LateJoin { keep_fds: vec![shm.fd()], traced_from: Box::new(from) };
+    let record = std::sync::Arc::new(join::JoinRecord::default());
+    let late = LateJoin { shm_fd: shm.fd(), word: shm.join_word().map_err(io)?, record: std::sync::Arc::clone(&record) };
     let (trace, stdout, stderr) = run_captured(&tracer, cmd, Start::Late(late, env), None).map_err(Failure::Trace)?;
     let status = trace.outcome.status;
     let (state, out) = shm.result();
@@ -487,12 +489,24 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
             settings.limit
         )));
     }
+    // Only this process knows whether it added the child: the shared
+    // memory says what the child claims.
+    let joined = record.at.get().is_some();
+    let unjoined = || match record.error.get() {
+        Some(e) => format!("was not traced: {e}"),
+        None => "ran its function without asking probity to add it to its trace session: nothing it did is traced".into(),
+    };
     match (state, status) {
+        (child::State::Returned, ExitStatus::Code(0)) if !joined => Err(fail(unjoined())),
         (child::State::Returned, ExitStatus::Code(0)) => match serde_json::from_slice(&out) {
             Ok(value) => Ok(Run { value, trace, status, stdout, stderr }),
             Err(e) => Err(fail(format!("returned a value that could not be read back: {e}"))),
         },
         (child::State::Panicked, _) => Err(fail(format!("panicked: {}", String::from_utf8_lossy(&out)))),
+        // probity's own reason, when it could not add the child, first.
+        (child::State::Failed, _) if record.error.get().is_some() => {
+            Err(fail(format!("{}; it said: {}", unjoined(), String::from_utf8_lossy(&out))))
+        }
         (child::State::Failed, _) => Err(fail(format!("failed: {}", String::from_utf8_lossy(&out)))),
         (child::State::Returned, _) => Err(fail(format!("returned from its function, but then its process {status}"))),
         (_, ExitStatus::Signal(_)) => Err(fail(format!("was {status} before its function returned"))),
