@@ -192,23 +192,37 @@ fn start_time(pid: u32) -> Option<u64> {
 /// in this pid namespace. Best effort: a ring that cannot be removed stays.
 fn reclaim(dir: &Path, me: Option<&Owner>) {
     let Some(me) = me else { return };
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let euid = nix::unistd::geteuid().as_raw();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(Owner::parse) else { continue };
-        if !owner.comparable_with(me) || owner == *me || owner.alive() {
-            continue;
-        }
-        let path = entry.path();
-        // Not through a link; and never another user's file (in a sticky
-        // directory nobody else can swap ours, or rename theirs over it,
-        // between this look and the unlink, which does not follow links).
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-        if meta.file_type().is_file() && meta.uid() == euid {
+    for (path, meta) in left_by_the_dead(dir, PREFIX, me) {
+        // Not through a link: the unlink does not follow one either.
+        if meta.file_type().is_file() {
             let _ = std::fs::remove_file(&path);
         }
     }
+}
+
+/// The entries of `dir` named `<prefix><owner>-<random>` whose owner is a
+/// dead probity process of this pid namespace, and which belong to this
+/// user, with their metadata (not following links). In a sticky directory
+/// nobody else can swap such an entry, or rename theirs over it, between
+/// this look and what the caller does with it.
+pub(crate) fn left_by_the_dead(dir: &Path, prefix: &str, me: &Owner) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let euid = nix::unistd::geteuid().as_raw();
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            name.to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(Owner::parse)
+                .is_some_and(|owner| owner.comparable_with(me) && owner != *me && !owner.alive())
+        })
+        .filter_map(|entry| {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).ok()?;
+            (meta.uid() == euid).then_some((path, meta))
+        })
+        .collect()
 }
 
 #[cfg(test)]

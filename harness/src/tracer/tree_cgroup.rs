@@ -15,12 +15,12 @@
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::preload::ring_file::{random_hex, Owner};
+use crate::preload::ring_file::{left_by_the_dead, random_hex, Owner};
 
 /// What every group's name starts with.
 const PREFIX: &str = "probity-tree-";
@@ -77,18 +77,9 @@ fn own_cgroup() -> Option<PathBuf> {
 /// Kills and removes the groups under `parent` of this user's probity
 /// processes that are gone.
 fn reclaim(parent: &Path, me: &Owner) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    let euid = nix::unistd::geteuid().as_raw();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(Owner::parse) else { continue };
-        if !owner.comparable_with(me) || owner == *me || owner.alive() {
+    for (dir, meta) in left_by_the_dead(parent, PREFIX, me) {
+        if !meta.is_dir() {
             continue;
-        }
-        let dir = entry.path();
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() && m.uid() == euid => {}
-            _ => continue,
         }
         let _ = std::fs::write(dir.join("cgroup.kill"), "1");
         let until = Instant::now() + EMPTY_WITHIN;
