@@ -60,15 +60,21 @@ macro_rules! names {
         $(#[$doc])*
         pub(crate) fn $name(v: u64) -> Option<&'static str> {
             const TABLE: Table = &[$($(#[$cfg])* (stringify!($value), $m::$value as u32)),+];
-            u32::try_from(v).ok().and_then(|v| lookup(v, TABLE))
+            lookup_u64(v, TABLE)
         }
     };
 }
 
-/// An enumerator strace has no name for: `0x3001 /* ARCH_??? */`, the hex
-/// value and a comment naming the prefix it would have.
-fn unknown(v: u64, prefix: &str) -> String {
-    format!("{v:#x} /* {prefix}??? */")
+/// [`lookup`] for a register value: none above 32 bits is in a table.
+fn lookup_u64(v: u64, table: Table) -> Option<&'static str> {
+    u32::try_from(v).ok().and_then(|v| lookup(v, table))
+}
+
+/// `name`, or for an enumerator strace has no name for,
+/// `0x3001 /* ARCH_??? */`: the hex value and a comment naming the prefix
+/// it would have.
+fn named_or_unknown(name: Option<&str>, v: u64, prefix: &str) -> String {
+    name.map_or_else(|| format!("{v:#x} /* {prefix}??? */"), str::to_owned)
 }
 
 /// Names the bits of `v` from `table`, in table order. A flag is named when
@@ -548,10 +554,7 @@ pub(crate) fn arch_prctl(v: u64) -> String {
     ];
     // glibc asks for 0x3001 (a CET code that never reached the kernel) at
     // every start: strace shows it as unknown, and so does probity.
-    u32::try_from(v)
-        .ok()
-        .and_then(|v| lookup(v, TABLE))
-        .map_or_else(|| unknown(v, "ARCH_"), str::to_owned)
+    named_or_unknown(lookup_u64(v, TABLE), v, "ARCH_")
 }
 
 /// Whether an `arch_prctl` code passes a pointer the kernel writes to.
@@ -674,7 +677,7 @@ pub(crate) fn sock_option(level: u64, v: u64) -> String {
         SOL_NETLINK => (netlink_option, "NETLINK_"),
         _ => return (v as i32).to_string(),
     };
-    name(v).map_or_else(|| unknown(v, prefix), str::to_owned)
+    named_or_unknown(name(v), v, prefix)
 }
 
 names!(
@@ -709,7 +712,7 @@ pub(crate) fn sock_proto(family: u64, v: u64) -> String {
         _ => return (v as i32).to_string(),
     };
     let v = u64::from(v as u32);
-    name(v).map_or_else(|| unknown(v, prefix), str::to_owned)
+    named_or_unknown(name(v), v, prefix)
 }
 
 names!(
@@ -729,7 +732,7 @@ names!(
 /// A `prctl` option; an unknown one as `0x270f /* PR_??? */`.
 pub(crate) fn prctl(v: u64) -> String {
     let v = u64::from(v as u32);
-    prctl_name(v).map_or_else(|| unknown(v, "PR_"), str::to_owned)
+    named_or_unknown(prctl_name(v), v, "PR_")
 }
 
 names!(
@@ -749,7 +752,7 @@ names!(
 /// A capability (`prctl(PR_CAPBSET_READ, ...)`); one the kernel may not
 /// have as `0x30 /* CAP_??? */`, as programs probe for them.
 pub(crate) fn capability(v: u64) -> String {
-    capability_name(v).map_or_else(|| unknown(v, "CAP_"), str::to_owned)
+    named_or_unknown(capability_name(v), v, "CAP_")
 }
 
 /// `PR_SET_DUMPABLE` values, from `include/linux/sched/coredump.h` (in no
@@ -760,10 +763,7 @@ pub(crate) fn suid_dump(v: u64) -> String {
         ("SUID_DUMP_USER", 1),
         ("SUID_DUMP_ROOT", 2),
     ];
-    u32::try_from(v)
-        .ok()
-        .and_then(|v| lookup(v, TABLE))
-        .map_or_else(|| unknown(v, "SUID_DUMP_"), str::to_owned)
+    named_or_unknown(lookup_u64(v, TABLE), v, "SUID_DUMP_")
 }
 
 names!(
