@@ -9,7 +9,15 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let root = manifest.parent().expect("the harness lives in the workspace").to_path_buf();
-    for dir in ["preload/src", "preload/Cargo.toml", "preload/build.rs", "common/src", "common/Cargo.toml", "macros/src", "macros/Cargo.toml"] {
+    for dir in [
+        "preload/src",
+        "preload/Cargo.toml",
+        "preload/build.rs",
+        "common/src",
+        "common/Cargo.toml",
+        "macros/src",
+        "macros/Cargo.toml",
+    ] {
         println!("cargo::rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = out.join("preload-target");

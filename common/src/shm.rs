@@ -522,7 +522,11 @@ impl Reader {
             self.bad_head = Some(head);
             self.corrupt += 1;
         }
-        if head < self.tail { self.tail } else { most }
+        if head < self.tail {
+            self.tail
+        } else {
+            most
+        }
     }
 
     /// The units of the published record at `pos`, when it is one whose
@@ -990,7 +994,14 @@ mod tests {
             let fd = libc::memfd_create(c"ring".as_ptr(), 0);
             assert!(fd >= 0);
             assert_eq!(libc::ftruncate(fd, file_bytes(data_bytes) as libc::off_t), 0);
-            let p = libc::mmap(core::ptr::null_mut(), HEADER_BYTES, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0);
+            let p = libc::mmap(
+                core::ptr::null_mut(),
+                HEADER_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
             p.cast::<RingHeader>().write(RingHeader::new(data_bytes as u64, CLOCK_MONOTONIC_NS, block));
             libc::munmap(p, HEADER_BYTES);
             let (r, _) = map::map(fd, file_bytes(data_bytes)).unwrap();

@@ -90,8 +90,7 @@ pub static SESSIONS: Array<SessionConfig> = Array::with_max_entries(MAX_SESSIONS
 /// Summary counters, indexed by `stats_slot * MAX_SYSCALLS + nr`: only a
 /// few summary sessions at once, as a large per-CPU array is slow to create.
 #[map]
-pub static STATS: PerCpuArray<SyscallStats> =
-    PerCpuArray::with_max_entries(MAX_SUMMARY_SESSIONS * MAX_SYSCALLS, 0);
+pub static STATS: PerCpuArray<SyscallStats> = PerCpuArray::with_max_entries(MAX_SUMMARY_SESSIONS * MAX_SYSCALLS, 0);
 
 /// Loss counters, indexed by session id.
 #[map]

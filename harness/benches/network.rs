@@ -93,7 +93,10 @@ fn run() -> anyhow::Result<bool> {
     let ebpf = Tracer::new().with_tracers(&[TracerKind::Ebpf]).with_kept_loaded(true);
     both.run(Command::new("true")).context("failed to trace the warm-up run")?;
     let mut complete = true;
-    println!("{:<34} {:<26} {:>10} {:>8} {:>8} {:>7}  lost", "workload", "mode", "median ms", "ratio", "paired", "target");
+    println!(
+        "{:<34} {:<26} {:>10} {:>8} {:>8} {:>7}  lost",
+        "workload", "mode", "median ms", "ratio", "paired", "target"
+    );
     for w in &workloads {
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
         let mut lost = vec![0u64; modes.len()];
@@ -169,10 +172,7 @@ fn run() -> anyhow::Result<bool> {
 fn order(rep: usize, n: usize) -> Vec<usize> {
     debug_assert!(n.is_multiple_of(2), "a Williams square of one row a repetition needs an even number of modes");
     // 0, 1, n-1, 2, n-2, ..., then shifted by one a row.
-    (0..n)
-        .map(|k| if k % 2 == 1 { k.div_ceil(2) } else { (n - k / 2) % n })
-        .map(|m| (m + rep) % n)
-        .collect()
+    (0..n).map(|k| if k % 2 == 1 { k.div_ceil(2) } else { (n - k / 2) % n }).map(|m| (m + rep) % n).collect()
 }
 
 /// Waits until the machine has been at least 90% idle for 100 ms (at
@@ -218,7 +218,8 @@ fn check(w: &Workload, trace: &Trace) -> anyhow::Result<()> {
     ensure!(losses.lost_events() == 0, "{} events lost: {losses:?}", losses.lost_events());
     let closes: Vec<_> = trace.net().op(NetOp::Close).filter_map(|e| e.as_net()).collect();
     ensure!(closes.len() as u64 == 2 * w.conns + 1, "{} closes, not {}", closes.len(), 2 * w.conns + 1);
-    let sent: u64 = closes.iter().filter(|n| n.peer.is_some_and(|p| p.port() == 8080)).filter_map(|n| n.bytes_sent).sum();
+    let sent: u64 =
+        closes.iter().filter(|n| n.peer.is_some_and(|p| p.port() == 8080)).filter_map(|n| n.bytes_sent).sum();
     ensure!(sent == w.bytes * w.conns, "the clients sent {sent} bytes, not {}", w.bytes * w.conns);
     Ok(())
 }
@@ -231,4 +232,3 @@ fn median(v: &mut [Duration]) -> Duration {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
-

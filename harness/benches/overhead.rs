@@ -905,7 +905,9 @@ impl Bench {
     /// the probity process itself (wait4 reports that one child's).
     fn cli_rss(&self, w: &Workload) -> anyhow::Result<Finished> {
         let mut cmd = Command::new(&self.probity);
-        cmd.args(["run", "--tracers", "ebpf", "--json", "/dev/null", "-o", "/dev/null", "--"]).arg(&w.program).args(&w.args);
+        cmd.args(["run", "--tracers", "ebpf", "--json", "/dev/null", "-o", "/dev/null", "--"])
+            .arg(&w.program)
+            .args(&w.args);
         self.timed(cmd)
     }
 }

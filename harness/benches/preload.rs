@@ -96,7 +96,11 @@ fn run() -> anyhow::Result<bool> {
                     if mode == Mode::PreloadSummary {
                         cmd.args(["--tracers", "preload"]);
                     }
-                    cmd.args(["--summary", "-o", "/dev/null", "--json"]).arg(&json).arg("--").arg(&fixture).arg(n.to_string());
+                    cmd.args(["--summary", "-o", "/dev/null", "--json"])
+                        .arg(&json)
+                        .arg("--")
+                        .arg(&fixture)
+                        .arg(n.to_string());
                     let l = loop_line(&output(&mut cmd)?)?;
                     if let Err(e) = check_summary(&json, n) {
                         eprintln!("  LOST or WRONG: {}: {e:#}", mode.label());
@@ -109,7 +113,9 @@ fn run() -> anyhow::Result<bool> {
                     let mut cmd = Command::new(&fixture);
                     cmd.arg(n.to_string()).stdout(std::fs::File::create(&out)?);
                     let trace = Tracer::new().with_tracers(&[TracerKind::Preload]).run(cmd)?;
-                    let recorded = trace.events.iter().filter_map(|e| e.as_libc()).filter(|c| c.function == "getenv").count() as u64;
+                    let recorded =
+                        trace.events.iter().filter_map(|e| e.as_libc()).filter(|c| c.function == "getenv").count()
+                            as u64;
                     let lost = trace.outcome.losses.lost_events();
                     if recorded != n || lost != 0 {
                         eprintln!("  LOST or WRONG: {}: {recorded} of {n} calls recorded, {lost} lost", mode.label());
@@ -129,7 +135,10 @@ fn run() -> anyhow::Result<bool> {
         }
     }
     let base = median(&samples[0]);
-    println!("{:<42} {:>11} {:>14} {:>14} {:>9}", "mode (getenv calls)", "ns per call", "extra ns/call", "CPU extra", "target");
+    println!(
+        "{:<42} {:>11} {:>14} {:>14} {:>9}",
+        "mode (getenv calls)", "ns per call", "extra ns/call", "CPU extra", "target"
+    );
     for (m, &mode) in Mode::ALL.iter().enumerate() {
         if samples[m].is_empty() {
             println!("{:<42} not run: ltrace is not installed (apt-get install ltrace)", mode.label());
@@ -155,7 +164,8 @@ fn run() -> anyhow::Result<bool> {
 
 /// Runs `cmd` to the end; its stdout.
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().with_context(|| format!("failed to run {cmd:?}"))?;
+    let out =
+        cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().with_context(|| format!("failed to run {cmd:?}"))?;
     ensure!(out.status.success(), "{cmd:?} failed: {}", out.status);
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -115,7 +115,9 @@ impl Error {
                 "run `probity doctor`; the kernel needs BPF ring buffers (5.8+) and tracepoints".into()
             }
             Error::MissingItem(_) => "cargo xtask build-ebpf".into(),
-            Error::NotFound { .. } => "check the name, or give its path (`./name`); PATH is searched for a bare name".into(),
+            Error::NotFound { .. } => {
+                "check the name, or give its path (`./name`); PATH is searched for a bare name".into()
+            }
             Error::InterpreterNotFound { .. } => {
                 "install the interpreter, or fix the `#!` line (`#!/usr/bin/env NAME` searches PATH)".into()
             }

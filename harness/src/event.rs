@@ -722,7 +722,12 @@ mod tests {
     use super::*;
 
     fn exec(filename: OsString, argv: Vec<OsString>) -> Event {
-        Event { ts_ns: 1, pid: 2, tid: 2, kind: EventKind::Exec(Exec { filename, argv, argv_truncated: false, old_tid: None }) }
+        Event {
+            ts_ns: 1,
+            pid: 2,
+            tid: 2,
+            kind: EventKind::Exec(Exec { filename, argv, argv_truncated: false, old_tid: None }),
+        }
     }
 
     fn open(path: OsString) -> Event {

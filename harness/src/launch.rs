@@ -62,9 +62,8 @@ fn disposition(sig: libc::c_int) -> Option<libc::sighandler_t> {
     let mut old = KernelSigaction::default();
     // SAFETY: a query (no new action) into a buffer of the kernel's layout,
     // whose mask size is passed as the last argument.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8usize)
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, std::ptr::null::<KernelSigaction>(), &mut old, 8usize) };
     (rc == 0).then_some(old.handler)
 }
 
@@ -73,9 +72,8 @@ fn set_disposition(sig: libc::c_int, handler: libc::sighandler_t) -> std::io::Re
     let act = KernelSigaction { handler, ..KernelSigaction::default() };
     // SAFETY: a plain disposition needs no restorer; the layout is the
     // kernel's, with an 8-byte mask.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_rt_sigaction, sig, &act, std::ptr::null_mut::<KernelSigaction>(), 8usize)
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, &act, std::ptr::null_mut::<KernelSigaction>(), 8usize) };
     if rc == 0 {
         Ok(())
     } else {
@@ -88,9 +86,8 @@ fn set_disposition(sig: libc::c_int, handler: libc::sighandler_t) -> std::io::Re
 fn current_mask() -> Option<u64> {
     let mut old = 0u64;
     // SAFETY: a query only; `old` has the kernel's 8-byte sigset size.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, std::ptr::null::<u64>(), &mut old, 8usize)
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, std::ptr::null::<u64>(), &mut old, 8usize) };
     (rc == 0).then_some(old)
 }
 
@@ -216,9 +213,8 @@ pub(crate) fn prepare(cmd: &mut Command, env: Option<Environment>) {
     debug_assert!(env.is_none() || cmd.get_envs().next().is_none(), "Command would replace the environment");
     let signals = Signals::plan();
     let strings = env.map(|e| e.to_c());
-    let envp: Option<Vec<*const libc::c_char>> = strings
-        .as_ref()
-        .map(|s| s.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
+    let envp: Option<Vec<*const libc::c_char>> =
+        strings.as_ref().map(|s| s.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
     let hook = Hook { signals, _strings: strings, envp };
     // SAFETY: `apply` makes only async-signal-safe calls (sigaction,
     // pthread_sigmask) and stores a pointer; it allocates nothing.

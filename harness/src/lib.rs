@@ -36,12 +36,12 @@
 
 pub mod decode;
 mod error;
-pub mod render;
 pub mod event;
 pub mod kernel;
 mod launch;
 mod merge;
 pub mod preload;
+pub mod render;
 pub mod testing;
 mod trace;
 mod tracer;
@@ -57,11 +57,11 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 pub use error::Error;
 pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
-pub use trace::{Losses, Outcome, Process, Resolution, SyscallCount, Trace, TracerKind, Uncovered};
-pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
-pub use tracer::{resolve_program, Tracee, Tracer};
-pub use testing::{traced, Cmd, Run};
 pub use probity_macros::traced_test;
+pub use testing::{traced, Cmd, Run};
+pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
+pub use trace::{Losses, Outcome, Process, Resolution, SyscallCount, Trace, TracerKind, Uncovered};
+pub use tracer::{resolve_program, Tracee, Tracer};
 
 #[doc(hidden)]
 pub mod __private {

@@ -159,7 +159,8 @@ mod tests {
 
     #[test]
     fn syscalls_link_to_the_innermost_call_on_their_thread() {
-        let mut evs = vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), sys(13, 1, 9), libc(11, 10, 7), sys(40, 1, 7)];
+        let mut evs =
+            vec![sys(15, 2, 7), libc(10, 20, 7), sys(12, 1, 8), sys(13, 1, 9), libc(11, 10, 7), sys(40, 1, 7)];
         sort(&mut evs, |e| e.tid == 9);
         link(&mut evs);
         let order: Vec<(u64, u32)> = evs.iter().map(|e| (e.ts_ns, e.tid)).collect();
@@ -248,9 +249,7 @@ impl HostLinker {
                     })
                     .flatten()
                     .filter_map(|s| s.to_str())
-                    .filter_map(|s| {
-                        s.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| s.parse()).ok()
-                    })
+                    .filter_map(|s| s.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| s.parse()).ok())
                     .collect();
                 self.learn(event.pid, &name, &addrs);
             }

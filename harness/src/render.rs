@@ -19,7 +19,8 @@ pub fn event_line(e: &Event) -> String {
             }
         }
         EventKind::Exec(x) => {
-            let argv: Vec<String> = x.argv.iter().map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes()))).collect();
+            let argv: Vec<String> =
+                x.argv.iter().map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes()))).collect();
             let _ = write!(
                 s,
                 "+++ exec \"{}\" [{}{}] +++",
@@ -29,7 +30,12 @@ pub fn event_line(e: &Event) -> String {
             );
         }
         EventKind::Fork(f) => {
-            let _ = write!(s, "+++ new task {}{} +++", f.child_tid, if f.untracked { " (NOT TRACED: task map full)" } else { "" });
+            let _ = write!(
+                s,
+                "+++ new task {}{} +++",
+                f.child_tid,
+                if f.untracked { " (NOT TRACED: task map full)" } else { "" }
+            );
         }
         EventKind::Exit(x) => match (x.process_exited, x.status) {
             (true, Some(st)) => {
@@ -114,7 +120,13 @@ pub(crate) fn net_text(n: &Net, addr: &mut dyn FnMut(std::net::SocketAddr) -> St
     }
     if let Some(d) = &n.dns {
         let what = if d.response { "answer" } else { "query" };
-        let _ = write!(s, " dns {what} {} \"{}{}\"", d.qtype, crate::decode::escape_bytes(d.name.as_bytes()), if d.truncated { "..." } else { "" });
+        let _ = write!(
+            s,
+            " dns {what} {} \"{}{}\"",
+            d.qtype,
+            crate::decode::escape_bytes(d.name.as_bytes()),
+            if d.truncated { "..." } else { "" }
+        );
         if !d.addrs.is_empty() {
             let addrs: Vec<String> = d.addrs.iter().map(ToString::to_string).collect();
             let _ = write!(s, " [{}]", addrs.join(", "));
@@ -177,9 +189,7 @@ pub fn outcome_lines(o: &Outcome) -> String {
         let _ = writeln!(
             s,
             "probity: WARNING: {} libc calls lost (preload ring full: {}, made inside probity's recording: {})",
-            libc_lost,
-            l.preload_ring_full,
-            l.preload_skipped
+            libc_lost, l.preload_ring_full, l.preload_skipped
         );
     }
     if l.preload_invalid > 0 {

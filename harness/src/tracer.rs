@@ -39,7 +39,10 @@ pub fn resolve_program(program: impl AsRef<std::ffi::OsStr>) -> Result<std::path
 }
 
 /// [`resolve_program`] with the `PATH` the command will have.
-pub(crate) fn resolve_in(program: &std::ffi::OsStr, path: Option<std::ffi::OsString>) -> Result<std::path::PathBuf, Error> {
+pub(crate) fn resolve_in(
+    program: &std::ffi::OsStr,
+    path: Option<std::ffi::OsString>,
+) -> Result<std::path::PathBuf, Error> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     let name = program.to_string_lossy().into_owned();
@@ -358,16 +361,17 @@ impl Tracer {
         let resolution = crate::trace::Resolution::read();
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
-        let joiner = match late.map(|l| Joiner::start(l, child.id(), kernel.as_ref().map(KernelSession::late_registrar))) {
-            None => None,
-            Some(Ok(j)) => Some(j),
-            Some(Err(source)) => {
-                // Nothing would add it to the session: it must not run on.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::Spawn { program: cmd.get_program().to_string_lossy().into_owned(), source });
-            }
-        };
+        let joiner =
+            match late.map(|l| Joiner::start(l, child.id(), kernel.as_ref().map(KernelSession::late_registrar))) {
+                None => None,
+                Some(Ok(j)) => Some(j),
+                Some(Err(source)) => {
+                    // Nothing would add it to the session: it must not run on.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Spawn { program: cmd.get_program().to_string_lossy().into_owned(), source });
+                }
+            };
         Ok(Tracee {
             joiner,
             root: child.id(),

@@ -29,7 +29,10 @@ impl Hook {
             let ident: syn::Ident = syn::parse2(attr.clone())
                 .map_err(|_| syn::Error::new(attr.span(), "expected `#[hook]` or `#[hook(before)]`"))?;
             if ident != "before" {
-                return Err(syn::Error::new(ident.span(), "expected `before`: `#[hook(before)]` records before the call"));
+                return Err(syn::Error::new(
+                    ident.span(),
+                    "expected `before`: `#[hook(before)]` records before the call",
+                ));
             }
             Phase::Before
         };
@@ -45,7 +48,10 @@ impl Hook {
             }
         }
         if sig.unsafety.is_none() {
-            return Err(syn::Error::new(sig.fn_token.span(), "a hook is called from C with raw pointers: declare it `unsafe extern \"C\" fn`"));
+            return Err(syn::Error::new(
+                sig.fn_token.span(),
+                "a hook is called from C with raw pointers: declare it `unsafe extern \"C\" fn`",
+            ));
         }
         if let Some(v) = &sig.variadic {
             return Err(syn::Error::new(v.span(), "variadic hooks are not supported: declare the fixed arguments the ABI passes (e.g. `open(path, flags, mode)`)"));
@@ -65,7 +71,10 @@ impl Hook {
         }
         let never = matches!(&sig.output, ReturnType::Type(_, t) if matches!(**t, syn::Type::Never(_)));
         if never && phase == Phase::After {
-            return Err(syn::Error::new(sig.output.span(), "this function never returns: use `#[hook(before)]` to record it before the call"));
+            return Err(syn::Error::new(
+                sig.output.span(),
+                "this function never returns: use `#[hook(before)]` to record it before the call",
+            ));
         }
         Ok(Hook { item, phase, args })
     }
@@ -137,10 +146,18 @@ mod tests {
 
     #[test]
     fn exports_the_symbol_with_its_c_signature() {
-        let out = expand(quote!(), quote! {
-            unsafe extern "C" fn getenv(name: *const c_char) -> *mut c_char { rec.str(name).ret_str(ret); }
-        });
-        assert!(out.contains("# [unsafe (no_mangle)] pub unsafe extern \"C\" fn getenv (name : * const c_char) -> * mut c_char"), "{out}");
+        let out = expand(
+            quote!(),
+            quote! {
+                unsafe extern "C" fn getenv(name: *const c_char) -> *mut c_char { rec.str(name).ret_str(ret); }
+            },
+        );
+        assert!(
+            out.contains(
+                "# [unsafe (no_mangle)] pub unsafe extern \"C\" fn getenv (name : * const c_char) -> * mut c_char"
+            ),
+            "{out}"
+        );
         assert!(out.contains("Real :: new (c\"getenv\")"), "{out}");
         assert!(out.contains("Call :: begin ()"), "{out}");
         assert!(out.contains("__call . after (\"getenv\""), "{out}");
@@ -149,9 +166,12 @@ mod tests {
 
     #[test]
     fn before_hooks_record_the_result_when_the_call_returns() {
-        let out = expand(quote!(before), quote! {
-            unsafe extern "C" fn execve(p: *const c_char, a: *const *const c_char, e: *const *const c_char) -> c_int { rec.path(p); }
-        });
+        let out = expand(
+            quote!(before),
+            quote! {
+                unsafe extern "C" fn execve(p: *const c_char, a: *const *const c_char, e: *const *const c_char) -> c_int { rec.path(p); }
+            },
+        );
         assert!(out.contains("__call . before (\"execve\""), "{out}");
         assert!(out.contains("__pending . result (\"execve\""), "{out}");
     }
@@ -168,7 +188,11 @@ mod tests {
     fn misuse_is_reported() {
         assert!(expand(quote!(), quote! { fn f(a: i32) -> i32 { } }).contains("C signature"));
         assert!(expand(quote!(), quote! { extern "C" fn f(a: i32) -> i32 { } }).contains("unsafe extern"));
-        assert!(expand(quote!(after), quote! { unsafe extern "C" fn f(a: i32) -> i32 { } }).contains("expected `before`"));
-        assert!(expand(quote!(), quote! { unsafe extern "C" fn f((a, b): (i32, i32)) -> i32 { } }).contains("plain names"));
+        assert!(
+            expand(quote!(after), quote! { unsafe extern "C" fn f(a: i32) -> i32 { } }).contains("expected `before`")
+        );
+        assert!(
+            expand(quote!(), quote! { unsafe extern "C" fn f((a, b): (i32, i32)) -> i32 { } }).contains("plain names")
+        );
     }
 }

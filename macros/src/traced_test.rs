@@ -26,7 +26,10 @@ impl TracedTest {
                 Meta::Path(p) if p.is_ident("preload_only") => preload_only = true,
                 Meta::NameValue(nv) if nv.path.is_ident("timeout") => {
                     let Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) = &nv.value else {
-                        return Err(syn::Error::new(nv.value.span(), "expected a duration such as `timeout = \"30s\"` or `\"500ms\"`"));
+                        return Err(syn::Error::new(
+                            nv.value.span(),
+                            "expected a duration such as `timeout = \"30s\"` or `\"500ms\"`",
+                        ));
                     };
                     timeout_ms = Some(parse_duration_ms(&s.value()).ok_or_else(|| {
                         syn::Error::new(s.span(), "expected a duration such as \"30s\", \"500ms\" or \"2m\"")
@@ -60,7 +63,9 @@ impl TracedTest {
         if let Some(a) = item.attrs.iter().find(|a| {
             a.path().is_ident("cfg_attr") && {
                 let text = a.meta.to_token_stream().to_string();
-                ["ignore", "should_panic", "test"].iter().any(|w| text.split(|c: char| !c.is_alphanumeric() && c != '_').any(|t| t == *w))
+                ["ignore", "should_panic", "test"]
+                    .iter()
+                    .any(|w| text.split(|c: char| !c.is_alphanumeric() && c != '_').any(|t| t == *w))
             }
         }) {
             return Err(syn::Error::new(
@@ -110,9 +115,9 @@ impl TracedTest {
         // test's name.
         let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
         let test_attrs = attrs.iter().filter(|a| a.path().is_ident("ignore") || a.path().is_ident("should_panic"));
-        let fn_attrs = attrs
-            .iter()
-            .filter(|a| !a.path().is_ident("cfg") && !a.path().is_ident("ignore") && !a.path().is_ident("should_panic"));
+        let fn_attrs = attrs.iter().filter(|a| {
+            !a.path().is_ident("cfg") && !a.path().is_ident("ignore") && !a.path().is_ident("should_panic")
+        });
         let into_result = quote_spanned! {ret_span=>
             ::probity::__private::TestResult::into_result(#name())
         };
@@ -211,7 +216,12 @@ mod tests {
         let out = expand(r#"timeout = "1.5s""#, "#[ignore = \"slow\"] fn saves() -> Result<(), String> { Ok(()) }");
         assert!(out.contains("# [ignore = \"slow\"] # [test] fn saves () { :: probity :: __private :: run_registered (& __PROBITY_META_SAVES) }"), "{out}");
         assert!(out.contains("timeout_ms : :: core :: option :: Option :: Some (1500u64)"), "{out}");
-        assert!(out.contains("ignore : :: core :: option :: Option :: Some (:: core :: option :: Option :: Some (\"slow\"))"), "{out}");
+        assert!(
+            out.contains(
+                "ignore : :: core :: option :: Option :: Some (:: core :: option :: Option :: Some (\"slow\"))"
+            ),
+            "{out}"
+        );
         assert!(out.contains(":: probity :: __private :: run_test (& __PROBITY_META_SAVES , || -> Result < () , String > { Ok (()) })"), "{out}");
         assert!(out.contains(":: probity :: __private :: inventory :: submit !"), "{out}");
         assert!(out.contains("preload_only : false"), "{out}");
@@ -220,7 +230,12 @@ mod tests {
     #[test]
     fn should_panic_expectations_are_read() {
         let out = expand("preload_only", "#[should_panic(expected = \"boom\")] fn t() {}");
-        assert!(out.contains("should_panic : :: core :: option :: Option :: Some (:: core :: option :: Option :: Some (\"boom\"))"), "{out}");
+        assert!(
+            out.contains(
+                "should_panic : :: core :: option :: Option :: Some (:: core :: option :: Option :: Some (\"boom\"))"
+            ),
+            "{out}"
+        );
         assert!(out.contains("preload_only : true"), "{out}");
     }
 
@@ -228,9 +243,18 @@ mod tests {
     fn misuse_is_refused_with_a_reason() {
         assert_eq!(expand("", "fn t(x: u32) {}"), "error: a traced test takes no arguments");
         assert_eq!(expand("", "async fn t() {}"), "error: a traced test cannot be async: run the async code inside it");
-        assert_eq!(expand("", "#[test] fn t() {}"), "error: `#[traced_test]` already makes this a test: remove `#[test]`");
-        assert_eq!(expand("retries = 3", "fn t() {}"), "error: unknown setting: `#[traced_test]` takes `timeout = \"30s\"` and `preload_only`");
-        assert_eq!(expand("timeout = \"soon\"", "fn t() {}"), "error: expected a duration such as \"30s\", \"500ms\" or \"2m\"");
+        assert_eq!(
+            expand("", "#[test] fn t() {}"),
+            "error: `#[traced_test]` already makes this a test: remove `#[test]`"
+        );
+        assert_eq!(
+            expand("retries = 3", "fn t() {}"),
+            "error: unknown setting: `#[traced_test]` takes `timeout = \"30s\"` and `preload_only`"
+        );
+        assert_eq!(
+            expand("timeout = \"soon\"", "fn t() {}"),
+            "error: expected a duration such as \"30s\", \"500ms\" or \"2m\""
+        );
         assert_eq!(
             expand("", "#[should_panic] fn t() -> Result<(), String> { Ok(()) }"),
             "error: a `#[should_panic]` test must return `()`, as with `#[test]`"

@@ -64,7 +64,10 @@ fn strace_opens(names: &OddNames) -> Vec<String> {
     assert!(status.success(), "strace cat failed: {status}");
     let text = std::fs::read(&out).unwrap();
     // strace writes the escapes as ASCII: the file is text.
-    opens_under(std::str::from_utf8(&text).expect("strace escapes every byte that is not printable ASCII"), names.dir.path())
+    opens_under(
+        std::str::from_utf8(&text).expect("strace escapes every byte that is not printable ASCII"),
+        names.dir.path(),
+    )
 }
 
 fn probity_run(args: &[&OsStr]) -> Output {
@@ -73,7 +76,12 @@ fn probity_run(args: &[&OsStr]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Checks what a trace of `cat` of both files says of the two names.
@@ -115,7 +123,10 @@ fn odd_bytes_in_names_show_as_strace_shows_them_and_stay_apart() {
     let d = names.dir.path().to_str().unwrap();
     assert_eq!(
         expected,
-        [format!(r#"openat(AT_FDCWD, "{d}/a\377b", O_RDONLY)"#), format!(r#"openat(AT_FDCWD, "{d}/a\376b", O_RDONLY)"#)],
+        [
+            format!(r#"openat(AT_FDCWD, "{d}/a\377b", O_RDONLY)"#),
+            format!(r#"openat(AT_FDCWD, "{d}/a\376b", O_RDONLY)"#)
+        ],
         "strace prints these names otherwise than this test expects"
     );
 
@@ -175,7 +186,8 @@ fn odd_bytes_round_trip_through_the_cli_json() {
     let mut again = Vec::new();
     t.write_jsonl(&mut again).unwrap();
     let again = String::from_utf8(again).unwrap();
-    let events = |s: &str| s.lines().filter(|l| !l.contains(r#""kind":"summary""#)).map(str::to_owned).collect::<Vec<_>>();
+    let events =
+        |s: &str| s.lines().filter(|l| !l.contains(r#""kind":"summary""#)).map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(events(&again), events(&raw));
 }
 

@@ -39,10 +39,7 @@ fn prints_strace_like_lines_and_keeps_stdout_and_status() {
     // The program's own stdout is untouched; the trace goes to stderr.
     assert_eq!(o.stdout, b"hello from fixture\n");
     let err = stderr(&o);
-    let line = err
-        .lines()
-        .find(|l| l.contains("write(1, "))
-        .unwrap_or_else(|| panic!("no write line in:\n{err}"));
+    let line = err.lines().find(|l| l.contains("write(1, ")).unwrap_or_else(|| panic!("no write line in:\n{err}"));
     let pid_end = line.find(']').unwrap();
     assert!(line[1..pid_end].parse::<u32>().is_ok(), "{line}");
     assert!(line.contains(r#"] write(1, "hello from fixture\n", 19) = 19 <0."#), "{line}");
@@ -164,13 +161,7 @@ fn unprivileged_run_fails_at_once_naming_capabilities() {
     require_tracing();
     // setuid from root to nobody drops every capability.
     let (_dir, bin) = crate::support::probity_for_nobody();
-    let o = Command::new(&bin)
-        .args(["run", "--", "true"])
-        .current_dir("/")
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let o = Command::new(&bin).args(["run", "--", "true"]).current_dir("/").uid(65534).gid(65534).output().unwrap();
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("probity doctor"), "{err}");
@@ -207,7 +198,13 @@ fn fork_storm_filling_the_task_map_is_reported_as_loss() {
     let s = lines.last().unwrap();
     let untracked = s["losses"]["task_map_full"].as_u64().unwrap();
     assert!(untracked > 0 && untracked <= 200, "{s}");
-    assert_eq!(s["lost"].as_u64().unwrap(), untracked + s["losses"]["ring_full"].as_u64().unwrap() + s["losses"]["inflight_full"].as_u64().unwrap() + s["losses"]["undecodable"].as_u64().unwrap());
+    assert_eq!(
+        s["lost"].as_u64().unwrap(),
+        untracked
+            + s["losses"]["ring_full"].as_u64().unwrap()
+            + s["losses"]["inflight_full"].as_u64().unwrap()
+            + s["losses"]["undecodable"].as_u64().unwrap()
+    );
     let marked = lines.iter().filter(|e| e["kind"] == "fork" && e["untracked"] == true).count() as u64;
     assert_eq!(marked, untracked);
     // --allow-loss keeps the command's status.
@@ -280,11 +277,8 @@ fn an_unwritable_stderr_is_exit_125_after_the_command_ran() {
     for tracers in ["all", "preload", "ebpf"] {
         let marker = Marker::new();
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let o = probity()
-            .args(["run", "--tracers", tracers, "--", "touch", &marker.path()])
-            .stderr(full)
-            .output()
-            .unwrap();
+        let o =
+            probity().args(["run", "--tracers", tracers, "--", "touch", &marker.path()]).stderr(full).output().unwrap();
         // Not 101 (a panic): probity says, by its status, that the trace
         // was not written.
         assert_eq!(o.status.code(), Some(125), "--tracers {tracers}");
@@ -324,7 +318,10 @@ fn an_unwritable_stderr_is_exit_125_after_the_command_ran() {
 #[test]
 fn a_bad_allow_connect_is_a_usage_error_before_anything_runs() {
     for bad in ["", "999.1.1.1/99", "10.0.0.0/33", "bad host!", "1.2.3.4.5"] {
-        assert_usage_error(&["--allow-connect", bad], &[&format!("`{bad}` is not an IP address"), "CIDR block", "host name"]);
+        assert_usage_error(
+            &["--allow-connect", bad],
+            &[&format!("`{bad}` is not an IP address"), "CIDR block", "host name"],
+        );
     }
     // One bad entry of a list is enough.
     assert_usage_error(&["--allow-connect", "127.0.0.1,::1/129"], &["`::1/129`"]);
@@ -347,7 +344,16 @@ fn out_of_range_knobs_are_usage_errors_naming_the_range() {
     // The ends of each range run.
     let marker = Marker::new();
     let o = run(&[
-        "run", "--ring-mib", "1", "--max-tasks", "1", "-s", "4095", "--", "sh", "-c",
+        "run",
+        "--ring-mib",
+        "1",
+        "--max-tasks",
+        "1",
+        "-s",
+        "4095",
+        "--",
+        "sh",
+        "-c",
         &format!("touch {}", marker.path()),
     ]);
     // One task: sh's child is not traced, and that is loss (120).
@@ -440,7 +446,17 @@ fn interrupted_after_root_exited(sig: nix::sys::signal::Signal) -> (std::process
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("t.jsonl");
     let mut child = probity()
-        .args(["run", "-o", "/dev/null", "--json", json.to_str().unwrap(), "--", "sh", "-c", "sleep 30 & echo up; exit 0"])
+        .args([
+            "run",
+            "-o",
+            "/dev/null",
+            "--json",
+            json.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & echo up; exit 0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -459,7 +475,9 @@ fn interrupted_after_root_exited(sig: nix::sys::signal::Signal) -> (std::process
 #[test]
 fn an_interrupted_run_whose_root_exited_0_is_not_a_success() {
     use nix::sys::signal::Signal;
-    for (sig, code, name) in [(Signal::SIGINT, 130, "SIGINT"), (Signal::SIGTERM, 143, "SIGTERM"), (Signal::SIGHUP, 129, "SIGHUP")] {
+    for (sig, code, name) in
+        [(Signal::SIGINT, 130, "SIGINT"), (Signal::SIGTERM, 143, "SIGTERM"), (Signal::SIGHUP, 129, "SIGHUP")]
+    {
         let (status, err, summary) = interrupted_after_root_exited(sig);
         assert_eq!(status.code(), Some(code), "{name}: {err}");
         assert!(err.contains(&format!("interrupted by {name}")) && err.contains("exited with 0"), "{err}");

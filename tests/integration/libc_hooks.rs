@@ -93,7 +93,11 @@ fn file_hooks_record_calls_and_their_syscalls() {
     assert_eq!(under(9), ["access"], "access");
     // The write under fclose is the buffered fputs.
     let fclose = t.events.iter().position(|e| e.as_libc().is_some_and(|c| c.function == "fclose")).unwrap();
-    let write = t.events.iter().find(|e| e.parent() == Some(fclose) && e.as_syscall().is_some_and(|s| s.name == "write")).unwrap();
+    let write = t
+        .events
+        .iter()
+        .find(|e| e.parent() == Some(fclose) && e.as_syscall().is_some_and(|s| s.name == "write"))
+        .unwrap();
     assert_eq!(write.as_syscall().unwrap().args[1], Arg::Bytes { data: b"probity\n".to_vec(), len: 8 });
 }
 
@@ -101,7 +105,10 @@ fn file_hooks_record_calls_and_their_syscalls() {
 fn env_hooks_record_names_and_values() {
     let t = run(fx::LIBC_ENV, &[]);
     let calls = calls_of(&t, t.outcome.root_pid);
-    let got: Vec<&str> = lines(&calls).into_iter().filter(|l| l.contains("PROBITY_FIXTURE") || l.starts_with("dlopen") || l.starts_with("clearenv")).collect();
+    let got: Vec<&str> = lines(&calls)
+        .into_iter()
+        .filter(|l| l.contains("PROBITY_FIXTURE") || l.starts_with("dlopen") || l.starts_with("clearenv"))
+        .collect();
     assert_eq!(
         got,
         [
@@ -141,10 +148,15 @@ fn network_hooks_record_addresses_and_resolved_names() {
         .unwrap_or_else(|| panic!("{}", l[5]));
     assert_eq!(
         l[5],
-        format!(r#"getnameinfo({{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr("127.0.0.1")}}, "127.0.0.1", "{port}", 0x3) = 0"#)
+        format!(
+            r#"getnameinfo({{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr("127.0.0.1")}}, "127.0.0.1", "{port}", 0x3) = 0"#
+        )
     );
     assert_eq!(l[6], "socket(2, 0x1, 0) = 4");
-    assert_eq!(l[7], format!("connect(4, {{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"127.0.0.1\")}}) = 0"));
+    assert_eq!(
+        l[7],
+        format!("connect(4, {{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"127.0.0.1\")}}) = 0")
+    );
     assert!(l[8].starts_with("accept(3, {sa_family=AF_INET, sin_port=htons("), "{}", l[8]);
     assert!(l[8].ends_with(") = 5"), "{}", l[8]);
     assert_eq!(&l[9..12], ["close(5) = 0", "close(4) = 0", "close(3) = 0"]);
@@ -167,7 +179,13 @@ fn process_hooks_record_spawns_and_execs() {
         r#"popen("echo hi", "r") = PTR"#,
         r#"execvp("true", ["true"]) = ?"#,
     ];
-    let mine: Vec<&str> = l.iter().copied().filter(|c| ["fork", "posix_spawnp", "system", "popen", "execvp"].iter().any(|f| c.starts_with(&format!("{f}(")))).collect();
+    let mine: Vec<&str> = l
+        .iter()
+        .copied()
+        .filter(|c| {
+            ["fork", "posix_spawnp", "system", "popen", "execvp"].iter().any(|f| c.starts_with(&format!("{f}(")))
+        })
+        .collect();
     assert_eq!(mine.len(), want_prefixes.len(), "{l:?}\n{}", dump(&t));
     for (got, want) in mine.iter().zip(want_prefixes) {
         assert!(got.starts_with(want), "{got} does not start with {want}");
@@ -250,6 +268,10 @@ fn a_summary_counts_libc_calls_without_keeping_them() {
 fn flood_calls(t: &Trace) -> u64 {
     t.events
         .iter()
-        .filter(|e| e.as_libc().is_some_and(|c| c.function == "getenv" && c.args == [Arg::Path { path: "PROBITY_FLOOD".into(), truncated: false }]))
+        .filter(|e| {
+            e.as_libc().is_some_and(|c| {
+                c.function == "getenv" && c.args == [Arg::Path { path: "PROBITY_FLOOD".into(), truncated: false }]
+            })
+        })
         .count() as u64
 }

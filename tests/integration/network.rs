@@ -39,7 +39,12 @@ fn net_of(trace: &Trace, op: NetOp) -> Vec<(&Event, &Net)> {
 /// Every network event of the trace is charged to a process of `allowed`.
 fn all_charged_to(trace: &Trace, allowed: &BTreeSet<u32>) {
     for e in trace.net() {
-        assert!(allowed.contains(&e.pid), "charged to {} (not one of {allowed:?}): {}", e.pid, probity::render::event_line(e));
+        assert!(
+            allowed.contains(&e.pid),
+            "charged to {} (not one of {allowed:?}): {}",
+            e.pid,
+            probity::render::event_line(e)
+        );
         assert_ne!(e.pid, 0);
         assert!(trace.process(e.pid).is_some_and(|p| p.threads.contains(&e.tid) || p.pid == e.tid));
     }
@@ -210,7 +215,13 @@ fn reused_sockets_are_charged_to_their_current_owner() {
     let conns: BTreeSet<u32> = trace.net().filter_map(|e| e.as_net().unwrap().conn).collect();
     assert_eq!(conns.len(), 2 * n + 1, "a number per connection and the listener");
     for (e, c) in net_of(&trace, NetOp::Close) {
-        let want = if clients.contains(&e.pid) { (Some(10), Some(7)) } else if c.conn == Some(1) { (Some(0), Some(0)) } else { (Some(7), Some(10)) };
+        let want = if clients.contains(&e.pid) {
+            (Some(10), Some(7))
+        } else if c.conn == Some(1) {
+            (Some(0), Some(0))
+        } else {
+            (Some(7), Some(10))
+        };
         assert_eq!((c.bytes_sent, c.bytes_received), want, "{}", probity::render::event_line(e));
     }
 }

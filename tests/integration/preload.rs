@@ -84,7 +84,11 @@ fn libc_calls_and_their_syscalls_share_one_timeline() {
         .events
         .iter()
         .enumerate()
-        .find(|(_, e)| e.as_libc().is_some_and(|c| c.function == "getenv" && c.args == [Arg::Path { path: "TZ".into(), truncated: false }]))
+        .find(|(_, e)| {
+            e.as_libc().is_some_and(|c| {
+                c.function == "getenv" && c.args == [Arg::Path { path: "TZ".into(), truncated: false }]
+            })
+        })
         .unwrap_or_else(|| panic!("no getenv(\"TZ\"):\n{}", dump(&t)));
     let call = t.events[i].as_libc().unwrap();
     assert_eq!(call.ret, Some(Arg::Ptr(0)), "TZ is unset in the test environment");
@@ -188,7 +192,12 @@ fn libc_calls_enclose_their_syscalls_with_either_preload_clock() {
             .events
             .iter()
             .enumerate()
-            .find(|(_, e)| e.as_libc().is_some_and(|c| c.function == "open" && c.args.first() == Some(&Arg::Path { path: b.to_str().unwrap().into(), truncated: false })))
+            .find(|(_, e)| {
+                e.as_libc().is_some_and(|c| {
+                    c.function == "open"
+                        && c.args.first() == Some(&Arg::Path { path: b.to_str().unwrap().into(), truncated: false })
+                })
+            })
             .unwrap_or_else(|| panic!("{clock}: no open(b):\n{}", dump(&t)));
         let inner: Vec<&str> = t.syscalls().filter(|(_, s)| s.parent == Some(i)).map(|(_, s)| &*s.name).collect();
         assert_eq!(inner, ["openat"], "{clock}:\n{}", dump(&t));
@@ -200,7 +209,11 @@ fn the_librarys_own_syscalls_are_cut_and_the_programs_kept() {
     // sh forks and execs cat: two images, each loading the library.
     let t = transparent(&["sh", "-c", "cat /etc/hostname; true"]);
     let paths: Vec<(u32, &str)> = t.syscalls().filter_map(|(e, s)| Some((e.pid, s.path()?.to_str()?))).collect();
-    assert!(!paths.iter().any(|(_, p)| p.contains("libprobity_preload")), "the library's loading is in the trace:\n{}", dump(&t));
+    assert!(
+        !paths.iter().any(|(_, p)| p.contains("libprobity_preload")),
+        "the library's loading is in the trace:\n{}",
+        dump(&t)
+    );
     // What the program's own loader and code did stays.
     assert!(paths.iter().any(|(_, p)| *p == "/etc/hostname"), "{}", dump(&t));
     let libc_opens = paths.iter().filter(|(_, p)| p.ends_with("/libc.so.6")).count();

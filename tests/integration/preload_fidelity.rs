@@ -70,7 +70,9 @@ fn per_task(t: &Trace) -> Vec<Calls> {
             "munmap" => *loading = false,
             // An anonymous mapping at an address of the kernel's choice,
             // by the loader's allocator (fd -1).
-            "mmap" if *loading && value(s.args.first()) == Some(0) && value(s.args.get(4)) == Some(u64::MAX) => continue,
+            "mmap" if *loading && value(s.args.first()) == Some(0) && value(s.args.get(4)) == Some(u64::MAX) => {
+                continue
+            }
             _ => {}
         }
         let args: Vec<String> = s.args.iter().map(stable).collect();

@@ -30,7 +30,10 @@ fn check_known_io(name: &str) {
 
     // openat(AT_FDCWD, OUT, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0644) = fd,
     // then write(fd, "probity fixture\n", 16) = 16, then close(fd) = 0.
-    let open_at = main.iter().position(|s| s.name == "openat" && s.path() == Some(Path::new(&out_s))).unwrap_or_else(|| panic!("no openat of {out_s}:\n{}", ctx()));
+    let open_at = main
+        .iter()
+        .position(|s| s.name == "openat" && s.path() == Some(Path::new(&out_s)))
+        .unwrap_or_else(|| panic!("no openat of {out_s}:\n{}", ctx()));
     let open = main[open_at];
     assert_eq!(open.args[0], Arg::Fd(-100), "{}", ctx());
     let Arg::Flags { text, .. } = &open.args[2] else { panic!("flags not decoded: {:?}", open.args) };
@@ -58,7 +61,8 @@ fn check_known_io(name: &str) {
         })
         .collect();
     assert_eq!(forks.len(), 3, "two threads and one process:\n{}", ctx());
-    let threads: Vec<u32> = forks.iter().copied().filter(|&c| t.events.iter().any(|e| e.tid == c && e.pid == root)).collect();
+    let threads: Vec<u32> =
+        forks.iter().copied().filter(|&c| t.events.iter().any(|e| e.tid == c && e.pid == root)).collect();
     assert_eq!(threads.len(), 2, "{}", ctx());
     for tid in &threads {
         let calls: Vec<&str> = syscalls_of(&t, *tid).iter().map(|s| s.name.as_ref()).collect();
@@ -70,7 +74,8 @@ fn check_known_io(name: &str) {
     // The forked child execs /bin/true and exits 0.
     let child = forks.iter().copied().find(|c| !threads.contains(c)).unwrap();
     let child_calls = syscalls_of(&t, child);
-    let exec = child_calls.iter().find(|s| s.name == "execve").unwrap_or_else(|| panic!("child did not exec:\n{}", ctx()));
+    let exec =
+        child_calls.iter().find(|s| s.name == "execve").unwrap_or_else(|| panic!("child did not exec:\n{}", ctx()));
     assert_eq!(exec.path(), Some(Path::new("/bin/true")));
     assert_eq!(exec.ret, Some(0));
     let procs = t.processes();
@@ -146,7 +151,14 @@ fn exec_from_a_thread_keeps_the_process() {
     assert_eq!(x.filename, "/bin/true");
     assert!(x.old_tid.is_some_and(|o| o != root));
     // The execve itself is recorded, under its new thread id.
-    assert!(t.syscalls().any(|(e, s)| e.tid == root && s.name == "execve" && s.path() == Some(Path::new("/bin/true")) && s.ret == Some(0)), "{}", dump(&t));
+    assert!(
+        t.syscalls().any(|(e, s)| e.tid == root
+            && s.name == "execve"
+            && s.path() == Some(Path::new("/bin/true"))
+            && s.ret == Some(0)),
+        "{}",
+        dump(&t)
+    );
 }
 
 #[test]
@@ -168,7 +180,11 @@ fn paths_buffers_and_addresses_are_captured() {
     let a = dir.path().join("a");
     let b = dir.path().join("b");
     std::fs::write(&a, "0123456789abcdefghijklmnopqrstuvwxyzEXTRA").unwrap();
-    let script = format!("cat {a} > /dev/null; mv {a} {b}; cat /nonexistent-probity 2>/dev/null; true", a = a.display(), b = b.display());
+    let script = format!(
+        "cat {a} > /dev/null; mv {a} {b}; cat /nonexistent-probity 2>/dev/null; true",
+        a = a.display(),
+        b = b.display()
+    );
     let t = trace("sh", &["-c", &script]);
     let ctx = || dump(&t);
     // cat's read shows the first 32 bytes and the full length.
@@ -179,15 +195,18 @@ fn paths_buffers_and_addresses_are_captured() {
         .1;
     assert_eq!(read.args[1], Arg::Bytes { data: b"0123456789abcdefghijklmnopqrstuv".to_vec(), len: 41 });
     // mv renames with both paths.
-    let rename = t
-        .syscalls()
-        .find(|(_, s)| s.name.starts_with("rename"))
-        .unwrap_or_else(|| panic!("no rename:\n{}", ctx()))
-        .1;
+    let rename =
+        t.syscalls().find(|(_, s)| s.name.starts_with("rename")).unwrap_or_else(|| panic!("no rename:\n{}", ctx())).1;
     let paths: Vec<&Path> = rename.args.iter().filter_map(Arg::as_path).collect();
     assert_eq!(paths, [a.as_path(), b.as_path()], "{}", ctx());
     // A failed openat carries its errno.
-    assert!(t.syscalls().any(|(_, s)| s.name == "openat" && s.path() == Some(Path::new("/nonexistent-probity")) && s.errno.as_deref() == Some("ENOENT")), "{}", ctx());
+    assert!(
+        t.syscalls().any(|(_, s)| s.name == "openat"
+            && s.path() == Some(Path::new("/nonexistent-probity"))
+            && s.errno.as_deref() == Some("ENOENT")),
+        "{}",
+        ctx()
+    );
 }
 
 #[test]
@@ -206,7 +225,10 @@ fn a_syscall_that_sleeps_is_recorded_once_with_its_time() {
     }
     // The shell waited for each child: its wait4 calls blocked too, and
     // each is there once, with the child's pid.
-    let waits = t.syscalls().filter(|(e, s)| e.pid == t.outcome.root_pid && s.name == "wait4" && s.ret.is_some_and(|r| r > 0)).count();
+    let waits = t
+        .syscalls()
+        .filter(|(e, s)| e.pid == t.outcome.root_pid && s.name == "wait4" && s.ret.is_some_and(|r| r > 0))
+        .count();
     assert_eq!(waits, 3, "{}", dump(&t));
 }
 

@@ -75,7 +75,11 @@ fn assert_refused(option: &str, path: &Path, why: &[&str]) {
     let o = probity().args(["run", option, s(path), "--", "touch", s(&marker)]).output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(125), "{option} {}: {err}", path.display());
-    assert!(err.contains("cannot write the trace to") && why.iter().any(|w| err.contains(w)), "{option} {}: {err}", path.display());
+    assert!(
+        err.contains("cannot write the trace to") && why.iter().any(|w| err.contains(w)),
+        "{option} {}: {err}",
+        path.display()
+    );
     assert!(!marker.exists(), "the command ran although its trace could not be written");
 }
 

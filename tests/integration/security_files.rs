@@ -22,7 +22,12 @@ fn as_nobody(script: &str) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A world-writable directory (for markers and nobody's plants), sticky
@@ -81,7 +86,11 @@ fn traced_without_marker(marker: &Path) -> Trace {
     cmd.args(["-c", "exec /bin/true"]);
     let t = Tracer::new().with_tracers(&[TracerKind::Ebpf, TracerKind::Preload]).run(cmd).expect("the trace runs");
     assert!(!marker.exists(), "a planted library ran in the traced process");
-    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::Libc(_))), "probity's library did not load:\n{}", dump(&t));
+    assert!(
+        t.events.iter().any(|e| matches!(e.kind, EventKind::Libc(_))),
+        "probity's library did not load:\n{}",
+        dump(&t)
+    );
     assert!(t.outcome.uncovered.is_empty(), "{:?}", t.outcome.uncovered);
     t
 }
@@ -136,7 +145,11 @@ fn a_library_planted_at_the_old_predictable_name_never_runs() {
     assert_eq!(std::fs::metadata(&old).unwrap().uid(), 65534);
     traced_without_marker(&marker);
     assert_ne!(library(), old);
-    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's own\n", "a root-only file was written through a link");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "root's own\n",
+        "a root-only file was written through a link"
+    );
 }
 
 #[test]
@@ -189,7 +202,11 @@ fn a_library_modified_after_extraction_is_replaced_before_use() {
         );
         assert_eq!(status, Some(0), "after `{change}`: {}", text(&o));
         assert!(!marker.exists(), "after `{change}`, the planted library ran");
-        assert!(String::from_utf8_lossy(&o.stdout).contains("mode=644 type=regular file"), "after `{change}`: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("mode=644 type=regular file"),
+            "after `{change}`: {}",
+            text(&o)
+        );
     }
 }
 
@@ -198,7 +215,8 @@ fn a_library_modified_after_extraction_is_replaced_before_use() {
 /// runs `after`.
 fn probity_in_mount_ns(setup: &str, env: &[(&str, &Path)], args: &str, after: &str) -> (Option<i32>, Output) {
     require_tracing();
-    let script = format!("set -e; {setup}; set +e; {} run {args}; echo status=$?; {after}", env!("CARGO_BIN_EXE_probity"));
+    let script =
+        format!("set -e; {setup}; set +e; {} run {args}; echo status=$?; {after}", env!("CARGO_BIN_EXE_probity"));
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
     for (k, v) in env {
@@ -226,7 +244,11 @@ fn a_fallback_directory_planted_by_another_user_is_refused() {
     let run = "--tracers preload -- /bin/sh -c true";
 
     // Nobody's own directory, with a planted library under the right name.
-    let o = as_nobody(&format!("mkdir -m 777 {f} && cp {} {f}/{name} && chmod 755 {f}/{name}", evil.display(), f = fallback.display()));
+    let o = as_nobody(&format!(
+        "mkdir -m 777 {f} && cp {} {f}/{name} && chmod 755 {f}/{name}",
+        evil.display(),
+        f = fallback.display()
+    ));
     assert!(o.status.success(), "{}", text(&o));
     let (status, o) = probity_in_mount_ns(HOSTILE_RUN, &[("TMPDIR", shared.path())], run, "");
     assert_eq!(status, Some(125), "{}", text(&o));
@@ -386,7 +408,11 @@ fn files_planted_at_ring_names_neither_stop_probity_nor_get_followed() {
         assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
     }
     traced_without_marker(&shared.path().join("no-marker"));
-    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "root's own\n", "a root-only file was written through a link");
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "root's own\n",
+        "a root-only file was written through a link"
+    );
     for (p, uid) in planted.iter().map(|p| (p, 65534)).chain([(&dead_file, 65533), (&dead_link, 65533)]) {
         let meta = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("another user's {p} was removed: {e}"));
         assert_eq!(meta.uid(), uid);

@@ -94,7 +94,10 @@ fn a_lookup_forged_in_the_preload_ring_does_not_open_the_allow_list() {
     let forge = fixture("forge_dns");
     let args = [forge.as_str(), "allowed.example", "127.0.0.1", &port];
 
-    let o = probity_run(&["-o", "/dev/null", "--json", json.to_str().unwrap(), "--allow-connect", "allowed.example"], &args);
+    let o = probity_run(
+        &["-o", "/dev/null", "--json", json.to_str().unwrap(), "--allow-connect", "allowed.example"],
+        &args,
+    );
     let err = stderr(&o);
     // The attack happened: the connection was made, and the forged
     // record was read as a getaddrinfo of this process.
@@ -186,7 +189,8 @@ fn a_socket_received_from_outside_fails_the_gates_closed() {
     let path = path.to_str().unwrap();
     let arrived = |what: &str| {
         let mut buf = [0u8; 64];
-        let (n, _) = listener.recv_from(&mut buf).unwrap_or_else(|e| panic!("{what}: the datagram did not arrive: {e}"));
+        let (n, _) =
+            listener.recv_from(&mut buf).unwrap_or_else(|e| panic!("{what}: the datagram did not arrive: {e}"));
         assert_eq!(&buf[..n], b"probity-scm");
     };
     for gate in [&["--deny-network"][..], &["--allow-connect", "10.0.0.1"][..]] {
@@ -233,10 +237,7 @@ fn in_private_resolver_ns(inner: &str) -> Output {
     std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
     let py = dir.path().join("resolver.py");
     std::fs::write(&py, RESOLVER).unwrap();
-    let script = format!(
-        "mount --bind {} /etc/resolv.conf && ip link set lo up && {inner}",
-        resolv.display()
-    );
+    let script = format!("mount --bind {} /etc/resolv.conf && ip link set lo up && {inner}", resolv.display());
     Command::new("unshare")
         .args(["-m", "-n", "--propagation", "private", "sh", "-c", &script])
         .env("RESOLVER", &py)

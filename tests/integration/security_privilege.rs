@@ -223,7 +223,12 @@ fn libc_records_of_a_process_that_became_root_are_dropped() {
     );
     let cmd = ["sh", "-c", script.as_str()];
     let (o, text, json) = lab.run_as_nobody(&[], &cmd);
-    assert_eq!(o.status.code(), Some(0), "root's sha256sum must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "root's sha256sum must have read the secret: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     lab.assert_nothing_leaked(&o, &text, &json);
     let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
     assert_left_at_exec(&trace, &setpriv, "setuid (runs as uid 0)");
@@ -236,7 +241,12 @@ fn libc_records_of_a_process_that_became_root_are_dropped() {
         lab.sums.display()
     );
     let (o, text, json) = lab.run_as_nobody(&[], &["sh", "-c", script.as_str()]);
-    assert_eq!(o.status.code(), Some(0), "root's sha256sum must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "root's sha256sum must have read the secret: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     lab.assert_nothing_leaked(&o, &text, &json);
     let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
     assert_left_at_exec(&trace, &setpriv, "setuid (runs as uid 0)");
@@ -246,7 +256,8 @@ fn libc_records_of_a_process_that_became_root_are_dropped() {
 fn a_network_gate_over_an_excluded_process_fails_closed() {
     let lab = Lab::new();
     let sum = lab.copy("/usr/bin/sha256sum", "suid-sum", setuid_root);
-    let (o, text, json) = lab.run_as_nobody(&["--deny-network"], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
+    let (o, text, json) =
+        lab.run_as_nobody(&["--deny-network"], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(121), "{}\n{text}", String::from_utf8_lossy(&o.stderr));
     lab.assert_nothing_leaked(&o, &text, &json);
 }
@@ -262,8 +273,14 @@ fn a_setgid_program_is_excluded() {
         nix::unistd::chown(p, None, Some(group.gid)).unwrap();
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o2755)).unwrap();
     });
-    let (o, text, json) = lab.run_as_nobody(&[], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "the setgid program must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
+    let (o, text, json) =
+        lab.run_as_nobody(&[], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the setgid program must have read the secret: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     lab.assert_nothing_leaked(&o, &text, &json);
     let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
     assert_left_at_exec(&trace, &sum, &format!("setgid (runs as gid {})", group.gid));
@@ -273,12 +290,19 @@ fn a_setgid_program_is_excluded() {
 fn a_program_with_file_capabilities_is_excluded() {
     let lab = Lab::new();
     // CAP_DAC_READ_SEARCH reads any file: the 0600 root secret too.
-    let sum = lab.copy("/usr/bin/sha256sum", "cap-sum", |p| sh(Command::new("setcap").arg("cap_dac_read_search+ep").arg(p)));
+    let sum =
+        lab.copy("/usr/bin/sha256sum", "cap-sum", |p| sh(Command::new("setcap").arg("cap_dac_read_search+ep").arg(p)));
     // With both tracers (events merged at the end), and with the eBPF
     // tracer alone (events handed over as they are decoded).
     for tracers in [&[][..], &["--tracers", "ebpf"][..]] {
-        let (o, text, json) = lab.run_as_nobody(tracers, &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "the program must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
+        let (o, text, json) =
+            lab.run_as_nobody(tracers, &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "the program must have read the secret: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         lab.assert_nothing_leaked(&o, &text, &json);
         let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
         assert_left_at_exec(&trace, &sum, "file capabilities (security.capability)");

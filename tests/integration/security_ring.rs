@@ -60,7 +60,10 @@ fn scribbling_on_the_rings_header_and_records_ends_in_counted_invalid_records_no
         // Not killed by a signal (a crash), and the documented status: the
         // trace is incomplete.
         assert_eq!(out.status.code(), Some(120), "--tracers {tracers}: {}\n{stderr}", out.status);
-        assert!(stderr.contains("libc records were invalid (forged, corrupt, or from outside the traced tree)"), "--tracers {tracers}: {stderr}");
+        assert!(
+            stderr.contains("libc records were invalid (forged, corrupt, or from outside the traced tree)"),
+            "--tracers {tracers}: {stderr}"
+        );
         let s = summary(&json);
         let invalid = s["losses"]["preload_invalid"].as_u64().unwrap();
         assert!(invalid > 0, "--tracers {tracers}: {s}");
@@ -112,7 +115,8 @@ fn with_the_preload_tracer_alone_records_of_processes_no_record_connects_to_the_
     // attach record cannot be told from the library's without the kernel).
     assert_eq!(trace.outcome.losses.preload_invalid, 3, "{:?}\n{dump}", trace.outcome.losses);
     assert!(trace.events.iter().all(|e| e.pid != 1), "a forged pid-1 event is in the trace:\n{dump}");
-    let connects = trace.events.iter().filter(|e| matches!(&e.kind, EventKind::Libc(c) if c.function == "connect")).count();
+    let connects =
+        trace.events.iter().filter(|e| matches!(&e.kind, EventKind::Libc(c) if c.function == "connect")).count();
     assert_eq!(connects, 1, "{dump}");
     let v = trace.check_never_execs(["/bin/forged"]).expect_err("a trace with forged records showed no exec");
     assert!(v.to_string().contains("libc records were invalid"), "{v}");
@@ -126,7 +130,8 @@ fn a_shell_pipeline_with_children_has_no_invalid_records_with_either_tracer_set(
         cmd.args(["-c", "ls / | wc -l; env | grep -c PATH; cat /etc/hostname >/dev/null"]).stdout(Stdio::null());
         let trace = Tracer::new().with_tracers(tracers).run(cmd).unwrap();
         assert_eq!(trace.outcome.losses.lost_events(), 0, "{tracers:?}: {:?}", trace.outcome.losses);
-        let pids: std::collections::BTreeSet<u32> = trace.events.iter().filter(|e| e.as_libc().is_some()).map(|e| e.pid).collect();
+        let pids: std::collections::BTreeSet<u32> =
+            trace.events.iter().filter(|e| e.as_libc().is_some()).map(|e| e.pid).collect();
         assert!(pids.len() >= 3, "{tracers:?}: libc calls of the children are kept: {pids:?}");
     }
 }
@@ -140,13 +145,20 @@ fn libc_calls_made_in_a_pid_namespace_carry_the_kernels_pids() {
     let dump = crate::support::dump(&trace);
     assert_eq!(trace.outcome.losses.lost_events(), 0, "{:?}\n{dump}", trace.outcome.losses);
     // sh is pid 1 in its namespace; the trace names it by its real pid.
-    let kernel_pids: std::collections::BTreeSet<u32> = trace.events.iter().filter(|e| e.as_libc().is_none()).map(|e| e.pid).collect();
+    let kernel_pids: std::collections::BTreeSet<u32> =
+        trace.events.iter().filter(|e| e.as_libc().is_none()).map(|e| e.pid).collect();
     let libc: Vec<&probity::Event> = trace.events.iter().filter(|e| e.as_libc().is_some()).collect();
     assert!(libc.iter().any(|e| e.pid != trace.outcome.root_pid), "no libc call inside the namespace:\n{dump}");
     for e in &libc {
-        assert!(kernel_pids.contains(&e.pid), "a libc call under a pid the kernel never saw: {}\n{dump}", probity::render::event_line(e));
+        assert!(
+            kernel_pids.contains(&e.pid),
+            "a libc call under a pid the kernel never saw: {}\n{dump}",
+            probity::render::event_line(e)
+        );
     }
-    let open = libc.iter().find(|e| matches!(&e.kind, EventKind::Libc(c) if c.function.starts_with("open") || c.function.starts_with("fopen")));
+    let open = libc.iter().find(
+        |e| matches!(&e.kind, EventKind::Libc(c) if c.function.starts_with("open") || c.function.starts_with("fopen")),
+    );
     let open = open.unwrap_or_else(|| panic!("cat's open of /etc/hostname is missing:\n{dump}"));
     assert_ne!(open.pid, 1, "{dump}");
 }

@@ -30,7 +30,9 @@ fn parallel_sessions_see_only_their_own_tree() {
         for p in procs.values() {
             let mut cur = p.pid;
             while cur != t.outcome.root_pid {
-                cur = procs[&cur].parent.unwrap_or_else(|| panic!("pid {} is not in session {i}'s tree:\n{}", p.pid, dump(t)));
+                cur = procs[&cur]
+                    .parent
+                    .unwrap_or_else(|| panic!("pid {} is not in session {i}'s tree:\n{}", p.pid, dump(t)));
             }
         }
         // It ran its own command and nobody else's.
@@ -110,4 +112,3 @@ impl Drop for Killed {
         let _ = nix::sys::wait::waitpid(pid, None);
     }
 }
-

@@ -342,7 +342,8 @@ fn messages_show_times_processes_and_the_trace_around() {
     let t = files(dir.path());
     let v = err(t.check_never_execs(["mv"]));
     let text = v.to_string();
-    let mv = t.processes().into_values().find(|p| p.program() == Some(std::path::Path::new("/usr/bin/mv"))).unwrap().pid;
+    let mv =
+        t.processes().into_values().find(|p| p.program() == Some(std::path::Path::new("/usr/bin/mv"))).unwrap().pid;
     assert!(
         text.starts_with("expected none of these programs exec'd: mv\nbut found 1 event that breaks it:\n  +0."),
         "{text}"

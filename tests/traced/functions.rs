@@ -43,7 +43,9 @@ fn only_the_call_is_traced_not_the_child_start_up() {
 #[traced_test]
 fn threads_and_child_processes_of_the_function_are_in_the_trace() {
     let run = traced((), |()| {
-        let handles: Vec<_> = (0..3).map(|i| std::thread::spawn(move || std::fs::metadata(format!("/nonexistent/probity-{i}")).is_ok())).collect();
+        let handles: Vec<_> = (0..3)
+            .map(|i| std::thread::spawn(move || std::fs::metadata(format!("/nonexistent/probity-{i}")).is_ok()))
+            .collect();
         let found = handles.into_iter().map(|h| h.join().unwrap()).filter(|ok| *ok).count();
         let status = std::process::Command::new("true").status().unwrap();
         (found, status.success())
@@ -53,7 +55,12 @@ fn threads_and_child_processes_of_the_function_are_in_the_trace() {
         run.trace.syscalls().path(format!("/nonexistent/probity-{i}")).assert_exactly(1);
     }
     run.trace.assert_execs_exactly(["/usr/bin/true"]);
-    let threads = run.trace.events.iter().filter(|e| matches!(&e.kind, EventKind::Fork(_)) && e.pid == run.trace.outcome.root_pid).count();
+    let threads = run
+        .trace
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Fork(_)) && e.pid == run.trace.outcome.root_pid)
+        .count();
     assert!(threads >= 4, "three threads and one process: {}", crate::dump(&run.trace));
     crate::assert_own_tree(&run.trace);
 }
@@ -75,7 +82,13 @@ fn a_snapshot_of_the_call_is_stable() {
         save_atomically((d, "settings.json".into(), "{}".into())).is_ok()
     });
     assert!(run.value);
-    let text = run.trace.syscalls().path_prefix(dir.path()).snapshot().with_replacement(dir.path().to_str().unwrap(), "$DIR").text();
+    let text = run
+        .trace
+        .syscalls()
+        .path_prefix(dir.path())
+        .snapshot()
+        .with_replacement(dir.path().to_str().unwrap(), "$DIR")
+        .text();
     insta::assert_snapshot!(text);
 }
 

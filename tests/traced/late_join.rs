@@ -71,7 +71,9 @@ fn shared_memory() -> Option<(&'static AtomicU32, String)> {
     let fd: i32 = spec.split_once(':')?.1.parse().ok()?;
     // SAFETY: a new shared mapping of the descriptor probity passed; it is
     // never unmapped, so the word lives for the whole process.
-    let base = unsafe { libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+    let base = unsafe {
+        libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+    };
     if base == libc::MAP_FAILED {
         return None;
     }
@@ -97,7 +99,9 @@ fn scribble() {
             while start.elapsed() < Duration::from_secs(5) {
                 word.store(JOINED, Ordering::Release);
                 // SAFETY: FUTEX_WAKE on a valid, aligned word of the mapping.
-                unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32) };
+                unsafe {
+                    libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0u32)
+                };
             }
         });
     } else if input == THREAD_BEFORE_MAIN {
@@ -189,7 +193,11 @@ fn a_child_that_never_asks_fails_the_run_without_a_hang() {
     let start = Instant::now();
     let msg = run_catching(NEVER_ASK).expect_err("a function that never ran passed");
     assert!(msg.contains("exited with 0 before its function started"), "unclear failure: {msg}");
-    assert!(start.elapsed() < Duration::from_secs(10), "probity waited {:?} for a child that had gone", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "probity waited {:?} for a child that had gone",
+        start.elapsed()
+    );
 }
 
 #[traced_test]

@@ -7,10 +7,10 @@
 //! custom-harness one as an unprivileged user.
 
 mod commands;
-mod late_join;
 mod failures;
 mod functions;
 mod isolation;
+mod late_join;
 mod unprivileged;
 
 use probity::{Event, Trace};
@@ -44,5 +44,8 @@ pub fn assert_own_tree(trace: &Trace) {
 /// Fails loudly when this process cannot trace: these tests are for root.
 pub fn require_root() {
     let missing = probity::kernel::doctor::missing_capabilities();
-    assert!(missing.is_empty(), "these tests trace for real and need root; missing {missing:?}. Run `sudo -E cargo test`.");
+    assert!(
+        missing.is_empty(),
+        "these tests trace for real and need root; missing {missing:?}. Run `sudo -E cargo test`."
+    );
 }

@@ -20,7 +20,9 @@ fn copy_for_nobody(binary: &Path, dir: &Path) -> PathBuf {
 }
 
 fn as_nobody(binary: &Path, args: &[&str]) -> (bool, String, String) {
-    let run = || Command::new(binary).args(args).current_dir("/").env("HOME", "/nonexistent").uid(NOBODY).gid(NOBODY).output();
+    let run = || {
+        Command::new(binary).args(args).current_dir("/").env("HOME", "/nonexistent").uid(NOBODY).gid(NOBODY).output()
+    };
     // The copy was just written: a child another test thread forked in
     // the meantime may still hold it open for writing until that child
     // execs, and exec then fails with ETXTBSY. That passes in moments.
@@ -35,7 +37,11 @@ fn as_nobody(binary: &Path, args: &[&str]) -> (bool, String, String) {
         }
     }
     let out = out.unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The newest `traced_harness` test binary beside this one.
@@ -109,16 +115,22 @@ fn the_custom_harness_lists_ebpf_tests_as_ignored_with_the_reason() {
     let (ok, stdout, stderr) = as_nobody(&bin, &[]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("test result: ok. 1 passed; 0 failed; 4 ignored"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.starts_with("test preload_only_runs_anywhere ") && l.ends_with("... ok")), "{stdout}");
     assert!(
-        stderr.contains("probity: 4 traced test(s) need eBPF and are ignored here: eBPF tracing needs CAP_BPF and CAP_PERFMON"),
+        stdout.lines().any(|l| l.starts_with("test preload_only_runs_anywhere ") && l.ends_with("... ok")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(
+            "probity: 4 traced test(s) need eBPF and are ignored here: eBPF tracing needs CAP_BPF and CAP_PERFMON"
+        ),
         "{stderr}"
     );
     // Asked to run them anyway, they say why they cannot.
     let (ok, stdout, _) = as_nobody(&bin, &["--ignored", "--exact", "kernel_tracing_sees_the_exec_tree"]);
     assert!(ok, "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with("test kernel_tracing_sees_the_exec_tree ... ignored") && l.contains("eBPF tracing needs CAP_BPF")),
+        stdout.lines().any(|l| l.starts_with("test kernel_tracing_sees_the_exec_tree ... ignored")
+            && l.contains("eBPF tracing needs CAP_BPF")),
         "{stdout}"
     );
 }
@@ -126,7 +138,12 @@ fn the_custom_harness_lists_ebpf_tests_as_ignored_with_the_reason() {
 #[test]
 fn the_custom_harness_runs_everything_as_root() {
     crate::require_root();
-    let out = Command::new(harness_binary()).arg("--include-ignored").arg("--skip").arg("ignored_by_its_author").output().unwrap();
+    let out = Command::new(harness_binary())
+        .arg("--include-ignored")
+        .arg("--skip")
+        .arg("ignored_by_its_author")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("test result: ok. 4 passed; 0 failed; 0 ignored"), "{stdout}");

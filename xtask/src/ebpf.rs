@@ -21,11 +21,8 @@ pub fn build_into(dest: &Path) -> anyhow::Result<PathBuf> {
     let home = std::env::var("CARGO_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
-    let rustflags = format!(
-        "--remap-path-prefix={}=/probity --remap-path-prefix={}=/cargo",
-        root().display(),
-        home.display()
-    );
+    let rustflags =
+        format!("--remap-path-prefix={}=/probity --remap-path-prefix={}=/cargo", root().display(), home.display());
     let mut cmd = Command::new("cargo");
     cmd.current_dir(&crate_dir)
         // The toolchain file in harness-ebpf/ picks nightly; make sure no
@@ -36,7 +33,8 @@ pub fn build_into(dest: &Path) -> anyhow::Result<PathBuf> {
         .env_remove("CARGO_TARGET_DIR")
         .env("RUSTFLAGS", rustflags)
         .args(["build", "--release", "--locked"]);
-    sh(&mut cmd).context("failed to build the eBPF programs; run `cargo xtask setup --ebpf` to install the toolchain")?;
+    sh(&mut cmd)
+        .context("failed to build the eBPF programs; run `cargo xtask setup --ebpf` to install the toolchain")?;
     let built = crate_dir.join("target/bpfel-unknown-none/release/probity");
     // An out-of-line Rust function keeps its mangled name, whose crate hash
     // depends on where the sources are checked out: the object would then

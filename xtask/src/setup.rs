@@ -42,10 +42,14 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
         if which("bpf-linker").is_none() {
             println!("building bpf-linker for LLVM 22 (a few minutes)");
             let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
-            sh(Command::new("cargo")
-                .env("PATH", path)
-                .env_remove("RUSTUP_TOOLCHAIN")
-                .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"]))?;
+            sh(Command::new("cargo").env("PATH", path).env_remove("RUSTUP_TOOLCHAIN").args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ]))?;
         }
     }
     println!("setup done");

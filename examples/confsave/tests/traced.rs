@@ -15,7 +15,8 @@ fn config() -> Config {
 #[traced_test]
 fn save_is_atomic() {
     let dir = tempfile::tempdir().unwrap();
-    let run = traced(dir.path().to_path_buf(), |dir: PathBuf| confsave::save(&dir, &config()).map_err(|e| e.to_string()));
+    let run =
+        traced(dir.path().to_path_buf(), |dir: PathBuf| confsave::save(&dir, &config()).map_err(|e| e.to_string()));
     run.value.unwrap();
     let tmp = dir.path().join(".confsave.json.tmp");
     let fin = confsave::path_in(dir.path());
@@ -73,7 +74,9 @@ fn save_syscall_pattern() {
 /// A bad directory gives an error, and the trace shows the failed create.
 #[traced_test]
 fn save_into_a_missing_directory_fails_cleanly() {
-    let run = traced(PathBuf::from("/nonexistent/confsave"), |dir: PathBuf| confsave::save(&dir, &config()).map_err(|e| e.kind().to_string()));
+    let run = traced(PathBuf::from("/nonexistent/confsave"), |dir: PathBuf| {
+        confsave::save(&dir, &config()).map_err(|e| e.kind().to_string())
+    });
     assert_eq!(run.value, Err("entity not found".to_string()));
     run.trace.syscalls().path("/nonexistent/confsave/.confsave.json.tmp").errno("ENOENT").assert_exactly(1);
     run.trace.syscalls().named("rename").assert_none();

@@ -39,9 +39,7 @@ use aya_ebpf::{
 };
 use probity_common::{EventHeader, EventKind, NetEvent, NetOp, SockOwner, NET_ADDR_UNKNOWN};
 
-use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, Tuple, EVENTS, LISTEN_PORTS, PENDING, SOCKS,
-};
+use crate::maps::{count_loss, current_ids, session_of, wake_flags, Tuple, EVENTS, LISTEN_PORTS, PENDING, SOCKS};
 
 const IPPROTO_TCP: u16 = 6;
 const AF_INET: u16 = 2;
@@ -98,7 +96,12 @@ impl SockFields for Sock {
     #[inline(always)]
     fn tuple(&self) -> Result<Tuple, i64> {
         let family: u16 = self.read(&SK_FAMILY_OFF)?;
-        let mut t = Tuple { family, sport: self.sport()?, dport: u16::from_be(self.read(&INET_DPORT_OFF)?), ..Tuple::default() };
+        let mut t = Tuple {
+            family,
+            sport: self.sport()?,
+            dport: u16::from_be(self.read(&INET_DPORT_OFF)?),
+            ..Tuple::default()
+        };
         if family == AF_INET {
             let s: [u8; 4] = self.read(&INET_SADDR_OFF)?;
             let d: [u8; 4] = self.read(&INET_DADDR_OFF)?;

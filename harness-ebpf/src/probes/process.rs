@@ -76,11 +76,7 @@ fn on_fork(child: u32) {
         flags |= FORK_UNTRACKED;
         count_loss(session, |l| l.task_map_full += 1);
     }
-    let ev = ForkEvent {
-        header: EventHeader::new(EventKind::Fork, session, now(), pid, tid),
-        child_tid: child,
-        flags,
-    };
+    let ev = ForkEvent { header: EventHeader::new(EventKind::Fork, session, now(), pid, tid), child_tid: child, flags };
     output(session, &ev);
 }
 
@@ -121,7 +117,8 @@ fn try_raw_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let old: i32 = ctx.arg(1);
     let bprm: *const u8 = ctx.arg(2);
     // SAFETY: a checked kernel read of the `filename` pointer in `bprm`.
-    let name: *const u8 = unsafe { bpf_probe_read_kernel(bprm.wrapping_add(offset(&BINPRM_FILENAME_OFF)).cast::<*const u8>()) }?;
+    let name: *const u8 =
+        unsafe { bpf_probe_read_kernel(bprm.wrapping_add(offset(&BINPRM_FILENAME_OFF)).cast::<*const u8>()) }?;
     on_exec(old as u32, name);
     Ok(())
 }
@@ -219,13 +216,16 @@ fn elevated() -> bool {
     // SAFETY: the current task's own `task_struct`.
     let task = unsafe { bpf_get_current_task() } as *const u8;
     // SAFETY: a checked kernel read of the `real_cred` pointer.
-    let Ok(cred) = (unsafe { bpf_probe_read_kernel(task.wrapping_add(offset(&TASK_REAL_CRED_OFF)).cast::<*const u8>()) }) else {
+    let Ok(cred) =
+        (unsafe { bpf_probe_read_kernel(task.wrapping_add(offset(&TASK_REAL_CRED_OFF)).cast::<*const u8>()) })
+    else {
         return true;
     };
     // `uid, gid, suid, sgid, euid, egid, fsuid, fsgid`, in this order
     // (the harness checked it in BTF).
     // SAFETY: a checked kernel read inside `struct cred`.
-    let Ok(ids) = (unsafe { bpf_probe_read_kernel(cred.wrapping_add(offset(&CRED_UID_OFF)).cast::<[u32; 8]>()) }) else {
+    let Ok(ids) = (unsafe { bpf_probe_read_kernel(cred.wrapping_add(offset(&CRED_UID_OFF)).cast::<[u32; 8]>()) })
+    else {
         return true;
     };
     let (uid, gid) = (offset(&CALLER_UID) as u32, offset(&CALLER_GID) as u32);

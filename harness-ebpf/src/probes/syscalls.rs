@@ -30,15 +30,15 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use probity_common::{
-    Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT, PR_GET_NAME, PR_SET_NAME,
-    CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS,
-    MAX_CAPTURE, MAX_CAPTURES, MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, SESSION_SUMMARY, SPEC_ACCEPT, SPEC_EXEC, SPEC_NO_RETURN,
-    SYSCALL_NO_RETURN,
+    Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
+    CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS, MAX_CAPTURE, MAX_CAPTURES,
+    MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, PR_GET_NAME, PR_SET_NAME, SESSION_SUMMARY, SPEC_ACCEPT, SPEC_EXEC,
+    SPEC_NO_RETURN, SYSCALL_NO_RETURN,
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, wake_flags_sampled, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT, EVENTS, EXEC_JOB,
-    INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
+    count_loss, current_ids, session_of, wake_flags, wake_flags_sampled, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT,
+    EVENTS, EXEC_JOB, INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
 };
 
 const EVENT_LEN: usize = core::mem::size_of::<SyscallEvent>();
@@ -417,9 +417,7 @@ fn capture(
     };
     let header = Capture { arg, kind, flags, _pad: 0, len: got as u32 };
     // SAFETY: `offset + 8` is within the buffer (masked above).
-    unsafe {
-        core::ptr::write_unaligned(scratch.bytes.as_mut_ptr().add(offset).cast::<Capture>(), header)
-    };
+    unsafe { core::ptr::write_unaligned(scratch.bytes.as_mut_ptr().add(offset).cast::<Capture>(), header) };
     Some((CAPTURE_HDR + ((got + 7) & !7), flags & CAPTURE_FAULT != 0))
 }
 
@@ -618,8 +616,7 @@ fn read_sp(regs: *const pt_regs) -> Result<u64, i64> {
     #[cfg(bpf_target_arch = "aarch64")]
     {
         // SAFETY: on arm64 `pt_regs` starts with `user_pt_regs`.
-        let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }
-            .map_err(i64::from)?;
+        let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }.map_err(i64::from)?;
         Ok(r.sp)
     }
 }
@@ -656,8 +653,7 @@ fn read_args(regs: *const pt_regs) -> Result<[u64; 6], i64> {
     #[cfg(bpf_target_arch = "aarch64")]
     {
         // SAFETY: on arm64 `pt_regs` starts with `user_pt_regs`.
-        let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }
-            .map_err(i64::from)?;
+        let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }.map_err(i64::from)?;
         Ok([r.regs[0], r.regs[1], r.regs[2], r.regs[3], r.regs[4], r.regs[5]])
     }
 }

@@ -72,12 +72,7 @@ pub fn decode_syscall(
 ) -> Syscall {
     let sysno = Sysno::new(nr as usize);
     let failed = !no_return && (-MAX_ERRNO..0).contains(&ret) && sysno.is_none_or(can_fail);
-    let call = Call {
-        nr,
-        raw,
-        ok: (!no_return && !failed).then_some(ret),
-        captures,
-    };
+    let call = Call { nr, raw, ok: (!no_return && !failed).then_some(ret), captures };
     // The syscalls crate knows names but not arities: show all six
     // registers of the ones probity has no signature for.
     let tys = match sysno {
@@ -136,21 +131,15 @@ impl Call<'_> {
             },
             ArchPrctlArg if flags::arch_prctl_gets(self.raw[0]) => Arg::Ptr(raw),
             ArchPrctlArg => Arg::Hex(raw),
-            SockProto => Arg::Flags {
-                value: raw,
-                text: flags::sock_proto(self.raw[0], raw),
-            },
-            SockOpt => Arg::Flags {
-                value: raw,
-                text: flags::sock_option(self.raw[1], raw),
-            },
+            SockProto => Arg::Flags { value: raw, text: flags::sock_proto(self.raw[0], raw) },
+            SockOpt => Arg::Flags { value: raw, text: flags::sock_option(self.raw[1], raw) },
         })
     }
 
     /// Argument `i`, whose register holds `raw`, shown by its capture `c`.
     fn captured(&self, i: usize, raw: u64, ty: Ty, c: &CaptureData<'_>) -> Arg {
-        let written_by_kernel = matches!(c.kind, CaptureKind::BufLenRet | CaptureKind::SockaddrLenPtr)
-            || matches!(ty, StrOut);
+        let written_by_kernel =
+            matches!(c.kind, CaptureKind::BufLenRet | CaptureKind::SockaddrLenPtr) || matches!(ty, StrOut);
         if raw == 0 {
             return Arg::Ptr(0);
         }
@@ -178,9 +167,7 @@ impl Call<'_> {
             CaptureKind::CStr => string(c.data, c.truncated),
             // A thread name: what `PR_GET_NAME` read is only there when
             // it succeeded.
-            CaptureKind::TaskName if self.raw[0] == probity_common::PR_GET_NAME && self.ok.is_none() => {
-                Arg::Ptr(raw)
-            }
+            CaptureKind::TaskName if self.raw[0] == probity_common::PR_GET_NAME && self.ok.is_none() => Arg::Ptr(raw),
             CaptureKind::TaskName => string(c.data, c.truncated),
             // The working directory and link targets are strings, but
             // `getcwd` counts the NUL and `readlink` has none.
@@ -188,20 +175,18 @@ impl Call<'_> {
                 let data = c.data.strip_suffix(b"\0").unwrap_or(c.data);
                 string(data, c.truncated || (c.data.len() as u64) < ret)
             }
-            CaptureKind::BufLenRet => Arg::Bytes {
-                data: c.data.to_vec(),
-                len: ret,
-            },
-            CaptureKind::BufLenArg => Arg::Bytes {
-                data: c.data.to_vec(),
-                len: self.len_arg(i).unwrap_or(c.data.len() as u64),
-            },
+            CaptureKind::BufLenRet => Arg::Bytes { data: c.data.to_vec(), len: ret },
+            CaptureKind::BufLenArg => {
+                Arg::Bytes { data: c.data.to_vec(), len: self.len_arg(i).unwrap_or(c.data.len() as u64) }
+            }
             CaptureKind::SockaddrLenArg | CaptureKind::SockaddrLenPtr => {
                 sockaddr::decode(c.data).map_or(Arg::Ptr(raw), Arg::Sockaddr)
             }
-            CaptureKind::None | CaptureKind::MsgIov | CaptureKind::MsgIovRet | CaptureKind::MmsgIovLen | CaptureKind::MsgName => {
-                Arg::Ptr(raw)
-            }
+            CaptureKind::None
+            | CaptureKind::MsgIov
+            | CaptureKind::MsgIovRet
+            | CaptureKind::MmsgIovLen
+            | CaptureKind::MsgName => Arg::Ptr(raw),
         }
     }
 
@@ -265,17 +250,11 @@ impl Call<'_> {
 }
 
 fn flags_arg(value: u64, render: fn(u64) -> String) -> Arg {
-    Arg::Flags {
-        value,
-        text: render(value),
-    }
+    Arg::Flags { value, text: render(value) }
 }
 
 fn string(data: &[u8], truncated: bool) -> Arg {
-    Arg::Path {
-        path: <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(data).to_owned(),
-        truncated,
-    }
+    Arg::Path { path: <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(data).to_owned(), truncated }
 }
 
 /// Whether a syscall can return an errno; the rest return any value.
@@ -311,15 +290,11 @@ fn prctl_signature(option: u64) -> &'static [Ty] {
         | libc::PR_MCE_KILL_GET => &[OPTION],
         libc::PR_SET_NAME | libc::PR_GET_NAME => &[OPTION, StrOut],
         libc::PR_SET_PDEATHSIG => &[OPTION, Flags(flags::signal)],
-        libc::PR_GET_PDEATHSIG | libc::PR_GET_CHILD_SUBREAPER | libc::PR_GET_TID_ADDRESS => {
-            &[OPTION, Ptr]
-        }
+        libc::PR_GET_PDEATHSIG | libc::PR_GET_CHILD_SUBREAPER | libc::PR_GET_TID_ADDRESS => &[OPTION, Ptr],
         libc::PR_SET_DUMPABLE => &[OPTION, Flags(flags::suid_dump)],
         libc::PR_CAPBSET_READ | libc::PR_CAPBSET_DROP => &[OPTION, Flags(flags::capability)],
         libc::PR_SET_NO_NEW_PRIVS | libc::PR_GET_NO_NEW_PRIVS => &[OPTION, Long, Long, Long, Long],
-        libc::PR_SET_CHILD_SUBREAPER | libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => {
-            &[OPTION, Long]
-        }
+        libc::PR_SET_CHILD_SUBREAPER | libc::PR_SET_KEEPCAPS | libc::PR_SET_TIMERSLACK => &[OPTION, Long],
         _ => &[OPTION, Hex, Hex, Hex, Hex],
     }
 }
@@ -351,12 +326,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::pread64 | Sysno::pwrite64 => &[Fd, Ptr, Long, Long],
         Sysno::readv | Sysno::writev => &[Fd, Ptr, Int],
         Sysno::preadv | Sysno::pwritev => &[Fd, Ptr, Int, Long, Long],
-        Sysno::close
-        | Sysno::fsync
-        | Sysno::fdatasync
-        | Sysno::fchdir
-        | Sysno::syncfs
-        | Sysno::dup => &[Fd],
+        Sysno::close | Sysno::fsync | Sysno::fdatasync | Sysno::fchdir | Sysno::syncfs | Sysno::dup => &[Fd],
         Sysno::close_range => &[Fd, Fd, Flags(flags::close_range)],
         Sysno::dup3 => &[Fd, Fd, Flags(flags::fd_flags)],
         Sysno::pipe2 => &[Ptr, Flags(flags::fd_flags)],
@@ -498,9 +468,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         Sysno::prlimit64 => &[Int, Flags(flags::rlimit), Ptr, Ptr],
         Sysno::getrlimit | Sysno::setrlimit => &[Flags(flags::rlimit), Ptr],
         Sysno::getrusage => &[Int, Ptr],
-        Sysno::setuid | Sysno::setgid | Sysno::getpgid | Sysno::getsid | Sysno::personality => {
-            &[Int]
-        }
+        Sysno::setuid | Sysno::setgid | Sysno::getpgid | Sysno::getsid | Sysno::personality => &[Int],
         Sysno::setreuid | Sysno::setregid | Sysno::setpgid => &[Int, Int],
         Sysno::setresuid | Sysno::setresgid => &[Int, Int, Int],
         Sysno::getresuid | Sysno::getresgid => &[Ptr, Ptr, Ptr],
@@ -526,9 +494,7 @@ fn signature(sysno: Sysno) -> Option<&'static [Ty]> {
         // Time.
         Sysno::nanosleep => &[Ptr, Ptr],
         Sysno::clock_nanosleep => &[Flags(flags::clock), Flags(flags::timer), Ptr, Ptr],
-        Sysno::clock_gettime | Sysno::clock_getres | Sysno::clock_settime => {
-            &[Flags(flags::clock), Ptr]
-        }
+        Sysno::clock_gettime | Sysno::clock_getres | Sysno::clock_settime => &[Flags(flags::clock), Ptr],
         Sysno::gettimeofday | Sysno::settimeofday => &[Ptr, Ptr],
         Sysno::getitimer => &[Flags(flags::itimer), Ptr],
         Sysno::setitimer => &[Flags(flags::itimer), Ptr, Ptr],
@@ -575,13 +541,7 @@ mod tests {
     }
 
     fn cstr(arg: u8, data: &[u8]) -> CaptureData<'_> {
-        CaptureData {
-            arg,
-            kind: CaptureKind::CStr,
-            truncated: false,
-            fault: false,
-            data,
-        }
+        CaptureData { arg, kind: CaptureKind::CStr, truncated: false, fault: false, data }
     }
 
     fn line(sysno: Sysno, raw: [u64; 6], ret: i64, captures: &[CaptureData<'_>]) -> String {
@@ -599,24 +559,11 @@ mod tests {
         let s = decode_syscall(nr(Sysno::openat), &raw, 3, false, 10, &capture);
         assert_eq!(s.name, "openat");
         assert_eq!(s.path(), Some(std::path::Path::new("/etc/hostname")));
-        assert_eq!(
-            (s.ret, s.errno.as_deref(), s.duration_ns),
-            (Some(3), None, 10)
-        );
-        assert_eq!(
-            format_syscall(&s),
-            r#"openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3"#
-        );
+        assert_eq!((s.ret, s.errno.as_deref(), s.duration_ns), (Some(3), None, 10));
+        assert_eq!(format_syscall(&s), r#"openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3"#);
 
         let capture = [cstr(1, b"/nonexistent")];
-        let s = decode_syscall(
-            nr(Sysno::openat),
-            &raw,
-            -i64::from(libc::ENOENT),
-            false,
-            0,
-            &capture,
-        );
+        let s = decode_syscall(nr(Sysno::openat), &raw, -i64::from(libc::ENOENT), false, 0, &capture);
         assert_eq!(s.errno.as_deref(), Some("ENOENT"));
         assert!(s.failed());
         assert_eq!(
@@ -646,80 +593,33 @@ mod tests {
 
     #[test]
     fn buffers() {
-        let data = CaptureData {
-            arg: 1,
-            kind: CaptureKind::BufLenArg,
-            truncated: true,
-            fault: false,
-            data: b"hello\n",
-        };
+        let data =
+            CaptureData { arg: 1, kind: CaptureKind::BufLenArg, truncated: true, fault: false, data: b"hello\n" };
         assert_eq!(
             line(Sysno::write, [1, PATH_PTR, 100, 0, 0, 0], 100, &[data]),
             r#"write(1, "hello\n"..., 100) = 100"#
         );
-        let data = CaptureData {
-            arg: 1,
-            kind: CaptureKind::BufLenRet,
-            truncated: false,
-            fault: false,
-            data: b"hi",
-        };
-        assert_eq!(
-            line(Sysno::read, [0, PATH_PTR, 4096, 0, 0, 0], 2, &[data]),
-            r#"read(0, "hi", 4096) = 2"#
-        );
+        let data = CaptureData { arg: 1, kind: CaptureKind::BufLenRet, truncated: false, fault: false, data: b"hi" };
+        assert_eq!(line(Sysno::read, [0, PATH_PTR, 4096, 0, 0, 0], 2, &[data]), r#"read(0, "hi", 4096) = 2"#);
         // A failed read wrote nothing: show the pointer.
         assert_eq!(
-            line(
-                Sysno::read,
-                [0, PATH_PTR, 4096, 0, 0, 0],
-                -i64::from(libc::EAGAIN),
-                &[data]
-            ),
-            format!(
-                "read(0, 0x7ffd0000, 4096) = -1 EAGAIN ({})",
-                crate::decode::errno_desc(libc::EAGAIN)
-            )
+            line(Sysno::read, [0, PATH_PTR, 4096, 0, 0, 0], -i64::from(libc::EAGAIN), &[data]),
+            format!("read(0, 0x7ffd0000, 4096) = -1 EAGAIN ({})", crate::decode::errno_desc(libc::EAGAIN))
         );
-        let fault = CaptureData {
-            fault: true,
-            data: b"",
-            ..data
-        };
-        assert_eq!(
-            line(Sysno::read, [0, 0x10, 8, 0, 0, 0], 8, &[fault]),
-            "read(0, 0x10, 8) = 8"
-        );
+        let fault = CaptureData { fault: true, data: b"", ..data };
+        assert_eq!(line(Sysno::read, [0, 0x10, 8, 0, 0, 0], 8, &[fault]), "read(0, 0x10, 8) = 8");
     }
 
     #[test]
     fn strings_the_kernel_writes() {
-        let cwd = CaptureData {
-            arg: 0,
-            kind: CaptureKind::BufLenRet,
-            truncated: false,
-            fault: false,
-            data: b"/home\0",
-        };
-        assert_eq!(
-            line(Sysno::getcwd, [PATH_PTR, 4096, 0, 0, 0, 0], 6, &[cwd]),
-            r#"getcwd("/home", 4096) = 6"#
-        );
-        let target = CaptureData {
-            arg: 2,
-            kind: CaptureKind::BufLenRet,
-            truncated: false,
-            fault: false,
-            data: b"/usr/bi",
-        };
+        let cwd =
+            CaptureData { arg: 0, kind: CaptureKind::BufLenRet, truncated: false, fault: false, data: b"/home\0" };
+        assert_eq!(line(Sysno::getcwd, [PATH_PTR, 4096, 0, 0, 0, 0], 6, &[cwd]), r#"getcwd("/home", 4096) = 6"#);
+        let target =
+            CaptureData { arg: 2, kind: CaptureKind::BufLenRet, truncated: false, fault: false, data: b"/usr/bi" };
         let link = cstr(1, b"/bin");
         assert_eq!(
-            line(
-                Sysno::readlinkat,
-                [AT_FDCWD, PATH_PTR, PATH_PTR, 64, 0, 0],
-                8,
-                &[link, target]
-            ),
+            line(Sysno::readlinkat, [AT_FDCWD, PATH_PTR, PATH_PTR, 64, 0, 0], 8, &[link, target]),
             r#"readlinkat(AT_FDCWD, "/bin", "/usr/bi"..., 64) = 8"#
         );
     }
@@ -736,27 +636,10 @@ mod tests {
         let mut addr = (libc::AF_INET as u16).to_ne_bytes().to_vec();
         addr.extend_from_slice(&8080u16.to_be_bytes());
         addr.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let capture = CaptureData {
-            arg: 1,
-            kind: CaptureKind::SockaddrLenArg,
-            truncated: false,
-            fault: false,
-            data: &addr,
-        };
-        let s = decode_syscall(
-            nr(Sysno::connect),
-            &[3, PATH_PTR, 16, 0, 0, 0],
-            0,
-            false,
-            0,
-            &[capture],
-        );
-        assert_eq!(
-            s.args[1],
-            Arg::Sockaddr(SockAddr::Inet {
-                addr: "10.0.0.1:8080".parse().unwrap()
-            })
-        );
+        let capture =
+            CaptureData { arg: 1, kind: CaptureKind::SockaddrLenArg, truncated: false, fault: false, data: &addr };
+        let s = decode_syscall(nr(Sysno::connect), &[3, PATH_PTR, 16, 0, 0, 0], 0, false, 0, &[capture]);
+        assert_eq!(s.args[1], Arg::Sockaddr(SockAddr::Inet { addr: "10.0.0.1:8080".parse().unwrap() }));
         assert_eq!(
             format_syscall(&s),
             r#"connect(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("10.0.0.1")}, 16) = 0"#
@@ -853,7 +736,10 @@ mod tests {
             line(Sysno::prctl, [opt(libc::PR_GET_NAME), PATH_PTR, 0, 0, 0, 0], -i64::from(libc::EFAULT), &[name]),
             "prctl(PR_GET_NAME, 0x7ffd0000) = -1 EFAULT (Bad address)"
         );
-        assert_eq!(line(Sysno::prctl, [opt(libc::PR_GET_DUMPABLE), 0, 0, 0, 0, 0], 1, &[]), "prctl(PR_GET_DUMPABLE) = 1");
+        assert_eq!(
+            line(Sysno::prctl, [opt(libc::PR_GET_DUMPABLE), 0, 0, 0, 0, 0], 1, &[]),
+            "prctl(PR_GET_DUMPABLE) = 1"
+        );
         assert_eq!(
             line(Sysno::prctl, [opt(libc::PR_SET_PDEATHSIG), libc::SIGKILL as u64, 0, 0, 0, 0], 0, &[]),
             "prctl(PR_SET_PDEATHSIG, SIGKILL) = 0"
@@ -891,20 +777,25 @@ mod tests {
         read.extend_from_slice(b"stale");
         let raw = [PATH_PTR, PATH_PTR, 256, 0, 0, 0];
         let ret = target.len() as i64;
-        let expected = format!(
-            r#"readlink("/tmp/l", "{}", 256) = 64"#,
-            std::str::from_utf8(target).unwrap()
-        );
+        let expected = format!(r#"readlink("/tmp/l", "{}", 256) = 64"#, std::str::from_utf8(target).unwrap());
         #[cfg(target_arch = "x86_64")]
         assert_eq!(line(Sysno::readlink, raw, ret, &[cstr(0, b"/tmp/l"), cstr(1, &read)]), expected);
         let raw = [AT_FDCWD, PATH_PTR, PATH_PTR, 256, 0, 0];
         let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &read)]);
         assert_eq!(s.args[2], Arg::Path { path: String::from_utf8(target.to_vec()).unwrap().into(), truncated: false });
         // Cut by the kernel side: fewer bytes than the result.
-        let s = decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &target[..10])]);
+        let s =
+            decode_syscall(nr(Sysno::readlinkat), &raw, ret, false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &target[..10])]);
         assert!(matches!(&s.args[2], Arg::Path { truncated: true, path } if path.len() == 10));
         // A failed call wrote nothing.
-        let s = decode_syscall(nr(Sysno::readlinkat), &raw, -i64::from(libc::EINVAL), false, 0, &[cstr(1, b"/tmp/l"), cstr(2, &read)]);
+        let s = decode_syscall(
+            nr(Sysno::readlinkat),
+            &raw,
+            -i64::from(libc::EINVAL),
+            false,
+            0,
+            &[cstr(1, b"/tmp/l"), cstr(2, &read)],
+        );
         assert_eq!(s.args[2], Arg::Ptr(PATH_PTR));
         // getcwd's result counts the NUL.
         assert_eq!(
@@ -924,18 +815,8 @@ mod tests {
 
     #[test]
     fn fcntl_argument_follows_the_command() {
-        let setfl = [
-            3,
-            libc::F_SETFL as u64,
-            (libc::O_RDWR | libc::O_NONBLOCK) as u64,
-            0,
-            0,
-            0,
-        ];
-        assert_eq!(
-            line(Sysno::fcntl, setfl, 0, &[]),
-            "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0"
-        );
+        let setfl = [3, libc::F_SETFL as u64, (libc::O_RDWR | libc::O_NONBLOCK) as u64, 0, 0, 0];
+        assert_eq!(line(Sysno::fcntl, setfl, 0, &[]), "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0");
         let getfd = [3, libc::F_GETFD as u64, 0, 0, 0, 0];
         assert_eq!(line(Sysno::fcntl, getfd, 1, &[]), "fcntl(3, F_GETFD) = 1");
     }
@@ -944,31 +825,21 @@ mod tests {
     fn signatures_agree_with_capture_specs() {
         for sysno in Sysno::iter() {
             let spec = capture_spec(sysno.id() as u32);
-            let used = spec
-                .captures
-                .iter()
-                .filter(|c| c.kind != CaptureKind::None as u8);
+            let used = spec.captures.iter().filter(|c| c.kind != CaptureKind::None as u8);
             for c in used {
                 let tys = match sysno {
                     Sysno::prctl => prctl_signature(libc::PR_SET_NAME as u64),
                     _ => signature(sysno).unwrap_or_else(|| panic!("{sysno} captures but has no signature")),
                 };
                 let ty = tys.get(usize::from(c.arg)).copied();
-                assert!(
-                    matches!(ty, Some(Ptr | StrOut)),
-                    "{sysno}: argument {} is captured but not a pointer",
-                    c.arg
-                );
+                assert!(matches!(ty, Some(Ptr | StrOut)), "{sysno}: argument {} is captured but not a pointer", c.arg);
                 // Strings end with a NUL, `BufLenRet` buffers at the result,
                 // and a message header holds its own lengths.
                 let kind = CaptureKind::from_u8(c.kind).expect("a capture kind");
-                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet | CaptureKind::TaskName) && !kind.is_msg() {
+                if !matches!(kind, CaptureKind::CStr | CaptureKind::BufLenRet | CaptureKind::TaskName) && !kind.is_msg()
+                {
                     let len = tys.get(usize::from(c.len_arg)).copied();
-                    assert!(
-                        matches!(len, Some(Int | Long | Ptr)),
-                        "{sysno}: bad length argument {}",
-                        c.len_arg
-                    );
+                    assert!(matches!(len, Some(Int | Long | Ptr)), "{sysno}: bad length argument {}", c.len_arg);
                 }
             }
         }
@@ -1000,12 +871,7 @@ mod tests {
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let pool: Vec<u8> = (0..512).map(|_| rng.next() as u8).collect();
-        let families = [
-            libc::AF_INET,
-            libc::AF_INET6,
-            libc::AF_UNIX,
-            libc::AF_NETLINK,
-        ];
+        let families = [libc::AF_INET, libc::AF_INET6, libc::AF_UNIX, libc::AF_NETLINK];
         for round in 0..20_000 {
             let nr = match round % 4 {
                 0 => rng.next() as u32,
@@ -1047,10 +913,7 @@ mod tests {
             let text = format_syscall(&s);
             for arg in &s.args {
                 if let Arg::Bytes { data, .. } = arg {
-                    assert_eq!(
-                        crate::decode::unescape_bytes(&crate::decode::escape_bytes(data)).as_ref(),
-                        Ok(data)
-                    );
+                    assert_eq!(crate::decode::unescape_bytes(&crate::decode::escape_bytes(data)).as_ref(), Ok(data));
                 }
             }
             assert!(text.starts_with(&*s.name), "{text}");

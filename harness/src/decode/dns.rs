@@ -166,7 +166,7 @@ mod tests {
     fn answers_give_addresses() {
         let mut r = query("a.test", 1, 0x8180);
         r[7] = 1; // ANCOUNT
-        // Name pointer to offset 12, A, IN, TTL 60, 4 bytes.
+                  // Name pointer to offset 12, A, IN, TTL 60, 4 bytes.
         r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 2, 3]);
         let d = dns(&r, r.len() as u64).unwrap();
         assert!(d.response);

@@ -106,10 +106,7 @@ fn push_name(out: &mut String, name: &str) {
 }
 
 fn lookup(v: u32, table: Table) -> Option<&'static str> {
-    table
-        .iter()
-        .find(|&&(_, value)| value == v)
-        .map(|&(name, _)| name)
+    table.iter().find(|&&(_, value)| value == v).map(|&(name, _)| name)
 }
 
 /// `open` flags: the access mode (`O_RDONLY` is 0, so it needs its own
@@ -195,12 +192,7 @@ pub(crate) fn mode(v: u64) -> String {
         ("S_IFIFO", libc::S_IFIFO),
         ("S_IFSOCK", libc::S_IFSOCK),
     ];
-    const PERMS: u32 = libc::S_ISUID
-        | libc::S_ISGID
-        | libc::S_ISVTX
-        | libc::S_IRWXU
-        | libc::S_IRWXG
-        | libc::S_IRWXO;
+    const PERMS: u32 = libc::S_ISUID | libc::S_ISGID | libc::S_ISVTX | libc::S_IRWXU | libc::S_IRWXG | libc::S_IRWXO;
     let v = v as u32;
     let mut out = String::new();
     let kind = v & libc::S_IFMT;
@@ -513,11 +505,7 @@ pub(crate) fn statx_flags(v: u64) -> String {
         // Both bits: let the flag table name them.
         _ => String::new(),
     };
-    let rest = if out.is_empty() {
-        v
-    } else {
-        v & !AT_STATX_SYNC_TYPE
-    };
+    let rest = if out.is_empty() { v } else { v & !AT_STATX_SYNC_TYPE };
     if rest != 0 {
         push_name(&mut out, &at(rest.into()));
     }
@@ -559,10 +547,7 @@ pub(crate) fn arch_prctl(v: u64) -> String {
 
 /// Whether an `arch_prctl` code passes a pointer the kernel writes to.
 pub(crate) fn arch_prctl_gets(code: u64) -> bool {
-    matches!(
-        code,
-        0x1003 | 0x1004 | 0x1011 | 0x1021 | 0x1022 | 0x1024 | 0x4001 | 0x4003 | 0x5005
-    )
+    matches!(code, 0x1003 | 0x1004 | 0x1011 | 0x1021 | 0x1022 | 0x1024 | 0x4001 | 0x4003 | 0x5005)
 }
 
 names!(
@@ -758,11 +743,7 @@ pub(crate) fn capability(v: u64) -> String {
 /// `PR_SET_DUMPABLE` values, from `include/linux/sched/coredump.h` (in no
 /// libc).
 pub(crate) fn suid_dump(v: u64) -> String {
-    const TABLE: Table = &[
-        ("SUID_DUMP_DISABLE", 0),
-        ("SUID_DUMP_USER", 1),
-        ("SUID_DUMP_ROOT", 2),
-    ];
+    const TABLE: Table = &[("SUID_DUMP_DISABLE", 0), ("SUID_DUMP_USER", 1), ("SUID_DUMP_ROOT", 2)];
     named_or_unknown(lookup_u64(v, TABLE), v, "SUID_DUMP_")
 }
 
@@ -825,8 +806,7 @@ pub(crate) enum IoctlArg {
 pub(crate) fn ioctl_arg(v: u64) -> IoctlArg {
     use linux_raw_sys::ioctl::*;
     match v as u32 {
-        FIOCLEX | FIONCLEX | TIOCEXCL | TIOCNXCL | TIOCNOTTY | TIOCSBRK | TIOCCBRK
-        | TIOCVHANGUP => IoctlArg::None,
+        FIOCLEX | FIONCLEX | TIOCEXCL | TIOCNXCL | TIOCNOTTY | TIOCSBRK | TIOCCBRK | TIOCVHANGUP => IoctlArg::None,
         TCSBRK | TCSBRKP | TCXONC | TCFLSH | TIOCSCTTY | TIOCSIG | FIBMAP => IoctlArg::Int,
         r if ioctl_name(r.into()).is_some() => IoctlArg::Ptr,
         _ => IoctlArg::Hex,
@@ -853,20 +833,11 @@ mod tests {
 
     #[test]
     fn open_flags_name_the_access_mode() {
-        assert_eq!(
-            open(o(libc::O_RDONLY | libc::O_CLOEXEC)),
-            "O_RDONLY|O_CLOEXEC"
-        );
-        assert_eq!(
-            open(o(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)),
-            "O_WRONLY|O_CREAT|O_TRUNC"
-        );
+        assert_eq!(open(o(libc::O_RDONLY | libc::O_CLOEXEC)), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open(o(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)), "O_WRONLY|O_CREAT|O_TRUNC");
         assert_eq!(open(o(libc::O_RDONLY)), "O_RDONLY");
         assert_eq!(
-            open(o(libc::O_RDONLY
-                | libc::O_NONBLOCK
-                | libc::O_CLOEXEC
-                | libc::O_DIRECTORY)),
+            open(o(libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_DIRECTORY)),
             "O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY"
         );
     }
@@ -884,10 +855,7 @@ mod tests {
 
     #[test]
     fn unknown_bits_show_in_hex() {
-        assert_eq!(
-            prot(0x8000_0000 | libc::PROT_READ as u64),
-            "PROT_READ|0x80000000"
-        );
+        assert_eq!(prot(0x8000_0000 | libc::PROT_READ as u64), "PROT_READ|0x80000000");
         assert_eq!(rename(0x100), "0x100");
         assert_eq!(whence(77), "77");
         assert_eq!(family(u64::MAX), "-1");
@@ -921,14 +889,8 @@ mod tests {
         assert_eq!(ioctl_request(ioctl::BLKGETSIZE64.into()), "BLKGETSIZE64");
         assert_eq!(ioctl_request(ioctl::FICLONE.into()), "FICLONE");
         assert_eq!(ioctl_request(0x1234), "_IOC(_IOC_NONE, 0x12, 0x34, 0)");
-        assert_eq!(
-            ioctl_request(0x8004_7803),
-            "_IOC(_IOC_READ, 0x78, 0x3, 0x4)"
-        );
-        assert_eq!(
-            ioctl_request(0xc008_5499),
-            "_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x8)"
-        );
+        assert_eq!(ioctl_request(0x8004_7803), "_IOC(_IOC_READ, 0x78, 0x3, 0x4)");
+        assert_eq!(ioctl_request(0xc008_5499), "_IOC(_IOC_READ|_IOC_WRITE, 0x54, 0x99, 0x8)");
         assert_eq!(ioctl_arg(libc::FIOCLEX), IoctlArg::None);
         assert_eq!(ioctl_arg(libc::TIOCSCTTY), IoctlArg::Int);
         assert_eq!(ioctl_arg(libc::TCGETS), IoctlArg::Ptr);
@@ -943,53 +905,29 @@ mod tests {
         assert_eq!(sock_level(libc::IPPROTO_IP as u64), "SOL_IP");
         assert_eq!(sock_level(libc::IPPROTO_IPV6 as u64), "SOL_IPV6");
         assert_eq!(sock_level(999), "0x3e7 /* SOL_?? */");
-        assert_eq!(
-            sock_option(sol_socket, libc::SO_REUSEADDR as u64),
-            "SO_REUSEADDR"
-        );
-        assert_eq!(
-            sock_option(sol_tcp, libc::TCP_NODELAY as u64),
-            "TCP_NODELAY"
-        );
+        assert_eq!(sock_option(sol_socket, libc::SO_REUSEADDR as u64), "SO_REUSEADDR");
+        assert_eq!(sock_option(sol_tcp, libc::TCP_NODELAY as u64), "TCP_NODELAY");
         assert_eq!(sock_option(0, libc::IP_TOS as u64), "IP_TOS");
-        assert_eq!(
-            sock_option(libc::SOL_IPV6 as u64, libc::IPV6_V6ONLY as u64),
-            "IPV6_V6ONLY"
-        );
+        assert_eq!(sock_option(libc::SOL_IPV6 as u64, libc::IPV6_V6ONLY as u64), "IPV6_V6ONLY");
         assert_eq!(sock_option(sol_socket, 9999), "0x270f /* SO_??? */");
         assert_eq!(sock_option(999, 1), "1");
         let inet = libc::AF_INET as u64;
         assert_eq!(sock_proto(inet, 0), "IPPROTO_IP");
-        assert_eq!(
-            sock_proto(libc::AF_INET6 as u64, libc::IPPROTO_UDP as u64),
-            "IPPROTO_UDP"
-        );
+        assert_eq!(sock_proto(libc::AF_INET6 as u64, libc::IPPROTO_UDP as u64), "IPPROTO_UDP");
         assert_eq!(sock_proto(libc::AF_NETLINK as u64, 0), "NETLINK_ROUTE");
         assert_eq!(sock_proto(libc::AF_UNIX as u64, 0), "0");
     }
 
     #[test]
     fn statx_arguments() {
-        assert_eq!(
-            statx_mask(libc::STATX_BASIC_STATS.into()),
-            "STATX_BASIC_STATS"
-        );
+        assert_eq!(statx_mask(libc::STATX_BASIC_STATS.into()), "STATX_BASIC_STATS");
         assert_eq!(statx_mask(libc::STATX_ALL.into()), "STATX_ALL");
         let some = libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_MNT_ID;
-        assert_eq!(
-            statx_mask(some.into()),
-            "STATX_TYPE|STATX_MODE|STATX_MNT_ID"
-        );
+        assert_eq!(statx_mask(some.into()), "STATX_TYPE|STATX_MODE|STATX_MNT_ID");
         assert_eq!(statx_mask(0x8000_0fff), "STATX_ALL|0x80000000");
-        assert_eq!(
-            statx_mask((libc::STATX_BASIC_STATS | libc::STATX_MNT_ID).into()),
-            "STATX_BASIC_STATS|STATX_MNT_ID"
-        );
+        assert_eq!(statx_mask((libc::STATX_BASIC_STATS | libc::STATX_MNT_ID).into()), "STATX_BASIC_STATS|STATX_MNT_ID");
         assert_eq!(statx_flags(0), "AT_STATX_SYNC_AS_STAT");
-        assert_eq!(
-            statx_flags(libc::AT_EMPTY_PATH as u64),
-            "AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH"
-        );
+        assert_eq!(statx_flags(libc::AT_EMPTY_PATH as u64), "AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH");
         let flags = (libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC) as u64;
         assert_eq!(statx_flags(flags), "AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW");
     }
@@ -1002,14 +940,8 @@ mod tests {
         assert_eq!(open(fl), "O_RDWR|O_NONBLOCK|O_LARGEFILE");
         assert!(!open(fl).contains("0x"));
         assert_eq!(epoll_flags(libc::EPOLL_CLOEXEC as u64), "EPOLL_CLOEXEC");
-        assert_eq!(
-            fadvise(libc::POSIX_FADV_SEQUENTIAL as u64),
-            "POSIX_FADV_SEQUENTIAL"
-        );
-        assert_eq!(
-            fadvise(libc::POSIX_FADV_DONTNEED as u64),
-            "POSIX_FADV_DONTNEED"
-        );
+        assert_eq!(fadvise(libc::POSIX_FADV_SEQUENTIAL as u64), "POSIX_FADV_SEQUENTIAL");
+        assert_eq!(fadvise(libc::POSIX_FADV_DONTNEED as u64), "POSIX_FADV_DONTNEED");
         assert_eq!(arch_prctl(0x1003), "ARCH_GET_FS");
         assert_eq!(arch_prctl(0x1002), "ARCH_SET_FS");
         assert_eq!(arch_prctl(0x3001), "0x3001 /* ARCH_??? */");
@@ -1025,25 +957,15 @@ mod tests {
     #[test]
     fn compound_arguments() {
         let fork = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
-        assert_eq!(
-            clone(fork),
-            "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"
-        );
+        assert_eq!(clone(fork), "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD");
         assert_eq!(clone(libc::SIGCHLD as u64), "SIGCHLD");
         assert_eq!(clone(0), "0");
         let stream = (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as u64;
         assert_eq!(sock_type(stream), "SOCK_STREAM|SOCK_CLOEXEC");
         assert_eq!(family(libc::AF_INET6 as u64), "AF_INET6");
-        let wait = (libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME)
-            as u64;
-        assert_eq!(
-            futex_op(wait),
-            "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME"
-        );
-        assert_eq!(
-            map((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64),
-            "MAP_PRIVATE|MAP_ANONYMOUS"
-        );
+        let wait = (libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u64;
+        assert_eq!(futex_op(wait), "FUTEX_WAIT_BITSET_PRIVATE|FUTEX_CLOCK_REALTIME");
+        assert_eq!(map((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64), "MAP_PRIVATE|MAP_ANONYMOUS");
         assert_eq!(map(libc::MAP_SHARED as u64), "MAP_SHARED");
     }
 }

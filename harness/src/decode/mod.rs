@@ -36,9 +36,9 @@ use probity_common::CaptureKind;
 use syscalls::Sysno;
 
 mod args;
+mod dns;
 pub(crate) mod flags;
 pub(crate) mod sockaddr;
-mod dns;
 mod spec;
 mod text;
 

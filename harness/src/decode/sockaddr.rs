@@ -4,8 +4,8 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::mem::offset_of;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use libc::{sockaddr_in, sockaddr_in6, sockaddr_nl, sockaddr_un};
 
@@ -25,25 +25,14 @@ pub(crate) fn decode(data: &[u8]) -> Option<SockAddr> {
         }
         libc::AF_INET6 => {
             let port = u16::from_be_bytes(array(data, offset_of!(sockaddr_in6, sin6_port))?);
-            let flowinfo =
-                u32::from_be_bytes(array(data, offset_of!(sockaddr_in6, sin6_flowinfo))?);
+            let flowinfo = u32::from_be_bytes(array(data, offset_of!(sockaddr_in6, sin6_flowinfo))?);
             let ip: [u8; 16] = array(data, offset_of!(sockaddr_in6, sin6_addr))?;
             // RFC 2133's 24-byte `sockaddr_in6` has no scope id; the kernel
             // still accepts it.
-            let scope_id =
-                array(data, offset_of!(sockaddr_in6, sin6_scope_id)).map_or(0, u32::from_ne_bytes);
-            SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flowinfo,
-                scope_id,
-            ))
+            let scope_id = array(data, offset_of!(sockaddr_in6, sin6_scope_id)).map_or(0, u32::from_ne_bytes);
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(ip), port, flowinfo, scope_id))
         }
-        libc::AF_UNIX => {
-            return Some(SockAddr::Unix {
-                path: unix_path(data),
-            })
-        }
+        libc::AF_UNIX => return Some(SockAddr::Unix { path: unix_path(data) }),
         libc::AF_NETLINK => {
             return Some(SockAddr::Netlink {
                 pid: u32::from_ne_bytes(array(data, offset_of!(sockaddr_nl, nl_pid))?),
@@ -59,9 +48,7 @@ pub(crate) fn decode(data: &[u8]) -> Option<SockAddr> {
 /// abstract (its first byte is NUL and its length is the address length, see
 /// unix(7)), otherwise the bytes up to the first NUL.
 fn unix_path(data: &[u8]) -> OsString {
-    let path = data
-        .get(offset_of!(sockaddr_un, sun_path)..)
-        .unwrap_or_default();
+    let path = data.get(offset_of!(sockaddr_un, sun_path)..).unwrap_or_default();
     match path.split_first() {
         None => OsString::new(),
         Some((0, name)) => OsString::from_vec([b"@", name].concat()),
@@ -80,17 +67,10 @@ fn array<const N: usize>(data: &[u8], offset: usize) -> Option<[u8; N]> {
 /// sin_addr=inet_addr("127.0.0.1")}`.
 pub(crate) fn fmt(addr: &SockAddr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match addr {
-        SockAddr::Inet {
-            addr: SocketAddr::V4(a),
-        } => write!(
-            f,
-            "{{sa_family=AF_INET, sin_port=htons({}), sin_addr=inet_addr(\"{}\")}}",
-            a.port(),
-            a.ip()
-        ),
-        SockAddr::Inet {
-            addr: SocketAddr::V6(a),
-        } => write!(
+        SockAddr::Inet { addr: SocketAddr::V4(a) } => {
+            write!(f, "{{sa_family=AF_INET, sin_port=htons({}), sin_addr=inet_addr(\"{}\")}}", a.port(), a.ip())
+        }
+        SockAddr::Inet { addr: SocketAddr::V6(a) } => write!(
             f,
             "{{sa_family=AF_INET6, sin6_port=htons({}), sin6_flowinfo=htonl({}), \
              inet_pton(AF_INET6, \"{}\", &sin6_addr), sin6_scope_id={}}}",
@@ -101,30 +81,16 @@ pub(crate) fn fmt(addr: &SockAddr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ),
         SockAddr::Unix { path } if path.is_empty() => f.write_str("{sa_family=AF_UNIX}"),
         SockAddr::Unix { path } => match path.as_bytes().strip_prefix(b"@") {
-            Some(name) => write!(
-                f,
-                "{{sa_family=AF_UNIX, sun_path=@\"{}\"}}",
-                escape_bytes(name)
-            ),
-            None => write!(
-                f,
-                "{{sa_family=AF_UNIX, sun_path=\"{}\"}}",
-                escape_bytes(path.as_bytes())
-            ),
+            Some(name) => write!(f, "{{sa_family=AF_UNIX, sun_path=@\"{}\"}}", escape_bytes(name)),
+            None => write!(f, "{{sa_family=AF_UNIX, sun_path=\"{}\"}}", escape_bytes(path.as_bytes())),
         },
         // strace prints the groups with C's `%#08x`: `00000000` for none,
         // `0x000005` otherwise.
         SockAddr::Netlink { pid, groups: 0 } => {
-            write!(
-                f,
-                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups=00000000}}"
-            )
+            write!(f, "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups=00000000}}")
         }
         SockAddr::Netlink { pid, groups } => {
-            write!(
-                f,
-                "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:#08x}}}"
-            )
+            write!(f, "{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:#08x}}}")
         }
         SockAddr::Other { sa_family } => {
             write!(f, "{{sa_family={}}}", flags::family((*sa_family).into()))
@@ -152,16 +118,8 @@ mod tests {
         raw.extend_from_slice(&[127, 0, 0, 1]);
         raw.extend_from_slice(&[0; 8]);
         let addr = decode(&raw).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Inet {
-                addr: "127.0.0.1:80".parse().unwrap()
-            }
-        );
-        assert_eq!(
-            show(addr),
-            r#"{sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}"#
-        );
+        assert_eq!(addr, SockAddr::Inet { addr: "127.0.0.1:80".parse().unwrap() });
+        assert_eq!(show(addr), r#"{sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("127.0.0.1")}"#);
         // Cut inside the address.
         assert_eq!(decode(&raw[..6]), None);
     }
@@ -174,23 +132,13 @@ mod tests {
         raw.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
         raw.extend_from_slice(&0u32.to_ne_bytes());
         let addr = decode(&raw).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Inet {
-                addr: "[::1]:443".parse().unwrap()
-            }
-        );
+        assert_eq!(addr, SockAddr::Inet { addr: "[::1]:443".parse().unwrap() });
         assert_eq!(
             show(addr),
             r#"{sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}"#
         );
         // Without the scope id, as RFC 2133 laid it out.
-        assert_eq!(
-            decode(&raw[..24]).unwrap(),
-            SockAddr::Inet {
-                addr: "[::1]:443".parse().unwrap()
-            }
-        );
+        assert_eq!(decode(&raw[..24]).unwrap(), SockAddr::Inet { addr: "[::1]:443".parse().unwrap() });
     }
 
     #[test]
@@ -198,35 +146,17 @@ mod tests {
         let mut raw = family(libc::AF_UNIX).to_vec();
         raw.extend_from_slice(b"/run/probity.sock\0garbage");
         let addr = decode(&raw).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Unix {
-                path: "/run/probity.sock".into()
-            }
-        );
-        assert_eq!(
-            show(addr),
-            r#"{sa_family=AF_UNIX, sun_path="/run/probity.sock"}"#
-        );
+        assert_eq!(addr, SockAddr::Unix { path: "/run/probity.sock".into() });
+        assert_eq!(show(addr), r#"{sa_family=AF_UNIX, sun_path="/run/probity.sock"}"#);
 
         let mut raw = family(libc::AF_UNIX).to_vec();
         raw.extend_from_slice(b"\0probity\0x");
         let addr = decode(&raw).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Unix {
-                path: "@probity\0x".into()
-            }
-        );
+        assert_eq!(addr, SockAddr::Unix { path: "@probity\0x".into() });
         assert_eq!(show(addr), r#"{sa_family=AF_UNIX, sun_path=@"probity\0x"}"#);
 
         let addr = decode(&family(libc::AF_UNIX)).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Unix {
-                path: OsString::new()
-            }
-        );
+        assert_eq!(addr, SockAddr::Unix { path: OsString::new() });
         assert_eq!(show(addr), "{sa_family=AF_UNIX}");
     }
 
@@ -237,22 +167,10 @@ mod tests {
         raw.extend_from_slice(&4242u32.to_ne_bytes());
         raw.extend_from_slice(&0u32.to_ne_bytes());
         let addr = decode(&raw).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Netlink {
-                pid: 4242,
-                groups: 0
-            }
-        );
-        assert_eq!(
-            show(addr),
-            "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=00000000}"
-        );
+        assert_eq!(addr, SockAddr::Netlink { pid: 4242, groups: 0 });
+        assert_eq!(show(addr), "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=00000000}");
         raw[8..].copy_from_slice(&5u32.to_ne_bytes());
-        assert_eq!(
-            show(decode(&raw).unwrap()),
-            "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=0x000005}"
-        );
+        assert_eq!(show(decode(&raw).unwrap()), "{sa_family=AF_NETLINK, nl_pid=4242, nl_groups=0x000005}");
         // Cut before the groups.
         assert_eq!(decode(&raw[..10]), None);
     }
@@ -260,12 +178,7 @@ mod tests {
     #[test]
     fn other_families() {
         let addr = decode(&family(libc::AF_PACKET)).unwrap();
-        assert_eq!(
-            addr,
-            SockAddr::Other {
-                sa_family: libc::AF_PACKET as u16
-            }
-        );
+        assert_eq!(addr, SockAddr::Other { sa_family: libc::AF_PACKET as u16 });
         assert_eq!(show(addr), "{sa_family=AF_PACKET}");
         assert_eq!(show(SockAddr::Other { sa_family: 999 }), "{sa_family=999}");
         assert_eq!(decode(&[1]), None);

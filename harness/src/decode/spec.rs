@@ -19,10 +19,7 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
     match sysno {
         Sysno::execve => exec(0),
         Sysno::execveat => exec(1),
-        Sysno::exit | Sysno::exit_group => SyscallSpec {
-            flags: SPEC_NO_RETURN,
-            ..SyscallSpec::default()
-        },
+        Sysno::exit | Sysno::exit_group => SyscallSpec { flags: SPEC_NO_RETURN, ..SyscallSpec::default() },
 
         // A path (or name) in the first argument.
         Sysno::chdir
@@ -93,9 +90,7 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
         | Sysno::lremovexattr => two(path(0), path(1)),
         #[cfg(target_arch = "x86_64")]
         Sysno::rename | Sysno::link | Sysno::symlink => two(path(0), path(1)),
-        Sysno::renameat | Sysno::renameat2 | Sysno::linkat | Sysno::move_mount => {
-            two(path(1), path(3))
-        }
+        Sysno::renameat | Sysno::renameat2 | Sysno::linkat | Sysno::move_mount => two(path(1), path(3)),
         Sysno::symlinkat => two(path(0), path(2)),
 
         // Paths the kernel writes: the link target, the working directory.
@@ -114,14 +109,8 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
         // Data and addresses.
         Sysno::write | Sysno::pwrite64 => one(cap(CaptureKind::BufLenArg, 1, 2)),
         Sysno::read | Sysno::pread64 => one(cap(CaptureKind::BufLenRet, 1, 0)),
-        Sysno::sendto => two(
-            cap(CaptureKind::BufLenArg, 1, 2),
-            cap(CaptureKind::SockaddrLenArg, 4, 5),
-        ),
-        Sysno::recvfrom => two(
-            cap(CaptureKind::BufLenRet, 1, 0),
-            cap(CaptureKind::SockaddrLenPtr, 4, 5),
-        ),
+        Sysno::sendto => two(cap(CaptureKind::BufLenArg, 1, 2), cap(CaptureKind::SockaddrLenArg, 4, 5)),
+        Sysno::recvfrom => two(cap(CaptureKind::BufLenRet, 1, 0), cap(CaptureKind::SockaddrLenPtr, 4, 5)),
         // A message header: its first buffer and its address (for the
         // `mmsg` forms, the first message's).
         Sysno::sendmsg | Sysno::sendmmsg => two(cap(CaptureKind::MsgIov, 1, 0), cap(CaptureKind::MsgName, 1, 0)),
@@ -137,12 +126,7 @@ pub fn capture_spec(nr: u32) -> SyscallSpec {
 }
 
 const fn cap(kind: CaptureKind, arg: u8, len_arg: u8) -> ArgCapture {
-    ArgCapture {
-        kind: kind as u8,
-        arg,
-        len_arg,
-        _pad: 0,
-    }
+    ArgCapture { kind: kind as u8, arg, len_arg, _pad: 0 }
 }
 
 const fn path(arg: u8) -> ArgCapture {
@@ -154,20 +138,13 @@ fn one(capture: ArgCapture) -> SyscallSpec {
 }
 
 fn two(first: ArgCapture, second: ArgCapture) -> SyscallSpec {
-    SyscallSpec {
-        captures: [first, second],
-        ..SyscallSpec::default()
-    }
+    SyscallSpec { captures: [first, second], ..SyscallSpec::default() }
 }
 
 /// An exec: the kernel records its argv at entry (the memory is gone after
 /// a successful exec), and the path is captured like any other.
 fn exec(path_arg: u8) -> SyscallSpec {
-    SyscallSpec {
-        flags: SPEC_EXEC,
-        exec_path_arg: path_arg.into(),
-        ..one(path(path_arg))
-    }
+    SyscallSpec { flags: SPEC_EXEC, exec_path_arg: path_arg.into(), ..one(path(path_arg)) }
 }
 
 #[cfg(test)]
@@ -258,14 +235,8 @@ mod tests {
             };
             let spec = capture_spec(sysno.id() as u32);
             for &arg in args {
-                let found = spec
-                    .captures
-                    .iter()
-                    .any(|c| c.arg == arg && c.kind == CaptureKind::CStr as u8);
-                assert!(
-                    found,
-                    "{name}: argument {arg} is not captured as a string: {spec:?}"
-                );
+                let found = spec.captures.iter().any(|c| c.arg == arg && c.kind == CaptureKind::CStr as u8);
+                assert!(found, "{name}: argument {arg} is not captured as a string: {spec:?}");
             }
             checked += 1;
         }
@@ -276,17 +247,10 @@ mod tests {
     fn every_spec_is_well_formed() {
         for sysno in Sysno::iter() {
             let spec = capture_spec(sysno.id() as u32);
-            let used: Vec<_> = spec
-                .captures
-                .iter()
-                .filter(|c| c.kind != CaptureKind::None as u8)
-                .collect();
+            let used: Vec<_> = spec.captures.iter().filter(|c| c.kind != CaptureKind::None as u8).collect();
             assert!(used.len() <= MAX_CAPTURES, "{sysno}");
             // Used slots come first, so the kernel can stop at the first empty one.
-            assert!(
-                spec.captures[..used.len()].iter().all(|c| c.kind != 0),
-                "{sysno}: {spec:?}"
-            );
+            assert!(spec.captures[..used.len()].iter().all(|c| c.kind != 0), "{sysno}: {spec:?}");
             for (i, c) in used.iter().enumerate() {
                 assert!(CaptureKind::from_u8(c.kind).is_some(), "{sysno}: {spec:?}");
                 assert!(c.arg < 6 && c.len_arg < 6, "{sysno}: {spec:?}");
@@ -295,15 +259,15 @@ mod tests {
                 let msg = |k: u8| CaptureKind::from_u8(k).is_some_and(CaptureKind::is_msg);
                 let name = |k: u8| k == CaptureKind::MsgName as u8;
                 assert!(
-                    used[..i].iter().all(|d| d.arg != c.arg || (msg(c.kind) && msg(d.kind) && name(c.kind) != name(d.kind))),
+                    used[..i]
+                        .iter()
+                        .all(|d| d.arg != c.arg || (msg(c.kind) && msg(d.kind) && name(c.kind) != name(d.kind))),
                     "{sysno}: argument captured twice"
                 );
             }
             if spec.flags & SPEC_EXEC != 0 {
                 let arg = spec.exec_path_arg;
-                assert!(used
-                    .iter()
-                    .any(|c| u32::from(c.arg) == arg && c.kind == CaptureKind::CStr as u8));
+                assert!(used.iter().any(|c| u32::from(c.arg) == arg && c.kind == CaptureKind::CStr as u8));
             }
         }
     }
@@ -320,17 +284,8 @@ mod tests {
         let spec = capture_spec(Sysno::prctl.id() as u32);
         assert_eq!(spec.captures[0], cap(CaptureKind::TaskName, 1, 0));
         let spec = capture_spec(Sysno::sendto.id() as u32);
-        assert_eq!(
-            spec.captures,
-            [
-                cap(CaptureKind::BufLenArg, 1, 2),
-                cap(CaptureKind::SockaddrLenArg, 4, 5)
-            ]
-        );
-        assert_eq!(
-            capture_spec(Sysno::getpid.id() as u32),
-            SyscallSpec::default()
-        );
+        assert_eq!(spec.captures, [cap(CaptureKind::BufLenArg, 1, 2), cap(CaptureKind::SockaddrLenArg, 4, 5)]);
+        assert_eq!(capture_spec(Sysno::getpid.id() as u32), SyscallSpec::default());
         assert_eq!(capture_spec(u32::MAX), SyscallSpec::default());
     }
 }

@@ -65,16 +65,14 @@ pub fn unescape_bytes(s: &str) -> Result<Vec<u8>, String> {
                     i += 1;
                 }
                 let digits = &s[start..i];
-                u8::from_str_radix(digits, 8)
-                    .map_err(|_| format!("octal escape \\{digits} is over \\377"))?
+                u8::from_str_radix(digits, 8).map_err(|_| format!("octal escape \\{digits} is over \\377"))?
             }
             b'x' => {
                 let start = i;
                 while i < start + 2 && bytes.get(i).is_some_and(u8::is_ascii_hexdigit) {
                     i += 1;
                 }
-                u8::from_str_radix(&s[start..i], 16)
-                    .map_err(|_| "\\x has no hex digits".to_owned())?
+                u8::from_str_radix(&s[start..i], 16).map_err(|_| "\\x has no hex digits".to_owned())?
             }
             _ => {
                 let c = s[i - 1..].chars().next().unwrap_or_default();
@@ -132,12 +130,7 @@ impl fmt::Display for Arg {
 }
 
 fn quoted(f: &mut fmt::Formatter<'_>, data: &[u8], cut: bool) -> fmt::Result {
-    write!(
-        f,
-        "\"{}\"{}",
-        escape_bytes(data),
-        if cut { "..." } else { "" }
-    )
+    write!(f, "\"{}\"{}", escape_bytes(data), if cut { "..." } else { "" })
 }
 
 /// A syscall as one strace line: `openat(AT_FDCWD, "/etc/hostname",
@@ -156,15 +149,8 @@ pub fn format_syscall(s: &Syscall) -> String {
     let _ = match (s.ret, &s.errno) {
         (None, _) => write!(out, "?"),
         (Some(ret), Some(name)) => {
-            let desc = ret
-                .checked_neg()
-                .and_then(|e| i32::try_from(e).ok())
-                .map(errno_desc);
-            write!(
-                out,
-                "-1 {name} ({})",
-                desc.as_deref().unwrap_or("unknown error")
-            )
+            let desc = ret.checked_neg().and_then(|e| i32::try_from(e).ok()).map(errno_desc);
+            write!(out, "-1 {name} ({})", desc.as_deref().unwrap_or("unknown error"))
         }
         (Some(ret), None) if returns_address(&s.name) => write!(out, "{:#x}", ret as u64),
         (Some(ret), None) => write!(out, "{ret}"),
@@ -207,10 +193,7 @@ mod tests {
 
     #[test]
     fn unescape_takes_other_c_escapes_and_rejects_bad_ones() {
-        assert_eq!(
-            unescape_bytes(r"\x41\x4a\a\?é").unwrap(),
-            b"AJ\x07?\xc3\xa9"
-        );
+        assert_eq!(unescape_bytes(r"\x41\x4a\a\?é").unwrap(), b"AJ\x07?\xc3\xa9");
         assert!(unescape_bytes("\\").is_err());
         assert!(unescape_bytes(r"\q").is_err());
         assert!(unescape_bytes(r"\400").is_err());
@@ -226,10 +209,7 @@ mod tests {
         assert_eq!(Arg::Ptr(0x7ffd_1000).to_string(), "0x7ffd1000");
         assert_eq!(Arg::Unreadable(0x10).to_string(), "0x10");
         assert_eq!(Arg::Int(-1).to_string(), "-1");
-        let path = Arg::Path {
-            path: "/etc/host\"name".into(),
-            truncated: true,
-        };
+        let path = Arg::Path { path: "/etc/host\"name".into(), truncated: true };
         assert_eq!(path.to_string(), r#""/etc/host\"name"..."#);
         // Bytes that are not printable ASCII are octal escapes, as strace
         // shows them, whether or not they are UTF-8.
@@ -238,24 +218,13 @@ mod tests {
         assert_eq!(path.to_string(), r#""/tmp/a\377b\303\251""#);
         let argv = Arg::Strings { items: vec![odd(b"cat"), odd(b"\xfe1")], truncated: false };
         assert_eq!(argv.to_string(), r#"["cat", "\3761"]"#);
-        let buf = Arg::Bytes {
-            data: b"hello\n".to_vec(),
-            len: 100,
-        };
+        let buf = Arg::Bytes { data: b"hello\n".to_vec(), len: 100 };
         assert_eq!(buf.to_string(), r#""hello\n"..."#);
-        let buf = Arg::Bytes {
-            data: b"hi".to_vec(),
-            len: 2,
-        };
+        let buf = Arg::Bytes { data: b"hi".to_vec(), len: 2 };
         assert_eq!(buf.to_string(), r#""hi""#);
     }
 
-    fn syscall(
-        name: &'static str,
-        args: Vec<Arg>,
-        ret: Option<i64>,
-        errno: Option<&'static str>,
-    ) -> Syscall {
+    fn syscall(name: &'static str, args: Vec<Arg>, ret: Option<i64>, errno: Option<&'static str>) -> Syscall {
         Syscall {
             name: Cow::Borrowed(name),
             nr: 0,
@@ -270,19 +239,10 @@ mod tests {
     #[test]
     fn lines() {
         let args = vec![Arg::Int(0)];
-        assert_eq!(
-            format_syscall(&syscall("exit_group", args, None, None)),
-            "exit_group(0) = ?"
-        );
+        assert_eq!(format_syscall(&syscall("exit_group", args, None, None)), "exit_group(0) = ?");
         let args = vec![Arg::Ptr(0)];
-        assert_eq!(
-            format_syscall(&syscall("brk", args, Some(0x5555_5600_0000), None)),
-            "brk(NULL) = 0x555556000000"
-        );
-        assert_eq!(
-            format_syscall(&syscall("getpid", vec![], Some(42), None)),
-            "getpid() = 42"
-        );
+        assert_eq!(format_syscall(&syscall("brk", args, Some(0x5555_5600_0000), None)), "brk(NULL) = 0x555556000000");
+        assert_eq!(format_syscall(&syscall("getpid", vec![], Some(42), None)), "getpid() = 42");
         let odd = syscall("close", vec![Arg::Fd(3)], Some(i64::MIN), Some("EWHAT"));
         assert_eq!(format_syscall(&odd), "close(3) = -1 EWHAT (unknown error)");
     }

@@ -17,12 +17,14 @@ use std::os::unix::ffi::OsStrExt;
 use foldhash::HashMap;
 
 use probity_common::{
-    NetEvent, ParseError, Record, SockOwner, EXEC_PRIVILEGED, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, FORK_UNTRACKED,
-    SIGNAL_GENERATED, SYSCALL_NO_RETURN,
+    NetEvent, ParseError, Record, SockOwner, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, EXEC_PRIVILEGED,
+    FORK_UNTRACKED, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
 use crate::decode::{self, CaptureData};
-use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Net, NetOp, Protocol, Signal, SignalAction, TcpState};
+use crate::event::{
+    Event, EventKind, Exec, Exit, ExitStatus, Fork, Net, NetOp, Protocol, Signal, SignalAction, TcpState,
+};
 use crate::kernel::udp::Datagrams;
 
 /// Per-session decoding state.
@@ -230,10 +232,7 @@ impl Assembler {
                     ts_ns: h.ts_ns,
                     pid: h.pid,
                     tid: h.tid,
-                    kind: EventKind::Fork(Fork {
-                        child_tid: f.child_tid,
-                        untracked: f.flags & FORK_UNTRACKED != 0,
-                    }),
+                    kind: EventKind::Fork(Fork { child_tid: f.child_tid, untracked: f.flags & FORK_UNTRACKED != 0 }),
                 });
             }
             Record::Exit(x) => {

@@ -156,7 +156,8 @@ impl Mapped {
             return None;
         }
         // SAFETY: a fresh private read-only mapping of a file we hold open.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
         (ptr != libc::MAP_FAILED).then_some(Mapped { ptr, len })
     }
 

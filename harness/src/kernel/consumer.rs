@@ -194,10 +194,8 @@ impl Router {
             unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
         }
         while passes.done < target {
-            let (p, timeout) = self
-                .pass_done
-                .wait_timeout(passes, Duration::from_secs(5))
-                .unwrap_or_else(|e| e.into_inner());
+            let (p, timeout) =
+                self.pass_done.wait_timeout(passes, Duration::from_secs(5)).unwrap_or_else(|e| e.into_inner());
             passes = p;
             if timeout.timed_out() {
                 break;
@@ -321,4 +319,3 @@ fn header_session(record: &Record<'_>) -> (u32, u64) {
     };
     (h.session, h.ts_ns)
 }
-

@@ -16,9 +16,7 @@ fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0)
 }
@@ -89,7 +87,14 @@ pub fn diagnose() -> Vec<Check> {
         name: "kernel",
         ok: true,
         detail: uname
-            .map(|u| format!("{} {} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy(), u.machine().to_string_lossy()))
+            .map(|u| {
+                format!(
+                    "{} {} {}",
+                    u.sysname().to_string_lossy(),
+                    u.release().to_string_lossy(),
+                    u.machine().to_string_lossy()
+                )
+            })
             .unwrap_or_else(|| "unknown".into()),
         fix: None,
     });
@@ -156,14 +161,23 @@ pub fn diagnose() -> Vec<Check> {
         detail: match (raw, mounted) {
             (true, _) => "not needed (raw tracepoints attach by name)".into(),
             (false, true) => "mounted (the classic tracepoints need it)".into(),
-            (false, false) => "not mounted (probity mounts it when it has CAP_SYS_ADMIN; the classic tracepoints need it)".into(),
+            (false, false) => {
+                "not mounted (probity mounts it when it has CAP_SYS_ADMIN; the classic tracepoints need it)".into()
+            }
         },
         fix: (!raw && !mounted && !has(caps, CAP_SYS_ADMIN))
             .then(|| "mount it: `sudo mount -t tracefs nodev /sys/kernel/tracing`".to_owned()),
     });
-    let memlock = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
-        .map(|(soft, _)| if soft == nix::sys::resource::RLIM_INFINITY { "unlimited".to_owned() } else { format!("{soft} bytes") })
-        .unwrap_or_else(|_| "unknown".into());
+    let memlock =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK)
+            .map(|(soft, _)| {
+                if soft == nix::sys::resource::RLIM_INFINITY {
+                    "unlimited".to_owned()
+                } else {
+                    format!("{soft} bytes")
+                }
+            })
+            .unwrap_or_else(|_| "unknown".into());
     checks.push(Check {
         name: "memlock",
         ok: true,
@@ -176,13 +190,16 @@ pub fn diagnose() -> Vec<Check> {
                 name: "ebpf tracer",
                 ok: true,
                 detail: if raw {
-                    "loaded and attached: ring buffer, raw tracepoints (sys_enter/sys_exit, sched, signal, sock, tcp)".into()
+                    "loaded and attached: ring buffer, raw tracepoints (sys_enter/sys_exit, sched, signal, sock, tcp)"
+                        .into()
                 } else {
                     "loaded and attached: ring buffer, raw and classic tracepoints (see BTF above)".into()
                 },
                 fix: None,
             },
-            Err(e) => Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) },
+            Err(e) => {
+                Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) }
+            }
         }
     } else {
         Check { name: "ebpf tracer", ok: false, detail: "cannot load without the capabilities above".into(), fix: None }

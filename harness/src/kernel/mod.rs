@@ -227,8 +227,10 @@ impl Kernel {
             ("signal", "signal_deliver"),
             ("signal", "signal_generate"),
         ];
-        let process_names: Vec<&'static str> =
-            PROCESS_PROBES.iter().map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) }).collect();
+        let process_names: Vec<&'static str> = PROCESS_PROBES
+            .iter()
+            .map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) })
+            .collect();
         let mut names = process_names.clone();
         names.extend(["exec_args_tail", "sched_switch", "sys_enter", "sys_exit"]);
         names.extend(NET_BYTES_PROBES);
@@ -311,7 +313,11 @@ impl Kernel {
         let ring = match ebpf.take_map("EVENTS") {
             Some(aya::maps::Map::RingBuf(data)) => {
                 let size = data.info().map_err(|e| Error::Map("EVENTS", e))?.max_entries();
-                data.fd().as_fd().try_clone_to_owned().and_then(|fd| ring::Ring::new(fd, size)).map_err(Error::RingMap)?
+                data.fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .and_then(|fd| ring::Ring::new(fd, size))
+                    .map_err(Error::RingMap)?
             }
             _ => return Err(Error::MissingItem("EVENTS")),
         };
@@ -336,9 +342,7 @@ impl Kernel {
     fn open(&self, mut config: SessionConfig) -> Result<u32, Error> {
         let mut maps = self.maps();
         // Id 0 is never used, so a zeroed map slot means "no session".
-        let id = (1..MAX_SESSIONS)
-            .find(|&i| !maps.used[i as usize])
-            .ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
+        let id = (1..MAX_SESSIONS).find(|&i| !maps.used[i as usize]).ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
         if config.flags & probity_common::SESSION_SUMMARY != 0 {
             let slot = (0..MAX_SUMMARY_SESSIONS)
                 .find(|s| !maps.summary.contains(&Some(*s)))

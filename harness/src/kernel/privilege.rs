@@ -104,9 +104,17 @@ mod tests {
         let u = uncovered(7, p.as_os_str(), Owner { uid: 65534, gid: 65534 });
         assert_eq!(u.tracer, TracerKind::Ebpf);
         let owner = std::fs::metadata(&p).unwrap().uid();
-        assert!(u.reason.starts_with(&format!("setuid (runs as uid {owner}): more privilege than probity's caller (uid 65534, gid 65534)")), "{}", u.reason);
+        assert!(
+            u.reason.starts_with(&format!(
+                "setuid (runs as uid {owner}): more privilege than probity's caller (uid 65534, gid 65534)"
+            )),
+            "{}",
+            u.reason
+        );
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o2755)).unwrap();
         assert!(uncovered(7, p.as_os_str(), Owner { uid: 1, gid: 1 }).reason.starts_with("setgid"));
-        assert!(uncovered(7, "/no/such/file".as_ref(), Owner { uid: 1, gid: 1 }).reason.starts_with("runs as another user"));
+        assert!(uncovered(7, "/no/such/file".as_ref(), Owner { uid: 1, gid: 1 })
+            .reason
+            .starts_with("runs as another user"));
     }
 }

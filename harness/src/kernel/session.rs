@@ -34,7 +34,8 @@ impl KernelSession {
         if opts.summary {
             flags |= SESSION_SUMMARY;
         }
-        let config = SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1), stats_slot: 0, generation: 0 };
+        let config =
+            SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1), stats_slot: 0, generation: 0 };
         let id = kernel.open(config)?;
         let sink = kernel.router.add(id);
         let unroutable_at_open = kernel.router.unroutable();

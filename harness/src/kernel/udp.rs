@@ -200,27 +200,56 @@ mod tests {
             10,
             10,
             "socket",
-            vec![flags(libc::AF_INET, "AF_INET"), flags(libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, "SOCK_DGRAM"), Arg::Int(0)],
+            vec![
+                flags(libc::AF_INET, "AF_INET"),
+                flags(libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, "SOCK_DGRAM"),
+                Arg::Int(0),
+            ],
             3,
         );
         assert!(d.on_syscall(&sock).is_none());
-        assert!(d.on_syscall(&sys(2, 10, 10, "connect", vec![Arg::Fd(3), inet("127.0.0.53:53"), Arg::Int(16)], 0)).is_none());
+        assert!(d
+            .on_syscall(&sys(2, 10, 10, "connect", vec![Arg::Fd(3), inet("127.0.0.53:53"), Arg::Int(16)], 0))
+            .is_none());
         let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x02io\x00\x00\x01\x00\x01".to_vec();
-        let send = sys(3, 10, 10, "write", vec![Arg::Fd(3), Arg::Bytes { data: q.clone(), len: q.len() as u64 }, Arg::Int(q.len() as i64)], q.len() as i64);
+        let send = sys(
+            3,
+            10,
+            10,
+            "write",
+            vec![Arg::Fd(3), Arg::Bytes { data: q.clone(), len: q.len() as u64 }, Arg::Int(q.len() as i64)],
+            q.len() as i64,
+        );
         let ev = d.on_syscall(&send).expect("a send on a connected UDP socket");
         let net = ev.as_net().unwrap();
         assert_eq!((net.op, net.peer, net.len), (NetOp::Send, Some("127.0.0.53:53".parse().unwrap()), Some(22)));
         assert_eq!(net.dns.as_ref().unwrap().name, "a.io");
         // A forked child has the descriptor; after close, nothing.
         d.on_fork(10, 11);
-        assert!(d.on_syscall(&sys(4, 11, 11, "sendmmsg", vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(2), flags(0, "0")], 2)).is_some());
+        assert!(d
+            .on_syscall(&sys(4, 11, 11, "sendmmsg", vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(2), flags(0, "0")], 2))
+            .is_some());
         d.on_syscall(&sys(5, 10, 10, "close", vec![Arg::Fd(3)], 0));
         assert!(d.on_syscall(&send).is_none());
         // An address on any descriptor names the peer.
-        let to = sys(6, 10, 10, "sendto", vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)], 4);
+        let to = sys(
+            6,
+            10,
+            10,
+            "sendto",
+            vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)],
+            4,
+        );
         assert_eq!(d.on_syscall(&to).unwrap().as_net().unwrap().peer, Some("10.0.0.1:9".parse().unwrap()));
         // Failed calls move nothing.
-        let failed = sys(7, 10, 10, "sendto", vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)], -111);
+        let failed = sys(
+            7,
+            10,
+            10,
+            "sendto",
+            vec![Arg::Fd(9), Arg::Ptr(1), Arg::Int(4), flags(0, "0"), inet("10.0.0.1:9"), Arg::Int(16)],
+            -111,
+        );
         assert!(d.on_syscall(&failed).is_none());
     }
 
@@ -241,7 +270,14 @@ mod tests {
         let ev = d.on_syscall(&recv(0, "0")).expect("a datagram from the named address");
         assert_eq!(ev.as_net().unwrap().peer, Some("10.0.0.2:53".parse().unwrap()));
         assert!(d.on_syscall(&recv(libc::MSG_ERRQUEUE, "MSG_ERRQUEUE")).is_none());
-        let none = sys(2, 10, 10, "recvmmsg", vec![Arg::Fd(5), msg("10.0.0.2:53"), Arg::Int(0), flags(0, "0"), Arg::Ptr(0)], 0);
+        let none = sys(
+            2,
+            10,
+            10,
+            "recvmmsg",
+            vec![Arg::Fd(5), msg("10.0.0.2:53"), Arg::Int(0), flags(0, "0"), Arg::Ptr(0)],
+            0,
+        );
         assert!(d.on_syscall(&none).is_none());
     }
 }

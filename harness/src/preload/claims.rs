@@ -61,12 +61,19 @@ pub(crate) const MAX_SETUP_NS: u64 = 250_000_000;
 /// Drops the libc events in `events[first..]` and the `attached` records
 /// that do not fit the tree (see the module docs); `events[..first]` are
 /// the kernel tracer's, when `kernel`. Returns how many were dropped.
-pub(crate) fn drop_invalid(events: &mut Vec<Event>, first: usize, attached: &mut Vec<Attached>, root: u32, kernel: bool) -> u64 {
+pub(crate) fn drop_invalid(
+    events: &mut Vec<Event>,
+    first: usize,
+    attached: &mut Vec<Attached>,
+    root: u32,
+    kernel: bool,
+) -> u64 {
     let before = events.len() + attached.len();
     if kernel {
         let view = KernelView::new(&events[..first]);
         view.keep_attaches(attached);
-        let keep: Vec<bool> = events[first..].iter_mut().map(|e| view.resolve(&mut e.pid, &mut e.tid, e.ts_ns)).collect();
+        let keep: Vec<bool> =
+            events[first..].iter_mut().map(|e| view.resolve(&mut e.pid, &mut e.tid, e.ts_ns)).collect();
         let mut i = 0;
         events.retain(|_| {
             i += 1;
@@ -99,9 +106,14 @@ pub(crate) fn drop_invalid_counted(
     kernel: bool,
     excluded: bool,
 ) -> u64 {
-    let incomplete = kernel && (excluded || events[..first].iter().any(|e| matches!(&e.kind, EventKind::Fork(f) if f.untracked)));
+    let incomplete =
+        kernel && (excluded || events[..first].iter().any(|e| matches!(&e.kind, EventKind::Fork(f) if f.untracked)));
     let dropped = drop_invalid(events, first, attached, root, kernel);
-    if incomplete { 0 } else { dropped }
+    if incomplete {
+        0
+    } else {
+        dropped
+    }
 }
 
 /// The tasks of the tree as the kernel tracer saw them.
@@ -143,7 +155,11 @@ impl KernelView {
                     let own = if sc.nr == GETPID { e.pid } else { e.tid };
                     if let Some(id) = sc.ret.and_then(|r| u32::try_from(r).ok()).filter(|&id| id != own) {
                         let ids = inner.entry((e.pid, e.tid)).or_default();
-                        if sc.nr == GETPID { ids.0 = Some(id) } else { ids.1 = Some(id) }
+                        if sc.nr == GETPID {
+                            ids.0 = Some(id)
+                        } else {
+                            ids.1 = Some(id)
+                        }
                     }
                 }
                 _ => {}
@@ -255,12 +271,24 @@ mod tests {
     }
 
     fn libc(ts_ns: u64, pid: u32, tid: u32, function: &str, ret: i64, args: Vec<Arg>) -> Event {
-        let call = LibcCall { function: function.into(), args, ret: Some(Arg::Int(ret)), errno: None, duration_ns: 1, parent: None };
+        let call = LibcCall {
+            function: function.into(),
+            args,
+            ret: Some(Arg::Int(ret)),
+            errno: None,
+            duration_ns: 1,
+            parent: None,
+        };
         ev(ts_ns, pid, tid, EventKind::Libc(call))
     }
 
     fn exec(ts_ns: u64, pid: u32) -> Event {
-        ev(ts_ns, pid, pid, EventKind::Exec(Exec { filename: "/bin/x".into(), argv: vec![], argv_truncated: false, old_tid: None }))
+        ev(
+            ts_ns,
+            pid,
+            pid,
+            EventKind::Exec(Exec { filename: "/bin/x".into(), argv: vec![], argv_truncated: false, old_tid: None }),
+        )
     }
 
     fn exit(ts_ns: u64, pid: u32, tid: u32) -> Event {
@@ -316,7 +344,15 @@ mod tests {
     #[test]
     fn records_made_in_a_pid_namespace_get_the_kernels_ids() {
         let syscall = |ts_ns, pid, tid, nr, ret| {
-            let s = crate::event::Syscall { name: "x".into(), nr, args: vec![], ret: Some(ret), errno: None, duration_ns: 1, parent: None };
+            let s = crate::event::Syscall {
+                name: "x".into(),
+                nr,
+                args: vec![],
+                ret: Some(ret),
+                errno: None,
+                duration_ns: 1,
+                parent: None,
+            };
             ev(ts_ns, pid, tid, EventKind::Syscall(s))
         };
         // 500 is pid 1 in its namespace, 501 its thread 2; 600 is pid 1 in

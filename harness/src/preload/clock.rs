@@ -16,7 +16,11 @@ pub(super) fn choose() -> u32 {
     if std::env::var_os("PROBITY_PRELOAD_CLOCK").is_some_and(|v| v == "monotonic") {
         return CLOCK_MONOTONIC_NS;
     }
-    if tsc_is_the_kernel_clock() { CLOCK_TSC } else { CLOCK_MONOTONIC_NS }
+    if tsc_is_the_kernel_clock() {
+        CLOCK_TSC
+    } else {
+        CLOCK_MONOTONIC_NS
+    }
 }
 
 /// The counter is usable when the kernel itself keeps time with it: it
@@ -84,7 +88,8 @@ impl Convert {
         match self {
             Convert::Tsc(pairs) if pairs.len() >= 2 => {
                 let (a, b) = (pairs[0], pairs[pairs.len() - 1]);
-                let ns = i128::from(stamps) * (i128::from(b.ns) - i128::from(a.ns)) / (i128::from(b.tsc) - i128::from(a.tsc)).max(1);
+                let ns = i128::from(stamps) * (i128::from(b.ns) - i128::from(a.ns))
+                    / (i128::from(b.tsc) - i128::from(a.tsc)).max(1);
                 ns.clamp(0, i128::from(u64::MAX)) as u64
             }
             _ => stamps,
@@ -131,7 +136,9 @@ mod tests {
     #[test]
     fn converted_counter_readings_agree_with_the_monotonic_clock() {
         if choose() != CLOCK_TSC {
-            eprintln!("skipped: the kernel's clock source is not the time-stamp counter, so probity does not use it here");
+            eprintln!(
+                "skipped: the kernel's clock source is not the time-stamp counter, so probity does not use it here"
+            );
             return;
         }
         let first = pair();

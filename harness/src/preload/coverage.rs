@@ -62,7 +62,8 @@ fn reason(program: &std::ffi::OsStr) -> &'static str {
     }
     // The ELF header and the program headers after it, not the whole file.
     let mut head = Vec::new();
-    let read = std::fs::File::open(program).and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head));
+    let read = std::fs::File::open(program)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head));
     match read.ok().and_then(|_| has_interpreter(&head)) {
         Some(false) => "statically linked (no dynamic loader)",
         _ => "LD_PRELOAD not in its environment",
@@ -98,12 +99,23 @@ mod tests {
     use crate::event::Exec;
 
     fn exec(ts_ns: u64, pid: u32) -> Event {
-        Event { ts_ns, pid, tid: pid, kind: EventKind::Exec(Exec { filename: "/bin/true".into(), argv: vec![], argv_truncated: false, old_tid: None }) }
+        Event {
+            ts_ns,
+            pid,
+            tid: pid,
+            kind: EventKind::Exec(Exec {
+                filename: "/bin/true".into(),
+                argv: vec![],
+                argv_truncated: false,
+                old_tid: None,
+            }),
+        }
     }
 
     #[test]
     fn an_exec_is_covered_by_a_later_attach_in_its_process() {
-        let at = |pid, end_ns| super::super::Attached { pid, tid: pid, ppid: 1, start_ns: end_ns - 1, end_ns, wake_addr: 0 };
+        let at =
+            |pid, end_ns| super::super::Attached { pid, tid: pid, ppid: 1, start_ns: end_ns - 1, end_ns, wake_addr: 0 };
         let attached = [at(7, 20), at(7, 50), at(8, 30)];
         let mut coverage = Coverage::new(&attached);
         // Covered: 7's second image, 8's; not: 7 after its last attach, 9.

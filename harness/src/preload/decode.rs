@@ -32,7 +32,12 @@ impl Decoder {
     /// returns what an attach record says.
     /// Anything else the ring holds (it is the traced program's memory) is
     /// counted in `invalid` and dropped.
-    pub(super) fn push(&mut self, bytes: &[u8], clock: &super::clock::Convert, out: &mut Vec<Event>) -> Option<super::Attached> {
+    pub(super) fn push(
+        &mut self,
+        bytes: &[u8],
+        clock: &super::clock::Convert,
+        out: &mut Vec<Event>,
+    ) -> Option<super::Attached> {
         let decoded = self.decode(bytes, clock, out);
         if decoded.is_err() {
             self.invalid += 1;
@@ -40,7 +45,12 @@ impl Decoder {
         decoded.ok().flatten()
     }
 
-    fn decode(&mut self, bytes: &[u8], clock: &super::clock::Convert, out: &mut Vec<Event>) -> Result<Option<super::Attached>, Invalid> {
+    fn decode(
+        &mut self,
+        bytes: &[u8],
+        clock: &super::clock::Convert,
+        out: &mut Vec<Event>,
+    ) -> Result<Option<super::Attached>, Invalid> {
         let header = read::<probity_common::EventHeader>(bytes).ok_or(Invalid)?;
         match RecordKind::from_u32(header.kind).ok_or(Invalid)? {
             RecordKind::PreloadAttach => {
@@ -57,7 +67,8 @@ impl Decoder {
             }
             RecordKind::LibcCall => {
                 let fixed = read::<LibcCallFixed>(bytes).ok_or(Invalid)?;
-                let parts = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len)).ok_or(Invalid)?;
+                let parts = libc_call_parts(bytes.len(), usize::from(fixed.nargs), usize::from(fixed.name_len))
+                    .ok_or(Invalid)?;
                 let args: Vec<ArgSlot> =
                     bytes[parts.args..].chunks_exact(size_of::<ArgSlot>()).filter_map(read::<ArgSlot>).collect();
                 let function = String::from_utf8_lossy(&bytes[parts.name..parts.strings]).into_owned();
@@ -210,7 +221,12 @@ impl Counter {
                 let i = match self.index.get(name) {
                     Some(&i) => i,
                     None => {
-                        self.rows.push(Row { name: String::from_utf8_lossy(name).into_owned(), calls: 0, errors: 0, stamps: 0 });
+                        self.rows.push(Row {
+                            name: String::from_utf8_lossy(name).into_owned(),
+                            calls: 0,
+                            errors: 0,
+                            stamps: 0,
+                        });
                         self.index.insert(name.to_vec(), self.rows.len() - 1);
                         self.rows.len() - 1
                     }
@@ -237,7 +253,12 @@ impl Counter {
         let mut out: Vec<_> = self
             .rows
             .into_iter()
-            .map(|r| crate::SyscallCount { name: r.name, calls: r.calls, errors: r.errors, total_ns: clock.duration_ns(r.stamps) })
+            .map(|r| crate::SyscallCount {
+                name: r.name,
+                calls: r.calls,
+                errors: r.errors,
+                total_ns: clock.duration_ns(r.stamps),
+            })
             .collect();
         crate::SyscallCount::sort_by_time(&mut out);
         out

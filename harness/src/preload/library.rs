@@ -95,7 +95,11 @@ fn candidates(euid: u32) -> Vec<PathBuf> {
 /// The mode of the library's directory and file: readable by everyone
 /// when root runs probity (the tree may change user), private otherwise.
 fn modes(euid: u32) -> (u32, u32) {
-    if euid == 0 { (0o755, 0o644) } else { (0o700, 0o600) }
+    if euid == 0 {
+        (0o755, 0o644)
+    } else {
+        (0o700, 0o600)
+    }
 }
 
 fn fail(what: impl Into<String>, source: std::io::Error) -> Error {
@@ -214,11 +218,17 @@ fn write(dir: &Path, path: &Path, euid: u32) -> Result<(), Error> {
 fn safe_dir(dir: &Path, euid: u32) -> Result<PathBuf, Error> {
     let (parent, name) = match (dir.parent(), dir.file_name()) {
         (Some(p), Some(n)) => (p, n),
-        _ => return Err(fail(format!("{} is not a directory path", dir.display()), std::io::ErrorKind::InvalidInput.into())),
+        _ => {
+            return Err(fail(
+                format!("{} is not a directory path", dir.display()),
+                std::io::ErrorKind::InvalidInput.into(),
+            ))
+        }
     };
     // Make the parents first (root's /run/probity), each one checked.
     let parent = if parent.exists() || euid != 0 { parent.to_path_buf() } else { safe_dir(parent, euid)? };
-    let parent = std::fs::canonicalize(&parent).map_err(|e| fail(format!("failed to resolve {}", parent.display()), e))?;
+    let parent =
+        std::fs::canonicalize(&parent).map_err(|e| fail(format!("failed to resolve {}", parent.display()), e))?;
     let mut at = PathBuf::from("/");
     for part in parent.components().skip(1) {
         at.push(part);
@@ -283,7 +293,10 @@ fn no_exec_mount(dir: &Path) -> Result<(), Error> {
     let stat = nix::sys::statvfs::statvfs(dir)
         .map_err(|e| fail(format!("failed to inspect the mount of {}", dir.display()), e.into()))?;
     if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) {
-        return Err(fail(format!("{} is on a noexec mount", dir.display()), std::io::ErrorKind::PermissionDenied.into()));
+        return Err(fail(
+            format!("{} is on a noexec mount", dir.display()),
+            std::io::ErrorKind::PermissionDenied.into(),
+        ));
     }
     Ok(())
 }

@@ -11,16 +11,16 @@ mod claims;
 mod clock;
 pub(crate) mod coverage;
 mod decode;
-pub(crate) mod own;
 pub mod library;
+pub(crate) mod own;
 pub(crate) mod ring_file;
 
 use std::ffi::{OsStr, OsString};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use probity_common::shm::{
@@ -104,18 +104,23 @@ impl PreloadSession {
         if !valid_data_bytes(data as u64) {
             return Err(Error::Preload {
                 what: "failed to create the preload ring".into(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("a ring of {data} bytes is too large")),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("a ring of {data} bytes is too large"),
+                ),
             });
         }
         let ring_file::RingFile { path, mut file } = ring_file::create(file_bytes(data))?;
-        let io = |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
+        let io =
+            |source| Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source };
         let clock = clock::choose();
         let header = RingHeader::new(data as u64, clock, block);
         // The file's pages are already reserved (see `ring_file`).
         let written = std::io::Write::write_all(&mut file, header.as_bytes());
         let mapped = written.map_err(io).and_then(|()| {
             // SAFETY: the file is open; the mapping is kept until `drop`.
-            unsafe { map(file.as_raw_fd(), file_bytes(data)) }.ok_or_else(|| io(std::io::Error::other("failed to map it")))
+            unsafe { map(file.as_raw_fd(), file_bytes(data)) }
+                .ok_or_else(|| io(std::io::Error::other("failed to map it")))
         });
         let (ring, len) = match mapped {
             Ok(m) => m,

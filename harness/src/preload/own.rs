@@ -207,7 +207,9 @@ mod tests {
     fn inside_a_window_only_a_ring_is_opened() {
         let attached = [Attached { pid: 7, ppid: 0, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1 }];
         let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
-        let open = |path: &str| call(12, 8, "openat", vec![Arg::Fd(-100), Arg::Path { path: path.into(), truncated: false }], 3);
+        let open = |path: &str| {
+            call(12, 8, "openat", vec![Arg::Fd(-100), Arg::Path { path: path.into(), truncated: false }], 3)
+        };
         assert!(own.is_own(&open("/dev/shm/probity-ring-4026531836-4242-123456-0123456789abcdef")));
         assert!(!own.is_own(&open("/dev/shm/probity-ring-planted")));
         assert!(!own.is_own(&open("/home/user/.ssh/id_ed25519")));
@@ -219,13 +221,32 @@ mod tests {
         let mut own = OwnSyscalls::new(&[], lib);
         let open = call(1, 7, "openat", vec![Arg::Fd(-100), Arg::Path { path: lib.into(), truncated: false }], 3);
         let base = 0x7f00_0000_0000u64;
-        let reserve = call(2, 7, "mmap", vec![Arg::Ptr(0), Arg::Int(0x7_6000), Arg::Hex(1), Arg::Hex(2), Arg::Fd(3), Arg::Int(0)], base as i64);
+        let reserve = call(
+            2,
+            7,
+            "mmap",
+            vec![Arg::Ptr(0), Arg::Int(0x7_6000), Arg::Hex(1), Arg::Hex(2), Arg::Fd(3), Arg::Int(0)],
+            base as i64,
+        );
         // The library's `.bss` outgrows its last file page, then libc's
         // mapping goes on the same way.
-        let bss = call(3, 7, "mmap", vec![Arg::Ptr(base + 0x7_5000), Arg::Int(430), Arg::Hex(3), Arg::Hex(0x32), Arg::Fd(-1), Arg::Int(0)], 0);
-        let libc_bss = call(3, 7, "mmap", vec![Arg::Ptr(0x7e00_0000_0000), Arg::Int(430), Arg::Hex(3), Arg::Hex(0x32), Arg::Fd(-1), Arg::Int(0)], 0);
+        let bss = call(
+            3,
+            7,
+            "mmap",
+            vec![Arg::Ptr(base + 0x7_5000), Arg::Int(430), Arg::Hex(3), Arg::Hex(0x32), Arg::Fd(-1), Arg::Int(0)],
+            0,
+        );
+        let libc_bss = call(
+            3,
+            7,
+            "mmap",
+            vec![Arg::Ptr(0x7e00_0000_0000), Arg::Int(430), Arg::Hex(3), Arg::Hex(0x32), Arg::Fd(-1), Arg::Int(0)],
+            0,
+        );
         let close = call(3, 7, "close", vec![Arg::Fd(3)], 0);
-        let mprotect = |ts, tid, addr| call(ts, tid, "mprotect", vec![Arg::Ptr(addr), Arg::Int(0x4000), Arg::Hex(1)], 0);
+        let mprotect =
+            |ts, tid, addr| call(ts, tid, "mprotect", vec![Arg::Ptr(addr), Arg::Int(0x4000), Arg::Hex(1)], 0);
         assert!(own.is_own(&open) && own.is_own(&reserve) && own.is_own(&bss) && own.is_own(&close));
         assert!(!own.is_own(&libc_bss));
         // libc's relro, then another thread's call in the range: not the library's.

@@ -66,7 +66,10 @@ pub(super) fn create(len: usize) -> Result<RingFile, Error> {
             // Someone else's file, or a 2^-64 coincidence: new bits.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && taken < 16 => taken += 1,
             Err(e) => {
-                return Err(Error::Preload { what: format!("failed to create the preload ring {}", path.display()), source: e });
+                return Err(Error::Preload {
+                    what: format!("failed to create the preload ring {}", path.display()),
+                    source: e,
+                });
             }
         }
     };
@@ -127,7 +130,8 @@ pub(crate) fn random_hex() -> String {
         } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             // No getrandom (a kernel before 3.17): the clock and pid are
             // still hard to guess from outside, and O_EXCL keeps us safe.
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+                as u64;
             return format!("{:016x}", t ^ (u64::from(std::process::id()) << 40));
         }
     }
@@ -159,7 +163,11 @@ impl Owner {
     /// Parses `<pidns>-<pid>-<start>-<random>` after the prefix.
     pub(crate) fn parse(rest: &str) -> Option<Owner> {
         let mut parts = rest.split('-');
-        let owner = Owner { pidns: parts.next()?.parse().ok()?, pid: parts.next()?.parse().ok()?, start: parts.next()?.parse().ok()? };
+        let owner = Owner {
+            pidns: parts.next()?.parse().ok()?,
+            pid: parts.next()?.parse().ok()?,
+            start: parts.next()?.parse().ok()?,
+        };
         let random = parts.next()?;
         (random.len() == 16 && parts.next().is_none()).then_some(owner)
     }

@@ -139,7 +139,12 @@ where
     I: DeserializeOwned,
     O: Serialize,
 {
-    const { assert!(std::mem::size_of::<F>() == 0, "probity::traced runs a function item or a closure that captures nothing; pass what it needs as its input") };
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "probity::traced runs a function item or a closure that captures nothing; pass what it needs as its input"
+        )
+    };
     let e: Entry = entry::<F, I, O>;
     e as usize as isize - anchor()
 }

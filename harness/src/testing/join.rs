@@ -49,7 +49,15 @@ pub(crate) fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
     // across it. A shared (not private) futex: the other side is another
     // process mapping the same file.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, seen, &ts as *const libc::timespec, 0usize, 0u32)
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &ts as *const libc::timespec,
+            0usize,
+            0u32,
+        )
     };
 }
 
@@ -78,7 +86,14 @@ impl JoinWord {
         // SAFETY: a new shared mapping of one page of a file at least that
         // long; nothing else in this process refers to it.
         let page = unsafe {
-            libc::mmap(std::ptr::null_mut(), PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, file.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
         };
         if page == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
@@ -185,7 +200,12 @@ impl Drop for Joiner {
     }
 }
 
-fn answer(late: &LateJoin, pid: u32, register: Option<&(dyn Fn(u32) -> std::io::Result<()> + Send)>, gate: &Mutex<Gate>) {
+fn answer(
+    late: &LateJoin,
+    pid: u32,
+    register: Option<&(dyn Fn(u32) -> std::io::Result<()> + Send)>,
+    gate: &Mutex<Gate>,
+) {
     let word = late.word.word();
     loop {
         let seen = {
@@ -202,7 +222,9 @@ fn answer(late: &LateJoin, pid: u32, register: Option<&(dyn Fn(u32) -> std::io::
                     let added = register.map_or(Ok(()), |r| add_threads(pid, r, &mut gate.added));
                     match added {
                         Ok(()) => drop(late.record.at.set(at)),
-                        Err(e) => drop(late.record.error.set(format!("failed to add pid {pid} to the trace session: {e}"))),
+                        Err(e) => {
+                            drop(late.record.error.set(format!("failed to add pid {pid} to the trace session: {e}")))
+                        }
                     }
                 }
                 let answer = if late.record.at.get().is_some() { JOINED } else { REFUSED };
@@ -225,7 +247,11 @@ const THREAD_PASSES: usize = 16;
 /// thread not yet added shows up in the next pass over `/proc` (the
 /// kernel's list, which the child cannot forge), so the passes end once
 /// one finds nothing new.
-fn add_threads(pid: u32, register: &(dyn Fn(u32) -> std::io::Result<()> + Send), added: &mut Vec<u32>) -> std::io::Result<()> {
+fn add_threads(
+    pid: u32,
+    register: &(dyn Fn(u32) -> std::io::Result<()> + Send),
+    added: &mut Vec<u32>,
+) -> std::io::Result<()> {
     register(pid)?;
     added.push(pid);
     for _ in 0..THREAD_PASSES {

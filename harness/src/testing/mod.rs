@@ -27,8 +27,8 @@
 //!   as its input. Input and result travel as JSON, at most 128 MiB each.
 
 mod child;
-pub(crate) mod join;
 pub mod harness;
+pub(crate) mod join;
 #[doc(hidden)]
 pub mod support;
 
@@ -46,8 +46,8 @@ use serde::Serialize;
 pub use harness::main;
 
 use crate::error::Error;
-use crate::launch::Environment;
 use crate::event::ExitStatus;
+use crate::launch::Environment;
 use crate::trace::{Trace, TracerKind};
 use crate::tracer::Tracer;
 use join::LateJoin;
@@ -67,7 +67,12 @@ pub fn default_timeout() -> Duration {
 /// (a 64 MiB ring costs about 40 ms to set up and tear down); a test that
 /// outruns it loses events, which its trace counts and shows.
 fn test_ring_bytes() -> u32 {
-    std::env::var("PROBITY_RING_MIB").ok().and_then(|s| s.trim().parse::<u32>().ok()).filter(|m| (1..=1024).contains(m)).unwrap_or(16) << 20
+    std::env::var("PROBITY_RING_MIB")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|m| (1..=1024).contains(m))
+        .unwrap_or(16)
+        << 20
 }
 
 /// What a test asked for, for the runs on its thread.
@@ -86,7 +91,12 @@ thread_local! {
 fn settings() -> Settings {
     CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(|| {
         let limit = default_timeout();
-        Settings { test: None, deadline: Instant::now() + limit, limit, tracers: vec![TracerKind::Ebpf, TracerKind::Preload] }
+        Settings {
+            test: None,
+            deadline: Instant::now() + limit,
+            limit,
+            tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
+        }
     })
 }
 
@@ -466,7 +476,8 @@ enum Failure {
 fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> Result<Run<O>, Failure> {
     refuse_nested().map_err(Failure::Trace)?;
     let io = |e: std::io::Error| Failure::Trace(Error::Spawn { program: "the child function".into(), source: e });
-    let bytes = serde_json::to_vec(input).map_err(|e| Failure::Child(format!("probity: failed to serialize the input: {e}")))?;
+    let bytes = serde_json::to_vec(input)
+        .map_err(|e| Failure::Child(format!("probity: failed to serialize the input: {e}")))?;
     let shm = child::Shm::with_input(&bytes).map_err(|e| Failure::Child(format!("probity: {e}")))?;
     let settings = settings();
     let tracer = tracer_for(None, &settings);
@@ -478,11 +489,14 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
     let mut env = Environment::inherited();
     env.set(child::CHILD_ENV, format!("{offset}:{}", shm.fd()));
     let record = std::sync::Arc::new(join::JoinRecord::default());
-    let late = LateJoin { shm_fd: shm.fd(), word: shm.join_word().map_err(io)?, record: std::sync::Arc::clone(&record) };
+    let late =
+        LateJoin { shm_fd: shm.fd(), word: shm.join_word().map_err(io)?, record: std::sync::Arc::clone(&record) };
     let (trace, stdout, stderr) = run_captured(&tracer, cmd, Start::Late(late, env), None).map_err(Failure::Trace)?;
     let status = trace.outcome.status;
     let (state, out) = shm.result();
-    let fail = |what: String| Failure::Child(format!("probity: the traced child {what}\n{}", report(&trace, &stdout, &stderr, 20)));
+    let fail = |what: String| {
+        Failure::Child(format!("probity: the traced child {what}\n{}", report(&trace, &stdout, &stderr, 20)))
+    };
     if trace.outcome.interrupted {
         return Err(fail(format!(
             "ran past the test's time limit of {:.1?} and was stopped (SIGTERM, then SIGKILL after 2 s)",
@@ -494,7 +508,9 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
     let joined = record.at.get().is_some();
     let unjoined = || match record.error.get() {
         Some(e) => format!("was not traced: {e}"),
-        None => "ran its function without asking probity to add it to its trace session: nothing it did is traced".into(),
+        None => {
+            "ran its function without asking probity to add it to its trace session: nothing it did is traced".into()
+        }
     };
     match (state, status) {
         (child::State::Returned, ExitStatus::Code(0)) if !joined => Err(fail(unjoined())),

@@ -82,10 +82,9 @@ impl<E: Debug> TestResult for Result<(), E> {
 
 /// Runs the registered test of `meta` (for libtest's `#[test]`).
 pub fn run_registered(meta: &'static TestMeta) {
-    let case = inventory::iter::<TestCase>
-        .into_iter()
-        .find(|c| std::ptr::eq(c.meta, meta))
-        .unwrap_or_else(|| panic!("probity: {} is not registered (was the binary linked with a different probity?)", meta.name));
+    let case = inventory::iter::<TestCase>.into_iter().find(|c| std::ptr::eq(c.meta, meta)).unwrap_or_else(|| {
+        panic!("probity: {} is not registered (was the binary linked with a different probity?)", meta.name)
+    });
     if let Err(msg) = (case.run)() {
         panic!("{msg}");
     }
@@ -94,12 +93,7 @@ pub fn run_registered(meta: &'static TestMeta) {
 /// Runs a test body with its settings in force on this thread.
 pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
     let limit = meta.timeout();
-    let settings = Settings {
-        test: Some(meta.name),
-        deadline: Instant::now() + limit,
-        limit,
-        tracers: meta.tracers(),
-    };
+    let settings = Settings { test: Some(meta.name), deadline: Instant::now() + limit, limit, tracers: meta.tracers() };
     struct Restore(Option<Settings>);
     impl Drop for Restore {
         fn drop(&mut self) {

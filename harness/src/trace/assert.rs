@@ -17,7 +17,6 @@ use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-
 use crate::event::{Arg, Event, EventKind, SockAddr};
 use crate::trace::index::{FdTarget, Index, Resolved};
 use crate::trace::query::{base_name, offset, program_is, trim_dot_slash, under, Events, Query, Syscalls};
@@ -404,7 +403,9 @@ struct Call<'a> {
 fn call<'a>(idx: &Index<'a>, i: usize) -> Option<Call<'a>> {
     let e = &idx.trace.events[i];
     match &e.kind {
-        EventKind::Syscall(s) => Some(Call { name: &s.name, args: &s.args, ok: s.ret.is_some() && !s.failed(), ret: s.ret }),
+        EventKind::Syscall(s) => {
+            Some(Call { name: &s.name, args: &s.args, ok: s.ret.is_some() && !s.failed(), ret: s.ret })
+        }
         EventKind::Libc(c) => {
             let syscalls_seen = idx.procs.get(&e.pid).is_some_and(|p| p.tracers.iter().any(|t| t.observes("syscall")));
             (!syscalls_seen).then(|| Call {
@@ -659,8 +660,7 @@ impl Trace {
     pub fn check_renamed(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<(), Violation> {
         let idx = Index::new(self);
         let (from, to) = (self.user_path(from.as_ref()), self.user_path(to.as_ref()));
-        let expectation =
-            format!("renamed {} to {}", from.shown().unwrap_or_default(), to.shown().unwrap_or_default());
+        let expectation = format!("renamed {} to {}", from.shown().unwrap_or_default(), to.shown().unwrap_or_default());
         if (0..self.events.len()).any(|i| op_paths(&idx, i, Op::Rename) == [&from, &to]) {
             return Ok(());
         }
@@ -1062,7 +1062,8 @@ impl Trace {
         }
         bad.sort_unstable();
         if !bad.is_empty() {
-            let mut v = found(&idx, &expectation, &bad, |i| names.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone()));
+            let mut v =
+                found(&idx, &expectation, &bad, |i| names.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone()));
             if !hosts.is_empty() {
                 v = v.note(
                     "a host name allows the addresses /etc/hosts gave it when the command started, and those of DNS answers the kernel saw arrive from a nameserver of /etc/resolv.conf; what the program reports of its own lookups allows nothing",
@@ -1184,9 +1185,8 @@ fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
         return v.with_events(idx, &same, |_| None).titled("the calls that touched it");
     }
     let name = want.as_os().map(base_name).unwrap_or_default().to_owned();
-    let similar: Vec<usize> = (0..n)
-        .filter(|&i| targets(i).iter().filter_map(Resolved::as_os).any(|p| base_name(p) == name))
-        .collect();
+    let similar: Vec<usize> =
+        (0..n).filter(|&i| targets(i).iter().filter_map(Resolved::as_os).any(|p| base_name(p) == name)).collect();
     if similar.is_empty() || name.is_empty() {
         return v.note("nothing touched that path");
     }
@@ -1737,7 +1737,8 @@ mod tests {
             data: b"q".to_vec(),
             truncated: false,
         };
-        let udp = || sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 3);
+        let udp =
+            || sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 3);
         let t = trace(
             vec![udp(), sys(2, 10, 10, "sendmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), flags(0, "0")], 1)],
             None,
@@ -1748,7 +1749,10 @@ mod tests {
         assert!(v.to_string().contains("192.0.2.1"), "{v}");
         // One message of several: the others may name other addresses.
         let t = trace(
-            vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(2), flags(0, "0")], 2)],
+            vec![
+                udp(),
+                sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(2), flags(0, "0")], 2),
+            ],
             None,
         );
         let v = t.check_network_only_to(["192.0.2.0/24"]).unwrap_err();
@@ -1756,7 +1760,17 @@ mod tests {
         // One message asked for, or two asked for and one sent: decided.
         for (asked, sent) in [(1, 1), (2, 1)] {
             let t = trace(
-                vec![udp(), sys(2, 10, 10, "sendmmsg", vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(asked), flags(0, "0")], sent)],
+                vec![
+                    udp(),
+                    sys(
+                        2,
+                        10,
+                        10,
+                        "sendmmsg",
+                        vec![Arg::Fd(3), msg("192.0.2.1:53"), Arg::Int(asked), flags(0, "0")],
+                        sent,
+                    ),
+                ],
                 None,
             );
             t.assert_network_only_to(["192.0.2.0/24"]);
@@ -1859,11 +1873,17 @@ mod tests {
     /// is shown as its own account.
     #[test]
     fn a_lookup_the_program_reports_allows_nothing() {
-        let t = trace(vec![libc_lookup(1, "allowed.example", "127.0.0.1:80"), tcp(2, 3), connect(3, 3, "127.0.0.1:80")], None);
+        let t = trace(
+            vec![libc_lookup(1, "allowed.example", "127.0.0.1:80"), tcp(2, 3), connect(3, 3, "127.0.0.1:80")],
+            None,
+        );
         let t = with_resolution(t, "nameserver 10.0.0.53\n", "127.0.0.1 localhost\n");
         let v = t.check_network_only_to(["allowed.example"]).unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Found, "{v}");
-        assert!(v.to_string().contains("resolved as allowed.example, by the program's own account, which allows nothing"), "{v}");
+        assert!(
+            v.to_string().contains("resolved as allowed.example, by the program's own account, which allows nothing"),
+            "{v}"
+        );
         // The same address by a name probity resolved before the run.
         t.assert_network_only_to(["localhost"]);
         t.assert_network_only_to(["LOCALHOST."]);
@@ -1875,7 +1895,8 @@ mod tests {
     #[test]
     fn dns_answers_count_from_configured_nameservers_only() {
         let run = |from: &str, extra: Vec<Event>| {
-            let mut events = vec![answer(1, from, "allowed.example", "192.0.2.7"), tcp(2, 3), connect(3, 3, "192.0.2.7:443")];
+            let mut events =
+                vec![answer(1, from, "allowed.example", "192.0.2.7"), tcp(2, 3), connect(3, 3, "192.0.2.7:443")];
             events.extend(extra);
             with_resolution(trace(events, None), "nameserver 10.0.0.53\n", "")
         };
@@ -1903,8 +1924,16 @@ mod tests {
         assert_eq!(v.kind(), ViolationKind::Found, "{v}");
         // A host name allows asking the nameservers (port 53 only).
         let ask = |to: &str| {
-            let udp = sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 5);
-            let send = sys(2, 10, 10, "sendto", vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), inet(to), Arg::Int(16)], 3);
+            let udp =
+                sys(1, 10, 10, "socket", vec![flags(libc::AF_INET, "AF_INET"), flags(2, "SOCK_DGRAM"), Arg::Int(0)], 5);
+            let send = sys(
+                2,
+                10,
+                10,
+                "sendto",
+                vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), inet(to), Arg::Int(16)],
+                3,
+            );
             with_resolution(trace(vec![udp, send], None), "nameserver 10.0.0.53\n", "")
         };
         ask("10.0.0.53:53").assert_network_only_to(["allowed.example"]);
@@ -1920,7 +1949,11 @@ mod tests {
         let t = trace(vec![setup.clone()], None);
         let v = t.check_no_network().unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
-        assert!(v.to_string().contains("note: process 10 set up io_uring at +0.000000s, whose submissions probity does not decode"), "{v}");
+        assert!(
+            v.to_string()
+                .contains("note: process 10 set up io_uring at +0.000000s, whose submissions probity does not decode"),
+            "{v}"
+        );
         assert_eq!(t.check_network_only_to(["10.0.0.1"]).unwrap_err().kind(), ViolationKind::Undecided);
         // A setup that failed made no ring.
         let failed = sys(1, 10, 10, "io_uring_setup", vec![Arg::Int(4), Arg::Ptr(1)], -libc::ENOSYS as i64);
@@ -1930,21 +1963,38 @@ mod tests {
         let v = trace(vec![enter], None).check_no_network().unwrap_err();
         assert!(v.to_string().contains("an io_uring the trace never saw set up"), "{v}");
         // A send on a descriptor the trace never saw made.
-        let send = sys(1, 10, 10, "sendto", vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)], 3);
+        let send = sys(
+            1,
+            10,
+            10,
+            "sendto",
+            vec![Arg::Fd(5), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)],
+            3,
+        );
         let v = trace(vec![send], None).check_network_only_to(["10.0.0.1"]).unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
         assert!(v.to_string().contains("a descriptor the trace never saw created"), "{v}");
         // A packet socket: found by check_no_network, undecided for an
         // allow-list.
-        let packet = sys(1, 10, 10, "socket", vec![flags(libc::AF_PACKET, "AF_PACKET"), flags(3, "SOCK_RAW"), Arg::Int(0)], 3);
+        let packet =
+            sys(1, 10, 10, "socket", vec![flags(libc::AF_PACKET, "AF_PACKET"), flags(3, "SOCK_RAW"), Arg::Int(0)], 3);
         let t = trace(vec![packet], None);
         assert_eq!(t.check_no_network().unwrap_err().kind(), ViolationKind::Found);
         assert_eq!(t.check_network_only_to(["10.0.0.1"]).unwrap_err().kind(), ViolationKind::Undecided);
-        let vsock = sys(1, 10, 10, "socket", vec![flags(libc::AF_VSOCK, "AF_VSOCK"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
+        let vsock =
+            sys(1, 10, 10, "socket", vec![flags(libc::AF_VSOCK, "AF_VSOCK"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
         assert_eq!(trace(vec![vsock], None).check_no_network().unwrap_err().kind(), ViolationKind::Found);
         // A Unix socket is not network.
-        let unix = sys(1, 10, 10, "socket", vec![flags(libc::AF_UNIX, "AF_UNIX"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
-        let send = sys(2, 10, 10, "sendto", vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)], 3);
+        let unix =
+            sys(1, 10, 10, "socket", vec![flags(libc::AF_UNIX, "AF_UNIX"), flags(1, "SOCK_STREAM"), Arg::Int(0)], 3);
+        let send = sys(
+            2,
+            10,
+            10,
+            "sendto",
+            vec![Arg::Fd(3), Arg::Ptr(1), Arg::Int(3), flags(0, "0"), Arg::Ptr(0), Arg::Int(0)],
+            3,
+        );
         let t = trace(vec![unix, send], None);
         t.assert_no_network();
         t.assert_network_only_to(["10.0.0.1"]);

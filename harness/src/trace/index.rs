@@ -287,7 +287,8 @@ impl<'t> Index<'t> {
         let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
         let mut next_fd_id = 0;
         for e in &trace.events {
-            let st = states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::default() });
+            let st =
+                states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::default() });
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);

@@ -319,7 +319,9 @@ impl<'t> Query<'t> {
                 Filter::Named(_) | Filter::Class(_) | Filter::Ok | Filter::Failed | Filter::Errno(_) => {
                     return Some("syscall".into())
                 }
-                Filter::NetOp(_) | Filter::Peer(_) | Filter::PeerPort(_) | Filter::Host(_) => return Some("net".into()),
+                Filter::NetOp(_) | Filter::Peer(_) | Filter::PeerPort(_) | Filter::Host(_) => {
+                    return Some("net".into())
+                }
                 _ => {}
             }
         }
@@ -523,7 +525,8 @@ macro_rules! filters {
             #[track_caller]
             pub fn path_glob(mut self, pattern: &str) -> Self {
                 let p = self.0.resolve_pattern(OsStr::new(pattern));
-                let g = glob::Pattern::new(&p.to_string_lossy()).unwrap_or_else(|e| panic!("invalid path pattern {pattern:?}: {e}"));
+                let g = glob::Pattern::new(&p.to_string_lossy())
+                    .unwrap_or_else(|e| panic!("invalid path pattern {pattern:?}: {e}"));
                 self.0.filters.push(Filter::Path(PathMatch::Glob(g)));
                 self
             }

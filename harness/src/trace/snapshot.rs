@@ -264,7 +264,6 @@ pub(crate) struct Row {
     what: What,
 }
 
-
 #[derive(serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum What {

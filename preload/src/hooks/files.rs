@@ -48,12 +48,7 @@ unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> 
 
 /// `openat(2)`; variadic in C, declared like [`open`].
 #[hook]
-unsafe extern "C" fn openat(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
+unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     rec.fd(dirfd);
     open_args(rec, path, flags, mode);
     rec.ret_fd(ret);
@@ -61,12 +56,7 @@ unsafe extern "C" fn openat(
 
 /// `openat64(2)`.
 #[hook]
-unsafe extern "C" fn openat64(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
+unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     rec.fd(dirfd);
     open_args(rec, path, flags, mode);
     rec.ret_fd(ret);
@@ -98,21 +88,13 @@ unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut F
 
 /// `freopen(3)`; `path` may be NULL (change the mode of `stream`).
 #[hook]
-unsafe extern "C" fn freopen(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut FILE,
-) -> *mut FILE {
+unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE {
     rec.str(path).str(mode).ptr(stream).ret_ptr(ret);
 }
 
 /// `freopen64(3)`.
 #[hook]
-unsafe extern "C" fn freopen64(
-    path: *const c_char,
-    mode: *const c_char,
-    stream: *mut FILE,
-) -> *mut FILE {
+unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE {
     rec.str(path).str(mode).ptr(stream).ret_ptr(ret);
 }
 
@@ -149,12 +131,7 @@ unsafe extern "C" fn rename(old: *const c_char, new: *const c_char) -> c_int {
 
 /// `renameat(2)`.
 #[hook]
-unsafe extern "C" fn renameat(
-    olddirfd: c_int,
-    old: *const c_char,
-    newdirfd: c_int,
-    new: *const c_char,
-) -> c_int {
+unsafe extern "C" fn renameat(olddirfd: c_int, old: *const c_char, newdirfd: c_int, new: *const c_char) -> c_int {
     rec.fd(olddirfd).str(old).fd(newdirfd).str(new).ret_int(ret);
 }
 
@@ -167,12 +144,7 @@ unsafe extern "C" fn renameat2(
     new: *const c_char,
     flags: c_uint,
 ) -> c_int {
-    rec.fd(olddirfd)
-        .str(old)
-        .fd(newdirfd)
-        .str(new)
-        .hex(flags)
-        .ret_int(ret);
+    rec.fd(olddirfd).str(old).fd(newdirfd).str(new).hex(flags).ret_int(ret);
 }
 
 /// `mkdir(2)`.
@@ -208,12 +180,7 @@ unsafe extern "C" fn linkat(
     new: *const c_char,
     flags: c_int,
 ) -> c_int {
-    rec.fd(olddirfd)
-        .str(old)
-        .fd(newdirfd)
-        .str(new)
-        .at_flags(flags)
-        .ret_int(ret);
+    rec.fd(olddirfd).str(old).fd(newdirfd).str(new).at_flags(flags).ret_int(ret);
 }
 
 /// `symlink(2)`: the target, then the link's path.
@@ -224,11 +191,7 @@ unsafe extern "C" fn symlink(target: *const c_char, linkpath: *const c_char) -> 
 
 /// `symlinkat(2)`.
 #[hook]
-unsafe extern "C" fn symlinkat(
-    target: *const c_char,
-    newdirfd: c_int,
-    linkpath: *const c_char,
-) -> c_int {
+unsafe extern "C" fn symlinkat(target: *const c_char, newdirfd: c_int, linkpath: *const c_char) -> c_int {
     rec.str(target).fd(newdirfd).str(linkpath).ret_int(ret);
 }
 
@@ -240,17 +203,8 @@ unsafe extern "C" fn chmod(path: *const c_char, mode: mode_t) -> c_int {
 
 /// `fchmodat(2)`.
 #[hook]
-unsafe extern "C" fn fchmodat(
-    dirfd: c_int,
-    path: *const c_char,
-    mode: mode_t,
-    flags: c_int,
-) -> c_int {
-    rec.fd(dirfd)
-        .str(path)
-        .mode(mode)
-        .at_flags(flags)
-        .ret_int(ret);
+unsafe extern "C" fn fchmodat(dirfd: c_int, path: *const c_char, mode: mode_t, flags: c_int) -> c_int {
+    rec.fd(dirfd).str(path).mode(mode).at_flags(flags).ret_int(ret);
 }
 
 /// `truncate(2)`.
@@ -291,23 +245,13 @@ unsafe extern "C" fn lstat64(path: *const c_char, buf: *mut libc::stat64) -> c_i
 
 /// `fstatat(2)`.
 #[hook]
-unsafe extern "C" fn fstatat(
-    dirfd: c_int,
-    path: *const c_char,
-    buf: *mut libc::stat,
-    flags: c_int,
-) -> c_int {
+unsafe extern "C" fn fstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
     rec.fd(dirfd).str(path).at_flags(flags).ret_int(ret);
 }
 
 /// `fstatat64(2)`.
 #[hook]
-unsafe extern "C" fn fstatat64(
-    dirfd: c_int,
-    path: *const c_char,
-    buf: *mut libc::stat64,
-    flags: c_int,
-) -> c_int {
+unsafe extern "C" fn fstatat64(dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int) -> c_int {
     rec.fd(dirfd).str(path).at_flags(flags).ret_int(ret);
 }
 
@@ -369,15 +313,6 @@ unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
 /// `faccessat(3)`; its flags are shown in hex, not as `AT_*` flags,
 /// because `AT_EACCESS` has the value of `AT_REMOVEDIR`.
 #[hook]
-unsafe extern "C" fn faccessat(
-    dirfd: c_int,
-    path: *const c_char,
-    mode: c_int,
-    flags: c_int,
-) -> c_int {
-    rec.fd(dirfd)
-        .str(path)
-        .int(mode)
-        .hex(flags as u32)
-        .ret_int(ret);
+unsafe extern "C" fn faccessat(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int {
+    rec.fd(dirfd).str(path).int(mode).hex(flags as u32).ret_int(ret);
 }

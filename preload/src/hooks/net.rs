@@ -52,12 +52,7 @@ unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, addrlen: *mut sockle
 
 /// `accept4(2)`; `flags` (`SOCK_NONBLOCK`, `SOCK_CLOEXEC`) in hex.
 #[hook]
-unsafe extern "C" fn accept4(
-    fd: c_int,
-    addr: *mut sockaddr,
-    addrlen: *mut socklen_t,
-    flags: c_int,
-) -> c_int {
+unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t, flags: c_int) -> c_int {
     rec.fd(fd);
     // SAFETY: as in `accept`.
     unsafe { peer(rec, ret, addr, addrlen) };
@@ -168,11 +163,7 @@ unsafe extern "C" fn getnameinfo(
             std::ptr::null()
         }
     };
-    rec.sockaddr(addr, addrlen)
-        .str(filled(host, hostlen))
-        .str(filled(serv, servlen))
-        .hex(flags as u32)
-        .ret_int(ret);
+    rec.sockaddr(addr, addrlen).str(filled(host, hostlen)).str(filled(serv, servlen)).hex(flags as u32).ret_int(ret);
 }
 
 /// A short text built without allocating: an address and port.
@@ -183,10 +174,7 @@ struct Text {
 
 impl Text {
     fn new() -> Self {
-        Text {
-            buf: [0; 64],
-            len: 0,
-        }
+        Text { buf: [0; 64], len: 0 }
     }
 
     fn as_bytes(&self) -> &[u8] {
@@ -211,11 +199,7 @@ impl std::fmt::Write for Text {
 ///
 /// # Safety
 /// `addr` is NULL or readable for `len` bytes.
-unsafe fn format_sockaddr(
-    addr: *const sockaddr,
-    len: socklen_t,
-    out: &mut Text,
-) -> std::fmt::Result {
+unsafe fn format_sockaddr(addr: *const sockaddr, len: socklen_t, out: &mut Text) -> std::fmt::Result {
     let len = len as usize;
     if addr.is_null() || len < size_of::<libc::sa_family_t>() {
         return Err(std::fmt::Error);
@@ -247,25 +231,12 @@ unsafe fn format_sockaddr(
 ///
 /// # Safety
 /// `addr` is readable for `len` bytes.
-unsafe fn format_raw_addr(
-    family: c_int,
-    addr: *const c_void,
-    len: c_int,
-    out: &mut Text,
-) -> std::fmt::Result {
+unsafe fn format_raw_addr(family: c_int, addr: *const c_void, len: c_int, out: &mut Text) -> std::fmt::Result {
     // SAFETY: the caller's promise, checked against each family's size.
     unsafe {
         match (family, len) {
-            (libc::AF_INET, 4) => write!(
-                out,
-                "{}",
-                Ipv4Addr::from(addr.cast::<[u8; 4]>().read_unaligned())
-            ),
-            (libc::AF_INET6, 16) => write!(
-                out,
-                "{}",
-                Ipv6Addr::from(addr.cast::<[u8; 16]>().read_unaligned())
-            ),
+            (libc::AF_INET, 4) => write!(out, "{}", Ipv4Addr::from(addr.cast::<[u8; 4]>().read_unaligned())),
+            (libc::AF_INET6, 16) => write!(out, "{}", Ipv6Addr::from(addr.cast::<[u8; 16]>().read_unaligned())),
             _ => Err(std::fmt::Error),
         }
     }
@@ -278,14 +249,7 @@ mod tests {
     fn sockaddr_text<T>(sa: &T) -> String {
         let mut text = Text::new();
         // SAFETY: a whole socket address struct.
-        unsafe {
-            format_sockaddr(
-                (sa as *const T).cast(),
-                size_of::<T>() as socklen_t,
-                &mut text,
-            )
-        }
-        .unwrap();
+        unsafe { format_sockaddr((sa as *const T).cast(), size_of::<T>() as socklen_t, &mut text) }.unwrap();
         String::from_utf8(text.as_bytes().to_vec()).unwrap()
     }
 

@@ -95,7 +95,11 @@ impl Call {
         };
         // SAFETY: the name fits after the fixed part in the payload area.
         unsafe {
-            std::ptr::copy_nonoverlapping(name.as_ptr(), parts.buf.payload().add(size_of::<LibcCallFixed>()), name.len());
+            std::ptr::copy_nonoverlapping(
+                name.as_ptr(),
+                parts.buf.payload().add(size_of::<LibcCallFixed>()),
+                name.len(),
+            );
         }
         // A panic in a body records nothing and is counted as skipped.
         let built = catch_unwind(AssertUnwindSafe(|| body(&mut Rec { p: &mut parts }))).is_ok();

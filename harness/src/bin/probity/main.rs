@@ -21,7 +21,11 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "probity", version, about = "Prove what a program does to the system: trace every exec, fork, exit and syscall of its process tree.")]
+#[command(
+    name = "probity",
+    version,
+    about = "Prove what a program does to the system: trace every exec, fork, exit and syscall of its process tree."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -72,7 +72,10 @@ pub fn create(path: &Path, what: &str) -> anyhow::Result<File> {
     let shown = path.display();
     if path.file_name().is_none() {
         let dir = shown.to_string();
-        bail!("{what} {dir} names a directory, not a file; give a file name such as {}/trace.txt", dir.trim_end_matches('/'));
+        bail!(
+            "{what} {dir} names a directory, not a file; give a file name such as {}/trace.txt",
+            dir.trim_end_matches('/')
+        );
     }
     let fd = open(path).map_err(advise).with_context(|| format!("cannot write the trace to {what} {shown}"))?;
     // probity's own stdout or stderr (`-o /dev/stdout`, even when it is a
@@ -109,7 +112,11 @@ fn open(path: &Path) -> anyhow::Result<OwnedFd> {
     let mut links = 0;
     while let Some(name) = todo.pop_front() {
         let last = todo.is_empty();
-        let opened = if last { create_in(&dir, &name) } else { openat(&dir, name.as_os_str(), dir_flags | OFlag::O_NOFOLLOW, Mode::empty()) };
+        let opened = if last {
+            create_in(&dir, &name)
+        } else {
+            openat(&dir, name.as_os_str(), dir_flags | OFlag::O_NOFOLLOW, Mode::empty())
+        };
         let err = match opened {
             Ok(fd) if last => {
                 vet(&fd)?;
@@ -141,7 +148,8 @@ fn open(path: &Path) -> anyhow::Result<OwnedFd> {
         // /proc's links (/dev/stdout is /proc/self/fd/1) name open files,
         // not paths: only the kernel can follow them, and /proc owns them.
         if in_procfs(&dir) {
-            let flags = if last { OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK } else { dir_flags };
+            let flags =
+                if last { OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK } else { dir_flags };
             let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
             if last {
                 vet(&fd)?;

@@ -211,11 +211,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // since, say): refuse before anything runs.
     if let (Some(t), Some(j)) = (&args.output, &args.json) {
         if !discard_text && !output::is_dev_null(j) && output::identity(t) == output::identity(j) {
-            anyhow::bail!(
-                "-o {} and --json {} are the same file; give two different files",
-                t.display(),
-                j.display()
-            );
+            anyhow::bail!("-o {} and --json {} are the same file; give two different files", t.display(), j.display());
         }
     }
     // With --summary the kernel counts syscalls itself, and the ring only
@@ -285,7 +281,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let Some(j) = json.as_mut().filter(|_| !summary && json_err.is_none()) {
-            if let Err(err) = serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n")) {
+            if let Err(err) =
+                serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n"))
+            {
                 json_err = Some(err);
             }
         }
