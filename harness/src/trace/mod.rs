@@ -21,6 +21,8 @@ mod load;
 mod query;
 mod resolvers;
 mod snapshot;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use assert::{Violation, ViolationKind};
 pub use classes::Class;

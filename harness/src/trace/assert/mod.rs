@@ -1722,7 +1722,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::trace::index::tests::{flags, path, sys, trace};
+    use crate::trace::test_support::{flags, path, sys, trace};
 
     fn inet(addr: &str) -> Arg {
         Arg::Sockaddr(SockAddr::Inet { addr: addr.parse::<SocketAddr>().unwrap() })

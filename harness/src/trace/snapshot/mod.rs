@@ -1341,7 +1341,7 @@ fn is_shared_library(base: &str) -> bool {
 mod tests {
     use super::*;
     use crate::event::{Exit, Fork};
-    use crate::trace::index::tests::{path, sys, trace};
+    use crate::trace::test_support::{path, sys, trace};
 
     fn fork(ts: u64, pid: u32, tid: u32, child: u32) -> Event {
         Event { ts_ns: ts, pid, tid, kind: EventKind::Fork(Fork { child_tid: child, untracked: false }) }
