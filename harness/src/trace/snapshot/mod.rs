@@ -258,7 +258,7 @@ impl Serialize for Snapshot<'_> {
 pub(crate) struct Row {
     task: String,
     /// How many libc calls (shown) this event was made in.
-    #[serde(skip_serializing_if = "super::is_zero")]
+    #[serde(skip_serializing_if = "crate::trace::is_zero")]
     depth: usize,
     #[serde(flatten)]
     what: What,
