@@ -9,6 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use crate::event::{Arg, Event, EventKind, NetOp, SignalAction, Syscall};
 use crate::trace::index::{Index, Resolved};
 
+/// Signals whose delivery with the default action changes nothing, and
+/// whose arrival is up to the scheduler.
+const HARMLESS_SIGNALS: &[&str] = &["SIGCHLD", "SIGURG", "SIGWINCH", "SIGCONT"];
+
 /// Where a task is in the start-up of the program it exec'd.
 #[derive(Clone)]
 pub(super) enum Phase {
@@ -60,8 +64,7 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
             EventKind::Net(n) => noise[i] = matches!(n.op, NetOp::State | NetOp::Retransmit),
             EventKind::Signal(sig) => {
                 noise[i] = sig.action == SignalAction::Ignore
-                    || (sig.action == SignalAction::Default
-                        && matches!(sig.name.as_ref(), "SIGCHLD" | "SIGURG" | "SIGWINCH" | "SIGCONT"));
+                    || (sig.action == SignalAction::Default && HARMLESS_SIGNALS.contains(&sig.name.as_ref()));
             }
             EventKind::Libc(c) => {
                 noise[i] = runtime;
@@ -163,35 +166,37 @@ pub(super) fn thread_endings(events: &[Event], order: &[usize], noise: &mut [boo
 }
 
 /// What the dynamic loader does while it maps the program's libraries.
+const LOADER_CALLS: &[&str] = &[
+    "openat",
+    "open",
+    "newfstatat",
+    "fstat",
+    "stat",
+    "lstat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "read",
+    "pread64",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "close",
+    "brk",
+    "arch_prctl",
+    "readlink",
+    "getcwd",
+    "statfs",
+    "lseek",
+    "set_tid_address",
+    "set_thread_area",
+    "uname",
+];
+
+/// Whether `s` is one of [`LOADER_CALLS`].
 pub(super) fn loader_call(s: &Syscall) -> bool {
-    matches!(
-        s.name.as_ref(),
-        "openat"
-            | "open"
-            | "newfstatat"
-            | "fstat"
-            | "stat"
-            | "lstat"
-            | "statx"
-            | "access"
-            | "faccessat"
-            | "faccessat2"
-            | "read"
-            | "pread64"
-            | "mmap"
-            | "mprotect"
-            | "munmap"
-            | "close"
-            | "brk"
-            | "arch_prctl"
-            | "readlink"
-            | "getcwd"
-            | "statfs"
-            | "lseek"
-            | "set_tid_address"
-            | "set_thread_area"
-            | "uname"
-    )
+    LOADER_CALLS.contains(&s.name.as_ref())
 }
 
 /// The loader's last step: setting up the main thread's thread pointer.
@@ -262,11 +267,30 @@ pub(super) fn touches(idx: &Index<'_>, own: &[usize], ts: u64, script: &OsStr) -
     })
 }
 
-/// Syscalls that are runtime noise wherever they are.
+/// Syscalls that are runtime noise wherever they are: locks (contention
+/// differs from run to run), memory management, and the thread set-up
+/// glibc does in every thread.
+const ALWAYS_NOISE: &[&str] = &[
+    "futex",
+    "futex_wait",
+    "futex_wake",
+    "futex_waitv",
+    "futex_requeue",
+    "rseq",
+    "set_robust_list",
+    "brk",
+    "munmap",
+    "mprotect",
+    "madvise",
+    "mremap",
+    "membarrier",
+];
+
+/// Syscalls that are runtime noise wherever they are: those of
+/// [`ALWAYS_NOISE`], and anonymous mappings.
 pub(super) fn always_noise(s: &Syscall) -> bool {
     match s.name.as_ref() {
-        "futex" | "futex_wait" | "futex_wake" | "futex_waitv" | "futex_requeue" | "rseq" | "set_robust_list"
-        | "brk" | "munmap" | "mprotect" | "madvise" | "mremap" | "membarrier" => true,
+        name if ALWAYS_NOISE.contains(&name) => true,
         "mmap" => {
             let anon = s.args.iter().any(|a| matches!(a, Arg::Flags { text, .. } if text.contains("MAP_ANONYMOUS")));
             let no_fd = s.args.get(4).is_some_and(|a| matches!(a, Arg::Fd(-1)));
@@ -277,42 +301,56 @@ pub(super) fn always_noise(s: &Syscall) -> bool {
 }
 
 /// Syscalls of the loader's and libc's start-up.
+const STARTUP_CALLS: &[&str] = &[
+    "mmap",
+    "arch_prctl",
+    "set_tid_address",
+    "prlimit64",
+    "getrandom",
+    "set_thread_area",
+    "personality",
+    "getpid",
+    "gettid",
+    "getppid",
+];
+
+/// Whether `s` is one of [`STARTUP_CALLS`].
 pub(super) fn startup_call(s: &Syscall) -> bool {
-    matches!(
-        s.name.as_ref(),
-        "mmap"
-            | "arch_prctl"
-            | "set_tid_address"
-            | "prlimit64"
-            | "getrandom"
-            | "set_thread_area"
-            | "personality"
-            | "getpid"
-            | "gettid"
-            | "getppid"
-    )
+    STARTUP_CALLS.contains(&s.name.as_ref())
 }
 
 /// Files libc and libraries look at while they start.
+const STARTUP_FILES: &[&str] =
+    &["/proc/filesystems", "/sys/fs/selinux", "/selinux", "/etc/selinux/config", "/proc/self/exe"];
+
+/// Directories under which every file is one of [`STARTUP_FILES`].
+const STARTUP_FILE_PREFIXES: &[&str] = &["/sys/devices/system/cpu"];
+
+/// Whether `path` is one of [`STARTUP_FILES`] or under one of
+/// [`STARTUP_FILE_PREFIXES`].
 pub(super) fn startup_file(path: &str) -> bool {
-    matches!(path, "/proc/filesystems" | "/sys/fs/selinux" | "/selinux" | "/etc/selinux/config" | "/proc/self/exe")
-        || path.starts_with("/sys/devices/system/cpu")
+    STARTUP_FILES.contains(&path) || STARTUP_FILE_PREFIXES.iter().any(|p| path.starts_with(p))
 }
+
+/// Where the loader's configuration and cache, libc's locales and the
+/// time zones are.
+const RUNTIME_PREFIXES: &[&str] =
+    &["/etc/ld.so", "/usr/lib/locale", "/usr/share/locale", "/usr/share/i18n", "/usr/share/zoneinfo"];
+
+/// Directories, anywhere in a path, of the loader's per-CPU libraries and
+/// of iconv's converters.
+const RUNTIME_DIRS: &[&str] = &["glibc-hwcaps", "gconv"];
 
 /// Files only the loader, libc's locale and time zone code, or (in Python)
 /// the interpreter itself look up.
 pub(super) fn runtime_file(path: &str, python: bool) -> bool {
     let base = path.rsplit('/').next().unwrap_or(path);
     let components = || path.split('/');
-    let lib = path.starts_with("/etc/ld.so")
+    let lib = RUNTIME_PREFIXES.iter().any(|p| path.starts_with(p))
         || base.starts_with("probity-ring-")
         || is_shared_library(base)
-        || components().any(|c| c == "glibc-hwcaps" || c == "gconv")
-        || path.starts_with("/usr/lib/locale")
-        || path.starts_with("/usr/share/locale")
-        || path.starts_with("/usr/share/i18n")
-        || path == "/etc/localtime"
-        || path.starts_with("/usr/share/zoneinfo");
+        || components().any(|c| RUNTIME_DIRS.contains(&c))
+        || path == "/etc/localtime";
     if lib {
         return true;
     }
