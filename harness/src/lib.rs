@@ -34,6 +34,7 @@
 //!   are derived from the syscalls that carry their peer, and DNS decoded
 //!   only as far as the datagram was captured (see [`Net`]).
 
+mod coverage;
 pub mod decode;
 mod error;
 pub mod event;

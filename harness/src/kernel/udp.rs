@@ -186,7 +186,7 @@ fn buffer(s: &Syscall) -> Option<(&[u8], u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::index::tests::{flags, sys};
+    use crate::trace::test_support::{flags, sys};
 
     fn inet(addr: &str) -> Arg {
         Arg::Sockaddr(SockAddr::Inet { addr: addr.parse().unwrap() })

@@ -9,8 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use foldhash::HashMap;
 
+use crate::coverage::{TracerKind, Uncovered};
 use crate::event::{Event, EventKind};
-use crate::trace::{TracerKind, Uncovered};
 
 /// Every exec that no attach in `attached` followed, from the events
 /// shown to it one by one.

@@ -18,8 +18,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::coverage::TracerKind;
 use crate::event::{Arg, EventKind, SockAddr, Syscall};
-use crate::trace::{Process, Trace, TracerKind};
+use crate::trace::model::{Process, Trace};
 
 /// A path as far as the trace can tell where it points.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +153,45 @@ struct ProcState {
     fds: HashMap<i32, FdEntry>,
 }
 
+impl Trace {
+    /// The processes of the tree, by pid, with the tracers that covered
+    /// each.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let procs = trace.processes();
+    /// assert_eq!(procs.len(), 1);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn processes(&self) -> BTreeMap<u32, Process> {
+        Index::new(self).procs
+    }
+
+    /// The process `pid`, when the trace has it.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let root = trace.process(trace.outcome.root_pid).unwrap();
+    /// assert_eq!(root.parent, None);
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    #[must_use]
+    pub fn process(&self, pid: u32) -> Option<Process> {
+        Index::new(self).procs.remove(&pid)
+    }
+}
+
+/// Whether `tracer`, active for the run, covered process `p`. The
+/// eBPF tracer follows every task of the tree except those it could not
+/// add to its task map (shown by a fork marked `untracked`); the preload
+/// library every image it was loaded in, so not the processes
+/// [`Outcome::uncovered`](crate::Outcome::uncovered) lists for it
+/// (`uncovered` holds them, with their tracer).
+fn covers(tracer: TracerKind, p: &Process, uncovered: &HashSet<(u32, TracerKind)>) -> bool {
+    !p.untracked && !uncovered.contains(&(p.pid, tracer))
+}
+
 /// Everything derived from a trace's events, built once per query.
 pub(crate) struct Index<'t> {
     pub trace: &'t Trace,
@@ -234,7 +274,7 @@ impl<'t> Index<'t> {
         let active = &trace.outcome.tracers;
         let uncovered: HashSet<(u32, TracerKind)> = trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
         for p in self.procs.values_mut() {
-            p.tracers = active.iter().copied().filter(|t| t.covers(p, &uncovered)).collect();
+            p.tracers = active.iter().copied().filter(|&t| covers(t, p, &uncovered)).collect();
         }
     }
 
@@ -604,57 +644,10 @@ fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) -> Option<i32>
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::borrow::Cow;
-
+mod tests {
     use super::*;
     use crate::event::{Event, Exec, Fork};
-    use crate::trace::{ExitStatus, Losses, Outcome, TracerKind};
-
-    /// A syscall event of task `pid`.`tid` at `ts`.
-    pub(crate) fn sys(ts: u64, pid: u32, tid: u32, name: &'static str, args: Vec<Arg>, ret: i64) -> Event {
-        let errno = (ret < 0).then(|| Cow::Owned(crate::decode::errno_name((-ret) as i32).into_owned()));
-        Event {
-            ts_ns: ts,
-            pid,
-            tid,
-            kind: EventKind::Syscall(Syscall {
-                name: Cow::Borrowed(name),
-                nr: 0,
-                args,
-                ret: Some(ret),
-                errno,
-                duration_ns: 1,
-                parent: None,
-            }),
-        }
-    }
-
-    pub(crate) fn path(p: &str) -> Arg {
-        Arg::Path { path: p.into(), truncated: false }
-    }
-
-    pub(crate) fn flags(value: i32, text: &str) -> Arg {
-        Arg::Flags { value: value as u64, text: text.into() }
-    }
-
-    pub(crate) fn trace(events: Vec<Event>, cwd: Option<&str>) -> Trace {
-        let outcome = Outcome {
-            root_pid: 10,
-            status: ExitStatus::Code(0),
-            tracers: vec![TracerKind::Ebpf],
-            losses: Losses::default(),
-            syscalls: vec![],
-            interrupted: false,
-            uncovered: vec![],
-            cwd: cwd.map(str::to_owned),
-            own_syscalls: 0,
-            libc_calls: vec![],
-            preload_waits: 0,
-            resolution: crate::trace::Resolution::default(),
-        };
-        Trace { events, outcome }
-    }
+    use crate::trace::test_support::{flags, path, sys, trace};
 
     fn targets(idx: &Index<'_>, i: usize) -> Vec<Resolved> {
         idx.access(i).map(|a| a.targets().cloned().collect()).unwrap_or_default()

@@ -871,7 +871,7 @@ impl Trace {
 mod tests {
     use super::*;
     use crate::event::Arg;
-    use crate::trace::index::tests::{path, sys, trace};
+    use crate::trace::test_support::{path, sys, trace};
 
     #[test]
     fn helpers() {

@@ -1,0 +1,100 @@
+//! Channels whose network traffic the tracer does not see (io_uring,
+//! descriptors from outside the tree, raw and packet sockets): the
+//! network checks cannot pass over them.
+
+use super::calls::call;
+use super::sockets::{socket_kind, OTHER_NETWORK_FAMILIES};
+use super::violation::{Violation, ViolationKind};
+use crate::event::Arg;
+use crate::trace::index::{FdTarget, Index};
+use crate::trace::query::offset;
+
+pub(super) const IO_URING: &str = "it set up io_uring, whose submissions probity does not decode (a socket, connect or send made through it is not in the trace)";
+
+/// The events that opened a channel whose network traffic the tracer
+/// does not see, each with why: the network gates cannot pass over them.
+pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    // Processes that received a message on a socket that can carry
+    // descriptors (a Unix socket, or one from outside the tree).
+    let mut may_hold_received: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let received_by = |pid: u32, set: &std::collections::HashSet<u32>| {
+        let mut p = Some(pid);
+        let mut hops = 0;
+        while let Some(q) = p {
+            if set.contains(&q) {
+                return true;
+            }
+            hops += 1;
+            p = idx.procs.get(&q).and_then(|x| x.parent).filter(|_| hops <= idx.procs.len());
+        }
+        false
+    };
+    for (i, e) in idx.trace.events.iter().enumerate() {
+        let Some(s) = e.as_syscall() else { continue };
+        let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
+        let unknown_fd = || idx.access(i).is_some_and(|a| a.fd.is_none());
+        let fd_at_least_3 = || matches!(s.args.first(), Some(Arg::Fd(fd)) if *fd >= 3);
+        let why = match s.name.as_ref() {
+            "recvmsg" | "recvmmsg" if ok => {
+                match idx.access(i).and_then(|a| a.fd.as_deref()) {
+                    Some(FdTarget::Socket { family, .. }) if *family == libc::AF_UNIX => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    None => {
+                        may_hold_received.insert(e.pid);
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            "write" | "writev" | "pwrite64" | "pwritev" | "pwritev2" | "sendfile"
+                if ok && unknown_fd() && fd_at_least_3() && received_by(e.pid, &may_hold_received) =>
+            {
+                "it wrote to a descriptor the trace never saw created, after its process (or an ancestor) received a message that can carry descriptors (SCM_RIGHTS): it may be a socket from outside the tree"
+            }
+            // A failed setup made no ring; a ring from outside the tree is
+            // caught where it is used.
+            "io_uring_setup" if ok => IO_URING,
+            "io_uring_enter" | "io_uring_register" if unknown_fd() => {
+                "it used an io_uring the trace never saw set up (inherited or received), whose submissions probity does not decode"
+            }
+            "pidfd_getfd" if ok => {
+                "it took a descriptor from another process with pidfd_getfd; probity does not know what it refers to"
+            }
+            "socket" if ok => match call(idx, i).as_ref().and_then(socket_kind) {
+                Some((libc::AF_PACKET, _)) => {
+                    "it opened a packet socket: where its frames go is in their bytes, which probity does not decode"
+                }
+                Some((libc::AF_INET | libc::AF_INET6, libc::SOCK_RAW)) => {
+                    "it opened a raw socket: with IP_HDRINCL where its packets go is in their bytes, which probity does not decode"
+                }
+                Some((f, _)) if OTHER_NETWORK_FAMILIES.contains(&f) => {
+                    "it opened a socket of a family whose destinations probity does not record"
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        out.push((i, why));
+    }
+    out
+}
+
+/// Adds to a violation, for each process that set up io_uring, a note
+/// naming it and when.
+pub(super) fn blind_spot_notes(idx: &Index<'_>, mut v: Violation) -> Violation {
+    if v.kind() != ViolationKind::Undecided {
+        return v;
+    }
+    for e in &idx.trace.events {
+        if e.as_syscall().is_some_and(|s| s.name == "io_uring_setup" && s.ret.is_some_and(|r| r >= 0)) {
+            v = v.note(format!(
+                "process {} set up io_uring at {}, whose submissions probity does not decode: the network gates cannot tell what it sent",
+                e.pid,
+                offset(e.ts_ns, idx.trace.start_ns())
+            ));
+        }
+    }
+    v
+}
