@@ -40,6 +40,7 @@ pub mod event;
 pub mod kernel;
 mod launch;
 mod merge;
+mod net;
 pub mod preload;
 pub mod render;
 pub mod testing;

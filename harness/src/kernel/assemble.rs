@@ -25,7 +25,7 @@ use crate::decode::{self, CaptureData};
 use crate::event::{
     Event, EventKind, Exec, Exit, ExitStatus, Fork, Net, NetOp, Protocol, Signal, SignalAction, TcpState,
 };
-use crate::kernel::udp::Datagrams;
+use crate::net::Datagrams;
 
 /// Per-session decoding state.
 #[derive(Default)]

@@ -9,7 +9,7 @@
 //! `fork`, and each datagram syscall that succeeded is followed by a
 //! [`Net`] event of the same task (with the local address when `bind`
 //! gave one). Datagrams to or from port 53, or on a socket bound to it, are
-//! decoded as DNS ([`crate::decode::dns`]) as far as their bytes were
+//! decoded as DNS ([`super::dns`]) as far as their bytes were
 //! captured (of a message, its first buffer; of an `mmsg` call, the first
 //! message's).
 //!
@@ -124,7 +124,7 @@ impl Datagrams {
         let len = (!s.name.ends_with("mmsg")).then_some(ret as u64);
         let local = self.sock(e.pid, fd).and_then(|s| s.local);
         let dns = if peer.port() == 53 || local.is_some_and(|l| l.port() == 53) {
-            buffer(s).and_then(|(data, full)| crate::decode::dns(data, full)).map(Box::new)
+            buffer(s).and_then(|(data, full)| super::dns(data, full)).map(Box::new)
         } else {
             None
         };
