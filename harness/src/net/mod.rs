@@ -9,7 +9,11 @@
 //! Queries and assertions compare addresses through [`canonical`].
 
 pub(crate) mod dns;
+pub(crate) mod hosts;
+pub(crate) mod tcp;
 pub(crate) mod udp;
 
 pub use dns::dns;
+pub(crate) use hosts::{canonical, HostLinker};
+pub(crate) use tcp::Connections;
 pub(crate) use udp::Datagrams;

@@ -1024,7 +1024,7 @@ impl Trace {
         let mut undecided = blind_spots(&idx);
         let mut names: Vec<(usize, String)> = Vec::new();
         // What the program's own lookups claim, for the message only.
-        let mut claims = crate::merge::HostLinker::default();
+        let mut claims = crate::net::HostLinker::default();
         // An answer for an allowed name came, and was not believed.
         let mut ignored_answers = false;
         let mut order: Vec<usize> = (0..self.events.len()).collect();
