@@ -37,6 +37,7 @@
 pub mod decode;
 mod error;
 pub mod event;
+mod fds;
 pub mod kernel;
 mod launch;
 mod merge;

@@ -190,6 +190,7 @@ impl Assembler {
                 let h = e.header;
                 // A new image starts with a clean slate for its exit.
                 self.ending.remove(&h.pid);
+                self.datagrams.on_exec(h.pid);
                 // Held until the argv record, which the `execve` exit writes next.
                 self.pending_exec.insert(
                     h.tid,
