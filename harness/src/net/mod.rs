@@ -3,10 +3,12 @@
 //!
 //! The flow: the kernel's TCP records are numbered into connections
 //! ([`tcp`]) and UDP datagrams are derived from the syscalls that carry
-//! them ([`udp`]), both while records are decoded; datagrams to or from
-//! port 53 are read as DNS ([`dns`]); once the events are merged, network
-//! events get the host names the program resolved before them ([`hosts`]).
-//! Queries and assertions compare addresses through [`canonical`].
+//! them ([`udp`], which follows each process's descriptors with
+//! [`crate::fds`]), both while records are decoded; datagrams to or from
+//! port 53 are read as DNS ([`dns`](mod@dns)); once the events are
+//! merged, network events get the host names the program resolved
+//! before them ([`hosts`]). Queries and assertions compare addresses
+//! through [`canonical`].
 
 pub(crate) mod dns;
 pub(crate) mod hosts;

@@ -10,7 +10,7 @@
 //! each datagram syscall that succeeded is followed by a
 //! [`Net`] event of the same task (with the local address when `bind`
 //! gave one). Datagrams to or from port 53, or on a socket bound to it, are
-//! decoded as DNS ([`super::dns`]) as far as their bytes were
+//! decoded as DNS ([`super::dns()`]) as far as their bytes were
 //! captured (of a message, its first buffer; of an `mmsg` call, the first
 //! message's).
 //!
