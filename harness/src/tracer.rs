@@ -483,7 +483,7 @@ impl Tracee {
         keep_merged: bool,
     ) -> Result<(Outcome, Vec<Event>), Error> {
         // Network events get the host names resolved before them.
-        let mut hosts = crate::merge::HostLinker::default();
+        let mut hosts = crate::net::HostLinker::default();
         let mut on_event = |mut e: Event| {
             hosts.apply(&mut e);
             deliver(e);

@@ -11,6 +11,7 @@ mod fidelity_args;
 mod inheritance;
 mod libc_hooks;
 mod network;
+mod network_descriptors;
 mod preload;
 mod preload_fidelity;
 mod process_events;

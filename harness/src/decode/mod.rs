@@ -36,14 +36,13 @@ use probity_common::CaptureKind;
 use syscalls::Sysno;
 
 mod args;
-mod dns;
 pub(crate) mod flags;
 pub(crate) mod sockaddr;
 mod spec;
 mod text;
 
+pub use crate::net::dns;
 pub use args::decode_syscall;
-pub use dns::dns;
 pub use spec::capture_spec;
 pub use text::{escape_bytes, format_syscall, unescape_bytes};
 

@@ -4,9 +4,10 @@
 //! `execve` entry and is joined to the exec (or to the failed `execve`);
 //! a process's exit status is worked out from what it did (its
 //! `exit_group` code, or a fatal signal), since the exit tracepoint does not
-//! carry it; TCP connections are numbered by socket, and remembered so an
-//! accept or a socket still open at the end gets its addresses; and UDP
-//! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
+//! carry it; TCP connections are numbered by socket ([`Connections`]), and
+//! remembered so an accept or a socket still open at the end gets its
+//! addresses; and UDP datagrams are derived from the syscalls that carry
+//! them ([`Datagrams`]).
 //! A process that exec'd into more privilege than a non-root caller (see
 //! [`super::privilege`]) ends at that exec: nothing of it after that is
 //! decoded, whatever reaches the ring.
@@ -17,15 +18,13 @@ use std::os::unix::ffi::OsStrExt;
 use foldhash::HashMap;
 
 use probity_common::{
-    NetEvent, ParseError, Record, SockOwner, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, EXEC_PRIVILEGED,
-    FORK_UNTRACKED, NET_ADDR_UNKNOWN, NET_OPEN_AT_END, SIGNAL_GENERATED, SYSCALL_NO_RETURN,
+    ParseError, Record, SockOwner, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, EXEC_PRIVILEGED,
+    FORK_UNTRACKED, SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
 use crate::decode::{self, CaptureData};
-use crate::event::{
-    Event, EventKind, Exec, Exit, ExitStatus, Fork, Net, NetOp, Protocol, Signal, SignalAction, TcpState,
-};
-use crate::kernel::udp::Datagrams;
+use crate::event::{Event, EventKind, Exec, Exit, ExitStatus, Fork, Signal, SignalAction};
+use crate::net::{Connections, Datagrams};
 
 /// Per-session decoding state.
 #[derive(Default)]
@@ -43,10 +42,8 @@ pub(crate) struct Assembler {
     process_of: HashMap<u32, u32>,
     /// The (pid, tid) last put in `process_of`.
     last_ids: (u32, u32),
-    /// Live TCP sockets by the kernel's socket address.
-    conns: HashMap<u64, Conn>,
-    /// Connections numbered so far.
-    nconns: u32,
+    /// TCP connections, numbered by socket.
+    tcp: Connections,
     /// UDP datagrams from syscalls.
     datagrams: Datagrams,
     /// Processes that exec'd into more privilege than the caller, by pid,
@@ -54,19 +51,6 @@ pub(crate) struct Assembler {
     privileged: HashMap<u32, u64>,
     /// Those execs, in arrival order: time, pid, program.
     privileged_execs: Vec<(u64, u32, OsString)>,
-}
-
-/// What is known of a live TCP socket.
-#[derive(Clone, Copy)]
-struct Conn {
-    number: u32,
-    /// Its connect, listen or accept was seen. An event of another socket
-    /// can come first: the kernel side claims an accepted socket just
-    /// before it writes the accept, and a softirq on another CPU may
-    /// report the socket in between.
-    claimed: bool,
-    local: Option<std::net::SocketAddr>,
-    peer: Option<std::net::SocketAddr>,
 }
 
 /// What an exec's entry record said.
@@ -155,7 +139,7 @@ impl Assembler {
                 out.extend(datagram);
             }
             Record::Net(n) => {
-                let ev = self.net(&n);
+                let ev = self.tcp.on_record(&n);
                 out.push(ev);
             }
             Record::ExecArgs(h, data) => {
@@ -206,6 +190,7 @@ impl Assembler {
                 let h = e.header;
                 // A new image starts with a clean slate for its exit.
                 self.ending.remove(&h.pid);
+                self.datagrams.on_exec(h.pid);
                 // Held until the argv record, which the `execve` exit writes next.
                 self.pending_exec.insert(
                     h.tid,
@@ -293,64 +278,6 @@ impl Assembler {
         Ok(())
     }
 
-    /// A TCP record as an event, numbering its connection.
-    fn net(&mut self, n: &NetEvent) -> Event {
-        let h = n.header;
-        let op = match probity_common::NetOp::from_u32(n.op) {
-            Some(probity_common::NetOp::Connect) => NetOp::Connect,
-            Some(probity_common::NetOp::Listen) => NetOp::Listen,
-            Some(probity_common::NetOp::Accept) => NetOp::Accept,
-            Some(probity_common::NetOp::Close) => NetOp::Close,
-            Some(probity_common::NetOp::Retransmit) => NetOp::Retransmit,
-            Some(probity_common::NetOp::ResetSent) => NetOp::ResetSent,
-            Some(probity_common::NetOp::ResetReceived) => NetOp::ResetReceived,
-            Some(probity_common::NetOp::State) | None => NetOp::State,
-        };
-        let known = n.flags & NET_ADDR_UNKNOWN == 0;
-        let mut local = known.then(|| sockaddr(n.family, &n.saddr, n.sport)).flatten();
-        // A listening socket has no peer (port 0).
-        let peer = (known && n.dport != 0).then(|| sockaddr(n.family, &n.daddr, n.dport)).flatten();
-        if n.sport == 0 {
-            // A connect, before the kernel picked the source port.
-            local = None;
-        }
-        let fresh = matches!(op, NetOp::Connect | NetOp::Listen | NetOp::Accept);
-        let conn = match self.conns.get_mut(&n.sk) {
-            Some(c) if !fresh || !c.claimed => c,
-            _ => {
-                self.nconns += 1;
-                let c = Conn { number: self.nconns, claimed: false, local: None, peer: None };
-                self.conns.entry(n.sk).insert_entry(c).into_mut()
-            }
-        };
-        conn.claimed |= fresh;
-        conn.local = local.or(conn.local);
-        conn.peer = peer.or(conn.peer);
-        let conn = *conn;
-        let closed = op == NetOp::Close;
-        if closed {
-            self.conns.remove(&n.sk);
-        }
-        let state = TcpState::from_kernel(n.new_state);
-        let net = Net {
-            op,
-            protocol: Protocol::Tcp,
-            local: conn.local,
-            peer: conn.peer,
-            conn: Some(conn.number),
-            host: None,
-            old_state: if op == NetOp::State { TcpState::from_kernel(n.old_state) } else { None },
-            state: if matches!(op, NetOp::State | NetOp::Retransmit | NetOp::ResetSent) { state } else { None },
-            bytes_sent: closed.then_some(n.bytes_sent),
-            bytes_received: closed.then_some(n.bytes_received),
-            retransmits: closed.then_some(n.retransmits),
-            len: None,
-            dns: None,
-            open_at_end: n.flags & NET_OPEN_AT_END != 0,
-        };
-        Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Net(net) }
-    }
-
     /// Closes the sockets still open when the session ends (`sockets`,
     /// from the kernel's socket map), with their counters at `ts_ns`.
     pub(crate) fn open_at_end(&mut self, sockets: &[(u64, SockOwner)], ts_ns: u64, out: &mut Vec<Event>) {
@@ -359,33 +286,7 @@ impl Assembler {
                 // Its counters are about a process the caller may not see.
                 continue;
             }
-            let Some(conn) = self.conns.get(sk).copied() else { continue };
-            let mut n = NetEvent {
-                header: probity_common::EventHeader::new(
-                    probity_common::EventKind::Net,
-                    owner.session,
-                    ts_ns,
-                    owner.pid,
-                    owner.tid,
-                ),
-                op: probity_common::NetOp::Close as u32,
-                family: 0,
-                protocol: 6,
-                sport: 0,
-                dport: 0,
-                old_state: 0,
-                new_state: 0,
-                _pad: 0,
-                sk: *sk,
-                saddr: [0; 16],
-                daddr: [0; 16],
-                bytes_sent: owner.bytes_sent,
-                bytes_received: owner.bytes_received,
-                retransmits: owner.retransmits,
-                flags: NET_OPEN_AT_END | NET_ADDR_UNKNOWN,
-            };
-            n.sport = conn.local.map_or(0, |a| a.port());
-            out.push(self.net(&n));
+            out.extend(self.tcp.open_at_end(*sk, owner, ts_ns));
         }
     }
 
@@ -475,16 +376,6 @@ fn attach_exec_args(call: &mut crate::event::Syscall, x: ExecArgs) {
     }
 }
 
-/// A socket address from a TCP record's family, address bytes and port.
-fn sockaddr(family: u16, addr: &[u8; 16], port: u16) -> Option<std::net::SocketAddr> {
-    let ip: std::net::IpAddr = match i32::from(family) {
-        libc::AF_INET => std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).into(),
-        libc::AF_INET6 => std::net::Ipv6Addr::from(*addr).into(),
-        _ => return None,
-    };
-    Some(std::net::SocketAddr::new(ip, port))
-}
-
 /// The process and thread a record is about, when its header says.
 fn ids(record: &Record<'_>) -> Option<(u32, u32)> {
     let h = match record {
@@ -515,7 +406,7 @@ fn kills_by_default(sig: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use probity_common::{
-        as_bytes, EventHeader, EventKind as K, ExitEvent, SignalEvent, SyscallEvent, SIGNAL_GENERATED,
+        as_bytes, EventHeader, EventKind as K, ExitEvent, NetEvent, SignalEvent, SyscallEvent, SIGNAL_GENERATED,
     };
 
     use super::*;

@@ -17,7 +17,6 @@ pub mod privilege;
 pub(crate) mod raw_bpf;
 mod ring;
 pub(crate) mod session;
-mod udp;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, Weak};

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use crate::coverage::TracerKind;
 use crate::event::{Arg, EventKind, SockAddr, Syscall};
+use crate::fds::{int_arg, FdTable};
 use crate::trace::model::{Process, Trace};
 
 /// A path as far as the trace can tell where it points.
@@ -114,7 +115,6 @@ pub(crate) enum FdTarget {
 #[derive(Clone, Debug)]
 struct FdEntry {
     target: Arc<FdTarget>,
-    cloexec: bool,
     /// Which descriptor this is, in the whole trace: each one a call
     /// created has its own, whatever number the kernel gave it.
     id: usize,
@@ -150,7 +150,7 @@ impl Access {
 #[derive(Clone, Debug)]
 struct ProcState {
     cwd: Resolved,
-    fds: HashMap<i32, FdEntry>,
+    fds: FdTable<FdEntry>,
 }
 
 impl Trace {
@@ -328,11 +328,11 @@ impl<'t> Index<'t> {
         let mut next_fd_id = 0;
         for e in &trace.events {
             let st =
-                states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: HashMap::default() });
+                states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: FdTable::default() });
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);
-                    if let Some(e) = apply(st, s, &a).and_then(|fd| st.fds.get_mut(&fd)) {
+                    if let Some(e) = apply(st, s, &a).and_then(|fd| st.fds.get_mut(fd)) {
                         next_fd_id += 1;
                         e.id = next_fd_id;
                         a.new_fd = Some(next_fd_id);
@@ -354,7 +354,7 @@ impl<'t> Index<'t> {
                     access.push(None);
                 }
                 EventKind::Exec(_) => {
-                    st.fds.retain(|_, f| !f.cloexec);
+                    st.fds.exec();
                     access.push(None);
                 }
                 _ => access.push(None),
@@ -393,15 +393,6 @@ fn is_lookup_path(name: &str, i: usize) -> bool {
             | ("getcwd" | "memfd_create" | "fsopen", _)
             | ("mount", 0)
     )
-}
-
-fn int_arg(a: &Arg) -> Option<i64> {
-    match a {
-        Arg::Int(v) => Some(*v),
-        Arg::Fd(v) => Some(i64::from(*v)),
-        Arg::Flags { value, .. } | Arg::Hex(value) => Some(*value as i64),
-        _ => None,
-    }
 }
 
 /// AT_EMPTY_PATH: the path is empty and the call is about the descriptor.
@@ -464,14 +455,14 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
         let r = if *truncated {
             Resolved::Unknown("its path was cut")
         } else if path.is_empty() && empty_path_ok {
-            match dirfd.and_then(|d| st.fds.get(&d)).map(|f| &*f.target) {
+            match dirfd.and_then(|d| st.fds.get(d)).map(|f| &*f.target) {
                 Some(FdTarget::File(r)) => r.clone(),
                 _ => Resolved::Unknown("it names a descriptor whose path is unknown"),
             }
         } else if path.as_bytes().starts_with(b"/") {
             Resolved::Abs(normalize(path))
         } else if let Some(d) = dirfd {
-            match st.fds.get(&d).map(|f| &*f.target) {
+            match st.fds.get(d).map(|f| &*f.target) {
                 Some(FdTarget::File(dir)) => dir.join(path),
                 _ => Resolved::Unknown("it is relative to a descriptor whose path is unknown"),
             }
@@ -482,7 +473,7 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
     }
     for (i, x) in args.iter().enumerate() {
         if let Arg::Fd(d) = x {
-            if let Some(e) = st.fds.get(d) {
+            if let Some(e) = st.fds.get(*d) {
                 a.fd_ids.push((i, e.id));
             }
         }
@@ -495,7 +486,7 @@ fn resolve_args(st: &ProcState, args: &[Arg], is_path: impl Fn(usize, &[Arg]) ->
                 Arg::Fd(d) => Some(*d),
                 _ => None,
             })
-            .and_then(|d| st.fds.get(&d))
+            .and_then(|d| st.fds.get(d))
             .map(|f| f.target.clone());
     }
     a
@@ -518,7 +509,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
                     _ => None,
                 });
                 let cloexec = flags.is_some_and(|f| f & libc::O_CLOEXEC as u64 != 0);
-                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::File(path.clone())), cloexec, id: 0 });
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::File(path.clone())), id: 0 }, cloexec);
                 return Some(fd);
             }
         }
@@ -526,8 +517,11 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
             if let Some(fd) = new_fd {
                 let family = fd_arg(0).unwrap_or(-1);
                 let cloexec = s.args.get(1).and_then(int_arg).is_some_and(|t| t & i64::from(libc::SOCK_CLOEXEC) != 0);
-                st.fds
-                    .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), cloexec, id: 0 });
+                st.fds.insert(
+                    fd,
+                    FdEntry { target: Arc::new(FdTarget::Socket { family, peer: None }), id: 0 },
+                    cloexec,
+                );
                 return Some(fd);
             }
         }
@@ -541,8 +535,7 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
                     Arg::Sockaddr(sa) => Some(sa.clone()),
                     _ => None,
                 });
-                st.fds
-                    .insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), cloexec: false, id: 0 });
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Socket { family, peer }), id: 0 }, false);
                 return Some(fd);
             }
         }
@@ -553,46 +546,14 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
                     Arg::Sockaddr(sa) => Some(sa.clone()),
                     _ => None,
                 });
-                if let Some(e) = st.fds.get_mut(&fd) {
+                if let Some(e) = st.fds.get_mut(fd) {
                     if let FdTarget::Socket { family, .. } = &*e.target {
                         e.target = Arc::new(FdTarget::Socket { family: *family, peer });
                     }
                 }
             }
         }
-        "dup" => {
-            if let (Some(new), Some(old)) = (new_fd, fd_arg(0)) {
-                return copy_fd(st, old, new, false);
-            }
-        }
-        "dup2" | "dup3" => {
-            if let (true, Some(old), Some(new)) = (ok, fd_arg(0), fd_arg(1)) {
-                let cloexec = s.args.get(2).and_then(int_arg).is_some_and(|f| f & i64::from(libc::O_CLOEXEC) != 0);
-                return copy_fd(st, old, new, cloexec);
-            }
-        }
-        "fcntl" => {
-            let cmd = match s.args.get(1) {
-                Some(Arg::Flags { text, .. }) => text.as_str(),
-                _ => "",
-            };
-            if let (Some(new), Some(old), true) = (new_fd, fd_arg(0), cmd.starts_with("F_DUPFD")) {
-                return copy_fd(st, old, new, cmd == "F_DUPFD_CLOEXEC");
-            }
-        }
-        // Only EBADF leaves the descriptor table as it was.
-        "close" if s.errno.as_deref() != Some("EBADF") => {
-            if let Some(fd) = fd_arg(0) {
-                st.fds.remove(&fd);
-            }
-        }
-        "close_range" => {
-            if let (true, Some(lo), Some(hi)) = (ok, s.args.first().and_then(int_arg), s.args.get(1).and_then(int_arg))
-            {
-                let (lo, hi) = (lo as u32, hi as u32);
-                st.fds.retain(|&fd, _| !(lo..=hi).contains(&(fd as u32)));
-            }
-        }
+        "dup" | "dup2" | "dup3" | "fcntl" | "close" | "close_range" => return st.fds.follow(s),
         "chdir" if ok => {
             if let Some((_, r)) = a.paths.first() {
                 st.cwd = r.clone();
@@ -617,30 +578,13 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
         | "userfaultfd" | "fanotify_init" | "io_uring_setup" | "memfd_secret" | "fsopen" | "fsmount" | "open_tree"
         | "open_by_handle_at" | "bpf" => {
             if let Some(fd) = new_fd.filter(|_| !matches!(name, "signalfd" | "signalfd4") || fd_arg(0) == Some(-1)) {
-                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Other), cloexec: false, id: 0 });
+                st.fds.insert(fd, FdEntry { target: Arc::new(FdTarget::Other), id: 0 }, false);
                 return Some(fd);
             }
         }
         _ => {}
     }
     None
-}
-
-/// Makes `new` a copy of `old`; returns `new` when it now names something.
-fn copy_fd(st: &mut ProcState, old: i32, new: i32, cloexec: bool) -> Option<i32> {
-    if old == new {
-        return None;
-    }
-    match st.fds.get(&old).map(|e| e.target.clone()) {
-        Some(target) => {
-            st.fds.insert(new, FdEntry { target, cloexec, id: 0 });
-            Some(new)
-        }
-        None => {
-            st.fds.remove(&new);
-            None
-        }
-    }
 }
 
 #[cfg(test)]

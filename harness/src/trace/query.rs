@@ -145,7 +145,7 @@ impl Filter<'_> {
             Filter::Custom(f) => yes(f(e)),
             Filter::NetOp(op) => yes(e.as_net().is_some_and(|n| n.op == *op)),
             Filter::Peer(net) => {
-                yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| net.contains(&crate::merge::canonical(p.ip()))))
+                yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| net.contains(&crate::net::canonical(p.ip()))))
             }
             Filter::PeerPort(port) => yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| p.port() == *port)),
             Filter::Host(h) => match e.as_net() {

@@ -61,7 +61,7 @@ impl Resolution {
             if words.next() == Some("nameserver") {
                 // An IPv6 address may carry a zone (`fe80::1%eth0`).
                 if let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok()) {
-                    let ip = crate::merge::canonical(ip);
+                    let ip = crate::net::canonical(ip);
                     if !r.nameservers.contains(&ip) {
                         r.nameservers.push(ip);
                     }
@@ -72,7 +72,7 @@ impl Resolution {
             let line = line.split('#').next().unwrap_or_default();
             let mut words = line.split_whitespace();
             let Some(ip) = words.next().and_then(|w| w.split('%').next()?.parse::<IpAddr>().ok()) else { continue };
-            let ip = crate::merge::canonical(ip);
+            let ip = crate::net::canonical(ip);
             for name in words {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 if !r.hosts.contains_key(&name) && r.hosts.len() >= MAX_HOSTS {
@@ -107,7 +107,7 @@ impl Resolution {
     /// Whether `ip` is one of the nameservers.
     #[must_use]
     pub fn is_nameserver(&self, ip: IpAddr) -> bool {
-        self.nameservers.contains(&crate::merge::canonical(ip))
+        self.nameservers.contains(&crate::net::canonical(ip))
     }
 
     /// Nothing was read.

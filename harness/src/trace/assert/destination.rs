@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use super::calls::{call, Call};
 use super::sockets::INET_FAMILIES;
 use crate::event::{Arg, EventKind, SockAddr};
+use crate::net::canonical;
 use crate::trace::index::{FdTarget, Index};
 
 /// Where a call sends to.
@@ -14,13 +15,6 @@ pub(super) enum Dest {
     /// An address and port.
     Ip(IpAddr, u16),
     Unknown(&'static str),
-}
-
-pub(super) fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// The messages a `sendmmsg` sent: its result, or the count it asked for
@@ -36,13 +30,13 @@ pub(super) fn messages_sent(s: &Call<'_>) -> Option<i64> {
 pub(super) fn destination(idx: &Index<'_>, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
     let addr = s.args.iter().find_map(|a| match a.sockaddr() {
-        Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
+        Some(SockAddr::Inet { addr }) => Some((canonical(addr.ip()), addr.port())),
         _ => None,
     });
     let target = idx.access(i).and_then(|a| a.fd.as_deref());
     let peer = match target {
         Some(FdTarget::Socket { family, peer }) if INET_FAMILIES.contains(family) => Some(match peer {
-            Some(SockAddr::Inet { addr }) => Some((canonical_ip(addr.ip()), addr.port())),
+            Some(SockAddr::Inet { addr }) => Some((canonical(addr.ip()), addr.port())),
             _ => None,
         }),
         _ => None,

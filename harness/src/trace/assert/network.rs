@@ -5,10 +5,11 @@ use std::net::IpAddr;
 
 use super::absence::absence;
 use super::blind_spots::{blind_spot_notes, blind_spots};
-use super::destination::{canonical_ip, destination, Dest};
+use super::destination::{destination, Dest};
 use super::dns::{dns_distrust, trusted_answer};
 use super::sockets::is_network;
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind, MAX_LISTED};
+use crate::net::canonical;
 use crate::trace::index::Index;
 use crate::trace::Trace;
 
@@ -136,7 +137,7 @@ impl Trace {
         let mut undecided = blind_spots(&idx);
         let mut names: Vec<(usize, String)> = Vec::new();
         // What the program's own lookups claim, for the message only.
-        let mut claims = crate::merge::HostLinker::default();
+        let mut claims = crate::net::HostLinker::default();
         // An answer for an allowed name came, and was not believed.
         let mut ignored_answers = false;
         let mut order: Vec<usize> = (0..self.events.len()).collect();
@@ -146,7 +147,7 @@ impl Trace {
             claims.learn_from(e);
             if let Some(d) = trusted_answer(resolution, e).filter(|d| hosts.contains(&d.name.to_ascii_lowercase())) {
                 if distrust.is_empty() {
-                    resolved.extend(d.addrs.iter().map(|ip| canonical_ip(*ip)));
+                    resolved.extend(d.addrs.iter().map(|ip| canonical(*ip)));
                 } else {
                     ignored_answers = true;
                 }

@@ -5,23 +5,26 @@
 //! `recvmsg` (and the first message of their `mmsg` forms) capture the
 //! address their message names, and a connected UDP socket's `connect`
 //! names it for later sends and receives that name none. So each process's
-//! UDP descriptors are followed from `socket` to `close`, copied at
-//! `fork`, and each datagram syscall that succeeded is followed by a
+//! UDP descriptors are followed from `socket` through their copies to
+//! `close` or a close-on-exec `exec` ([`FdTable`]), copied at `fork`, and
+//! each datagram syscall that succeeded is followed by a
 //! [`Net`] event of the same task (with the local address when `bind`
 //! gave one). Datagrams to or from port 53, or on a socket bound to it, are
-//! decoded as DNS ([`crate::decode::dns`]) as far as their bytes were
+//! decoded as DNS ([`super::dns()`]) as far as their bytes were
 //! captured (of a message, its first buffer; of an `mmsg` call, the first
 //! message's).
 //!
-//! Known limitations: descriptors made by `dup*`, `fcntl(F_DUPFD)` or
-//! received over a Unix socket are not followed unless a `sendto` or
-//! `recvfrom` names an address on them; a datagram socket of another
-//! protocol (ICMP, raw) that names an internet address is taken as UDP.
+//! Known limitations: descriptors received over a Unix socket are not
+//! followed unless a `sendto` or `recvfrom` names an address on them; a
+//! `connect` or `bind` is seen on the descriptor it names, not on copies
+//! made before it; a datagram socket of another protocol (ICMP, raw) that
+//! names an internet address is taken as UDP.
 
 use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SockAddr, Syscall};
+use crate::fds::{copies_or_closes, FdTable};
 
 /// A UDP socket of a process.
 #[derive(Clone, Copy, Default)]
@@ -35,7 +38,7 @@ struct UdpSock {
 /// The UDP descriptors of each process, by pid and descriptor.
 #[derive(Default)]
 pub(crate) struct Datagrams {
-    socks: HashMap<u32, HashMap<i32, UdpSock>>,
+    socks: HashMap<u32, FdTable<UdpSock>>,
 }
 
 impl Datagrams {
@@ -55,9 +58,22 @@ impl Datagrams {
         }
     }
 
+    /// Process `pid` exec'd: its close-on-exec descriptors are gone.
+    pub(crate) fn on_exec(&mut self, pid: u32) {
+        if let Some(table) = self.socks.get_mut(&pid) {
+            table.exec();
+        }
+    }
+
     /// Follows syscall event `e`, and returns the datagram it moved.
     pub(crate) fn on_syscall(&mut self, e: &Event) -> Option<Event> {
         let s = e.as_syscall()?;
+        if copies_or_closes(&s.name) {
+            if let Some(table) = self.socks.get_mut(&e.pid) {
+                table.follow(s);
+            }
+            return None;
+        }
         let ret = s.ret?;
         if ret < 0 {
             return None;
@@ -85,14 +101,8 @@ impl Datagrams {
         // syscalls of most traces look nothing up.
         let (op, peer) = match &*s.name {
             "socket" => {
-                if is_udp_socket(s) {
-                    self.socks.entry(e.pid).or_default().insert(ret as i32, UdpSock::default());
-                }
-                return None;
-            }
-            "close" => {
-                if let Some(table) = self.socks.get_mut(&e.pid) {
-                    table.remove(&fd);
+                if let Some(cloexec) = udp_socket(s) {
+                    self.socks.entry(e.pid).or_default().insert(ret as i32, UdpSock::default(), cloexec);
                 }
                 return None;
             }
@@ -124,7 +134,7 @@ impl Datagrams {
         let len = (!s.name.ends_with("mmsg")).then_some(ret as u64);
         let local = self.sock(e.pid, fd).and_then(|s| s.local);
         let dns = if peer.port() == 53 || local.is_some_and(|l| l.port() == 53) {
-            buffer(s).and_then(|(data, full)| crate::decode::dns(data, full)).map(Box::new)
+            buffer(s).and_then(|(data, full)| super::dns(data, full)).map(Box::new)
         } else {
             None
         };
@@ -150,16 +160,17 @@ impl Datagrams {
 
 impl Datagrams {
     fn sock(&self, pid: u32, fd: i32) -> Option<&UdpSock> {
-        self.socks.get(&pid)?.get(&fd)
+        self.socks.get(&pid)?.get(fd)
     }
 
     fn sock_mut(&mut self, pid: u32, fd: i32) -> Option<&mut UdpSock> {
-        self.socks.get_mut(&pid)?.get_mut(&fd)
+        self.socks.get_mut(&pid)?.get_mut(fd)
     }
 }
 
-/// Whether a `socket` call made an internet datagram socket of UDP.
-fn is_udp_socket(s: &Syscall) -> bool {
+/// Whether a `socket` call made an internet datagram socket of UDP, and
+/// if it did, whether it is close-on-exec.
+fn udp_socket(s: &Syscall) -> Option<bool> {
     let value = |i: usize| match s.args.get(i) {
         Some(Arg::Flags { value, .. }) => Some(*value as i32),
         Some(Arg::Int(v)) => Some(*v as i32),
@@ -168,9 +179,10 @@ fn is_udp_socket(s: &Syscall) -> bool {
     let family = value(0);
     let ty = value(1).map(|t| t & 0xf);
     let proto = value(2).unwrap_or(0);
-    matches!(family, Some(libc::AF_INET | libc::AF_INET6))
+    let udp = matches!(family, Some(libc::AF_INET | libc::AF_INET6))
         && ty == Some(libc::SOCK_DGRAM)
-        && (proto == 0 || proto == libc::IPPROTO_UDP)
+        && (proto == 0 || proto == libc::IPPROTO_UDP);
+    udp.then(|| value(1).is_some_and(|t| t & libc::SOCK_CLOEXEC != 0))
 }
 
 /// The captured bytes of the call's buffer, and its full length (for a
@@ -251,6 +263,40 @@ mod tests {
             -111,
         );
         assert!(d.on_syscall(&failed).is_none());
+    }
+
+    /// A copy of a connected socket's descriptor sends to its peer, until
+    /// it is closed or, when close-on-exec, the process execs.
+    #[test]
+    fn copies_of_a_descriptor_are_followed() {
+        let mut d = Datagrams::default();
+        let udp = |cloexec: i32, text: &str| {
+            vec![flags(libc::AF_INET, "AF_INET"), flags(libc::SOCK_DGRAM | cloexec, text), Arg::Int(0)]
+        };
+        d.on_syscall(&sys(1, 10, 10, "socket", udp(libc::SOCK_CLOEXEC, "SOCK_DGRAM|SOCK_CLOEXEC"), 3));
+        d.on_syscall(&sys(2, 10, 10, "connect", vec![Arg::Fd(3), inet("10.0.0.1:53"), Arg::Int(16)], 0));
+        let write = |fd: i32| sys(9, 10, 10, "write", vec![Arg::Fd(fd), Arg::Ptr(1), Arg::Int(1)], 1);
+        let peer = |d: &mut Datagrams, fd: i32| d.on_syscall(&write(fd)).and_then(|e| e.as_net().unwrap().peer);
+        let to: SocketAddr = "10.0.0.1:53".parse().unwrap();
+        d.on_syscall(&sys(3, 10, 10, "dup2", vec![Arg::Fd(3), Arg::Fd(7)], 7));
+        d.on_syscall(&sys(4, 10, 10, "close", vec![Arg::Fd(3)], 0));
+        assert_eq!((peer(&mut d, 3), peer(&mut d, 7)), (None, Some(to)), "dup2, then the original closed");
+        let fcntl = vec![Arg::Fd(7), flags(libc::F_DUPFD_CLOEXEC, "F_DUPFD_CLOEXEC"), Arg::Fd(20)];
+        d.on_syscall(&sys(5, 10, 10, "fcntl", fcntl, 20));
+        d.on_syscall(&sys(6, 10, 10, "dup", vec![Arg::Fd(7)], 8));
+        assert_eq!((peer(&mut d, 20), peer(&mut d, 8)), (Some(to), Some(to)));
+        // dup2 gives a copy without close-on-exec; F_DUPFD_CLOEXEC with.
+        d.on_exec(10);
+        assert_eq!((peer(&mut d, 7), peer(&mut d, 8), peer(&mut d, 20)), (Some(to), Some(to), None));
+        // A copy of what is no UDP socket replaces one that was.
+        d.on_syscall(&sys(7, 10, 10, "dup2", vec![Arg::Fd(0), Arg::Fd(7)], 7));
+        assert_eq!(peer(&mut d, 7), None);
+        // A socket made close-on-exec is gone at the next exec.
+        d.on_syscall(&sys(8, 10, 10, "socket", udp(libc::SOCK_CLOEXEC, "SOCK_DGRAM|SOCK_CLOEXEC"), 4));
+        d.on_syscall(&sys(9, 10, 10, "connect", vec![Arg::Fd(4), inet("10.0.0.1:53"), Arg::Int(16)], 0));
+        assert_eq!(peer(&mut d, 4), Some(to));
+        d.on_exec(10);
+        assert_eq!((peer(&mut d, 4), peer(&mut d, 8)), (None, Some(to)));
     }
 
     /// A message's own address names the peer, but not an error-queue
