@@ -23,11 +23,21 @@ pub fn event_line(e: &Event) -> String {
                 x.argv.iter().map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes()))).collect();
             let _ = write!(
                 s,
-                "+++ exec \"{}\" [{}{}] +++",
+                "+++ exec \"{}\" [{}{}]",
                 crate::decode::escape_bytes(x.filename.as_bytes()),
                 argv.join(", "),
                 if x.argv_truncated { ", ..." } else { "" }
             );
+            if !x.interpreter_argv.is_empty() {
+                // What the kernel ran for a script: not the program's argv.
+                let ran: Vec<String> = x
+                    .interpreter_argv
+                    .iter()
+                    .map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes())))
+                    .collect();
+                let _ = write!(s, " interpreter [{}]", ran.join(", "));
+            }
+            s.push_str(" +++");
         }
         EventKind::Fork(f) => {
             let _ = write!(

@@ -710,6 +710,7 @@ pub(crate) mod tests {
                         filename: "/bin/true".into(),
                         argv: vec![],
                         argv_truncated: false,
+                        interpreter_argv: vec![],
                         old_tid: None,
                     }),
                 },
