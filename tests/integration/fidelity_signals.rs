@@ -268,3 +268,44 @@ fn getaddrinfo_netlink_addresses_match_strace() {
         );
     }
 }
+
+/// The signal events of a traced run stopped at its time limit, as
+/// `SIGNAME SI_CODE` lines, and the run's lines for messages.
+fn stopped(script: &str) -> (Vec<String>, Trace) {
+    crate::support::require_tracing();
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script]);
+    let t = probity::Tracer::new()
+        .with_tracers(&[TracerKind::Ebpf])
+        .with_timeout(std::time::Duration::from_millis(500))
+        .run(cmd)
+        .unwrap();
+    assert!(t.outcome.interrupted, "{}", crate::support::dump(&t));
+    let mut signals: Vec<String> = t
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Signal(_)))
+        .filter_map(|e| signal_of_line(probity::render::event_line(e).split_once("] ")?.1))
+        .collect();
+    signals.sort();
+    (signals, t)
+}
+
+/// A run stopped at its time limit shows what stopped it: the SIGTERM
+/// that killed the tree, or, when the tree ignores SIGTERM, the SIGKILL
+/// that came after; never a signal that was not delivered.
+#[test]
+fn a_stopped_run_shows_the_signal_that_stopped_it() {
+    let (signals, t) = stopped("exec sleep 30");
+    let text = crate::support::dump(&t);
+    assert_eq!(signals, ["SIGTERM SI_USER"], "{text}");
+    assert_eq!(t.outcome.status, ExitStatus::Signal(libc::SIGTERM), "{text}");
+    assert!(text.contains("+++ killed by SIGTERM +++") && !text.contains("SIGKILL"), "{text}");
+
+    // Ignored, SIGTERM is never delivered (strace shows nothing either).
+    let (signals, t) = stopped("trap '' TERM; exec sleep 30");
+    let text = crate::support::dump(&t);
+    assert_eq!(signals, ["SIGKILL SI_USER"], "{text}");
+    assert_eq!(t.outcome.status, ExitStatus::Signal(libc::SIGKILL), "{text}");
+    assert!(!text.contains("SIGTERM {"), "{text}");
+}
