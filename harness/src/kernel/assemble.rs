@@ -1,10 +1,13 @@
 //! Turns kernel records into [`Event`]s.
 //!
-//! Most records map one to one. Some need state: an exec's argv arrives at
-//! `execve` entry and is joined to the exec (or to the failed `execve`);
+//! Most records map one to one. Some need state: an exec's argv as passed
+//! arrives at its point of no return, before the exec, and the argv its
+//! new image got after the `execve`; both are joined to the exec and its
+//! `execve` record (a failed `execve`'s argv to that record alone);
 //! a process's exit status is worked out from what it did (its
 //! `exit_group` code, or a fatal signal), since the exit tracepoint does not
-//! carry it; TCP connections are numbered by socket, and remembered so an
+//! carry it; the SIGKILLs the kernel tears a dying process's threads down
+//! with are not signal events, but the signal sent that killed it is; TCP connections are numbered by socket, and remembered so an
 //! accept or a socket still open at the end gets its addresses; and UDP
 //! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
 //! A process that exec'd into more privilege than a non-root caller (see
@@ -112,10 +115,11 @@ struct Ending {
     fatal_signal: Option<i32>,
     /// `exit_group` came first: later SIGKILLs are the group exit itself.
     group_exit: bool,
-    /// The event of the signal that killed the process when the kernel
-    /// delivered it as a group SIGKILL: shown when the process ends (an
-    /// exec by another thread tears the others down the same way, and
-    /// then there was no killing signal).
+    /// The signal that killed the process, delivered as a group SIGKILL,
+    /// with that SIGKILL's time, pid and tid: its event is written when
+    /// the process ends, not at once, since a thread's exec tears the
+    /// other threads down the same way and then nothing killed the
+    /// process (its exec record forgets this).
     killed_by: Option<(u64, u32, u32, Sent)>,
 }
 
