@@ -342,6 +342,14 @@ pub struct ExecArgsEvent {
 pub const EXEC_ARGS_TRUNCATED: u32 = 1;
 /// `ExecArgsEvent::flags`: argv could not be read (bad pointer).
 pub const EXEC_ARGS_FAULT: u32 = 2;
+/// `ExecArgsEvent::flags`: read at the exec's point of no return
+/// (`sched_prepare_exec`), before the exec's own records: the path and
+/// argv the program passed to a successful exec.
+pub const EXEC_ARGS_AT_EXEC: u32 = 4;
+/// `ExecArgsEvent::flags`: read from the new image's stack after a
+/// successful exec (the path is empty): the argv the program that runs
+/// got, an interpreter's for a `#!` script.
+pub const EXEC_ARGS_RAN: u32 = 8;
 
 /// A successful exec.
 #[repr(C)]

@@ -146,14 +146,15 @@ pub static TAILS: ProgramArray = ProgramArray::with_max_entries(2, 0);
 pub const TAIL_EXEC_ARGS: u32 = 0;
 pub const TAIL_ACCEPT: u32 = 1;
 
-/// What `sys_exit` passes to the exec argv program.
+/// What `sys_exit` and `sched_prepare_exec` pass to the exec argv program.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecJob {
     pub session: u32,
     pub pid: u32,
     pub tid: u32,
-    pub _pad: u32,
+    /// `EXEC_ARGS_*` flags for the record: which moment it was read at.
+    pub flags: u32,
     pub ts_ns: u64,
     /// The path string (0: none, after a successful exec).
     pub path: u64,

@@ -428,12 +428,18 @@ pub struct Exec {
     /// The program the kernel ran.
     #[serde(with = "os_text")]
     pub filename: OsString,
-    /// The arguments, as read at the `execve` entry.
+    /// The arguments as the program passed them to `execve`.
     #[serde(with = "os_text::list")]
     pub argv: Vec<OsString>,
     /// argv had more entries or bytes than probity keeps.
     #[serde(default, skip_serializing_if = "is_false")]
     pub argv_truncated: bool,
+    /// The argv the kernel gave the program it ran instead, when that
+    /// differs from `argv`: a `#!` script's interpreter with the script
+    /// (`["/bin/sh", "./s.sh", "a"]` for `./s.sh a`), or a binfmt_misc
+    /// handler. Empty when the file named ran itself.
+    #[serde(default, with = "os_text::list", skip_serializing_if = "Vec::is_empty")]
+    pub interpreter_argv: Vec<OsString>,
     /// The thread id before the exec, when a non-leader thread exec'd.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_tid: Option<u32>,
@@ -726,7 +732,13 @@ mod tests {
             ts_ns: 1,
             pid: 2,
             tid: 2,
-            kind: EventKind::Exec(Exec { filename, argv, argv_truncated: false, old_tid: None }),
+            kind: EventKind::Exec(Exec {
+                filename,
+                argv,
+                argv_truncated: false,
+                interpreter_argv: Vec::new(),
+                old_tid: None,
+            }),
         }
     }
 

@@ -23,11 +23,21 @@ pub fn event_line(e: &Event) -> String {
                 x.argv.iter().map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes()))).collect();
             let _ = write!(
                 s,
-                "+++ exec \"{}\" [{}{}] +++",
+                "+++ exec \"{}\" [{}{}]",
                 crate::decode::escape_bytes(x.filename.as_bytes()),
                 argv.join(", "),
                 if x.argv_truncated { ", ..." } else { "" }
             );
+            if !x.interpreter_argv.is_empty() {
+                // What the kernel ran for a script: not the program's argv.
+                let ran: Vec<String> = x
+                    .interpreter_argv
+                    .iter()
+                    .map(|a| format!("\"{}\"", crate::decode::escape_bytes(a.as_bytes())))
+                    .collect();
+                let _ = write!(s, " interpreter [{}]", ran.join(", "));
+            }
+            s.push_str(" +++");
         }
         EventKind::Fork(f) => {
             let _ = write!(
@@ -66,11 +76,44 @@ pub fn event_line(e: &Event) -> String {
                 SignalAction::Ignore => "ignored",
                 SignalAction::Handler => "handler",
             };
-            let _ = write!(s, "--- {} {{si_signo={}, si_code={}}} ({action}) ---", sig.name, sig.name, sig.code);
+            let _ = write!(
+                s,
+                "--- {} {{si_signo={}, si_code={}}} ({action}) ---",
+                sig.name,
+                sig.name,
+                si_code_name(sig.signo, sig.code)
+            );
         }
         EventKind::Net(n) => s.push_str(&net_text(n, &mut |a| a.to_string())),
     }
     s
+}
+
+/// A signal's `si_code` as strace names it (`SI_USER`, `SI_TKILL`,
+/// `CLD_EXITED`), or its number when it has no name.
+fn si_code_name(signo: i32, code: i32) -> std::borrow::Cow<'static, str> {
+    // <https://github.com/torvalds/linux/blob/v6.18/include/uapi/asm-generic/siginfo.h>
+    let name = match code {
+        0 => Some("SI_USER"),
+        0x80 => Some("SI_KERNEL"),
+        -1 => Some("SI_QUEUE"),
+        -2 => Some("SI_TIMER"),
+        -3 => Some("SI_MESGQ"),
+        -4 => Some("SI_ASYNCIO"),
+        -5 => Some("SI_SIGIO"),
+        -6 => Some("SI_TKILL"),
+        -7 => Some("SI_DETHREAD"),
+        -60 => Some("SI_ASYNCNL"),
+        1..=6 if signo == libc::SIGCHLD => {
+            ["CLD_EXITED", "CLD_KILLED", "CLD_DUMPED", "CLD_TRAPPED", "CLD_STOPPED", "CLD_CONTINUED"]
+                .get(code as usize - 1)
+                .copied()
+        }
+        1..=2 if signo == libc::SIGSEGV => ["SEGV_MAPERR", "SEGV_ACCERR"].get(code as usize - 1).copied(),
+        1..=3 if signo == libc::SIGBUS => ["BUS_ADRALN", "BUS_ADRERR", "BUS_OBJERR"].get(code as usize - 1).copied(),
+        _ => None,
+    };
+    name.map_or_else(|| code.to_string().into(), Into::into)
 }
 
 /// A network event as text, with `addr` showing each address:

@@ -42,12 +42,12 @@ const COMPARED: &[&str] = &[
 
 /// One call as text: its name, arguments and result.
 #[derive(Debug)]
-struct Call {
-    name: String,
-    args: Vec<String>,
+pub(super) struct Call {
+    pub(super) name: String,
+    pub(super) args: Vec<String>,
     /// `0`, `-1 ENOTTY (Inappropriate ioctl for device)`; strace's
     /// decoding of a value (`0x8802 (flags O_RDWR)`) is cut off.
-    ret: String,
+    pub(super) ret: String,
 }
 
 /// Runs `strace -ff` with strings up to 4096 bytes (paths are never cut by
@@ -78,7 +78,7 @@ fn strace(program: &str, args: &[&str]) -> Vec<Call> {
 
 /// Splits `name(a, b, c) = ret` into its parts, at the top level of
 /// quotes, brackets and braces.
-fn parse_strace_line(line: &str, pid: &str) -> Option<Call> {
+pub(super) fn parse_strace_line(line: &str, pid: &str) -> Option<Call> {
     let open = line.find('(')?;
     let name = line[..open].to_owned();
     let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
@@ -127,7 +127,7 @@ fn parse_strace_line(line: &str, pid: &str) -> Option<Call> {
 }
 
 /// The pid as a word replaced by `<pid>`.
-fn normalise(text: &str, pid: &str) -> String {
+pub(super) fn normalise(text: &str, pid: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find(pid) {
@@ -178,7 +178,7 @@ fn is_pointer(text: &str) -> bool {
 }
 
 /// Where probity's calls differ from strace's, one line per difference.
-fn differences(ours: &[Call], theirs: &[Call]) -> Vec<String> {
+pub(super) fn differences(ours: &[Call], theirs: &[Call]) -> Vec<String> {
     let names = |calls: &[Call]| calls.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     if names(ours) != names(theirs) {
         return vec![format!("calls differ\n  probity: {:?}\n  strace:  {:?}", names(ours), names(theirs))];

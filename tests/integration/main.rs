@@ -8,6 +8,8 @@ mod bytes;
 mod cli;
 mod fidelity;
 mod fidelity_args;
+mod fidelity_exec;
+mod fidelity_signals;
 mod inheritance;
 mod libc_hooks;
 mod network;

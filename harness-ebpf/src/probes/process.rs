@@ -387,7 +387,9 @@ fn on_signal(sig: i32, errno: i32, code: i32, sa_handler: u64, sa_flags: u64) {
 /// ```
 /// Recorded when the target is traced: a fatal signal is turned into a
 /// group-wide SIGKILL when it is sent, so `signal_deliver` alone cannot
-/// tell which signal killed a process.
+/// tell which signal killed a process, and sees SIGKILL where the
+/// process got SIGTERM. The tracepoint fires after `complete_signal`.
+/// <https://github.com/torvalds/linux/blob/v6.18/kernel/signal.c>
 #[tracepoint(category = "signal", name = "signal_generate")]
 pub fn signal_generate(ctx: TracePointContext) -> u32 {
     let _ = try_signal_generate(&ctx);
@@ -421,7 +423,17 @@ fn try_raw_signal_generate(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let result: i32 = ctx.arg(4);
-    on_signal_generate(ctx.arg(0), 0, 0, target as u32, result);
+    let info: *const i32 = ctx.arg(1);
+    // `si_errno` and `si_code`, as `try_raw_signal` reads them: the
+    // killing signal's event is made from this record (the kernel
+    // delivers a fatal one as a group SIGKILL).
+    let (errno, code) = if (info as usize) < 4096 {
+        (0, if info as usize == 1 { 0x80 } else { 0 })
+    } else {
+        // SAFETY: checked kernel reads inside `info`.
+        unsafe { (bpf_probe_read_kernel(info.wrapping_add(1))?, bpf_probe_read_kernel(info.wrapping_add(2))?) }
+    };
+    on_signal_generate(ctx.arg(0), errno, code, target as u32, result);
     Ok(())
 }
 

@@ -9,8 +9,10 @@
 //! call so that output buffers hold what the kernel wrote, and input ones
 //! have been faulted in by the kernel (a BPF read cannot fault a page in).
 //! Syscalls that never return (`exit_group`) are recorded at entry. An
-//! exec's argv is recorded at exit too: from the new stack after a
-//! successful exec, from the old memory after a failed one.
+//! exec's argv as passed is recorded at its point of no return
+//! (`sched_prepare_exec`, while the old memory is still there and paged
+//! in), or at exit after a failed exec; a successful exec's exit also
+//! records the argv the new image got, from its stack.
 //!
 //! Raw tracepoints are used here because these two fire for every syscall
 //! on the machine, traced or not, and the raw form is the cheapest:
@@ -31,7 +33,7 @@ use aya_ebpf::{
 };
 use probity_common::{
     Capture, CaptureKind, EventHeader, EventKind, ExecArgsHeader, SyscallEvent, SyscallSpec, CAPTURE_FAULT,
-    CAPTURE_TRUNCATED, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS, MAX_CAPTURE, MAX_CAPTURES,
+    CAPTURE_TRUNCATED, EXEC_ARGS_AT_EXEC, EXEC_ARGS_FAULT, EXEC_ARGS_LEN, EXEC_ARGS_RAN, EXEC_ARGS_TRUNCATED, EXEC_MAX_ARGS, MAX_CAPTURE, MAX_CAPTURES,
     MAX_SUMMARY_SESSIONS, MAX_SYSCALLS, PR_GET_NAME, PR_SET_NAME, SESSION_SUMMARY, SPEC_ACCEPT, SPEC_EXEC,
     SPEC_NO_RETURN, SYSCALL_NO_RETURN,
 };
@@ -199,14 +201,18 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         // exec the old memory is gone, but the new stack holds argc and
         // argv at the stack pointer. The reading is its own program,
         // reached by a tail call, so the verifier checks its loop apart.
-        let (path, argv) = if ret == 0 {
+        // The argv a successful exec was passed was read at its point of
+        // no return (`sched_prepare_exec`); this one is what the new image
+        // was given, which differs when the kernel ran an interpreter (a
+        // `#!` script, a binfmt_misc format).
+        let (path, argv, flags) = if ret == 0 {
             let regs: *const pt_regs = ctx.arg(0);
-            (0, read_sp(regs)? + 8)
+            (0, read_sp(regs)? + 8, EXEC_ARGS_RAN)
         } else {
             let path_arg = (spec.exec_path_arg as usize).min(4);
-            (inflight.args[path_arg], inflight.args[path_arg + 1])
+            (inflight.args[path_arg], inflight.args[path_arg + 1], 0)
         };
-        let job = ExecJob { session: inflight.session, pid, tid, _pad: 0, ts_ns: inflight.ts_ns, path, argv };
+        let job = ExecJob { session: inflight.session, pid, tid, flags, ts_ns: inflight.ts_ns, path, argv };
         if let Some(slot) = EXEC_JOB.get_ptr_mut(0) {
             // SAFETY: the per-CPU slot is ours until the tail-called program returns.
             unsafe { *slot = job };
@@ -224,14 +230,73 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-/// The exec argv program, reached from `sys_exit` by a tail call.
+/// The exec argv program, reached from `sys_exit` and
+/// `sched_prepare_exec` by a tail call.
 #[raw_tracepoint]
 pub fn exec_args_tail(_ctx: RawTracePointContext) -> i32 {
     if let Some(job) = EXEC_JOB.get(0) {
         let job = *job;
-        exec_args(job.session, job.pid, job.tid, job.ts_ns, job.path, job.argv);
+        exec_args(job.session, job.pid, job.tid, job.ts_ns, job.path, job.argv, job.flags);
     }
     0
+}
+
+/// `sched_prepare_exec`, in the exec'ing task, at the exec's point of no
+/// return: the old memory is still mapped, and the kernel has just copied
+/// the path and every argv string from it, so they are all paged in (a
+/// BPF read cannot fault a page in; at syscall entry a fork child's
+/// file-backed strings often are not yet). The argv recorded here is the
+/// one the program passed, before a `#!` script's interpreter is put in
+/// front of it. Kernels before 6.10 lack this tracepoint: the harness
+/// then goes without it, and an exec's argv is the one the new image got.
+/// ```text
+/// TP_PROTO(struct task_struct *task, struct linux_binprm *bprm)
+/// ```
+/// <https://github.com/torvalds/linux/blob/v6.18/include/trace/events/sched.h>
+#[raw_tracepoint(tracepoint = "sched_prepare_exec")]
+pub fn sched_prepare_exec(ctx: RawTracePointContext) -> i32 {
+    let _ = try_prepare_exec(&ctx);
+    0
+}
+
+fn try_prepare_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let (pid, tid) = current_ids();
+    let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
+    // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
+    let slot = unsafe { &*slot };
+    // The `execve` entry, where the task left it: in this CPU's slot, or
+    // in `INFLIGHT` if it was switched out since (reading the file, say).
+    let call = if slot.tid == tid {
+        slot.call
+    } else {
+        // SAFETY: this task's own entry (see `spill_slot`), copied out.
+        match unsafe { INFLIGHT.get(tid) } {
+            Some(c) if c.nr != IDLE => *c,
+            _ => return Ok(()),
+        }
+    };
+    let spec = spec_of(call.nr);
+    if spec.flags & SPEC_EXEC == 0 {
+        return Ok(());
+    }
+    let path_arg = (spec.exec_path_arg as usize).min(4);
+    let job = ExecJob {
+        session: call.session,
+        pid,
+        tid,
+        flags: EXEC_ARGS_AT_EXEC,
+        ts_ns: call.ts_ns,
+        path: call.args[path_arg],
+        argv: call.args[path_arg + 1],
+    };
+    let Some(out) = EXEC_JOB.get_ptr_mut(0) else { return Ok(()) };
+    // SAFETY: the per-CPU slot is ours until the tail-called program returns.
+    unsafe { *out = job };
+    // SAFETY: a tail call with this program's own context.
+    unsafe { TAILS.tail_call(ctx, TAIL_EXEC_ARGS) };
+    // Only reached when the tail call failed.
+    count_loss(call.session, |l| l.ring_full += 1);
+    Ok(())
 }
 
 /// Counts or records a finished syscall; with `CAPTURES` false, without
@@ -482,7 +547,7 @@ const MSGHDR_LEN: u64 = 56;
 /// end of argv, truncation) end in equal states, and all but the first are
 /// pruned where they join.
 #[inline(always)]
-fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64) {
+fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64, job_flags: u32) {
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else { return };
     let hdr = scratch.cast::<ExecArgsHeader>();
     // SAFETY: the per-CPU scratch buffer is ours until this program
@@ -496,7 +561,7 @@ fn exec_args(session: u32, pid: u32, tid: u32, ts_ns: u64, path: u64, argv: u64)
         core::ptr::write_volatile(off_at, 0);
         core::ptr::write_volatile(nstrings_at, 0);
     }
-    let mut flags = 0u32;
+    let mut flags = job_flags;
     // The path first, then argv[0..]. Each string lands at `data + off`
     // with `off` below `EXEC_ARGS_LEN - 1`, and reads at most
     // `EXEC_ARGS_LEN` bytes, so every write stays in the buffer.

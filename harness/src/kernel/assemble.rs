@@ -1,13 +1,16 @@
 //! Turns kernel records into [`Event`]s.
 //!
-//! Most records map one to one. Some need state: an exec's argv arrives at
-//! `execve` entry and is joined to the exec (or to the failed `execve`);
+//! Most records map one to one. Some need state: an exec's argv as passed
+//! arrives at its point of no return, before the exec, and the argv its
+//! new image got after the `execve`; both are joined to the exec and its
+//! `execve` record (a failed `execve`'s argv to that record alone);
 //! a process's exit status is worked out from what it did (its
 //! `exit_group` code, or a fatal signal), since the exit tracepoint does not
-//! carry it; TCP connections are numbered by socket ([`Connections`]), and
-//! remembered so an accept or a socket still open at the end gets its
-//! addresses; and UDP datagrams are derived from the syscalls that carry
-//! them ([`Datagrams`]).
+//! carry it; the SIGKILLs the kernel tears a dying process's threads down
+//! with are not signal events, but the signal sent that killed it is; TCP
+//! connections are numbered by socket ([`Connections`]), and remembered so
+//! an accept or a socket still open at the end gets its addresses; and UDP
+//! datagrams are derived from the syscalls that carry them ([`Datagrams`]).
 //! A process that exec'd into more privilege than a non-root caller (see
 //! [`super::privilege`]) ends at that exec: nothing of it after that is
 //! decoded, whatever reaches the ring.
@@ -18,8 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 use foldhash::HashMap;
 
 use probity_common::{
-    ParseError, Record, SockOwner, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_TRUNCATED, EXEC_PRIVILEGED,
-    FORK_UNTRACKED, SIGNAL_GENERATED, SYSCALL_NO_RETURN,
+    ParseError, Record, SockOwner, CAPTURE_FAULT, CAPTURE_TRUNCATED, EXEC_ARGS_AT_EXEC, EXEC_ARGS_RAN,
+    EXEC_ARGS_TRUNCATED, EXEC_PRIVILEGED, FORK_UNTRACKED, SIGNAL_GENERATED, SYSCALL_NO_RETURN,
 };
 
 use crate::decode::{self, CaptureData};
@@ -34,6 +37,10 @@ pub(crate) struct Assembler {
     /// `execve` syscall records held back likewise: the kernel side writes
     /// the argv record just after the syscall's.
     pending_execve: HashMap<u32, Event>,
+    /// The path and argv a successful exec was passed, read at its point
+    /// of no return, before its other records, by thread id (moved to the
+    /// new one when a non-leader thread execs).
+    passed: HashMap<u32, ExecArgs>,
     /// What each process did that decides its exit status, by pid.
     ending: HashMap<u32, Ending>,
     /// Statuses known from elsewhere (the root's `waitpid`).
@@ -53,12 +60,31 @@ pub(crate) struct Assembler {
     privileged_execs: Vec<(u64, u32, OsString)>,
 }
 
-/// What an exec's entry record said.
+/// What an exec's argv record said.
 #[derive(Default, Clone)]
 struct ExecArgs {
-    path: OsString,
+    /// `None` when the record has no path: unreadable, or read after a
+    /// successful exec, when the exec event's file name stands for it.
+    path: Option<OsString>,
     argv: Vec<OsString>,
     truncated: bool,
+}
+
+impl ExecArgs {
+    fn parse(h: &probity_common::ExecArgsHeader, data: &[u8]) -> ExecArgs {
+        let mut strings = data.split(|&b| b == 0).map(|s| OsStr::from_bytes(s).to_owned());
+        let path = if h.nstrings > 0 { strings.next() } else { None };
+        let argv: Vec<OsString> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
+        let path = path.filter(|_| h.flags & EXEC_ARGS_RAN == 0);
+        ExecArgs { path, argv, truncated: h.flags & EXEC_ARGS_TRUNCATED != 0 }
+    }
+}
+
+/// The signal last sent to a process and not yet handled.
+#[derive(Clone, Copy)]
+struct Sent {
+    sig: i32,
+    code: i32,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -67,11 +93,17 @@ struct Ending {
     code: Option<i32>,
     /// The last signal sent to the process and not yet handled: the one
     /// the kernel turns into a group SIGKILL when it is fatal.
-    pending: Option<i32>,
+    pending: Option<Sent>,
     /// A signal whose default action killed the process.
     fatal_signal: Option<i32>,
     /// `exit_group` came first: later SIGKILLs are the group exit itself.
     group_exit: bool,
+    /// The signal that killed the process, delivered as a group SIGKILL,
+    /// with that SIGKILL's time, pid and tid: its event is written when
+    /// the process ends, not at once, since a thread's exec tears the
+    /// other threads down the same way and then nothing killed the
+    /// process (its exec record forgets this).
+    killed_by: Option<(u64, u32, u32, Sent)>,
 }
 
 impl Assembler {
@@ -143,24 +175,34 @@ impl Assembler {
                 out.push(ev);
             }
             Record::ExecArgs(h, data) => {
-                let mut strings = data.split(|&b| b == 0).map(|s| OsStr::from_bytes(s).to_owned());
-                let mut path = if h.nstrings > 0 { strings.next().unwrap_or_default() } else { OsString::new() };
-                let argv: Vec<OsString> = strings.take(h.nstrings.saturating_sub(1) as usize).collect();
-                let truncated = h.flags & EXEC_ARGS_TRUNCATED != 0;
+                let args = ExecArgs::parse(h, data);
                 let tid = h.header.tid;
+                if h.flags & EXEC_ARGS_AT_EXEC != 0 {
+                    // Before the exec's own records: held for them.
+                    self.passed.insert(tid, args);
+                    return Ok(());
+                }
+                // After a successful exec, what the new image got; the
+                // argv as passed came at the point of no return (unless
+                // the kernel lacks that tracepoint).
+                let (mut passed, ran) = match self.passed.remove(&tid) {
+                    Some(p) if h.flags & EXEC_ARGS_RAN != 0 => (p, Some(args.argv)),
+                    _ => (args, None),
+                };
                 if let Some(mut exec) = self.pending_exec.remove(&tid) {
                     if let EventKind::Exec(x) = &mut exec.kind {
-                        x.argv.clone_from(&argv);
-                        x.argv_truncated = truncated;
-                        if path.is_empty() {
-                            path.clone_from(&x.filename);
+                        x.argv.clone_from(&passed.argv);
+                        x.argv_truncated = passed.truncated;
+                        x.interpreter_argv = ran.filter(|r| *r != passed.argv).unwrap_or_default();
+                        if passed.path.is_none() {
+                            passed.path = Some(x.filename.clone());
                         }
                     }
                     out.push(exec);
                 }
                 if let Some(mut call) = self.pending_execve.remove(&tid) {
                     if let EventKind::Syscall(s) = &mut call.kind {
-                        attach_exec_args(s, ExecArgs { path, argv, truncated });
+                        attach_exec_args(s, passed);
                     }
                     out.push(call);
                 }
@@ -171,6 +213,7 @@ impl Assembler {
                 let h = e.header;
                 let filename = OsStr::from_bytes(e.filename).to_owned();
                 self.flush(h.tid, out);
+                self.passed.remove(&e.old_tid);
                 self.ending.remove(&h.pid);
                 self.privileged.insert(h.pid, h.ts_ns);
                 self.privileged_execs.push((h.ts_ns, h.pid, filename.clone()));
@@ -182,6 +225,7 @@ impl Assembler {
                         filename,
                         argv: Vec::new(),
                         argv_truncated: false,
+                        interpreter_argv: Vec::new(),
                         old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
                     }),
                 });
@@ -191,6 +235,12 @@ impl Assembler {
                 // A new image starts with a clean slate for its exit.
                 self.ending.remove(&h.pid);
                 self.datagrams.on_exec(h.pid);
+                if e.old_tid != h.tid {
+                    // A non-leader thread exec'd and took the process id.
+                    if let Some(p) = self.passed.remove(&e.old_tid) {
+                        self.passed.insert(h.tid, p);
+                    }
+                }
                 // Held until the argv record, which the `execve` exit writes next.
                 self.pending_exec.insert(
                     h.tid,
@@ -202,6 +252,7 @@ impl Assembler {
                             filename: OsStr::from_bytes(e.filename).to_owned(),
                             argv: Vec::new(),
                             argv_truncated: false,
+                            interpreter_argv: Vec::new(),
                             old_tid: (e.old_tid != h.tid).then_some(e.old_tid),
                         }),
                     },
@@ -225,7 +276,9 @@ impl Assembler {
                 let process_exited = x.group_dead != 0;
                 let status = if process_exited { self.status_of(h.pid) } else { None };
                 if process_exited {
-                    self.ending.remove(&h.pid);
+                    if let Some(e) = self.ending.remove(&h.pid) {
+                        out.extend(e.killed_by.map(killing_signal));
+                    }
                 }
                 self.flush(h.tid, out);
                 out.push(Event {
@@ -241,7 +294,24 @@ impl Assembler {
                 if s.sa_handler == 0 {
                     let tid = s.header.tid;
                     let pid = self.process_of.get(&tid).copied().unwrap_or(tid);
-                    self.ending.entry(pid).or_default().pending = Some(s.sig);
+                    self.ending.entry(pid).or_default().pending = Some(Sent { sig: s.sig, code: s.code });
+                }
+            }
+            Record::Signal(s) if s.sig == libc::SIGKILL => {
+                // The kernel tearing the thread down: its group is exiting
+                // (`exit_group`, a fatal signal, another thread's exec),
+                // and every thread dequeues a SIGKILL that nobody sent
+                // (`zap_other_threads`, or `complete_signal` for a fatal
+                // signal). Not a signal event: strace shows none either.
+                // When a signal was sent to the process, that one killed
+                // it: a fatal SIGTERM is delivered this way, and so is a
+                // SIGKILL that was sent.
+                let h = s.header;
+                let e = self.ending.entry(h.pid).or_default();
+                if !e.group_exit && e.fatal_signal.is_none() {
+                    let sent = e.pending.take();
+                    e.fatal_signal = Some(sent.map_or(libc::SIGKILL, |p| p.sig));
+                    e.killed_by = sent.map(|p| (h.ts_ns, h.pid, h.tid, p));
                 }
             }
             Record::Signal(s) => {
@@ -252,15 +322,17 @@ impl Assembler {
                     _ => SignalAction::Handler,
                 };
                 let e = self.ending.entry(h.pid).or_default();
-                if action == SignalAction::Default && kills_by_default(s.sig) {
-                    if !e.group_exit && e.fatal_signal.is_none() {
-                        // A fatal signal arrives as the group SIGKILL it was
-                        // turned into; the one that was sent is the cause.
-                        let sig = if s.sig == libc::SIGKILL { e.pending.unwrap_or(s.sig) } else { s.sig };
-                        e.fatal_signal = Some(sig);
-                    }
-                } else if e.pending == Some(s.sig) {
+                if e.pending.is_some_and(|p| p.sig == s.sig) {
                     e.pending = None;
+                }
+                if action == SignalAction::Default
+                    && kills_by_default(s.sig)
+                    && !e.group_exit
+                    && e.fatal_signal.is_none()
+                {
+                    // Dequeued as itself: a core-dumping signal, or one
+                    // that was blocked when it was sent.
+                    e.fatal_signal = Some(s.sig);
                 }
                 out.push(Event {
                     ts_ns: h.ts_ns,
@@ -305,6 +377,10 @@ impl Assembler {
                 out.push(e);
             }
         }
+        if !self.passed.is_empty() {
+            // The exec it was read for left no other record.
+            self.passed.remove(&tid);
+        }
     }
 
     /// Whether `record` belongs to a process that left the session for
@@ -337,6 +413,9 @@ impl Assembler {
     pub(crate) fn finish(&mut self, out: &mut Vec<Event>) {
         out.extend(self.pending_exec.drain().map(|(_, e)| e));
         out.extend(self.pending_execve.drain().map(|(_, e)| e));
+        self.passed.clear();
+        // Processes killed whose end the trace did not see.
+        out.extend(self.ending.values_mut().filter_map(|e| e.killed_by.take()).map(killing_signal));
         if self.known.is_empty() {
             return;
         }
@@ -365,11 +444,27 @@ impl Assembler {
     }
 }
 
-/// Shows an exec's path and argv, read at entry, in its syscall record.
+/// The event of a signal that killed a process as a group SIGKILL, at
+/// that SIGKILL's time and thread.
+fn killing_signal((ts_ns, pid, tid, sent): (u64, u32, u32, Sent)) -> Event {
+    Event {
+        ts_ns,
+        pid,
+        tid,
+        kind: EventKind::Signal(Signal {
+            signo: sent.sig,
+            name: decode::signal_name(sent.sig),
+            code: sent.code,
+            action: SignalAction::Default,
+        }),
+    }
+}
+
+/// Shows an exec's path and argv, as passed, in its syscall record.
 fn attach_exec_args(call: &mut crate::event::Syscall, x: ExecArgs) {
     let (path_idx, argv_idx) = if call.name == "execveat" { (1, 2) } else { (0, 1) };
     if let Some(slot) = call.args.get_mut(path_idx) {
-        *slot = crate::event::Arg::Path { path: x.path, truncated: false };
+        *slot = crate::event::Arg::Path { path: x.path.unwrap_or_default(), truncated: false };
     }
     if let Some(slot) = call.args.get_mut(argv_idx) {
         *slot = crate::event::Arg::Strings { items: x.argv, truncated: x.truncated };
@@ -481,6 +576,101 @@ mod tests {
         assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGTERM)));
         // Generated signals are not events of their own.
         assert_eq!(out.iter().filter(|e| matches!(e.kind, EventKind::Signal(_))).count(), 1);
+    }
+
+    fn signals(out: &[Event]) -> Vec<(u32, i32)> {
+        out.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Signal(s) => Some((e.tid, s.signo)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_exit_tears_threads_down_without_signal_events() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&syscall(5, 5, EXIT_GROUP, 0, true)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 6, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 6, false)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(signals(&out), []);
+        assert_eq!(status(&out), Some(ExitStatus::Code(0)));
+    }
+
+    #[test]
+    fn a_fatal_signal_is_shown_once_as_itself() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&syscall(5, 5, 39, 0, false)), &mut out);
+        push(&mut a, as_bytes(&syscall(5, 6, 39, 0, false)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGHUP, 0, SIGNAL_GENERATED)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 6, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 6, false)), &mut out);
+        assert_eq!(signals(&out), []);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(signals(&out), [(6, libc::SIGHUP)]);
+        assert_eq!(status(&out), Some(ExitStatus::Signal(libc::SIGHUP)));
+    }
+
+    #[test]
+    fn another_threads_exec_kills_no_one() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, as_bytes(&syscall(5, 5, 39, 0, false)), &mut out);
+        // A handled signal, still pending when thread 6 execs.
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGUSR1, 0, SIGNAL_GENERATED)), &mut out);
+        push(&mut a, as_bytes(&signal(5, 5, libc::SIGKILL, 0, 0)), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, false)), &mut out);
+        push(&mut a, &exec(5, 0), &mut out);
+        push(&mut a, as_bytes(&exit(5, 5, true)), &mut out);
+        assert_eq!(signals(&out), []);
+    }
+
+    /// An argv record: `path` (or none) then `argv`, with `flags`.
+    fn exec_args(tid: u32, flags: u32, path: Option<&str>, argv: &[&str]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for s in path.iter().chain(argv) {
+            data.extend_from_slice(s.as_bytes());
+            data.push(0);
+        }
+        let h = probity_common::ExecArgsHeader {
+            header: EventHeader::new(K::ExecArgs, 1, 10, tid, tid),
+            nstrings: (argv.len() + usize::from(path.is_some())) as u32,
+            flags,
+            len: data.len() as u32,
+            _pad: 0,
+        };
+        let mut bytes = as_bytes(&h).to_vec();
+        bytes.extend_from_slice(&data);
+        bytes
+    }
+
+    #[test]
+    fn a_script_shows_its_argv_as_passed_and_what_ran_apart() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, &exec_args(5, EXEC_ARGS_AT_EXEC, Some("./s.sh"), &["./s.sh", "a"]), &mut out);
+        push(&mut a, &exec(5, 0), &mut out);
+        push(&mut a, as_bytes(&syscall(5, 5, syscalls::Sysno::execve as u32, 0, false)), &mut out);
+        push(&mut a, &exec_args(5, EXEC_ARGS_RAN, Some(""), &["/bin/sh", "./s.sh", "a"]), &mut out);
+        assert_eq!(out.len(), 2);
+        let EventKind::Exec(x) = &out[0].kind else { panic!("{:?}", out[0]) };
+        assert_eq!(x.argv, ["./s.sh", "a"]);
+        assert_eq!(x.interpreter_argv, ["/bin/sh", "./s.sh", "a"]);
+        let EventKind::Syscall(call) = &out[1].kind else { panic!("{:?}", out[1]) };
+        assert_eq!(call.args[0].to_string(), "\"./s.sh\"");
+        assert_eq!(call.args[1].to_string(), "[\"./s.sh\", \"a\"]");
+    }
+
+    #[test]
+    fn a_program_that_ran_itself_has_no_interpreter_argv() {
+        let (mut a, mut out) = (Assembler::default(), Vec::new());
+        push(&mut a, &exec_args(5, EXEC_ARGS_AT_EXEC, Some("/bin/ls"), &["ls"]), &mut out);
+        push(&mut a, &exec(5, 0), &mut out);
+        push(&mut a, as_bytes(&syscall(5, 5, syscalls::Sysno::execve as u32, 0, false)), &mut out);
+        push(&mut a, &exec_args(5, EXEC_ARGS_RAN, Some(""), &["ls"]), &mut out);
+        let EventKind::Exec(x) = &out[0].kind else { panic!("{:?}", out[0]) };
+        assert_eq!(x.argv, ["ls"]);
+        assert!(x.interpreter_argv.is_empty());
     }
 
     #[test]

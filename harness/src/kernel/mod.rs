@@ -231,7 +231,7 @@ impl Kernel {
             .map(|(_, tp)| if offsets.is_some() { raw_name(tp) } else { static_name(tp) })
             .collect();
         let mut names = process_names.clone();
-        names.extend(["exec_args_tail", "sched_switch", "sys_enter", "sys_exit"]);
+        names.extend(["exec_args_tail", "sched_prepare_exec", "sched_switch", "sys_enter", "sys_exit"]);
         names.extend(NET_BYTES_PROBES);
         if sock.is_some() {
             names.extend(NET_PROBES.iter().map(|(_, tp)| raw_name(tp)));
@@ -270,6 +270,11 @@ impl Kernel {
                 .map_err(|e| Error::Attach(name, Box::new(e.into())))?;
             tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
         }
+        // An exec's argv as passed (see harness-ebpf/src/probes/syscalls.rs).
+        // Linux 6.10 added this tracepoint: without it, the argv an exec
+        // records is the one its new image got.
+        let prog: &mut RawTracePoint = program(&mut ebpf, "sched_prepare_exec")?;
+        let _ = prog.attach("sched_prepare_exec");
         // `sched_switch` moves a syscall's entry out of its CPU's slot
         // when its task is switched out: attached first, so that no entry
         // can be left behind.

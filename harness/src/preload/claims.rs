@@ -287,7 +287,13 @@ mod tests {
             ts_ns,
             pid,
             pid,
-            EventKind::Exec(Exec { filename: "/bin/x".into(), argv: vec![], argv_truncated: false, old_tid: None }),
+            EventKind::Exec(Exec {
+                filename: "/bin/x".into(),
+                argv: vec![],
+                argv_truncated: false,
+                interpreter_argv: vec![],
+                old_tid: None,
+            }),
         )
     }
 

@@ -107,6 +107,7 @@ mod tests {
                 filename: "/bin/true".into(),
                 argv: vec![],
                 argv_truncated: false,
+                interpreter_argv: vec![],
                 old_tid: None,
             }),
         }
