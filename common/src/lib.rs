@@ -12,7 +12,8 @@
 //!
 //! The files follow the families: `records/` holds one file per record
 //! family, `session.rs` a session's settings and loss counters, `spec.rs`
-//! the syscall spec table, and `shm/` the preload library's ring. Behind
+//! the syscall spec table, `knobs.rs` the settings a user picks and
+//! their bounds, and `shm/` the preload library's ring. Behind
 //! the `user` feature, `parse.rs` reads records back and `user.rs` lets
 //! aya carry the map types.
 //!
@@ -37,10 +38,12 @@
 //!   it is not a stable on-disk format (saved traces are JSON).
 #![no_std]
 
+mod knobs;
 mod records;
 mod session;
 mod spec;
 
+pub use knobs::*;
 pub use records::*;
 pub use session::*;
 pub use spec::*;

@@ -6,8 +6,6 @@
 pub const MAX_SESSIONS: u32 = 64;
 /// Syscall numbers at or above this are folded into the last slot.
 pub const MAX_SYSCALLS: u32 = 512;
-/// Default bytes of read/write buffers kept, like `strace -s 32`.
-pub const DEFAULT_BUF_LEN: u32 = 32;
 
 /// `SessionConfig::flags`: the session is live; its tree is traced.
 pub const SESSION_ACTIVE: u32 = 1;
@@ -24,8 +22,8 @@ pub const MAX_SUMMARY_SESSIONS: u32 = 8;
 pub struct SessionConfig {
     /// `SESSION_*` flags.
     pub flags: u32,
-    /// Bytes of read/write buffers to keep (at most [`MAX_CAPTURE`](crate::MAX_CAPTURE)).
-    pub buf_len: u32,
+    /// Bytes of read/write buffers to keep: a [`StringLimit`](crate::StringLimit).
+    pub string_limit: u32,
     /// With `SESSION_SUMMARY`: which block of `MAX_SYSCALLS` counters in
     /// `STATS` is this session's (below [`MAX_SUMMARY_SESSIONS`]).
     pub stats_slot: u32,
