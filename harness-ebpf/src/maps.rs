@@ -9,19 +9,19 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use probity_common::{
-    Losses, SessionConfig, SockOwner, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS, MAX_SUMMARY_SESSIONS,
-    MAX_SYSCALLS,
+    Losses, MaxTasks, RingBytes, SessionConfig, SockOwner, SyscallSpec, SyscallStats, MAX_CAPTURE, MAX_SESSIONS,
+    MAX_SUMMARY_SESSIONS, MAX_SYSCALLS,
 };
 
 /// Every record for userspace. Resized by the harness.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(RingBytes::DEFAULT.get(), 0);
 
 /// Traced tasks: thread id to session id. A task is added when its parent
 /// forks it (or, for a session's first process, by the harness before it
 /// execs) and removed when it exits.
 #[map]
-pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(32768, 0);
+pub static TASKS: HashMap<u32, u32> = HashMap::with_max_entries(MaxTasks::DEFAULT.get(), 0);
 
 /// A syscall between entry and exit.
 #[repr(C)]
@@ -77,7 +77,7 @@ pub static CPU_SLOT: PerCpuArray<CpuSlot> = PerCpuArray::with_max_entries(1, 0);
 /// marked idle between syscalls, so that blocking syscalls do not insert
 /// and delete an entry each time.
 #[map]
-pub static INFLIGHT: HashMap<u32, InFlight> = HashMap::with_max_entries(32768, 0);
+pub static INFLIGHT: HashMap<u32, InFlight> = HashMap::with_max_entries(MaxTasks::DEFAULT.get(), 0);
 
 /// What to capture for each syscall number, filled by the harness.
 #[map]

@@ -416,7 +416,7 @@ pub struct Dns {
     /// In an answer: the `A` and `AAAA` addresses it holds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addrs: Vec<std::net::IpAddr>,
-    /// The datagram was captured only in part (see `with_buffer_bytes`):
+    /// The datagram was captured only in part (see `with_string_limit`):
     /// the name may be cut, and an answer's addresses missing.
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,

@@ -60,6 +60,7 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 pub use error::Error;
 pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
+pub use probity_common::{KnobError, MaxTasks, RingBytes, StringLimit};
 pub use probity_macros::traced_test;
 pub use testing::{traced, Cmd, Run};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};

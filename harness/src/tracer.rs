@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use probity_common::{MaxTasks, RingBytes, StringLimit};
 
 use crate::error::Error;
 use crate::event::{Event, ExitStatus};
@@ -121,7 +122,7 @@ fn interpreter_of(program: &std::ffi::OsStr) -> String {
 #[must_use]
 pub struct Tracer {
     summary: bool,
-    buf_len: u32,
+    string_limit: StringLimit,
     load: LoadOptions,
     timeout: Option<Duration>,
     tracers: Vec<TracerKind>,
@@ -140,7 +141,7 @@ impl Tracer {
     pub fn new() -> Self {
         Tracer {
             summary: false,
-            buf_len: probity_common::DEFAULT_BUF_LEN,
+            string_limit: StringLimit::DEFAULT,
             load: LoadOptions::default(),
             timeout: None,
             tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
@@ -157,39 +158,24 @@ impl Tracer {
         self
     }
 
-    /// Most bytes [`with_buffer_bytes`](Tracer::with_buffer_bytes) keeps: a
-    /// capture is at most 4096 bytes, one of which ends a string.
-    pub const MAX_BUFFER_BYTES: u32 = probity_common::MAX_CAPTURE as u32 - 1;
-
-    /// Largest kernel ring ([`with_ring_bytes`](Tracer::with_ring_bytes)):
-    /// the kernel takes a power of two below 4 GiB for a BPF ring buffer.
-    pub const MAX_RING_BYTES: u32 = 1 << 31;
-
-    /// Most tasks [`with_max_tasks`](Tracer::with_max_tasks) accepts: the
-    /// kernel's `PID_MAX_LIMIT`, beyond which no system has tasks.
-    pub const MAX_TASKS: u32 = 1 << 22;
-
-    /// Bytes of read and write buffers to keep (at most
-    /// [`MAX_BUFFER_BYTES`](Tracer::MAX_BUFFER_BYTES); more is cut to it).
-    pub fn with_buffer_bytes(mut self, n: u32) -> Self {
-        self.buf_len = n.min(Self::MAX_BUFFER_BYTES);
+    /// Bytes of read and write buffers to keep (32 by default, like
+    /// `strace -s 32`).
+    pub fn with_string_limit(mut self, limit: StringLimit) -> Self {
+        self.string_limit = limit;
         self
     }
 
     /// Most tasks traced at once by this process (fixed by the first
-    /// session), from 1 to [`MAX_TASKS`](Tracer::MAX_TASKS); other values
-    /// are brought into that range.
-    pub fn with_max_tasks(mut self, n: u32) -> Self {
-        self.load.max_tasks = n.clamp(1, Self::MAX_TASKS);
+    /// session).
+    pub fn with_max_tasks(mut self, n: MaxTasks) -> Self {
+        self.load.max_tasks = n.get();
         self
     }
 
-    /// Kernel ring buffer size in bytes, from a page to
-    /// [`MAX_RING_BYTES`](Tracer::MAX_RING_BYTES) (rounded up to a power
-    /// of two and brought into that range; fixed by the first session of
-    /// the process).
-    pub fn with_ring_bytes(mut self, n: u32) -> Self {
-        self.load.ring_bytes = n.clamp(4096, Self::MAX_RING_BYTES).next_power_of_two();
+    /// Kernel ring buffer size (fixed by the first session of the
+    /// process).
+    pub fn with_ring_bytes(mut self, n: RingBytes) -> Self {
+        self.load.ring_bytes = n.get();
         self
     }
 
@@ -271,7 +257,7 @@ impl Tracer {
         let kernel = if self.tracers.contains(&TracerKind::Ebpf) {
             Some(KernelSession::open(crate::kernel::session::SessionOptions {
                 summary: self.summary,
-                buf_len: self.buf_len,
+                string_limit: self.string_limit,
                 load: self.load,
             })?)
         } else {

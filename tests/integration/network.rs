@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use probity::{Arg, Event, Net, NetOp, Trace, Tracer, TracerKind};
+use probity::{Arg, Event, Net, NetOp, StringLimit, Trace, Tracer, TracerKind};
 
 use crate::support::{dump, fixture, require_tracing};
 
@@ -230,7 +230,10 @@ fn reused_sockets_are_charged_to_their_current_owner() {
 /// answer to the address given.
 #[test]
 fn dns_over_udp_is_decoded() {
-    let trace = in_netns(&ebpf().with_buffer_bytes(512), &format!("{} db.probity.test", fixture("dns_query")));
+    let trace = in_netns(
+        &ebpf().with_string_limit(StringLimit::new(512).unwrap()),
+        &format!("{} db.probity.test", fixture("dns_query")),
+    );
     let sends: Vec<&Net> = net_of(&trace, NetOp::Send).into_iter().map(|(_, n)| n).collect();
     assert_eq!(sends.len(), 2, "query and answer: {}", dump(&trace));
     let query = sends.iter().find(|n| n.peer.is_some_and(|p| p.port() == 53)).unwrap();
@@ -261,7 +264,10 @@ fn dns_over_udp_is_decoded() {
 /// datagrams are decoded and attributed like `sendto`'s.
 #[test]
 fn dns_in_message_headers_is_decoded() {
-    let trace = in_netns(&ebpf().with_buffer_bytes(512), &format!("{} --msg db.probity.test", fixture("dns_query")));
+    let trace = in_netns(
+        &ebpf().with_string_limit(StringLimit::new(512).unwrap()),
+        &format!("{} --msg db.probity.test", fixture("dns_query")),
+    );
     let snap = trace.snapshot().text();
     for line in [
         // In snapshots a message shows its address, not its bytes (which

@@ -14,7 +14,9 @@ fn datagrams_on_copied_descriptors_are_attributed() {
     require_tracing();
     let mut cmd = Command::new(probity::resolve_program("unshare").unwrap());
     cmd.args(["-n", "sh", "-c", &format!("ip link set lo up && {}", fixture("udp_dup"))]);
-    let tracer = probity::Tracer::new().with_tracers(&[TracerKind::Ebpf]).with_buffer_bytes(512);
+    let tracer = probity::Tracer::new()
+        .with_tracers(&[TracerKind::Ebpf])
+        .with_string_limit(probity::StringLimit::new(512).unwrap());
     let trace = tracer.run(cmd).unwrap_or_else(|e| panic!("failed to trace udp_dup: {e}"));
     assert_eq!(trace.outcome.losses.lost_events(), 0, "events lost: {:?}", trace.outcome.losses);
     assert_eq!(trace.outcome.status, probity::ExitStatus::Code(0), "udp_dup failed:\n{}", dump(&trace));

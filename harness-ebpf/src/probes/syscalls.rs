@@ -356,7 +356,7 @@ fn finish<const CAPTURES: bool>(
         if c.kind == CaptureKind::None as u8 {
             break;
         }
-        if let Some(used) = capture(scratch, len, call, config.buf_len, c.kind, c.arg, c.len_arg, ret) {
+        if let Some(used) = capture(scratch, len, call, config.string_limit, c.kind, c.arg, c.len_arg, ret) {
             if used.1 {
                 count_loss(session, |l| l.capture_faults += 1);
             }
@@ -385,7 +385,7 @@ fn capture(
     scratch: &mut Scratch,
     offset: usize,
     call: &InFlight,
-    buf_len: u32,
+    string_limit: u32,
     kind: u8,
     arg: u8,
     len_arg: u8,
@@ -464,7 +464,7 @@ fn capture(
         {
             SOCKADDR_MAX
         } else {
-            u64::from(buf_len)
+            u64::from(string_limit)
         };
         let mut n = want.min(limit).min(MAX_CAPTURE as u64 - 1) as usize;
         if (n as u64) < want {

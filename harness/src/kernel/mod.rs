@@ -62,7 +62,11 @@ pub(crate) struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 64 << 20, max_tasks: 32768, keep: false }
+        Self {
+            ring_bytes: probity_common::RingBytes::DEFAULT.get(),
+            max_tasks: probity_common::MaxTasks::DEFAULT.get(),
+            keep: false,
+        }
     }
 }
 

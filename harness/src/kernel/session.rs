@@ -4,7 +4,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use probity_common::{Losses, SessionConfig, SyscallStats, MAX_CAPTURE, SESSION_ACTIVE, SESSION_SUMMARY};
+use probity_common::{Losses, SessionConfig, StringLimit, SyscallStats, SESSION_ACTIVE, SESSION_SUMMARY};
 
 use super::consumer::Sink;
 use super::{raw_bpf, Kernel, LoadOptions};
@@ -15,7 +15,7 @@ use crate::event::{Event, ExitStatus};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SessionOptions {
     pub summary: bool,
-    pub buf_len: u32,
+    pub string_limit: StringLimit,
     pub load: LoadOptions,
 }
 
@@ -34,8 +34,7 @@ impl KernelSession {
         if opts.summary {
             flags |= SESSION_SUMMARY;
         }
-        let config =
-            SessionConfig { flags, buf_len: opts.buf_len.min(MAX_CAPTURE as u32 - 1), stats_slot: 0, generation: 0 };
+        let config = SessionConfig { flags, string_limit: opts.string_limit.get(), stats_slot: 0, generation: 0 };
         let id = kernel.open(config)?;
         let sink = kernel.router.add(id);
         let unroutable_at_open = kernel.router.unroutable();

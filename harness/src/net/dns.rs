@@ -1,7 +1,7 @@
 //! DNS messages in UDP datagrams: the question asked and, in an answer,
 //! the addresses given.
 //!
-//! Captured buffers are often cut (`with_buffer_bytes`, 32 bytes by
+//! Captured buffers are often cut (`with_string_limit`, 32 bytes by
 //! default), so the question is read by hand, as far as the bytes go, and
 //! only a whole answer is parsed (with `simple-dns`) for its records.
 

@@ -66,13 +66,15 @@ pub fn default_timeout() -> Duration {
 /// Smaller than the CLI's 64 MiB because every test process allocates it
 /// (a 64 MiB ring costs about 40 ms to set up and tear down); a test that
 /// outruns it loses events, which its trace counts and shows.
-fn test_ring_bytes() -> u32 {
-    std::env::var("PROBITY_RING_MIB")
+fn test_ring_bytes() -> crate::RingBytes {
+    let mib = std::env::var("PROBITY_RING_MIB")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|m| (1..=1024).contains(m))
-        .unwrap_or(16)
-        << 20
+        .unwrap_or(16);
+    // A size that is not a power of two is rounded up to one; every size
+    // from 1 to 1024 MiB then is a valid ring.
+    crate::RingBytes::from_mib(mib.next_power_of_two()).unwrap_or(crate::RingBytes::DEFAULT)
 }
 
 /// What a test asked for, for the runs on its thread.

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use probity::{Event, EventKind, Outcome, SyscallCount, Tracer, TracerKind};
+use probity::{
+    Event, EventKind, KnobError, MaxTasks, Outcome, RingBytes, StringLimit, SyscallCount, Tracer, TracerKind,
+};
 
 use crate::output;
 
@@ -20,10 +22,6 @@ const EXIT_LOST: u8 = 120;
 const EXIT_GATE: u8 = 121;
 /// Exit status when probity itself failed.
 const EXIT_PROBITY: u8 = 125;
-/// Default kernel ring size, MiB.
-const RING_MIB: u32 = 64;
-/// Default kernel ring size with `--summary`, MiB.
-const SUMMARY_RING_MIB: u32 = 4;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -45,24 +43,22 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     tracers: Vec<TracerArg>,
     /// Bytes of read/write buffers to show (like `strace -s`), 0 to 4095.
-    #[arg(short = 's', long = "string-limit", default_value_t = 32, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(0..=i64::from(Tracer::MAX_BUFFER_BYTES)))]
-    string_limit: u32,
+    #[arg(short = 's', long = "string-limit", default_value_t = StringLimit::DEFAULT, value_name = "N")]
+    string_limit: StringLimit,
     /// Most tasks traced at once, 1 to 4194304; further forks are counted
     /// as lost.
-    #[arg(long, default_value_t = 32768, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(Tracer::MAX_TASKS)))]
-    max_tasks: u32,
+    #[arg(long, default_value_t = MaxTasks::DEFAULT, value_name = "N")]
+    max_tasks: MaxTasks,
     /// Kernel ring buffer size in MiB, a power of two from 1 to 2048
     /// [default: 64, or 4 with --summary, whose ring carries process
     /// events only].
     #[arg(long, value_name = "MIB", value_parser = parse_ring_mib)]
-    ring_mib: Option<u32>,
+    ring_mib: Option<RingBytes>,
     /// The preload library's ring in MiB, a power of two from 1 to 2048
     /// [default: 16]. Its memory is reserved in /dev/shm at start: lower
     /// it where /dev/shm is small (a container's is often 64 MiB).
     #[arg(long, value_name = "MIB", value_parser = parse_ring_mib)]
-    preload_ring_mib: Option<u32>,
+    preload_ring_mib: Option<RingBytes>,
     /// Exit with the command's status even when events were lost.
     #[arg(long)]
     allow_loss: bool,
@@ -84,13 +80,8 @@ pub struct RunArgs {
 
 /// `--ring-mib` and `--preload-ring-mib`: the kernel takes a power of two
 /// for a BPF ring buffer, and the preload ring is one too.
-fn parse_ring_mib(s: &str) -> Result<u32, String> {
-    let max = Tracer::MAX_RING_BYTES >> 20;
-    let allowed = format!("a power of two from 1 to {max} (1, 2, 4, ..., {max})");
-    match s.parse::<u32>() {
-        Ok(n) if n.is_power_of_two() && n <= max => Ok(n),
-        _ => Err(format!("the ring size must be {allowed}")),
-    }
+fn parse_ring_mib(s: &str) -> Result<RingBytes, KnobError> {
+    s.parse().map_err(|_| KnobError::RingMib).and_then(RingBytes::from_mib)
 }
 
 /// `--allow-connect`: what the gate understands, checked by the gate's own
@@ -217,15 +208,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // With --summary the kernel counts syscalls itself, and the ring only
     // carries process events: a small one is quicker to create and free
     // (64 MiB took about 15 ms each way).
-    let ring_mib = args.ring_mib.unwrap_or(if args.summary { SUMMARY_RING_MIB } else { RING_MIB });
+    let ring_bytes =
+        args.ring_mib.unwrap_or(if args.summary { RingBytes::SUMMARY_DEFAULT } else { RingBytes::DEFAULT });
     let tracer = Tracer::new()
         .with_summary(args.summary)
-        .with_buffer_bytes(args.string_limit)
+        .with_string_limit(args.string_limit)
         .with_max_tasks(args.max_tasks)
-        .with_ring_bytes(ring_mib.saturating_mul(1 << 20))
+        .with_ring_bytes(ring_bytes)
         .with_tracers(&tracers);
     let tracer = match args.preload_ring_mib {
-        Some(mib) => tracer.with_preload_ring_bytes(mib as usize * (1 << 20)),
+        Some(ring_bytes) => tracer.with_preload_ring_bytes(ring_bytes.get() as usize),
         None => tracer,
     };
     // Like strace, find the program first so the trace shows its one exec.

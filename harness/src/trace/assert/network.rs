@@ -85,7 +85,7 @@ impl Trace {
     /// one. A name allows the addresses it resolved to; it does not show
     /// that the program meant to reach that host, nor that nothing else
     /// is served at those addresses. Only whole answers count: capture
-    /// enough of each buffer (`with_buffer_bytes(512)`, `probity run -s
+    /// enough of each buffer (`with_string_limit(StringLimit::new(512)?)`, `probity run -s
     /// 512`). An allow-list with a host name also allows DNS queries to
     /// port 53 of the nameservers, without which no name could be looked
     /// up (a query's name can carry data to the servers of any domain).
