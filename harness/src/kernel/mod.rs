@@ -1,10 +1,10 @@
 //! The eBPF tracer: loads `harness-ebpf`'s object, attaches it, and routes
 //! its records to sessions.
 //!
-//! One [`Kernel`] is loaded per process, on first use ([`load`], driven by
-//! the table of programs in [`probes`]), and shared by every session; it
-//! detaches and frees everything when the last session ends. A session
-//! owns an id ([`session`]); the kernel side tags each record with the session
+//! One [`Kernel`] is loaded per process, on first use (`load.rs`, driven
+//! by the table of programs in `probes.rs`), and shared by every session;
+//! it detaches and frees everything when the last session ends. A session
+//! owns an id (`session.rs`); the kernel side tags each record with the session
 //! of the task that made it, and the [`consumer`] thread drains the ring
 //! buffer and hands each session its own records, decoded by [`assemble`].
 //! A caller that is not root sees nothing of processes with more privilege
