@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod strace;
+
 /// One thing a traced process did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -489,7 +491,7 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExitStatus::Code(c) => write!(f, "exited with {c}"),
-            ExitStatus::Signal(s) => write!(f, "killed by {}", crate::decode::signal_name(*s)),
+            ExitStatus::Signal(s) => write!(f, "killed by {}", strace::signal_name(*s)),
         }
     }
 }
@@ -609,7 +611,7 @@ impl Syscall {
 pub(crate) fn shown(s: &OsStr) -> Cow<'_, str> {
     match s.to_str() {
         Some(t) => Cow::Borrowed(t),
-        None => Cow::Owned(crate::decode::escape_bytes(std::os::unix::ffi::OsStrExt::as_bytes(s))),
+        None => Cow::Owned(strace::escape_bytes(std::os::unix::ffi::OsStrExt::as_bytes(s))),
     }
 }
 
@@ -636,14 +638,14 @@ pub(crate) mod os_text {
     fn form(s: &OsStr) -> Form<'_> {
         match s.to_str() {
             Some(t) => Form::Text(Cow::Borrowed(t)),
-            None => Form::Bytes { bytes: Cow::Owned(crate::decode::escape_bytes(s.as_bytes())) },
+            None => Form::Bytes { bytes: Cow::Owned(super::strace::escape_bytes(s.as_bytes())) },
         }
     }
 
     fn parse<E: serde::de::Error>(f: Form<'_>) -> Result<OsString, E> {
         match f {
             Form::Text(t) => Ok(OsString::from(t.into_owned())),
-            Form::Bytes { bytes } => crate::decode::unescape_bytes(&bytes)
+            Form::Bytes { bytes } => super::strace::unescape_bytes(&bytes)
                 .map(OsString::from_vec)
                 .map_err(|e| E::custom(format_args!("invalid \"bytes\" string: {e}"))),
         }
@@ -709,12 +711,12 @@ mod bytes_as_string {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::decode::escape_bytes(data))
+        s.serialize_str(&super::strace::escape_bytes(data))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        crate::decode::unescape_bytes(&s).map_err(serde::de::Error::custom)
+        super::strace::unescape_bytes(&s).map_err(serde::de::Error::custom)
     }
 }
 

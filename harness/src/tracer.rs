@@ -17,9 +17,10 @@ use crate::error::Error;
 use crate::event::{Event, ExitStatus};
 use crate::kernel::{KernelSession, LoadOptions};
 use crate::launch::Environment;
+use crate::merge::{self, Collected, KernelEnd, PreloadEnd};
 use crate::preload::PreloadSession;
 use crate::testing::join::{Joiner, LateJoin};
-use crate::trace::{Losses, Outcome, SyscallCount, Trace, TracerKind};
+use crate::trace::{Outcome, Trace, TracerKind};
 
 /// How long the tree gets to end after SIGTERM before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -566,10 +567,8 @@ impl Tracee {
                 }
             }
         }
-        let mut losses = Losses::default();
-        let mut syscalls = Vec::new();
-        // Processes that exec'd into more privilege than a non-root caller.
-        let mut privileged = Vec::new();
+        // The tracers hand over the rest of what they collected.
+        let mut kernel = None;
         if let Some(k) = &self.kernel {
             // Everything the tree did is in the ring now, but for the close
             // of connections whose last packets are still on their way.
@@ -588,104 +587,34 @@ impl Tracee {
             } else {
                 rest.into_iter().for_each(&mut on_event);
             }
-            syscalls = k
-                .stats()
-                .into_iter()
-                .map(|(nr, s)| SyscallCount {
-                    name: crate::decode::syscall_name(nr).into_owned(),
-                    calls: s.calls,
-                    errors: s.errors,
-                    total_ns: s.total_ns,
-                })
-                .collect();
-            SyscallCount::sort_by_time(&mut syscalls);
-            losses = Losses::from_kernel(k.losses(), undecodable);
-            privileged = k.privileged();
+            kernel = Some(KernelEnd { stats: k.stats(), losses: k.losses(), undecodable, privileged: k.privileged() });
         }
-        // Nothing of them after that exec may be shown, libc records included.
-        let privileged_since: foldhash::HashMap<u32, u64> = privileged.iter().map(|(ts, u)| (u.pid, *ts)).collect();
-        let mut uncovered = Vec::new();
-        let mut own_syscalls = 0;
-        let mut libc_calls = Vec::new();
-        let mut preload_waits = 0;
-        if let Some(p) = &mut self.preload {
-            p.finish(&mut held, self.root, self.kernel.is_some(), !privileged_since.is_empty());
-            libc_calls = p.counts().to_vec();
-            preload_waits = p.waits();
-            let (full, skipped) = p.losses();
-            losses.preload_ring_full = full;
-            losses.preload_skipped = skipped;
-            losses.preload_invalid = p.invalid();
-        }
-        if hold {
-            // With both tracers: which execs the library missed, and which
-            // syscalls were its own (left out of the trace).
-            let both = self.preload.as_ref().filter(|_| self.kernel.is_some());
-            let library = crate::preload::library::path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut coverage = both.map(|p| crate::preload::coverage::Coverage::new(&p.attached));
-            let mut own = both.map(|p| crate::preload::own::OwnSyscalls::new(&p.attached, &library));
-            // A late-joining child: its start-up before it joined is cut off
-            // (all of it when it never asked to join: the run fails).
-            let from = self.joiner.as_ref().map(|j| (self.root, j.joined_at().unwrap_or(u64::MAX)));
-            // A child of a privileged process is in no kernel record (the
-            // kernel stopped following at the privileged exec), but may
-            // have loaded the library itself: its libc records go too.
-            let kernel_pids: foldhash::HashSet<u32> = if privileged_since.is_empty() {
-                foldhash::HashSet::default()
-            } else {
-                held.iter()
-                    .filter(|e| e.as_libc().is_none())
-                    .flat_map(|e| match &e.kind {
-                        crate::event::EventKind::Fork(f) => [Some(e.pid), Some(f.child_tid)],
-                        _ => [Some(e.pid), None],
-                    })
-                    .flatten()
-                    .collect()
-            };
-            crate::merge::sort(&mut held, |e| {
-                if privileged_since.get(&e.pid).is_some_and(|&since| e.ts_ns > since) {
-                    return true;
-                }
-                if !privileged_since.is_empty() && e.as_libc().is_some() && !kernel_pids.contains(&e.pid) {
-                    return true;
-                }
-                if let Some(c) = &mut coverage {
-                    c.see(e);
-                }
-                if own.as_mut().is_some_and(|o| o.is_own(e)) {
-                    own_syscalls += 1;
-                    return true;
-                }
-                from.is_some_and(|(root, from)| e.pid == root && e.ts_ns < from)
-            });
-            uncovered = coverage.map(crate::preload::coverage::Coverage::finish).unwrap_or_default();
-            // One sweep for the links that need the final order: the
-            // merged trace can be hundreds of megabytes, and a pass over
-            // it costs more than the little work done per event.
-            let mut parents = crate::merge::Linker::default();
-            for (i, e) in held.iter_mut().enumerate() {
-                parents.link(e, i);
-                hosts.apply(e);
+        let privileged = kernel.as_ref().is_some_and(|k| !k.privileged.is_empty());
+        let kernel_ran = self.kernel.is_some();
+        let preload = self.preload.as_mut().map(|p| {
+            p.finish(&mut held, self.root, kernel_ran, privileged);
+            let (ring_full, skipped) = p.losses();
+            PreloadEnd {
+                counts: p.counts().to_vec(),
+                waits: p.waits(),
+                ring_full,
+                skipped,
+                invalid: p.invalid(),
+                attached: &p.attached,
             }
-            if !keep_merged {
-                std::mem::take(&mut held).into_iter().for_each(&mut deliver);
-            }
-        }
-        uncovered.extend(privileged.into_iter().map(|(_, u)| u));
-        let outcome = Outcome {
-            root_pid: self.root,
+        });
+        let run = Collected {
+            root: self.root,
             status: self.status.unwrap_or(ExitStatus::Code(-1)),
             tracers: self.tracers.clone(),
-            losses,
-            syscalls,
             interrupted: stopping.is_some(),
-            uncovered,
             cwd: self.cwd.take(),
-            own_syscalls,
-            libc_calls,
-            preload_waits,
             resolution: std::mem::take(&mut self.resolution),
+            held: hold.then_some(held),
+            joined_at: self.joiner.as_ref().map(|j| j.joined_at().unwrap_or(u64::MAX)),
+            kernel,
+            preload,
         };
-        Ok((outcome, held))
+        Ok(merge::finish(run, hosts, deliver, keep_merged))
     }
 }

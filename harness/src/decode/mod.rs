@@ -31,7 +31,6 @@
 use std::borrow::Cow;
 
 use nix::errno::Errno;
-use nix::sys::signal::Signal;
 use probity_common::CaptureKind;
 use syscalls::Sysno;
 
@@ -44,7 +43,9 @@ mod text;
 pub use crate::net::dns;
 pub use args::decode_syscall;
 pub use spec::capture_spec;
-pub use text::{escape_bytes, format_syscall, unescape_bytes};
+pub use text::format_syscall;
+
+pub use crate::event::strace::{escape_bytes, signal_name, unescape_bytes};
 
 /// One captured argument of a syscall record, as read back from the ring
 /// buffer.
@@ -109,24 +110,6 @@ pub fn errno_desc(e: i32) -> String {
     }
 }
 
-/// The name of a signal as strace prints it, such as `SIGCHLD`: the
-/// kernel's first real-time signal (32) is `SIGRTMIN` and the others
-/// `SIGRT_<n>`, counted from it (glibc's `SIGRTMIN()`, 34, is `SIGRT_2`);
-/// other numbers are `SIG<n>`.
-pub fn signal_name(sig: i32) -> Cow<'static, str> {
-    // The kernel's first real-time signal; libc's `SIGRTMIN()` is glibc's,
-    // which keeps two for itself.
-    const KERNEL_SIGRTMIN: i32 = 32;
-    match Signal::try_from(sig) {
-        Ok(signal) => Cow::Borrowed(signal.as_str()),
-        Err(_) if sig == KERNEL_SIGRTMIN => Cow::Borrowed("SIGRTMIN"),
-        Err(_) if (KERNEL_SIGRTMIN..=libc::SIGRTMAX()).contains(&sig) => {
-            Cow::Owned(format!("SIGRT_{}", sig - KERNEL_SIGRTMIN))
-        }
-        Err(_) => Cow::Owned(format!("SIG{sig}")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,16 +123,5 @@ mod tests {
         assert_eq!(errno_desc(libc::ENOTTY), "Inappropriate ioctl for device");
         assert_eq!(errno_name(512), "ERESTARTSYS");
         assert_eq!(errno_name(4000), "errno_4000");
-        assert_eq!(signal_name(libc::SIGCHLD), "SIGCHLD");
-        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
-        // As strace 6 prints them: glibc's SIGRTMIN + 2 is SIGRT_4.
-        assert_eq!(signal_name(32), "SIGRTMIN");
-        assert_eq!(signal_name(33), "SIGRT_1");
-        assert_eq!(signal_name(34), "SIGRT_2");
-        assert_eq!(signal_name(libc::SIGRTMIN() + 2), "SIGRT_4");
-        assert_eq!(signal_name(64), "SIGRT_32");
-        assert_eq!(signal_name(65), "SIG65");
-        assert_eq!(signal_name(0), "SIG0");
-        assert_eq!(signal_name(-5), "SIG-5");
     }
 }

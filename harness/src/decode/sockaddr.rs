@@ -10,7 +10,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use libc::{sockaddr_in, sockaddr_in6, sockaddr_nl, sockaddr_un};
 
 use super::flags;
-use super::text::escape_bytes;
+use crate::event::strace::escape_bytes;
 use crate::event::SockAddr;
 
 /// Decodes the bytes of a `struct sockaddr`, as long as the kernel gave it.

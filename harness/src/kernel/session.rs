@@ -1,10 +1,14 @@
-//! One session: a process tree traced by the shared [`Kernel`].
+//! One session: a process tree traced by the shared [`Kernel`], and the
+//! bookkeeping of session ids ([`SessionIds`]).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use probity_common::{Losses, SessionConfig, StringLimit, SyscallStats, SESSION_ACTIVE, SESSION_SUMMARY};
+use probity_common::{
+    Losses, SessionConfig, StringLimit, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, SESSION_ACTIVE,
+    SESSION_SUMMARY,
+};
 
 use super::consumer::Sink;
 use super::{raw_bpf, Kernel, LoadOptions};
@@ -168,5 +172,104 @@ impl KernelSession {
 impl Drop for KernelSession {
     fn drop(&mut self) {
         self.kernel.close(self.id);
+    }
+}
+
+/// Which session ids are taken, and what goes with each: its generation,
+/// and for a session counting in the kernel, its slot of `STATS`.
+pub(super) struct SessionIds {
+    used: [bool; MAX_SESSIONS as usize],
+    /// The `STATS` slot of each session counting in the kernel.
+    summary: [Option<u32>; MAX_SESSIONS as usize],
+    /// The last `SessionConfig::generation` given to each id.
+    generations: [u32; MAX_SESSIONS as usize],
+}
+
+impl Default for SessionIds {
+    fn default() -> Self {
+        SessionIds {
+            used: [false; MAX_SESSIONS as usize],
+            summary: [None; MAX_SESSIONS as usize],
+            generations: [0; MAX_SESSIONS as usize],
+        }
+    }
+}
+
+/// A session id just claimed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Claim {
+    pub id: u32,
+    /// Its `SessionConfig::generation`: never 0, the generation of a
+    /// closed id's zeroed config.
+    pub generation: u32,
+    /// Its slot of `STATS`, for a summary session.
+    pub stats_slot: Option<u32>,
+}
+
+impl SessionIds {
+    /// Claims a free id, with a slot of `STATS` when the session counts
+    /// in the kernel (`summary`).
+    pub(super) fn claim(&mut self, summary: bool) -> Result<Claim, Error> {
+        // Id 0 is never used, so a zeroed map slot means "no session".
+        let id = (1..MAX_SESSIONS).find(|&i| !self.used[i as usize]).ok_or(Error::TooManySessions(MAX_SESSIONS - 1))?;
+        let mut stats_slot = None;
+        if summary {
+            let slot = (0..MAX_SUMMARY_SESSIONS)
+                .find(|s| !self.summary.contains(&Some(*s)))
+                .ok_or(Error::TooManySessions(MAX_SUMMARY_SESSIONS))?;
+            self.summary[id as usize] = Some(slot);
+            stats_slot = Some(slot);
+        }
+        self.used[id as usize] = true;
+        let generation = self.generations[id as usize].wrapping_add(1).max(1);
+        self.generations[id as usize] = generation;
+        Ok(Claim { id, generation, stats_slot })
+    }
+
+    /// The slot of `STATS` session `id` counts in, if it does.
+    pub(super) fn stats_slot(&self, id: u32) -> Option<u32> {
+        self.summary.get(id as usize).copied().flatten()
+    }
+
+    /// Frees `id` (and its slot of `STATS`) for the next session.
+    pub(super) fn release(&mut self, id: u32) {
+        if let (Some(used), Some(slot)) = (self.used.get_mut(id as usize), self.summary.get_mut(id as usize)) {
+            *used = false;
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_reused_with_a_new_generation() {
+        let mut ids = SessionIds::default();
+        let a = ids.claim(false).unwrap();
+        let b = ids.claim(true).unwrap();
+        assert_eq!((a.id, a.generation, a.stats_slot), (1, 1, None));
+        assert_eq!((b.id, b.generation, b.stats_slot), (2, 1, Some(0)));
+        assert_eq!(ids.stats_slot(2), Some(0));
+        ids.release(1);
+        ids.release(2);
+        assert_eq!(ids.stats_slot(2), None);
+        let again = ids.claim(true).unwrap();
+        assert_eq!((again.id, again.generation, again.stats_slot), (1, 2, Some(0)));
+    }
+
+    #[test]
+    fn running_out_of_ids_or_summary_slots_is_an_error() {
+        let mut ids = SessionIds::default();
+        for _ in 0..MAX_SUMMARY_SESSIONS {
+            ids.claim(true).unwrap();
+        }
+        assert!(matches!(ids.claim(true), Err(Error::TooManySessions(n)) if n == MAX_SUMMARY_SESSIONS));
+        while ids.claim(false).is_ok() {}
+        assert!(matches!(ids.claim(false), Err(Error::TooManySessions(n)) if n == MAX_SESSIONS - 1));
+        // Out of range ids are ignored, not a panic.
+        ids.release(MAX_SESSIONS + 5);
+        assert_eq!(ids.stats_slot(MAX_SESSIONS + 5), None);
     }
 }

@@ -28,8 +28,54 @@ use serde::Serialize;
 
 use super::join::{futex_wait, futex_wake, CHILD_WAIT, IDLE, JOINED, REFUSED, REQUESTED};
 
-/// Set in a re-executed child: `<entry offset>:<shared memory fd>`.
+/// Set in a re-executed child to a [`ChildSpec`].
 pub(crate) const CHILD_ENV: &str = "PROBITY_CHILD";
+
+/// What a re-executed child is told through [`CHILD_ENV`]: the function
+/// to run and the shared memory it reads its input from, written
+/// `<entry offset>:<shared memory fd>`.
+///
+/// The child parses it from its environment, which anything that starts
+/// it can set: a malformed value is an error, never a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChildSpec {
+    /// The function, as an offset from this module's anchor (see
+    /// [`offset_of`]).
+    pub offset: isize,
+    /// The child's descriptor of the shared memory (see [`Shm`]).
+    pub shm_fd: RawFd,
+}
+
+/// Why a [`CHILD_ENV`] value is not a [`ChildSpec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ChildSpecError {
+    /// No `:` separates the offset from the descriptor.
+    #[error("malformed PROBITY_CHILD")]
+    Separator,
+    /// The offset is not a number that fits an address.
+    #[error("malformed PROBITY_CHILD offset")]
+    Offset,
+    /// The descriptor is not a number from 0 to `i32::MAX`.
+    #[error("malformed PROBITY_CHILD fd")]
+    Fd,
+}
+
+impl std::fmt::Display for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.offset, self.shm_fd)
+    }
+}
+
+impl std::str::FromStr for ChildSpec {
+    type Err = ChildSpecError;
+
+    fn from_str(s: &str) -> Result<ChildSpec, ChildSpecError> {
+        let (offset, fd) = s.split_once(':').ok_or(ChildSpecError::Separator)?;
+        let offset = offset.parse().map_err(|_| ChildSpecError::Offset)?;
+        let shm_fd = fd.parse().ok().filter(|fd: &RawFd| *fd >= 0).ok_or(ChildSpecError::Fd)?;
+        Ok(ChildSpec { offset, shm_fd })
+    }
+}
 
 /// Bytes of the shared mapping: the header, the input, then the output.
 /// The file is sparse; only what is written takes memory.
@@ -291,9 +337,7 @@ extern "C" fn child_init() {
 static CHILD_INIT: extern "C" fn() = child_init;
 
 fn run_child(spec: &str) -> Result<State, String> {
-    let (offset, fd) = spec.split_once(':').ok_or("malformed PROBITY_CHILD")?;
-    let offset: isize = offset.parse().map_err(|_| "malformed PROBITY_CHILD offset")?;
-    let fd: RawFd = fd.parse().map_err(|_| "malformed PROBITY_CHILD fd")?;
+    let ChildSpec { offset, shm_fd: fd } = spec.parse().map_err(|e: ChildSpecError| e.to_string())?;
     // SAFETY: the parent passed this fd for exactly this mapping.
     let base = unsafe {
         libc::mmap(std::ptr::null_mut(), SHM_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
@@ -329,4 +373,57 @@ fn run_child(spec: &str) -> Result<State, String> {
         base.add(24).cast::<u32>().write_unaligned(state as u32);
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn a_child_spec_reads_back_as_written() {
+        let spec = ChildSpec { offset: -0x1f40, shm_fd: 7 };
+        assert_eq!(spec.to_string(), "-8000:7");
+        assert_eq!("-8000:7".parse(), Ok(spec));
+        let far = ChildSpec { offset: isize::MIN, shm_fd: RawFd::MAX };
+        assert_eq!(far.to_string().parse(), Ok(far));
+    }
+
+    #[test]
+    fn a_malformed_child_spec_is_an_error_naming_the_part() {
+        use ChildSpecError::*;
+        for (bad, why) in [
+            ("", Separator),
+            ("12", Separator),
+            (":", Offset),
+            ("x:3", Offset),
+            ("1 :3", Offset),
+            ("99999999999999999999999:3", Offset),
+            ("12:", Fd),
+            ("12:-1", Fd),
+            ("12:3:4", Fd),
+            ("12:4294967296", Fd),
+            ("12:\u{fffd}", Fd),
+        ] {
+            assert_eq!(bad.parse::<ChildSpec>(), Err(why), "{bad:?}");
+        }
+        assert_eq!(Fd.to_string(), "malformed PROBITY_CHILD fd");
+    }
+
+    proptest! {
+        #[test]
+        fn any_child_spec_round_trips(offset in any::<isize>(), shm_fd in 0..=RawFd::MAX) {
+            let spec = ChildSpec { offset, shm_fd };
+            prop_assert_eq!(spec.to_string().parse(), Ok(spec));
+        }
+
+        #[test]
+        fn any_string_parses_or_is_an_error(s in "\\PC*|[-+0-9:]{0,24}") {
+            // No panic, and what parses reads back the same.
+            if let Ok(spec) = s.parse::<ChildSpec>() {
+                prop_assert_eq!(spec.to_string().parse(), Ok(spec));
+            }
+        }
+    }
 }

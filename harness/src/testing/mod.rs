@@ -489,7 +489,7 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
     }
     cmd.stdin(Stdio::null());
     let mut env = Environment::inherited();
-    env.set(child::CHILD_ENV, format!("{offset}:{}", shm.fd()));
+    env.set(child::CHILD_ENV, child::ChildSpec { offset, shm_fd: shm.fd() }.to_string());
     let record = std::sync::Arc::new(join::JoinRecord::default());
     let late =
         LateJoin { shm_fd: shm.fd(), word: shm.join_word().map_err(io)?, record: std::sync::Arc::clone(&record) };
