@@ -229,8 +229,8 @@ fn a_threaded_programs_calls_match_strace() {
 }
 
 /// glibc's `getaddrinfo` with `AI_ADDRCONFIG` asks the kernel for the
-/// host's addresses over netlink: the socket and the netlink addresses
-/// read as strace prints them.
+/// host's addresses over netlink, and tries nscd's socket: every socket
+/// call, its type flags and its addresses read as strace prints them.
 #[test]
 fn getaddrinfo_netlink_addresses_match_strace() {
     let args = [
@@ -238,21 +238,15 @@ fn getaddrinfo_netlink_addresses_match_strace() {
         "import socket\n\
          socket.getaddrinfo('localhost', 80, flags=socket.AI_ADDRCONFIG)",
     ];
-    let names = ["socket", "bind", "getsockname"];
+    let names = ["socket", "bind", "connect", "getsockname"];
     let t = traced("/usr/bin/python3", &args);
     assert_eq!(t.outcome.status, ExitStatus::Code(0));
     let (tasks, status) = strace("/usr/bin/python3", &args, &[]);
     assert!(status.success(), "{status}");
     let pid = tasks.keys().next().unwrap().to_string();
-    // The netlink socket's calls (glibc also opens the sockets it probes
-    // routes with: those are the plain suite's business).
-    let netlink = |tasks: Vec<Vec<Call>>| -> Vec<Vec<Call>> {
-        tasks
-            .into_iter()
-            .map(|t| t.into_iter().filter(|c| c.args.iter().any(|a| a.contains("AF_NETLINK"))).collect())
-            .collect()
-    };
-    let (ours, theirs) = (netlink(probity_calls(&t, &names)), netlink(strace_calls(&tasks, &pid, &names)));
+    // Every socket call, the netlink socket's and those of the sockets
+    // glibc probes routes with.
+    let (ours, theirs) = (probity_calls(&t, &names), strace_calls(&tasks, &pid, &names));
     compare_tasks("getaddrinfo", &ours, &theirs);
     let text: Vec<String> = ours.iter().flatten().map(|c| format!("{}({})", c.name, c.args.join(", "))).collect();
     // The descriptor is whichever Python left free.

@@ -298,8 +298,9 @@ enumeration!(
 );
 
 flag_set!(
-    /// `SOCK_NONBLOCK`/`SOCK_CLOEXEC`, as `accept4` takes them.
-    sock_flags, zero = "0", [SOCK_NONBLOCK, SOCK_CLOEXEC]
+    /// `SOCK_CLOEXEC`/`SOCK_NONBLOCK`, as `accept4` takes them, in
+    /// strace's order.
+    sock_flags, zero = "0", [SOCK_CLOEXEC, SOCK_NONBLOCK]
 );
 
 /// A `socket` type: the type, then the flags the kernel lets callers OR
