@@ -276,7 +276,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             if discard_text || text_err.is_some() {
                 // Nothing to write.
-            } else if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
+            } else if let Err(err) = writeln!(text, "{}", probity::text::line_at_depth(&e, depth as usize)) {
                 text_err = Some(err);
             }
         }
@@ -301,13 +301,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let written = (|| {
             if summary {
                 if !outcome.syscalls.is_empty() || outcome.libc_calls.is_empty() {
-                    write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+                    write!(text, "{}", probity::text::summary_table(&outcome.syscalls))?;
                 }
                 if !outcome.libc_calls.is_empty() {
-                    write!(text, "{}", probity::render::libc_summary_table(&outcome.libc_calls))?;
+                    write!(text, "{}", probity::text::libc_summary_table(&outcome.libc_calls))?;
                 }
             }
-            write!(text, "{}", probity::render::outcome_lines(&outcome))?;
+            write!(text, "{}", probity::text::outcome_lines(&outcome))?;
             text.flush()
         })();
         text_err = written.err();

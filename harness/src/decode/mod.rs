@@ -8,7 +8,9 @@
 //! does ([`format_syscall`]).
 //!
 //! # Example
-//! ```
+//! Crate-internal, so not run here; the unit tests in `args.rs` run this
+//! case.
+//! ```ignore
 //! use probity::decode::{decode_syscall, format_syscall, CaptureData};
 //! use probity_common::CaptureKind;
 //! use syscalls::Sysno;
