@@ -153,19 +153,6 @@ pub fn say(msg: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "probity: {msg}");
 }
 
-/// The error and its causes, each said once (some library messages
-/// already end with their cause).
-fn chain(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !s.ends_with(&cause) {
-            s = format!("{s}: {cause}");
-        }
-    }
-    s
-}
-
 pub fn main(args: RunArgs) -> ExitCode {
     match run(args) {
         Ok(code) => code,
@@ -176,7 +163,8 @@ pub fn main(args: RunArgs) -> ExitCode {
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,
             };
-            say(chain(&e));
+            // The error and each of its causes, which its message does not repeat.
+            say(format_args!("{e:#}"));
             if let Some(hint) = lib.map(probity::Error::hint).filter(|h| !h.is_empty()) {
                 say(format_args!("hint: {hint}"));
             }

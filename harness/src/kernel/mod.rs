@@ -216,7 +216,7 @@ impl Kernel {
                 spec.flags |= probity_common::SPEC_ACCEPT;
             }
             if spec != SyscallSpec::default() {
-                specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", e))?;
+                specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", Box::new(e)))?;
             }
         }
 
@@ -268,8 +268,8 @@ impl Kernel {
                 .fd()
                 .map_err(|e| Error::Attach(name, Box::new(e)))?
                 .try_clone()
-                .map_err(|e| Error::Attach(name, Box::new(e.into())))?;
-            tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
+                .map_err(|e| Error::Attach(name, Box::new(e)))?;
+            tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", Box::new(e)))?;
         }
         // `sched_switch` moves a syscall's entry out of its CPU's slot
         // when its task is switched out: attached first, so that no entry
@@ -312,7 +312,7 @@ impl Kernel {
         // of its own, without aya's (which would map the ring too).
         let ring = match ebpf.take_map("EVENTS") {
             Some(aya::maps::Map::RingBuf(data)) => {
-                let size = data.info().map_err(|e| Error::Map("EVENTS", e))?.max_entries();
+                let size = data.info().map_err(|e| Error::Map("EVENTS", Box::new(e)))?.max_entries();
                 data.fd()
                     .as_fd()
                     .try_clone_to_owned()
@@ -355,7 +355,7 @@ impl Kernel {
         let generation = maps.generations[id as usize].wrapping_add(1).max(1);
         maps.generations[id as usize] = generation;
         config.generation = generation;
-        maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
+        maps.sessions.set(id, config, 0).map_err(|e| Error::Map("SESSIONS", Box::new(e)))?;
         Ok(id)
     }
 
@@ -506,7 +506,7 @@ where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
     let map = ebpf.take_map(name).ok_or(Error::MissingItem(name))?;
-    T::try_from(map).map_err(|e| Error::Map(name, e))
+    T::try_from(map).map_err(|e| Error::Map(name, Box::new(e)))
 }
 
 /// The byte counters, raw tracepoints whose arguments are all they read
