@@ -66,7 +66,7 @@ pub enum EventKind {
     Exit = 5,
     /// A signal was delivered, from `signal_deliver`: [`SignalEvent`].
     Signal = 6,
-    /// A libc call, from the preload library: [`shm::LibcCall`].
+    /// A libc call, from the preload library: [`shm::LibcCallFixed`].
     LibcCall = 7,
     /// The preload library started in a process: [`shm::Attach`].
     PreloadAttach = 8,

@@ -749,7 +749,7 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// Why [`Ring::pop_with`] returned nothing.
+/// Why [`Reader::pop_with`] returned nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PopError {
     /// No record was claimed.

@@ -38,7 +38,7 @@ enum Task {
     Test(test::TestArgs),
     /// Run the benchmarks.
     Bench(bench::BenchArgs),
-    /// Time the fixed cost of a #[traced_test], in one process and under nextest.
+    /// Time the fixed cost of a `#[traced_test]`, in one process and under nextest.
     BenchTests(bench_tests::BenchTestsArgs),
 }
 
