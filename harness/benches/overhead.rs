@@ -1,7 +1,8 @@
 //! How much slower a command runs under probity than untraced (and under
 //! strace, for reference), and how much memory tracing takes.
 //!
-//! `cargo bench -p probity --bench overhead [-- --quick]`, or
+//! `cargo bench -p probity --bench overhead [-- --quick]` (after `cargo
+//! build --release -p probity-cli`), or
 //! `cargo xtask bench [--quick]`. Needs root (or CAP_BPF + CAP_PERFMON).
 //!
 //! This is a measurement, not a test: a ratio over its target is reported,
@@ -21,6 +22,9 @@
 //! tracer pays on every syscall of the machine), and the command untraced
 //! beside a probity session (what probity's programs cost the syscalls of
 //! processes they do not trace).
+
+#[path = "support/cli.rs"]
+mod cli;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -388,7 +392,7 @@ struct Finished {
 
 impl Bench {
     fn new() -> anyhow::Result<Bench> {
-        let probity = PathBuf::from(env!("CARGO_BIN_EXE_probity"));
+        let probity = cli::probity_bin()?;
         let strace = probity::resolve_program("strace").context("strace is the reference; install it")?;
         let scratch = tempfile::tempdir().context("failed to create a scratch directory")?;
         // The kernel tracer alone: the targets are the eBPF core's. (The

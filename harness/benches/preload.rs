@@ -5,14 +5,18 @@
 //! under `ltrace` on a shorter loop, in the same run; and 1,000,000 calls
 //! captured into an in-memory trace, as a test does.
 //!
-//! `cargo bench -p probity --bench preload [-- --quick]`, or
+//! `cargo bench -p probity --bench preload [-- --quick]` (after `cargo
+//! build --release -p probity-cli`), or
 //! `cargo xtask bench [--quick]`. The figure is the median over the
 //! repetitions (5, or 2 with `--quick`) of the loop's time per call; the
 //! extra cost is the traced median minus the untraced one. A traced run
 //! that lost or miscounted a call makes the bench exit non-zero. Target:
 //! at most 50 ns extra per call, nothing lost.
 
-use std::path::{Path, PathBuf};
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{ensure, Context};
@@ -79,7 +83,7 @@ fn run() -> anyhow::Result<bool> {
     let quick = std::env::args().any(|a| a == "--quick");
     let reps = if quick { 2 } else { 5 };
     let fixture = probity_fixtures::path(probity_fixtures::GETENV_LOOP);
-    let probity = PathBuf::from(env!("CARGO_BIN_EXE_probity"));
+    let probity = cli::probity_bin()?;
     let ltrace = probity::resolve_program("ltrace").ok();
     let scratch = tempfile::tempdir().context("failed to create a scratch directory")?;
     let json = scratch.path().join("summary.jsonl");

@@ -1,4 +1,11 @@
 //! Errors of the `probity` library.
+//!
+//! A message says what failed; the error it wraps (its
+//! [`source`](std::error::Error::source)) says why, and is not repeated in
+//! the message, so print the whole chain (`{:#}` with `anyhow`, or a loop
+//! over `source()`) to show both. The errors of the eBPF loader are kept
+//! as causes behind `Box<dyn Error>`, so that its types stay out of
+//! probity's API.
 
 use std::io;
 
@@ -25,17 +32,19 @@ pub enum Error {
     )]
     NoCredentialOffsets,
     /// tracefs was not mounted and mounting it failed.
-    #[error("failed to mount tracefs at /sys/kernel/tracing ({0}); mount it with `sudo mount -t tracefs nodev /sys/kernel/tracing`")]
+    #[error(
+        "failed to mount tracefs at /sys/kernel/tracing (mount it with `sudo mount -t tracefs nodev /sys/kernel/tracing`)"
+    )]
     Tracefs(#[source] io::Error),
     /// The kernel refused the eBPF object.
-    #[error("failed to load the eBPF programs: {0}")]
-    Load(#[source] Box<aya::EbpfError>),
+    #[error("failed to load the eBPF programs")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A program could not be loaded or attached.
-    #[error("failed to attach the eBPF program {0}: {1}")]
-    Attach(&'static str, #[source] Box<aya::programs::ProgramError>),
+    #[error("failed to attach the eBPF program {0}")]
+    Attach(&'static str, #[source] Box<dyn std::error::Error + Send + Sync>),
     /// A map operation failed.
-    #[error("failed to use the eBPF map {0}: {1}")]
-    Map(&'static str, #[source] aya::maps::MapError),
+    #[error("failed to use the eBPF map {0}")]
+    Map(&'static str, #[source] Box<dyn std::error::Error + Send + Sync>),
     /// The embedded object lacks a program or map this harness uses.
     #[error("the embedded eBPF object has no {0}: it does not match this harness (rebuild it with `cargo xtask build-ebpf`)")]
     MissingItem(&'static str),
@@ -43,10 +52,10 @@ pub enum Error {
     #[error("failed to open a session: at most {0} can run at once in one process")]
     TooManySessions(u32),
     /// The ring buffer thread could not start.
-    #[error("failed to start the ring buffer thread: {0}")]
+    #[error("failed to start the ring buffer thread")]
     Thread(#[source] io::Error),
     /// The kernel's ring buffer could not be mapped into this process.
-    #[error("failed to map the eBPF ring buffer: {0}")]
+    #[error("failed to map the eBPF ring buffer")]
     RingMap(#[source] io::Error),
     /// The command does not exist.
     #[error("command not found: {program}")]
@@ -74,7 +83,7 @@ pub enum Error {
         source: io::Error,
     },
     /// Starting the command failed for another reason.
-    #[error("failed to start {program}: {source}")]
+    #[error("failed to start {program}")]
     Spawn {
         /// The program as given.
         program: String,
@@ -82,8 +91,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A function run by `probity::traced` started a traced run of its
+    /// own: it is already traced.
+    #[error(
+        "failed to start a nested traced run: a function run by probity::traced is already traced; start commands \
+         from it with std::process::Command (they are in its trace) rather than probity::Cmd or probity::traced"
+    )]
+    Nested,
     /// The preload tracer could not be set up.
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Preload {
         /// What failed.
         what: String,
@@ -95,7 +111,7 @@ pub enum Error {
     #[error("no tracer chosen: pick at least one of ebpf, preload")]
     NoTracer,
     /// Waiting for the command failed.
-    #[error("failed to wait for process {pid}: {source}")]
+    #[error("failed to wait for process {pid}")]
     Wait {
         /// The root process.
         pid: u32,
@@ -127,5 +143,36 @@ impl Error {
             }
             _ => String::new(),
         }
+    }
+}
+
+/// Shows an error and its causes, each once: `what failed: why: why`.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_leaves_its_cause_to_the_chain() {
+        let e = Error::Spawn { program: "sh".into(), source: io::Error::from_raw_os_error(libc::EAGAIN) };
+        let cause = io::Error::from_raw_os_error(libc::EAGAIN).to_string();
+        assert_eq!(e.to_string(), "failed to start sh");
+        assert_eq!(Chain(&e).to_string(), format!("failed to start sh: {cause}"));
+        let e = Error::Map("SESSIONS", Box::new(io::Error::from_raw_os_error(libc::ENOMEM)));
+        let cause = io::Error::from_raw_os_error(libc::ENOMEM).to_string();
+        assert_eq!(Chain(&e).to_string(), format!("failed to use the eBPF map SESSIONS: {cause}"));
     }
 }

@@ -1,7 +1,7 @@
 //! The decoded events a trace is made of.
 //!
 //! Kernel records (see `probity-common`) are decoded into [`Event`]s by
-//! [`crate::decode`]. Events serialize to the JSON Lines schema documented in
+//! the harness's `decode` module. Events serialize to the JSON Lines schema documented in
 //! `docs/json-schema.md`: every line has `kind`, `pid`, `tid` and `ts_ns`.
 
 use std::borrow::Cow;

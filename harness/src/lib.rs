@@ -19,9 +19,12 @@
 //! ```
 //!
 //! How an event travels: the eBPF programs (`harness-ebpf/`) write records
-//! laid out by `probity-common` into a ring buffer; [`kernel`] drains it and
-//! decodes each record ([`decode`]) into an [`Event`]; a [`Tracer`] session
-//! collects them into a [`Trace`].
+//! laid out by `probity-common` into a ring buffer; the harness drains it and
+//! decodes each record into an [`Event`]; a [`Tracer`] session collects them
+//! into a [`Trace`], which [`text`] prints as strace does.
+//!
+//! Whether this machine can trace, and what to fix when it cannot, is
+//! [`doctor`]'s (`probity doctor` prints its report).
 //!
 //! # Known limitations
 //! - eBPF tracing needs root, or CAP_BPF with CAP_PERFMON (see
@@ -35,17 +38,18 @@
 //!   only as far as the datagram was captured (see [`Net`]).
 
 mod coverage;
-pub mod decode;
+mod decode;
 mod error;
 pub mod event;
 mod fds;
-pub mod kernel;
+mod kernel;
 mod launch;
 mod merge;
 mod net;
-pub mod preload;
-pub mod render;
+mod preload;
+mod render;
 pub mod testing;
+pub mod text;
 mod trace;
 mod tracer;
 
@@ -60,6 +64,8 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 pub use error::Error;
 pub use event::{Arg, Dns, Event, EventKind, ExitStatus, LibcCall, Net, NetOp, Protocol, SockAddr, Syscall, TcpState};
+pub use kernel::doctor;
+pub use preload::library::path as preload_library;
 pub use probity_common::{KnobError, MaxTasks, RingBytes, StringLimit};
 pub use probity_macros::traced_test;
 pub use testing::{traced, Cmd, Run};

@@ -161,7 +161,7 @@ fn probity(program: &str, args: &[&str]) -> Vec<Call> {
         })
         .map(|(pid, s)| {
             let pid = pid.to_string();
-            let line = probity::decode::format_syscall(s);
+            let line = probity::text::syscall_line(s);
             let ret = line.rsplit_once(" = ").map_or("?", |(_, r)| r);
             Call {
                 name: s.name.to_string(),

@@ -65,7 +65,7 @@ fn probity_execs(program: &str, args: &[&str], dir: &Path) -> (Vec<String>, prob
         .filter(|(_, s)| matches!(&*s.name, "execve" | "execveat"))
         .map(|(e, s)| {
             let pid = e.pid.to_string();
-            let line = probity::decode::format_syscall(s);
+            let line = probity::text::syscall_line(s);
             let ret = line.rsplit_once(" = ").map_or("?", |(_, r)| r);
             let args: Vec<String> = s.args.iter().map(|a| normalise(&a.to_string(), &pid)).collect();
             exec_text(&s.name, &args, &normalise(ret, &pid))
@@ -111,7 +111,7 @@ fn a_scripts_execve_shows_its_argv_as_passed() {
     let EventKind::Exec(script_exec) = &event.kind else { unreachable!() };
     assert_eq!(script_exec.argv, ["./s.sh", "a", "b c"]);
     assert_eq!(script_exec.interpreter_argv, ["/bin/sh", "-e", "./s.sh", "a", "b c"]);
-    let line = probity::render::event_line(event);
+    let line = probity::text::event_line(event);
     assert!(
         line.ends_with(
             r#"+++ exec "./s.sh" ["./s.sh", "a", "b c"] interpreter ["/bin/sh", "-e", "./s.sh", "a", "b c"] +++"#

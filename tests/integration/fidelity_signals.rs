@@ -68,7 +68,7 @@ fn signals(program: &str, args: &[&str]) -> (Vec<String>, Vec<String>, std::proc
         .events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Signal(_)))
-        .filter_map(|e| signal_of_line(probity::render::event_line(e).split_once("] ")?.1))
+        .filter_map(|e| signal_of_line(probity::text::event_line(e).split_once("] ")?.1))
         .collect();
     ours.sort();
     (ours, theirs, status, t)
@@ -168,7 +168,7 @@ fn probity_calls(t: &Trace, names: &[&str]) -> Vec<Vec<Call>> {
             continue;
         }
         let pid = e.pid.to_string();
-        let line = probity::decode::format_syscall(s);
+        let line = probity::text::syscall_line(s);
         let ret = line.rsplit_once(" = ").map_or("?", |(_, r)| r);
         tasks.entry(e.tid).or_default().push(Call {
             name: s.name.to_string(),
@@ -279,7 +279,7 @@ fn stopped(script: &str) -> (Vec<String>, Trace) {
         .events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Signal(_)))
-        .filter_map(|e| signal_of_line(probity::render::event_line(e).split_once("] ")?.1))
+        .filter_map(|e| signal_of_line(probity::text::event_line(e).split_once("] ")?.1))
         .collect();
     signals.sort();
     (signals, t)

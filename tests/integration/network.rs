@@ -43,7 +43,7 @@ fn all_charged_to(trace: &Trace, allowed: &BTreeSet<u32>) {
             allowed.contains(&e.pid),
             "charged to {} (not one of {allowed:?}): {}",
             e.pid,
-            probity::render::event_line(e)
+            probity::text::event_line(e)
         );
         assert_ne!(e.pid, 0);
         assert!(trace.process(e.pid).is_some_and(|p| p.threads.contains(&e.tid) || p.pid == e.tid));
@@ -222,7 +222,7 @@ fn reused_sockets_are_charged_to_their_current_owner() {
         } else {
             (Some(7), Some(10))
         };
-        assert_eq!((c.bytes_sent, c.bytes_received), want, "{}", probity::render::event_line(e));
+        assert_eq!((c.bytes_sent, c.bytes_received), want, "{}", probity::text::event_line(e));
     }
 }
 

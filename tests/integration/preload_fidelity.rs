@@ -148,7 +148,7 @@ fn a_threaded_c_program_runs_as_under_the_kernel_tracer_alone() {
 
 #[test]
 fn the_library_needs_nothing_but_libc_and_the_loader() {
-    let library = probity::preload::library::path().unwrap();
+    let library = probity::preload_library().unwrap();
     let out = Command::new("readelf")
         .arg("-dW")
         .arg(&library)

@@ -75,7 +75,7 @@ fn evil_library(dir: &Path, marker: &Path, len: u64) -> PathBuf {
 
 /// The library probity uses, checked, as the tests' process sees it.
 fn library() -> PathBuf {
-    probity::preload::library::path().expect("the preload library is usable")
+    probity::preload_library().expect("the preload library is usable")
 }
 
 /// Traces `sh -c true` with both tracers and checks the library was loaded

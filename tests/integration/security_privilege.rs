@@ -151,7 +151,7 @@ fn assert_left_at_exec(trace: &Trace, program: &Path, why: &str) -> u32 {
         .iter()
         .position(|e| matches!(&e.kind, probity::EventKind::Exec(x) if x.filename == *program))
         .unwrap_or_else(|| panic!("no exec of {program} by {pid}"));
-    let after: Vec<String> = events[at + 1..].iter().map(|e| probity::render::event_line(e)).collect();
+    let after: Vec<String> = events[at + 1..].iter().map(|e| probity::text::event_line(e)).collect();
     assert!(after.is_empty(), "events of {pid} after its privileged exec:\n{}", after.join("\n"));
     *pid
 }

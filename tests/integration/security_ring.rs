@@ -153,7 +153,7 @@ fn libc_calls_made_in_a_pid_namespace_carry_the_kernels_pids() {
         assert!(
             kernel_pids.contains(&e.pid),
             "a libc call under a pid the kernel never saw: {}\n{dump}",
-            probity::render::event_line(e)
+            probity::text::event_line(e)
         );
     }
     let open = libc.iter().find(

@@ -7,7 +7,7 @@ use probity::{Event, EventKind, Trace, Tracer};
 
 /// Fails the test, loudly, when this process cannot trace.
 pub fn require_tracing() {
-    let missing = probity::kernel::doctor::missing_capabilities();
+    let missing = probity::doctor::missing_capabilities();
     assert!(
         missing.is_empty(),
         "these tests trace for real and need root (or CAP_BPF + CAP_PERFMON); missing {missing:?}. \
@@ -54,7 +54,7 @@ pub fn syscalls_of(trace: &Trace, tid: u32) -> Vec<&probity::Syscall> {
 
 /// The rendered lines of a trace, for failure messages.
 pub fn dump(trace: &Trace) -> String {
-    trace.events.iter().map(probity::render::event_line).collect::<Vec<_>>().join("\n")
+    trace.events.iter().map(probity::text::event_line).collect::<Vec<_>>().join("\n")
 }
 
 /// A copy of the `probity` binary that an unprivileged user can run

@@ -14,8 +14,7 @@ fn a_command_returns_its_output_status_and_trace() {
     assert_eq!(run.trace.outcome.tracers, [TracerKind::Ebpf, TracerKind::Preload]);
     assert_eq!(run.trace.outcome.losses.lost_events(), 0);
     run.trace.assert_execs_exactly(["/usr/bin/sh"]);
-    let writes: Vec<String> =
-        run.trace.syscalls().named("write").map(|(e, _)| probity::render::event_line(e)).collect();
+    let writes: Vec<String> = run.trace.syscalls().named("write").map(|(e, _)| probity::text::event_line(e)).collect();
     assert_eq!(writes.len(), 2, "{}", crate::dump(&run.trace));
     assert!(writes[0].contains("\"out\\n\", 4) = 4") && writes[1].contains("\"err\\n\", 4) = 4"), "{writes:#?}");
 }

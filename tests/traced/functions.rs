@@ -70,7 +70,7 @@ fn a_function_under_the_preload_tracer_alone() {
     let dir = tempfile::tempdir().unwrap();
     let run = traced(dir.path().to_path_buf(), |d: PathBuf| std::fs::write(d.join("x"), "1").is_ok());
     assert!(run.value);
-    let libc: Vec<String> = run.trace.events().kind("libc").map(probity::render::event_line).collect();
+    let libc: Vec<String> = run.trace.events().kind("libc").map(probity::text::event_line).collect();
     assert!(libc.iter().any(|l| l.contains("open64") && l.contains("/x\"")), "{libc:#?}");
     assert!(!libc.iter().any(|l| l.contains("PROBITY")), "start-up calls are cut off: {libc:#?}");
 }

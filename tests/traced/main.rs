@@ -17,7 +17,7 @@ use probity::{Event, Trace};
 
 /// The rendered lines of a trace, for failure messages.
 pub fn dump(trace: &Trace) -> String {
-    trace.events.iter().map(probity::render::event_line).collect::<Vec<_>>().join("\n")
+    trace.events.iter().map(probity::text::event_line).collect::<Vec<_>>().join("\n")
 }
 
 /// The pids of the trace's process tree: the root and every process a
@@ -43,7 +43,7 @@ pub fn assert_own_tree(trace: &Trace) {
 
 /// Fails loudly when this process cannot trace: these tests are for root.
 pub fn require_root() {
-    let missing = probity::kernel::doctor::missing_capabilities();
+    let missing = probity::doctor::missing_capabilities();
     assert!(
         missing.is_empty(),
         "these tests trace for real and need root; missing {missing:?}. Run `sudo -E cargo test`."

@@ -27,7 +27,7 @@ fn preload_only_runs_anywhere() {
     let run = Cmd::new("sh").args(["-c", "cat /etc/hostname > /dev/null"]).run();
     run.assert_success();
     assert_eq!(run.trace.outcome.tracers, [TracerKind::Preload]);
-    assert!(run.trace.events().kind("libc").any(|e| probity::render::event_line(e).contains("/etc/hostname")));
+    assert!(run.trace.events().kind("libc").any(|e| probity::text::event_line(e).contains("/etc/hostname")));
 }
 
 #[traced_test]

@@ -2,8 +2,10 @@
 //!
 //! The measuring is `harness/benches/overhead.rs`,
 //! `harness/benches/network.rs` and `harness/benches/preload.rs`; this
-//! only runs them, so `cargo bench -p probity --bench overhead` (or
-//! `network`, `preload`) does the same thing.
+//! only runs them, so `cargo build --release -p probity-cli` then `cargo
+//! bench -p probity --bench overhead` (or `network`, `preload`) does the
+//! same thing. The benches run the `probity` binary, which is the CLI
+//! crate's, so it is built first and named to them in `PROBITY_BIN`.
 
 use std::process::Command;
 
@@ -20,9 +22,15 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    crate::sh(Command::new(&cargo).current_dir(crate::root()).args(["build", "--release", "-p", "probity-cli"]))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), Into::into);
+    let probity = crate::root().join(target).join("release/probity");
     for bench in ["overhead", "network", "preload"] {
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.current_dir(crate::root()).args(["bench", "-p", "probity", "--bench", bench, "--"]);
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(crate::root())
+            .env("PROBITY_BIN", &probity)
+            .args(["bench", "-p", "probity", "--bench", bench, "--"]);
         if args.quick {
             cmd.arg("--quick");
         }

@@ -8,10 +8,13 @@
 //!   `#[traced_test]` suites under `cargo nextest run`).
 //! - `bench`: compare untraced, probity and strace runs.
 //! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test.
+//! - `public-api`: fail when a library crate's public API differs from its
+//!   committed listing in `public-api/` (`--bless` writes it anew).
 
 mod bench;
 mod bench_tests;
 mod ebpf;
+mod public_api;
 mod setup;
 mod test;
 
@@ -38,8 +41,10 @@ enum Task {
     Test(test::TestArgs),
     /// Run the benchmarks.
     Bench(bench::BenchArgs),
-    /// Time the fixed cost of a #[traced_test], in one process and under nextest.
+    /// Time the fixed cost of a `#[traced_test]`, in one process and under nextest.
     BenchTests(bench_tests::BenchTestsArgs),
+    /// Compare the library crates' public API with public-api/ (needs nightly).
+    PublicApi(public_api::PublicApiArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(a) => test::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::BenchTests(a) => bench_tests::run(&a),
+        Task::PublicApi(a) => public_api::run(&a),
     }
 }
 

@@ -913,7 +913,10 @@ mod tests {
             let text = format_syscall(&s);
             for arg in &s.args {
                 if let Arg::Bytes { data, .. } = arg {
-                    assert_eq!(crate::decode::unescape_bytes(&crate::decode::escape_bytes(data)).as_ref(), Ok(data));
+                    assert_eq!(
+                        crate::event::strace::unescape_bytes(&crate::decode::escape_bytes(data)).as_ref(),
+                        Ok(data)
+                    );
                 }
             }
             assert!(text.starts_with(&*s.name), "{text}");

@@ -8,7 +8,9 @@
 //! does ([`format_syscall`]).
 //!
 //! # Example
-//! ```
+//! Crate-internal, so not run here; the unit tests in `args.rs` run this
+//! case.
+//! ```ignore
 //! use probity::decode::{decode_syscall, format_syscall, CaptureData};
 //! use probity_common::CaptureKind;
 //! use syscalls::Sysno;
@@ -40,12 +42,11 @@ pub(crate) mod sockaddr;
 mod spec;
 mod text;
 
-pub use crate::net::dns;
 pub use args::decode_syscall;
 pub use spec::capture_spec;
 pub use text::format_syscall;
 
-pub use crate::event::strace::{escape_bytes, signal_name, unescape_bytes};
+pub use crate::event::strace::{escape_bytes, signal_name};
 
 /// One captured argument of a syscall record, as read back from the ring
 /// buffer.

@@ -197,9 +197,12 @@ pub fn diagnose() -> Vec<Check> {
                 },
                 fix: None,
             },
-            Err(e) => {
-                Check { name: "ebpf tracer", ok: false, detail: format!("failed to load: {e}"), fix: Some(e.hint()) }
-            }
+            Err(e) => Check {
+                name: "ebpf tracer",
+                ok: false,
+                detail: format!("failed to load: {}", crate::error::Chain(&e)),
+                fix: Some(e.hint()),
+            },
         }
     } else {
         Check { name: "ebpf tracer", ok: false, detail: "cannot load without the capabilities above".into(), fix: None }

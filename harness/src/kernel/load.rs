@@ -104,7 +104,7 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
     // of its own, without aya's (which would map the ring too).
     let ring = match ebpf.take_map("EVENTS") {
         Some(aya::maps::Map::RingBuf(data)) => {
-            let size = data.info().map_err(|e| Error::Map("EVENTS", e))?.max_entries();
+            let size = data.info().map_err(|e| Error::Map("EVENTS", Box::new(e)))?.max_entries();
             data.fd().as_fd().try_clone_to_owned().and_then(|fd| ring::Ring::new(fd, size)).map_err(Error::RingMap)?
         }
         _ => return Err(Error::MissingItem("EVENTS")),
@@ -192,7 +192,7 @@ fn fill_specs(ebpf: &mut Ebpf, accept_probe: bool) -> Result<Array<MapData, Sysc
             spec.flags |= probity_common::SPEC_ACCEPT;
         }
         if spec != SyscallSpec::default() {
-            specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", e))?;
+            specs.set(nr, spec, 0).map_err(|e| Error::Map("SPECS", Box::new(e)))?;
         }
     }
     Ok(specs)
@@ -224,8 +224,8 @@ fn attach(ebpf: &mut Ebpf, programs: &[(&'static str, Attach)]) -> Result<aya::m
                     .fd()
                     .map_err(|e| Error::Attach(name, Box::new(e)))?
                     .try_clone()
-                    .map_err(|e| Error::Attach(name, Box::new(e.into())))?;
-                tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", e))?;
+                    .map_err(|e| Error::Attach(name, Box::new(e)))?;
+                tails.set(slot, &fd, 0).map_err(|e| Error::Map("TAILS", Box::new(e)))?;
             }
         }
     }
@@ -237,7 +237,7 @@ where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
     let map = ebpf.take_map(name).ok_or(Error::MissingItem(name))?;
-    T::try_from(map).map_err(|e| Error::Map(name, e))
+    T::try_from(map).map_err(|e| Error::Map(name, Box::new(e)))
 }
 
 /// Loads (has the kernel verify) the programs `names`, on a thread each:

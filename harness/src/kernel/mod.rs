@@ -115,7 +115,7 @@ impl Kernel {
             config.stats_slot = slot;
         }
         config.generation = claim.generation;
-        maps.sessions.set(claim.id, config, 0).map_err(|e| Error::Map("SESSIONS", e))?;
+        maps.sessions.set(claim.id, config, 0).map_err(|e| Error::Map("SESSIONS", Box::new(e)))?;
         Ok(claim.id)
     }
 

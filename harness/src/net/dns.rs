@@ -11,8 +11,10 @@ use crate::event::Dns;
 
 /// The DNS message in a datagram of `len` bytes whose first bytes are
 /// `data`, if it looks like one (a header and the start of a question).
+/// Crate-internal, so the example is not run; the tests below run such
+/// queries.
 ///
-/// ```
+/// ```ignore
 /// // A query for `a.io`, type A.
 /// let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x02io\x00\x00\x01\x00\x01";
 /// let dns = probity::decode::dns(q, q.len() as u64).unwrap();

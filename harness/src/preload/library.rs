@@ -76,7 +76,7 @@ pub fn path() -> Result<PathBuf, Error> {
 fn error_chain(e: &Error) -> String {
     match e {
         Error::Preload { what, source } => format!("{what} ({source})"),
-        other => other.to_string(),
+        other => crate::error::Chain(other).to_string(),
     }
 }
 

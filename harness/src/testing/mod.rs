@@ -370,7 +370,7 @@ fn tracer_for(tracer: Option<Tracer>, settings: &Settings) -> Tracer {
 
 #[track_caller]
 fn fail_to_trace(what: &str, e: &Error) -> ! {
-    let mut msg = format!("probity: failed to trace {what}: {e}");
+    let mut msg = format!("probity: failed to trace {what}: {}", crate::error::Chain(e));
     if matches!(e, Error::Privileges { .. }) {
         msg.push_str(
             "\n(a test that only needs libc calls can use #[traced_test(preload_only)], which runs unprivileged)",
@@ -426,13 +426,7 @@ static IN_TRACED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 
 fn refuse_nested() -> Result<(), Error> {
     if IN_TRACED_CHILD.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(Error::Spawn {
-            program: "a nested traced run".into(),
-            source: std::io::Error::other(
-                "a function run by probity::traced is already traced; start commands from it with \
-                 std::process::Command (they are in its trace) rather than probity::Cmd or probity::traced",
-            ),
-        });
+        return Err(Error::Nested);
     }
     Ok(())
 }

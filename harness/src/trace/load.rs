@@ -25,7 +25,7 @@ use crate::trace::{Outcome, Trace};
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be opened.
-    #[error("failed to open the trace {path}: {source}")]
+    #[error("failed to open the trace {path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -34,7 +34,7 @@ pub enum LoadError {
         source: io::Error,
     },
     /// Reading failed at a line.
-    #[error("failed to read line {line} of the trace: {source}")]
+    #[error("failed to read line {line} of the trace")]
     Read {
         /// The line (from 1).
         line: usize,
@@ -43,7 +43,7 @@ pub enum LoadError {
         source: io::Error,
     },
     /// A line is not JSON.
-    #[error("failed to parse line {line} of the trace: it is not valid JSON ({source})")]
+    #[error("failed to parse line {line} of the trace: it is not valid JSON")]
     Json {
         /// The line (from 1).
         line: usize,
@@ -52,7 +52,7 @@ pub enum LoadError {
         source: serde_json::Error,
     },
     /// A line is JSON but not a probity event or summary.
-    #[error("failed to read line {line} of the trace: it is not a probity event or summary ({source})")]
+    #[error("failed to read line {line} of the trace: it is not a probity event or summary")]
     NotAnEvent {
         /// The line (from 1).
         line: usize,

@@ -144,19 +144,6 @@ pub fn say(msg: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "probity: {msg}");
 }
 
-/// The error and its causes, each said once (some library messages
-/// already end with their cause).
-fn chain(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !s.ends_with(&cause) {
-            s = format!("{s}: {cause}");
-        }
-    }
-    s
-}
-
 pub fn main(args: RunArgs) -> ExitCode {
     match run(args) {
         Ok(code) => code,
@@ -167,7 +154,8 @@ pub fn main(args: RunArgs) -> ExitCode {
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,
             };
-            say(chain(&e));
+            // The error and each of its causes, which its message does not repeat.
+            say(format_args!("{e:#}"));
             if let Some(hint) = lib.map(probity::Error::hint).filter(|h| !h.is_empty()) {
                 say(format_args!("hint: {hint}"));
             }
@@ -268,7 +256,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
             if discard_text || text_err.is_some() {
                 // Nothing to write.
-            } else if let Err(err) = writeln!(text, "{}", probity::render::line_at_depth(&e, depth as usize)) {
+            } else if let Err(err) = writeln!(text, "{}", probity::text::line_at_depth(&e, depth as usize)) {
                 text_err = Some(err);
             }
         }
@@ -293,13 +281,13 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let written = (|| {
             if summary {
                 if !outcome.syscalls.is_empty() || outcome.libc_calls.is_empty() {
-                    write!(text, "{}", probity::render::summary_table(&outcome.syscalls))?;
+                    write!(text, "{}", probity::text::summary_table(&outcome.syscalls))?;
                 }
                 if !outcome.libc_calls.is_empty() {
-                    write!(text, "{}", probity::render::libc_summary_table(&outcome.libc_calls))?;
+                    write!(text, "{}", probity::text::libc_summary_table(&outcome.libc_calls))?;
                 }
             }
-            write!(text, "{}", probity::render::outcome_lines(&outcome))?;
+            write!(text, "{}", probity::text::outcome_lines(&outcome))?;
             text.flush()
         })();
         text_err = written.err();

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn doctor() -> ExitCode {
-    let checks = probity::kernel::doctor::diagnose();
+    let checks = probity::doctor::diagnose();
     let mut ok = true;
     for c in &checks {
         println!("{} {:<13} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
