@@ -37,8 +37,19 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing))?;
     }
+    // The checks every change passes (CONTRIBUTING.md): a minimal rustup
+    // profile has neither.
+    sh(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))?;
     if args.ebpf {
-        sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        sh(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "rustfmt",
+            "clippy",
+            "--toolchain",
+            "nightly",
+        ]))?;
         if which("bpf-linker").is_none() {
             println!("building bpf-linker for LLVM 22 (a few minutes)");
             let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
