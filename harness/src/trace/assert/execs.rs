@@ -5,18 +5,28 @@ use std::ffi::OsStr;
 use super::absence::absence;
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind};
 use crate::event::EventKind;
-use crate::trace::index::Index;
+use crate::trace::index::{kernel_traced, libc_proc, Index, LibcProc};
 use crate::trace::query::program_is;
 use crate::trace::Trace;
 
 impl Trace {
-    /// The indexes of the exec events, and each one's program.
+    /// The indexes of the exec events, and each one's program. Without the
+    /// kernel tracer, the libc calls that exec'd a program (as the call
+    /// named it; `system` and `popen` run `/bin/sh`) stand for them.
     fn execs(&self) -> Vec<(usize, &OsStr)> {
+        let kernel = kernel_traced(self);
         self.events
             .iter()
             .enumerate()
             .filter_map(|(i, e)| match &e.kind {
                 EventKind::Exec(x) => Some((i, x.filename.as_os_str())),
+                EventKind::Libc(_) if !kernel => match libc_proc(e)? {
+                    LibcProc::Spawn { program, .. } | LibcProc::Exec { program: Some(program), .. } => {
+                        Some((i, program))
+                    }
+                    LibcProc::Shell { .. } => Some((i, OsStr::new("/bin/sh"))),
+                    LibcProc::Exec { program: None, .. } | LibcProc::Fork { .. } => None,
+                },
                 _ => None,
             })
             .collect()
@@ -52,7 +62,7 @@ impl Trace {
         if !unexpected.is_empty() {
             let mut v = found(&idx, &expectation, &unexpected, |_| None);
             if !missing.is_empty() {
-                v = v.note(format!("these were never exec'd: {}", list(&missing)));
+                v = v.note(format!("{}: {}", never_execd(self), list(&missing)));
             }
             return Err(v);
         }
@@ -165,11 +175,30 @@ pub(super) fn missing_execs(
     missing: &[String],
     execs: &[(usize, &OsStr)],
 ) -> Violation {
-    let problem = format!("these were never exec'd: {}", list(missing));
-    let v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+    let problem = format!("{}: {}", never_execd(idx.trace), list(missing));
+    let mut v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+    if !kernel_traced(idx.trace) {
+        v = v.note(
+            "only the preload tracer ran: it sees the execs made through the libc functions probity hooks, not the root process's own (probity exec'd it before the library was loaded), nor those made in a vfork child (dash and Python's subprocess make theirs so), with execl, execle, execlp or a raw syscall, nor any in a program the library is not loaded in",
+        );
+    }
     let all: Vec<usize> = execs.iter().map(|(i, _)| *i).collect();
     if all.is_empty() {
-        return v.note("nothing was exec'd");
+        return v.note(if kernel_traced(idx.trace) {
+            "no exec is in the trace"
+        } else {
+            "no exec was seen through libc"
+        });
     }
     v.with_events(idx, &all, |_| None).titled("the execs that happened")
+}
+
+/// How a missing exec is told: with the kernel tracer it was never
+/// exec'd; with the libc layer alone it was not seen.
+fn never_execd(trace: &Trace) -> &'static str {
+    if kernel_traced(trace) {
+        "these were never exec'd"
+    } else {
+        "these were not seen exec'd"
+    }
 }
