@@ -384,16 +384,20 @@ impl<'t> Index<'t> {
 
     /// Without the kernel tracer, nothing records the images the library
     /// was not loaded in: a process whose last program, as an exec or
-    /// spawn call named it, is static or setuid is not covered. A name
-    /// without a slash is looked up in probity's own `PATH` (the program's
-    /// may differ); a relative path from the directory the command started
-    /// in.
+    /// spawn call named it, is static or setuid is not covered. The file
+    /// is read as it is when the trace is queried; a name without a slash
+    /// is looked up in probity's own `PATH` (the program's may differ), a
+    /// relative path from the directory the command started in.
     fn find_libc_uncovered(&mut self) {
         let cwd = self.trace.outcome.cwd.as_deref().map(OsStr::new);
+        // By program: a build runs the same tool many times.
+        let mut seen: HashMap<&OsStr, Option<&'static str>> = HashMap::default();
         for p in self.procs.values() {
             let Some((program, _)) = p.execs.last() else { continue };
-            let Some(file) = locate(program, cwd) else { continue };
-            if let Some(why) = crate::preload::coverage::never_preloaded(file.as_os_str()) {
+            let why = *seen.entry(program.as_os_str()).or_insert_with(|| {
+                locate(program, cwd).and_then(|f| crate::preload::coverage::never_preloaded(f.as_os_str()))
+            });
+            if let Some(why) = why {
                 self.libc_uncovered.insert(p.pid, (program.clone(), why));
             }
         }

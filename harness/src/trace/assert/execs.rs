@@ -37,6 +37,12 @@ impl Trace {
     /// path (`/usr/bin/cat`) or a file name (`cat`), compared with the path
     /// the kernel exec'd. Fails, saying why, when events were lost.
     ///
+    /// With the preload tracer alone, the execs are those the libc calls
+    /// recorded (see [`Process::execs`](crate::Process::execs)): one that
+    /// is not expected fails the check, but "nothing else" cannot be shown
+    /// (execs in `vfork` children, `execl*` and raw syscalls go unseen),
+    /// so the check fails as not covered, saying so.
+    ///
     /// ```no_run
     /// use std::process::Command;
     ///
@@ -89,7 +95,8 @@ impl Trace {
     }
 
     /// Checks that the process tree exec'd each of `programs` (paths or
-    /// file names) at least once.
+    /// file names) at least once. With the preload tracer alone, the execs
+    /// the libc calls recorded count.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -129,7 +136,11 @@ impl Trace {
     }
 
     /// Checks that the process tree exec'd none of `programs` (paths or
-    /// file names). Fails, saying why, when events were lost.
+    /// file names). Fails, saying why, when events were lost, and always
+    /// when only the preload tracer ran: a libc call that exec'd one of
+    /// them fails it as found, and otherwise the libc layer cannot show
+    /// that none was exec'd (the program writes its records, and can exec
+    /// without libc).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
