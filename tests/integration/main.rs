@@ -16,6 +16,7 @@ mod network;
 mod network_descriptors;
 mod preload;
 mod preload_fidelity;
+mod preload_only;
 mod process_events;
 mod security_cli;
 mod security_files;

@@ -144,7 +144,7 @@ fn without_the_kernel_tracer_the_network_checks_are_undecided() {
         trace.check_network_only_to(["127.0.0.0/8"]).unwrap_err(),
     ] {
         assert_eq!(v.kind(), ViolationKind::NotCovered, "{v}");
-        assert!(v.to_string().contains("covered only by preload"), "{v}");
+        assert!(v.to_string().contains("only the preload tracer ran"), "{v}");
     }
 }
 

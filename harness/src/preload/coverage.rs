@@ -56,17 +56,27 @@ impl Coverage {
 
 /// Why the dynamic loader would not have preloaded into `program`.
 fn reason(program: &std::ffi::OsStr) -> &'static str {
-    let Ok(meta) = std::fs::metadata(program) else { return "LD_PRELOAD not in its environment, or not loaded" };
+    if std::fs::metadata(program).is_err() {
+        return "LD_PRELOAD not in its environment, or not loaded";
+    }
+    never_preloaded(program).unwrap_or("LD_PRELOAD not in its environment")
+}
+
+/// Why the dynamic loader never preloads into `program`, whatever its
+/// environment: it is setuid or setgid, or statically linked. `None` when
+/// neither can be told from the file as it is now.
+pub(crate) fn never_preloaded(program: &std::ffi::OsStr) -> Option<&'static str> {
+    let meta = std::fs::metadata(program).ok()?;
     if meta.permissions().mode() & (libc::S_ISUID | libc::S_ISGID) != 0 {
-        return "setuid or setgid (the loader ignores LD_PRELOAD)";
+        return Some("setuid or setgid (the loader ignores LD_PRELOAD)");
     }
     // The ELF header and the program headers after it, not the whole file.
     let mut head = Vec::new();
     let read = std::fs::File::open(program)
         .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head));
     match read.ok().and_then(|_| has_interpreter(&head)) {
-        Some(false) => "statically linked (no dynamic loader)",
-        _ => "LD_PRELOAD not in its environment",
+        Some(false) => Some("statically linked (no dynamic loader)"),
+        _ => None,
     }
 }
 

@@ -192,6 +192,65 @@ fn covers(tracer: TracerKind, p: &Process, uncovered: &HashSet<(u32, TracerKind)
     !p.untracked && !uncovered.contains(&(p.pid, tracer))
 }
 
+/// What a libc call says about processes, in a trace without the kernel
+/// tracer (where it is the only account of them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum LibcProc<'t> {
+    /// `fork` or `clone` returned `child` to the caller.
+    Fork { child: u32, thread: bool },
+    /// `posix_spawn` or `posix_spawnp` created `child`, which exec'd
+    /// `program` (as given: `posix_spawnp` searches `PATH`).
+    Spawn { child: u32, program: &'t OsStr, argv: &'t [OsString] },
+    /// An `exec*` function did not return: the caller exec'd `program`
+    /// (as given; `None` for `fexecve`, which names a descriptor).
+    Exec { program: Option<&'t OsStr>, argv: &'t [OsString] },
+    /// `system` or `popen` ran `/bin/sh -c command` in a child whose pid
+    /// the call does not give.
+    Shell { command: &'t OsStr },
+}
+
+/// What libc call `e` says about processes, when it made or replaced one.
+/// Only calls that succeeded count: an `exec*` that returned failed.
+pub(crate) fn libc_proc(e: &crate::event::Event) -> Option<LibcProc<'_>> {
+    let c = e.as_libc()?;
+    let str_at = |i: usize| match c.args.get(i) {
+        Some(Arg::Path { path, .. }) => Some(path.as_os_str()),
+        _ => None,
+    };
+    let argv_at = |i: usize| match c.args.get(i) {
+        Some(Arg::Strings { items, .. }) => items.as_slice(),
+        _ => &[],
+    };
+    let pid = |a: Option<&Arg>| match a {
+        Some(Arg::Int(n)) => u32::try_from(*n).ok().filter(|&n| n > 0),
+        _ => None,
+    };
+    match c.function.as_str() {
+        "fork" | "clone" => {
+            let thread = matches!(c.args.first(), Some(Arg::Hex(f)) if f & libc::CLONE_THREAD as u64 != 0);
+            pid(c.ret.as_ref()).map(|child| LibcProc::Fork { child, thread })
+        }
+        "posix_spawn" | "posix_spawnp" if matches!(c.ret, Some(Arg::Int(0))) => {
+            Some(LibcProc::Spawn { child: pid(c.args.first())?, program: str_at(1)?, argv: argv_at(2) })
+        }
+        "execve" | "execv" | "execvp" | "execvpe" if c.ret.is_none() && c.errno.is_none() => {
+            Some(LibcProc::Exec { program: Some(str_at(0)?), argv: argv_at(1) })
+        }
+        "fexecve" if c.ret.is_none() && c.errno.is_none() => Some(LibcProc::Exec { program: None, argv: argv_at(1) }),
+        "system" if !matches!(c.ret, Some(Arg::Int(-1))) => Some(LibcProc::Shell { command: str_at(0)? }),
+        "popen" if !matches!(c.ret, Some(Arg::Ptr(0))) && c.errno.is_none() => {
+            Some(LibcProc::Shell { command: str_at(0)? })
+        }
+        _ => None,
+    }
+}
+
+/// Whether the kernel tracer ran: without it, processes, forks and execs
+/// are what the libc calls recorded say ([`libc_proc`]).
+pub(crate) fn kernel_traced(trace: &Trace) -> bool {
+    trace.outcome.tracers.contains(&TracerKind::Ebpf)
+}
+
 /// Everything derived from a trace's events, built once per query.
 pub(crate) struct Index<'t> {
     pub trace: &'t Trace,
@@ -202,6 +261,9 @@ pub(crate) struct Index<'t> {
     inherited: HashMap<u32, usize>,
     /// Per event, its resolved paths and descriptor (syscalls only).
     access: Vec<Option<Box<Access>>>,
+    /// Without the kernel tracer: the processes whose last program the
+    /// preload library cannot be loaded in, with that program and why.
+    pub libc_uncovered: BTreeMap<u32, (OsString, &'static str)>,
 }
 
 impl<'t> Index<'t> {
@@ -212,6 +274,7 @@ impl<'t> Index<'t> {
             execs: HashMap::default(),
             inherited: HashMap::default(),
             access: Vec::new(),
+            libc_uncovered: BTreeMap::new(),
         };
         idx.build_processes();
         idx.build_access();
@@ -223,9 +286,11 @@ impl<'t> Index<'t> {
         let root = trace.outcome.root_pid;
         self.procs.entry(root).or_insert_with(|| Process { pid: root, threads: vec![root], ..Default::default() });
         let pids: HashSet<u32> = trace.events.iter().map(|e| e.pid).collect();
+        let kernel = kernel_traced(trace);
         // A fork's child is a thread when it later shows up with its
         // parent's pid; collect forks first.
         let mut forks = Vec::new();
+        let mut spawned = Vec::new();
         let mut seen: HashSet<(u32, u32)> = HashSet::default();
         for (i, e) in trace.events.iter().enumerate() {
             let p = self.procs.entry(e.pid).or_insert_with(|| Process { pid: e.pid, ..Default::default() });
@@ -243,7 +308,41 @@ impl<'t> Index<'t> {
                     self.execs.entry(e.pid).or_default().push(i);
                 }
                 EventKind::Exit(x) if x.process_exited => p.exit = x.status,
+                EventKind::Libc(_) if !kernel => match libc_proc(e) {
+                    Some(LibcProc::Fork { child, thread: false }) => forks.push((i, e.pid, child, false)),
+                    Some(LibcProc::Spawn { child, program, argv }) => {
+                        forks.push((i, e.pid, child, false));
+                        spawned.push((i, child, program, argv));
+                    }
+                    Some(LibcProc::Exec { program, argv }) => {
+                        let program = program.map_or_else(|| OsString::from("?"), OsStr::to_owned);
+                        p.execs.push((program, argv.to_vec()));
+                        self.execs.entry(e.pid).or_default().push(i);
+                    }
+                    _ => {}
+                },
                 _ => {}
+            }
+        }
+        if !kernel {
+            // A process the records say was created is in the tree even
+            // when it recorded nothing itself; a `clone` child that shows
+            // up as a thread of its caller is not a process.
+            let threads: HashSet<u32> = trace.events.iter().filter(|e| e.tid != e.pid).map(|e| e.tid).collect();
+            for &(_, _, child, _) in &forks {
+                if child != root && !threads.contains(&child) {
+                    self.procs.entry(child).or_insert_with(|| Process {
+                        pid: child,
+                        threads: vec![child],
+                        ..Default::default()
+                    });
+                }
+            }
+            for &(i, child, program, argv) in &spawned {
+                if let Some(c) = self.procs.get_mut(&child) {
+                    c.execs.insert(0, (program.to_owned(), argv.to_vec()));
+                    self.execs.entry(child).or_default().insert(0, i);
+                }
             }
         }
         for (i, parent, child, untracked) in forks {
@@ -272,9 +371,35 @@ impl<'t> Index<'t> {
             }
         }
         let active = &trace.outcome.tracers;
-        let uncovered: HashSet<(u32, TracerKind)> = trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
+        let mut uncovered: HashSet<(u32, TracerKind)> =
+            trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
+        if !kernel {
+            self.find_libc_uncovered();
+            uncovered.extend(self.libc_uncovered.keys().map(|&pid| (pid, TracerKind::Preload)));
+        }
         for p in self.procs.values_mut() {
             p.tracers = active.iter().copied().filter(|&t| covers(t, p, &uncovered)).collect();
+        }
+    }
+
+    /// Without the kernel tracer, nothing records the images the library
+    /// was not loaded in: a process whose last program, as an exec or
+    /// spawn call named it, is static or setuid is not covered. The file
+    /// is read as it is when the trace is queried; a name without a slash
+    /// is looked up in probity's own `PATH` (the program's may differ), a
+    /// relative path from the directory the command started in.
+    fn find_libc_uncovered(&mut self) {
+        let cwd = self.trace.outcome.cwd.as_deref().map(OsStr::new);
+        // By program: a build runs the same tool many times.
+        let mut seen: HashMap<&OsStr, Option<&'static str>> = HashMap::default();
+        for p in self.procs.values() {
+            let Some((program, _)) = p.execs.last() else { continue };
+            let why = *seen.entry(program.as_os_str()).or_insert_with(|| {
+                locate(program, cwd).and_then(|f| crate::preload::coverage::never_preloaded(f.as_os_str()))
+            });
+            if let Some(why) = why {
+                self.libc_uncovered.insert(p.pid, (program.clone(), why));
+            }
         }
     }
 
@@ -288,9 +413,15 @@ impl<'t> Index<'t> {
     /// The program (exec'd path) and argv `pid` ran at `ts`, when known.
     pub(crate) fn image_at(&self, pid: u32, ts: u64) -> Option<(&'t OsStr, &'t [OsString])> {
         let i = self.image_index_at(pid, ts)?;
-        match &self.trace.events[i].kind {
+        let e = &self.trace.events[i];
+        match &e.kind {
             EventKind::Exec(x) => Some((x.filename.as_os_str(), x.argv.as_slice())),
-            _ => None,
+            _ => match libc_proc(e)? {
+                LibcProc::Spawn { program, argv, .. } | LibcProc::Exec { program: Some(program), argv } => {
+                    Some((program, argv))
+                }
+                _ => None,
+            },
         }
     }
 
@@ -378,6 +509,19 @@ impl<'t> Index<'t> {
         }
         self.access = access;
     }
+}
+
+/// The file `program` (as an exec call named it) is, when it can be found:
+/// a path as it is (relative ones from `cwd`), a bare name in `PATH`.
+fn locate(program: &OsStr, cwd: Option<&OsStr>) -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(program);
+    if program.as_bytes().contains(&b'/') {
+        return match cwd {
+            Some(d) if path.is_relative() => Some(std::path::Path::new(d).join(path)),
+            _ => Some(path.to_owned()),
+        };
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(path)).find(|f| f.is_file())
 }
 
 /// Whether argument `i` (a string) of syscall `name` is a path the call
@@ -740,6 +884,60 @@ mod tests {
         assert_eq!(targets(&idx, 0), [Resolved::Rel("b".into())]);
         assert_eq!(targets(&idx, 2), [Resolved::Abs("/srv/c".into())]);
         assert_eq!(targets(&idx, 3), [Resolved::Unknown("its path was cut")]);
+    }
+
+    fn libc_call(ts_ns: u64, pid: u32, tid: u32, function: &str, args: Vec<Arg>, ret: Option<Arg>) -> Event {
+        let errno = None;
+        let call = crate::event::LibcCall { function: function.into(), args, ret, errno, duration_ns: 1, parent: None };
+        Event { ts_ns, pid, tid, kind: EventKind::Libc(call) }
+    }
+
+    #[test]
+    fn without_the_kernel_tracer_libc_calls_make_the_tree() {
+        let argv = |a: &[&str]| Arg::Strings { items: a.iter().map(OsString::from).collect(), truncated: false };
+        let mut t = trace(
+            vec![
+                libc_call(1, 10, 10, "fork", vec![], Some(Arg::Int(11))),
+                libc_call(1, 11, 11, "fork", vec![], Some(Arg::Int(0))),
+                libc_call(2, 11, 11, "execve", vec![path("/bin/cat"), argv(&["cat"]), Arg::Ptr(1)], None),
+                // A failed exec replaced nothing.
+                libc_call(3, 10, 10, "execvp", vec![path("nope"), argv(&["nope"])], Some(Arg::Int(-1))),
+                libc_call(
+                    4,
+                    10,
+                    10,
+                    "posix_spawnp",
+                    vec![Arg::Int(12), path("echo"), argv(&["echo", "x"])],
+                    Some(Arg::Int(0)),
+                ),
+                // A thread, which records under its process's pid.
+                libc_call(5, 10, 10, "clone", vec![Arg::Hex(0x10000), Arg::Ptr(1)], Some(Arg::Int(13))),
+                libc_call(6, 10, 13, "close", vec![Arg::Fd(3)], Some(Arg::Int(0))),
+                // Made by a vfork: no call names it.
+                libc_call(7, 14, 14, "close", vec![Arg::Fd(3)], Some(Arg::Int(0))),
+                libc_call(8, 10, 10, "system", vec![path("ls")], Some(Arg::Int(0))),
+            ],
+            Some("/work"),
+        );
+        t.outcome.tracers = vec![TracerKind::Preload];
+        let idx = Index::new(&t);
+        let pids: Vec<u32> = idx.procs.keys().copied().collect();
+        assert_eq!(pids, [10, 11, 12, 14], "the clone made a thread");
+        assert_eq!(idx.procs[&10].threads, [10, 13]);
+        assert_eq!((idx.procs[&11].parent, idx.procs[&12].parent, idx.procs[&14].parent), (Some(10), Some(10), None));
+        assert_eq!(idx.procs[&11].execs, [("/bin/cat".into(), vec!["cat".into()])]);
+        assert_eq!(idx.procs[&12].execs, [("echo".into(), vec!["echo".into(), "x".into()])]);
+        assert!(idx.procs[&10].execs.is_empty(), "the root's own exec is not recorded; a failed one is none");
+        assert_eq!(idx.image_at(11, 3).map(|(f, _)| f), Some(OsStr::new("/bin/cat")));
+        assert_eq!(idx.image_at(12, 5).map(|(f, _)| f), Some(OsStr::new("echo")));
+        assert!(matches!(libc_proc(&t.events[8]), Some(LibcProc::Shell { command }) if command == "ls"));
+        assert!(idx.procs.values().all(|p| p.tracers.contains(&TracerKind::Preload)));
+
+        // With the kernel tracer, its events make the tree, not the calls.
+        t.outcome.tracers = vec![TracerKind::Ebpf, TracerKind::Preload];
+        let idx = Index::new(&t);
+        assert_eq!(idx.procs[&11].parent, None);
+        assert!(!idx.procs.contains_key(&12));
     }
 
     #[test]

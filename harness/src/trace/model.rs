@@ -53,11 +53,18 @@ pub struct Trace {
 pub struct Process {
     /// Its pid.
     pub pid: u32,
-    /// The pid of the process that forked it, when traced.
+    /// The pid of the process that forked it, when traced. Without the
+    /// eBPF tracer, the process whose `fork`, `clone` or `posix_spawn*`
+    /// call returned its pid (a child of `vfork`, `system` or `popen` has
+    /// none).
     pub parent: Option<u32>,
     /// Its threads' ids, the main one first.
     pub threads: Vec<u32>,
-    /// The programs it exec'd, in order, with their argv.
+    /// The programs it exec'd, in order, with their argv. Without the
+    /// eBPF tracer, those the `exec*` and `posix_spawn*` calls recorded
+    /// named (`posix_spawnp` and `execvp` before their `PATH` search; `?`
+    /// for `fexecve`); the root's own exec, made by probity before the
+    /// library was loaded, is not among them.
     #[serde(with = "crate::event::os_text::pairs")]
     pub execs: Vec<(std::ffi::OsString, Vec<std::ffi::OsString>)>,
     /// How it ended, when it did.
@@ -72,7 +79,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// The program it runs last, the path the kernel exec'd.
+    /// The program it runs last, the path the kernel exec'd (without the
+    /// eBPF tracer, as the libc call named it).
     ///
     /// ```
     /// let p = probity::Process::default();

@@ -1,9 +1,63 @@
 //! Why an expectation that something did not happen cannot be shown met:
 //! lost events, processes no suitable tracer covered, undecided events.
+//!
+//! With the preload tracer alone, nothing that did not happen can be
+//! shown: the libc layer sees only what a program does through the
+//! functions probity hooks, in the programs the library is loaded in, and
+//! its records are the program's own account (it writes the ring). Such a
+//! check fails, naming what the libc layer cannot see
+//! ([`libc_cannot_see`]), and the checks that something did happen use
+//! the libc calls.
 
 use super::violation::{Violation, ViolationKind};
-use crate::trace::index::Index;
+use crate::coverage::TracerKind;
+use crate::trace::index::{kernel_traced, Index};
 use crate::trace::query::Query;
+
+/// What the trace says of a family of events, with the preload tracer
+/// alone, and why that cannot show that one of them did not happen.
+pub(super) fn libc_cannot_see(family: &str) -> String {
+    const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace; and the libc records are written by the program itself, which can leave out what it likes";
+    const FIX: &str = "trace with the eBPF tracer to show that something did not happen";
+    match family {
+        "exec" => format!(
+            "only the preload tracer ran, which sees an exec only when it is made through execve, execv, execvp, execvpe, fexecve, posix_spawn, posix_spawnp, system or popen: an exec in a vfork child (dash and Python's subprocess make theirs so) and execl, execle and execlp are not recorded, {UNSEEN}; {FIX}"
+        ),
+        "syscall" => format!(
+            "only the preload tracer ran, which records the libc functions probity hooks, not syscalls: a function it does not hook, {UNSEEN}; {FIX}"
+        ),
+        "net" => format!("only the preload tracer ran, and TCP events (retransmits, resets) are seen by the eBPF tracer alone; {FIX}"),
+        other => format!("only the preload tracer ran, which records libc calls, not {other} events; {FIX}"),
+    }
+}
+
+/// The failure of an expectation that no `family` event happened, in a
+/// trace the kernel tracer was not part of, with notes on the processes
+/// the libc layer did not see into or cannot place.
+fn libc_only(idx: &Index<'_>, expectation: &str, family: &str) -> Violation {
+    let trace = idx.trace;
+    let mut v = Violation::new(ViolationKind::NotCovered, expectation, libc_cannot_see(family), trace);
+    for (pid, (program, why)) in &idx.libc_uncovered {
+        v = v.note(format!(
+            "process {pid} ran {}, which the library cannot be loaded in: {why}; nothing it did after is in the trace",
+            crate::event::shown(program)
+        ));
+    }
+    let root = trace.outcome.root_pid;
+    let orphans: Vec<String> = idx
+        .procs
+        .values()
+        .filter(|p| p.pid != root && p.parent.is_none() && !p.untracked)
+        .map(|p| format!("process {}", p.pid))
+        .collect();
+    if !orphans.is_empty() {
+        v = v.note(format!(
+            "{}: made by no recorded fork or spawn (vfork, system, popen and raw clones do not record the child's pid), so where they came from is unknown",
+            orphans.join(", ")
+        ));
+    }
+    v
+}
 
 /// Fails an expectation that something did not happen when the trace
 /// cannot show it: events were lost, a process it is about was not covered
@@ -23,6 +77,12 @@ pub(super) fn absence(
             losses.describe()
         );
         return Err(Violation::new(ViolationKind::Lost, expectation, problem, trace));
+    }
+    if let Some(k) = family {
+        let unobserved = trace.outcome.tracers.iter().all(|t| !t.observes(k));
+        if !kernel_traced(trace) && trace.outcome.tracers.contains(&TracerKind::Preload) && unobserved {
+            return Err(libc_only(idx, expectation, k));
+        }
     }
     let uncovered: Vec<&crate::trace::Process> = idx
         .procs

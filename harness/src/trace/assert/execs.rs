@@ -5,18 +5,28 @@ use std::ffi::OsStr;
 use super::absence::absence;
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind};
 use crate::event::EventKind;
-use crate::trace::index::Index;
+use crate::trace::index::{kernel_traced, libc_proc, Index, LibcProc};
 use crate::trace::query::program_is;
 use crate::trace::Trace;
 
 impl Trace {
-    /// The indexes of the exec events, and each one's program.
+    /// The indexes of the exec events, and each one's program. Without the
+    /// kernel tracer, the libc calls that exec'd a program (as the call
+    /// named it; `system` and `popen` run `/bin/sh`) stand for them.
     fn execs(&self) -> Vec<(usize, &OsStr)> {
+        let kernel = kernel_traced(self);
         self.events
             .iter()
             .enumerate()
             .filter_map(|(i, e)| match &e.kind {
                 EventKind::Exec(x) => Some((i, x.filename.as_os_str())),
+                EventKind::Libc(_) if !kernel => match libc_proc(e)? {
+                    LibcProc::Spawn { program, .. } | LibcProc::Exec { program: Some(program), .. } => {
+                        Some((i, program))
+                    }
+                    LibcProc::Shell { .. } => Some((i, OsStr::new("/bin/sh"))),
+                    LibcProc::Exec { program: None, .. } | LibcProc::Fork { .. } => None,
+                },
                 _ => None,
             })
             .collect()
@@ -26,6 +36,12 @@ impl Trace {
     /// `programs`: each one at least once, and nothing else. A program is a
     /// path (`/usr/bin/cat`) or a file name (`cat`), compared with the path
     /// the kernel exec'd. Fails, saying why, when events were lost.
+    ///
+    /// With the preload tracer alone, the execs are those the libc calls
+    /// recorded (see [`Process::execs`](crate::Process::execs)): one that
+    /// is not expected fails the check, but "nothing else" cannot be shown
+    /// (execs in `vfork` children, `execl*` and raw syscalls go unseen),
+    /// so the check fails as not covered, saying so.
     ///
     /// ```no_run
     /// use std::process::Command;
@@ -52,7 +68,7 @@ impl Trace {
         if !unexpected.is_empty() {
             let mut v = found(&idx, &expectation, &unexpected, |_| None);
             if !missing.is_empty() {
-                v = v.note(format!("these were never exec'd: {}", list(&missing)));
+                v = v.note(format!("{}: {}", never_execd(self), list(&missing)));
             }
             return Err(v);
         }
@@ -79,7 +95,8 @@ impl Trace {
     }
 
     /// Checks that the process tree exec'd each of `programs` (paths or
-    /// file names) at least once.
+    /// file names) at least once. With the preload tracer alone, the execs
+    /// the libc calls recorded count.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -119,7 +136,11 @@ impl Trace {
     }
 
     /// Checks that the process tree exec'd none of `programs` (paths or
-    /// file names). Fails, saying why, when events were lost.
+    /// file names). Fails, saying why, when events were lost, and always
+    /// when only the preload tracer ran: a libc call that exec'd one of
+    /// them fails it as found, and otherwise the libc layer cannot show
+    /// that none was exec'd (the program writes its records, and can exec
+    /// without libc).
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -165,11 +186,30 @@ pub(super) fn missing_execs(
     missing: &[String],
     execs: &[(usize, &OsStr)],
 ) -> Violation {
-    let problem = format!("these were never exec'd: {}", list(missing));
-    let v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+    let problem = format!("{}: {}", never_execd(idx.trace), list(missing));
+    let mut v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
+    if !kernel_traced(idx.trace) {
+        v = v.note(
+            "only the preload tracer ran: it sees the execs made through the libc functions probity hooks, not the root process's own (probity exec'd it before the library was loaded), nor those made in a vfork child (dash and Python's subprocess make theirs so), with execl, execle, execlp or a raw syscall, nor any in a program the library is not loaded in",
+        );
+    }
     let all: Vec<usize> = execs.iter().map(|(i, _)| *i).collect();
     if all.is_empty() {
-        return v.note("nothing was exec'd");
+        return v.note(if kernel_traced(idx.trace) {
+            "no exec is in the trace"
+        } else {
+            "no exec was seen through libc"
+        });
     }
     v.with_events(idx, &all, |_| None).titled("the execs that happened")
+}
+
+/// How a missing exec is told: with the kernel tracer it was never
+/// exec'd; with the libc layer alone it was not seen.
+fn never_execd(trace: &Trace) -> &'static str {
+    if kernel_traced(trace) {
+        "these were never exec'd"
+    } else {
+        "these were not seen exec'd"
+    }
 }
