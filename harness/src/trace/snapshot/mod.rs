@@ -18,6 +18,7 @@ mod fold;
 mod noise;
 mod normalize;
 mod order;
+mod racy;
 mod row;
 
 use std::fmt::{self, Write as _};
@@ -208,12 +209,24 @@ impl<'t> Snapshot<'t> {
         let keep: Vec<bool> = keep.iter().zip(&noise).map(|(k, n)| *k && !n).collect();
         let mut norm = Normalizer::new(&self.replacements);
         let mut rows = Vec::new();
-        for item in canonical_order(idx, &keep) {
+        for shown in racy::settle(idx, canonical_order(idx, &keep)) {
+            let item = shown.item;
             let e = &events[item.index];
             let row = match item.as_ {
                 As::Event => {
-                    let mut row = norm.row(e, idx.access(item.index), self.fold);
+                    let folded = match (&shown.folded, &e.kind) {
+                        (Some(f), EventKind::Syscall(s)) => {
+                            Some(crate::event::Event { kind: EventKind::Syscall(f.apply(s)), ..e.clone() })
+                        }
+                        _ => None,
+                    };
+                    let mut row = norm.row(folded.as_ref().unwrap_or(e), idx.access(item.index), self.fold);
                     row.depth = shown_depth(events, &keep, item.index);
+                    if shown.ready {
+                        if let What::Syscall { result, .. } = &mut row.what {
+                            "ready".clone_into(result);
+                        }
+                    }
                     row
                 }
                 As::ThreadExit => Row { task: norm.task(e.pid, e.tid), depth: 0, what: What::ThreadExited },
@@ -227,6 +240,7 @@ impl<'t> Snapshot<'t> {
             };
             rows.push(row);
         }
+        racy::settle_waits(&mut rows);
         rows
     }
 }

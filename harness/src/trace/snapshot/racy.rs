@@ -1,0 +1,274 @@
+//! What the scheduler decides inside an event loop, settled: a run of
+//! `poll`s and the non-blocking reads and writes they wake up differs
+//! from run to run in how many wake-ups there were, which descriptor was
+//! ready first, how the data was split and how often a read found
+//! nothing (`EAGAIN`). A snapshot shows such a run as one `poll` that was
+//! `ready`, then each descriptor's I/O in turn, consecutive reads (or
+//! writes) folded into one with the total.
+
+use std::collections::HashMap;
+
+use probity_common::StringLimit;
+
+use super::order::{As, Item};
+use super::row::{Row, What};
+use crate::event::{Arg, Event, EventKind, Syscall};
+use crate::trace::index::Index;
+
+/// Calls that wait for descriptors to be ready.
+const WAITS: &[&str] = &["poll", "ppoll", "select", "pselect6", "epoll_wait", "epoll_pwait", "epoll_pwait2"];
+
+/// I/O on a descriptor whose first argument is the descriptor.
+const IO: &[&str] = &["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "recv", "send"];
+
+/// Reads and writes that can be folded: a descriptor, a buffer and a
+/// count.
+const FOLDABLE: &[&str] = &["read", "write", "recvfrom", "sendto"];
+
+/// How an item is shown once the event loops are settled.
+pub(super) struct Shown {
+    pub(super) item: Item,
+    /// The wait that stands for all of its loop's, shown as `ready`.
+    pub(super) ready: bool,
+    /// Reads or writes folded into this one.
+    pub(super) folded: Option<Folded>,
+}
+
+/// Several reads (or writes) on one descriptor as one.
+pub(super) struct Folded {
+    /// The first bytes of all they moved, at most the default string
+    /// limit, so that how the data was split does not show.
+    pub(super) data: Vec<u8>,
+    /// More bytes were moved than `data` has.
+    pub(super) cut: bool,
+    /// The bytes moved in all.
+    pub(super) total: i64,
+}
+
+impl Folded {
+    /// The syscall `s` with its buffer, count and result replaced by the
+    /// fold's.
+    pub(super) fn apply(&self, s: &Syscall) -> Syscall {
+        let mut s = s.clone();
+        let len = self.data.len() as u64 + u64::from(self.cut);
+        if let Some(a) = s.args.get_mut(1) {
+            *a = Arg::Bytes { data: self.data.clone(), len };
+        }
+        if let Some(a) = s.args.get_mut(2) {
+            *a = Arg::Int(self.total);
+        }
+        s.ret = Some(self.total);
+        s
+    }
+}
+
+/// What role a syscall plays in an event loop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Wait,
+    Io,
+    /// Switching a descriptor to non-blocking and back, or asking.
+    Toggle,
+}
+
+fn role(e: &Event) -> Option<Role> {
+    let EventKind::Syscall(s) = &e.kind else { return None };
+    let name = s.name.as_ref();
+    let flag = |i: usize, f: &dyn Fn(&str) -> bool| matches!(s.args.get(i), Some(Arg::Flags { text, .. }) if f(text));
+    if WAITS.contains(&name) {
+        Some(Role::Wait)
+    } else if IO.contains(&name) && matches!(s.args.first(), Some(Arg::Fd(_))) {
+        Some(Role::Io)
+    } else if (name == "ioctl" && flag(1, &|t| t == "FIONBIO"))
+        || (name == "fcntl" && flag(1, &|t| matches!(t, "F_GETFL" | "F_SETFL")))
+    {
+        Some(Role::Toggle)
+    } else {
+        None
+    }
+}
+
+/// Whether `s` failed because nothing was ready, or a signal came first.
+fn retry(s: &Syscall) -> bool {
+    matches!(s.errno.as_deref(), Some("EAGAIN" | "EWOULDBLOCK" | "EINTR"))
+}
+
+/// The items in order, each event loop settled: a maximal run of one
+/// task's consecutive waits, I/O calls and non-blocking switches that
+/// has a wait in it.
+pub(super) fn settle(idx: &Index<'_>, items: Vec<Item>) -> Vec<Shown> {
+    let events = &idx.trace.events;
+    let role_of = |it: &Item| if matches!(it.as_, As::Event) { role(&events[it.index]) } else { None };
+    let mut out = Vec::with_capacity(items.len());
+    let mut i = 0;
+    while i < items.len() {
+        let tid = events[items[i].index].tid;
+        let mut end = i;
+        while end < items.len() && events[items[end].index].tid == tid && role_of(&items[end]).is_some() {
+            end += 1;
+        }
+        let run = &items[i..end];
+        if run.iter().any(|it| role_of(it) == Some(Role::Wait)) {
+            settle_loop(idx, run, &mut out);
+            i = end;
+        } else {
+            out.push(Shown { item: items[i], ready: false, folded: None });
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One event loop: its first wait as `ready`, then each descriptor's I/O
+/// in the order the descriptors were created, retries left out and
+/// consecutive reads or writes folded.
+fn settle_loop(idx: &Index<'_>, run: &[Item], out: &mut Vec<Shown>) {
+    let events = &idx.trace.events;
+    let sys = |it: &Item| events[it.index].as_syscall();
+    if let Some(first) = run.iter().find(|it| role(&events[it.index]) == Some(Role::Wait)) {
+        out.push(Shown { item: *first, ready: true, folded: None });
+    }
+    // Each descriptor's calls, keyed by the call that created it.
+    let mut by_fd: HashMap<(usize, i32), Vec<Item>> = HashMap::new();
+    for it in run {
+        let e = &events[it.index];
+        let Some(s) = sys(it) else { continue };
+        if role(e) != Some(Role::Io) || retry(s) {
+            continue;
+        }
+        let Some(Arg::Fd(fd)) = s.args.first() else { continue };
+        let id = idx.access(it.index).and_then(|a| a.fd_ids.iter().find(|(k, _)| *k == 0).map(|(_, id)| *id));
+        by_fd.entry((id.unwrap_or(usize::MAX), *fd)).or_default().push(*it);
+    }
+    let mut fds: Vec<_> = by_fd.into_iter().collect();
+    fds.sort_by_key(|(k, _)| *k);
+    for (_, calls) in fds {
+        let mut k = 0;
+        while k < calls.len() {
+            let name = sys(&calls[k]).map(|s| s.name.clone());
+            let foldable = name.as_deref().is_some_and(|n| FOLDABLE.contains(&n));
+            let mut end = k + 1;
+            while foldable && end < calls.len() && sys(&calls[end]).map(|s| s.name.clone()) == name {
+                end += 1;
+            }
+            let group: Vec<&Syscall> = calls[k..end].iter().filter_map(sys).collect();
+            let folded = foldable.then(|| fold(&group));
+            out.push(Shown { item: calls[k], ready: false, folded });
+            k = end;
+        }
+    }
+}
+
+/// Reads (or writes) as one: the first bytes of their data, and the total.
+fn fold(calls: &[&Syscall]) -> Folded {
+    let limit = StringLimit::DEFAULT.get() as usize;
+    let mut data = Vec::new();
+    let mut cut = false;
+    let mut total = 0i64;
+    for s in calls {
+        let moved = s.ret.unwrap_or(0).max(0);
+        total = total.saturating_add(moved);
+        if cut {
+            continue;
+        }
+        match s.args.get(1) {
+            Some(Arg::Bytes { data: d, len }) => {
+                data.extend_from_slice(d);
+                cut = (d.len() as u64) < (*len).min(moved as u64);
+            }
+            _ => cut = true,
+        }
+    }
+    if data.len() > limit {
+        data.truncate(limit);
+        cut = true;
+    }
+    cut |= (data.len() as i64) < total;
+    Folded { data, cut, total }
+}
+
+/// Whether a row waits for any child (`wait4(-1, ...)`, `waitpid(-1,
+/// ...)`, `wait(...)`): which child it reaps first is the scheduler's
+/// choice.
+fn waits_for_any(row: &Row) -> Option<String> {
+    let (name, args) = match &row.what {
+        What::Syscall { name, args, .. } => (name, args),
+        What::Libc { function, args, .. } => (function, args),
+        _ => return None,
+    };
+    let any = match name.as_str() {
+        "wait4" | "waitpid" | "wait3" => args.first().is_some_and(|a| a == "-1"),
+        "wait" => true,
+        _ => false,
+    };
+    any.then(|| format!("{}|{name}|{}", row.depth, args.join(",")))
+}
+
+/// Consecutive waits for any child in one task, with their children's
+/// numbers in increasing order: the same set of children is reaped, in
+/// an order the scheduler chose.
+pub(super) fn settle_waits(rows: &mut [Row]) {
+    let mut i = 0;
+    while i < rows.len() {
+        let mut end = i;
+        while end < rows.len() && rows[end].task == rows[i].task && waits_for_any(&rows[end]).is_some() {
+            end += 1;
+        }
+        let mut kinds: HashMap<String, Vec<usize>> = HashMap::new();
+        for (k, row) in rows.iter().enumerate().take(end).skip(i) {
+            if let Some(key) = waits_for_any(row) {
+                kinds.entry(key).or_default().push(k);
+            }
+        }
+        for at in kinds.values() {
+            let mut results: Vec<String> = at.iter().map(|&k| result(&rows[k]).to_owned()).collect();
+            results.sort_by_key(|r| (r.parse::<i64>().map_or((1, 0), |n| (0, n)), r.clone()));
+            for (&k, r) in at.iter().zip(results) {
+                set_result(&mut rows[k], r);
+            }
+        }
+        i = end.max(i + 1);
+    }
+}
+
+fn result(row: &Row) -> &str {
+    match &row.what {
+        What::Syscall { result, .. } | What::Libc { result, .. } => result,
+        _ => "",
+    }
+}
+
+fn set_result(row: &mut Row, r: String) {
+    if let What::Syscall { result, .. } | What::Libc { result, .. } = &mut row.what {
+        *result = r;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(data: &[u8], len: u64, ret: i64) -> Syscall {
+        Syscall {
+            name: "read".into(),
+            nr: 0,
+            args: vec![Arg::Fd(7), Arg::Bytes { data: data.to_vec(), len }, Arg::Int(32)],
+            ret: Some(ret),
+            errno: None,
+            duration_ns: 0,
+            parent: None,
+        }
+    }
+
+    #[test]
+    fn folding_hides_how_the_data_was_split() {
+        let whole: Vec<u8> = (0..40u8).map(|b| b'a' + b % 26).collect();
+        let one = fold(&[&read(&whole[..32], 40, 40), &read(b"", 32, 0)]);
+        let (a, b) = (read(&whole[..10], 10, 10), read(&whole[10..], 30, 30));
+        let two = fold(&[&a, &b, &read(b"", 32, 0)]);
+        assert_eq!((one.data.clone(), one.cut, one.total), (two.data.clone(), two.cut, two.total));
+        assert_eq!((one.data.len(), one.cut, one.total), (32, true, 40));
+        let short = fold(&[&read(b"hi\n", 3, 3), &read(b"", 32, 0)]);
+        assert_eq!((short.data, short.cut, short.total), (b"hi\n".to_vec(), false, 3));
+    }
+}
