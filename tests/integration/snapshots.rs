@@ -120,6 +120,29 @@ fn shell(dir: &Path) -> Command {
     c
 }
 
+/// A Python script that runs a pipeline with `subprocess` and reads its
+/// output and errors together (`communicate`, with a selector).
+const SUBPROCESS_PY: &str = r#"import subprocess, sys
+r = subprocess.run(["sh", "-c", "echo hi | cat; echo err >&2"], capture_output=True, check=True)
+assert r.stdout == b"hi\n" and r.stderr == b"err\n", r
+with open(sys.argv[1] + "/out.txt", "wb") as f:
+    f.write(r.stdout)
+"#;
+
+fn python_subprocess(dir: &Path) -> Command {
+    let script = dir.join("spawn.py");
+    std::fs::write(&script, SUBPROCESS_PY).unwrap();
+    let mut c = Command::new("/usr/bin/python3");
+    c.arg(&script).arg(dir);
+    c
+}
+
+#[test]
+fn python_subprocess_snapshot_is_stable_over_20_runs() {
+    let text = check_stable("python3 subprocess", python_subprocess);
+    assert!(text.contains("= ready"), "the event loop is settled:\n{text}");
+}
+
 #[test]
 fn rust_spawner_snapshot_is_stable_over_20_runs() {
     check_stable("rust_spawner", spawner);

@@ -141,10 +141,10 @@ impl<'t> Snapshot<'t> {
     ///
     /// Whatever this setting, what the scheduler decides is settled:
     /// - an event loop (one task's consecutive `poll`/`select`/`epoll_wait`
-    ///   calls, I/O on descriptors and `FIONBIO`/`F_GETFL`/`F_SETFL`
+    ///   calls, I/O on descriptors, closes and `FIONBIO`/`F_GETFL`/`F_SETFL`
     ///   switches, with at least one wait) is its first wait, whose result
-    ///   reads `ready`, then each descriptor's I/O in the order the
-    ///   descriptors were created, without retries, consecutive `read`s
+    ///   reads `ready`, then each descriptor's I/O and close in the order
+    ///   the descriptors were created, without retries, consecutive `read`s
     ///   (or `write`s, `recvfrom`s, `sendto`s) on one descriptor folded
     ///   into one whose count and result are the total and whose data is
     ///   the first 32 bytes of all of it;

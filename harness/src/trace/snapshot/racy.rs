@@ -69,16 +69,27 @@ enum Role {
     Io,
     /// Switching a descriptor to non-blocking and back, or asking.
     Toggle,
+    /// Closing a descriptor the loop is done with (libc's `close` or the
+    /// syscall), which a loop does when its peer ends.
+    Close,
 }
 
 fn role(e: &Event) -> Option<Role> {
-    let EventKind::Syscall(s) = &e.kind else { return None };
+    let s = match &e.kind {
+        EventKind::Syscall(s) => s,
+        EventKind::Libc(c) if c.function == "close" && matches!(c.args.first(), Some(Arg::Fd(_))) => {
+            return Some(Role::Close);
+        }
+        _ => return None,
+    };
     let name = s.name.as_ref();
     let flag = |i: usize, f: &dyn Fn(&str) -> bool| matches!(s.args.get(i), Some(Arg::Flags { text, .. }) if f(text));
     if WAITS.contains(&name) {
         Some(Role::Wait)
     } else if IO.contains(&name) && matches!(s.args.first(), Some(Arg::Fd(_))) {
         Some(Role::Io)
+    } else if name == "close" && matches!(s.args.first(), Some(Arg::Fd(_))) {
+        Some(Role::Close)
     } else if (name == "ioctl" && flag(1, &|t| t == "FIONBIO"))
         || (name == "fcntl" && flag(1, &|t| matches!(t, "F_GETFL" | "F_SETFL")))
     {
@@ -94,8 +105,8 @@ fn retry(s: &Syscall) -> bool {
 }
 
 /// The items in order, each event loop settled: a maximal run of one
-/// task's consecutive waits, I/O calls and non-blocking switches that
-/// has a wait in it.
+/// task's consecutive waits, I/O calls, closes and non-blocking switches
+/// that has a wait in it.
 pub(super) fn settle(idx: &Index<'_>, items: Vec<Item>) -> Vec<Shown> {
     let events = &idx.trace.events;
     let role_of = |it: &Item| if matches!(it.as_, As::Event) { role(&events[it.index]) } else { None };
@@ -107,8 +118,11 @@ pub(super) fn settle(idx: &Index<'_>, items: Vec<Item>) -> Vec<Shown> {
         while end < items.len() && events[items[end].index].tid == tid && role_of(&items[end]).is_some() {
             end += 1;
         }
-        let run = &items[i..end];
+        // Closes before the loop's first call are not the loop's.
+        let start = (i..end).find(|&k| role_of(&items[k]) != Some(Role::Close)).unwrap_or(end);
+        let run = &items[start..end];
         if run.iter().any(|it| role_of(it) == Some(Role::Wait)) {
+            out.extend(items[i..start].iter().map(|&item| Shown { item, ready: false, folded: None }));
             settle_loop(idx, run, &mut out);
             i = end;
         } else {
@@ -128,21 +142,29 @@ fn settle_loop(idx: &Index<'_>, run: &[Item], out: &mut Vec<Shown>) {
     if let Some(first) = run.iter().find(|it| role(&events[it.index]) == Some(Role::Wait)) {
         out.push(Shown { item: *first, ready: true, folded: None });
     }
-    // Each descriptor's calls, keyed by the call that created it.
-    let mut by_fd: HashMap<(usize, i32), Vec<Item>> = HashMap::new();
+    // Each descriptor's calls (a loop neither opens nor duplicates, so
+    // its number names it), in the order of the calls that created them.
+    let mut by_fd: HashMap<i32, (usize, Vec<Item>)> = HashMap::new();
     for it in run {
         let e = &events[it.index];
-        let Some(s) = sys(it) else { continue };
-        if role(e) != Some(Role::Io) || retry(s) {
+        let args = match &e.kind {
+            EventKind::Syscall(s) if retry(s) => continue,
+            EventKind::Syscall(s) => &s.args,
+            EventKind::Libc(c) => &c.args,
+            _ => continue,
+        };
+        if !matches!(role(e), Some(Role::Io | Role::Close)) {
             continue;
         }
-        let Some(Arg::Fd(fd)) = s.args.first() else { continue };
+        let Some(Arg::Fd(fd)) = args.first() else { continue };
         let id = idx.access(it.index).and_then(|a| a.fd_ids.iter().find(|(k, _)| *k == 0).map(|(_, id)| *id));
-        by_fd.entry((id.unwrap_or(usize::MAX), *fd)).or_default().push(*it);
+        let entry = by_fd.entry(*fd).or_insert((usize::MAX, Vec::new()));
+        entry.0 = entry.0.min(id.unwrap_or(usize::MAX));
+        entry.1.push(*it);
     }
-    let mut fds: Vec<_> = by_fd.into_iter().collect();
-    fds.sort_by_key(|(k, _)| *k);
-    for (_, calls) in fds {
+    let mut fds: Vec<(i32, (usize, Vec<Item>))> = by_fd.into_iter().collect();
+    fds.sort_by_key(|(fd, (id, _))| (*id, *fd));
+    for (_, (_, calls)) in fds {
         let mut k = 0;
         while k < calls.len() {
             let name = sys(&calls[k]).map(|s| s.name.clone());
