@@ -489,6 +489,23 @@ mod tests {
     }
 
     #[test]
+    fn a_debug_builds_descriptor_check_is_noise() {
+        use crate::trace::test_support::{flags, sys, trace};
+        let check = |ts, fd| sys(ts, 10, 10, "fcntl", vec![Arg::Fd(fd), flags(1, "F_GETFD")], 1);
+        let events = vec![
+            check(1, 3),
+            sys(2, 10, 10, "close", vec![Arg::Fd(3)], 0),
+            // Asked for its own sake: the next call is not its close.
+            check(3, 4),
+            sys(4, 10, 10, "close", vec![Arg::Fd(5)], 0),
+        ];
+        assert_eq!(
+            trace(events, None).snapshot().text(),
+            "[1] close(3) = 0\n[1] fcntl(4, F_GETFD) = 1\n[1] close(5) = 0\n"
+        );
+    }
+
+    #[test]
     fn finds_the_python_script() {
         let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(python_script(&argv(&["python3", "-u", "t.py", "x"])), Some("t.py".into()));

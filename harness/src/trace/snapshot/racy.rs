@@ -269,6 +269,8 @@ fn set_result(row: &mut Row, r: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Signal, SignalAction};
+    use crate::trace::test_support::{flags, sys, trace};
 
     fn read(data: &[u8], len: u64, ret: i64) -> Syscall {
         Syscall {
@@ -292,5 +294,80 @@ mod tests {
         assert_eq!((one.data.len(), one.cut, one.total), (32, true, 40));
         let short = fold(&[&read(b"hi\n", 3, 3), &read(b"", 32, 0)]);
         assert_eq!((short.data, short.cut, short.total), (b"hi\n".to_vec(), false, 3));
+    }
+
+    /// Rust's `Command::output` reading a child's stdout (7) and stderr
+    /// (8), as two runs' scheduling made it go, with a `SIGCHLD` handler
+    /// that ran at different points.
+    #[test]
+    fn event_loops_and_asynchronous_signals_settle() {
+        let nb = |ts, fd| sys(ts, 10, 10, "ioctl", vec![Arg::Fd(fd), flags(0x5421, "FIONBIO"), Arg::Ptr(1)], 0);
+        let poll = |ts, n| sys(ts, 10, 10, "poll", vec![Arg::Ptr(1), Arg::Int(2), Arg::Int(-1)], n);
+        let rd = |ts, fd, data: &[u8], ret| {
+            let len = if ret < 0 { 0 } else { data.len() as u64 };
+            sys(ts, 10, 10, "read", vec![Arg::Fd(fd), Arg::Bytes { data: data.to_vec(), len }, Arg::Int(32)], ret)
+        };
+        let sigchld = |ts| Event {
+            ts_ns: ts,
+            pid: 10,
+            tid: 10,
+            kind: EventKind::Signal(Signal {
+                signo: 17,
+                name: "SIGCHLD".into(),
+                code: 1,
+                action: SignalAction::Handler,
+            }),
+        };
+        let sigreturn = |ts| sys(ts, 10, 10, "rt_sigreturn", vec![], 4321);
+        let close = |ts, fd| sys(ts, 10, 10, "close", vec![Arg::Fd(fd)], 0);
+        let first = vec![
+            nb(1, 7),
+            nb(2, 8),
+            poll(3, 1),
+            rd(4, 7, b"hi\n", 3),
+            rd(5, 7, b"", -11),
+            sigchld(6),
+            sigreturn(7),
+            poll(8, 1),
+            rd(9, 8, b"", 0),
+            nb(10, 7),
+            rd(11, 7, b"", 0),
+            close(12, 8),
+            close(13, 7),
+        ];
+        let second = vec![
+            nb(1, 7),
+            nb(2, 8),
+            poll(3, 2),
+            rd(4, 7, b"h", 1),
+            rd(5, 7, b"i\n", 2),
+            rd(6, 7, b"", 0),
+            nb(7, 8),
+            rd(8, 8, b"", 0),
+            close(9, 8),
+            close(10, 7),
+            sigchld(11),
+            sigreturn(12),
+        ];
+        let text = |events| trace(events, None).snapshot().text();
+        let expected = "[1] poll(<ptr>, 2, -1) = ready\n[1] read(3, \"hi\\n\", 3) = 3\n[1] close(3) = 0\n\
+                        [1] read(4, \"\", 0) = 0\n[1] close(4) = 0\n";
+        assert_eq!(text(first), expected);
+        assert_eq!(text(second), expected);
+    }
+
+    #[test]
+    fn waits_for_any_child_in_increasing_order() {
+        let wait =
+            |ts, child| sys(ts, 10, 10, "wait4", vec![Arg::Int(-1), Arg::Ptr(1), Arg::Int(0), Arg::Ptr(0)], child);
+        let fork = |ts, child| Event {
+            ts_ns: ts,
+            pid: 10,
+            tid: 10,
+            kind: EventKind::Fork(crate::event::Fork { child_tid: child, untracked: false }),
+        };
+        let text = |a, b| trace(vec![fork(1, 20), fork(2, 21), wait(3, a), wait(4, b)], None).snapshot().text();
+        assert_eq!(text(20, 21), text(21, 20));
+        assert!(text(21, 20).ends_with("wait4(-1, <ptr>, 0, NULL) = 2\n[1] wait4(-1, <ptr>, 0, NULL) = 3\n"));
     }
 }
