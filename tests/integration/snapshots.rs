@@ -84,6 +84,123 @@ fn check_stable(name: &str, make: fn(&Path) -> Command) -> String {
     first.unwrap().0
 }
 
+/// The second program the spawner runs: `git --version` where git is
+/// installed on the `PATH` that [`run`] gives, else `uname -s` (the same
+/// output everywhere).
+fn second_program() -> [&'static str; 2] {
+    let git = ["/usr/bin", "/bin"].iter().any(|d| Path::new(d).join("git").is_file());
+    if git {
+        ["git", "--version"]
+    } else {
+        eprintln!("git is not installed: the spawner runs `uname -s` instead");
+        ["uname", "-s"]
+    }
+}
+
+/// The Rust spawner at `program`: a pipeline and a second program, their
+/// output read through pipes.
+fn spawner_at(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.args(second_program());
+    c
+}
+
+fn spawner(_dir: &Path) -> Command {
+    spawner_at(&probity_fixtures::path(probity_fixtures::RUST_SPAWNER))
+}
+
+/// A shell script with a pipeline, a subshell and a command substitution.
+fn shell(dir: &Path) -> Command {
+    std::fs::write(dir.join("a.txt"), "one\ntwo\n").unwrap();
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c")
+        .arg("cd \"$1\" && n=$(cat a.txt | wc -l) && (echo \"$n\" > n.txt) && sort -r a.txt | head -n 1")
+        .arg("sh")
+        .arg(dir);
+    c
+}
+
+/// A Python script that runs a pipeline with `subprocess` and reads its
+/// output and errors together (`communicate`, with a selector).
+const SUBPROCESS_PY: &str = r#"import subprocess, sys
+r = subprocess.run(["sh", "-c", "echo hi | cat; echo err >&2"], capture_output=True, check=True)
+assert r.stdout == b"hi\n" and r.stderr == b"err\n", r
+with open(sys.argv[1] + "/out.txt", "wb") as f:
+    f.write(r.stdout)
+"#;
+
+fn python_subprocess(dir: &Path) -> Command {
+    let script = dir.join("spawn.py");
+    std::fs::write(&script, SUBPROCESS_PY).unwrap();
+    let mut c = Command::new("/usr/bin/python3");
+    c.arg(&script).arg(dir);
+    c
+}
+
+#[test]
+fn python_subprocess_snapshot_is_stable_over_20_runs() {
+    let text = check_stable("python3 subprocess", python_subprocess);
+    assert!(text.contains("= ready"), "the event loop is settled:\n{text}");
+}
+
+#[test]
+fn rust_spawner_snapshot_is_stable_over_20_runs() {
+    check_stable("rust_spawner", spawner);
+}
+
+#[test]
+fn shell_pipeline_snapshot_is_stable_over_20_runs() {
+    let text = check_stable("sh", shell);
+    insta::assert_snapshot!("shell_pipeline", text);
+}
+
+/// The target directory of this test, where cargo puts the programs it
+/// builds per profile (`<target>/debug/`, `<target>/release/`).
+fn target_dir() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| Path::new(d).is_absolute()) {
+        return d.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()).expect("a cargo target directory").to_owned()
+}
+
+/// Installs the spawner built as `profile` at `<target>/<profile>/`,
+/// where cargo would put a binary of the user's (renamed into place, so
+/// that a copy still running elsewhere is not overwritten).
+fn install_spawner(profile: &str) -> std::path::PathBuf {
+    let dir = target_dir().join(profile);
+    std::fs::create_dir_all(&dir).unwrap();
+    let to = dir.join("probity-snapshot-spawner");
+    let staged = dir.join(format!(".probity-snapshot-spawner.{}", std::process::id()));
+    std::fs::copy(probity_fixtures::profile_path(probity_fixtures::RUST_SPAWNER, profile), &staged).unwrap();
+    std::fs::rename(&staged, &to).unwrap();
+    to
+}
+
+#[test]
+fn debug_and_release_builds_give_one_snapshot() {
+    let debug = install_spawner("debug");
+    let release = install_spawner("release");
+    let second = second_program();
+    for args in [&second[..], &["uname", "-s"]] {
+        let trace = |program: &Path| {
+            let mut c = Command::new(program);
+            c.args(args);
+            run(c)
+        };
+        let (d, r) = (trace(&debug), trace(&release));
+        // The debug build checks each descriptor it closes; that is noise.
+        let checks = |t: &Trace| t.snapshot().with_noise(true).text().matches("F_GETFD").count();
+        assert!(checks(&d) > checks(&r), "the debug build should check descriptors with fcntl(F_GETFD)");
+        let (d, r) = (d.snapshot().text(), r.snapshot().text());
+        assert!(d.contains("+++ exec \"<target>/<profile>/probity-snapshot-spawner\""), "{d}");
+        assert!(d == r, "{args:?}: debug and release builds differ; {}", first_difference(&d, &r));
+        if args[0] == "uname" {
+            insta::assert_snapshot!("rust_spawner", d);
+        }
+    }
+}
+
 #[test]
 fn ls_snapshot_is_stable_over_20_runs() {
     let text = check_stable("ls", |dir| {
@@ -149,7 +266,7 @@ fn pids_fds_and_directories_are_renamed() {
     let dir = tempfile::tempdir().unwrap();
     let t = run(known_io(dir.path()));
     let text = t.snapshot().text();
-    assert!(text.starts_with("[1] execve(\"<target>/debug/build/probity-fixtures-<hash>/out/known_io\""), "{text}");
+    assert!(text.starts_with("[1] execve(\"<target>/<profile>/build/probity-fixtures-<hash>/out/known_io\""), "{text}");
     assert!(text.contains("\"<tmp>/.tmp<1>/out.txt\""), "{text}");
     for e in &t.events {
         assert!(!text.contains(&e.pid.to_string()), "raw pid {} in:\n{text}", e.pid);

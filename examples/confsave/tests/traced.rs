@@ -81,3 +81,31 @@ fn save_into_a_missing_directory_fails_cleanly() {
     run.trace.syscalls().path("/nonexistent/confsave/.confsave.json.tmp").errno("ENOENT").assert_exactly(1);
     run.trace.syscalls().named("rename").assert_none();
 }
+
+/// A whole-trace snapshot of the CLI, which runs `uname` and reads its
+/// output through pipes, is byte-identical over 20 runs.
+#[traced_test]
+fn cli_whole_trace_snapshot_is_stable_over_20_runs() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap().trim().to_owned();
+    let mut first: Option<String> = None;
+    for n in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let run = Cmd::new(env!("CARGO_BIN_EXE_confsave"))
+            .arg("stamp")
+            .arg(dir.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .run();
+        run.assert_success();
+        let text = run.trace.snapshot().with_replacement(&release, "<release>").text();
+        assert!(text.contains("+++ exec \"/usr/bin/uname\""), "{text}");
+        match &first {
+            None => first = Some(text),
+            Some(f) => {
+                let at = f.lines().zip(text.lines()).position(|(a, b)| a != b);
+                let line = |s: &str| at.and_then(|i| s.lines().nth(i)).unwrap_or("(end)").to_owned();
+                assert!(*f == text, "run {n} differs from run 0 at line {at:?}:\n  {}\n  {}", line(f), line(&text));
+            }
+        }
+    }
+}

@@ -38,6 +38,7 @@ impl Filters {
         }
         if out.contains("<target>") {
             out = cargo_hashes(&out);
+            out = profiles(&out);
         }
         out
     }
@@ -117,6 +118,41 @@ fn replace_path(s: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// Cargo's profile directories, `<target>/debug` and `<target>/release`
+/// (also under a target triple, `<target>/x86_64-unknown-linux-gnu/debug`),
+/// as `<target>/<profile>`: a debug and a release build of one program
+/// give one snapshot.
+fn profiles(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("<target>/") {
+        let after = at + "<target>/".len();
+        out.push_str(&rest[..after]);
+        rest = &rest[after..];
+        let name_len =
+            |r: &str| r.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))).unwrap_or(r.len());
+        let first = &rest[..name_len(rest)];
+        // A target triple has at least two dashes.
+        let skip = if first.matches('-').count() >= 2 && rest[first.len()..].starts_with('/') {
+            let second = &rest[first.len() + 1..];
+            out.push_str(first);
+            out.push('/');
+            rest = second;
+            &rest[..name_len(rest)]
+        } else {
+            first
+        };
+        let ends =
+            rest[skip.len()..].chars().next().is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')));
+        if matches!(skip, "debug" | "release") && ends {
+            out.push_str("<profile>");
+            rest = &rest[skip.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Cargo's `-0123456789abcdef` metadata hashes, after `<target>`, as `-<hash>`.
 fn cargo_hashes(s: &str) -> String {
     let mut out = String::new();
@@ -151,6 +187,11 @@ mod tests {
             "<target>/debug/build/probity-fixtures-<hash>/out"
         );
         assert_eq!(cargo_hashes("a-0123456789abcdefg"), "a-0123456789abcdefg");
+        assert_eq!(
+            profiles("\"<target>/debug/app\" <target>/release <target>/x86_64-unknown-linux-gnu/release/app"),
+            "\"<target>/<profile>/app\" <target>/<profile> <target>/x86_64-unknown-linux-gnu/<profile>/app"
+        );
+        assert_eq!(profiles("<target>/debugger/x <target>/doc/x"), "<target>/debugger/x <target>/doc/x");
         let mut f = Filters::default();
         assert_eq!(
             f.apply_to("<tmp>/.tmpAbC123/x <tmp>/.tmpZZZ999 <tmp>/.tmpAbC123"),

@@ -5,19 +5,22 @@
 //!
 //! What changes between runs is taken out or renamed: pids, tids, file
 //! descriptors, TCP connections and ephemeral ports are numbered by first
-//! appearance;
+//! appearance (pids wherever they are an argument or a result);
 //! addresses, timestamps and durations are dropped; the temp, home,
 //! working and cargo target directories become placeholders; the dynamic
 //! loader's, libc's and Python's start-up and their run-time file lookups
 //! are left out (see [`Snapshot::with_noise`]); and the events of
 //! concurrent tasks are grouped per task, tasks in the order they were
-//! created, because their interleaving is not causal.
+//! created, because their interleaving is not causal; event loops, I/O
+//! retries, the children reaped by waits for any child and asynchronous
+//! signals are settled by the rules in [`Snapshot::with_noise`].
 
 mod filters;
 mod fold;
 mod noise;
 mod normalize;
 mod order;
+mod racy;
 mod row;
 
 use std::fmt::{self, Write as _};
@@ -106,7 +109,9 @@ impl<'t> Snapshot<'t> {
     ///   `prlimit64`, `getrandom`, `getpid`/`gettid`/`getppid`, memory
     ///   calls, and lookups of SELinux, `/proc/filesystems`, locale and
     ///   loader files; with Rust's runtime (`poll` of descriptors 0 to 2)
-    ///   also its `SIGPIPE`/`SIGSEGV`/`SIGBUS` handlers and `sigaltstack`.
+    ///   also its `SIGPIPE`/`SIGSEGV`/`SIGBUS` handlers, `sigaltstack`,
+    ///   `sched_getaffinity` and the stack guard's read of
+    ///   `/proc/self/maps` (addresses and sizes change with ASLR).
     ///   The same again in a child after a `fork` the libc layer saw;
     /// - for Python running a script: everything, libc calls included,
     ///   until it first touches the script;
@@ -116,9 +121,14 @@ impl<'t> Snapshot<'t> {
     ///   open; memory management (`brk`, anonymous `mmap`, `munmap`,
     ///   `mprotect`, `madvise`, `mremap`, `membarrier`); `futex` (lock
     ///   contention differs from run to run), `rseq` and
-    ///   `set_robust_list`; and signals whose delivery changes nothing
-    ///   (ignored, or `SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT` with the
-    ///   default action), since when they arrive is up to the scheduler;
+    ///   `set_robust_list`; ignored signals, and asynchronous ones
+    ///   (`SIGCHLD`, `SIGURG`, `SIGWINCH`, `SIGCONT`) whatever their action,
+    ///   with their handler's `rt_sigreturn`, since when they arrive is up
+    ///   to the scheduler; reads, writes and accepts that failed with
+    ///   `EAGAIN` or `EINTR` (the program tries again); a debug build's
+    ///   `fcntl(fd, F_GETFD)` right before it closes `fd` (Rust's debug
+    ///   assertions); and glibc `posix_spawn`'s `rt_sigaction` and
+    ///   `rt_sigprocmask` in the child before its exec;
     /// - network state changes and retransmits, whose number and timing
     ///   depend on the scheduler and the network (connects, listens,
     ///   accepts, closes with their byte counts, resets and UDP datagrams
@@ -128,6 +138,21 @@ impl<'t> Snapshot<'t> {
     ///   (`rt_sigprocmask(SIG_BLOCK, ...)`, `exit`) race with another
     ///   thread's `exit_group`, which kills what still runs (`SIGKILL`), so
     ///   both are left out and `+++ thread exited +++` stays.
+    ///
+    /// Whatever this setting, what the scheduler decides is settled:
+    /// - an event loop (one task's consecutive `poll`/`select`/`epoll_wait`
+    ///   calls, I/O on descriptors, closes and `FIONBIO`/`F_GETFL`/`F_SETFL`
+    ///   switches, with at least one wait) is its first wait, whose result
+    ///   reads `ready`, then each descriptor's I/O and close in the order
+    ///   the descriptors were created, without retries, consecutive `read`s
+    ///   (or `write`s, `recvfrom`s, `sendto`s) on one descriptor folded
+    ///   into one whose count and result are the total and whose data is
+    ///   the first 32 bytes of all of it;
+    /// - consecutive waits for any child (`wait4(-1, ...)`, `waitpid(-1,
+    ///   ...)`, `wait`) show the children they reaped in increasing order;
+    /// - `rt_sigreturn` shows `?` (its value is the interrupted call's),
+    ///   `getcwd` `<len>`, and cargo's `<target>/debug` and
+    ///   `<target>/release` are both `<target>/<profile>`.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -208,12 +233,24 @@ impl<'t> Snapshot<'t> {
         let keep: Vec<bool> = keep.iter().zip(&noise).map(|(k, n)| *k && !n).collect();
         let mut norm = Normalizer::new(&self.replacements);
         let mut rows = Vec::new();
-        for item in canonical_order(idx, &keep) {
+        for shown in racy::settle(idx, canonical_order(idx, &keep)) {
+            let item = shown.item;
             let e = &events[item.index];
             let row = match item.as_ {
                 As::Event => {
-                    let mut row = norm.row(e, idx.access(item.index), self.fold);
+                    let folded = match (&shown.folded, &e.kind) {
+                        (Some(f), EventKind::Syscall(s)) => {
+                            Some(crate::event::Event { kind: EventKind::Syscall(f.apply(s)), ..e.clone() })
+                        }
+                        _ => None,
+                    };
+                    let mut row = norm.row(folded.as_ref().unwrap_or(e), idx.access(item.index), self.fold);
                     row.depth = shown_depth(events, &keep, item.index);
+                    if shown.ready {
+                        if let What::Syscall { result, .. } = &mut row.what {
+                            "ready".clone_into(result);
+                        }
+                    }
                     row
                 }
                 As::ThreadExit => Row { task: norm.task(e.pid, e.tid), depth: 0, what: What::ThreadExited },
@@ -227,6 +264,7 @@ impl<'t> Snapshot<'t> {
             };
             rows.push(row);
         }
+        racy::settle_waits(&mut rows);
         rows
     }
 }

@@ -2,16 +2,18 @@
 //! libc's, Rust's and Python's start-up, run-time file lookups, and what
 //! the scheduler decides (see [`Snapshot::with_noise`](crate::Snapshot::with_noise)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::event::{Arg, Event, EventKind, NetOp, SignalAction, Syscall};
 use crate::trace::index::{Index, Resolved};
 
-/// Signals whose delivery with the default action changes nothing, and
-/// whose arrival is up to the scheduler.
-const HARMLESS_SIGNALS: &[&str] = &["SIGCHLD", "SIGURG", "SIGWINCH", "SIGCONT"];
+/// Signals whose arrival is up to the scheduler (a child's end, urgent
+/// data, a resize, a continue): with the default action their delivery
+/// changes nothing, and with a handler where it lands among the
+/// program's calls differs from run to run.
+const ASYNC_SIGNALS: &[&str] = &["SIGCHLD", "SIGURG", "SIGWINCH", "SIGCONT"];
 
 /// Where a task is in the start-up of the program it exec'd.
 #[derive(Clone)]
@@ -34,6 +36,9 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
     let mut phases: HashMap<u32, Phase> = HashMap::new();
     // Each process's events, for Python images (made at the first).
     let mut by_pid: Option<HashMap<u32, Vec<usize>>> = None;
+    // Tasks running the handler of an asynchronous signal: its return
+    // (`rt_sigreturn`) goes with it.
+    let mut in_handler: HashSet<u32> = HashSet::new();
     for &i in &order {
         let e = &events[i];
         let python = idx.image_at(e.pid, e.ts_ns).is_some_and(|(f, _)| is_python(f));
@@ -63,8 +68,11 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
             // State changes and retransmits depend on timing.
             EventKind::Net(n) => noise[i] = matches!(n.op, NetOp::State | NetOp::Retransmit),
             EventKind::Signal(sig) => {
-                noise[i] = sig.action == SignalAction::Ignore
-                    || (sig.action == SignalAction::Default && HARMLESS_SIGNALS.contains(&sig.name.as_ref()));
+                let asynchronous = ASYNC_SIGNALS.contains(&sig.name.as_ref());
+                noise[i] = sig.action == SignalAction::Ignore || asynchronous;
+                if asynchronous && sig.action == SignalAction::Handler {
+                    in_handler.insert(e.tid);
+                }
             }
             EventKind::Libc(c) => {
                 noise[i] = runtime;
@@ -82,7 +90,11 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
                 }
             }
             EventKind::Syscall(s) => {
-                let anywhere = runtime || always_noise(s);
+                if s.name == "rt_sigreturn" && in_handler.remove(&e.tid) {
+                    noise[i] = true;
+                    continue;
+                }
+                let anywhere = runtime || always_noise(s) || retry(s);
                 let mut phase = phases.get(&e.tid).cloned();
                 if let Some(Phase::Loader) = phase {
                     if loader_call(s) {
@@ -109,7 +121,7 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
                         let start = anywhere
                             || startup_call(s)
                             || targets.iter().filter_map(|p| p.to_str()).any(startup_file)
-                            || (rust_now && rust_runtime_call(s));
+                            || (rust_now && (rust_runtime_call(s) || targets.iter().any(|p| *p == "/proc/self/maps")));
                         if start {
                             phases.insert(e.tid, Phase::Init { rust: rust_now });
                         } else {
@@ -124,7 +136,77 @@ pub(crate) fn noise(idx: &Index<'_>) -> Vec<bool> {
         }
     }
     thread_endings(events, &order, &mut noise);
+    descriptor_checks(events, &order, &mut noise);
+    spawn_resets(events, &order, &mut noise);
     noise
+}
+
+/// I/O that found nothing ready (`EAGAIN`) or was interrupted (`EINTR`):
+/// how often that happens is up to the scheduler, and the program tries
+/// again.
+pub(super) fn retry(s: &Syscall) -> bool {
+    const IO: &[&str] =
+        &["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "accept", "accept4"];
+    IO.contains(&s.name.as_ref()) && matches!(s.errno.as_deref(), Some("EAGAIN" | "EWOULDBLOCK" | "EINTR"))
+}
+
+/// A debug build's check that a descriptor is open before it closes it
+/// (Rust's `OwnedFd` does `fcntl(fd, F_GETFD)` with debug assertions on):
+/// the `fcntl` whose task's next syscall closes that descriptor.
+pub(super) fn descriptor_checks(events: &[Event], order: &[usize], noise: &mut [bool]) {
+    let mut last_check: HashMap<u32, (usize, i32)> = HashMap::new();
+    for &i in order {
+        let e = &events[i];
+        let Some(s) = e.as_syscall() else { continue };
+        let fd = match s.args.first() {
+            Some(Arg::Fd(fd)) => *fd,
+            _ => -1,
+        };
+        let check = s.name == "fcntl"
+            && matches!(s.args.get(1), Some(Arg::Flags { text, .. }) if text == "F_GETFD")
+            && s.errno.is_none();
+        if let Some((at, checked)) = last_check.remove(&e.tid) {
+            if s.name == "close" && checked == fd {
+                noise[at] = true;
+            }
+        }
+        if check {
+            last_check.insert(e.tid, (i, fd));
+        }
+    }
+}
+
+/// What glibc's `posix_spawn` does in the child before the exec: it
+/// resets every signal's handler and the signal mask, one
+/// `rt_sigaction` per signal that depends on the parent's handlers. The
+/// file actions (`dup2`, `close`, `open`) stay.
+pub(super) fn spawn_resets(events: &[Event], order: &[usize], noise: &mut [bool]) {
+    let mut spawned: HashSet<u32> = HashSet::new();
+    for &i in order {
+        let e = &events[i];
+        match &e.kind {
+            EventKind::Syscall(s) if matches!(s.name.as_ref(), "clone" | "clone3") => {
+                let in_spawn = s
+                    .parent
+                    .and_then(|p| events.get(p))
+                    .is_some_and(|p| matches!(&p.kind, EventKind::Libc(c) if c.function.starts_with("posix_spawn")));
+                if let (true, Some(child)) = (in_spawn, s.ret.and_then(|r| u32::try_from(r).ok())) {
+                    if child > 0 {
+                        spawned.insert(child);
+                    }
+                }
+            }
+            EventKind::Syscall(s) if spawned.contains(&e.tid) => {
+                if matches!(s.name.as_ref(), "rt_sigaction" | "rt_sigprocmask") {
+                    noise[i] = true;
+                }
+            }
+            EventKind::Exec(_) => {
+                spawned.remove(&e.tid);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// How threads end is left to chance when the process ends while they
@@ -219,7 +301,7 @@ pub(super) fn rust_runtime_start(s: &Syscall) -> bool {
 /// the stack overflow handler.
 pub(super) fn rust_runtime_call(s: &Syscall) -> bool {
     match s.name.as_ref() {
-        "poll" | "sigaltstack" => true,
+        "poll" | "sigaltstack" | "sched_getaffinity" => true,
         "rt_sigaction" => {
             matches!(s.args.first(), Some(Arg::Flags { text, .. }) if matches!(text.as_str(), "SIGPIPE" | "SIGSEGV" | "SIGBUS"))
         }
@@ -404,6 +486,23 @@ mod tests {
         assert!(runtime_file("/usr/lib/python3.11/os.py", true));
         assert!(runtime_file("/tmp/x/__pycache__/m.cpython-311.pyc", true));
         assert!(!runtime_file("/tmp/x/script.py", true));
+    }
+
+    #[test]
+    fn a_debug_builds_descriptor_check_is_noise() {
+        use crate::trace::test_support::{flags, sys, trace};
+        let check = |ts, fd| sys(ts, 10, 10, "fcntl", vec![Arg::Fd(fd), flags(1, "F_GETFD")], 1);
+        let events = vec![
+            check(1, 3),
+            sys(2, 10, 10, "close", vec![Arg::Fd(3)], 0),
+            // Asked for its own sake: the next call is not its close.
+            check(3, 4),
+            sys(4, 10, 10, "close", vec![Arg::Fd(5)], 0),
+        ];
+        assert_eq!(
+            trace(events, None).snapshot().text(),
+            "[1] close(3) = 0\n[1] fcntl(4, F_GETFD) = 1\n[1] close(5) = 0\n"
+        );
     }
 
     #[test]

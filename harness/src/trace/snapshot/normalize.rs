@@ -201,6 +201,11 @@ impl Normalizer {
                 format!("-1 {name} ({})", desc.as_deref().unwrap_or("unknown error"))
             }
             (Some(_), None) if matches!(s.name.as_ref(), "mmap" | "mremap" | "brk" | "shmat") => "<addr>".to_owned(),
+            // The value of the call the handler interrupted, not its own.
+            (Some(_), None) if s.name == "rt_sigreturn" => "?".to_owned(),
+            // The length of the directory's name, which differs between
+            // machines as the name does.
+            (Some(_), None) if s.name == "getcwd" => "<len>".to_owned(),
             (Some(ret), None) if pid_result(&s.name) => self.signed_id(ret).to_string(),
             (Some(ret), None) if fd_result(s) => {
                 i32::try_from(ret).map_or(ret.to_string(), |fd| self.fd(fd, new_fd).to_string())
@@ -291,6 +296,8 @@ fn pid_arg(name: &str, i: usize) -> bool {
         | "process_vm_readv" | "process_vm_writev" | "waitpid" => i == 0,
         "tgkill" | "rt_tgsigqueueinfo" | "setpgid" | "kcmp" => i <= 1,
         "waitid" | "ptrace" => i == 1,
+        // libc's out-parameter: the pid of the child it started.
+        "posix_spawn" | "posix_spawnp" | "pidfd_send_signal" => i == 0,
         _ => false,
     }
 }
