@@ -151,7 +151,7 @@ impl<'t> Snapshot<'t> {
     /// - consecutive waits for any child (`wait4(-1, ...)`, `waitpid(-1,
     ///   ...)`, `wait`) show the children they reaped in increasing order;
     /// - `rt_sigreturn` shows `?` (its value is the interrupted call's),
-    ///   `getcwd` `<len>`, and cargo's `<target>/debug` and
+    ///   `getcwd` and `sched_getaffinity` `<len>`, and cargo's `<target>/debug` and
     ///   `<target>/release` are both `<target>/<profile>`.
     ///
     /// ```no_run

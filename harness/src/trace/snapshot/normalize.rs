@@ -206,6 +206,9 @@ impl Normalizer {
             // The length of the directory's name, which differs between
             // machines as the name does.
             (Some(_), None) if s.name == "getcwd" => "<len>".to_owned(),
+            // The size of the kernel's CPU mask, which follows the number
+            // of CPUs the machine could have.
+            (Some(_), None) if s.name == "sched_getaffinity" => "<len>".to_owned(),
             (Some(ret), None) if pid_result(&s.name) => self.signed_id(ret).to_string(),
             (Some(ret), None) if fd_result(s) => {
                 i32::try_from(ret).map_or(ret.to_string(), |fd| self.fd(fd, new_fd).to_string())
