@@ -11,6 +11,7 @@ mod failures;
 mod functions;
 mod isolation;
 mod late_join;
+mod readme;
 mod unprivileged;
 
 use probity::{Event, Trace};
