@@ -521,6 +521,32 @@ pub enum SignalAction {
     Handler,
 }
 
+impl fmt::Display for Event {
+    /// The event as `probity run` prints it, strace-like:
+    /// `[1234] openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3 <0.000012>`.
+    ///
+    /// ```
+    /// let e = probity::Event {
+    ///     ts_ns: 0,
+    ///     pid: 7,
+    ///     tid: 7,
+    ///     kind: probity::EventKind::Syscall(probity::Syscall {
+    ///         name: "close".into(),
+    ///         nr: 3,
+    ///         args: vec![probity::Arg::Fd(3)],
+    ///         ret: Some(0),
+    ///         errno: None,
+    ///         duration_ns: 2000,
+    ///         parent: None,
+    ///     }),
+    /// };
+    /// assert_eq!(e.to_string(), "[7] close(3) = 0 <0.000002>");
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::render::event_line(self))
+    }
+}
+
 impl Event {
     /// The libc call, when this event is one.
     pub fn as_libc(&self) -> Option<&LibcCall> {

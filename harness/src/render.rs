@@ -3,17 +3,27 @@
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-use crate::event::{Event, EventKind, Net, NetOp, Protocol, SignalAction};
-use crate::trace::{Outcome, SyscallCount};
+use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SignalAction};
+use crate::trace::{Outcome, SyscallCount, Trace};
 
 /// One event as a line, strace-like, with its process and duration:
 /// `[1234] openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3 <0.000012>`.
 /// Threads other than the main one show as `[pid:tid]`.
 pub fn event_line(e: &Event) -> String {
+    event_line_with(e, &|_| None)
+}
+
+/// [`event_line`], with the path of descriptor arguments after them, as
+/// `strace -y` shows them: `fsync(3</tmp/x/db.tmp>) = 0`. `fd_path` gives
+/// the path of the descriptor that is argument `i`, when known.
+pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<String>) -> String {
     let mut s = if e.pid == e.tid { format!("[{}] ", e.pid) } else { format!("[{}:{}] ", e.pid, e.tid) };
     match &e.kind {
         EventKind::Syscall(c) => {
-            s.push_str(&crate::decode::format_syscall(c));
+            let _ = write!(s, "{}({})", c.name, args_text(&c.args, fd_path));
+            // The result as `format_syscall` shows it: after `name()`.
+            let bare = crate::decode::format_syscall(&crate::event::Syscall { args: Vec::new(), ..c.clone() });
+            s.push_str(bare.get(c.name.len() + 2..).unwrap_or_default());
             if c.ret.is_some() {
                 let _ = write!(s, " <{}.{:06}>", c.duration_ns / 1_000_000_000, (c.duration_ns / 1000) % 1_000_000);
             }
@@ -55,8 +65,7 @@ pub fn event_line(e: &Event) -> String {
             (false, _) => s.push_str("+++ thread exited +++"),
         },
         EventKind::Libc(c) => {
-            let args: Vec<String> = c.args.iter().map(ToString::to_string).collect();
-            let _ = write!(s, "libc {}({})", c.function, args.join(", "));
+            let _ = write!(s, "libc {}({})", c.function, args_text(&c.args, fd_path));
             match (&c.ret, &c.errno) {
                 (Some(r), Some(errno)) => {
                     let _ = write!(s, " = {r} {errno}");
@@ -85,6 +94,22 @@ pub fn event_line(e: &Event) -> String {
             );
         }
         EventKind::Net(n) => s.push_str(&net_text(n, &mut |a| a.to_string())),
+    }
+    s
+}
+
+/// Arguments as strace shows them, each descriptor `fd_path` knows
+/// followed by its path in angle brackets.
+fn args_text(args: &[Arg], fd_path: &dyn Fn(usize) -> Option<String>) -> String {
+    let mut s = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{a}");
+        if let (Arg::Fd(_), Some(path)) = (a, fd_path(i)) {
+            let _ = write!(s, "<{path}>");
+        }
     }
     s
 }
@@ -196,6 +221,26 @@ pub fn line_at_depth(e: &Event, depth: usize) -> String {
     // After the `[pid] ` prefix.
     let at = line.find("] ").map_or(0, |p| p + 2);
     format!("{}{}{}", &line[..at], "  ".repeat(depth), &line[at..])
+}
+
+impl std::fmt::Display for Trace {
+    /// The whole trace as `probity run` prints it: a line per event (a
+    /// libc call's syscalls indented under it), then the lines that say
+    /// how the run ended and what was lost. For reading while debugging a
+    /// test; [`Snapshot`](crate::Snapshot) is the form that stays the
+    /// same from run to run.
+    ///
+    /// ```no_run
+    /// let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// eprintln!("{trace}");
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for i in 0..self.events.len() {
+            writeln!(f, "{}", nested_line(&self.events, i))?;
+        }
+        f.write_str(&outcome_lines(&self.outcome))
+    }
 }
 
 /// The closing lines of a text trace: how it ended and what was lost.

@@ -12,6 +12,7 @@ mod functions;
 mod isolation;
 mod late_join;
 mod preload_only;
+mod readme;
 mod unprivileged;
 
 use probity::{Event, Trace};

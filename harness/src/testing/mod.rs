@@ -21,8 +21,11 @@
 //!
 //! # Known limitations
 //! - The settings of `#[traced_test]` (time limit, tracers) apply to runs
-//!   made on the test's own thread; runs from threads the test starts use
-//!   the defaults.
+//!   made on the test's own thread, and to runs from threads the test
+//!   starts while it is the only traced test running in the process (one
+//!   test a process, as under `cargo nextest`, or `--test-threads=1`).
+//!   With several running, a run from another thread cannot be told apart:
+//!   it uses the defaults, and probity says so on standard error.
 //! - A function run by [`traced`] must capture nothing: pass what it needs
 //!   as its input. Input and result travel as JSON, at most 128 MiB each.
 
@@ -77,9 +80,9 @@ fn test_ring_bytes() -> crate::RingBytes {
     crate::RingBytes::from_mib(mib.next_power_of_two()).unwrap_or(crate::RingBytes::DEFAULT)
 }
 
-/// What a test asked for, for the runs on its thread.
+/// What a test asked for, for its runs.
 #[derive(Clone, Debug)]
-struct Settings {
+pub(crate) struct Settings {
     test: Option<&'static str>,
     deadline: Instant,
     limit: Duration,
@@ -90,16 +93,69 @@ thread_local! {
     static CURRENT: RefCell<Option<Settings>> = const { RefCell::new(None) };
 }
 
+/// The settings of the tests running in this process, by scope id: a run
+/// started on a thread a test spawned finds its test's settings here when
+/// it is the only one (one test a process, as under `cargo nextest`, or
+/// `--test-threads=1`). Threads do not say which thread started them, so
+/// with several tests running it cannot be told whose run it is.
+static ACTIVE: Mutex<Vec<(u64, Settings)>> = Mutex::new(Vec::new());
+
+/// Said once a process: a run fell back to the defaults.
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A test's settings in force: on its thread, and for runs on the
+/// threads it spawns while it is the only test running. Dropping it
+/// restores what was there before.
+pub(crate) struct Scope {
+    id: u64,
+    old: Option<Settings>,
+}
+
+impl Scope {
+    pub(crate) fn enter(settings: Settings) -> Scope {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        active().push((id, settings.clone()));
+        Scope { id, old: CURRENT.with(|c| c.borrow_mut().replace(settings)) }
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        active().retain(|(id, _)| *id != self.id);
+        let old = self.old.take();
+        CURRENT.with(|c| *c.borrow_mut() = old);
+    }
+}
+
+fn active() -> std::sync::MutexGuard<'static, Vec<(u64, Settings)>> {
+    ACTIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn settings() -> Settings {
-    CURRENT.with(|c| c.borrow().clone()).unwrap_or_else(|| {
-        let limit = default_timeout();
-        Settings {
-            test: None,
-            deadline: Instant::now() + limit,
-            limit,
-            tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
-        }
-    })
+    if let Some(s) = CURRENT.with(|c| c.borrow().clone()) {
+        return s;
+    }
+    let running: Vec<Settings> = active().iter().map(|(_, s)| s.clone()).collect();
+    if let [only] = running.as_slice() {
+        return only.clone();
+    }
+    let limit = default_timeout();
+    if running.len() > 1 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "probity: a traced run started on a thread other than its test's while {} traced tests run in this \
+             process, so which test it belongs to cannot be told: it uses the default time limit ({limit:.1?}) \
+             and tracers, not its test's. Start it on the test's thread, or run one test a process \
+             (cargo nextest, or --test-threads=1).",
+            running.len()
+        );
+    }
+    Settings {
+        test: None,
+        deadline: Instant::now() + limit,
+        limit,
+        tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
+    }
 }
 
 /// A finished traced run: what the child returned, its trace, its exit
@@ -524,5 +580,64 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
         (_, ExitStatus::Signal(_)) => Err(fail(format!("was {status} before its function returned"))),
         (child::State::NotStarted, _) => Err(fail(format!("{status} before its function started"))),
         (_, _) => Err(fail(format!("{status} before its function returned"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::support::{run_test, TestMeta};
+    use super::*;
+
+    const META: TestMeta = TestMeta {
+        module: "probity::testing::tests",
+        name: "a_test",
+        file: file!(),
+        line: line!(),
+        timeout_ms: Some(700),
+        preload_only: false,
+        ignore: None,
+        should_panic: None,
+    };
+    static SHORT: TestMeta = META;
+    static OTHER: TestMeta = TestMeta { name: "another_test", timeout_ms: Some(90_000), preload_only: true, ..META };
+
+    fn limit_on_a_new_thread() -> Duration {
+        std::thread::spawn(|| settings().limit).join().unwrap()
+    }
+
+    // One test: the scopes of the process are shared, so the cases run in
+    // order, never beside each other.
+    #[test]
+    fn a_test_s_settings_reach_the_threads_it_spawns_while_it_runs_alone() {
+        assert_eq!(limit_on_a_new_thread(), default_timeout(), "no test runs");
+        run_test(&SHORT, || {
+            assert_eq!(settings().limit, Duration::from_millis(700));
+            assert_eq!(limit_on_a_new_thread(), Duration::from_millis(700));
+            // A run of its spawned thread is stopped at the test's limit.
+            let run = std::thread::spawn(|| Cmd::new("sleep").arg("20").try_run()).join().unwrap();
+            let run = run.unwrap_or_else(|e| panic!("probity: failed to trace sleep: {}", crate::error::Chain(&e)));
+            assert!(run.trace.outcome.interrupted, "sleep 20 was not stopped at the test's 0.7 s limit");
+        });
+        assert_eq!(limit_on_a_new_thread(), default_timeout(), "the test ended");
+
+        // Two tests at once: a spawned thread's run is neither's.
+        let (entered, leave) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                run_test(&OTHER, || {
+                    assert_eq!(settings().tracers, [TracerKind::Preload]);
+                    entered.wait();
+                    leave.wait();
+                });
+            });
+            run_test(&SHORT, || {
+                entered.wait();
+                assert_eq!(settings().limit, Duration::from_millis(700), "its own thread still knows");
+                let other = std::thread::spawn(settings).join().unwrap();
+                assert_eq!((other.limit, other.test), (default_timeout(), None));
+                leave.wait();
+            });
+        });
+        assert!(active().is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 pub use inventory;
 
-use super::{Settings, CURRENT};
+use super::{Scope, Settings};
 use crate::trace::TracerKind;
 
 /// A `#[traced_test]` as the macro saw it.
@@ -94,13 +94,6 @@ pub fn run_registered(meta: &'static TestMeta) {
 pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
     let limit = meta.timeout();
     let settings = Settings { test: Some(meta.name), deadline: Instant::now() + limit, limit, tracers: meta.tracers() };
-    struct Restore(Option<Settings>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let old = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = old);
-        }
-    }
-    let _restore = Restore(CURRENT.with(|c| c.borrow_mut().replace(settings)));
+    let _scope = Scope::enter(settings);
     body()
 }

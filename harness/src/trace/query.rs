@@ -12,7 +12,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
-use crate::event::{Event, EventKind, NetOp, Syscall};
+use crate::event::{Arg, Event, EventKind, NetOp, Syscall};
 use crate::trace::classes::Class;
 use crate::trace::index::{joined, normalize, Index, Resolved};
 use crate::trace::{Process, Trace};
@@ -101,6 +101,8 @@ pub(crate) enum Filter<'t> {
     Before(u64),
     Inside { tid: u32, from: u64, to: u64, outer: usize },
     Custom(Rc<dyn Fn(&Event) -> bool + 't>),
+    OpenedForWrite,
+    Flags(Vec<String>),
     NetOp(NetOp),
     Peer(ipnet::IpNet),
     PeerPort(u16),
@@ -143,6 +145,8 @@ impl Filter<'_> {
                 yes(e.tid == *tid && e.ts_ns >= *from && e.end_ns() <= *to && !std::ptr::eq(e, *outer as *const Event))
             }
             Filter::Custom(f) => yes(f(e)),
+            Filter::OpenedForWrite => opened_for_write(e),
+            Filter::Flags(names) => yes(call_args(e).is_some_and(|args| has_flags(args, names))),
             Filter::NetOp(op) => yes(e.as_net().is_some_and(|n| n.op == *op)),
             Filter::Peer(net) => {
                 yes(e.as_net().and_then(|n| n.peer).is_some_and(|p| net.contains(&crate::net::canonical(p.ip()))))
@@ -153,7 +157,7 @@ impl Filter<'_> {
                 // The name an event carries is the program's own account
                 // (or a DNS answer): that a peer is not `h` cannot be shown.
                 Some(n) if n.peer.is_some() => Tri::Unknown(
-                    "its peer's host name is the program's own account of its lookups, so that it is not that host cannot be shown",
+                    "a host name matches only the peers the program resolved that name to (its getaddrinfo or gethostbyname calls, or DNS answers in the trace), so that another peer is not that host cannot be shown",
                 ),
                 _ => Tri::No,
             },
@@ -185,12 +189,83 @@ impl Filter<'_> {
                 format!("of thread {tid} inside {}..{}", offset(*from, start), offset(*to, start))
             }
             Filter::Custom(_) => "matching a custom condition".into(),
+            Filter::OpenedForWrite => "opening a file for writing".into(),
+            Filter::Flags(names) if names.len() == 1 => format!("with flag {}", names[0]),
+            Filter::Flags(names) => format!("with flags {}", names.join("|")),
             Filter::NetOp(op) => format!("of network op {}", op.name()),
             Filter::Peer(net) if net.prefix_len() == net.max_prefix_len() => format!("with peer {}", net.addr()),
             Filter::Peer(net) => format!("with a peer in {net}"),
             Filter::PeerPort(p) => format!("with peer port {p}"),
-            Filter::Host(h) => format!("with peer host {h}"),
+            Filter::Host(h) => format!("with a peer the program resolved from the host name {h}"),
         }
+    }
+}
+
+/// The arguments of a syscall or libc call.
+fn call_args(e: &Event) -> Option<&[Arg]> {
+    match &e.kind {
+        EventKind::Syscall(s) => Some(&s.args),
+        EventKind::Libc(c) => Some(&c.args),
+        _ => None,
+    }
+}
+
+/// Whether every flag of `names` is among the flag arguments of `args`,
+/// by the names the trace shows (`O_WRONLY|O_CREAT`).
+fn has_flags(args: &[Arg], names: &[String]) -> bool {
+    let shown: Vec<&str> = args
+        .iter()
+        .filter_map(|a| match a {
+            Arg::Flags { text, .. } => Some(text.split('|')),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    names.iter().all(|n| shown.contains(&n.as_str()))
+}
+
+/// Whether event `e` opens a file for writing: with `O_WRONLY`, `O_RDWR`,
+/// `O_CREAT` or `O_TRUNC`, a `creat`, or an `fopen` mode other than `r`.
+fn opened_for_write(e: &Event) -> Tri {
+    const WRITES: u64 = (libc::O_ACCMODE | libc::O_CREAT | libc::O_TRUNC) as u64;
+    let (name, args) = match &e.kind {
+        EventKind::Syscall(s) => (s.name.as_ref(), s.args.as_slice()),
+        // `open64`, `fopen64`: their plain forms.
+        EventKind::Libc(c) => (c.function.strip_suffix("64").unwrap_or(&c.function), c.args.as_slice()),
+        _ => return Tri::No,
+    };
+    let open_flags = || {
+        args.iter().find_map(|a| match a {
+            Arg::Flags { value, text } if text.starts_with("O_") => Some(*value),
+            _ => None,
+        })
+    };
+    match name {
+        "creat" => Tri::Yes,
+        "open" | "openat" => {
+            if open_flags().is_some_and(|f| f & WRITES != 0) {
+                Tri::Yes
+            } else {
+                Tri::No
+            }
+        }
+        "openat2" if e.as_syscall().is_some() => {
+            Tri::Unknown("an openat2's flags are in a structure probity does not read")
+        }
+        "openat2" => Tri::No,
+        "fopen" | "freopen" => {
+            // The mode is the second argument: `r` alone only reads.
+            let mode = match args.get(1) {
+                Some(Arg::Path { path, .. }) => Some(path.as_bytes()),
+                _ => None,
+            };
+            match mode {
+                Some(m) if m.starts_with(b"r") && !m.contains(&b'+') => Tri::No,
+                Some(_) => Tri::Yes,
+                None => Tri::Unknown("its mode could not be read"),
+            }
+        }
+        _ => Tri::No,
     }
 }
 
@@ -316,9 +391,13 @@ impl<'t> Query<'t> {
         for f in &self.filters {
             match f {
                 Filter::Kind(k) => return Some(k.clone()),
-                Filter::Named(_) | Filter::Class(_) | Filter::Ok | Filter::Failed | Filter::Errno(_) => {
-                    return Some("syscall".into())
-                }
+                Filter::Named(_)
+                | Filter::Class(_)
+                | Filter::Ok
+                | Filter::Failed
+                | Filter::Errno(_)
+                | Filter::OpenedForWrite
+                | Filter::Flags(_) => return Some("syscall".into()),
                 Filter::NetOp(_) | Filter::Peer(_) | Filter::PeerPort(_) | Filter::Host(_) => {
                     return Some("net".into())
                 }
@@ -543,6 +622,46 @@ macro_rules! filters {
                 self
             }
 
+            /// Only opens for writing: `open`, `openat` (and libc's `open`,
+            /// `fopen`, `freopen`) with `O_WRONLY` or `O_RDWR`, or with
+            /// `O_CREAT` or `O_TRUNC`, which change the file too; and every
+            /// `creat`. An `openat2`'s flags are in a structure probity does
+            /// not read: whether it opened for writing is unknown, so
+            /// absence checks over this filter fail as undecided on one.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let writers = trace.", $ctor, "().opened_for_write().path_prefix(\"/etc\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn opened_for_write(mut self) -> Self {
+                self.0.filters.push(Filter::OpenedForWrite);
+                self
+            }
+
+            /// Only calls with every flag of `flags` among their flag
+            /// arguments, by name as the trace shows them: `"O_WRONLY"`,
+            /// `"O_CREAT|O_EXCL"`, `"MAP_SHARED"`, `"AT_REMOVEDIR"`.
+            ///
+            /// # Panics
+            ///
+            /// If `flags` names no flag (it is empty or all `|`): a typo in
+            /// a test should fail loudly.
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let exclusive = trace.", $ctor, "().flags(\"O_CREAT|O_EXCL\").count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            #[track_caller]
+            pub fn flags(mut self, flags: &str) -> Self {
+                let names: Vec<String> =
+                    flags.split('|').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
+                assert!(!names.is_empty(), "`{flags}` names no flag");
+                self.0.filters.push(Filter::Flags(names));
+                self
+            }
+
             /// Only syscalls that failed.
             ///
             /// ```no_run
@@ -628,19 +747,6 @@ macro_rules! filters {
                 self
             }
 
-            /// Only events for which `pred` is true, for what the other
-            /// filters do not say.
-            ///
-            /// ```no_run
-            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
-            #[doc = concat!("let even = trace.", $ctor, "().matching(|e| e.pid % 2 == 0).count();")]
-            /// # Ok::<(), probity::Error>(())
-            /// ```
-            pub fn matching(mut self, pred: impl Fn(&Event) -> bool + 't) -> Self {
-                self.0.filters.push(Filter::Custom(Rc::new(pred)));
-                self
-            }
-
             /// Names what the query selects in failure messages, instead of
             /// the list of its filters.
             ///
@@ -722,6 +828,19 @@ filters!(Events, "events");
 filters!(Syscalls, "syscalls");
 
 impl<'t> Events<'t> {
+    /// Only events for which `pred` is true, for what the other filters
+    /// do not say.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let even = trace.events().matching(|e| e.pid % 2 == 0).count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn matching(mut self, pred: impl Fn(&Event) -> bool + 't) -> Self {
+        self.0.filters.push(Filter::Custom(Rc::new(pred)));
+        self
+    }
+
     /// Only events of kind `kind`, an [`Event::kind_name`]: `syscall`,
     /// `exec`, `fork`, `exit` or `signal`.
     ///
@@ -794,6 +913,22 @@ impl<'t> Events<'t> {
     /// ```
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.0.filters.push(Filter::Host(host.into()));
+        self
+    }
+}
+
+impl<'t> Syscalls<'t> {
+    /// Only syscalls for which `pred` is true, for what the other filters
+    /// do not say. `pred` sees the pair the query yields.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// let short_reads = trace.syscalls().named("read").matching(|(_, s)| s.ret == Some(0)).count();
+    /// let in_child = trace.syscalls().matching(|(e, _)| e.pid != trace.outcome.root_pid).count();
+    /// # Ok::<(), probity::Error>(())
+    /// ```
+    pub fn matching(mut self, pred: impl Fn((&Event, &Syscall)) -> bool + 't) -> Self {
+        self.0.filters.push(Filter::Custom(Rc::new(move |e: &Event| e.as_syscall().is_some_and(|s| pred((e, s))))));
         self
     }
 }
@@ -871,7 +1006,7 @@ impl Trace {
 mod tests {
     use super::*;
     use crate::event::Arg;
-    use crate::trace::test_support::{path, sys, trace};
+    use crate::trace::test_support::{flags, path, sys, trace};
 
     #[test]
     fn helpers() {
@@ -907,5 +1042,79 @@ mod tests {
             "syscalls named openat, on a path under /etc, that failed, starting after +0.000000s"
         );
         assert_eq!(format!("{q:?}"), format!("Syscalls({:?})", q.description()));
+    }
+
+    #[test]
+    fn opens_for_writing_and_named_flags() {
+        let open = |ts, p: &str, value: i32, text: &str, ret| {
+            sys(ts, 10, 10, "openat", vec![Arg::Fd(libc::AT_FDCWD), path(p), flags(value, text)], ret)
+        };
+        let fopen = |ts, mode: &str| Event {
+            ts_ns: ts,
+            pid: 10,
+            tid: 10,
+            kind: EventKind::Libc(crate::event::LibcCall {
+                function: "fopen64".into(),
+                args: vec![path("/d/f"), path(mode)],
+                ret: Some(Arg::Ptr(0x1000)),
+                errno: None,
+                duration_ns: 1,
+                parent: None,
+            }),
+        };
+        let t = trace(
+            vec![
+                open(1, "/d/r", libc::O_RDONLY | libc::O_CLOEXEC, "O_RDONLY|O_CLOEXEC", 3),
+                open(2, "/d/w", libc::O_WRONLY, "O_WRONLY", 4),
+                open(3, "/d/rw", libc::O_RDWR, "O_RDWR", 5),
+                open(4, "/d/c", libc::O_RDONLY | libc::O_CREAT, "O_RDONLY|O_CREAT", 6),
+                open(5, "/d/t", libc::O_RDONLY | libc::O_TRUNC, "O_RDONLY|O_TRUNC", 7),
+                sys(6, 10, 10, "creat", vec![path("/d/creat"), flags(0o644, "0644")], 8),
+                sys(7, 10, 10, "openat2", vec![Arg::Fd(libc::AT_FDCWD), path("/d/2"), Arg::Ptr(1), Arg::Int(24)], 9),
+                sys(8, 10, 10, "mmap", vec![Arg::Ptr(0), Arg::Int(4096), flags(3, "PROT_READ|PROT_WRITE")], 0),
+                fopen(9, "r"),
+                fopen(10, "r+"),
+                fopen(11, "ab"),
+            ],
+            Some("/"),
+        );
+        let opened: Vec<u64> = t.events().opened_for_write().map(|e| e.ts_ns).collect();
+        assert_eq!(opened, [2, 3, 4, 5, 6, 10, 11]);
+        assert_eq!(t.syscalls().opened_for_write().count(), 5);
+        let q = t.syscalls().opened_for_write().path_prefix("/d");
+        assert_eq!(q.0.partition().1, [(6, "an openat2's flags are in a structure probity does not read")]);
+        assert_eq!(q.description(), "syscalls opening a file for writing, on a path under /d");
+
+        assert_eq!(t.syscalls().flags("O_WRONLY").count(), 1);
+        assert_eq!(t.syscalls().flags("O_CREAT|O_RDONLY").map(|(e, _)| e.ts_ns).collect::<Vec<_>>(), [4]);
+        assert_eq!(t.syscalls().flags(" O_CLOEXEC | O_RDONLY ").count(), 1);
+        assert_eq!(t.syscalls().flags("PROT_WRITE").count(), 1);
+        assert_eq!(t.syscalls().flags("O_CREA").count(), 0, "whole names only");
+        assert_eq!(t.syscalls().flags("O_CREAT|O_EXCL").description(), "syscalls with flags O_CREAT|O_EXCL");
+        assert_eq!(t.events().flags("O_TRUNC").description(), "events with flag O_TRUNC");
+        let typo = std::panic::catch_unwind(|| t.syscalls().flags("|"));
+        assert!(typo.is_err(), "a filter on no flag is a mistake");
+    }
+
+    #[test]
+    fn matching_sees_what_the_query_yields() {
+        let t = trace(
+            vec![
+                sys(1, 10, 10, "close", vec![Arg::Fd(3)], 0),
+                sys(2, 11, 11, "close", vec![Arg::Fd(4)], -9),
+                Event {
+                    ts_ns: 3,
+                    pid: 10,
+                    tid: 10,
+                    kind: EventKind::Exit(crate::event::Exit { process_exited: true, status: None }),
+                },
+            ],
+            None,
+        );
+        let failed_in_11: Vec<u64> =
+            t.syscalls().matching(|(e, s)| e.pid == 11 && s.failed()).map(|(e, _)| e.ts_ns).collect();
+        assert_eq!(failed_in_11, [2]);
+        assert_eq!(t.events().matching(|e| e.pid == 10).count(), 2, "a close and an exit");
+        assert_eq!(t.syscalls().matching(|(e, _)| e.pid == 10).count(), 1, "syscalls only");
     }
 }

@@ -38,7 +38,13 @@ pub(super) fn count_check(q: &Query<'_>, bound: Bound) -> Result<(), Violation> 
         return Err(if undecided.is_empty() {
             v
         } else {
-            v.note(format!("{} more events might match but their paths could not be resolved", undecided.len()))
+            // Each filter says why it cannot tell (a path not resolved, a
+            // host name the program did not report resolving).
+            let mut whys: Vec<&str> = undecided.iter().map(|(_, why)| *why).collect();
+            whys.sort_unstable();
+            whys.dedup();
+            let more = if undecided.len() == 1 { "event" } else { "events" };
+            v.note(format!("{} more {more} might match, but it cannot be told: {}", undecided.len(), whys.join("; ")))
         });
     }
     match bound {

@@ -43,7 +43,7 @@ impl Trace {
             return Ok(());
         }
         let problem = format!("no call that succeeded {what} it");
-        Err(near_misses(&idx, Violation::new(ViolationKind::Missing, expectation, problem, self), &want))
+        Err(near_misses(&idx, Violation::new(ViolationKind::Missing, expectation, problem, self), &[&want]))
     }
 
     /// Checks that the process tree opened `path` (an `open`, `openat`,
@@ -168,7 +168,7 @@ impl Trace {
             return Ok(());
         }
         let v = Violation::new(ViolationKind::Missing, expectation, "no rename that succeeded did that", self);
-        Err(near_misses(&idx, v, &from))
+        Err(near_misses(&idx, v, &[&from, &to]))
     }
 
     /// Panics unless [`check_renamed`](Trace::check_renamed) passes.
@@ -257,25 +257,61 @@ impl Trace {
     }
 }
 
-/// Events that touched `want` (or, when none did, a file of the same
-/// name), listed to help see why an expected change is missing.
-pub(super) fn near_misses(idx: &Index<'_>, v: Violation, want: &Resolved) -> Violation {
+/// Calls that touched each of `wants` (or, when none did, a file of the
+/// same name), listed to help see why an expected change is missing: for
+/// a rename, what happened to the old name and to the new one (written in
+/// place, say).
+pub(super) fn near_misses(idx: &Index<'_>, v: Violation, wants: &[&Resolved]) -> Violation {
     let n = idx.trace.events.len();
     // Calls only: a libc call where a syscall says the same is left out.
     let targets = |i: usize| {
         call(idx, i).and_then(|_| idx.access(i)).map(|a| a.targets().cloned().collect::<Vec<_>>()).unwrap_or_default()
     };
-    let same: Vec<usize> = (0..n).filter(|&i| targets(i).contains(want)).collect();
-    if !same.is_empty() {
-        return v.with_events(idx, &same, |_| None).titled("the calls that touched it");
+    let shown = |r: &Resolved| r.shown().unwrap_or_default().into_owned();
+    let mut listed: Vec<usize> = Vec::new();
+    let (mut touched, mut named, mut nothing) = (Vec::new(), Vec::new(), Vec::new());
+    for &want in wants {
+        let same: Vec<usize> = (0..n).filter(|&i| targets(i).contains(want)).collect();
+        let name = want.as_os().map(base_name).unwrap_or_default().to_owned();
+        let similar: Vec<usize> = if same.is_empty() && !name.is_empty() {
+            (0..n).filter(|&i| targets(i).iter().filter_map(Resolved::as_os).any(|p| base_name(p) == name)).collect()
+        } else {
+            Vec::new()
+        };
+        match (same.is_empty(), similar.is_empty()) {
+            (false, _) => touched.push(shown(want)),
+            (true, false) => {
+                nothing.push(format!("nothing touched {}", shown(want)));
+                named.push(crate::event::shown(&name).into_owned());
+            }
+            (true, true) => nothing.push(format!("nothing touched {} nor a file of that name", shown(want))),
+        }
+        listed.extend(same.iter().chain(&similar));
     }
-    let name = want.as_os().map(base_name).unwrap_or_default().to_owned();
-    let similar: Vec<usize> =
-        (0..n).filter(|&i| targets(i).iter().filter_map(Resolved::as_os).any(|p| base_name(p) == name)).collect();
-    if similar.is_empty() || name.is_empty() {
-        return v.note("nothing touched that path");
+    listed.sort_unstable();
+    listed.dedup();
+    if let [_] = wants {
+        // One path, which the expectation names.
+        return match (listed.is_empty(), touched.is_empty()) {
+            (true, _) => v.note("nothing touched that path"),
+            (false, false) => v.with_events(idx, &listed, |_| None).titled("the calls that touched it"),
+            (false, true) => v
+                .with_events(idx, &listed, |_| None)
+                .titled("nothing touched that path; the calls on files of the same name"),
+        };
     }
-    v.with_events(idx, &similar, |_| None).titled("nothing touched that path; the calls on files of the same name")
+    let title = match (touched.is_empty(), named.is_empty()) {
+        (false, true) => format!("the calls that touched {}", touched.join(" or ")),
+        (true, false) => format!("the calls on files named {}", named.join(" or ")),
+        _ => {
+            format!("the calls that touched {}, and those on files named {}", touched.join(" or "), named.join(" or "))
+        }
+    };
+    let mut v = if listed.is_empty() { v } else { v.with_events(idx, &listed, |_| None).titled(title) };
+    for note in nothing {
+        v = v.note(note);
+    }
+    v
 }
 
 #[cfg(test)]
@@ -325,5 +361,70 @@ mod tests {
         t.assert_writes_only_under(["/d", "/e"]);
         let v = t.check_writes_only_under(["/d"]).unwrap_err();
         assert_eq!(v.events().count(), 1, "{v}");
+    }
+
+    /// A program that writes its file in place instead of writing a
+    /// temporary file and renaming it.
+    fn written_in_place() -> Trace {
+        let fd = |n| Arg::Fd(n);
+        trace(
+            vec![
+                sys(
+                    1,
+                    10,
+                    10,
+                    "openat",
+                    vec![
+                        Arg::Fd(libc::AT_FDCWD),
+                        path("/d/db"),
+                        flags(libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, "O_WRONLY|O_CREAT|O_TRUNC"),
+                        flags(0o644, "0644"),
+                    ],
+                    3,
+                ),
+                sys(2, 10, 10, "write", vec![fd(3), Arg::Bytes { data: b"v2".to_vec(), len: 2 }, Arg::Int(2)], 2),
+                sys(3, 10, 10, "fsync", vec![fd(3)], 0),
+                sys(4, 10, 10, "close", vec![fd(3)], 0),
+                sys(5, 10, 10, "unlink", vec![path("/d/old.tmp")], -2),
+            ],
+            Some("/"),
+        )
+    }
+
+    #[test]
+    fn a_missing_rename_lists_what_happened_to_both_names() {
+        let t = written_in_place();
+        let v = t.check_renamed("/d/db.tmp", "/d/db").unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Missing);
+        assert_eq!(
+            v.stable_text(),
+            "expected renamed /d/db.tmp to /d/db
+but no rename that succeeded did that
+the calls that touched /d/db:
+  [1] openat(AT_FDCWD, \"/d/db\", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 3
+  [1] write(3</d/db>, \"v2\", 2) = 2
+  [1] fsync(3</d/db>) = 0
+  [1] close(3</d/db>) = 0
+the trace of process 1 around the first one:
+  > [1] openat(AT_FDCWD, \"/d/db\", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 3
+    [1] write(3</d/db>, \"v2\", 2) = 2
+    [1] fsync(3</d/db>) = 0
+    [1] close(3</d/db>) = 0
+note: nothing touched /d/db.tmp nor a file of that name
+"
+        );
+        let raw = v.to_string();
+        assert!(raw.contains("[10] fsync(3</d/db>) = 0 <0.000000>"), "{raw}");
+
+        // A file of the same name elsewhere is the closest there is.
+        let v = t.check_renamed("/d/old.tmp", "/e/old").unwrap_err().stable_text();
+        assert!(v.contains("the calls that touched /d/old.tmp:\n  [1] unlink(\"/d/old.tmp\")"), "{v}");
+        assert!(v.contains("note: nothing touched /e/old nor a file of that name"), "{v}");
+        let v = t.check_renamed("/e/db.tmp", "/e/db").unwrap_err().stable_text();
+        assert!(v.contains("but no rename that succeeded did that\nthe calls on files named db:\n"), "{v}");
+        assert!(
+            v.contains("note: nothing touched /e/db.tmp nor a file of that name\nnote: nothing touched /e/db\n"),
+            "{v}"
+        );
     }
 }

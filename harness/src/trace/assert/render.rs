@@ -4,7 +4,7 @@
 use std::fmt::{self, Write as _};
 
 use super::violation::Violation;
-use crate::event::Event;
+use crate::event::{Arg, Event, EventKind};
 use crate::trace::query::offset;
 use crate::trace::snapshot::Normalizer;
 
@@ -42,7 +42,7 @@ impl Violation {
         for f in &self.0.findings {
             let when = style.time(f.event.ts_ns, self.0.start_ns);
             let program = f.program.as_deref().map(|p| format!("{p} ")).unwrap_or_default();
-            let _ = writeln!(s, "  {when}{program}{}", style.line(&f.event));
+            let _ = writeln!(s, "  {when}{program}{}", style.line(&f.event, &f.fds));
             if let Some(note) = &f.note {
                 let _ = writeln!(s, "      ({})", style.text(note));
             }
@@ -52,11 +52,11 @@ impl Violation {
         }
         if let Some((events, at)) = &self.0.excerpt {
             if events.len() > 1 {
-                let pid = style.text(&format!("process {}", events[*at].pid));
+                let pid = style.text(&format!("process {}", events[*at].event.pid));
                 let _ = writeln!(s, "the trace of {pid} around the first one:");
                 for (k, e) in events.iter().enumerate() {
                     let mark = if k == *at { ">" } else { " " };
-                    let _ = writeln!(s, "  {mark} {}", style.line(e));
+                    let _ = writeln!(s, "  {mark} {}", style.line(&e.event, &e.fds));
                 }
             }
         }
@@ -67,9 +67,10 @@ impl Violation {
     }
 }
 
-/// How a message shows events: as they are, or stable.
+/// How a message shows events: as they are, or stable. `fds` names the
+/// files behind descriptor arguments, by argument index.
 trait Style {
-    fn line(&mut self, e: &Event) -> String;
+    fn line(&mut self, e: &Event, fds: &[(usize, String)]) -> String;
     fn time(&self, ts: u64, start: u64) -> String;
     fn text(&mut self, s: &str) -> String;
 }
@@ -77,8 +78,8 @@ trait Style {
 struct Raw;
 
 impl Style for Raw {
-    fn line(&mut self, e: &Event) -> String {
-        crate::render::event_line(e)
+    fn line(&mut self, e: &Event, fds: &[(usize, String)]) -> String {
+        crate::render::event_line_with(e, &|i| fd_path(fds, i).map(str::to_owned))
     }
     fn time(&self, ts: u64, start: u64) -> String {
         format!("{} ", offset(ts, start))
@@ -88,17 +89,69 @@ impl Style for Raw {
     }
 }
 
+fn fd_path(fds: &[(usize, String)], i: usize) -> Option<&str> {
+    fds.iter().find(|(k, _)| *k == i).map(|(_, p)| p.as_str())
+}
+
 struct Stable<'n>(&'n mut Normalizer);
 
 impl Style for Stable<'_> {
-    fn line(&mut self, e: &Event) -> String {
-        self.0.line(e)
+    fn line(&mut self, e: &Event, fds: &[(usize, String)]) -> String {
+        let plain = self.0.line(e);
+        if fds.is_empty() {
+            return plain;
+        }
+        // The normalizer shows each argument on its own terms; each
+        // annotated descriptor is put in as a marker string, then the
+        // marker replaced with the descriptor as the normalizer numbers it
+        // (the plain line above numbered it first) and its path.
+        let mut marked = e.clone();
+        let args = match &mut marked.kind {
+            EventKind::Syscall(s) => &mut s.args,
+            EventKind::Libc(c) => &mut c.args,
+            _ => return plain,
+        };
+        let mut replacements = Vec::new();
+        for (k, path) in fds {
+            let Some(Arg::Fd(fd)) = args.get(*k).cloned() else { continue };
+            let marker = format!("probity-descriptor-argument-{k}");
+            args[*k] = Arg::Path { path: marker.clone().into(), truncated: false };
+            let number = self.descriptor(e, fd);
+            replacements.push((format!("\"{marker}\""), format!("{number}<{}>", self.0.words(path))));
+        }
+        let mut line = self.0.line(&marked);
+        for (marker, shown) in replacements {
+            line = line.replacen(&marker, &shown, 1);
+        }
+        line
     }
     fn time(&self, _: u64, _: u64) -> String {
         String::new()
     }
     fn text(&mut self, s: &str) -> String {
         self.0.words(s)
+    }
+}
+
+impl Stable<'_> {
+    /// Descriptor `fd` of `e`'s process as the normalizer shows it.
+    fn descriptor(&mut self, e: &Event, fd: i32) -> String {
+        let close = Event {
+            kind: EventKind::Syscall(crate::event::Syscall {
+                name: "close".into(),
+                nr: 3,
+                args: vec![Arg::Fd(fd)],
+                ret: Some(0),
+                errno: None,
+                duration_ns: 0,
+                parent: None,
+            }),
+            ..e.clone()
+        };
+        let line = self.0.line(&close);
+        line.split_once("close(")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map_or_else(|| fd.to_string(), |(n, _)| n.to_owned())
     }
 }
 

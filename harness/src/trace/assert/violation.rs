@@ -1,8 +1,8 @@
 //! The [`Violation`] a `check_*` returns: what was expected, what broke
 //! it, and the events that show it.
 
-use crate::event::Event;
-use crate::trace::index::Index;
+use crate::event::{Arg, Event, EventKind};
+use crate::trace::index::{FdTarget, Index};
 use crate::trace::query::base_name;
 use crate::trace::Trace;
 
@@ -41,6 +41,16 @@ pub(super) struct Finding {
     pub(super) program: Option<String>,
     /// Why this event is listed, when the event does not say it itself.
     pub(super) note: Option<String>,
+    /// The files behind its descriptor arguments (see [`fd_paths`]).
+    pub(super) fds: Vec<(usize, String)>,
+}
+
+/// An event with the files behind its descriptor arguments: a listed one,
+/// or one of the excerpt.
+#[derive(Clone, Debug)]
+pub(super) struct Shown {
+    pub(super) event: Event,
+    pub(super) fds: Vec<(usize, String)>,
 }
 
 /// Why an expectation about a trace does not hold: the expectation, the
@@ -75,7 +85,7 @@ pub(super) struct Details {
     pub(super) omitted: usize,
     /// The trace around the first finding: its process's events, with the
     /// finding's position.
-    pub(super) excerpt: Option<(Vec<Event>, usize)>,
+    pub(super) excerpt: Option<(Vec<Shown>, usize)>,
     pub(super) notes: Vec<String>,
     pub(super) start_ns: u64,
 }
@@ -117,7 +127,7 @@ impl Violation {
         for &i in indexes.iter().take(MAX_LISTED) {
             let e = &events[i];
             let program = idx.image_at(e.pid, e.ts_ns).map(|(f, _)| crate::event::shown(base_name(f)).into_owned());
-            self.0.findings.push(Finding { event: e.clone(), program, note: note(i) });
+            self.0.findings.push(Finding { event: e.clone(), program, note: note(i), fds: fd_paths(idx, i) });
         }
         self.0.omitted = indexes.len().saturating_sub(MAX_LISTED);
         if let Some(&first) = indexes.first() {
@@ -131,7 +141,8 @@ impl Violation {
             if let Some(pos) = same.iter().position(|&j| j == first) {
                 let lo = pos.saturating_sub(CONTEXT);
                 let hi = (pos + CONTEXT + 1).min(same.len());
-                self.0.excerpt = Some((same[lo..hi].iter().map(|&j| events[j].clone()).collect(), pos - lo));
+                let shown = same[lo..hi].iter().map(|&j| Shown { event: events[j].clone(), fds: fd_paths(idx, j) });
+                self.0.excerpt = Some((shown.collect(), pos - lo));
             }
         }
         self
@@ -185,6 +196,22 @@ impl Violation {
     pub fn events(&self) -> impl Iterator<Item = &Event> {
         self.0.findings.iter().map(|f| &f.event)
     }
+}
+
+/// The file behind the descriptor argument of call `i`, when the index
+/// knows it (the call works on a descriptor and names no path), as
+/// `(argument index, path)`: what a message shows as `fsync(3</tmp/db>)`.
+pub(super) fn fd_paths(idx: &Index<'_>, i: usize) -> Vec<(usize, String)> {
+    let Some(a) = idx.access(i) else { return Vec::new() };
+    let Some(FdTarget::File(r)) = a.fd.as_deref() else { return Vec::new() };
+    let Some(path) = r.shown() else { return Vec::new() };
+    let args = match &idx.trace.events[i].kind {
+        EventKind::Syscall(s) => &s.args,
+        EventKind::Libc(c) => &c.args,
+        _ => return Vec::new(),
+    };
+    // The index's descriptor is the call's first one.
+    args.iter().position(|x| matches!(x, Arg::Fd(_))).map(|k| vec![(k, path.into_owned())]).unwrap_or_default()
 }
 
 pub(super) fn found(
