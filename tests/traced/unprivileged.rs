@@ -16,7 +16,7 @@ use probity::{traced_test, Cmd};
 const NOBODY: u32 = 65534;
 
 /// A copy of `binary` that `nobody` can run.
-fn copy_for_nobody(binary: &Path, dir: &Path) -> PathBuf {
+pub(crate) fn copy_for_nobody(binary: &Path, dir: &Path) -> PathBuf {
     let to = dir.join(binary.file_name().unwrap());
     std::fs::copy(binary, &to).unwrap();
     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -65,7 +65,7 @@ fn as_nobody_with(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, 
 }
 
 /// The newest `traced_harness` test binary beside this one.
-fn harness_binary() -> PathBuf {
+pub(crate) fn harness_binary() -> PathBuf {
     let here = std::env::current_exe().unwrap();
     let dir = here.parent().unwrap();
     std::fs::read_dir(dir)
@@ -81,7 +81,7 @@ fn harness_binary() -> PathBuf {
         .expect("the traced_harness test binary is built with this one (cargo test builds every test target)")
 }
 
-fn scratch() -> tempfile::TempDir {
+pub(crate) fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir

@@ -8,8 +8,10 @@
 //!
 //! A plain `#[test]` in such a target never runs: rustc drops `#[test]`
 //! items from a crate built without `--test`, before any macro or this
-//! harness could see them. Use `#[traced_test]` (it runs under both
-//! harnesses), or keep plain tests in a target with the standard harness.
+//! harness could see them. The harness reads the binary's sources for
+//! them and fails each one it finds, saying to write `#[traced_test]` (it
+//! runs under both harnesses) or to keep plain tests in a target with the
+//! standard harness (see `plain_tests.rs` for why at run time).
 //!
 //! ```toml
 //! [[test]]
@@ -94,6 +96,13 @@ pub fn main() -> ! {
             }
         })
         .collect();
+    // A plain `#[test]` here was dropped by rustc: each one found in the
+    // sources fails, so that it is not silently never run.
+    trials.extend(super::plain_tests::in_this_binary().into_iter().map(|plain| {
+        let name = plain.name.clone().unwrap_or_else(|| format!("{}:{}", plain.file, plain.line));
+        let failure = plain.failure();
+        Trial::test(name, move || Err(failure.into())).with_kind("plain #[test], never runs")
+    }));
     trials.sort_by(|a, b| a.name().cmp(b.name()));
     if let (Some(reason), true) = (&reason_shown, skipped > 0) {
         eprintln!(

@@ -30,6 +30,7 @@ mod capture;
 mod child;
 pub mod harness;
 pub(crate) mod join;
+mod plain_tests;
 #[doc(hidden)]
 pub mod support;
 
