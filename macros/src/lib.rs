@@ -67,10 +67,13 @@ pub fn hook(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Settings: `timeout = "30s"` (the time limit for the test's traced
-/// runs; default 60 s or `PROBITY_TEST_TIMEOUT` seconds), and
-/// `preload_only` (trace libc calls alone, which needs no privileges).
-/// Other attributes (`#[ignore]`, `#[should_panic]`, docs) are kept, and
-/// the test may return `Result<(), E>`. The test is also registered for
+/// runs, on its own thread and on threads it spawns while it is the only
+/// traced test running in the process; default 60 s or
+/// `PROBITY_TEST_TIMEOUT` seconds), and `preload_only` (trace libc calls
+/// alone, which needs no privileges). Other attributes (`#[ignore]`,
+/// docs) are kept; `#[should_panic]` is judged by probity, so that a test
+/// that cannot trace here fails rather than pass on probity's own panic.
+/// The test may return `Result<(), E>`. The test is also registered for
 /// `probity::testing::main`, the harness for `harness = false` targets.
 #[proc_macro_attribute]
 pub fn traced_test(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -112,9 +112,11 @@ impl TracedTest {
         // the libtest test calls it through the registry. That function has
         // the test's own name, in the test's own module, so what depends on
         // the enclosing function's name (insta's snapshot names) sees the
-        // test's name.
+        // test's name. `#[should_panic]` is judged by probity (from the
+        // registered settings), not by libtest: otherwise probity's own
+        // panic when it cannot trace would count as the expected one.
         let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
-        let test_attrs = attrs.iter().filter(|a| a.path().is_ident("ignore") || a.path().is_ident("should_panic"));
+        let test_attrs = attrs.iter().filter(|a| a.path().is_ident("ignore"));
         let fn_attrs = attrs.iter().filter(|a| {
             !a.path().is_ident("cfg") && !a.path().is_ident("ignore") && !a.path().is_ident("should_panic")
         });

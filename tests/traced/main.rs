@@ -4,13 +4,15 @@
 //! Tests named `demo_*` fail on purpose and are `#[ignore]`d; the tests in
 //! `failures` run them in a child copy of this binary and check that each
 //! failure explains itself. `unprivileged` runs this binary and the
-//! custom-harness one as an unprivileged user.
+//! custom-harness one as an unprivileged user; `plain_tests` shows that
+//! the custom harness fails a plain `#[test]` it cannot run.
 
 mod commands;
 mod failures;
 mod functions;
 mod isolation;
 mod late_join;
+mod plain_tests;
 mod preload_only;
 mod readme;
 mod unprivileged;

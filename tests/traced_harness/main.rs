@@ -1,7 +1,8 @@
 //! `#[traced_test]`s under probity's own harness (`harness = false`):
 //! libtest's command line through libtest-mimic, so `cargo test` and
-//! `cargo nextest run` drive it, and tests that need eBPF are listed as
-//! ignored, with the reason, where it is not available.
+//! `cargo nextest run` drive it. Where eBPF is not available, tests that
+//! need it are listed as ignored with the reason, and fail when asked to
+//! run or in CI; an expected panic prints nothing in a passing run.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,12 @@ fn preload_only_runs_anywhere() {
 #[should_panic(expected = "exited with 1")]
 fn should_panic_is_honoured() {
     Cmd::new("false").run().assert_success();
+}
+
+#[traced_test(preload_only)]
+#[should_panic(expected = "the panic this test expects")]
+fn an_expected_panic_prints_nothing() {
+    panic!("the panic this test expects, which a passing run keeps to itself");
 }
 
 #[traced_test]

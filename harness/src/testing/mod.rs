@@ -29,9 +29,11 @@
 //! - A function run by [`traced`] must capture nothing: pass what it needs
 //!   as its input. Input and result travel as JSON, at most 128 MiB each.
 
+mod capture;
 mod child;
 pub mod harness;
 pub(crate) mod join;
+mod plain_tests;
 #[doc(hidden)]
 pub mod support;
 
@@ -78,6 +80,67 @@ fn test_ring_bytes() -> crate::RingBytes {
     // A size that is not a power of two is rounded up to one; every size
     // from 1 to 1024 MiB then is a valid ring.
     crate::RingBytes::from_mib(mib.next_power_of_two()).unwrap_or(crate::RingBytes::DEFAULT)
+}
+
+/// Why a test that traces with `tracers` cannot run here, if it cannot:
+/// it needs eBPF and this process lacks the privileges for it. Such a
+/// test never passes: it is ignored (and fails when asked to run) or,
+/// where [`tracing_required`], fails.
+pub(crate) fn cannot_trace(tracers: &[TracerKind]) -> Option<String> {
+    static UNAVAILABLE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if !tracers.contains(&TracerKind::Ebpf) {
+        return None;
+    }
+    UNAVAILABLE.get_or_init(harness::ebpf_unavailable).clone()
+}
+
+/// Whether a test that cannot trace here fails instead of being ignored:
+/// `PROBITY_REQUIRE_EBPF=1`, or `CI` set (as CI services set `CI=true`)
+/// unless `PROBITY_REQUIRE_EBPF=0`.
+pub(crate) fn tracing_required() -> bool {
+    let var = |name| std::env::var(name).ok();
+    required_by(var("PROBITY_REQUIRE_EBPF").as_deref(), var("CI").as_deref())
+}
+
+/// [`tracing_required`] from the values of `PROBITY_REQUIRE_EBPF` and `CI`.
+/// An empty value, `0`, `false` or `no` is off; any other value is on.
+fn required_by(require: Option<&str>, ci: Option<&str>) -> bool {
+    let on = |v: &str| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false" | "no");
+    match require {
+        Some(v) if !v.trim().is_empty() => on(v),
+        _ => ci.is_some_and(on),
+    }
+}
+
+/// Why a test that cannot trace here fails rather than being ignored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FailsBecause {
+    /// `PROBITY_REQUIRE_EBPF=1` or `CI` is set.
+    Required,
+    /// It is ignored here, and the harness was asked to run ignored tests.
+    Asked,
+    /// libtest has no way to skip a test once it runs.
+    Libtest,
+}
+
+/// The failure of a test that cannot trace here, with why it fails
+/// rather than being ignored.
+pub(crate) fn cannot_trace_failure(reason: &str, because: FailsBecause) -> String {
+    let why = match because {
+        FailsBecause::Required => {
+            "it fails rather than being ignored because PROBITY_REQUIRE_EBPF=1 or CI is set \
+             (PROBITY_REQUIRE_EBPF=0 ignores it instead)"
+        }
+        FailsBecause::Asked => "it is ignored here and was asked to run: it fails rather than pass without running",
+        FailsBecause::Libtest => {
+            "libtest cannot skip a test that has started; in a `harness = false` target, \
+             `probity::testing::main()` lists it as ignored instead"
+        }
+    };
+    format!(
+        "probity: this test needs eBPF, which this process cannot use: {reason}\n({why}; a test that only \
+         needs libc calls can use #[traced_test(preload_only)], which runs unprivileged)"
+    )
 }
 
 /// What a test asked for, for its runs.
@@ -585,6 +648,7 @@ fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::required_by;
     use super::support::{run_test, TestMeta};
     use super::*;
 
@@ -639,5 +703,18 @@ mod tests {
             });
         });
         assert!(active().is_empty());
+    }
+
+    #[test]
+    fn ci_requires_ebpf_unless_told_otherwise() {
+        assert!(!required_by(None, None));
+        assert!(required_by(None, Some("true")));
+        assert!(required_by(None, Some("1")));
+        assert!(!required_by(None, Some("false")));
+        assert!(!required_by(None, Some("")));
+        assert!(required_by(Some("1"), None));
+        assert!(!required_by(Some("0"), Some("true")));
+        assert!(required_by(Some("1"), Some("false")));
+        assert!(required_by(Some(""), Some("true")), "an empty setting leaves it to CI");
     }
 }

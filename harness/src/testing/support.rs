@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 pub use inventory;
 
-use super::{Scope, Settings};
+use super::{FailsBecause, Scope, Settings};
 use crate::trace::TracerKind;
 
 /// A `#[traced_test]` as the macro saw it.
@@ -80,13 +80,60 @@ impl<E: Debug> TestResult for Result<(), E> {
     }
 }
 
-/// Runs the registered test of `meta` (for libtest's `#[test]`).
+/// Runs the registered test of `meta` (for libtest's `#[test]`). A test
+/// that cannot trace here fails with the reason before it starts, and its
+/// `#[should_panic]` is judged here, so that a panic of probity's saying
+/// it cannot trace never counts as the panic the test expected.
 pub fn run_registered(meta: &'static TestMeta) {
+    if let Some(reason) = super::cannot_trace(&meta.tracers()) {
+        panic!("{}", super::cannot_trace_failure(&reason, FailsBecause::Libtest));
+    }
     let case = inventory::iter::<TestCase>.into_iter().find(|c| std::ptr::eq(c.meta, meta)).unwrap_or_else(|| {
         panic!("probity: {} is not registered (was the binary linked with a different probity?)", meta.name)
     });
-    if let Err(msg) = (case.run)() {
-        panic!("{msg}");
+    if meta.should_panic.is_none() {
+        if let Err(msg) = (case.run)() {
+            panic!("{msg}");
+        }
+        return;
+    }
+    match judge(meta.should_panic, std::panic::catch_unwind(case.run)) {
+        Ok(()) => {}
+        Err(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Err(Failure::Message(msg)) => panic!("{msg}"),
+    }
+}
+
+/// Why a test failed.
+pub(crate) enum Failure {
+    /// It panicked, and was not expected to.
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// It returned an error, or did not panic as it was expected to.
+    Message(String),
+}
+
+/// Whether a test that ended with `outcome` passed, given its
+/// `#[should_panic]` (and the text expected in the panic, if any).
+pub(crate) fn judge(
+    should_panic: Option<Option<&'static str>>,
+    outcome: std::thread::Result<Result<(), String>>,
+) -> Result<(), Failure> {
+    match (outcome, should_panic) {
+        (Ok(Ok(())), None) | (Err(_), Some(None)) => Ok(()),
+        (Ok(Err(msg)), _) => Err(Failure::Message(msg)),
+        (Err(payload), None) => Err(Failure::Panicked(payload)),
+        (Ok(Ok(())), Some(_)) => Err(Failure::Message("note: test did not panic as expected".into())),
+        (Err(payload), Some(Some(expected))) => {
+            let msg = super::child::panic_message(&*payload);
+            if msg.contains(expected) {
+                Ok(())
+            } else {
+                Err(Failure::Message(format!(
+                    "note: panic did not contain expected string\n      panic message: {msg:?}\n expected substring: \
+                     {expected:?}"
+                )))
+            }
+        }
     }
 }
 
