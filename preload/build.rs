@@ -11,9 +11,22 @@
 //! symbol is then defined inside the library (and kept local by the
 //! cdylib's version script, so the program's own unwinder is untouched),
 //! and the linker, told `--as-needed` by rustc, drops `libgcc_s`.
+//!
+//! It also tells `probity`'s build script (`DEP_PROBITY_PRELOAD_DIR`)
+//! where this package's sources are (and those of probity-common and
+//! probity-macros): that script builds the library from
+//! them, in a release profile of its own, wherever the package came from.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo::metadata=dir={dir}");
+    // And those of the two packages it is built from, which name theirs
+    // to this script only.
+    for (var, key) in [("DEP_PROBITY_COMMON_DIR", "common_dir"), ("DEP_PROBITY_MACROS_DIR", "macros_dir")] {
+        let dir = std::env::var(var).unwrap_or_else(|_| panic!("cargo sets {var}"));
+        println!("cargo::metadata={key}={dir}");
+    }
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
         && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu")
     {

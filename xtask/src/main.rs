@@ -8,12 +8,15 @@
 //!   `#[traced_test]` suites under `cargo nextest run`).
 //! - `bench`: compare untraced, probity and strace runs.
 //! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test.
+//! - `package-check`: package the published crates and build a fresh crate
+//!   against them, offline, running a traced test.
 //! - `public-api`: fail when a library crate's public API differs from its
 //!   committed listing in `public-api/` (`--bless` writes it anew).
 
 mod bench;
 mod bench_tests;
 mod ebpf;
+mod package_check;
 mod public_api;
 mod setup;
 mod test;
@@ -43,6 +46,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Time the fixed cost of a `#[traced_test]`, in one process and under nextest.
     BenchTests(bench_tests::BenchTestsArgs),
+    /// Package the published crates, then build and test a fresh crate against them.
+    PackageCheck,
     /// Compare the library crates' public API with public-api/ (needs nightly).
     PublicApi(public_api::PublicApiArgs),
 }
@@ -55,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(a) => test::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::BenchTests(a) => bench_tests::run(&a),
+        Task::PackageCheck => package_check::run(),
         Task::PublicApi(a) => public_api::run(&a),
     }
 }

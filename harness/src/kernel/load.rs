@@ -44,14 +44,9 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
     );
     // Raw tracepoints when the kernel's BTF gives the struct offsets
     // they need; classic ones otherwise, which look their ids up in
-    // tracefs (and each take an RCU grace period to detach). Reading
-    // the offsets overlaps with aya's own parse of the same BTF.
+    // tracefs (and each take an RCU grace period to detach).
     let reader = std::thread::spawn(btf::offsets);
-    let mut loader = EbpfLoader::new();
-    // The object has no CO-RE relocations (aya-ebpf emits none: kernel
-    // structs are read at offsets taken from BTF here), so aya's pass
-    // matching them against the kernel's BTF is skipped: about 5 ms.
-    loader.btf(None);
+    let mut loader = loader_without_btf();
     let offsets = reader.join().unwrap_or(None);
     let sock = offsets.and_then(|o| o.sock);
     let net = offsets.and_then(|o| o.net);
@@ -120,6 +115,38 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
         consumer: Mutex::new(Some(handle)),
         _ebpf: ebpf,
     })
+}
+
+/// An `EbpfLoader` that has not parsed the kernel's BTF.
+///
+/// The object has no CO-RE relocations (aya-ebpf emits none: kernel
+/// structs are read at offsets taken from BTF by [`btf::offsets`]), so
+/// aya needs no kernel BTF. But `EbpfLoader::new` always parses
+/// `/sys/kernel/btf/vmlinux` (megabytes of types), and that parse, in
+/// aya compiled without optimisation (any crate's debug test binary,
+/// whose profile probity cannot set), is most of the load's CPU time.
+/// So the loader is made on a thread of its own whose root directory,
+/// unshared from the process's (`CLONE_FS`, this thread's alone), is one
+/// where that path cannot exist: `/proc/self/fd`, which no one can
+/// create files in. Where that is refused (no `CAP_SYS_CHROOT`), aya
+/// parses as it would, and the result is dropped.
+fn loader_without_btf() -> EbpfLoader<'static> {
+    let made = std::thread::spawn(|| {
+        // SAFETY: `unshare` takes no pointers; `CLONE_FS` gives this
+        // thread a root and working directory of its own, which nothing
+        // but the `EbpfLoader::new` below uses before the thread ends.
+        if unsafe { libc::unshare(libc::CLONE_FS) } != 0 {
+            return None;
+        }
+        std::os::unix::fs::chroot("/proc/self/fd").ok()?;
+        Some(EbpfLoader::new())
+    })
+    .join()
+    .ok()
+    .flatten();
+    let mut loader = made.unwrap_or_else(EbpfLoader::new);
+    loader.btf(None);
+    loader
 }
 
 /// The object's globals, fixed at load time.
