@@ -18,9 +18,20 @@ pub struct SetupArgs {
 /// fidelity tests compare with, and the benchmarks' baseline; the network
 /// tests make private network namespaces (`unshare`, `ip`) and force
 /// retransmits with an nftables rule; ltrace is the preload benchmark's
-/// baseline.
-const TEST_PACKAGES: &[&str] =
-    &["strace", "ltrace", "gcc", "libc6-dev", "python3", "tar", "coreutils", "util-linux", "iproute2", "nftables"];
+/// baseline; git is a real program the snapshot tests trace.
+const TEST_PACKAGES: &[&str] = &[
+    "strace",
+    "ltrace",
+    "gcc",
+    "libc6-dev",
+    "python3",
+    "tar",
+    "coreutils",
+    "util-linux",
+    "iproute2",
+    "nftables",
+    "git",
+];
 const EBPF_PACKAGES: &[&str] = &["llvm-22-dev", "libpolly-22-dev"];
 
 pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
