@@ -275,6 +275,35 @@ pub struct Net {
     pub open_at_end: bool,
 }
 
+impl Net {
+    /// A UDP datagram sent or received: its addresses, its length when the
+    /// call gave one, and the DNS message in it, if any.
+    pub(crate) fn udp(
+        op: NetOp,
+        local: Option<std::net::SocketAddr>,
+        peer: std::net::SocketAddr,
+        len: Option<u64>,
+        dns: Option<Box<Dns>>,
+    ) -> Net {
+        Net {
+            op,
+            protocol: Protocol::Udp,
+            local,
+            peer: Some(peer),
+            conn: None,
+            host: None,
+            old_state: None,
+            state: None,
+            bytes_sent: None,
+            bytes_received: None,
+            retransmits: None,
+            len,
+            dns,
+            open_at_end: false,
+        }
+    }
+}
+
 /// What a [`Net`] event reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

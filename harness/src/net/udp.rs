@@ -23,7 +23,7 @@
 use foldhash::HashMap;
 use std::net::SocketAddr;
 
-use crate::event::{Arg, Event, EventKind, Net, NetOp, Protocol, SockAddr, Syscall};
+use crate::event::{Arg, Event, EventKind, Net, NetOp, SockAddr, Syscall};
 use crate::fds::{copies_or_closes, FdTable};
 
 /// A UDP socket of a process.
@@ -138,22 +138,7 @@ impl Datagrams {
         } else {
             None
         };
-        let net = Net {
-            op,
-            protocol: Protocol::Udp,
-            local,
-            peer: Some(peer),
-            conn: None,
-            host: None,
-            old_state: None,
-            state: None,
-            bytes_sent: None,
-            bytes_received: None,
-            retransmits: None,
-            len,
-            dns,
-            open_at_end: false,
-        };
+        let net = Net::udp(op, local, peer, len, dns);
         Some(Event { ts_ns: e.ts_ns, pid: e.pid, tid: e.tid, kind: EventKind::Net(net) })
     }
 }

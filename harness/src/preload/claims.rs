@@ -264,7 +264,7 @@ fn preload_tree(libc: &[Event], attached: &[Attached], root: u32) -> HashSet<u32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Exec, Exit, LibcCall};
+    use crate::event::{Exit, LibcCall};
 
     fn ev(ts_ns: u64, pid: u32, tid: u32, kind: EventKind) -> Event {
         Event { ts_ns, pid, tid, kind }
@@ -283,18 +283,7 @@ mod tests {
     }
 
     fn exec(ts_ns: u64, pid: u32) -> Event {
-        ev(
-            ts_ns,
-            pid,
-            pid,
-            EventKind::Exec(Exec {
-                filename: "/bin/x".into(),
-                argv: vec![],
-                argv_truncated: false,
-                interpreter_argv: vec![],
-                old_tid: None,
-            }),
-        )
+        crate::trace::test_support::exec(ts_ns, pid, "/bin/x")
     }
 
     fn exit(ts_ns: u64, pid: u32, tid: u32) -> Event {

@@ -106,21 +106,9 @@ fn has_interpreter(elf: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Exec;
 
     fn exec(ts_ns: u64, pid: u32) -> Event {
-        Event {
-            ts_ns,
-            pid,
-            tid: pid,
-            kind: EventKind::Exec(Exec {
-                filename: "/bin/true".into(),
-                argv: vec![],
-                argv_truncated: false,
-                interpreter_argv: vec![],
-                old_tid: None,
-            }),
-        }
+        crate::trace::test_support::exec(ts_ns, pid, "/bin/true")
     }
 
     #[test]

@@ -734,8 +734,8 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Exec, Fork};
-    use crate::trace::test_support::{flags, path, sys, trace};
+    use crate::event::{Event, Fork};
+    use crate::trace::test_support::{exec, flags, path, sys, trace};
 
     fn targets(idx: &Index<'_>, i: usize) -> Vec<Resolved> {
         idx.access(i).map(|a| a.targets().cloned().collect()).unwrap_or_default()
@@ -783,18 +783,7 @@ mod tests {
                 sys(6, 10, 10, "chdir", vec![path("/tmp")], 0),
                 sys(7, 10, 10, "unlinkat", vec![Arg::Fd(libc::AT_FDCWD), path("../tmp/./g"), flags(0, "0")], 0),
                 Event { ts_ns: 8, pid: 10, tid: 10, kind: EventKind::Fork(Fork { child_tid: 11, untracked: false }) },
-                Event {
-                    ts_ns: 9,
-                    pid: 11,
-                    tid: 11,
-                    kind: EventKind::Exec(Exec {
-                        filename: "/bin/true".into(),
-                        argv: vec![],
-                        argv_truncated: false,
-                        interpreter_argv: vec![],
-                        old_tid: None,
-                    }),
-                },
+                exec(9, 11, "/bin/true"),
                 sys(10, 11, 11, "write", vec![Arg::Fd(4), Arg::Ptr(1), Arg::Int(1)], 1),
                 sys(11, 11, 11, "write", vec![Arg::Fd(1), Arg::Ptr(1), Arg::Int(1)], 1),
                 sys(12, 10, 10, "close", vec![Arg::Fd(4)], 0),

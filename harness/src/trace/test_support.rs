@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::event::{Arg, Event, EventKind, ExitStatus, Syscall};
+use crate::event::{Arg, Event, EventKind, Exec, ExitStatus, Syscall};
 use crate::trace::{Losses, Outcome, Trace, TracerKind};
 
 /// A syscall event of task `pid`.`tid` at `ts`.
@@ -21,6 +21,22 @@ pub(crate) fn sys(ts: u64, pid: u32, tid: u32, name: &'static str, args: Vec<Arg
             errno,
             duration_ns: 1,
             parent: None,
+        }),
+    }
+}
+
+/// A successful exec of `filename` by process `pid` at `ts`.
+pub(crate) fn exec(ts: u64, pid: u32, filename: &str) -> Event {
+    Event {
+        ts_ns: ts,
+        pid,
+        tid: pid,
+        kind: EventKind::Exec(Exec {
+            filename: filename.into(),
+            argv: vec![],
+            argv_truncated: false,
+            interpreter_argv: vec![],
+            old_tid: None,
         }),
     }
 }

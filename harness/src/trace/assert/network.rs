@@ -399,22 +399,13 @@ mod tests {
             addrs: vec![addr.parse().unwrap()],
             truncated: false,
         };
-        let net = crate::event::Net {
-            op: crate::event::NetOp::Receive,
-            protocol: crate::event::Protocol::Udp,
-            local: None,
-            peer: Some(from.parse().unwrap()),
-            conn: None,
-            host: None,
-            old_state: None,
-            state: None,
-            bytes_sent: None,
-            bytes_received: None,
-            retransmits: None,
-            len: Some(40),
-            dns: Some(Box::new(dns)),
-            open_at_end: false,
-        };
+        let net = crate::event::Net::udp(
+            crate::event::NetOp::Receive,
+            None,
+            from.parse().unwrap(),
+            Some(40),
+            Some(Box::new(dns)),
+        );
         Event { ts_ns: ts, pid: 10, tid: 10, kind: EventKind::Net(net) }
     }
 
