@@ -11,6 +11,7 @@
 //! `rt_sigreturn` is compared by its result only: strace reads the signal
 //! mask from the signal frame, which probity does not capture.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -53,27 +54,47 @@ pub(super) struct Call {
 /// Runs `strace -ff` with strings up to 4096 bytes (paths are never cut by
 /// probity below its path limit) and returns the main process's calls.
 fn strace(program: &str, args: &[&str]) -> Vec<Call> {
+    let (tasks, status) = strace_tasks(program, args, &[]);
+    assert!(status.success(), "{program} under strace failed: {status}");
+    // One process: one task.
+    assert_eq!(tasks.len(), 1, "{program} should be one task: {:?}", tasks.keys());
+    let (pid, lines) = tasks.into_iter().next().unwrap();
+    let pid = pid.to_string();
+    lines
+        .iter()
+        .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
+        .filter_map(|l| parse_strace_line(l, &pid))
+        .filter(|c| COMPARED.contains(&c.name.as_str()))
+        .collect()
+}
+
+/// Runs `strace -ff`: each task's lines, keyed by thread id, and how
+/// strace ended (it dies by the signal that killed the traced program).
+pub(super) fn strace_tasks(
+    program: &str,
+    args: &[&str],
+    extra: &[&str],
+) -> (BTreeMap<u32, Vec<String>>, std::process::ExitStatus) {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("t");
     let status = Command::new("strace")
-        .args(["-ff", "-qq", "-s", "4096", "-o"])
+        .args(["-ff", "-qq", "-s", "4096"])
+        .args(extra)
+        .arg("-o")
         .arg(&prefix)
         .arg(program)
         .args(args)
         .stdout(Stdio::null())
         .status()
         .expect("strace is the oracle here: install it (`cargo xtask setup`)");
-    assert!(status.success(), "{program} under strace failed: {status}");
-    // One process: one file, named after its pid.
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(files.len(), 1, "{program} should be one task: {files:?}");
-    let pid = files[0].extension().unwrap().to_str().unwrap().to_owned();
-    let text = std::fs::read_to_string(&files[0]).unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with("---") && !l.starts_with("+++"))
-        .filter_map(|l| parse_strace_line(l, &pid))
-        .filter(|c| COMPARED.contains(&c.name.as_str()))
-        .collect()
+    let mut tasks = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let tid: u32 = path.extension().unwrap().to_str().unwrap().parse().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        tasks.insert(tid, text.lines().map(str::to_owned).collect());
+    }
+    (tasks, status)
 }
 
 /// Splits `name(a, b, c) = ret` into its parts, at the top level of

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use probity::{EventKind, ExitStatus, Trace, TracerKind};
 
-use crate::fidelity_args::{differences, normalise, parse_strace_line, Call};
+use crate::fidelity_args::{differences, normalise, parse_strace_line, strace_tasks, Call};
 
 /// `SIGTERM SI_TKILL` from a line `--- SIGTERM {si_signo=SIGTERM,
 /// si_code=SI_TKILL, ...} ...`, as strace and probity both print it.
@@ -21,31 +21,6 @@ fn signal_of_line(line: &str) -> Option<String> {
     let name = rest.split(' ').next()?;
     let code = rest.split("si_code=").nth(1)?.split([',', '}']).next()?;
     Some(format!("{name} {code}"))
-}
-
-/// Runs `strace -ff`: each task's lines, keyed by thread id, and how
-/// strace ended (it dies by the signal that killed the traced program).
-fn strace(program: &str, args: &[&str], extra: &[&str]) -> (BTreeMap<u32, Vec<String>>, std::process::ExitStatus) {
-    let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("t");
-    let status = Command::new("strace")
-        .args(["-ff", "-qq", "-s", "4096"])
-        .args(extra)
-        .arg("-o")
-        .arg(&prefix)
-        .arg(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("strace is the oracle here: install it (`cargo xtask setup`)");
-    let mut tasks = BTreeMap::new();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let tid: u32 = path.extension().unwrap().to_str().unwrap().parse().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        tasks.insert(tid, text.lines().map(str::to_owned).collect());
-    }
-    (tasks, status)
 }
 
 /// Traces with the eBPF tracer alone.
@@ -60,7 +35,7 @@ fn traced(program: &str, args: &[&str]) -> Trace {
 
 /// The signals every task got, sorted: strace's and probity's.
 fn signals(program: &str, args: &[&str]) -> (Vec<String>, Vec<String>, std::process::ExitStatus, Trace) {
-    let (tasks, status) = strace(program, args, &[]);
+    let (tasks, status) = strace_tasks(program, args, &[]);
     let mut theirs: Vec<String> = tasks.values().flatten().filter_map(|l| signal_of_line(l)).collect();
     theirs.sort();
     let t = traced(program, args);
@@ -219,7 +194,7 @@ fn a_threaded_programs_calls_match_strace() {
     let t = traced(&program, &[]);
     assert_eq!(t.outcome.status, ExitStatus::Code(0));
     // Buffers cut where probity cuts them by default (paths are not).
-    let (tasks, status) = strace(&program, &[], &["-s", "32"]);
+    let (tasks, status) = strace_tasks(&program, &[], &["-s", "32"]);
     assert!(status.success(), "{status}");
     let pid = tasks.keys().next().unwrap().to_string();
     let (ours, theirs) = (probity_calls(&t, &names), strace_calls(&tasks, &pid, &names));
@@ -241,7 +216,7 @@ fn getaddrinfo_netlink_addresses_match_strace() {
     let names = ["socket", "bind", "connect", "getsockname"];
     let t = traced("/usr/bin/python3", &args);
     assert_eq!(t.outcome.status, ExitStatus::Code(0));
-    let (tasks, status) = strace("/usr/bin/python3", &args, &[]);
+    let (tasks, status) = strace_tasks("/usr/bin/python3", &args, &[]);
     assert!(status.success(), "{status}");
     let pid = tasks.keys().next().unwrap().to_string();
     // Every socket call, the netlink socket's and those of the sockets
