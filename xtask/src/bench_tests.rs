@@ -5,6 +5,11 @@
 //! `cargo nextest run -j 1`, where each test is a process of its own and
 //! pays the eBPF load. The cost per test is the difference to the plain
 //! group, divided by 100.
+//!
+//! By default in probity's workspace, whose dev profile builds aya
+//! optimised; with `--user-crate`, in the fresh crate `package-check`
+//! builds against the packaged probity with cargo's default profiles, as a
+//! user's crate has them.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,18 +17,61 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 
+use crate::package_check::{self, Fresh};
+
 #[derive(Args)]
 pub struct BenchTestsArgs {
     /// Repetitions of each measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Measure in a fresh crate that depends on the packaged probity (as
+    /// `cargo xtask package-check` builds it), not in probity's workspace.
+    #[arg(long)]
+    user_crate: bool,
+}
+
+/// Where the tests are built and run.
+enum Place {
+    /// probity's workspace, as `-p probity --test traced_bench`.
+    Workspace(std::ffi::OsString),
+    /// A fresh crate with the test file copied into its `tests/`.
+    UserCrate(Fresh),
+}
+
+impl Place {
+    /// A cargo command for the test target `traced_bench`, with `args`
+    /// before the target selection.
+    fn cargo(&self, args: &[&str]) -> Command {
+        match self {
+            Place::Workspace(cargo) => {
+                let mut cmd = Command::new(cargo);
+                cmd.current_dir(crate::root()).args(args).args(["-p", "probity", "--test", "traced_bench"]);
+                cmd
+            }
+            Place::UserCrate(fresh) => {
+                let mut cmd = fresh.cargo();
+                cmd.args(args).args(["--offline", "--test", "traced_bench"]);
+                cmd
+            }
+        }
+    }
 }
 
 const GROUPS: [(&str, &str); 3] = [("plain", "plain_"), ("command", "cmd_"), ("function", "func_")];
 
 pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let binary = build(&cargo)?;
+    let place = if args.user_crate {
+        let fresh = package_check::prepare()?;
+        // The bench file uses only probity's public API, so it is the
+        // user's test file as is.
+        let source = crate::root().join("tests/traced_bench/main.rs");
+        let dest = fresh.dir.join("tests/traced_bench.rs");
+        std::fs::copy(&source, &dest).with_context(|| format!("failed to copy {}", source.display()))?;
+        Place::UserCrate(fresh)
+    } else {
+        Place::Workspace(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    };
+    let binary = build(&place)?;
     println!("test binary: {}", binary.display());
     let mut in_process = Vec::new();
     for (name, prefix) in GROUPS {
@@ -36,15 +84,10 @@ pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
     }
     let mut nextest = Vec::new();
     for (name, prefix) in GROUPS {
+        let filter = format!("test(/^{prefix}/)");
         let t = median(args.runs, || {
-            let mut cmd = Command::new(&cargo);
-            cmd.current_dir(crate::root()).args([
-                "nextest",
-                "run",
-                "-p",
-                "probity",
-                "--test",
-                "traced_bench",
+            let mut cmd = place.cargo(&["nextest", "run"]);
+            cmd.args([
                 "-j",
                 "1",
                 "--no-fail-fast",
@@ -53,7 +96,7 @@ pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
                 "--final-status-level",
                 "fail",
                 "-E",
-                &format!("test(/^{prefix}/)"),
+                &filter,
             ]);
             timed(&mut cmd)
         })?;
@@ -64,10 +107,9 @@ pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build(cargo: &std::ffi::OsStr) -> anyhow::Result<std::path::PathBuf> {
-    let out = Command::new(cargo)
-        .current_dir(crate::root())
-        .args(["test", "-p", "probity", "--test", "traced_bench", "--no-run", "--message-format=json"])
+fn build(place: &Place) -> anyhow::Result<std::path::PathBuf> {
+    let out = place
+        .cargo(&["test", "--no-run", "--message-format=json"])
         .output()
         .context("failed to build the traced_bench test binary")?;
     anyhow::ensure!(out.status.success(), "building traced_bench failed:\n{}", String::from_utf8_lossy(&out.stderr));

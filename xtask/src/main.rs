@@ -7,7 +7,8 @@
 //! - `test`: the whole test suite, as CI runs it (`cargo test`, then the
 //!   `#[traced_test]` suites under `cargo nextest run`).
 //! - `bench`: compare untraced, probity and strace runs.
-//! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test.
+//! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test
+//!   (`--user-crate`: in a fresh crate against the packaged probity).
 //! - `package-check`: package the published crates and build a fresh crate
 //!   against them, offline, running a traced test.
 //! - `public-api`: fail when a library crate's public API differs from its

@@ -8,7 +8,8 @@
 //! Everything lives in `target/package-check/`: `home/` is the cargo home
 //! whose config replaces crates.io by `vendor/`; `target/` is kept between
 //! runs (dependencies compile once), minus the probity crates, which a
-//! registry build would otherwise take as unchanged.
+//! registry build would otherwise take as unchanged. `bench-tests
+//! --user-crate` prepares the same fresh crate with [`prepare`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,8 +22,61 @@ use crate::sh;
 /// The published crates, in dependency order.
 const CRATES: [&str; 5] = ["probity-common", "probity-macros", "probity-preload", "probity", "probity-cli"];
 
+/// A fresh crate, copied from `xtask/package-check/`, that depends on the
+/// packaged probity alone, with the cargo home and target directory its
+/// commands run with.
+pub struct Fresh {
+    cargo: std::ffi::OsString,
+    /// The fresh crate's directory.
+    pub dir: PathBuf,
+    home: PathBuf,
+    target: PathBuf,
+}
+
+impl Fresh {
+    /// A cargo command run in the fresh crate, offline, with the cargo home
+    /// whose registry is the packaged crates and the default profiles.
+    pub fn cargo(&self) -> Command {
+        let mut cmd = Command::new(&self.cargo);
+        cmd.current_dir(&self.dir)
+            .env("CARGO_HOME", &self.home)
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env_remove("RUSTFLAGS");
+        cmd
+    }
+}
+
 pub fn run() -> anyhow::Result<()> {
     let started = Instant::now();
+    let fresh = prepare()?;
+    sh(fresh.cargo().args(["test", "--offline", "--quiet"]))?;
+
+    // What loading costs the fresh crate's debug test binary: a process
+    // running one traced test of `sort`, most of which is the first load.
+    let binary = test_binary(&fresh, "traced")?;
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            sh(Command::new(&binary)
+                .args(["--exact", "sort_runs_alone_and_offline", "-q"])
+                .stdout(std::process::Stdio::null()))
+            .map(|()| t.elapsed())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    times.sort();
+    println!(
+        "package-check: passed in {:.0?}; a test process of the fresh crate (load + one traced test): median {:.0?}, fastest {:.0?}",
+        started.elapsed(),
+        times[2],
+        times[0],
+    );
+    Ok(())
+}
+
+/// Packages the published crates into a directory registry under
+/// `target/package-check/` and copies the fresh crate there, ready to
+/// build against them.
+pub fn prepare() -> anyhow::Result<Fresh> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = crate::root();
     let work = root.join("target/package-check");
@@ -91,28 +145,7 @@ pub fn run() -> anyhow::Result<()> {
 
     println!("package-check: a fresh crate against the packaged crates");
     copy_dir(&root.join("xtask/package-check"), &fresh)?;
-    in_home(Command::new(&cargo).current_dir(&fresh).args(["test", "--offline", "--quiet"]))?;
-
-    // What loading costs the fresh crate's debug test binary: a process
-    // running one traced test of `sort`, most of which is the first load.
-    let binary = test_binary(&cargo, &fresh, &home, &target)?;
-    let mut times: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            sh(Command::new(&binary)
-                .args(["--exact", "sort_runs_alone_and_offline", "-q"])
-                .stdout(std::process::Stdio::null()))
-            .map(|()| t.elapsed())
-        })
-        .collect::<anyhow::Result<_>>()?;
-    times.sort();
-    println!(
-        "package-check: passed in {:.0?}; a test process of the fresh crate (load + one traced test): median {:.0?}, fastest {:.0?}",
-        started.elapsed(),
-        times[2],
-        times[0],
-    );
-    Ok(())
+    Ok(Fresh { cargo, dir: fresh, home, target })
 }
 
 /// Unpacks a `.crate` into the directory registry `vendor`, with the
@@ -129,23 +162,20 @@ fn unpack(file: &Path, vendor: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fresh crate's test executable.
-fn test_binary(cargo: &std::ffi::OsStr, fresh: &Path, home: &Path, target: &Path) -> anyhow::Result<PathBuf> {
-    let out = Command::new(cargo)
-        .current_dir(fresh)
-        .args(["test", "--offline", "--no-run", "--message-format=json", "--quiet"])
-        .env("CARGO_HOME", home)
-        .env("CARGO_TARGET_DIR", target)
-        .env_remove("RUSTFLAGS")
+/// The executable of the fresh crate's test target `name`, built.
+pub fn test_binary(fresh: &Fresh, name: &str) -> anyhow::Result<PathBuf> {
+    let out = fresh
+        .cargo()
+        .args(["test", "--offline", "--no-run", "--message-format=json", "--quiet", "--test", name])
         .output()
         .context("failed to run cargo test --no-run")?;
     anyhow::ensure!(out.status.success(), "cargo test --no-run failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|v| v["target"]["name"] == "traced")
+        .find(|v| v["target"]["name"] == name)
         .and_then(|v| v["executable"].as_str().map(PathBuf::from))
-        .context("no test executable for tests/traced.rs")
+        .with_context(|| format!("no test executable for tests/{name}.rs"))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
