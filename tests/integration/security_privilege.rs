@@ -112,6 +112,25 @@ impl Lab {
         // Not even a piece of it, in case a buffer was cut short.
         assert!(!json.contains("PROBITY-SECRET") && !text.contains("PROBITY-SECRET"), "{text}");
     }
+
+    /// Runs `cmd` as nobody, where a privileged `program` reads the
+    /// secret: checks that it did (the attack is real, the command exits
+    /// 0), that nothing of it reached the caller, and that the process
+    /// left the trace at that exec for reason `why`. Returns the run's
+    /// text trace, the trace and that process's pid.
+    fn run_excluded(&self, tracers: &[&str], cmd: &[&str], program: &Path, why: &str) -> (String, Trace, u32) {
+        let (o, text, json) = self.run_as_nobody(tracers, cmd);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "the privileged program must have read the secret: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.assert_nothing_leaked(&o, &text, &json);
+        let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
+        let pid = assert_left_at_exec(&trace, program, why);
+        (text, trace, pid)
+    }
 }
 
 fn sh(cmd: &mut Command) {
@@ -196,11 +215,7 @@ fn children_of_a_setuid_program_are_never_traced() {
     let list = lab.dir.path().join("args.txt");
     std::fs::write(&list, format!("{}\n", lab.sums.display())).unwrap();
     let cmd = [xargs.to_str().unwrap(), "-a", list.to_str().unwrap(), "/usr/bin/sha256sum", "--status", "-c"];
-    let (o, text, json) = lab.run_as_nobody(&[], &cmd);
-    assert_eq!(o.status.code(), Some(0), "the child must have read the secret: {}", String::from_utf8_lossy(&o.stderr));
-    lab.assert_nothing_leaked(&o, &text, &json);
-    let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-    assert_left_at_exec(&trace, &xargs, "setuid (runs as uid 0)");
+    let (text, trace, _) = lab.run_excluded(&[], &cmd, &xargs, "setuid (runs as uid 0)");
     assert!(!text.contains("/usr/bin/sha256sum\" ["), "the child's exec is in the trace:\n{text}");
     assert_eq!(exec_count(&trace, |_| true), 1, "{text}");
 }
@@ -221,17 +236,7 @@ fn libc_records_of_a_process_that_became_root_are_dropped() {
         setpriv.display(),
         lab.sums.display()
     );
-    let cmd = ["sh", "-c", script.as_str()];
-    let (o, text, json) = lab.run_as_nobody(&[], &cmd);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "root's sha256sum must have read the secret: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    lab.assert_nothing_leaked(&o, &text, &json);
-    let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-    assert_left_at_exec(&trace, &setpriv, "setuid (runs as uid 0)");
+    lab.run_excluded(&[], &["sh", "-c", script.as_str()], &setpriv, "setuid (runs as uid 0)");
 
     // The same from a child of that root process: a pid the kernel never
     // reported at all.
@@ -240,16 +245,7 @@ fn libc_records_of_a_process_that_became_root_are_dropped() {
         setpriv.display(),
         lab.sums.display()
     );
-    let (o, text, json) = lab.run_as_nobody(&[], &["sh", "-c", script.as_str()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "root's sha256sum must have read the secret: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    lab.assert_nothing_leaked(&o, &text, &json);
-    let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-    assert_left_at_exec(&trace, &setpriv, "setuid (runs as uid 0)");
+    lab.run_excluded(&[], &["sh", "-c", script.as_str()], &setpriv, "setuid (runs as uid 0)");
 }
 
 #[test]
@@ -273,17 +269,8 @@ fn a_setgid_program_is_excluded() {
         nix::unistd::chown(p, None, Some(group.gid)).unwrap();
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o2755)).unwrap();
     });
-    let (o, text, json) =
-        lab.run_as_nobody(&[], &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "the setgid program must have read the secret: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    lab.assert_nothing_leaked(&o, &text, &json);
-    let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-    assert_left_at_exec(&trace, &sum, &format!("setgid (runs as gid {})", group.gid));
+    let cmd = [sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()];
+    lab.run_excluded(&[], &cmd, &sum, &format!("setgid (runs as gid {})", group.gid));
 }
 
 #[test]
@@ -295,17 +282,8 @@ fn a_program_with_file_capabilities_is_excluded() {
     // With both tracers (events merged at the end), and with the eBPF
     // tracer alone (events handed over as they are decoded).
     for tracers in [&[][..], &["--tracers", "ebpf"][..]] {
-        let (o, text, json) =
-            lab.run_as_nobody(tracers, &[sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "the program must have read the secret: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        lab.assert_nothing_leaked(&o, &text, &json);
-        let trace = Trace::from_jsonl(json.as_bytes()).unwrap();
-        assert_left_at_exec(&trace, &sum, "file capabilities (security.capability)");
+        let cmd = [sum.to_str().unwrap(), "--status", "-c", lab.sums.to_str().unwrap()];
+        lab.run_excluded(tracers, &cmd, &sum, "file capabilities (security.capability)");
     }
 }
 
