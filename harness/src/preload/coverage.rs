@@ -5,7 +5,7 @@
 //! layer: the program is statically linked, setuid (the loader ignores
 //! `LD_PRELOAD` then), or its environment lost the variable.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use foldhash::HashMap;
 
@@ -66,14 +66,22 @@ fn reason(program: &std::ffi::OsStr) -> &'static str {
 /// environment: it is setuid or setgid, or statically linked. `None` when
 /// neither can be told from the file as it is now.
 pub(crate) fn never_preloaded(program: &std::ffi::OsStr) -> Option<&'static str> {
-    let meta = std::fs::metadata(program).ok()?;
+    // The name comes from the trace (a libc record is the program's own
+    // account): only a regular file is read, opened without blocking (a
+    // FIFO put at that path between the two calls), and checked again.
+    let meta = std::fs::metadata(program).ok().filter(std::fs::Metadata::is_file)?;
     if meta.permissions().mode() & (libc::S_ISUID | libc::S_ISGID) != 0 {
         return Some("setuid or setgid (the loader ignores LD_PRELOAD)");
     }
     // The ELF header and the program headers after it, not the whole file.
     let mut head = Vec::new();
-    let read = std::fs::File::open(program)
-        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head));
+    let read = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(program).and_then(|f| {
+        if f.metadata()?.is_file() {
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, 64 << 10), &mut head)
+        } else {
+            Err(std::io::ErrorKind::InvalidInput.into())
+        }
+    });
     match read.ok().and_then(|_| has_interpreter(&head)) {
         Some(false) => Some("statically linked (no dynamic loader)"),
         _ => None,
@@ -106,6 +114,23 @@ fn has_interpreter(elf: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_are_read_for_coverage() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO with no writer would block an ordinary open forever.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(never_preloaded(fifo.as_os_str()), None);
+        assert_eq!(never_preloaded(std::ffi::OsStr::new("/dev/zero")), None);
+        assert_eq!(never_preloaded(dir.path().as_os_str()), None);
+        // A regular file that is not ELF (a script) says nothing either.
+        let script = dir.path().join("s.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert_eq!(never_preloaded(script.as_os_str()), None);
+        // A dynamically linked program is preloaded.
+        assert_eq!(never_preloaded(std::ffi::OsStr::new("/bin/true")), None);
+    }
 
     fn exec(ts_ns: u64, pid: u32) -> Event {
         crate::trace::test_support::exec(ts_ns, pid, "/bin/true")
