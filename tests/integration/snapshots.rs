@@ -81,7 +81,10 @@ fn check_stable(name: &str, make: fn(&Path) -> Command) -> String {
             }
         }
     }
-    first.unwrap().0
+    let (text, _) = first.unwrap();
+    // Twenty empty snapshots would be equal too.
+    assert!(text.lines().count() > 10 && text.contains("+++ exec"), "{name}: a snapshot with nothing in it:\n{text}");
+    text
 }
 
 /// The second program the spawner runs: `git --version` where git is
@@ -145,7 +148,11 @@ fn python_subprocess_snapshot_is_stable_over_20_runs() {
 
 #[test]
 fn rust_spawner_snapshot_is_stable_over_20_runs() {
-    check_stable("rust_spawner", spawner);
+    let text = check_stable("rust_spawner", spawner);
+    let [second, _] = second_program();
+    for program in ["\"sh\", \"-c\", \"echo hi | cat\"", "[\"cat\"]", &format!("[\"{second}\"")] {
+        assert!(text.contains(program), "no exec of {program} in:\n{text}");
+    }
 }
 
 #[test]
