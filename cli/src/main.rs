@@ -13,6 +13,7 @@
 //!   the tree was stopped and the trace is cut short;
 //! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete.
 
+mod daemon;
 mod output;
 mod run;
 
@@ -37,6 +38,9 @@ enum Command {
     Run(run::RunArgs),
     /// Check that this machine and process can trace, and say what to fix.
     Doctor,
+    /// Serve eBPF tracing to the members of a group, so they trace without
+    /// root (run as root; see docs/daemon.md).
+    Daemon(daemon::DaemonArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
             run::main(args)
         }
         Command::Doctor => doctor(),
+        Command::Daemon(args) => daemon::main(args),
     }
 }
 

@@ -2,8 +2,10 @@
 //! ([`SessionConfig`]), its summary counters ([`SyscallStats`]) and what
 //! it lost ([`Losses`]).
 
-/// Largest number of sessions one loaded tracer serves at once.
-pub const MAX_SESSIONS: u32 = 64;
+/// Largest number of sessions one loaded tracer serves at once (one
+/// fewer: id 0 means none). The daemon serves every user's tests from one
+/// loaded tracer, so this is sized for many concurrent test processes.
+pub const MAX_SESSIONS: u32 = 256;
 /// Syscall numbers at or above this are folded into the last slot.
 pub const MAX_SYSCALLS: u32 = 512;
 
@@ -12,6 +14,10 @@ pub const SESSION_ACTIVE: u32 = 1;
 /// `SessionConfig::flags`: count syscalls in the kernel instead of
 /// recording each one (`probity run --summary`).
 pub const SESSION_SUMMARY: u32 = 2;
+/// `SessionConfig::flags`: the session's owner is not root, so a task
+/// that execs into more privilege than `owner_uid`/`owner_gid` (setuid,
+/// setgid, file capabilities) leaves the session at that exec.
+pub const SESSION_CHECK_PRIVILEGE: u32 = 4;
 
 /// Summary sessions that can count at once in one loaded tracer.
 pub const MAX_SUMMARY_SESSIONS: u32 = 8;
@@ -31,6 +37,11 @@ pub struct SessionConfig {
     /// probes cache "this thread is traced by this session" per CPU, and
     /// trust the cache only while the generation is the one they saw.
     pub generation: u32,
+    /// With `SESSION_CHECK_PRIVILEGE`: the real user and group ids of the
+    /// session's owner (the process that loaded the tracer, or the
+    /// daemon's client), the most a traced task may hold.
+    pub owner_uid: u32,
+    pub owner_gid: u32,
 }
 
 /// Per-session, per-syscall counters for summary sessions, in a per-CPU
@@ -63,7 +74,7 @@ pub struct Losses {
 }
 
 const _: () = {
-    assert!(size_of::<SessionConfig>() == 16);
+    assert!(size_of::<SessionConfig>() == 24);
     assert!(size_of::<SyscallStats>() == 24);
     assert!(size_of::<Losses>() == 40);
 };

@@ -119,6 +119,57 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// This process may not load the eBPF programs, and no probity daemon
+    /// answers for it.
+    #[error(
+        "eBPF tracing needs CAP_BPF and CAP_PERFMON (or root), and this process is missing {missing}; \
+         and no probity daemon answers at {socket}. Either run as root (`sudo -E cargo test`), \
+         or start the daemon (`sudo probity daemon --install`) and join its group, \
+         or name a running daemon's socket in PROBITY_DAEMON"
+    )]
+    NoWayToTrace {
+        /// The missing capabilities, comma-separated.
+        missing: String,
+        /// Where the daemon was looked for.
+        socket: std::path::PathBuf,
+    },
+    /// The probity daemon could not be reached.
+    #[error("failed to reach the probity daemon at {socket} (is `probity daemon` running, and are you in its group?)")]
+    DaemonConnect {
+        /// Its socket.
+        socket: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The probity daemon refused a request.
+    #[error("the probity daemon at {socket} refused: {message}")]
+    DaemonRefused {
+        /// Its socket.
+        socket: std::path::PathBuf,
+        /// Its reason.
+        message: String,
+    },
+    /// The probity daemon ended a session before its trace was complete.
+    #[error("the trace is incomplete: {reason} (probity daemon at {socket})")]
+    DaemonLost {
+        /// Its socket.
+        socket: std::path::PathBuf,
+        /// What happened.
+        reason: String,
+    },
+    /// The daemon could not listen on its socket.
+    #[error("the probity daemon cannot listen on {socket}")]
+    DaemonSocket {
+        /// The socket.
+        socket: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The daemon's socket failed while serving.
+    #[error("the probity daemon's socket failed")]
+    DaemonIo(#[source] io::Error),
 }
 
 impl Error {
@@ -126,6 +177,9 @@ impl Error {
     pub fn hint(&self) -> String {
         match self {
             Error::Privileges { .. } => "run probity as root (`sudo -E probity ...`); see `probity doctor`".into(),
+            Error::NoWayToTrace { .. } | Error::DaemonConnect { .. } => {
+                "run as root, or start `probity daemon` and join its group; see `probity doctor`".into()
+            }
             Error::Tracefs(_) => "sudo mount -t tracefs nodev /sys/kernel/tracing".into(),
             Error::Load(_) | Error::Attach(..) => {
                 "run `probity doctor`; the kernel needs BPF ring buffers (5.8+) and tracepoints".into()

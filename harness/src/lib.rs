@@ -38,6 +38,7 @@
 //!   only as far as the datagram was captured (see [`Net`]).
 
 mod coverage;
+pub mod daemon;
 mod decode;
 mod error;
 pub mod event;

@@ -347,7 +347,16 @@ impl Tracer {
         // Read before the command runs, so that it cannot change them.
         let resolution = crate::trace::Resolution::read();
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| exec_error(cmd.get_program(), source))?;
+        let mut child = cmd.spawn().map_err(|source| {
+            match kernel.as_ref().and_then(KernelSession::daemon_socket) {
+                // The daemon said no to the child's registration.
+                Some(socket) if source.raw_os_error() == Some(crate::daemon::REFUSED_ERRNO) => Error::DaemonRefused {
+                    socket: socket.to_path_buf(),
+                    message: "it did not add the command's process to the session (its log says why)".into(),
+                },
+                _ => exec_error(cmd.get_program(), source),
+            }
+        })?;
         let joiner =
             match late.map(|l| Joiner::start(l, child.id(), kernel.as_ref().map(KernelSession::late_registrar))) {
                 None => None,
@@ -587,7 +596,20 @@ impl Tracee {
             } else {
                 rest.into_iter().for_each(&mut on_event);
             }
-            kernel = Some(KernelEnd { stats: k.stats(), losses: k.losses(), undecodable, privileged: k.privileged() });
+            if let Some(e) = k.broken() {
+                // The daemon ended the session or went away: what came is
+                // not the whole trace, and must not pass for one.
+                return Err(e);
+            }
+            let (losses, queue_full) = k.losses();
+            kernel = Some(KernelEnd {
+                stats: k.stats(),
+                losses,
+                undecodable,
+                queue_full,
+                daemon: k.daemon_socket().map(|p| p.display().to_string()),
+                privileged: k.privileged(),
+            });
         }
         let privileged = kernel.as_ref().is_some_and(|k| !k.privileged.is_empty());
         let kernel_ran = self.kernel.is_some();

@@ -6,6 +6,7 @@
 
 mod bytes;
 mod cli;
+mod daemon;
 mod fidelity;
 mod fidelity_args;
 mod fidelity_exec;

@@ -94,7 +94,7 @@ const CANNOT: &str = "probity: this test needs eBPF, which this process cannot u
                       (`sudo -E cargo test`";
 
 /// The kind probity's harness lists such a test with, before its name.
-const KIND: &str = "[needs eBPF, missing CAP_BPF, CAP_PERFMON]";
+const KIND: &str = "[needs eBPF, missing CAP_BPF, CAP_PERFMON and no probity daemon]";
 
 /// A libtest test that needs eBPF and expects a panic: as root the panic
 /// is its own, and it passes; without privileges probity's refusal must

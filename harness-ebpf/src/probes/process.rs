@@ -13,10 +13,10 @@ use aya_ebpf::{
 };
 use probity_common::{
     EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, SignalEvent, EXEC_PRIVILEGED, FORK_UNTRACKED,
-    SIGNAL_GENERATED,
+    SESSION_CHECK_PRIVILEGE, SIGNAL_GENERATED,
 };
 
-use crate::maps::{count_loss, current_ids, session_of, wake_flags, CPU_SLOT, EVENTS, INFLIGHT, TASKS};
+use crate::maps::{count_loss, current_ids, session_of, wake_flags, CPU_SLOT, EVENTS, INFLIGHT, SESSIONS, TASKS};
 
 /// `sched:sched_process_fork`, in the parent's context:
 /// ```text
@@ -134,7 +134,7 @@ fn on_exec(old: u32, name: *const u8) {
             None => return,
         },
     };
-    let privileged = elevated();
+    let privileged = elevated(session);
     if privileged {
         // Out of the session from here: no record of the new image (not
         // even its `execve`'s return, whose entry is dropped too), and no
@@ -201,7 +201,9 @@ fn on_exec(old: u32, name: *const u8) {
 /// privilege than the session's owner: any of its user or group ids
 /// (real, effective, saved, filesystem) is not the owner's real one, or it
 /// has a capability. Only asked when the owner is not root
-/// (`PRIVILEGE_CHECK`); the harness refuses to load without the offsets.
+/// (`SESSION_CHECK_PRIVILEGE`, with the owner's ids in the session's
+/// config: sessions of one loaded tracer may have different owners, as
+/// under the daemon); the harness refuses to load without the offsets.
 /// A read that fails counts as privileged.
 ///
 /// The credentials are `task->real_cred`, the ones `ptrace` checks, which
@@ -209,9 +211,18 @@ fn on_exec(old: u32, name: *const u8) {
 /// before the new image runs a single instruction.
 /// <https://github.com/torvalds/linux/blob/v6.18/include/linux/cred.h>
 #[inline(always)]
-fn elevated() -> bool {
-    if offset(&PRIVILEGE_CHECK) == 0 {
+fn elevated(session: u32) -> bool {
+    // The session's owner: root sessions see everything; a session whose
+    // config cannot be read counts as checked against nobody, so privileged.
+    let Some(config) = SESSIONS.get(session) else {
+        return true;
+    };
+    if config.flags & SESSION_CHECK_PRIVILEGE == 0 {
         return false;
+    }
+    if offset(&TASK_REAL_CRED_OFF) == 0 {
+        // Without the offsets nothing can be compared: fail closed.
+        return true;
     }
     // SAFETY: the current task's own `task_struct`.
     let task = unsafe { bpf_get_current_task() } as *const u8;
@@ -228,7 +239,7 @@ fn elevated() -> bool {
     else {
         return true;
     };
-    let (uid, gid) = (offset(&CALLER_UID) as u32, offset(&CALLER_GID) as u32);
+    let (uid, gid) = (config.owner_uid, config.owner_gid);
     if ids[0] != uid || ids[2] != uid || ids[4] != uid || ids[6] != uid {
         return true;
     }
@@ -459,15 +470,6 @@ fn on_signal_generate(sig: i32, errno: i32, code: i32, target: u32, result: i32)
 static TASK_PID_OFF: u32 = 0;
 #[unsafe(no_mangle)]
 static BINPRM_FILENAME_OFF: u32 = 0;
-/// Non-zero when the session owner is not root: execs into more privilege
-/// take the task out of its session (see `elevated`).
-#[unsafe(no_mangle)]
-static PRIVILEGE_CHECK: u32 = 0;
-/// The owner's real user and group ids.
-#[unsafe(no_mangle)]
-static CALLER_UID: u32 = 0;
-#[unsafe(no_mangle)]
-static CALLER_GID: u32 = 0;
 /// `task_struct.real_cred`, and in `struct cred`: `uid` (the first of the
 /// eight ids), `cap_permitted`, `cap_effective`.
 #[unsafe(no_mangle)]

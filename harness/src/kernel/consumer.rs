@@ -39,6 +39,9 @@ pub(crate) struct Sink {
     /// Session ids are reused: a record older than this was made for the
     /// id's previous session (still in the ring when it closed).
     opened_ns: u64,
+    /// Where a daemon's session's records go instead of the assembler:
+    /// to its client, undecoded.
+    forward: Option<Arc<crate::daemon::Outbox>>,
 }
 
 #[derive(Default)]
@@ -52,6 +55,38 @@ struct SinkState {
 }
 
 impl Sink {
+    /// A sink fed by something other than the consumer thread: a daemon
+    /// client's reader (see [`Sink::push`]).
+    pub(crate) fn detached() -> Arc<Sink> {
+        Arc::new(Sink {
+            state: Mutex::default(),
+            ready: Condvar::new(),
+            woke: Condvar::new(),
+            opened_ns: 0,
+            forward: None,
+        })
+    }
+
+    /// Decodes one record's bytes into this sink's events, as the
+    /// consumer does for a session of this process.
+    pub(crate) fn push(&self, bytes: &[u8]) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let SinkState { assembler, pending, malformed, .. } = &mut *st;
+        match Record::parse(bytes) {
+            Ok(record) => {
+                if assembler.push(record, pending).is_err() {
+                    *malformed += 1;
+                }
+            }
+            Err(_) => *malformed += 1,
+        }
+    }
+
+    /// Tells waiting takers that events arrived.
+    pub(crate) fn notify(&self) {
+        self.ready.notify_all();
+    }
+
     /// Moves the decoded events so far to the end of `out`, waiting up to
     /// `timeout` for some (or for [`Sink::wake`]); returns how many.
     ///
@@ -160,11 +195,21 @@ impl Default for Router {
 
 impl Router {
     pub(crate) fn add(&self, id: u32) -> Arc<Sink> {
+        self.add_sink(id, None)
+    }
+
+    /// Routes session `id`'s records, undecoded, to `outbox`.
+    pub(crate) fn add_forward(&self, id: u32, outbox: Arc<crate::daemon::Outbox>) -> Arc<Sink> {
+        self.add_sink(id, Some(outbox))
+    }
+
+    fn add_sink(&self, id: u32, forward: Option<Arc<crate::daemon::Outbox>>) -> Arc<Sink> {
         let sink = Arc::new(Sink {
             state: Mutex::default(),
             ready: Condvar::new(),
             woke: Condvar::new(),
             opened_ns: crate::monotonic_ns(),
+            forward,
         });
         self.sinks.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(&sink));
         self.version.fetch_add(1, Ordering::Release);
@@ -286,6 +331,10 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
                 // this session's command was even spawned.
                 return;
             }
+            if let Some(outbox) = &sink.forward {
+                outbox.push_record(bytes);
+                return;
+            }
             let mut st = sink.state.lock().unwrap_or_else(|e| e.into_inner());
             let SinkState { assembler, pending, malformed, .. } = &mut *st;
             if assembler.push(record, pending).is_err() {
@@ -298,7 +347,10 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
         }
         if drained.records > 0 {
             for sink in cache.values() {
-                sink.ready.notify_all();
+                match &sink.forward {
+                    Some(outbox) => outbox.kick(),
+                    None => sink.ready.notify_all(),
+                }
             }
         }
         router.passes.lock().unwrap_or_else(|e| e.into_inner()).done = pass;

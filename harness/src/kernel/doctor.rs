@@ -120,13 +120,20 @@ pub fn diagnose() -> Vec<Check> {
         .filter(|&(c, _)| has(caps, c))
         .map(|(_, n)| n)
         .collect();
+    let (route_ok, route) = crate::daemon::describe_route();
+    let served = route_ok && !route.starts_with("in this process");
     checks.push(Check {
         name: "capabilities",
-        ok: missing.is_empty(),
-        detail: if names.is_empty() { "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN".into() } else { format!("have {}", names.join(", ")) },
+        ok: missing.is_empty() || served,
+        detail: if names.is_empty() {
+            "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN".into()
+        } else {
+            format!("have {}", names.join(", "))
+        },
         fix: (!missing.is_empty()).then(|| {
             format!(
-                "missing {}: run probity as root (`sudo -E probity ...`); a privileged tracing service for other users is planned",
+                "missing {}: run probity as root (`sudo -E probity ...`), or use the probity daemon \
+                 (`sudo probity daemon --install`, then join its group)",
                 missing.join(", ")
             )
         }),
@@ -184,7 +191,16 @@ pub fn diagnose() -> Vec<Check> {
         detail: format!("RLIMIT_MEMLOCK {memlock} (kernels since 5.11 charge BPF memory to the cgroup instead)"),
         fix: None,
     });
-    let load = if missing.is_empty() {
+    checks.push(Check {
+        name: "tracing via",
+        ok: route_ok,
+        detail: route,
+        fix: (!route_ok)
+            .then(|| format!("set {}=off to load in this process, or start `probity daemon`", crate::daemon::ENV)),
+    });
+    let load = if served {
+        Check { name: "ebpf tracer", ok: true, detail: "loaded by the probity daemon".into(), fix: None }
+    } else if missing.is_empty() {
         match super::Kernel::acquire(super::LoadOptions::default()) {
             Ok(_) => Check {
                 name: "ebpf tracer",

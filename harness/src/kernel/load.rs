@@ -57,10 +57,10 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
     // privilege than its own: the exec probe checks credentials at
     // offsets from BTF, and without them nothing is loaded.
     let owner = privilege::Owner::current();
-    if !owner.is_root() && offsets.and_then(|o| o.cred).is_none() {
+    if (!owner.is_root() || opts.serve_others) && offsets.and_then(|o| o.cred).is_none() {
         return Err(Error::NoCredentialOffsets);
     }
-    let globals = Globals::new(opts, offsets, owner);
+    let globals = Globals::new(opts, offsets);
     loader.override_global("WAKE_THRESHOLD", &globals.wake_threshold, true);
     for (name, value) in &globals.values {
         loader.override_global(name, value, true);
@@ -110,7 +110,6 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
         _tails: tails,
         maps: Mutex::new(maps),
         tasks_fd,
-        owner,
         router,
         consumer: Mutex::new(Some(handle)),
         _ebpf: ebpf,
@@ -158,7 +157,7 @@ struct Globals {
 }
 
 impl Globals {
-    fn new(opts: LoadOptions, offsets: Option<btf::Offsets>, owner: privilege::Owner) -> Globals {
+    fn new(opts: LoadOptions, offsets: Option<btf::Offsets>) -> Globals {
         let cred = offsets.and_then(|o| o.cred);
         let cred_off = |f: fn(&btf::CredOffsets) -> u32| cred.as_ref().map_or(0, f);
         let sock = offsets.and_then(|o| o.sock);
@@ -177,9 +176,6 @@ impl Globals {
                 ("WAKE_SAMPLE_MASK", wake_sample_mask),
                 ("TASK_PID_OFF", pid_off),
                 ("BINPRM_FILENAME_OFF", filename_off),
-                ("PRIVILEGE_CHECK", u32::from(!owner.is_root())),
-                ("CALLER_UID", owner.uid),
-                ("CALLER_GID", owner.gid),
                 ("TASK_REAL_CRED_OFF", cred_off(|c| c.task_real_cred)),
                 ("CRED_UID_OFF", cred_off(|c| c.uid)),
                 ("CRED_CAP_PERMITTED_OFF", cred_off(|c| c.cap_permitted)),

@@ -28,6 +28,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuValues
 use aya::Ebpf;
 use probity_common::{Losses, SessionConfig, SockOwner, SyscallStats, MAX_SYSCALLS};
 
+pub(crate) use consumer::Sink;
 pub(crate) use session::KernelSession;
 
 use crate::error::Error;
@@ -43,6 +44,9 @@ pub(crate) struct LoadOptions {
     /// Keep the programs loaded after the last session ends, for the life
     /// of the process.
     pub keep: bool,
+    /// Serve sessions of other users (the daemon): the credential
+    /// offsets the exec probe needs are required even when loaded by root.
+    pub serve_others: bool,
 }
 
 impl Default for LoadOptions {
@@ -51,6 +55,7 @@ impl Default for LoadOptions {
             ring_bytes: probity_common::RingBytes::DEFAULT.get(),
             max_tasks: probity_common::MaxTasks::DEFAULT.get(),
             keep: false,
+            serve_others: false,
         }
     }
 }
@@ -59,8 +64,6 @@ impl Default for LoadOptions {
 pub(crate) struct Kernel {
     maps: Mutex<Maps>,
     tasks_fd: RawFd,
-    /// Whose tracer it is: processes with more privilege leave the trace.
-    owner: privilege::Owner,
     router: Arc<consumer::Router>,
     consumer: Mutex<Option<consumer::Handle>>,
     /// Tail-call targets of the attached programs.
@@ -103,12 +106,32 @@ impl Kernel {
         Ok(k)
     }
 
+    /// Adds thread `tid` to session `id`.
+    pub(crate) fn add_task(&self, id: u32, tid: u32) -> std::io::Result<()> {
+        raw_bpf::update_u32(self.tasks_fd, tid, id)
+    }
+
+    /// Routes session `id`'s records to `outbox`, undecoded (the daemon).
+    pub(crate) fn forward(&self, id: u32, outbox: Arc<crate::daemon::Outbox>) {
+        self.router.add_forward(id, outbox);
+    }
+
+    /// Returns once every record committed before the call was routed.
+    pub(crate) fn flush(&self) {
+        self.router.flush();
+    }
+
+    /// Records no session could be given so far.
+    pub(crate) fn unroutable(&self) -> u64 {
+        self.router.unroutable()
+    }
+
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
         self.maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Claims a session id and configures it.
-    fn open(&self, mut config: SessionConfig) -> Result<u32, Error> {
+    pub(crate) fn open(&self, mut config: SessionConfig) -> Result<u32, Error> {
         let mut maps = self.maps();
         let claim = maps.ids.claim(config.flags & probity_common::SESSION_SUMMARY != 0)?;
         if let Some(slot) = claim.stats_slot {
@@ -120,13 +143,13 @@ impl Kernel {
     }
 
     /// Whether any task of the session is still alive, per the kernel side.
-    fn has_tasks(&self, id: u32) -> bool {
+    pub(crate) fn has_tasks(&self, id: u32) -> bool {
         let maps = self.maps();
         maps.tasks.iter().filter_map(Result::ok).any(|(_, s)| s == id)
     }
 
     /// Removes `pid` from the task map when it is in session `id`.
-    fn forget_task(&self, id: u32, pid: u32) {
+    pub(crate) fn forget_task(&self, id: u32, pid: u32) {
         let mut maps = self.maps();
         if maps.tasks.get(&pid, 0).is_ok_and(|s| s == id) {
             let _ = maps.tasks.remove(&pid);
@@ -134,12 +157,12 @@ impl Kernel {
     }
 
     /// The tasks of a session still alive.
-    fn tasks_of(&self, id: u32) -> Vec<u32> {
+    pub(crate) fn tasks_of(&self, id: u32) -> Vec<u32> {
         let maps = self.maps();
         maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect()
     }
 
-    fn losses(&self, id: u32) -> Losses {
+    pub(crate) fn losses(&self, id: u32) -> Losses {
         let maps = self.maps();
         let mut sum = Losses::default();
         if let Ok(per_cpu) = maps.losses.get(&id, 0) {
@@ -155,12 +178,12 @@ impl Kernel {
     }
 
     /// The sockets the session still owns, with their counters.
-    fn sockets_of(&self, id: u32) -> Vec<(u64, SockOwner)> {
+    pub(crate) fn sockets_of(&self, id: u32) -> Vec<(u64, SockOwner)> {
         let maps = self.maps();
         maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).collect()
     }
 
-    fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
+    pub(crate) fn stats(&self, id: u32) -> Vec<(u32, SyscallStats)> {
         let maps = self.maps();
         let mut out = Vec::new();
         let Some(slot) = maps.ids.stats_slot(id) else {
@@ -185,7 +208,7 @@ impl Kernel {
 
     /// Forgets a session: its tasks stop being traced and its counters
     /// are zeroed for the next user of the id.
-    fn close(&self, id: u32) {
+    pub(crate) fn close(&self, id: u32) {
         self.router.remove(id);
         let mut maps = self.maps();
         let _ = maps.sessions.set(id, SessionConfig::default(), 0);

@@ -1,5 +1,6 @@
-//! One session: a process tree traced by the shared [`Kernel`], and the
-//! bookkeeping of session ids ([`SessionIds`]).
+//! One session: a process tree traced by the shared [`Kernel`] (loaded
+//! here or in the daemon), and the bookkeeping of session ids
+//! ([`SessionIds`]).
 
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -7,11 +8,11 @@ use std::time::Duration;
 
 use probity_common::{
     Losses, SessionConfig, StringLimit, SyscallStats, MAX_SESSIONS, MAX_SUMMARY_SESSIONS, SESSION_ACTIVE,
-    SESSION_SUMMARY,
+    SESSION_CHECK_PRIVILEGE, SESSION_SUMMARY,
 };
 
 use super::consumer::Sink;
-use super::{raw_bpf, Kernel, LoadOptions};
+use super::{privilege, raw_bpf, Kernel, LoadOptions};
 use crate::error::Error;
 use crate::event::{Event, ExitStatus};
 
@@ -23,37 +24,97 @@ pub(crate) struct SessionOptions {
     pub load: LoadOptions,
 }
 
+/// A session of the kernel tracer: loaded in this process, or served by
+/// the daemon. Either way its events arrive decoded in one [`Sink`].
 pub(crate) struct KernelSession {
-    kernel: Arc<Kernel>,
     sink: Arc<Sink>,
+    backend: Backend,
+    /// Whose trace it is: processes with more privilege leave it.
+    owner: privilege::Owner,
+}
+
+enum Backend {
+    /// Programs loaded by this process.
+    Local(Local),
+    /// A session of the probity daemon.
+    Remote(crate::daemon::RemoteSession),
+}
+
+struct Local {
+    kernel: Arc<Kernel>,
     id: u32,
     /// The router's unroutable count when the session opened.
     unroutable_at_open: u64,
 }
 
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.kernel.close(self.id);
+    }
+}
+
+/// The session's configuration for the kernel side, owned by `owner`.
+pub(crate) fn config_for(summary: bool, string_limit: u32, owner: privilege::Owner) -> SessionConfig {
+    let mut flags = SESSION_ACTIVE;
+    if summary {
+        flags |= SESSION_SUMMARY;
+    }
+    if !owner.is_root() {
+        flags |= SESSION_CHECK_PRIVILEGE;
+    }
+    SessionConfig { flags, string_limit, stats_slot: 0, generation: 0, owner_uid: owner.uid, owner_gid: owner.gid }
+}
+
 impl KernelSession {
+    /// Opens a session where this process can: with the programs loaded
+    /// here when it has the privileges, through the daemon when it has
+    /// not and the daemon answers (see [`crate::daemon::route`]).
     pub(crate) fn open(opts: SessionOptions) -> Result<KernelSession, Error> {
-        let kernel = Kernel::acquire(opts.load)?;
-        let mut flags = SESSION_ACTIVE;
-        if opts.summary {
-            flags |= SESSION_SUMMARY;
+        match crate::daemon::route()? {
+            crate::daemon::Route::Local => Self::open_local(opts),
+            crate::daemon::Route::Daemon(socket) => {
+                let remote = crate::daemon::RemoteSession::open(&socket, opts.summary, opts.string_limit.get())?;
+                Ok(KernelSession {
+                    sink: remote.sink(),
+                    owner: privilege::Owner::current(),
+                    backend: Backend::Remote(remote),
+                })
+            }
         }
-        let config = SessionConfig { flags, string_limit: opts.string_limit.get(), stats_slot: 0, generation: 0 };
-        let id = kernel.open(config)?;
+    }
+
+    fn open_local(opts: SessionOptions) -> Result<KernelSession, Error> {
+        let kernel = Kernel::acquire(opts.load)?;
+        let owner = privilege::Owner::current();
+        let id = kernel.open(config_for(opts.summary, opts.string_limit.get(), owner))?;
         let sink = kernel.router.add(id);
         let unroutable_at_open = kernel.router.unroutable();
-        Ok(KernelSession { kernel, sink, id, unroutable_at_open })
+        Ok(KernelSession { sink, owner, backend: Backend::Local(Local { kernel, id, unroutable_at_open }) })
+    }
+
+    /// Which way the session is served: `None` in this process, or the
+    /// daemon's socket.
+    pub(crate) fn daemon_socket(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Remote(r) => Some(r.socket()),
+        }
     }
 
     /// A function for `pre_exec` that adds the calling process to this
     /// session. It is async-signal-safe.
-    pub(crate) fn registrar(&self) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
-        let fd: RawFd = self.kernel.tasks_fd;
-        let id = self.id;
-        move || {
-            // SAFETY: getpid has no preconditions and is async-signal-safe.
-            let pid = unsafe { libc::getpid() } as u32;
-            raw_bpf::update_u32(fd, pid, id)
+    pub(crate) fn registrar(&self) -> Box<dyn Fn() -> std::io::Result<()> + Send + Sync + 'static> {
+        match &self.backend {
+            Backend::Local(l) => {
+                let fd: RawFd = l.kernel.tasks_fd;
+                let id = l.id;
+                Box::new(move || {
+                    // SAFETY: getpid has no preconditions and is async-signal-safe.
+                    let pid = unsafe { libc::getpid() } as u32;
+                    raw_bpf::update_u32(fd, pid, id)
+                })
+            }
+            Backend::Remote(r) => Box::new(r.registrar()),
         }
     }
 
@@ -62,16 +123,24 @@ impl KernelSession {
     /// which is never given a descriptor of the task map. It keeps the
     /// maps open while it lives.
     pub(crate) fn late_registrar(&self) -> crate::testing::join::Register {
-        let kernel = Arc::clone(&self.kernel);
-        let id = self.id;
-        Box::new(move |pid| raw_bpf::update_u32(kernel.tasks_fd, pid, id))
+        match &self.backend {
+            Backend::Local(l) => {
+                let kernel = Arc::clone(&l.kernel);
+                let id = l.id;
+                Box::new(move |pid| raw_bpf::update_u32(kernel.tasks_fd, pid, id))
+            }
+            Backend::Remote(r) => r.late_registrar(),
+        }
     }
 
     /// Takes thread `pid` out of this session if it is in it: a thread of
     /// a late-joining child added just as it ended, whose end the kernel
     /// tracer saw before the addition, so nothing else would take it out.
     pub(crate) fn forget(&self, pid: u32) {
-        self.kernel.forget_task(self.id, pid);
+        match &self.backend {
+            Backend::Local(l) => l.kernel.forget_task(l.id, pid),
+            Backend::Remote(r) => r.forget(pid),
+        }
     }
 
     /// Moves the events decoded so far to the end of `out`, waiting up to
@@ -109,17 +178,26 @@ impl KernelSession {
 
     /// Whether any task of the tree is alive.
     pub(crate) fn alive(&self) -> bool {
-        self.kernel.has_tasks(self.id)
+        match &self.backend {
+            Backend::Local(l) => l.kernel.has_tasks(l.id),
+            Backend::Remote(r) => !r.tasks().is_empty(),
+        }
     }
 
     /// The tree's live thread ids.
     pub(crate) fn tasks(&self) -> Vec<u32> {
-        self.kernel.tasks_of(self.id)
+        match &self.backend {
+            Backend::Local(l) => l.kernel.tasks_of(l.id),
+            Backend::Remote(r) => r.tasks(),
+        }
     }
 
     /// Waits until every record already written has been decoded.
     pub(crate) fn flush(&self) {
-        self.kernel.router.flush();
+        match &self.backend {
+            Backend::Local(l) => l.kernel.router.flush(),
+            Backend::Remote(r) => r.flush(),
+        }
     }
 
     pub(crate) fn set_root_status(&self, pid: u32, status: ExitStatus) {
@@ -130,7 +208,21 @@ impl KernelSession {
     /// any whose session could not be told while this one was open).
     pub(crate) fn finish(&self) -> (Vec<Event>, u64) {
         let (events, malformed) = self.sink.finish(&self.sockets());
-        (events, malformed + self.kernel.router.unroutable() - self.unroutable_at_open)
+        let unroutable = match &self.backend {
+            Backend::Local(l) => l.kernel.router.unroutable() - l.unroutable_at_open,
+            Backend::Remote(r) => r.losses().unroutable,
+        };
+        (events, malformed + unroutable)
+    }
+
+    /// Why the session's events stopped before its end, if they did: the
+    /// daemon went away or ended it. A trace without its end must not be
+    /// taken for a whole one.
+    pub(crate) fn broken(&self) -> Option<Error> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Remote(r) => r.broken(),
+        }
     }
 
     /// The processes that exec'd into more privilege than the caller
@@ -139,14 +231,26 @@ impl KernelSession {
     pub(crate) fn privileged(&self) -> Vec<(u64, crate::trace::Uncovered)> {
         let mut execs = self.sink.privileged_execs();
         execs.sort_by_key(|(ts, _, _)| *ts);
-        execs
-            .into_iter()
-            .map(|(ts, pid, program)| (ts, super::privilege::uncovered(pid, &program, self.kernel.owner)))
-            .collect()
+        execs.into_iter().map(|(ts, pid, program)| (ts, privilege::uncovered(pid, &program, self.owner))).collect()
     }
 
-    pub(crate) fn losses(&self) -> Losses {
-        self.kernel.losses(self.id)
+    /// What the session lost, and records its daemon dropped for a slow
+    /// reader.
+    pub(crate) fn losses(&self) -> (Losses, u64) {
+        match &self.backend {
+            Backend::Local(l) => (l.kernel.losses(l.id), 0),
+            Backend::Remote(r) => {
+                let w = r.losses();
+                let l = Losses {
+                    ring_full: w.ring_full,
+                    inflight_full: w.inflight_full,
+                    task_map_full: w.task_map_full,
+                    capture_faults: w.capture_faults,
+                    sock_map_full: w.sock_map_full,
+                };
+                (l, w.queue_full)
+            }
+        }
     }
 
     /// Waits up to `timeout` for the tree's TCP sockets to close: once its
@@ -161,17 +265,17 @@ impl KernelSession {
 
     /// The sockets the tree still owns, with their counters.
     pub(crate) fn sockets(&self) -> Vec<(u64, probity_common::SockOwner)> {
-        self.kernel.sockets_of(self.id)
+        match &self.backend {
+            Backend::Local(l) => l.kernel.sockets_of(l.id),
+            Backend::Remote(r) => r.sockets(),
+        }
     }
 
     pub(crate) fn stats(&self) -> Vec<(u32, SyscallStats)> {
-        self.kernel.stats(self.id)
-    }
-}
-
-impl Drop for KernelSession {
-    fn drop(&mut self) {
-        self.kernel.close(self.id);
+        match &self.backend {
+            Backend::Local(l) => l.kernel.stats(l.id),
+            Backend::Remote(r) => r.stats(),
+        }
     }
 }
 

@@ -49,6 +49,10 @@ pub(crate) struct KernelEnd {
     pub losses: probity_common::Losses,
     /// Records that could not be decoded.
     pub undecodable: u64,
+    /// Records the daemon dropped for a slow reader.
+    pub queue_full: u64,
+    /// The daemon's socket, when the session was the daemon's.
+    pub daemon: Option<String>,
     /// The processes that exec'd into more privilege than the caller,
     /// with the time of that exec, in time order.
     pub privileged: Vec<(u64, Uncovered)>,
@@ -85,6 +89,7 @@ pub(crate) fn finish(
     let mut syscalls = Vec::new();
     // Processes that exec'd into more privilege than a non-root caller.
     let mut privileged = Vec::new();
+    let mut daemon = None;
     if let Some(k) = run.kernel {
         syscalls = k
             .stats
@@ -97,7 +102,8 @@ pub(crate) fn finish(
             })
             .collect();
         SyscallCount::sort_by_time(&mut syscalls);
-        losses = Losses::from_kernel(k.losses, k.undecodable);
+        losses = Losses::from_kernel(k.losses, k.undecodable, k.queue_full);
+        daemon = k.daemon;
         privileged = k.privileged;
     }
     let mut libc_calls = Vec::new();
@@ -156,6 +162,7 @@ pub(crate) fn finish(
         libc_calls,
         preload_waits,
         resolution: run.resolution,
+        daemon,
     };
     (outcome, held.unwrap_or_default())
 }

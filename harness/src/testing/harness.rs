@@ -39,12 +39,10 @@ use super::support::{judge, Failure, TestCase, TestMeta};
 use super::{cannot_trace, cannot_trace_failure, tracing_required, FailsBecause};
 
 /// Why eBPF tests cannot run here, if they cannot.
+/// It can when this process may load the programs, or when a probity
+/// daemon answers for it (see `PROBITY_DAEMON`).
 pub fn ebpf_unavailable() -> Option<String> {
-    let missing = crate::kernel::doctor::missing_capabilities();
-    if missing.is_empty() {
-        return None;
-    }
-    Some(crate::Error::Privileges { missing: missing.join(", ") }.to_string())
+    crate::daemon::route().err().map(|e| e.to_string())
 }
 
 /// The kind shown before the name of a test that cannot trace here, as
@@ -54,7 +52,7 @@ pub fn ebpf_unavailable() -> Option<String> {
 /// with or without its kind).
 fn kind_for_missing() -> String {
     let missing = crate::kernel::doctor::missing_capabilities();
-    format!("needs eBPF, missing {}", missing.join(", "))
+    format!("needs eBPF, missing {} and no probity daemon", missing.join(", "))
 }
 
 /// Runs the binary's `#[traced_test]`s and exits with libtest's status.

@@ -490,7 +490,7 @@ fn tracer_for(tracer: Option<Tracer>, settings: &Settings) -> Tracer {
 #[track_caller]
 fn fail_to_trace(what: &str, e: &Error) -> ! {
     let mut msg = format!("probity: failed to trace {what}: {}", crate::error::Chain(e));
-    if matches!(e, Error::Privileges { .. }) {
+    if matches!(e, Error::Privileges { .. } | Error::NoWayToTrace { .. }) {
         msg.push_str(
             "\n(a test that only needs libc calls can use #[traced_test(preload_only)], which runs unprivileged)",
         );

@@ -47,6 +47,10 @@ pub struct Losses {
     /// or from outside the tree).
     #[serde(default)]
     pub preload_invalid: u64,
+    /// Kernel records the probity daemon dropped because this client did
+    /// not read them as fast as they came (its queue was full).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub daemon_queue_full: u64,
 }
 
 impl Losses {
@@ -66,13 +70,15 @@ impl Losses {
             self.preload_ring_full,
             self.preload_skipped,
             self.preload_invalid,
+            self.daemon_queue_full,
         ]
         .iter()
         .fold(self.ring_full, |sum, &n| sum.saturating_add(n))
     }
 
-    pub(crate) fn from_kernel(l: probity_common::Losses, undecodable: u64) -> Self {
+    pub(crate) fn from_kernel(l: probity_common::Losses, undecodable: u64, daemon_queue_full: u64) -> Self {
         Losses {
+            daemon_queue_full,
             ring_full: l.ring_full,
             inflight_full: l.inflight_full,
             task_map_full: l.task_map_full,
@@ -93,6 +99,7 @@ impl Losses {
             ("untraced tasks", self.task_map_full),
             ("undecodable", self.undecodable),
             ("untraced sockets", self.sock_map_full),
+            ("probity daemon's queue full", self.daemon_queue_full),
             ("preload ring full", self.preload_ring_full),
             ("libc calls made inside probity's recording", self.preload_skipped),
         ]
@@ -184,6 +191,10 @@ pub struct Outcome {
     /// what host-name allow-lists rest on.
     #[serde(default, skip_serializing_if = "Resolution::is_empty")]
     pub resolution: Resolution,
+    /// The socket of the probity daemon that ran the eBPF tracer for this
+    /// trace; `None` when it ran in the tracing process (or did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<String>,
 }
 
 /// For `skip_serializing_if`: a count that is zero.
