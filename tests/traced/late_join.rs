@@ -128,7 +128,7 @@ static SCAN_BEFORE_MAIN: extern "C" fn() = scan_before_main;
 
 #[traced_test]
 fn a_traced_child_holds_no_bpf_map_before_main() {
-    crate::require_root();
+    crate::require_tracing();
     let run = traced((), |()| {
         let before = std::env::var(SEEN_ENV).map_err(|_| "the constructor did not run in the child".to_string());
         (before, bpf_map_fds())
@@ -160,7 +160,7 @@ fn run_catching(input: &str) -> Result<probity::Trace, String> {
 
 #[traced_test]
 fn a_forged_answer_never_runs_the_function_untraced() {
-    crate::require_root();
+    crate::require_tracing();
     match run_catching(FORGE_JOINED) {
         // probity saw the request before the forgery hid it: the function
         // was traced.
@@ -178,7 +178,7 @@ fn a_forged_answer_never_runs_the_function_untraced() {
 
 #[traced_test]
 fn an_early_request_is_answered_once_and_traces_more() {
-    crate::require_root();
+    crate::require_tracing();
     let trace = run_catching(ASK_EARLY).unwrap();
     // Added when the constructor asked: what it did next is in the trace,
     // not cut off as start-up, and the function's own request was answered.
@@ -189,7 +189,7 @@ fn an_early_request_is_answered_once_and_traces_more() {
 
 #[traced_test]
 fn a_child_that_never_asks_fails_the_run_without_a_hang() {
-    crate::require_root();
+    crate::require_tracing();
     let start = Instant::now();
     let msg = run_catching(NEVER_ASK).expect_err("a function that never ran passed");
     assert!(msg.contains("exited with 0 before its function started"), "unclear failure: {msg}");
@@ -202,7 +202,7 @@ fn a_child_that_never_asks_fails_the_run_without_a_hang() {
 
 #[traced_test]
 fn a_thread_started_before_main_is_traced_with_its_process() {
-    crate::require_root();
+    crate::require_tracing();
     let trace = run_catching(THREAD_BEFORE_MAIN).unwrap();
     trace.syscalls().path(FUNCTION_MARKER).assert_exactly(1);
     // The thread was started before the child asked to join, and acted

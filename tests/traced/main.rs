@@ -46,6 +46,18 @@ pub fn assert_own_tree(trace: &Trace) {
 }
 
 /// Fails loudly when this process cannot trace: these tests are for root.
+/// Fails the test, loudly, when this process cannot trace with eBPF: in
+/// this process, or through the probity daemon (`PROBITY_DAEMON`).
+pub fn require_tracing() {
+    assert!(
+        probity::testing::harness::ebpf_unavailable().is_none(),
+        "these tests trace for real: {}",
+        probity::testing::harness::ebpf_unavailable().unwrap_or_default()
+    );
+}
+
+/// Fails the test, loudly, unless this process is root: the tests that
+/// act as another user (through `setpriv`) need it.
 pub fn require_root() {
     let missing = probity::doctor::missing_capabilities();
     assert!(

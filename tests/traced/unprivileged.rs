@@ -90,8 +90,8 @@ pub(crate) fn scratch() -> tempfile::TempDir {
 /// What probity says, whatever the harness, of a test that needs eBPF
 /// where this process cannot use it.
 const CANNOT: &str = "probity: this test needs eBPF, which this process cannot use: eBPF tracing needs CAP_BPF \
-                      and CAP_PERFMON (or root), and this process is missing CAP_BPF, CAP_PERFMON; run as root \
-                      (`sudo -E cargo test`";
+                      and CAP_PERFMON (or root), and this process is missing CAP_BPF, CAP_PERFMON; and no probity \
+                      daemon answers at /run/probity/probity.sock. Either run as root (`sudo -E cargo test`)";
 
 /// The kind probity's harness lists such a test with, before its name.
 const KIND: &str = "[needs eBPF, missing CAP_BPF, CAP_PERFMON and no probity daemon]";

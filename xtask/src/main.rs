@@ -21,6 +21,7 @@ mod package_check;
 mod public_api;
 mod setup;
 mod test;
+mod test_daemon;
 
 use std::path::PathBuf;
 
