@@ -28,6 +28,11 @@ pub struct BenchTestsArgs {
     /// `cargo xtask package-check` builds it), not in probity's workspace.
     #[arg(long)]
     user_crate: bool,
+    /// Trace through a `probity daemon` started for the run
+    /// (`PROBITY_DAEMON`), instead of loading the programs in each test
+    /// process.
+    #[arg(long)]
+    daemon: bool,
 }
 
 /// Where the tests are built and run.
@@ -72,6 +77,17 @@ pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
         Place::Workspace(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
     };
     let binary = build(&place)?;
+    let daemon = if args.daemon {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        crate::sh(Command::new(&cargo).current_dir(crate::root()).args(["build", "--locked", "-p", "probity-cli"]))?;
+        let d = crate::test_daemon::Daemon::start(&crate::root().join("target/debug/probity"))?;
+        // The tests, and nextest's processes, trace through it.
+        std::env::set_var("PROBITY_DAEMON", &d.socket);
+        println!("tracing through the daemon at {}", d.socket.display());
+        Some(d)
+    } else {
+        None
+    };
     println!("test binary: {}", binary.display());
     let mut in_process = Vec::new();
     for (name, prefix) in GROUPS {
@@ -104,6 +120,7 @@ pub fn run(args: &BenchTestsArgs) -> anyhow::Result<()> {
     }
     report("one process, one test at a time", &in_process);
     report("cargo nextest run -j 1 (a process per test)", &nextest);
+    drop(daemon);
     Ok(())
 }
 

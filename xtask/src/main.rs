@@ -15,6 +15,7 @@
 //!   committed listing in `public-api/` (`--bless` writes it anew).
 
 mod bench;
+mod bench_daemon;
 mod bench_tests;
 mod ebpf;
 mod package_check;
@@ -48,6 +49,8 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Time the fixed cost of a `#[traced_test]`, in one process and under nextest.
     BenchTests(bench_tests::BenchTestsArgs),
+    /// What tracing through `probity daemon` costs, against in-process.
+    BenchDaemon(bench_daemon::BenchDaemonArgs),
     /// Package the published crates, then build and test a fresh crate against them.
     PackageCheck,
     /// Compare the library crates' public API with public-api/ (needs nightly).
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(a) => test::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::BenchTests(a) => bench_tests::run(&a),
+        Task::BenchDaemon(a) => bench_daemon::run(&a),
         Task::PackageCheck => package_check::run(),
         Task::PublicApi(a) => public_api::run(&a),
     }

@@ -25,7 +25,8 @@ const ROOT_ONLY: &[&str] = &["unprivileged::", "plain_tests::"];
 
 /// The test targets that hold `#[traced_test]`s: (package, test target or
 /// `None` for all of the package's).
-const SUITES: &[(&str, Option<&str>)] = &[("probity", Some("traced")), ("probity", Some("traced_harness")), ("confsave", None)];
+const SUITES: &[(&str, Option<&str>)] =
+    &[("probity", Some("traced")), ("probity", Some("traced_harness")), ("confsave", None)];
 
 pub fn run() -> anyhow::Result<()> {
     let root = crate::root();
@@ -49,26 +50,8 @@ pub fn run() -> anyhow::Result<()> {
     crate::sh(Command::new(&cargo).current_dir(&root).args(["build", "--locked", "-p", "probity-cli"]))?;
     let binaries = test_binaries(&cargo, &root)?;
     let gid = group()?;
-    let dir = std::env::temp_dir().join(format!("probity-daemon-ci-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
-    let socket = dir.join("probity.sock");
-    let log = dir.join("daemon.log");
-    let mut daemon = Command::new(root.join("target/debug/probity"))
-        .args(["daemon", "--socket"])
-        .arg(&socket)
-        .args(["--group", GROUP])
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("cannot start the daemon")?;
-    let started = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        if started.elapsed() > Duration::from_secs(30) || daemon.try_wait()?.is_some() {
-            let _ = daemon.kill();
-            bail!("the daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let daemon = Daemon::start(&root.join("target/debug/probity"))?;
+    let socket = daemon.socket.clone();
     let mut failed = Vec::new();
     println!(
         "unprivileged pass: leaving out {} (they switch to another user through setpriv, which needs root)",
@@ -95,23 +78,56 @@ pub fn run() -> anyhow::Result<()> {
             failed.push(bin.display().to_string());
         }
     }
-    // SAFETY: kill takes plain integers.
-    unsafe { libc_kill(daemon.id() as i32) };
-    let _ = daemon.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(daemon);
     if !failed.is_empty() {
         bail!("as uid {UID} through the daemon, these failed: {}", failed.join(", "));
     }
     Ok(())
 }
 
-/// SIGTERM, for a graceful stop.
-unsafe fn libc_kill(pid: i32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
+/// The workspace's `probity daemon` on a socket of its own, serving the
+/// test group; stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `probity daemon` from the binary `probity`.
+    pub fn start(probity: &Path) -> anyhow::Result<Daemon> {
+        group()?;
+        let dir = std::env::temp_dir().join(format!("probity-daemon-xtask-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let socket = dir.join("probity.sock");
+        let log = dir.join("daemon.log");
+        let mut child = Command::new(probity)
+            .args(["daemon", "--socket"])
+            .arg(&socket)
+            .args(["--group", GROUP])
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start the daemon")?;
+        let started = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if started.elapsed() > Duration::from_secs(30) || child.try_wait()?.is_some() {
+                let _ = child.kill();
+                bail!("the daemon did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Daemon { child, dir, socket })
     }
-    // SAFETY: the caller's pid; signal 15 is SIGTERM.
-    unsafe { kill(pid, 15) };
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A graceful stop: SIGTERM.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The first directory from `/` down to `path` that others may not search.

@@ -191,7 +191,6 @@ impl RemoteSession {
                     bytes_sent: s.bytes_sent,
                     bytes_received: s.bytes_received,
                     retransmits: s.retransmits,
-                    ..SockOwner::default()
                 };
                 (s.sk, owner)
             })

@@ -8,7 +8,7 @@
 //!   the other end of a socket) and `outbox.rs` (a session's bounded
 //!   queue of records to its client);
 //! - `client.rs`: a session served by the daemon, as the tracer uses it;
-//! - `route.rs`: which way a process traces ([`route`]): in-process when it
+//! - `route.rs`: which way a process traces (see [`ENV`]): in-process when it
 //!   has the privileges, through the daemon when it has not.
 
 mod client;
