@@ -218,8 +218,11 @@ fn answer(
                 // Only ever `pid`, and only once: a second request (a
                 // constructor asked first) gets the same answer.
                 if late.record.at.get().is_none() && late.record.error.get().is_none() {
-                    let at = crate::monotonic_ns();
                     let added = register.map_or(Ok(()), |r| add_threads(pid, r, &mut gate.added));
+                    // The start of what the trace keeps: the child is in
+                    // the session from here (adding it may take a round
+                    // trip to the daemon, during which it only waits).
+                    let at = crate::monotonic_ns();
                     match added {
                         Ok(()) => drop(late.record.at.set(at)),
                         Err(e) => {
