@@ -455,7 +455,7 @@ fn a_killed_daemon_is_an_error_not_a_trace() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains("opened for pid") {
+    while !d.log().contains(": added pid") {
         assert!(Instant::now() < deadline, "{}", d.log());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -518,4 +518,143 @@ fn a_hundred_sessions_from_four_users_each_get_their_own_events() {
         assert_eq!(procs.len(), 1, "run {i}: {}", crate::support::dump(&t));
         assert_eq!(procs[&t.outcome.root_pid].execs.len(), 1, "run {i}: {}", crate::support::dump(&t));
     }
+}
+
+/// A python3 child of this test that registers itself, then execs
+/// `program args`: a session's tree started by hand.
+const REGISTER_THEN_EXEC_PY: &str = r#"
+import json, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+m = json.dumps({"op": "register", "version": 1, "session": int(sys.argv[2]), "token": sys.argv[3]}).encode()
+s.sendall(struct.pack("<I", len(m) + 1) + b"\x01" + m)
+n = struct.unpack("<I", s.recv(4))[0]
+assert s.recv(n)[1:] == b'{"reply":"registered"}'
+s.close()
+os.execv(sys.argv[4], sys.argv[4:])
+"#;
+
+#[test]
+fn a_slow_client_loses_its_own_events_and_no_one_elses() {
+    // A queue that holds all of the other session's records (100,000
+    // syscalls of about 100 bytes), and a tenth of the slow one's.
+    let d = TestDaemon::start(&["--queue-mib", "16"]);
+    let loop_bin = probity_fixtures::path("getppid_loop");
+    // A client that opens a session and then reads nothing while its
+    // child makes a million syscalls: its queue fills, and its writer
+    // blocks on the full socket.
+    let (mut slow, id, token) = Raw::open(&d);
+    let mut child = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(REGISTER_THEN_EXEC_PY)
+        .args([d.socket.to_str().unwrap(), &id.to_string(), &token])
+        .arg(&loop_bin)
+        .arg("1000000")
+        .spawn()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // Once the daemon has taken the loop's records from the kernel's ring
+    // (shared by all sessions: a flush on another session waits for that),
+    let (mut probe, _, _) = Raw::open(&d);
+    assert_eq!(probe.ask(r#"{"op":"flush"}"#)["reply"], "flushed");
+    // and while the slow client still reads nothing, another user's
+    // session traces a loop, whole: one blocked client holds up no one.
+    let (_bin_dir, probity) = probity_for_nobody();
+    let out = open_dir();
+    let json = out.path().join("t.jsonl");
+    let o = as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--json"])
+        .arg(&json)
+        .arg("--")
+        .arg(&loop_bin)
+        .arg("100000")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = Trace::load(&json).unwrap();
+    assert_eq!(t.outcome.losses.lost_events(), 0, "{:?}", t.outcome.losses);
+    assert_eq!(t.syscalls().filter(|(_, s)| s.name == "getppid").count(), 100_000);
+    // The slow client's own losses are counted, in its session.
+    let losses = slow.ask(r#"{"op":"losses"}"#);
+    assert_eq!(losses["reply"], "losses", "{losses}");
+    assert!(losses["queue_full"].as_u64().unwrap() > 0, "{losses}");
+}
+
+#[test]
+fn a_detached_daemon_writes_its_pid_and_reloads_on_sighup() {
+    require_tracing();
+    group_id();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (socket, pidfile, log, limits) =
+        (dir.path().join("d.sock"), dir.path().join("d.pid"), dir.path().join("d.log"), dir.path().join("l.toml"));
+    std::fs::write(&limits, "sessions_per_user = 5\n").unwrap();
+    // The parent returns once the daemon listens, with 0.
+    let o = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["daemon", "--daemon", "--group", GROUP, "--socket"])
+        .arg(&socket)
+        .arg("--pidfile")
+        .arg(&pidfile)
+        .arg("--log")
+        .arg(&log)
+        .arg("--limits")
+        .arg(&limits)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(UnixStream::connect(&socket).is_ok());
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(read_log().contains("5 sessions per user"), "{}", read_log());
+    // SIGHUP: the limits file is read again, the log reopened.
+    std::fs::write(&limits, "sessions_per_user = 2\nqueue_mib = 3\n").unwrap();
+    std::fs::rename(&log, dir.path().join("d.log.1")).unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_log().contains("reloaded: 2 sessions per user, 3 MiB queue") {
+        assert!(Instant::now() < deadline, "no reload in the reopened log: {}", read_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A bad limits file leaves the limits as they were, and says so.
+    std::fs::write(&limits, "sessions = 1\n").unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read_log().contains("reload failed, limits unchanged") {
+        assert!(Instant::now() < deadline, "{}", read_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGTERM: it stops, removing its socket and pid file.
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while nix::sys::signal::kill(pid, None).is_ok() {
+        assert!(Instant::now() < deadline, "the daemon did not stop: {}", read_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!socket.exists() && !pidfile.exists());
+    assert!(read_log().ends_with("INFO stopped\n"), "{}", read_log());
+}
+
+#[test]
+fn a_daemon_that_cannot_start_says_why_and_fails() {
+    require_tracing();
+    group_id();
+    let o = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["daemon", "--daemon", "--group", "no-such-group-here", "--socket", "/tmp/x.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no group \"no-such-group-here\": create it with `sudo probity daemon --install`"),
+        "{}",
+        stderr(&o)
+    );
+    // Another daemon already answers on the socket.
+    let d = TestDaemon::start(&[]);
+    let o = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["daemon", "--daemon", "--group", GROUP, "--socket"])
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("another daemon answers on it"), "{}", stderr(&o));
 }

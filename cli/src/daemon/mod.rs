@@ -120,6 +120,9 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
             if let Some(r) = ready {
                 r.failed(&format!("{e:#}"));
             }
+            if let Some(p) = &args.pidfile {
+                let _ = std::fs::remove_file(p);
+            }
             return Err(e);
         }
     };
