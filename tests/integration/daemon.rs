@@ -658,3 +658,18 @@ fn a_daemon_that_cannot_start_says_why_and_fails() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("another daemon answers on it"), "{}", stderr(&o));
 }
+
+#[test]
+fn doctor_names_the_daemon_it_would_use() {
+    let d = TestDaemon::start(&[]);
+    let (_bin_dir, probity) = probity_for_nobody();
+    let o = as_user(65534, true, &d, &probity, &["doctor"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let via = format!(
+        "ok   tracing via   through the probity daemon at {} (PROBITY_DAEMON names it; it answers)",
+        d.socket.display()
+    );
+    assert!(out.contains(&via), "{out}");
+    assert!(out.contains("ok   ebpf tracer   loaded by the probity daemon"), "{out}");
+}

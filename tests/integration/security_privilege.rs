@@ -364,6 +364,7 @@ fn doctor_recommends_root_not_file_capabilities() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("fix: missing CAP_BPF, CAP_PERFMON: run probity as root"), "{out}");
-    assert!(out.contains("a privileged tracing service for other users is planned"), "{out}");
+    assert!(out.contains("or use the probity daemon (`sudo probity daemon --install`, then join its group)"), "{out}");
+    assert!(out.contains("FAIL tracing via"), "{out}");
     assert!(!out.contains("setcap"), "{out}");
 }
