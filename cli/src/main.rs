@@ -8,12 +8,15 @@
 //!   exist; 126 when it cannot be executed;
 //! - 125 when probity itself failed (privileges, trace files it may not or
 //!   could not write);
-//! - 121 when the network gate failed (`--deny-network`, `--allow-connect`);
+//! - 121 when the network gate failed (`--deny-network`, `--allow-connect`),
+//!   the policy did in enforce mode, or `--fail-on-new` found something new;
 //! - 128 + N when signal N (SIGINT, SIGTERM, SIGHUP) interrupted probity:
 //!   the tree was stopped and the trace is cut short;
 //! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete.
 
+mod gate;
 mod output;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -37,6 +40,10 @@ enum Command {
     Run(run::RunArgs),
     /// Check that this machine and process can trace, and say what to fix.
     Doctor,
+    /// Record what each unit of a run used, for `probity run --baseline
+    /// FILE --fail-on-new`.
+    #[command(subcommand)]
+    Baseline(gate::BaselineCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +60,10 @@ fn main() -> ExitCode {
             run::main(args)
         }
         Command::Doctor => doctor(),
+        Command::Baseline(gate::BaselineCommand::Record { out, mut run }) => {
+            run.gate.record_baseline = Some(out);
+            run::main(run)
+        }
     }
 }
 
