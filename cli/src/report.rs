@@ -121,7 +121,8 @@ fn mark(allowed: bool) -> &'static str {
 
 /// The verdict as a SARIF 2.1.0 log: one rule per kind of violation, one
 /// result per violation, located at the policy file, with a fingerprint
-/// that stays the same from run to run (rule, unit and subject).
+/// that stays the same from run to run and machine to machine (rule, unit
+/// and the normalised subject).
 pub fn sarif(v: &Verdict) -> Value {
     let rules = [
         (Rule::UnexpectedConnect, "A connect or send to an endpoint the policy does not allow."),
@@ -139,7 +140,7 @@ pub fn sarif(v: &Verdict) -> Value {
                 "ruleIndex": rule_index(f.rule),
                 "level": level,
                 "message": { "text": format!("{}: {}", u.unit, f.message) },
-                "partialFingerprints": { "probity/v1": format!("{}|{}|{}", f.rule.id(), u.id, f.subject) },
+                "partialFingerprints": { "probity/v1": format!("{}|{}|{}", f.rule.id(), u.id, f.key) },
                 "properties": { "unit": u.id },
             });
             if let Some(p) = &v.policy {
@@ -173,6 +174,118 @@ pub fn sarif(v: &Verdict) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verdict as bom.json holds it: a test that reached a host it may
+    /// not, a test binary that exec'd twelve denied programs (more than
+    /// the annotations show), a build script that wrote outside the
+    /// allowed roots, with characters the formats must escape.
+    fn verdict(mode: &str) -> Verdict {
+        let finding = |rule: &str, subject: &str, message: &str| {
+            let key = subject.split(' ').next().unwrap_or_default();
+            json!({ "rule": rule, "subject": subject, "key": key, "message": message, "pid": 7, "at_ns": 1000 })
+        };
+        let execs: Vec<Value> = (0..12)
+            .map(|i| {
+                finding(
+                    "probity/unexpected-exec",
+                    &format!("/usr/bin/tool{i}"),
+                    &format!("process 7 exec'd /usr/bin/tool{i}, which exec.deny forbids (`tool*`)"),
+                )
+            })
+            .collect();
+        serde_json::from_value(json!({
+            "schema": "probity-bom/1",
+            "mode": mode,
+            "policy": "probity.toml",
+            "undecided": [],
+            "units": [
+                { "id": "command", "unit": { "kind": "command" }, "hosts": [], "programs": [], "writes": [], "undecided": [], "violations": [] },
+                {
+                    "id": "test:net::tests::fetch",
+                    "unit": { "kind": "test", "binary": "net", "name": "tests::fetch" },
+                    "hosts": [{ "names": ["example.com"], "ip": "203.0.113.7", "port": 443, "protocol": "tcp",
+                                "bytes_sent": 512, "bytes_received": 2048, "count": 1, "allowed": false }],
+                    "programs": [], "writes": [], "undecided": [],
+                    "violations": [finding("probity/unexpected-connect", "203.0.113.7:443 (example.com)",
+                        "process 7 connected or sent to 203.0.113.7:443 (example.com), which network.allow does not allow (allowed: *.crates.io:443)")]
+                },
+                {
+                    "id": "bin:tools", "unit": { "kind": "test_binary", "binary": "tools" },
+                    "hosts": [], "programs": [{ "path": "/usr/bin/tool0", "argv": ["tool0", "--x"], "count": 12, "allowed": false }],
+                    "writes": [], "undecided": [], "violations": execs
+                },
+                {
+                    "id": "build-script:gen", "unit": { "kind": "build_script", "package": "gen" },
+                    "hosts": [], "programs": [],
+                    "writes": [{ "path": "/w/out|put\n%.txt", "root": "/w", "count": 1, "allowed": false }],
+                    "undecided": [],
+                    "violations": [finding("probity/write-outside-allowed", "/w/out|put\n%.txt",
+                        "process 7 changed /w/out|put\n%.txt, outside files.write_allow (allowed: $TARGET)")]
+                }
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn annotations_golden() {
+        insta::assert_snapshot!(annotations(&verdict("enforce")));
+    }
+
+    #[test]
+    fn annotations_warn_in_audit_mode() {
+        let a = annotations(&verdict("audit"));
+        assert!(a.lines().all(|l| l.starts_with("::warning ")), "{a}");
+    }
+
+    #[test]
+    fn summary_golden() {
+        insta::assert_snapshot!(summary(&verdict("enforce")));
+    }
+
+    #[test]
+    fn summary_stays_under_the_limit() {
+        let mut v = verdict("enforce");
+        let unit = v.units[2].clone();
+        v.units = std::iter::repeat_n(unit, 3000).collect();
+        let s = summary(&v);
+        assert!(s.len() <= MAX_SUMMARY, "{}", s.len());
+        assert!(s.ends_with("(cut short: the rest is in bom.json)\n"));
+    }
+
+    #[test]
+    fn sarif_golden() {
+        insta::assert_json_snapshot!(sarif(&verdict("enforce")));
+    }
+
+    /// serde-sarif's object model is generated from the SARIF 2.1.0
+    /// schema: the log must read back into it, and say the same.
+    #[test]
+    fn sarif_reads_back_as_sarif_2_1_0() {
+        let log = sarif(&verdict("enforce"));
+        let typed: serde_sarif::sarif::Sarif = serde_json::from_value(log.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap()["runs"][0]["results"], log["runs"][0]["results"]);
+        assert_eq!(typed.runs[0].results.as_ref().map(Vec::len), Some(14));
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let a = sarif(&verdict("enforce"));
+        let b = sarif(&verdict("audit"));
+        let prints = |l: &Value| -> Vec<String> {
+            l["runs"][0]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["partialFingerprints"]["probity/v1"].to_string())
+                .collect()
+        };
+        assert_eq!(prints(&a), prints(&b));
+        let mut unique = prints(&a);
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 14);
+    }
 
     #[test]
     fn escapes_workflow_commands() {

@@ -7,9 +7,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::normal::Normal;
 use super::roots::Where;
 use super::verdict::Verdict;
-use crate::trace::Filters;
 
 /// The schema of [`Baseline`]'s JSON.
 pub const BASELINE_SCHEMA: &str = "probity-baseline/1";
@@ -55,32 +55,19 @@ impl fmt::Display for New {
     }
 }
 
-/// Ports the kernel picks for a socket bound to port 0 (Linux's default
-/// `ip_local_port_range` starts at 32768): they differ from run to run.
-const EPHEMERAL: u16 = 32768;
-
 impl Baseline {
     /// What `verdict`'s units used, normalised: the workspace, target,
     /// temporary and home directories as placeholders, cargo's hashes
     /// numbered out, ephemeral ports as `<ephemeral>`.
     #[must_use]
     pub fn of(verdict: &Verdict, at: &Where) -> Baseline {
-        let show = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let extra = vec![(show(&at.target), "<target>".to_owned()), (show(&at.workspace), "<workspace>".to_owned())];
-        let mut filters = Filters::new(&extra);
+        let mut normal = Normal::new(at);
         let mut units = BTreeMap::new();
         for u in &verdict.units {
             let mut used = Used::default();
-            for h in &u.hosts {
-                let host = h.names.first().cloned().unwrap_or_else(|| match h.ip {
-                    std::net::IpAddr::V6(a) => format!("[{a}]"),
-                    a => a.to_string(),
-                });
-                let port = if h.port >= EPHEMERAL { "<ephemeral>".to_owned() } else { h.port.to_string() };
-                used.hosts.insert(format!("{host}:{port}"));
-            }
-            used.programs.extend(u.programs.iter().map(|p| filters.apply_to(&p.path)));
-            used.write_roots.extend(u.writes.iter().map(|w| filters.apply_to(&w.root)));
+            used.hosts.extend(u.hosts.iter().map(|h| Normal::host(&h.names, h.ip, h.port)));
+            used.programs.extend(u.programs.iter().map(|p| normal.path(&p.path)));
+            used.write_roots.extend(u.writes.iter().map(|w| normal.path(&w.root)));
             if used != Used::default() {
                 units.insert(u.id.clone(), used);
             }

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::model::{Network, Policy, Rules};
+use super::normal::Normal;
 use super::roots::{Root, Where};
 use super::unit::Unit;
 use super::verdict::{Finding, Host, ProgramRun, Rule, Undecided, UnitReport, Verdict, Write, BOM_SCHEMA};
@@ -130,6 +131,7 @@ impl Policy {
             (place.0, rules, e.pid, e.ts_ns.saturating_sub(start))
         };
         let resolution = &trace.outcome.resolution;
+        let mut normal = Normal::new(at);
 
         let dest_events: HashSet<usize> = o.dests.iter().map(|d| d.0).collect();
         for &(i, ip, port) in &o.dests {
@@ -180,7 +182,8 @@ impl Policy {
                     _ => "and the policy allows no network access".to_owned(),
                 };
                 let message = format!("process {pid} connected or sent to {shown}, {why}");
-                g.violations.push(Finding { rule: Rule::UnexpectedConnect, subject: shown, message, pid, at_ns });
+                let key = Normal::host(&names, ip, port);
+                g.violations.push(Finding { rule: Rule::UnexpectedConnect, subject: shown, key, message, pid, at_ns });
             }
         }
         // Where no network is allowed, any network access is a violation,
@@ -201,6 +204,7 @@ impl Policy {
                     format!("process {pid} used the network ({what}), and the policy allows no network access");
                 units.entry(unit).or_default().violations.push(Finding {
                     rule: Rule::UnexpectedConnect,
+                    key: what.clone(),
                     subject: what,
                     message,
                     pid,
@@ -233,7 +237,8 @@ impl Policy {
                     }
                 };
                 let message = format!("process {pid} exec'd {path}, {why}");
-                g.violations.push(Finding { rule: Rule::UnexpectedExec, subject: path, message, pid, at_ns });
+                let key = normal.path(&path);
+                g.violations.push(Finding { rule: Rule::UnexpectedExec, subject: path, key, message, pid, at_ns });
             }
         }
         for (i, path) in &o.writes {
@@ -258,7 +263,15 @@ impl Policy {
                 let list: Vec<String> = roots.iter().map(ToString::to_string).collect();
                 let message =
                     format!("process {pid} changed {shown}, outside files.write_allow (allowed: {})", list.join(", "));
-                g.violations.push(Finding { rule: Rule::WriteOutsideAllowed, subject: shown, message, pid, at_ns });
+                let key = normal.path(&shown);
+                g.violations.push(Finding {
+                    rule: Rule::WriteOutsideAllowed,
+                    subject: shown,
+                    key,
+                    message,
+                    pid,
+                    at_ns,
+                });
             }
         }
         for (i, kind, why) in &o.undecided {
@@ -276,7 +289,8 @@ impl Policy {
                     _ => kind.to_owned(),
                 };
                 let message = format!("process {pid} may break the {kind} rules, and the trace cannot tell: {why}");
-                g.violations.push(Finding { rule: Rule::Undecided, subject, message, pid, at_ns });
+                let key = format!("{kind} {subject}");
+                g.violations.push(Finding { rule: Rule::Undecided, subject, key, message, pid, at_ns });
             }
         }
         for (pid, why) in &o.uncovered {
@@ -289,6 +303,7 @@ impl Policy {
                 g.violations.push(Finding {
                     rule: Rule::Undecided,
                     subject: format!("process {pid}"),
+                    key: "process".to_owned(),
                     message,
                     pid,
                     at_ns,

@@ -11,6 +11,7 @@ mod endpoint;
 mod error;
 mod file;
 mod model;
+mod normal;
 mod programs;
 mod roots;
 mod unit;

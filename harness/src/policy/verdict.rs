@@ -53,6 +53,11 @@ pub struct Finding {
     pub rule: Rule,
     /// What: `203.0.113.7:443 (example.com)`, `/usr/bin/curl`, a path.
     pub subject: String,
+    /// The subject as it stays from run to run and machine to machine
+    /// (`example.com:443`, `<workspace>/generated/x`): what SARIF
+    /// fingerprints and baselines compare.
+    #[serde(default)]
+    pub key: String,
     /// Why, in a sentence.
     pub message: String,
     /// The process, and the time from the trace's start in nanoseconds.
