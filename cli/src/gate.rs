@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use probity::policy::{Baseline, Policy, Verdict, Where};
+use probity::policy::{Baseline, Mode, Policy, Verdict, Where};
 use probity::Trace;
 
 use crate::output;
@@ -71,7 +71,11 @@ impl GateArgs {
             (None, _) => return Ok(None),
         };
         if let Some(o) = policy.origin() {
-            say(format_args!("policy {} ({:?} mode)", o.display(), policy.mode()).to_string().to_lowercase());
+            let mode = match policy.mode() {
+                Mode::Audit => "audit",
+                Mode::Enforce => "enforce",
+            };
+            say(format_args!("policy {} ({mode} mode)", o.display()));
         }
         let workspace = policy
             .origin()

@@ -21,8 +21,9 @@ type Place = (Unit, Vec<OsString>);
 
 /// Follows the programs each process runs through the trace, in time
 /// order, and gives the place of each event asked for. An exec belongs to
-/// the unit that ran it: its place is the image before it.
-fn attribute(trace: &Trace, wanted: &HashSet<usize>) -> HashMap<usize, Place> {
+/// the unit that ran it: its place is the image before it. With `only`,
+/// every event belongs to that unit (a traced test's own trace).
+fn attribute(trace: &Trace, wanted: &HashSet<usize>, only: Option<&Unit>) -> HashMap<usize, Place> {
     let procs = trace.processes();
     let mut order: Vec<usize> = (0..trace.events.len()).collect();
     order.sort_by_key(|&i| (trace.events[i].ts_ns, i));
@@ -45,7 +46,8 @@ fn attribute(trace: &Trace, wanted: &HashSet<usize>) -> HashMap<usize, Place> {
                 }
                 p = procs.get(&q).and_then(|x| x.parent);
             }
-            at.insert(i, (unit.unwrap_or(Unit::Command), programs));
+            let unit = only.cloned().or(unit).unwrap_or(Unit::Command);
+            at.insert(i, (unit, programs));
         }
         if let EventKind::Exec(x) = &e.kind {
             image.insert(e.pid, (x.filename.clone(), x.argv.clone()));
@@ -105,6 +107,16 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn check(&self, trace: &Trace, at: &Where) -> Verdict {
+        self.judge(trace, at, None)
+    }
+
+    /// Judges `trace` as wholly `unit`'s: the trace of one test's runs.
+    #[must_use]
+    pub(crate) fn check_as(&self, trace: &Trace, at: &Where, unit: &Unit) -> Verdict {
+        self.judge(trace, at, Some(unit))
+    }
+
+    fn judge(&self, trace: &Trace, at: &Where, only: Option<&Unit>) -> Verdict {
         let o = Observed::new(trace);
         let mut first_of: HashMap<u32, usize> = HashMap::new();
         for (i, e) in trace.events.iter().enumerate() {
@@ -116,14 +128,14 @@ impl Policy {
         wanted.extend(o.writes.iter().map(|w| w.0));
         wanted.extend(o.undecided.iter().map(|u| u.0));
         wanted.extend(o.uncovered.iter().filter_map(|(p, _)| first_of.get(p)));
-        let places = attribute(trace, &wanted);
+        let places = attribute(trace, &wanted, only);
         let start = trace.start_ns();
         let mut units: BTreeMap<Unit, Gather> = BTreeMap::new();
         units.entry(Unit::Command).or_default();
         let mut cache: HashMap<Place, Rules> = HashMap::new();
         let mut judge = |i: usize| -> (Unit, Rules, u32, u64) {
             let e = &trace.events[i];
-            let place = places.get(&i).cloned().unwrap_or((Unit::Command, Vec::new()));
+            let place = places.get(&i).cloned().unwrap_or_else(|| (only.cloned().unwrap_or(Unit::Command), Vec::new()));
             let rules = cache
                 .entry(place.clone())
                 .or_insert_with(|| self.rules_for(&place.0, place.1.iter().map(OsString::as_os_str)))
@@ -329,5 +341,102 @@ impl Policy {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::test_support::{exec, path, sys, trace};
+
+    fn fork(ts: u64, parent: u32, child: u32) -> crate::event::Event {
+        crate::event::Event {
+            ts_ns: ts,
+            pid: parent,
+            tid: parent,
+            kind: EventKind::Fork(crate::event::Fork { child_tid: child, untracked: false }),
+        }
+    }
+
+    fn at() -> Where {
+        Where { workspace: "/w".into(), target: "/w/target".into(), tmp: "/tmp".into(), home: None }
+    }
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text, Path::new("/w/probity.toml")).unwrap()
+    }
+
+    /// A test binary (pid 11, under `cargo test`) execs git (pid 12) and
+    /// writes outside the roots; a build script (pid 13) writes too.
+    fn run() -> Trace {
+        let mut t = trace(
+            vec![
+                exec(1, 10, "/usr/bin/cargo"),
+                fork(2, 10, 11),
+                exec(2, 11, "/w/target/debug/deps/net-0123456789abcdef"),
+                fork(3, 11, 12),
+                exec(3, 12, "/usr/bin/git"),
+                sys(
+                    4,
+                    11,
+                    11,
+                    "openat",
+                    vec![path("/w/src/x"), crate::trace::test_support::flags(0o101, "O_WRONLY|O_CREAT")],
+                    3,
+                ),
+                fork(5, 10, 13),
+                exec(5, 13, "/w/target/debug/build/gen-0123456789abcdef/build-script-build"),
+                sys(6, 13, 13, "mkdir", vec![path("/w/generated")], 0),
+            ],
+            Some("/w"),
+        );
+        for (i, e) in t.events.iter_mut().enumerate() {
+            if let EventKind::Exec(x) = &mut e.kind {
+                x.argv = vec![x.filename.clone()];
+            }
+            let _ = i;
+        }
+        t
+    }
+
+    fn ids(v: &Verdict) -> Vec<(String, &'static str)> {
+        v.findings().map(|(u, f)| (u.id.clone(), f.rule.id())).collect()
+    }
+
+    #[test]
+    fn each_violation_goes_to_its_unit() {
+        let v = policy("[exec]\ndeny = [\"git\"]\n[files]\nwrite_allow = [\"$TARGET\"]\n").check(&run(), &at());
+        let mut got = ids(&v);
+        got.retain(|(_, r)| *r != "probity/undecided");
+        assert_eq!(
+            got,
+            [
+                ("bin:net".to_owned(), "probity/unexpected-exec"),
+                ("bin:net".to_owned(), "probity/write-outside-allowed"),
+                ("build-script:gen".to_owned(), "probity/write-outside-allowed"),
+            ],
+            "{v:#?}"
+        );
+        assert!(v.fails());
+    }
+
+    #[test]
+    fn overrides_widen_the_rules_of_what_they_select() {
+        let text = "mode = \"audit\"\n[exec]\ndeny = [\"git\"]\n[files]\nwrite_allow = [\"$TARGET\"]\n\
+                    [[override]]\nprogram = \"build-script-*\"\nfiles.write_allow = [\"generated\"]\n";
+        let v = policy(text).check(&run(), &at());
+        assert!(ids(&v).iter().all(|(u, _)| u == "bin:net"), "{v:#?}");
+        assert!(v.violated() && !v.fails());
+    }
+
+    #[test]
+    fn a_test_trace_is_judged_by_its_test_rules() {
+        let text = "[exec]\nallow = [\"cargo\", \"net-*\", \"build-script-*\"]\n[[override]]\ntest = \"tests::*\"\nexec.allow = [\"git\"]\n";
+        let p = policy(text);
+        let unit = Unit::Test { binary: "net".into(), name: "tests::clone".into() };
+        assert!(ids(&p.check_as(&run(), &at(), &unit)).iter().all(|(_, r)| *r == "probity/undecided"));
+        let other = Unit::Test { binary: "net".into(), name: "other".into() };
+        let v = p.check_as(&run(), &at(), &other);
+        assert!(ids(&v).contains(&("test:net::other".to_owned(), "probity/unexpected-exec")), "{v:#?}");
     }
 }
