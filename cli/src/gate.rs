@@ -28,6 +28,11 @@ pub struct GateArgs {
     /// Write the policy's violations as SARIF 2.1.0 to FILE.
     #[arg(long, value_name = "FILE")]
     sarif: Option<PathBuf>,
+    /// Write the trace for ui.perfetto.dev to FILE (Perfetto's JSON
+    /// format): a track per process and thread, programs from exec to
+    /// exit, syscalls, execs, connections and forks.
+    #[arg(long, value_name = "FILE")]
+    perfetto: Option<PathBuf>,
     /// Compare with a baseline (`probity baseline record`) and print what
     /// is new.
     #[arg(long, value_name = "FILE")]
@@ -62,7 +67,8 @@ impl GateArgs {
         let reports = self.report_dir.is_some()
             || self.sarif.is_some()
             || self.baseline.is_some()
-            || self.record_baseline.is_some();
+            || self.record_baseline.is_some()
+            || self.perfetto.is_some();
         let policy = match (file, flags) {
             (Some(p), Some(f)) => p.and_network_of(&f),
             (Some(p), None) => p,
@@ -108,6 +114,10 @@ impl Gate {
             let f = output::create(path, "--sarif")?;
             serde_json::to_writer_pretty(f, &crate::report::sarif(&verdict))
                 .with_context(|| format!("failed to write {}", path.display()))?;
+        }
+        if let Some(path) = &args.perfetto {
+            let f = std::io::BufWriter::new(output::create(path, "--perfetto")?);
+            trace.write_perfetto(f).with_context(|| format!("failed to write {}", path.display()))?;
         }
         github(&verdict)?;
         let mut fails = verdict.fails();

@@ -71,6 +71,8 @@ fn cargo_test_violations_go_to_the_test_binary_and_the_build_script() {
             "rep",
             "--sarif",
             "s.sarif",
+            "--perfetto",
+            "p.json",
             "--",
             "cargo",
             "test",
@@ -103,6 +105,13 @@ fn cargo_test_violations_go_to_the_test_binary_and_the_build_script() {
     let results = sarif["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 4, "{sarif:#}");
     assert!(results.iter().all(|r| r["partialFingerprints"]["probity/v1"].is_string()));
+    // The same run for ui.perfetto.dev: the build script's run is a slice.
+    let perfetto: serde_json::Value = serde_json::from_slice(&std::fs::read(ws.join("p.json")).unwrap()).unwrap();
+    let events = perfetto["traceEvents"].as_array().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "X" && e["name"].as_str().is_some_and(|n| n.ends_with("/build-script-build"))));
+    assert!(events.iter().any(|e| e["ph"] == "X" && e["cat"] == "syscall"));
 }
 
 #[test]

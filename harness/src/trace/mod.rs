@@ -15,6 +15,7 @@ pub(crate) mod index;
 mod load;
 mod model;
 mod outcome;
+mod perfetto;
 pub(crate) mod query;
 mod resolvers;
 mod snapshot;
