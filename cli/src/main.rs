@@ -15,6 +15,7 @@
 //! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete.
 
 mod gate;
+mod junit;
 mod output;
 mod report;
 mod run;
@@ -44,6 +45,9 @@ enum Command {
     /// FILE --fail-on-new`.
     #[command(subcommand)]
     Baseline(gate::BaselineCommand),
+    /// Add what each test used (hosts, programs, writes, violations) from
+    /// a run's bom.json to nextest's junit.xml, as <properties>.
+    JunitMerge(junit::JunitMergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,13 @@ fn main() -> ExitCode {
             run::main(args)
         }
         Command::Doctor => doctor(),
+        Command::JunitMerge(args) => match junit::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                run::say(format_args!("{e:#}"));
+                ExitCode::from(1)
+            }
+        },
         Command::Baseline(gate::BaselineCommand::Record { out, mut run }) => {
             run.gate.record_baseline = Some(out);
             run::main(run)
