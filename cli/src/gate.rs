@@ -97,7 +97,14 @@ impl Gate {
     /// Judges the trace, writes the reports asked for, and says whether
     /// the run fails.
     pub fn finish(&self, args: &GateArgs, trace: &Trace) -> anyhow::Result<bool> {
-        let verdict = self.policy.check(trace, &self.at);
+        let mut verdict = self.policy.check(trace, &self.at);
+        // Reports name the policy file as the repository does: relative to
+        // the working directory when it is under it.
+        if let (Some(p), Ok(cwd)) = (&verdict.policy, std::env::current_dir()) {
+            if let Ok(rel) = Path::new(p).strip_prefix(&cwd) {
+                verdict.policy = Some(rel.to_string_lossy().into_owned());
+            }
+        }
         for why in &verdict.undecided {
             say(format_args!("policy: undecided for every unit: {why}"));
         }

@@ -152,6 +152,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         Err(e) => {
             let lib = e.downcast_ref::<probity::Error>();
             let code = match lib {
+                // A policy file that cannot be read: nothing ran.
+                None if e.downcast_ref::<probity::policy::PolicyError>().is_some() => 2,
                 Some(probity::Error::NotFound { .. } | probity::Error::InterpreterNotFound { .. }) => 127,
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,

@@ -187,3 +187,23 @@ fn nextest_units_audit_mode_overrides_and_baseline() {
     assert_eq!(out.status.code(), Some(121), "{stderr}");
     assert!(stderr.contains(&format!("+ test:gate::connects_to_local_server host {host}")), "{stderr}");
 }
+
+#[test]
+fn a_bad_policy_is_a_usage_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "mode = \"enforce\"\n[network]\nallow = [\"*.exa*mple.com\"]\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .current_dir(dir.path())
+        .args(["run", "--policy", "bad.toml", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "bad.toml:3:10: `*.exa*mple.com` is not an endpoint (a wildcard is allowed only as a whole first label"
+        ),
+        "{stderr}"
+    );
+}

@@ -146,6 +146,9 @@ impl Policy {
         let mut normal = Normal::new(at);
 
         let dest_events: HashSet<usize> = o.dests.iter().map(|d| d.0).collect();
+        // What was already reported, for what would repeat: network use
+        // without an address, and undecided events.
+        let mut seen: HashSet<(Unit, u32, String)> = HashSet::new();
         for &(i, ip, port) in &o.dests {
             let (unit, rules, pid, at_ns) = judge(i);
             let trusted: Vec<&str> = o.trusted_names.get(&ip).into_iter().flatten().map(String::as_str).collect();
@@ -207,11 +210,16 @@ impl Policy {
             let (unit, rules, pid, at_ns) = judge(i);
             if rules.network == Network::Nothing {
                 let e = &trace.events[i];
+                // One finding per process and kind of access: a socket's
+                // every read would bury the rest.
                 let what = match &e.kind {
                     EventKind::Syscall(s) => s.name.to_string(),
                     EventKind::Net(n) => format!("{:?} {}", n.protocol, n.op.name()).to_lowercase(),
                     _ => "an event".to_owned(),
                 };
+                if !seen.insert((unit.clone(), pid, what.clone())) {
+                    continue;
+                }
                 let message =
                     format!("process {pid} used the network ({what}), and the policy allows no network access");
                 units.entry(unit).or_default().violations.push(Finding {
@@ -292,6 +300,11 @@ impl Policy {
                 Gated::Network => (rules.network != Network::Any, "network"),
                 Gated::Write => (rules.write_allow.is_some(), "write"),
             };
+            // One entry per process and reason: every write to a relative
+            // path would otherwise repeat it.
+            if !seen.insert((unit.clone(), pid, format!("{kind}: {why}"))) {
+                continue;
+            }
             let g = units.entry(unit).or_default();
             g.undecided.push(Undecided { kind: kind.to_owned(), pid, why: why.clone() });
             if gated {

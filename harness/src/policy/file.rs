@@ -5,14 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use globset::GlobBuilder;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use toml::Spanned;
 
-use super::endpoint::Endpoint;
 use super::error::PolicyError;
 use super::model::{Mode, Network, Override, Policy, Rules, Selector};
-use super::programs::Program;
-use super::roots::Root;
 
 /// The file's name, looked for at the workspace root.
 pub const FILE_NAME: &str = "probity.toml";
@@ -28,68 +25,64 @@ struct File {
     overrides: Vec<Spanned<OverrideTable>>,
 }
 
+/// A list of strings, each kept with where it is in the file, so that
+/// a bad one is reported at its own line.
+type Strings = Option<Vec<Spanned<String>>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NetworkTable {
-    #[serde(default, deserialize_with = "parsed_list")]
-    allow: Option<Vec<Endpoint>>,
+    allow: Strings,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExecTable {
-    #[serde(default, deserialize_with = "parsed_list")]
-    allow: Option<Vec<Program>>,
-    #[serde(default, deserialize_with = "parsed_list")]
-    deny: Option<Vec<Program>>,
+    allow: Strings,
+    deny: Strings,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilesTable {
-    #[serde(default, deserialize_with = "parsed_list")]
-    write_allow: Option<Vec<Root>>,
+    write_allow: Strings,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OverrideTable {
     test: Option<Spanned<String>>,
-    #[serde(default, deserialize_with = "parsed")]
-    program: Option<Program>,
+    program: Option<Spanned<String>>,
     network: Option<NetworkTable>,
     exec: Option<ExecTable>,
     files: Option<FilesTable>,
 }
 
-/// A list of strings, each parsed by its type's `FromStr`, whose error
-/// (with what is allowed) the deserializer places at the value.
-fn parsed_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: std::str::FromStr<Err = String>,
-{
-    let items: Vec<String> = Vec::deserialize(d)?;
-    items.iter().map(|s| s.parse().map_err(serde::de::Error::custom)).collect::<Result<_, _>>().map(Some)
+/// A bad value's error, at its place in the file.
+type Invalid<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, String) -> PolicyError;
+
+/// Each string of a list parsed by its type's `FromStr`, whose error says
+/// what is allowed.
+fn each<T: std::str::FromStr<Err = String>>(
+    list: Strings,
+    invalid: Invalid<'_>,
+) -> Result<Option<Vec<T>>, PolicyError> {
+    list.map(|l| l.iter().map(|s| s.get_ref().parse().map_err(|e| invalid(Some(s.span()), e))).collect()).transpose()
 }
 
-fn parsed<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: std::str::FromStr<Err = String>,
-{
-    let s = String::deserialize(d)?;
-    s.parse().map(Some).map_err(serde::de::Error::custom)
-}
-
-fn rules(network: Option<NetworkTable>, exec: Option<ExecTable>, files: Option<FilesTable>) -> Rules {
+fn rules(
+    network: Option<NetworkTable>,
+    exec: Option<ExecTable>,
+    files: Option<FilesTable>,
+    invalid: Invalid<'_>,
+) -> Result<Rules, PolicyError> {
     let (exec_allow, exec_deny) = exec.map_or((None, None), |e| (e.allow, e.deny));
-    Rules {
-        network: network.and_then(|n| n.allow).map_or(Network::Any, Network::Only),
-        exec_allow,
-        exec_deny: exec_deny.unwrap_or_default(),
-        write_allow: files.and_then(|f| f.write_allow),
-    }
+    Ok(Rules {
+        network: each(network.and_then(|n| n.allow), invalid)?.map_or(Network::Any, Network::Only),
+        exec_allow: each(exec_allow, invalid)?,
+        exec_deny: each(exec_deny, invalid)?.unwrap_or_default(),
+        write_allow: each(files.and_then(|f| f.write_allow), invalid)?,
+    })
 }
 
 /// The line and column (from 1) of byte `at` of `text`.
@@ -136,13 +129,15 @@ impl Policy {
             let span = o.span();
             let o = o.into_inner();
             let selector = match (o.test, o.program) {
+                (None, Some(p)) => {
+                    Selector::Program(p.get_ref().parse().map_err(|e| invalid(Some(p.span()), e))?)
+                }
                 (Some(t), None) => {
                     let g = GlobBuilder::new(t.get_ref()).build().map_err(|e| {
                         invalid(Some(t.span()), format!("`{}` is not a glob: {}", t.get_ref(), e.kind()))
                     })?;
                     Selector::Test(g.compile_matcher())
                 }
-                (None, Some(p)) => Selector::Program(p),
                 _ => {
                     return Err(invalid(
                         Some(span),
@@ -150,11 +145,11 @@ impl Policy {
                     ))
                 }
             };
-            overrides.push(Override { selector, rules: rules(o.network, o.exec, o.files) });
+            overrides.push(Override { selector, rules: rules(o.network, o.exec, o.files, &invalid)? });
         }
         Ok(Policy {
             mode: file.mode.unwrap_or_default(),
-            base: rules(file.network, file.exec, file.files),
+            base: rules(file.network, file.exec, file.files, &invalid)?,
             overrides,
             origin: Some(PathBuf::from(path)),
         })
@@ -210,10 +205,10 @@ files.write_allow = ["/var/tmp"]
         let e = err("mode = \"strict\"\n");
         assert!(e.starts_with("/w/probity.toml:1:8: unknown variant `strict`, expected `audit` or `enforce`"), "{e}");
         let e = err("[network]\nallow = [\n  \"ok.com\",\n  \"bad host\",\n]\n");
-        assert!(e.starts_with("/w/probity.toml:2:9: `bad host` is not an endpoint"), "{e}");
+        assert!(e.starts_with("/w/probity.toml:4:3: `bad host` is not an endpoint"), "{e}");
         assert!(e.contains("allowed: `host:port`"), "{e}");
         let e = err("[files]\nwrite_allow = [\"$NOPE\"]\n");
-        assert!(e.contains("/w/probity.toml:2:15: `$NOPE` is not a known place"), "{e}");
+        assert!(e.contains("/w/probity.toml:2:16: `$NOPE` is not a known place"), "{e}");
         let e = err("[[override]]\nnetwork.allow = []\n");
         assert!(e.starts_with("/w/probity.toml:1:1: an [[override]] names exactly one of `test`"), "{e}");
         let e = err("not toml");
