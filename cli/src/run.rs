@@ -319,6 +319,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if gate {
         let trace = probity::Trace { events: kept, outcome: outcome.clone() };
+        // The policy's reports are written whichever gate fails.
+        let policy_failed = match &policy_gate {
+            Some(g) => g.finish(&args.gate, &trace)?,
+            None => false,
+        };
         let checked = if args.deny_network {
             trace.check_no_network()
         } else if !args.allow_connect.is_empty() {
@@ -330,11 +335,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             say(format_args!("network gate failed: {v}"));
             return Ok(ExitCode::from(EXIT_GATE));
         }
-        if let Some(g) = &policy_gate {
-            if g.finish(&args.gate, &trace)? {
-                say("policy gate failed");
-                return Ok(ExitCode::from(EXIT_GATE));
-            }
+        if policy_failed {
+            say("policy gate failed");
+            return Ok(ExitCode::from(EXIT_GATE));
         }
     }
     if interrupt != 0 {

@@ -207,3 +207,22 @@ fn a_bad_policy_is_a_usage_error_naming_its_line() {
         "{stderr}"
     );
 }
+
+/// `--deny-network` keeps its own gate and message, and with a report
+/// asked for it is also a policy: its violation is in bom.json.
+#[test]
+fn deny_network_is_a_policy_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let connect = "import socket; s = socket.socket(); s.settimeout(1); s.connect_ex(('127.0.0.1', 9))";
+    let out = probity(
+        dir.path(),
+        &["run", "-o", "/dev/null", "--deny-network", "--report-dir", "rep", "--", "python3", "-c", connect],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(121), "{stderr}");
+    assert!(stderr.contains("network gate failed"), "{stderr}");
+    let bom = bom(dir.path());
+    let command = unit(&bom, "command");
+    assert!(rules(command).contains(&"probity/unexpected-connect"), "{command:#}");
+    assert!(command["hosts"].as_array().unwrap().iter().any(|h| h["ip"] == "127.0.0.1" && h["port"] == 9));
+}
