@@ -226,3 +226,33 @@ fn deny_network_is_a_policy_too() {
     assert!(rules(command).contains(&"probity/unexpected-connect"), "{command:#}");
     assert!(command["hosts"].as_array().unwrap().iter().any(|h| h["ip"] == "127.0.0.1" && h["port"] == 9));
 }
+
+/// In GitHub Actions the violations become annotations on stdout and the
+/// job summary gets a table per unit.
+#[test]
+fn github_actions_get_annotations_and_a_summary() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("probity.toml"), "[exec]\ndeny = [\"true\"]\n").unwrap();
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "earlier steps\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .current_dir(dir.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["run", "-o", "/dev/null", "--", "sh", "-c", "/bin/true"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(121), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error file=probity.toml,line=1,title=probity/unexpected-exec in the command::")
+                && l.contains("exec'd /bin/true, which exec.deny forbids (`true`)")),
+        "{stdout}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.starts_with("earlier steps\n## probity: the policy failed"), "{summary}");
+    assert!(summary.contains("| ✗ | exec | /bin/true | 1× |"), "{summary}");
+}
