@@ -8,13 +8,17 @@
 //!   exist; 126 when it cannot be executed;
 //! - 125 when probity itself failed (privileges, trace files it may not or
 //!   could not write);
-//! - 121 when the network gate failed (`--deny-network`, `--allow-connect`);
+//! - 121 when the network gate failed (`--deny-network`, `--allow-connect`),
+//!   the policy did in enforce mode, or `--fail-on-new` found something new;
 //! - 128 + N when signal N (SIGINT, SIGTERM, SIGHUP) interrupted probity:
 //!   the tree was stopped and the trace is cut short;
 //! - 120 when events were lost (unless `--allow-loss`): the trace is incomplete.
 
 mod daemon;
+mod gate;
+mod junit;
 mod output;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -41,6 +45,13 @@ enum Command {
     /// Serve eBPF tracing to the members of a group, so they trace without
     /// root (run as root; see docs/daemon.md).
     Daemon(daemon::DaemonArgs),
+    /// Record what each unit of a run used, for `probity run --baseline
+    /// FILE --fail-on-new`.
+    #[command(subcommand)]
+    Baseline(gate::BaselineCommand),
+    /// Add what each test used (hosts, programs, writes, violations) from
+    /// a run's bom.json to nextest's junit.xml, as <properties>.
+    JunitMerge(junit::JunitMergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +69,17 @@ fn main() -> ExitCode {
         }
         Command::Doctor => doctor(),
         Command::Daemon(args) => daemon::main(args),
+        Command::JunitMerge(args) => match junit::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                run::say(format_args!("{e:#}"));
+                ExitCode::from(1)
+            }
+        },
+        Command::Baseline(gate::BaselineCommand::Record { out, mut run }) => {
+            run.gate.record_baseline = Some(out);
+            run::main(run)
+        }
     }
 }
 

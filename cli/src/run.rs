@@ -71,6 +71,8 @@ pub struct RunArgs {
     /// (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "HOST|CIDR", value_parser = parse_destination)]
     allow_connect: Vec<String>,
+    #[command(flatten)]
+    pub gate: crate::gate::GateArgs,
     /// The command and its arguments. Options before it are probity's: put
     /// `--` first when the command starts with `-`. Taken as bytes, as
     /// the shell gave them: they need not be UTF-8.
@@ -150,6 +152,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         Err(e) => {
             let lib = e.downcast_ref::<probity::Error>();
             let code = match lib {
+                // A policy file that cannot be read: nothing ran.
+                None if e.downcast_ref::<probity::policy::PolicyError>().is_some() => 2,
                 Some(probity::Error::NotFound { .. } | probity::Error::InterpreterNotFound { .. }) => 127,
                 Some(probity::Error::NotExecutable { .. }) => 126,
                 _ => EXIT_PROBITY,
@@ -221,6 +225,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         unsafe { sigaction(sig, &action) }.context("failed to install a signal handler")?;
     }
 
+    // The policy is read before anything runs: a bad one is a usage error.
+    let policy_gate = args.gate.load(args.deny_network, &args.allow_connect)?;
+
     let tracee = tracer.spawn(cmd)?;
     // A sink that failed is written no more; the command still runs to its
     // end, traced (stopping a build half way for a full disk would leave
@@ -232,7 +239,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Nesting depth of each event so far (a libc call's syscalls sit under it).
     let mut depths: Vec<u32> = Vec::new();
     // The gate checks the whole trace, so it is kept.
-    let gate = args.deny_network || !args.allow_connect.is_empty();
+    let gate = args.deny_network || !args.allow_connect.is_empty() || policy_gate.is_some();
     let mut kept: Vec<Event> = Vec::new();
     let outcome = tracee.wait_with(Some(&STOP), |e: Event| {
         if gate {
@@ -312,10 +319,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if gate {
         let trace = probity::Trace { events: kept, outcome: outcome.clone() };
-        let checked =
-            if args.deny_network { trace.check_no_network() } else { trace.check_network_only_to(&args.allow_connect) };
+        // The policy's reports are written whichever gate fails.
+        let policy_failed = match &policy_gate {
+            Some(g) => g.finish(&args.gate, &trace)?,
+            None => false,
+        };
+        let checked = if args.deny_network {
+            trace.check_no_network()
+        } else if !args.allow_connect.is_empty() {
+            trace.check_network_only_to(&args.allow_connect)
+        } else {
+            Ok(())
+        };
         if let Err(v) = checked {
             say(format_args!("network gate failed: {v}"));
+            return Ok(ExitCode::from(EXIT_GATE));
+        }
+        if policy_failed {
+            say("policy gate failed");
             return Ok(ExitCode::from(EXIT_GATE));
         }
     }

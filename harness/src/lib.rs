@@ -47,6 +47,7 @@ mod kernel;
 mod launch;
 mod merge;
 mod net;
+pub mod policy;
 mod preload;
 mod render;
 pub mod testing;

@@ -11,6 +11,7 @@ mod fidelity;
 mod fidelity_args;
 mod fidelity_exec;
 mod fidelity_signals;
+mod gate;
 mod inheritance;
 mod libc_hooks;
 mod messages;

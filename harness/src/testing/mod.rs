@@ -34,6 +34,7 @@ mod child;
 pub mod harness;
 pub(crate) mod join;
 mod plain_tests;
+mod policy;
 #[doc(hidden)]
 pub mod support;
 
@@ -147,6 +148,9 @@ pub(crate) fn cannot_trace_failure(reason: &str, because: FailsBecause) -> Strin
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     test: Option<&'static str>,
+    /// The test's libtest name (`module::test`), which the policy's
+    /// per-test rules are keyed by.
+    full_name: Option<String>,
     deadline: Instant,
     limit: Duration,
     tracers: Vec<TracerKind>,
@@ -215,6 +219,7 @@ fn settings() -> Settings {
     }
     Settings {
         test: None,
+        full_name: None,
         deadline: Instant::now() + limit,
         limit,
         tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
@@ -380,14 +385,18 @@ impl Cmd {
     #[track_caller]
     pub fn run(self) -> Run {
         let what = format!("`{}`", self.cmd.get_program().to_string_lossy());
-        let limit = settings().limit;
+        let settings = settings();
+        let limit = settings.limit;
         match self.try_run() {
             Ok(run) if run.trace.outcome.interrupted => panic!(
                 "probity: {what} ran past the test's time limit of {limit:.1?} and was stopped \
                  (SIGTERM, then SIGKILL after 2 s)\n{}",
                 run.report(20)
             ),
-            Ok(run) => run,
+            Ok(run) => {
+                policy::enforce(&run.trace, settings.full_name.as_deref(), || run.report(20));
+                run
+            }
             Err(e) => fail_to_trace(&what, &e),
         }
     }
@@ -577,7 +586,10 @@ where
     let _ = f;
     let offset = child::offset_of::<F, I, O>();
     match run_function(offset, &input) {
-        Ok(run) => run,
+        Ok(run) => {
+            policy::enforce(&run.trace, settings().full_name.as_deref(), || run.report(20));
+            run
+        }
         Err(Failure::Trace(e)) => fail_to_trace("the child function", &e),
         Err(Failure::Child(msg)) => panic!("{msg}"),
     }

@@ -140,7 +140,13 @@ pub(crate) fn judge(
 /// Runs a test body with its settings in force on this thread.
 pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
     let limit = meta.timeout();
-    let settings = Settings { test: Some(meta.name), deadline: Instant::now() + limit, limit, tracers: meta.tracers() };
+    let settings = Settings {
+        test: Some(meta.name),
+        full_name: Some(meta.test_name()),
+        deadline: Instant::now() + limit,
+        limit,
+        tracers: meta.tracers(),
+    };
     let _scope = Scope::enter(settings);
     body()
 }

@@ -15,12 +15,14 @@ pub(crate) mod index;
 mod load;
 mod model;
 mod outcome;
-mod query;
+mod perfetto;
+pub(crate) mod query;
 mod resolvers;
 mod snapshot;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub(crate) use assert::observed;
 pub use assert::{Violation, ViolationKind};
 pub use classes::Class;
 pub use load::LoadError;
@@ -29,6 +31,7 @@ pub(crate) use outcome::is_zero;
 pub use outcome::{Losses, Outcome, SyscallCount};
 pub use query::{Events, Syscalls};
 pub use resolvers::Resolution;
+pub(crate) use snapshot::Filters;
 pub use snapshot::Snapshot;
 
 pub use crate::coverage::{TracerKind, Uncovered};

@@ -13,7 +13,8 @@ use crate::trace::query::{base_name, trim_dot_slash, under};
 use crate::trace::Trace;
 
 /// Devices a write to changes nothing on disk.
-const HARMLESS_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/stdout", "/dev/stderr"];
+pub(super) const HARMLESS_DEVICES: &[&str] =
+    &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/stdout", "/dev/stderr"];
 
 impl Trace {
     /// The user's path as the trace's resolved paths are: absolute

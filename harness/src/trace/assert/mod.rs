@@ -21,6 +21,7 @@ mod dns;
 mod execs;
 mod files;
 mod network;
+pub(crate) mod observed;
 mod order;
 mod queries;
 mod render;

@@ -27,6 +27,7 @@ use std::fmt::{self, Write as _};
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
+pub(crate) use self::filters::Filters;
 pub(crate) use self::noise::noise;
 pub(crate) use self::normalize::Normalizer;
 use self::order::{canonical_order, shown_depth, As};
