@@ -164,11 +164,6 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Bytes a trace file's writes gather: a trace is millions of short
-/// lines, and a write syscall per 8 KiB (the default) was a good part of
-/// writing one.
-const FILE_BUFFER: usize = 1 << 16;
-
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut tracers = Vec::new();
     if args.tracers.is_empty() || args.tracers.iter().any(|t| matches!(t, TracerArg::All | TracerArg::Ebpf)) {
@@ -184,11 +179,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // nobody reads.
     let discard_text = args.output.as_deref().is_some_and(output::is_dev_null);
     let mut text: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::with_capacity(FILE_BUFFER, output::create(p, "-o")?)),
+        Some(p) => Box::new(output::Background::new(output::create(p, "-o")?, "-o")?),
         None => Box::new(BufWriter::new(io::stderr())),
     };
     let mut json = match &args.json {
-        Some(p) => Some(BufWriter::with_capacity(FILE_BUFFER, output::create(p, "--json")?)),
+        Some(p) => Some(output::Background::new(output::create(p, "--json")?, "--json")?),
         None => None,
     };
     // The same file by a path `check` could not see through (a link made
