@@ -14,6 +14,8 @@
 //! - anything else is refused, except `/dev/null`, probity's own standard
 //!   streams (`/dev/stdout`, `/dev/stderr`, the terminal), and pipes and
 //!   sockets the caller owns (`--json >(jq .)`).
+//!
+//! [`Background`] then writes each file on a thread of its own.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -306,5 +308,179 @@ fn type_name(st: &FileStat) -> &'static str {
         SFlag::S_IFCHR => "character device",
         SFlag::S_IFBLK => "block device",
         _ => "special file",
+    }
+}
+
+/// A trace file written on a thread of its own: the events are
+/// formatted on the thread that receives them, in chunks of `CHUNK`
+/// bytes, and the write syscalls (copying hundreds of megabytes into the
+/// page cache for a long trace) happen on the writer thread, on the
+/// other core.
+///
+/// The first error the file gives is returned by a later `write` or by
+/// `flush`, which waits until every chunk so far is written; chunks after
+/// an error are dropped.
+pub struct Background {
+    /// The chunk being filled.
+    chunk: Vec<u8>,
+    /// Full chunks to the writer thread; `None` once it is gone.
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Written chunks back from it, for reuse.
+    written: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Chunks sent and not yet back.
+    pending: usize,
+    /// The first error of the file.
+    error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Bytes gathered before a write: a trace is millions of short lines.
+const CHUNK: usize = 1 << 16;
+/// Chunks in flight: enough for the writer to keep busy.
+const CHUNKS: usize = 4;
+
+impl Background {
+    /// Starts a writer thread for `file`; `what` names it (`-o`).
+    pub fn new(mut file: File, what: &str) -> anyhow::Result<Background> {
+        use std::io::Write as _;
+        let (full, todo) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS);
+        let (done, written) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS + 1);
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let first_error = std::sync::Arc::clone(&error);
+        let thread = std::thread::Builder::new()
+            .name(format!("probity {what}"))
+            .spawn(move || {
+                let mut failed = false;
+                for mut chunk in todo {
+                    if !failed {
+                        if let Err(e) = file.write_all(&chunk) {
+                            failed = true;
+                            *first_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        }
+                    }
+                    chunk.clear();
+                    if done.send(chunk).is_err() {
+                        break;
+                    }
+                }
+            })
+            .with_context(|| format!("failed to start the thread that writes {what}"))?;
+        Ok(Background {
+            chunk: Vec::with_capacity(CHUNK),
+            full: Some(full),
+            written,
+            pending: 0,
+            error,
+            thread: Some(thread),
+        })
+    }
+
+    /// The file's first error, if it failed.
+    fn failure(&self) -> std::io::Result<()> {
+        match self.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the chunk being filled to the writer thread, and takes an
+    /// empty one back (waiting when `CHUNKS` are in flight).
+    fn send(&mut self) -> std::io::Result<()> {
+        self.failure()?;
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let next = if self.pending >= CHUNKS {
+            self.pending -= 1;
+            self.written.recv().ok()
+        } else {
+            self.written.try_recv().ok().inspect(|_| self.pending -= 1)
+        };
+        let next = next.unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.chunk, next);
+        let gone = || std::io::Error::other("the writer thread ended");
+        self.full.as_ref().ok_or_else(gone)?.send(chunk).map_err(|_| gone())?;
+        self.pending += 1;
+        Ok(())
+    }
+}
+
+impl std::io::Write for Background {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.chunk.len() + data.len() > CHUNK {
+            self.send()?;
+        }
+        self.chunk.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    /// Writes what is gathered, and waits until the file has it all.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()?;
+        while self.pending > 0 {
+            if self.written.recv().is_err() {
+                break;
+            }
+            self.pending -= 1;
+        }
+        self.failure()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // As `BufWriter` does, what is gathered is written; an error here
+        // has no one to go to.
+        let _ = self.send();
+        // Ends the thread once it has written what it was given.
+        self.full = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    #[test]
+    fn a_background_file_gets_every_byte_in_order_by_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let mut w = Background::new(File::create(&path).unwrap(), "-o").unwrap();
+        let mut want = Vec::new();
+        // Lines of every length up to over a chunk, so chunks fill unevenly.
+        for i in 0..3000usize {
+            let line = format!("{i} {}\n", "x".repeat(i * 37 % (CHUNK + 100)));
+            w.write_all(line.as_bytes()).unwrap();
+            want.extend_from_slice(line.as_bytes());
+        }
+        w.flush().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        // It can go on after a flush, and a drop writes the rest.
+        w.write_all(b"end\n").unwrap();
+        drop(w);
+        want.extend_from_slice(b"end\n");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+    }
+
+    #[test]
+    fn a_failing_file_gives_its_own_error() {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut w = Background::new(full, "-o").unwrap();
+        let chunk = vec![b'x'; CHUNK];
+        // Writes go on being accepted until the thread's error comes back.
+        let mut result = Ok(());
+        for _ in 0..4 * CHUNKS {
+            result = w.write_all(&chunk);
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = result.and_then(|()| w.flush()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     }
 }

@@ -183,11 +183,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // nobody reads.
     let discard_text = args.output.as_deref().is_some_and(output::is_dev_null);
     let mut text: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(output::create(p, "-o")?)),
+        Some(p) => Box::new(output::Background::new(output::create(p, "-o")?, "-o")?),
         None => Box::new(BufWriter::new(io::stderr())),
     };
     let mut json = match &args.json {
-        Some(p) => Some(BufWriter::new(output::create(p, "--json")?)),
+        Some(p) => Some(output::Background::new(output::create(p, "--json")?, "--json")?),
         None => None,
     };
     // The same file by a path `check` could not see through (a link made
@@ -241,6 +241,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The gate checks the whole trace, so it is kept.
     let gate = args.deny_network || !args.allow_connect.is_empty() || policy_gate.is_some();
     let mut kept: Vec<Event> = Vec::new();
+    // One line of each output at a time, in buffers reused for every event.
+    let mut line = String::new();
+    let mut record: Vec<u8> = Vec::new();
     let outcome = tracee.wait_with(Some(&STOP), |e: Event| {
         if gate {
             kept.push(e.clone());
@@ -251,26 +254,36 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             // Counts come from the kernel; process events are not printed.
         } else {
             if let EventKind::Syscall(s) = &e.kind {
-                let c = counts.entry(s.name.to_string()).or_insert_with(|| SyscallCount {
-                    name: s.name.to_string(),
-                    calls: 0,
-                    errors: 0,
-                    total_ns: 0,
-                });
+                // Looked up by `&str` first: a key is allocated once a name.
+                let c = match counts.get_mut(&*s.name) {
+                    Some(c) => c,
+                    None => counts.entry(s.name.to_string()).or_insert_with(|| SyscallCount {
+                        name: s.name.to_string(),
+                        calls: 0,
+                        errors: 0,
+                        total_ns: 0,
+                    }),
+                };
                 c.calls += 1;
                 c.errors += u64::from(s.failed());
                 c.total_ns += s.duration_ns;
             }
             if discard_text || text_err.is_some() {
                 // Nothing to write.
-            } else if let Err(err) = writeln!(text, "{}", probity::text::line_at_depth(&e, depth as usize)) {
-                text_err = Some(err);
+            } else {
+                line.clear();
+                probity::text::write_line(&mut line, &e, depth as usize);
+                line.push('\n');
+                if let Err(err) = text.write_all(line.as_bytes()) {
+                    text_err = Some(err);
+                }
             }
         }
         if let Some(j) = json.as_mut().filter(|_| !summary && json_err.is_none()) {
-            if let Err(err) =
-                serde_json::to_writer(&mut *j, &e).map_err(io::Error::from).and_then(|()| j.write_all(b"\n"))
-            {
+            record.clear();
+            e.write_json(&mut record);
+            record.push(b'\n');
+            if let Err(err) = j.write_all(&record) {
                 json_err = Some(err);
             }
         }

@@ -47,8 +47,13 @@ pub struct InFlight {
 /// (the exit probe does), or its session ends (the session's generation
 /// in `SESSIONS` changes, and the cache is not trusted).
 ///
-/// And, for every other task on the machine, that its syscall is not
-/// traced: its exit then skips the `INFLIGHT` lookup too.
+/// And, for every other task on the machine, that it is not traced: its
+/// syscall's exit then skips the `INFLIGHT` lookup, and its next entries
+/// on this CPU skip the `TASKS` lookup, the whole cost of a syscall of a
+/// process beside a session, until it is switched out or [`TASKS_EPOCH`]
+/// changes. A task is added to `TASKS` only as a new task (which is
+/// switched in before it runs, and the switch forgets the slot) or by a
+/// `bpf` syscall (whose exit changes the epoch).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CpuSlot {
@@ -63,14 +68,44 @@ pub struct CpuSlot {
     /// that the exit knows it has nothing to look for; 0 after a traced
     /// entry, and `sched_switch` forgets it.
     pub quiet: u32,
+    /// `quiet`'s syscall is a `bpf` call (which may add to `TASKS`).
+    pub quiet_bpf: u32,
     /// Records this CPU's syscall probes wrote or tried to (see
     /// [`wake_flags_sampled`]).
     pub records: u32,
+    pub _pad: u32,
+    /// [`TASKS_EPOCH`] when `TASKS` was asked about `quiet`.
+    pub quiet_epoch: u64,
     pub call: InFlight,
 }
 
 #[map]
 pub static CPU_SLOT: PerCpuArray<CpuSlot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Changes after every `bpf` syscall that may have added a task to
+/// `TASKS` (any whose kind the exit cannot tell), so that no CPU keeps
+/// believing that task untraced (see [`CpuSlot::quiet`]). It holds the
+/// time of the last change: a plain store (this target has no atomic add
+/// in Rust) of a value later than any a slot saw before the addition, so
+/// that two CPUs racing cannot bring back one a slot holds.
+#[map]
+pub static TASKS_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The current [`TASKS_EPOCH`].
+#[inline(always)]
+pub fn tasks_epoch() -> u64 {
+    TASKS_EPOCH.get(0).copied().unwrap_or(0)
+}
+
+/// Changes [`TASKS_EPOCH`]: `TASKS` may have gained a task.
+#[inline(always)]
+pub fn new_tasks_epoch() {
+    if let Some(epoch) = TASKS_EPOCH.get_ptr_mut(0) {
+        // SAFETY: a valid, aligned map value for the life of the program,
+        // which other CPUs read whole (an aligned 8-byte store).
+        unsafe { core::ptr::write_volatile(epoch, aya_ebpf::helpers::bpf_ktime_get_ns()) };
+    }
+}
 
 /// Syscalls whose task was switched out before their exit, keyed by
 /// thread id. A task keeps its entry for its life once it has one,

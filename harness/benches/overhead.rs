@@ -195,8 +195,10 @@ enum Mode {
     InMemorySteady,
     /// `probity run --json FILE -o /dev/null`.
     Json,
-    /// `probity run -o /dev/null`: strace-like text.
+    /// `probity run -o FILE`: the strace-like text, to a file.
     Text,
+    /// `probity run --json FILE -o FILE2`: both writers at once.
+    JsonText,
     /// `strace -f -o /dev/null`.
     Strace,
     /// `strace -f -c -o FILE`.
@@ -204,7 +206,7 @@ enum Mode {
 }
 
 impl Mode {
-    const ALL: [Mode; 10] = [
+    const ALL: [Mode; 11] = [
         Mode::Untraced,
         Mode::Floor,
         Mode::Bystander,
@@ -213,6 +215,7 @@ impl Mode {
         Mode::InMemorySteady,
         Mode::Json,
         Mode::Text,
+        Mode::JsonText,
         Mode::Strace,
         Mode::StraceSummary,
     ];
@@ -227,6 +230,7 @@ impl Mode {
             Mode::InMemorySteady => "in_memory_steady",
             Mode::Json => "json",
             Mode::Text => "text",
+            Mode::JsonText => "json_and_text",
             Mode::Strace => "strace",
             Mode::StraceSummary => "strace_summary",
         }
@@ -241,7 +245,8 @@ impl Mode {
             Mode::InMemoryFirst => "in-memory, first run",
             Mode::InMemorySteady => "in-memory, steady",
             Mode::Json => "probity --json",
-            Mode::Text => "probity (text)",
+            Mode::Text => "probity -o FILE (text)",
+            Mode::JsonText => "probity --json -o FILE",
             Mode::Strace => "strace -f",
             Mode::StraceSummary => "strace -f -c",
         }
@@ -449,7 +454,7 @@ impl Bench {
                 let _keeper = Keeper::start(&self.tracer)?;
                 self.untraced(w)
             }
-            Mode::Summary | Mode::Json | Mode::Text => self.cli(w, mode),
+            Mode::Summary | Mode::Json | Mode::Text | Mode::JsonText => self.cli(w, mode),
             Mode::InMemoryFirst => self.in_memory(w),
             Mode::InMemorySteady => {
                 // Loading happens here, before the clock starts, and the
@@ -491,23 +496,30 @@ impl Bench {
         format!("{} [{}]", done.status, tail.join(" | "))
     }
 
-    /// The probity CLI, with its trace (text) thrown away.
+    /// The probity CLI, its text trace to a scratch file in the modes
+    /// that measure the text writer, else thrown away.
     fn cli(&self, w: &Workload, mode: Mode) -> anyhow::Result<Sample> {
         let json = self.json_path();
-        // So that a summary line can only come from this run.
+        let text = self.scratch.path().join("trace.txt");
+        // So that a summary line can only come from this run, and each
+        // run writes a new file.
         let _ = std::fs::remove_file(&json);
+        let _ = std::fs::remove_file(&text);
         let mut cmd = Command::new(&self.probity);
         cmd.args(["run", "--tracers", "ebpf"]);
-        match mode {
-            Mode::Summary => {
-                cmd.args(["--summary", "--json"]).arg(&json);
-            }
-            Mode::Json => {
-                cmd.arg("--json").arg(&json);
-            }
-            _ => {}
+        if matches!(mode, Mode::Summary) {
+            cmd.arg("--summary");
         }
-        cmd.args(["-o", "/dev/null", "--"]).arg(&w.program).args(&w.args);
+        if matches!(mode, Mode::Summary | Mode::Json | Mode::JsonText) {
+            cmd.arg("--json").arg(&json);
+        }
+        cmd.arg("-o");
+        if matches!(mode, Mode::Text | Mode::JsonText) {
+            cmd.arg(&text);
+        } else {
+            cmd.arg("/dev/null");
+        }
+        cmd.arg("--").arg(&w.program).args(&w.args);
         let done = self.timed(cmd)?;
         let check = if !done.status.success() {
             // 120 is probity's "events were lost".

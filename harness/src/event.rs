@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+mod json;
 pub(crate) mod strace;
 
 /// One thing a traced process did.

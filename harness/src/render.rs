@@ -10,22 +10,70 @@ use crate::trace::{Outcome, SyscallCount, Trace};
 /// `[1234] openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3 <0.000012>`.
 /// Threads other than the main one show as `[pid:tid]`.
 pub fn event_line(e: &Event) -> String {
-    event_line_with(e, &|_| None)
+    let mut s = String::new();
+    write_line_with(&mut s, e, 0, &|_| None);
+    s
 }
 
 /// [`event_line`], with the path of descriptor arguments after them, as
 /// `strace -y` shows them: `fsync(3</tmp/x/db.tmp>) = 0`. `fd_path` gives
 /// the path of the descriptor that is argument `i`, when known.
 pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<String>) -> String {
-    let mut s = if e.pid == e.tid { format!("[{}] ", e.pid) } else { format!("[{}:{}] ", e.pid, e.tid) };
+    let mut s = String::new();
+    write_line_with(&mut s, e, 0, fd_path);
+    s
+}
+
+/// Appends [`line_at_depth`]`(e, depth)` to `out`, without a newline:
+/// for writing many lines through one buffer, with no allocation for
+/// most events.
+///
+/// ```
+/// let e = probity::Event {
+///     ts_ns: 0,
+///     pid: 7,
+///     tid: 8,
+///     kind: probity::EventKind::Syscall(probity::Syscall {
+///         name: "close".into(),
+///         nr: 3,
+///         args: vec![probity::Arg::Fd(3)],
+///         ret: Some(0),
+///         errno: None,
+///         duration_ns: 2000,
+///         parent: Some(0),
+///     }),
+/// };
+/// let mut out = String::new();
+/// probity::text::write_line(&mut out, &e, 1);
+/// assert_eq!(out, "[7:8]   close(3) = 0 <0.000002>");
+/// ```
+pub fn write_line(out: &mut String, e: &Event, depth: usize) {
+    write_line_with(out, e, depth, &|_| None);
+}
+
+/// The line of `e`, indented for `depth` enclosing libc calls, with
+/// descriptor paths from `fd_path`.
+fn write_line_with(s: &mut String, e: &Event, depth: usize, fd_path: &dyn Fn(usize) -> Option<String>) {
+    let mut digits = itoa::Buffer::new();
+    s.push('[');
+    s.push_str(digits.format(e.pid));
+    if e.pid != e.tid {
+        s.push(':');
+        s.push_str(digits.format(e.tid));
+    }
+    s.push_str("] ");
+    for _ in 0..depth {
+        s.push_str("  ");
+    }
     match &e.kind {
         EventKind::Syscall(c) => {
-            let _ = write!(s, "{}({})", c.name, args_text(&c.args, fd_path));
-            // The result as `format_syscall` shows it: after `name()`.
-            let bare = crate::decode::format_syscall(&crate::event::Syscall { args: Vec::new(), ..c.clone() });
-            s.push_str(bare.get(c.name.len() + 2..).unwrap_or_default());
+            s.push_str(&c.name);
+            s.push('(');
+            args_text(s, &c.args, fd_path);
+            s.push_str(") = ");
+            crate::decode::write_result(s, c);
             if c.ret.is_some() {
-                let _ = write!(s, " <{}.{:06}>", c.duration_ns / 1_000_000_000, (c.duration_ns / 1000) % 1_000_000);
+                duration(s, c.duration_ns);
             }
         }
         EventKind::Exec(x) => {
@@ -65,7 +113,11 @@ pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<Strin
             (false, _) => s.push_str("+++ thread exited +++"),
         },
         EventKind::Libc(c) => {
-            let _ = write!(s, "libc {}({})", c.function, args_text(&c.args, fd_path));
+            s.push_str("libc ");
+            s.push_str(&c.function);
+            s.push('(');
+            args_text(s, &c.args, fd_path);
+            s.push(')');
             match (&c.ret, &c.errno) {
                 (Some(r), Some(errno)) => {
                     let _ = write!(s, " = {r} {errno}");
@@ -76,7 +128,7 @@ pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<Strin
                 (None, _) => s.push_str(" = ?"),
             }
             if c.ret.is_some() {
-                let _ = write!(s, " <{}.{:06}>", c.duration_ns / 1_000_000_000, (c.duration_ns / 1000) % 1_000_000);
+                duration(s, c.duration_ns);
             }
         }
         EventKind::Signal(sig) => {
@@ -95,23 +147,43 @@ pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<Strin
         }
         EventKind::Net(n) => s.push_str(&net_text(n, &mut |a| a.to_string())),
     }
-    s
+}
+
+/// A call's duration as strace's `-T` shows it: ` <0.000012>`, seconds
+/// with six decimals (microseconds, rounded down).
+fn duration(s: &mut String, ns: u64) {
+    let mut digits = itoa::Buffer::new();
+    s.push_str(" <");
+    s.push_str(digits.format(ns / 1_000_000_000));
+    s.push('.');
+    let micros = digits.format((ns / 1000) % 1_000_000);
+    for _ in micros.len()..6 {
+        s.push('0');
+    }
+    s.push_str(micros);
+    s.push('>');
 }
 
 /// Arguments as strace shows them, each descriptor `fd_path` knows
 /// followed by its path in angle brackets.
-fn args_text(args: &[Arg], fd_path: &dyn Fn(usize) -> Option<String>) -> String {
-    let mut s = String::new();
+fn args_text(s: &mut String, args: &[Arg], fd_path: &dyn Fn(usize) -> Option<String>) {
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        let _ = write!(s, "{a}");
+        match a {
+            // The most common arguments, without the formatting machinery.
+            Arg::Int(v) => s.push_str(itoa::Buffer::new().format(*v)),
+            Arg::Fd(fd) if *fd != libc::AT_FDCWD => s.push_str(itoa::Buffer::new().format(*fd)),
+            Arg::Flags { text, .. } => s.push_str(text),
+            _ => {
+                let _ = write!(s, "{a}");
+            }
+        }
         if let (Arg::Fd(_), Some(path)) = (a, fd_path(i)) {
             let _ = write!(s, "<{path}>");
         }
     }
-    s
 }
 
 /// A signal's `si_code` as strace names it (`SI_USER`, `SI_TKILL`,
@@ -214,13 +286,9 @@ pub fn nested_line(events: &[Event], i: usize) -> String {
 
 /// An event line indented for `depth` enclosing libc calls.
 pub fn line_at_depth(e: &Event, depth: usize) -> String {
-    let line = event_line(e);
-    if depth == 0 {
-        return line;
-    }
-    // After the `[pid] ` prefix.
-    let at = line.find("] ").map_or(0, |p| p + 2);
-    format!("{}{}{}", &line[..at], "  ".repeat(depth), &line[at..])
+    let mut s = String::new();
+    write_line(&mut s, e, depth);
+    s
 }
 
 impl std::fmt::Display for Trace {
@@ -360,4 +428,68 @@ fn counts_table(counts: &[SyscallCount], what: &str) -> String {
         if errors > 0 { errors.to_string() } else { String::new() }
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event::Syscall;
+
+    fn syscall(name: &'static str, args: Vec<Arg>, ret: Option<i64>, errno: Option<&'static str>, ns: u64) -> Event {
+        Event {
+            ts_ns: 1,
+            pid: 10,
+            tid: 11,
+            kind: EventKind::Syscall(Syscall {
+                name: name.into(),
+                nr: 0,
+                args,
+                ret,
+                errno: errno.map(Into::into),
+                duration_ns: ns,
+                parent: None,
+            }),
+        }
+    }
+
+    proptest! {
+        /// The line is `format_syscall`'s, after the process and the
+        /// indentation, with the duration as `format!` pads it.
+        #[test]
+        fn a_syscall_line_is_its_strace_form_and_duration(
+            ret in proptest::option::of(any::<i64>()),
+            failed in any::<bool>(),
+            ns in any::<u64>(),
+            depth in 0..4usize,
+            ints in proptest::collection::vec(any::<i64>(), 0..3),
+            fd in any::<i32>(),
+            mmap in any::<bool>(),
+        ) {
+            let mut args: Vec<Arg> = ints.into_iter().map(Arg::Int).collect();
+            args.push(Arg::Fd(fd));
+            args.push(Arg::Fd(libc::AT_FDCWD));
+            args.push(Arg::Flags { value: 1, text: "O_WRONLY".into() });
+            args.push(Arg::Path { path: "/tmp/\"x\"".into(), truncated: true });
+            let name = if mmap { "mmap" } else { "openat" };
+            let e = syscall(name, args, ret, failed.then_some("ENOENT"), ns);
+            let mut fast = String::new();
+            write_line(&mut fast, &e, depth);
+            let mut want = format!("[10:11] {}{}", "  ".repeat(depth), crate::decode::format_syscall(e.as_syscall().unwrap()));
+            if ret.is_some() {
+                want += &format!(" <{}.{:06}>", ns / 1_000_000_000, (ns / 1000) % 1_000_000);
+            }
+            prop_assert_eq!(fast, want);
+        }
+    }
+
+    #[test]
+    fn lines_are_appended_to_what_the_buffer_holds() {
+        let e = syscall("getppid", vec![], Some(1), None, 999);
+        let mut out = String::from("x\n");
+        write_line(&mut out, &e, 0);
+        assert_eq!(out, "x\n[10:11] getppid() = 1 <0.000000>");
+        assert_eq!(line_at_depth(&e, 2), "[10:11]     getppid() = 1 <0.000000>");
+    }
 }

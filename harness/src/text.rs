@@ -14,4 +14,6 @@
 //! ```
 
 pub use crate::decode::format_syscall as syscall_line;
-pub use crate::render::{event_line, libc_summary_table, line_at_depth, nested_line, outcome_lines, summary_table};
+pub use crate::render::{
+    event_line, libc_summary_table, line_at_depth, nested_line, outcome_lines, summary_table, write_line,
+};

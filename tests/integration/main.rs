@@ -32,3 +32,4 @@ mod snapshots;
 mod support;
 mod trace_asserts;
 mod trace_queries;
+mod writers;

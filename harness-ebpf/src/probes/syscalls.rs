@@ -39,8 +39,9 @@ use probity_common::{
 };
 
 use crate::maps::{
-    count_loss, current_ids, session_of, wake_flags, wake_flags_sampled, CpuSlot, ExecJob, InFlight, Scratch, CPU_SLOT,
-    EVENTS, EXEC_JOB, INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS, TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
+    count_loss, current_ids, new_tasks_epoch, session_of, tasks_epoch, wake_flags, wake_flags_sampled, CpuSlot,
+    ExecJob, InFlight, Scratch, CPU_SLOT, EVENTS, EXEC_JOB, INFLIGHT, SCRATCH, SCRATCH_LEN, SESSIONS, SPECS, STATS,
+    TAILS, TAIL_ACCEPT, TAIL_EXEC_ARGS,
 };
 
 const EVENT_LEN: usize = core::mem::size_of::<SyscallEvent>();
@@ -49,6 +50,12 @@ const IDLE: u32 = u32::MAX;
 const CAPTURE_HDR: usize = core::mem::size_of::<Capture>();
 /// Socket addresses are at most `sizeof(struct sockaddr_storage)`.
 const SOCKADDR_MAX: u64 = 128;
+/// The `bpf` syscall's number: the one that adds tasks to `TASKS` from
+/// userspace.
+#[cfg(bpf_target_arch = "x86_64")]
+const SYS_BPF: u32 = 321;
+#[cfg(bpf_target_arch = "aarch64")]
+const SYS_BPF: u32 = 280;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -61,13 +68,21 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(slot) = CPU_SLOT.get_ptr_mut(0) else { return Ok(()) };
     // SAFETY: a per-CPU slot; BPF programs do not preempt each other on one CPU.
     let slot = unsafe { &mut *slot };
+    let nr: i64 = ctx.arg(1);
+    let nr = nr as u32;
+    let epoch = tasks_epoch();
+    if slot.quiet == tid && slot.quiet_epoch == epoch && nr != SYS_BPF {
+        // Untraced, as `TASKS` said at an earlier entry (see `CpuSlot`).
+        // A `bpf` call goes the long way, for its exit to see it.
+        return Ok(());
+    }
     let Some((session, flags)) = traced(slot, tid) else {
         slot.quiet = tid;
+        slot.quiet_epoch = epoch;
+        slot.quiet_bpf = u32::from(nr == SYS_BPF);
         return Ok(());
     };
     slot.quiet = 0;
-    let nr: i64 = ctx.arg(1);
-    let nr = nr as u32;
     // A summary session only counts: the arguments are never looked at,
     // and reading them is a good part of this program's cost.
     let counting = flags & SESSION_SUMMARY != 0;
@@ -176,10 +191,22 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     } else {
         if slot.quiet == tid {
             // Entered untraced on this CPU, and not switched out since.
+            if slot.quiet_bpf != 0 {
+                // It may have added a task that runs now on another CPU.
+                slot.quiet_bpf = 0;
+                slot.quiet = 0;
+                new_tasks_epoch();
+            }
             return Ok(());
         }
         // Switched out since its entry (or not traced at all).
-        let Some(entry) = INFLIGHT.get_ptr_mut(tid) else { return Ok(()) };
+        let Some(entry) = INFLIGHT.get_ptr_mut(tid) else {
+            // Untraced, and switched out since its entry: the call may have
+            // been a `bpf` one that added a task (blocking calls are rare
+            // enough for the other CPUs to ask `TASKS` again).
+            new_tasks_epoch();
+            return Ok(());
+        };
         // SAFETY: this task's own entry (see `spill_slot`).
         let inflight = unsafe { *entry };
         if inflight.nr == IDLE {
@@ -190,6 +217,10 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         unsafe { (*entry).nr = IDLE };
         inflight
     };
+    if inflight.nr == SYS_BPF {
+        // A traced `bpf` call (probity traced by itself) may add a task.
+        new_tasks_epoch();
+    }
     let ret: i64 = ctx.arg(1);
     let end_ns = now();
     let spec = spec_of(inflight.nr);

@@ -45,6 +45,7 @@ mod text;
 pub use args::decode_syscall;
 pub use spec::capture_spec;
 pub use text::format_syscall;
+pub(crate) use text::write_result;
 
 pub use crate::event::strace::{escape_bytes, signal_name};
 

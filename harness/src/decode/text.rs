@@ -69,16 +69,28 @@ pub fn format_syscall(s: &Syscall) -> String {
         let _ = write!(out, "{arg}");
     }
     out.push_str(") = ");
+    write_result(&mut out, s);
+    out
+}
+
+/// What follows `) = ` in [`format_syscall`]'s line: the result, with the
+/// errno and its description when the syscall failed.
+pub(crate) fn write_result(out: &mut String, s: &Syscall) {
     let _ = match (s.ret, &s.errno) {
-        (None, _) => write!(out, "?"),
+        (None, _) => {
+            out.push('?');
+            Ok(())
+        }
         (Some(ret), Some(name)) => {
             let desc = ret.checked_neg().and_then(|e| i32::try_from(e).ok()).map(errno_desc);
             write!(out, "-1 {name} ({})", desc.as_deref().unwrap_or("unknown error"))
         }
         (Some(ret), None) if returns_address(&s.name) => write!(out, "{:#x}", ret as u64),
-        (Some(ret), None) => write!(out, "{ret}"),
+        (Some(ret), None) => {
+            out.push_str(itoa::Buffer::new().format(ret));
+            Ok(())
+        }
     };
-    out
 }
 
 /// The syscalls whose result is an address, which strace prints in hex.
