@@ -70,6 +70,10 @@ pub struct Syscall {
     /// time window), as an index into the trace's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<usize>,
+    /// probity answered the call instead of the kernel (fault
+    /// injection): it did not run.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub injected: bool,
 }
 
 /// A libc call, with the arguments the preload library decoded.
@@ -567,6 +571,7 @@ impl fmt::Display for Event {
     ///         errno: None,
     ///         duration_ns: 2000,
     ///         parent: None,
+    ///         injected: false,
     ///     }),
     /// };
     /// assert_eq!(e.to_string(), "[7] close(3) = 0 <0.000002>");
@@ -653,6 +658,7 @@ impl Syscall {
     ///     errno: None,
     ///     duration_ns: 1,
     ///     parent: None,
+    ///     injected: false,
     /// };
     /// assert_eq!(s.path(), Some(Path::new("/tmp/x")));
     /// ```
@@ -808,6 +814,7 @@ mod tests {
             errno: None,
             duration_ns: 1,
             parent: None,
+            injected: false,
         };
         Event { ts_ns: 1, pid: 2, tid: 2, kind: EventKind::Syscall(s) }
     }
@@ -858,6 +865,7 @@ mod tests {
                         errno: None,
                         duration_ns: 1,
                         parent: None,
+                        injected: false,
                     }),
                 },
             ];

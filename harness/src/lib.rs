@@ -42,6 +42,7 @@ mod decode;
 mod error;
 pub mod event;
 mod fds;
+pub mod inject;
 mod kernel;
 mod launch;
 mod merge;

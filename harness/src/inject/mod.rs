@@ -1,0 +1,48 @@
+//! Fault injection: make chosen calls of a traced tree fail (or return a
+//! value, or wait, or bring a signal), without root, and record each
+//! injected call in the trace.
+//!
+//! `spec` is the rule ([`Inject`], strace's `--inject` syntax);
+//! `filter` the seccomp filter the child installs before `exec`;
+//! `supervisor` the thread that answers the calls the filter holds.
+//!
+//! # Known limitations
+//! - Counting is per rule, per syscall and per task (a thread), as strace
+//!   counts per tracee; a call a rule's filters do not match is not
+//!   counted by that rule.
+//! - The supervisor answers one call at a time: a delay holds up the
+//!   injected calls of other tasks too. A delay after a call that runs
+//!   (`delay_exit` on a rule without `error=` or `retval=`) is taken
+//!   before it.
+//! - Calls made through another architecture's entry (`int 0x80`) are
+//!   not filtered.
+
+mod filter;
+mod spec;
+mod supervisor;
+
+pub(crate) use filter::Filter;
+pub use filter::FilterError;
+pub use spec::{Answer, Host, Inject, SpecError, When};
+pub(crate) use supervisor::Supervisor;
+
+/// Makes `cmd` run under `rules`: the child installs the filter just
+/// before probity's own start-up calls end, and a supervisor thread, started
+/// now, answers the calls. `None` without rules.
+pub(crate) fn prepare(
+    rules: &[Inject],
+    cmd: &mut std::process::Command,
+    limit: probity_common::StringLimit,
+) -> Result<Option<Supervisor>, FilterError> {
+    use std::os::unix::process::CommandExt;
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let filter = Filter::compile(rules)?;
+    let mut installer = filter.installer();
+    // SAFETY: `install` makes only raw async-signal-safe syscalls (getpid,
+    // prctl, seccomp, sendmsg) on memory built before the fork.
+    unsafe { cmd.pre_exec(move || installer.install()) };
+    let supervisor = Supervisor::start(rules.to_vec(), filter, limit).map_err(FilterError::Io)?;
+    Ok(Some(supervisor))
+}
