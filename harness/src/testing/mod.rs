@@ -313,12 +313,21 @@ pub struct Cmd {
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
     tracer: Option<Tracer>,
+    /// Fault-injection rules, added to the tracer.
+    inject: Vec<crate::inject::Inject>,
 }
 
 impl Cmd {
     /// The program, found in `PATH` when it has no `/`.
     pub fn new(program: impl AsRef<OsStr>) -> Cmd {
-        Cmd { cmd: std::process::Command::new(program), env_cleared: false, env: Vec::new(), stdin: None, tracer: None }
+        Cmd {
+            cmd: std::process::Command::new(program),
+            env_cleared: false,
+            env: Vec::new(),
+            stdin: None,
+            tracer: None,
+            inject: Vec::new(),
+        }
     }
 
     /// Adds an argument.
@@ -375,6 +384,20 @@ impl Cmd {
         self
     }
 
+    /// Injects faults as `rule` says (see [`Tracer::with_inject`]); the
+    /// calls it answered are in the trace, marked injected.
+    ///
+    /// ```no_run
+    /// let rule = "openat:error=EACCES:path=/etc/hostname".parse().unwrap();
+    /// let run = probity::Cmd::new("cat").arg("/etc/hostname").inject(rule).run();
+    /// assert!(run.stderr.contains("Permission denied"));
+    /// assert_eq!(run.trace.syscalls().injected().count(), 1);
+    /// ```
+    pub fn inject(mut self, rule: crate::inject::Inject) -> Cmd {
+        self.inject.push(rule);
+        self
+    }
+
     /// Runs the command traced, panicking with a clear message when it
     /// cannot be traced or runs past the test's time limit.
     #[track_caller]
@@ -396,7 +419,7 @@ impl Cmd {
     /// comes back with `trace.outcome.interrupted` set.
     pub fn try_run(self) -> Result<Run, Error> {
         refuse_nested()?;
-        let Cmd { cmd, env_cleared, env: changes, stdin, tracer } = self;
+        let Cmd { cmd, env_cleared, env: changes, stdin, tracer, inject } = self;
         let settings = settings();
         // The child's environment in order: the inherited one (unless
         // cleared) with the changes made in place, new ones at the end.
@@ -415,7 +438,7 @@ impl Cmd {
         resolved.arg0(cmd.get_program());
         copy_command(&cmd, &mut resolved);
         resolved.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let tracer = tracer_for(tracer, &settings);
+        let tracer = inject.into_iter().fold(tracer_for(tracer, &settings), Tracer::with_inject);
         let (trace, stdout, stderr) = run_captured(&tracer, resolved, Start::Env(env), stdin)?;
         Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
     }
@@ -475,7 +498,7 @@ impl From<std::process::Command> for Cmd {
         let mut c = std::process::Command::new(cmd.get_program());
         copy_command(&cmd, &mut c);
         let env = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned))).collect();
-        Cmd { cmd: c, env_cleared: false, env, stdin: None, tracer: None }
+        Cmd { cmd: c, env_cleared: false, env, stdin: None, tracer: None, inject: Vec::new() }
     }
 }
 
