@@ -11,6 +11,7 @@ mod fidelity_args;
 mod fidelity_exec;
 mod fidelity_signals;
 mod inheritance;
+mod inject;
 mod libc_hooks;
 mod messages;
 mod network;
