@@ -295,8 +295,10 @@ impl Inject {
     }
 
     /// Only calls whose path argument, made absolute against the caller's
-    /// directory (or the descriptor it is relative to), matches `pattern`.
-    /// Calls that do not match are not counted either.
+    /// directory (or the descriptor it is relative to), matches `pattern`;
+    /// for a call with no path argument (`write`, `fsync`), the path of
+    /// the descriptor in its first argument. Calls that do not match are
+    /// not counted either.
     pub fn with_path(mut self, pattern: glob::Pattern) -> Self {
         self.path = Some(pattern);
         self

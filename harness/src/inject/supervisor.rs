@@ -326,9 +326,17 @@ impl Memory {
     }
 
     /// The path arguments, made absolute against the directory each is
-    /// relative to.
+    /// relative to; for a call with none (`write`, `fsync`), the path of
+    /// the descriptor in its first argument.
     fn paths(&mut self, nr: u32, args: &[u64; 6]) -> Vec<PathBuf> {
         self.fill(nr, args);
+        if !self.read.iter().any(|(_, kind, _, _)| *kind == CaptureKind::CStr) {
+            let fd = args[0];
+            return match i32::try_from(fd) {
+                Ok(fd) if fd >= 0 => std::fs::read_link(format!("/proc/{}/fd/{fd}", self.tid)).into_iter().collect(),
+                _ => Vec::new(),
+            };
+        }
         let dirfd = match Sysno::new(nr as usize) {
             Some(s) if s.name().ends_with("at") || s.name().ends_with("at2") => Some(args[0] as i32),
             _ => None,
