@@ -159,6 +159,12 @@ fn run(rules: Vec<Inject>, socket: OwnedFd, limit: StringLimit, stop: &AtomicBoo
         events: Vec::new(),
     };
     let fd = listener.as_raw_fd();
+    // Each answered call is a ping-pong between the task and this thread:
+    // the kernel wakes the task on this CPU when asked (Linux 6.6), which
+    // saves most of a wake-up. Older kernels refuse it: nothing changes.
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+    // SAFETY: an ioctl with an integer argument on our listener.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) };
     while wait_readable(fd, stop) {
         // ENOENT: the task died or its call was interrupted before we got it.
         if let Ok(req) = ScmpNotifReq::receive(fd) {
