@@ -251,3 +251,34 @@ fn bad_rules_are_usage_errors_before_anything_runs() {
         assert!(!marker.exists(), "{spec}: the command ran");
     }
 }
+
+#[test]
+fn a_connect_refused_twice_then_allowed_shows_the_retries() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A client that retries a refused connection three times.
+    let client = format!(
+        "import socket\n\
+         for attempt in range(3):\n\
+         \x20   try:\n\
+         \x20       socket.create_connection(('127.0.0.1', {port})).close()\n\
+         \x20       print('connected on attempt', attempt + 1)\n\
+         \x20       break\n\
+         \x20   except ConnectionRefusedError:\n\
+         \x20       print('refused')\n"
+    );
+    // Only connections to this host: another address is left alone.
+    let run = Cmd::new("python3")
+        .args(["-c", &client])
+        .inject("connect:error=ECONNREFUSED:when=1..2:host=127.0.0.0/8".parse().unwrap())
+        .inject("connect:error=ENETUNREACH:host=192.0.2.1".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "refused\nrefused\nconnected on attempt 3\n", "{}", run.stderr);
+    let connects: Vec<_> = run.trace.syscalls().named("connect").collect();
+    let seen: Vec<(bool, Option<&str>)> = connects.iter().map(|(_, s)| (s.injected, s.errno.as_deref())).collect();
+    assert_eq!(seen, [(true, Some("ECONNREFUSED")), (true, Some("ECONNREFUSED")), (false, None)]);
+    let peer = connects[0].1.args.iter().find_map(|a| a.sockaddr().cloned());
+    assert_eq!(peer, Some(probity::SockAddr::Inet { addr: ([127, 0, 0, 1], port).into() }));
+}
