@@ -69,7 +69,7 @@ pub use kernel::doctor;
 pub use preload::library::path as preload_library;
 pub use probity_common::{KnobError, MaxTasks, RingBytes, StringLimit};
 pub use probity_macros::traced_test;
-pub use testing::{traced, Cmd, Run};
+pub use testing::{traced, traced_with, Cmd, Run};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use trace::{Losses, Outcome, Process, Resolution, SyscallCount, Trace, TracerKind, Uncovered};
 pub use tracer::{resolve_program, Tracee, Tracer};

@@ -225,7 +225,7 @@ impl Tracer {
     /// Adds a fault-injection rule: the calls it chooses fail, return a
     /// value, bring a signal or wait, and each call probity answered is in
     /// the trace, marked [`injected`](crate::Syscall::injected). Works
-    /// without root, with either tracer. Not for late-joining children.
+    /// without root, with either tracer.
     ///
     /// ```no_run
     /// let rule: probity::inject::Inject = "openat:error=ENOSPC:path=/tmp/*".parse()?;
@@ -342,10 +342,9 @@ impl Tracer {
         };
         // Before the registration, so that the filter's own set-up is not
         // traced; the supervisor leaves the calls before `exec` alone.
-        let mut inject = match &late {
-            None => crate::inject::prepare(&self.inject, &mut cmd, self.string_limit).map_err(Error::Inject)?,
-            Some(_) => None,
-        };
+        let joined = late.as_ref().map(|l| std::sync::Arc::clone(&l.record));
+        let mut inject =
+            crate::inject::prepare(&self.inject, &mut cmd, self.string_limit, joined).map_err(Error::Inject)?;
         if let (Some(session), None) = (&kernel, &late) {
             let register = session.registrar();
             // SAFETY: the closure makes one raw syscall and touches no

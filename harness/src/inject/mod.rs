@@ -26,13 +26,19 @@ pub use filter::FilterError;
 pub use spec::{Answer, Host, Inject, SpecError, When};
 pub(crate) use supervisor::Supervisor;
 
-/// Makes `cmd` run under `rules`: the child installs the filter just
-/// before probity's own start-up calls end, and a supervisor thread, started
-/// now, answers the calls. `None` without rules.
+/// Makes `cmd` run under `rules`: the child installs the filter before
+/// `exec`, and a supervisor thread, started now, answers the calls (none
+/// of the root's before its first `execve`, which are probity's own).
+/// `None` without rules.
+///
+/// For a late-joining child, `joined` says when it was added to the
+/// session: its calls before that (its start-up) are neither counted nor
+/// injected.
 pub(crate) fn prepare(
     rules: &[Inject],
     cmd: &mut std::process::Command,
     limit: probity_common::StringLimit,
+    joined: Option<std::sync::Arc<crate::testing::join::JoinRecord>>,
 ) -> Result<Option<Supervisor>, FilterError> {
     use std::os::unix::process::CommandExt;
     if rules.is_empty() {
@@ -43,6 +49,6 @@ pub(crate) fn prepare(
     // SAFETY: `install` makes only raw async-signal-safe syscalls (getpid,
     // prctl, seccomp, sendmsg) on memory built before the fork.
     unsafe { cmd.pre_exec(move || installer.install()) };
-    let supervisor = Supervisor::start(rules.to_vec(), filter, limit).map_err(FilterError::Io)?;
+    let supervisor = Supervisor::start(rules.to_vec(), filter, limit, joined).map_err(FilterError::Io)?;
     Ok(Some(supervisor))
 }

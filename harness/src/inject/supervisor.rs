@@ -34,6 +34,7 @@ use super::filter::Filter;
 use super::spec::{Answer, Inject};
 use crate::decode::{capture_spec, decode_syscall, CaptureData};
 use crate::event::{Event, EventKind};
+use crate::testing::join::JoinRecord;
 
 /// How often the supervisor looks at its stop flag while no call waits.
 const POLL_MS: i32 = 20;
@@ -53,13 +54,18 @@ pub(crate) struct Supervisor {
 impl Supervisor {
     /// Starts the thread; it receives the listener on `socket` once the
     /// child has installed the filter.
-    pub(crate) fn start(rules: Vec<Inject>, filter: Filter, limit: StringLimit) -> std::io::Result<Supervisor> {
+    pub(crate) fn start(
+        rules: Vec<Inject>,
+        filter: Filter,
+        limit: StringLimit,
+        joined: Option<Arc<JoinRecord>>,
+    ) -> std::io::Result<Supervisor> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let Filter { parent_end, child_end, .. } = filter;
         let thread = std::thread::Builder::new()
             .name("probity-inject".into())
-            .spawn(move || run(rules, parent_end, limit, &flag))?;
+            .spawn(move || run(rules, parent_end, limit, joined, &flag))?;
         Ok(Supervisor { thread: Some(thread), stop, child_end: Some(child_end) })
     }
 
@@ -142,19 +148,30 @@ struct State {
     /// The root's pid until its first `execve`: its calls before that are
     /// probity's own start-up, neither counted nor injected.
     starting: Option<u32>,
+    /// For a late-joining child: whether it joined yet. Its calls before
+    /// are its start-up, neither counted nor injected.
+    joined: Option<Arc<JoinRecord>>,
     /// Thread group of each task seen.
     tgids: HashMap<u32, u32>,
     events: Vec<Event>,
 }
 
-fn run(rules: Vec<Inject>, socket: OwnedFd, limit: StringLimit, stop: &AtomicBool) -> Vec<Event> {
+fn run(
+    rules: Vec<Inject>,
+    socket: OwnedFd,
+    limit: StringLimit,
+    joined: Option<Arc<JoinRecord>>,
+    stop: &AtomicBool,
+) -> Vec<Event> {
     let Some((listener, root)) = receive_listener(&socket, stop) else { return Vec::new() };
     drop(socket);
     let mut state = State {
         rules,
         limit: limit.get() as usize,
         counts: HashMap::new(),
-        starting: Some(root),
+        // A late-joining child exec'd before: its start-up ends when it joins.
+        starting: joined.is_none().then_some(root),
+        joined,
         tgids: HashMap::new(),
         events: Vec::new(),
     };
@@ -184,6 +201,11 @@ impl State {
         if is_exec {
             // A thread that execs becomes its group's leader.
             self.tgids.remove(&tid);
+        }
+        let unjoined = self.joined.as_ref().is_some_and(|j| j.at.get().is_none());
+        if unjoined {
+            respond(fd, ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE));
+            return;
         }
         if self.starting == Some(tid) {
             if !is_exec {

@@ -597,9 +597,45 @@ where
     I: Serialize + DeserializeOwned,
     O: Serialize + DeserializeOwned,
 {
+    traced_inner(None, input, f)
+}
+
+/// [`traced`] with tracer settings of its own, as [`Cmd::tracer`] gives a
+/// command: buffer sizes, tracers, or fault-injection rules
+/// ([`Tracer::with_inject`]), which apply to the function's calls only,
+/// not to the child's start-up before it.
+///
+/// ```no_run
+/// use std::path::PathBuf;
+///
+/// let rule = "write:error=ENOSPC".parse().unwrap();
+/// let tracer = probity::Tracer::new().with_inject(rule);
+/// let run = probity::traced_with(tracer, std::env::temp_dir(), |dir: PathBuf| {
+///     std::fs::write(dir.join("out.txt"), "hi").map_err(|e| e.to_string())
+/// });
+/// assert!(run.value.is_err());
+/// assert_eq!(run.trace.syscalls().injected().count(), 1);
+/// ```
+#[track_caller]
+pub fn traced_with<F, I, O>(tracer: Tracer, input: I, f: F) -> Run<O>
+where
+    F: Fn(I) -> O + Copy + 'static,
+    I: Serialize + DeserializeOwned,
+    O: Serialize + DeserializeOwned,
+{
+    traced_inner(Some(tracer), input, f)
+}
+
+#[track_caller]
+fn traced_inner<F, I, O>(tracer: Option<Tracer>, input: I, f: F) -> Run<O>
+where
+    F: Fn(I) -> O + Copy + 'static,
+    I: Serialize + DeserializeOwned,
+    O: Serialize + DeserializeOwned,
+{
     let _ = f;
     let offset = child::offset_of::<F, I, O>();
-    match run_function(offset, &input) {
+    match run_function(tracer, offset, &input) {
         Ok(run) => run,
         Err(Failure::Trace(e)) => fail_to_trace("the child function", &e),
         Err(Failure::Child(msg)) => panic!("{msg}"),
@@ -611,14 +647,18 @@ enum Failure {
     Child(String),
 }
 
-fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> Result<Run<O>, Failure> {
+fn run_function<I: Serialize, O: DeserializeOwned>(
+    tracer: Option<Tracer>,
+    offset: isize,
+    input: &I,
+) -> Result<Run<O>, Failure> {
     refuse_nested().map_err(Failure::Trace)?;
     let io = |e: std::io::Error| Failure::Trace(Error::Spawn { program: "the child function".into(), source: e });
     let bytes = serde_json::to_vec(input)
         .map_err(|e| Failure::Child(format!("probity: failed to serialize the input: {e}")))?;
     let shm = child::Shm::with_input(&bytes).map_err(|e| Failure::Child(format!("probity: {e}")))?;
     let settings = settings();
-    let tracer = tracer_for(None, &settings);
+    let tracer = tracer_for(tracer, &settings);
     let mut cmd = std::process::Command::new("/proc/self/exe");
     if let Some(test) = settings.test {
         cmd.arg0(test);
