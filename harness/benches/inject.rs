@@ -34,17 +34,22 @@ fn main() {
     // Loads the programs once, outside the timed runs.
     ebpf.run(cmd(1)).expect("eBPF tracing works here (run as root)");
 
+    let modes: [Box<dyn Fn()>; 5] = [
+        Box::new(|| assert!(cmd(LOOP_CALLS).status().expect("the loop runs").success())),
+        Box::new(|| check(ebpf.run(cmd(LOOP_CALLS)))),
+        Box::new(|| check(elsewhere.run(cmd(LOOP_CALLS)))),
+        Box::new(|| check(ebpf.run(cmd(ANSWERED_CALLS)))),
+        Box::new(|| check(answered.run(cmd(ANSWERED_CALLS)))),
+    ];
     let mut times: [Vec<Duration>; 5] = Default::default();
     for rep in 0..reps {
         eprintln!("inject: repetition {}/{reps}", rep + 1);
-        times[0].push(time(|| {
-            let st = cmd(LOOP_CALLS).status().expect("the loop runs");
-            assert!(st.success());
-        }));
-        times[1].push(time(|| check(ebpf.run(cmd(LOOP_CALLS)))));
-        times[2].push(time(|| check(elsewhere.run(cmd(LOOP_CALLS)))));
-        times[3].push(time(|| check(ebpf.run(cmd(ANSWERED_CALLS)))));
-        times[4].push(time(|| check(answered.run(cmd(ANSWERED_CALLS)))));
+        // Each repetition starts with another mode, so that none always
+        // runs first (or right after the same neighbour).
+        for i in 0..modes.len() {
+            let m = (rep + i) % modes.len();
+            times[m].push(time(&modes[m]));
+        }
     }
     let [untraced, traced, with_rule, small, small_answered] = times.map(median);
     println!("getppid loop, {LOOP_CALLS} calls, median of {reps}:");
@@ -67,7 +72,7 @@ fn check(trace: Result<probity::Trace, probity::Error>) {
     assert_eq!(trace.outcome.status, probity::ExitStatus::Code(0));
 }
 
-fn time(f: impl FnOnce()) -> Duration {
+fn time(f: &dyn Fn()) -> Duration {
     let start = Instant::now();
     f();
     start.elapsed()
