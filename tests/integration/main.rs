@@ -24,6 +24,7 @@ mod readme;
 mod security_cli;
 mod security_files;
 mod security_gates;
+mod security_inject;
 mod security_privilege;
 mod security_ring;
 mod sessions;
