@@ -16,6 +16,19 @@
 //!   before it.
 //! - Calls made through another architecture's entry (`int 0x80`) are
 //!   not filtered.
+//! - With the preload tracer, the dynamic loader's opening of the preload
+//!   library and the library's own calls are counted too: `when=` counts
+//!   can differ from strace's by those (the integration tests compare
+//!   with strace under the eBPF tracer alone).
+//! - Only the calls the supervisor answers (`error=`, `retval=`) are its
+//!   records; a call it lets run (a rule that only signals or delays) is
+//!   in the trace when the eBPF tracer saw it.
+//! - A process of the tree that outlives the run finds the calls the
+//!   filter holds failing with `ENOSYS` once probity stops answering.
+//! - The filter lets through the one `sendmsg` that hands the listener
+//!   over (the hand-over socket's descriptor number, with
+//!   `MSG_NOSIGNAL|MSG_DONTWAIT`); a program that makes that exact call
+//!   later escapes a rule on `sendmsg`.
 
 mod filter;
 mod spec;

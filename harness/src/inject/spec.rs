@@ -100,12 +100,13 @@ impl When {
     /// Every invocation (the default).
     pub const ALWAYS: When = When { first: 1, last: u32::MAX, step: 1 };
 
-    /// Invocation `n` only (`when=n`).
+    /// Invocation `n` only (`when=n`); 0 is taken as 1.
     pub fn only(n: u32) -> When {
         When { first: n.max(1), last: n.max(1), step: 1 }
     }
 
-    /// Invocations `first` to `last`, inclusive, every `step`-th.
+    /// Invocations `first` to `last` (or on, without a last), inclusive,
+    /// every `step`-th; a `first` or `step` of 0 is taken as 1.
     pub fn range(first: u32, last: Option<u32>, step: u32) -> When {
         When { first: first.max(1), last: last.unwrap_or(u32::MAX), step: step.max(1) }
     }
