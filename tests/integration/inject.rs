@@ -282,3 +282,30 @@ fn a_connect_refused_twice_then_allowed_shows_the_retries() {
     let peer = connects[0].1.args.iter().find_map(|a| a.sockaddr().cloned());
     assert_eq!(peer, Some(probity::SockAddr::Inet { addr: ([127, 0, 0, 1], port).into() }));
 }
+
+#[test]
+fn a_path_relative_to_a_directory_descriptor_is_resolved_against_it() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/f"), "x").unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    // `f` relative to `sub` (a descriptor) is sub/f and fails; `f`
+    // relative to the working directory is another file and opens.
+    let script = "import os\n\
+                  d = os.open('sub', os.O_RDONLY)\n\
+                  for at in (d, None):\n\
+                  \x20   try:\n\
+                  \x20       os.close(os.open('f', os.O_RDONLY, dir_fd=at))\n\
+                  \x20       print('opened')\n\
+                  \x20   except PermissionError:\n\
+                  \x20       print('refused')\n";
+    let run = Cmd::new("python3")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .inject(format!("openat:error=EACCES:path={}/sub/f", dir.path().display()).parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "refused\nopened\n", "{}", run.stderr);
+    assert_eq!(run.trace.syscalls().injected().count(), 1);
+}

@@ -365,19 +365,19 @@ impl Memory {
                 _ => Vec::new(),
             };
         }
-        let dirfd = match Sysno::new(nr as usize) {
-            Some(s) if s.name().ends_with("at") || s.name().ends_with("at2") => Some(args[0] as i32),
-            _ => None,
-        };
+        // In the `*at` calls a path's directory descriptor is the argument
+        // before it (`openat`, and both pairs of `renameat` and `linkat`).
+        let at = Sysno::new(nr as usize).is_some_and(|s| s.name().ends_with("at") || s.name().ends_with("at2"));
         self.read
             .iter()
             .filter(|(_, kind, _, _)| *kind == CaptureKind::CStr)
-            .filter_map(|(_, _, data, _)| data.as_deref())
-            .map(|bytes| {
+            .filter_map(|(arg, _, data, _)| Some((*arg, data.as_deref()?)))
+            .map(|(arg, bytes)| {
                 let path = Path::new(OsStr::from_bytes(bytes));
                 if path.is_absolute() {
                     return path.to_path_buf();
                 }
+                let dirfd = (at && arg > 0).then(|| args[usize::from(arg) - 1] as i32);
                 let base = match dirfd {
                     Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{}/fd/{fd}", self.tid),
                     _ => format!("/proc/{}/cwd", self.tid),
