@@ -73,6 +73,16 @@ pub struct RunArgs {
     allow_connect: Vec<String>,
     #[command(flatten)]
     pub gate: crate::gate::GateArgs,
+    /// Tamper with calls, as `strace --inject`:
+    /// SET[:error=ERRNO|:retval=N][:signal=SIG][:delay_enter=D][:delay_exit=D][:when=EXPR],
+    /// with probity's filters :path=GLOB, :fd=N and :host=NAME|CIDR
+    /// (repeatable). Injected calls are marked in the trace.
+    #[arg(long, value_name = "SPEC", value_parser = |s: &str| s.parse::<probity::inject::Inject>())]
+    inject: Vec<probity::inject::Inject>,
+    /// `strace --fault`: SET[:error=ERRNO][:when=EXPR], failing with ENOSYS
+    /// unless ERRNO is given (repeatable).
+    #[arg(long, value_name = "SPEC", value_parser = probity::inject::Inject::fault)]
+    fault: Vec<probity::inject::Inject>,
     /// The command and its arguments. Options before it are probity's: put
     /// `--` first when the command starts with `-`. Taken as bytes, as
     /// the shell gave them: they need not be UTF-8.
@@ -212,6 +222,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(ring_bytes) => tracer.with_preload_ring_bytes(ring_bytes.get() as usize),
         None => tracer,
     };
+    let tracer = args.inject.iter().chain(&args.fault).cloned().fold(tracer, Tracer::with_inject);
     // Like strace, find the program first so the trace shows its one exec.
     let program = probity::resolve_program(&args.command[0])?;
     let mut cmd = std::process::Command::new(program);

@@ -13,6 +13,9 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The fault-injection filter or its supervisor could not be set up.
+    #[error("failed to prepare fault injection")]
+    Inject(#[source] crate::inject::FilterError),
     /// This process lacks the capabilities eBPF tracing needs.
     #[error(
         "eBPF tracing needs CAP_BPF and CAP_PERFMON (or root), and this process is missing {missing}; \

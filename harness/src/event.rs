@@ -71,6 +71,10 @@ pub struct Syscall {
     /// time window), as an index into the trace's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<usize>,
+    /// probity answered the call instead of the kernel (fault
+    /// injection): it did not run.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub injected: bool,
 }
 
 /// A libc call, with the arguments the preload library decoded.
@@ -568,6 +572,7 @@ impl fmt::Display for Event {
     ///         errno: None,
     ///         duration_ns: 2000,
     ///         parent: None,
+    ///         injected: false,
     ///     }),
     /// };
     /// assert_eq!(e.to_string(), "[7] close(3) = 0 <0.000002>");
@@ -654,6 +659,7 @@ impl Syscall {
     ///     errno: None,
     ///     duration_ns: 1,
     ///     parent: None,
+    ///     injected: false,
     /// };
     /// assert_eq!(s.path(), Some(Path::new("/tmp/x")));
     /// ```
@@ -809,6 +815,7 @@ mod tests {
             errno: None,
             duration_ns: 1,
             parent: None,
+            injected: false,
         };
         Event { ts_ns: 1, pid: 2, tid: 2, kind: EventKind::Syscall(s) }
     }
@@ -859,6 +866,7 @@ mod tests {
                         errno: None,
                         duration_ns: 1,
                         parent: None,
+                        injected: false,
                     }),
                 },
             ];

@@ -450,6 +450,7 @@ mod tests {
                 errno: errno.map(Into::into),
                 duration_ns: ns,
                 parent: None,
+                injected: false,
             }),
         }
     }

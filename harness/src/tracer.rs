@@ -129,6 +129,7 @@ pub struct Tracer {
     tracers: Vec<TracerKind>,
     preload_ring_bytes: usize,
     preload_block: bool,
+    inject: Vec<crate::inject::Inject>,
 }
 
 impl Default for Tracer {
@@ -148,6 +149,7 @@ impl Tracer {
             tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
             preload_ring_bytes: crate::preload::DEFAULT_RING_BYTES,
             preload_block: true,
+            inject: Vec::new(),
         }
     }
 
@@ -217,6 +219,21 @@ impl Tracer {
     /// loses records, when the draining thread stops making progress.
     pub fn with_preload_blocking(mut self, block: bool) -> Self {
         self.preload_block = block;
+        self
+    }
+
+    /// Adds a fault-injection rule: the calls it chooses fail, return a
+    /// value, bring a signal or wait, and each call probity answered is in
+    /// the trace, marked [`injected`](crate::Syscall::injected). Works
+    /// without root, with either tracer.
+    ///
+    /// ```no_run
+    /// let rule: probity::inject::Inject = "openat:error=ENOSPC:path=/tmp/*".parse()?;
+    /// let tracer = probity::Tracer::new().with_inject(rule);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_inject(mut self, rule: crate::inject::Inject) -> Self {
+        self.inject.push(rule);
         self
     }
 
@@ -323,6 +340,11 @@ impl Tracer {
                 Ok(())
             })
         };
+        // Before the registration, so that the filter's own set-up is not
+        // traced; the supervisor leaves the calls before `exec` alone.
+        let joined = late.as_ref().map(|l| std::sync::Arc::clone(&l.record));
+        let mut inject =
+            crate::inject::prepare(&self.inject, &mut cmd, self.string_limit, joined).map_err(Error::Inject)?;
         if let (Some(session), None) = (&kernel, &late) {
             let register = session.registrar();
             // SAFETY: the closure makes one raw syscall and touches no
@@ -347,7 +369,11 @@ impl Tracer {
         // Read before the command runs, so that it cannot change them.
         let resolution = crate::trace::Resolution::read();
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| {
+        let spawned = cmd.spawn();
+        if let Some(s) = &mut inject {
+            s.spawned();
+        }
+        let mut child = spawned.map_err(|source| {
             match kernel.as_ref().and_then(KernelSession::daemon_socket) {
                 // The daemon said no to the child's registration.
                 Some(socket) if source.raw_os_error() == Some(crate::daemon::REFUSED_ERRNO) => Error::DaemonRefused {
@@ -369,6 +395,7 @@ impl Tracer {
                 }
             };
         Ok(Tracee {
+            inject,
             joiner,
             root: child.id(),
             kernel,
@@ -394,6 +421,8 @@ pub struct Tracee {
     /// For a late-joining child: what adds it to the session. First, so
     /// that it stops before the session closes.
     joiner: Option<Joiner>,
+    /// Answers the calls of fault-injection rules.
+    inject: Option<crate::inject::Supervisor>,
     kernel: Option<KernelSession>,
     preload: Option<PreloadSession>,
     tracers: Vec<TracerKind>,
@@ -488,7 +517,7 @@ impl Tracee {
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
         // A late-joining child's start-up is cut off at the end, by time.
-        let hold = self.preload.is_some() || self.joiner.is_some();
+        let hold = self.preload.is_some() || self.joiner.is_some() || self.inject.is_some();
         let mut quiet_since: Option<Instant> = None;
         let mut last_activity = 0;
         if let Some(k) = &self.kernel {
@@ -610,6 +639,10 @@ impl Tracee {
                 daemon: k.daemon_socket().map(|p| p.display().to_string()),
                 privileged: k.privileged(),
             });
+        }
+        // The calls the supervisor answered join the timeline.
+        if let Some(s) = self.inject.take() {
+            held.extend(s.finish());
         }
         let privileged = kernel.as_ref().is_some_and(|k| !k.privileged.is_empty());
         let kernel_ran = self.kernel.is_some();

@@ -10,6 +10,7 @@
 mod commands;
 mod failures;
 mod functions;
+mod inject;
 mod isolation;
 mod late_join;
 mod plain_tests;

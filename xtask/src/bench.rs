@@ -1,9 +1,10 @@
 //! Benchmarks: untraced, probity and strace on the same workloads.
 //!
 //! The measuring is `harness/benches/overhead.rs`,
-//! `harness/benches/network.rs` and `harness/benches/preload.rs`; this
+//! `harness/benches/network.rs`, `harness/benches/preload.rs` and
+//! `harness/benches/inject.rs`; this
 //! only runs them, so `cargo build --release -p probity-cli` then `cargo
-//! bench -p probity --bench overhead` (or `network`, `preload`) does the
+//! bench -p probity --bench overhead` (or `network`, `preload`, `inject`) does the
 //! same thing. The benches run the `probity` binary, which is the CLI
 //! crate's, so it is built first and named to them in `PROBITY_BIN`.
 
@@ -26,7 +27,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     crate::sh(Command::new(&cargo).current_dir(crate::root()).args(["build", "--release", "-p", "probity-cli"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), Into::into);
     let probity = crate::root().join(target).join("release/probity");
-    for bench in ["overhead", "network", "preload"] {
+    for bench in ["overhead", "network", "preload", "inject"] {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(crate::root())
             .env("PROBITY_BIN", &probity)

@@ -18,8 +18,10 @@ pub struct SetupArgs {
 /// fidelity tests compare with, and the benchmarks' baseline; the network
 /// tests make private network namespaces (`unshare`, `ip`) and force
 /// retransmits with an nftables rule; ltrace is the preload benchmark's
-/// baseline; git is a real program the snapshot tests trace.
+/// baseline; git is a real program the snapshot tests trace;
+/// libseccomp-dev is what the harness links for fault injection's filter.
 const TEST_PACKAGES: &[&str] = &[
+    "libseccomp-dev",
     "strace",
     "ltrace",
     "gcc",

@@ -48,10 +48,15 @@ pub fn save(dir: &Path, config: &Config) -> io::Result<()> {
     let mut text = serde_json::to_vec_pretty(config)?;
     text.push(b'\n');
     let mut file = File::create(&tmp)?;
-    file.write_all(&text)?;
-    file.sync_all()?;
+    let written = file.write_all(&text).and_then(|()| file.sync_all());
     drop(file);
-    std::fs::rename(&tmp, path_in(dir))
+    let saved = written.and_then(|()| std::fs::rename(&tmp, path_in(dir)));
+    if saved.is_err() {
+        // A failed save leaves the directory as it found it: the old
+        // config, and no temporary file (the fault-injection tests check).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved
 }
 
 /// Reads the config saved in `dir`.

@@ -91,6 +91,7 @@ pub fn decode_syscall(
         errno: failed.then(|| errno_name((-ret) as i32)),
         duration_ns,
         parent: None,
+        injected: false,
     }
 }
 

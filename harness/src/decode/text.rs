@@ -58,8 +58,9 @@ fn quoted(f: &mut fmt::Formatter<'_>, data: &[u8], cut: bool) -> fmt::Result {
 
 /// A syscall as one strace line: `openat(AT_FDCWD, "/etc/hostname",
 /// O_RDONLY|O_CLOEXEC) = 3`, `= -1 ENOENT (No such file or directory)` when
-/// it failed, `= ?` when it never returned, and addresses in hex for the
-/// syscalls that return them.
+/// it failed, `= ?` when it never returned, addresses in hex for the
+/// syscalls that return them, and ` (injected)` after the result of a call
+/// probity answered.
 pub fn format_syscall(s: &Syscall) -> String {
     let mut out = format!("{}(", s.name);
     for (i, arg) in s.args.iter().enumerate() {
@@ -91,6 +92,10 @@ pub(crate) fn write_result(out: &mut String, s: &Syscall) {
             Ok(())
         }
     };
+    if s.injected {
+        // strace says `(INJECTED)` in the same place.
+        out.push_str(" (injected)");
+    }
 }
 
 /// The syscalls whose result is an address, which strace prints in hex.
@@ -136,6 +141,7 @@ mod tests {
             errno: errno.map(Cow::Borrowed),
             duration_ns: 0,
             parent: None,
+            injected: false,
         }
     }
 

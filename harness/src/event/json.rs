@@ -27,6 +27,7 @@ impl Event {
     ///         errno: None,
     ///         duration_ns: 2000,
     ///         parent: None,
+    ///         injected: false,
     ///     }),
     /// };
     /// let mut out = Vec::new();
@@ -35,7 +36,8 @@ impl Event {
     /// ```
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.kind {
-            EventKind::Syscall(s) => {
+            // An injected call is rare: serde writes its extra field.
+            EventKind::Syscall(s) if !s.injected => {
                 out.extend_from_slice(b"{\"ts_ns\":");
                 int(out, self.ts_ns);
                 out.extend_from_slice(b",\"pid\":");
@@ -182,6 +184,7 @@ mod tests {
                 errno: errno.map(Into::into),
                 duration_ns: 1500,
                 parent,
+                injected: false,
             }),
         }
     }
@@ -215,6 +218,18 @@ mod tests {
         same_as_serde(&event(args, Some(3), None, Some(7)));
         same_as_serde(&event(vec![], Some(-2), Some("ENOENT"), None));
         same_as_serde(&event(vec![], None, None, None));
+    }
+
+    #[test]
+    fn an_injected_call_carries_its_mark() {
+        let mut e = event(vec![Arg::Fd(3)], Some(-28), Some("ENOSPC"), None);
+        if let EventKind::Syscall(s) = &mut e.kind {
+            s.injected = true;
+        }
+        same_as_serde(&e);
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert!(String::from_utf8(out).unwrap().ends_with(",\"injected\":true}"));
     }
 
     #[test]

@@ -153,6 +153,7 @@ mod tests {
                 errno: None,
                 duration_ns: dur,
                 parent: None,
+                injected: false,
             }),
         }
     }

@@ -347,6 +347,7 @@ mod tests {
                 errno: None,
                 duration_ns: 1,
                 parent: None,
+                injected: false,
             };
             ev(ts_ns, pid, tid, EventKind::Syscall(s))
         };

@@ -146,6 +146,7 @@ mod tests {
                 errno: None,
                 duration_ns: 10,
                 parent: None,
+                injected: false,
             }),
         }
     }

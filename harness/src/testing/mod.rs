@@ -318,12 +318,21 @@ pub struct Cmd {
     env: Vec<(OsString, Option<OsString>)>,
     stdin: Option<Vec<u8>>,
     tracer: Option<Tracer>,
+    /// Fault-injection rules, added to the tracer.
+    inject: Vec<crate::inject::Inject>,
 }
 
 impl Cmd {
     /// The program, found in `PATH` when it has no `/`.
     pub fn new(program: impl AsRef<OsStr>) -> Cmd {
-        Cmd { cmd: std::process::Command::new(program), env_cleared: false, env: Vec::new(), stdin: None, tracer: None }
+        Cmd {
+            cmd: std::process::Command::new(program),
+            env_cleared: false,
+            env: Vec::new(),
+            stdin: None,
+            tracer: None,
+            inject: Vec::new(),
+        }
     }
 
     /// Adds an argument.
@@ -380,6 +389,20 @@ impl Cmd {
         self
     }
 
+    /// Injects faults as `rule` says (see [`Tracer::with_inject`]); the
+    /// calls it answered are in the trace, marked injected.
+    ///
+    /// ```no_run
+    /// let rule = "openat:error=EACCES:path=/etc/hostname".parse().unwrap();
+    /// let run = probity::Cmd::new("cat").arg("/etc/hostname").inject(rule).run();
+    /// assert!(run.stderr.contains("Permission denied"));
+    /// assert_eq!(run.trace.syscalls().injected().count(), 1);
+    /// ```
+    pub fn inject(mut self, rule: crate::inject::Inject) -> Cmd {
+        self.inject.push(rule);
+        self
+    }
+
     /// Runs the command traced, panicking with a clear message when it
     /// cannot be traced or runs past the test's time limit.
     #[track_caller]
@@ -405,7 +428,7 @@ impl Cmd {
     /// comes back with `trace.outcome.interrupted` set.
     pub fn try_run(self) -> Result<Run, Error> {
         refuse_nested()?;
-        let Cmd { cmd, env_cleared, env: changes, stdin, tracer } = self;
+        let Cmd { cmd, env_cleared, env: changes, stdin, tracer, inject } = self;
         let settings = settings();
         // The child's environment in order: the inherited one (unless
         // cleared) with the changes made in place, new ones at the end.
@@ -424,7 +447,7 @@ impl Cmd {
         resolved.arg0(cmd.get_program());
         copy_command(&cmd, &mut resolved);
         resolved.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let tracer = tracer_for(tracer, &settings);
+        let tracer = inject.into_iter().fold(tracer_for(tracer, &settings), Tracer::with_inject);
         let (trace, stdout, stderr) = run_captured(&tracer, resolved, Start::Env(env), stdin)?;
         Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
     }
@@ -484,7 +507,7 @@ impl From<std::process::Command> for Cmd {
         let mut c = std::process::Command::new(cmd.get_program());
         copy_command(&cmd, &mut c);
         let env = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned))).collect();
-        Cmd { cmd: c, env_cleared: false, env, stdin: None, tracer: None }
+        Cmd { cmd: c, env_cleared: false, env, stdin: None, tracer: None, inject: Vec::new() }
     }
 }
 
@@ -583,9 +606,45 @@ where
     I: Serialize + DeserializeOwned,
     O: Serialize + DeserializeOwned,
 {
+    traced_inner(None, input, f)
+}
+
+/// [`traced`] with tracer settings of its own, as [`Cmd::tracer`] gives a
+/// command: buffer sizes, tracers, or fault-injection rules
+/// ([`Tracer::with_inject`]), which apply to the function's calls only,
+/// not to the child's start-up before it.
+///
+/// ```no_run
+/// use std::path::PathBuf;
+///
+/// let rule = "write:error=ENOSPC".parse().unwrap();
+/// let tracer = probity::Tracer::new().with_inject(rule);
+/// let run = probity::traced_with(tracer, std::env::temp_dir(), |dir: PathBuf| {
+///     std::fs::write(dir.join("out.txt"), "hi").map_err(|e| e.to_string())
+/// });
+/// assert!(run.value.is_err());
+/// assert_eq!(run.trace.syscalls().injected().count(), 1);
+/// ```
+#[track_caller]
+pub fn traced_with<F, I, O>(tracer: Tracer, input: I, f: F) -> Run<O>
+where
+    F: Fn(I) -> O + Copy + 'static,
+    I: Serialize + DeserializeOwned,
+    O: Serialize + DeserializeOwned,
+{
+    traced_inner(Some(tracer), input, f)
+}
+
+#[track_caller]
+fn traced_inner<F, I, O>(tracer: Option<Tracer>, input: I, f: F) -> Run<O>
+where
+    F: Fn(I) -> O + Copy + 'static,
+    I: Serialize + DeserializeOwned,
+    O: Serialize + DeserializeOwned,
+{
     let _ = f;
     let offset = child::offset_of::<F, I, O>();
-    match run_function(offset, &input) {
+    match run_function(tracer, offset, &input) {
         Ok(run) => {
             policy::enforce(&run.trace, settings().full_name.as_deref(), || run.report(20));
             run
@@ -600,14 +659,18 @@ enum Failure {
     Child(String),
 }
 
-fn run_function<I: Serialize, O: DeserializeOwned>(offset: isize, input: &I) -> Result<Run<O>, Failure> {
+fn run_function<I: Serialize, O: DeserializeOwned>(
+    tracer: Option<Tracer>,
+    offset: isize,
+    input: &I,
+) -> Result<Run<O>, Failure> {
     refuse_nested().map_err(Failure::Trace)?;
     let io = |e: std::io::Error| Failure::Trace(Error::Spawn { program: "the child function".into(), source: e });
     let bytes = serde_json::to_vec(input)
         .map_err(|e| Failure::Child(format!("probity: failed to serialize the input: {e}")))?;
     let shm = child::Shm::with_input(&bytes).map_err(|e| Failure::Child(format!("probity: {e}")))?;
     let settings = settings();
-    let tracer = tracer_for(None, &settings);
+    let tracer = tracer_for(tracer, &settings);
     let mut cmd = std::process::Command::new("/proc/self/exe");
     if let Some(test) = settings.test {
         cmd.arg0(test);

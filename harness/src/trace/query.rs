@@ -95,6 +95,7 @@ pub(crate) enum Filter<'t> {
     Path(PathMatch),
     Ok,
     Failed,
+    Injected,
     Errno(String),
     Window { from: u64, to: u64 },
     After(u64),
@@ -137,6 +138,7 @@ impl Filter<'_> {
             Filter::Path(m) => path_eval(m, e, i, idx),
             Filter::Ok => yes(s.is_some_and(|s| s.ret.is_some() && !s.failed())),
             Filter::Failed => yes(s.is_some_and(Syscall::failed)),
+            Filter::Injected => yes(s.is_some_and(|s| s.injected)),
             Filter::Errno(name) => yes(s.is_some_and(|s| s.errno.as_deref() == Some(name.as_str()))),
             Filter::Window { from, to } => yes(e.ts_ns >= *from && e.ts_ns <= *to),
             Filter::After(t) => yes(e.ts_ns > *t),
@@ -179,6 +181,7 @@ impl Filter<'_> {
             Filter::Path(PathMatch::Glob(g)) => format!("on a path matching {}", g.as_str()),
             Filter::Ok => "that succeeded".into(),
             Filter::Failed => "that failed".into(),
+            Filter::Injected => "that probity injected".into(),
             Filter::Errno(e) => format!("that failed with {e}"),
             Filter::Window { from, to } => {
                 format!("starting between {} and {}", offset(*from, start), offset(*to, start))
@@ -395,6 +398,7 @@ impl<'t> Query<'t> {
                 | Filter::Class(_)
                 | Filter::Ok
                 | Filter::Failed
+                | Filter::Injected
                 | Filter::Errno(_)
                 | Filter::OpenedForWrite
                 | Filter::Flags(_) => return Some("syscall".into()),
@@ -671,6 +675,20 @@ macro_rules! filters {
             /// ```
             pub fn failed(mut self) -> Self {
                 self.0.filters.push(Filter::Failed);
+                self
+            }
+
+            /// Only syscalls probity answered instead of the kernel: the
+            /// calls a fault-injection rule chose (see
+            /// [`Tracer::with_inject`](crate::Tracer::with_inject)).
+            ///
+            /// ```no_run
+            /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+            #[doc = concat!("let injected = trace.", $ctor, "().injected().count();")]
+            /// # Ok::<(), probity::Error>(())
+            /// ```
+            pub fn injected(mut self) -> Self {
+                self.0.filters.push(Filter::Injected);
                 self
             }
 

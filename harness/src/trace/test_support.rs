@@ -21,6 +21,7 @@ pub(crate) fn sys(ts: u64, pid: u32, tid: u32, name: &'static str, args: Vec<Arg
             errno,
             duration_ns: 1,
             parent: None,
+            injected: false,
         }),
     }
 }

@@ -145,6 +145,7 @@ impl Stable<'_> {
                 errno: None,
                 duration_ns: 0,
                 parent: None,
+                injected: false,
             }),
             ..e.clone()
         };

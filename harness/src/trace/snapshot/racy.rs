@@ -281,6 +281,7 @@ mod tests {
             errno: None,
             duration_ns: 0,
             parent: None,
+            injected: false,
         }
     }
 

@@ -1,0 +1,493 @@
+//! The supervisor: a thread of the tracing process that answers the
+//! calls the filter (see [`super::filter`]) holds, and records each call it
+//! answered.
+//!
+//! Calls are counted per rule, per syscall and per task (strace's
+//! "tracee" is a thread too); a call a rule's filters (`path`, `fd`,
+//! `host`) do not match is not counted by that rule. The supervisor is
+//! the only witness of a call it answers: the kernel runs seccomp before
+//! the `sys_enter` tracepoint, so the eBPF tracer never sees such a call's
+//! entry (and drops its lone exit). A call the supervisor lets run (a rule
+//! that only signals or delays, or an invocation `when=` leaves out) is
+//! traced as any other.
+//!
+//! Everything read from the traced program's memory is hostile: a read
+//! that fails leaves the argument unreadable, and after the reads the
+//! notification is checked to be still pending
+//! (`SECCOMP_IOCTL_NOTIF_ID_VALID`), so that a task that died, and whose
+//! pid was reused, cannot have its memory confused with another's.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+use probity_common::{CaptureKind, StringLimit};
+use syscalls::Sysno;
+
+use super::filter::Filter;
+use super::spec::{Answer, Inject};
+use crate::decode::{capture_spec, decode_syscall, CaptureData};
+use crate::event::{Event, EventKind};
+use crate::testing::join::JoinRecord;
+
+/// How often the supervisor looks at its stop flag while no call waits.
+const POLL_MS: i32 = 20;
+/// Most bytes of a path read from the program's memory (`PATH_MAX`).
+const PATH_MAX: usize = 4096;
+
+/// A running supervisor; [`Supervisor::finish`] stops it and returns the
+/// calls it answered.
+pub(crate) struct Supervisor {
+    thread: Option<JoinHandle<Vec<Event>>>,
+    stop: Arc<AtomicBool>,
+    /// The child's end of the hand-over socket, closed once the child
+    /// is spawned, so that a child that died first is seen to.
+    child_end: Option<OwnedFd>,
+}
+
+impl Supervisor {
+    /// Starts the thread; it receives the listener on `socket` once the
+    /// child has installed the filter.
+    pub(crate) fn start(
+        rules: Vec<Inject>,
+        filter: Filter,
+        limit: StringLimit,
+        joined: Option<Arc<JoinRecord>>,
+    ) -> std::io::Result<Supervisor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let Filter { parent_end, child_end, .. } = filter;
+        let thread = std::thread::Builder::new()
+            .name("probity-inject".into())
+            .spawn(move || run(rules, parent_end, limit, joined, &flag))?;
+        Ok(Supervisor { thread: Some(thread), stop, child_end: Some(child_end) })
+    }
+
+    /// The child is spawned (or failed to be): its end of the socket is
+    /// its own now.
+    pub(crate) fn spawned(&mut self) {
+        self.child_end = None;
+    }
+
+    /// Stops the thread (the tree has ended) and returns the answered
+    /// calls.
+    pub(crate) fn finish(mut self) -> Vec<Event> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Waits until `fd` is readable; `false` when it hung up, or `stop` was
+/// set while nothing was readable.
+fn wait_readable(fd: RawFd, stop: &AtomicBool) -> bool {
+    loop {
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        if n > 0 {
+            return pfd.revents & libc::POLLIN != 0;
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+    }
+}
+
+/// Receives the listener and the root's pid from the child.
+fn receive_listener(socket: &OwnedFd, stop: &AtomicBool) -> Option<(OwnedFd, u32)> {
+    if !wait_readable(socket.as_raw_fd(), stop) {
+        return None;
+    }
+    let mut pid = 0u32;
+    let mut iov = libc::iovec { iov_base: (&mut pid as *mut u32).cast(), iov_len: size_of::<u32>() };
+    let mut control = [0u64; 4];
+    // SAFETY: a zeroed msghdr is valid; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: `msg` points at live buffers of the sizes it gives.
+    let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n != size_of::<u32>() as isize {
+        return None;
+    }
+    // SAFETY: the kernel filled the control buffer `msg` names.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-null header from CMSG_FIRSTHDR lies inside `control`.
+    if cmsg.is_null() || unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) } != (libc::SOL_SOCKET, libc::SCM_RIGHTS) {
+        return None;
+    }
+    // SAFETY: an SCM_RIGHTS message carries descriptors after its header.
+    let fd = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()) };
+    // SAFETY: the kernel just installed `fd` in this process for us.
+    Some((unsafe { OwnedFd::from_raw_fd(fd) }, pid))
+}
+
+/// The supervisor's state between notifications.
+struct State {
+    rules: Vec<Inject>,
+    limit: usize,
+    /// Invocations so far, by rule, task and syscall.
+    counts: HashMap<(usize, u32, u32), u64>,
+    /// The root's pid until its first `execve`: its calls before that are
+    /// probity's own start-up, neither counted nor injected.
+    starting: Option<u32>,
+    /// For a late-joining child: whether it joined yet. Its calls before
+    /// are its start-up, neither counted nor injected.
+    joined: Option<Arc<JoinRecord>>,
+    /// Thread group of each task seen.
+    tgids: HashMap<u32, u32>,
+    events: Vec<Event>,
+}
+
+fn run(
+    rules: Vec<Inject>,
+    socket: OwnedFd,
+    limit: StringLimit,
+    joined: Option<Arc<JoinRecord>>,
+    stop: &AtomicBool,
+) -> Vec<Event> {
+    let Some((listener, root)) = receive_listener(&socket, stop) else { return Vec::new() };
+    drop(socket);
+    let mut state = State {
+        rules,
+        limit: limit.get() as usize,
+        counts: HashMap::new(),
+        // A late-joining child exec'd before: its start-up ends when it joins.
+        starting: joined.is_none().then_some(root),
+        joined,
+        tgids: HashMap::new(),
+        events: Vec::new(),
+    };
+    let fd = listener.as_raw_fd();
+    // Each answered call is a ping-pong between the task and this thread:
+    // the kernel wakes the task on this CPU when asked (Linux 6.6), which
+    // saves most of a wake-up. Older kernels refuse it: nothing changes.
+    const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+    // SAFETY: an ioctl with an integer argument on our listener.
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) };
+    while wait_readable(fd, stop) {
+        // ENOENT: the task died or its call was interrupted before we got it.
+        if let Ok(req) = ScmpNotifReq::receive(fd) {
+            state.answer(fd, &req);
+        }
+    }
+    state.events
+}
+
+impl State {
+    fn answer(&mut self, fd: RawFd, req: &ScmpNotifReq) {
+        let start = crate::monotonic_ns();
+        let nr = i32::from(req.data.syscall) as u32;
+        let tid = req.pid;
+        let sysno = Sysno::new(nr as usize);
+        let is_exec = matches!(sysno, Some(Sysno::execve | Sysno::execveat));
+        if is_exec {
+            // A thread that execs becomes its group's leader.
+            self.tgids.remove(&tid);
+        }
+        let unjoined = self.joined.as_ref().is_some_and(|j| j.at.get().is_none());
+        if unjoined {
+            respond(fd, ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE));
+            return;
+        }
+        if self.starting == Some(tid) {
+            if !is_exec {
+                respond(fd, ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE));
+                return;
+            }
+            self.starting = None;
+        }
+        let args = req.data.args;
+        let mut memory = Memory::new(tid, self.limit);
+        let chosen = sysno.and_then(|sysno| self.choose(sysno, nr, tid, &args, &mut memory));
+        // The memory read belongs to this call only if it still waits.
+        if notify_id_valid(fd, req.id).is_err() {
+            return;
+        }
+        let Some(rule) = chosen.map(|i| self.rules[i].clone()) else {
+            respond(fd, ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE));
+            return;
+        };
+        if let Some(d) = rule.delay_enter {
+            std::thread::sleep(d);
+        }
+        // The call has no exit to wait for when it does not run: the
+        // delay comes before the answer. A call that runs cannot be held
+        // after it, so its exit delay comes before it too.
+        if let Some(d) = rule.delay_exit {
+            std::thread::sleep(d);
+        }
+        let ret = match rule.answer {
+            Answer::Run => None,
+            Answer::Error(e) => Some(-(e as i64)),
+            Answer::Retval(v) => Some(v),
+        };
+        let resp = match rule.answer {
+            Answer::Run => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE),
+            Answer::Error(e) => ScmpNotifResp::new_error(req.id, -(e as i32), ScmpNotifRespFlags::empty()),
+            Answer::Retval(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
+        };
+        let tgid = self.tgid(tid);
+        if let Some(ret) = ret {
+            let mut call = memory.decode(nr, &args, ret);
+            call.duration_ns = crate::monotonic_ns().saturating_sub(start);
+            call.injected = true;
+            self.events.push(Event { ts_ns: start, pid: tgid, tid, kind: EventKind::Syscall(call) });
+        }
+        respond(fd, resp);
+        // After the answer, as strace delivers it when the call returns:
+        // sent while the call waits, a caught signal would interrupt the
+        // wait and the restarted call would be counted again.
+        if let Some(sig) = rule.signal {
+            // SAFETY: tgkill with plain integers.
+            unsafe { libc::syscall(libc::SYS_tgkill, tgid as libc::pid_t, tid as libc::pid_t, sig as libc::c_int) };
+        }
+    }
+
+    /// The first rule that applies to this invocation, counting it for
+    /// each rule whose filters it passes.
+    fn choose(&mut self, sysno: Sysno, nr: u32, tid: u32, args: &[u64; 6], memory: &mut Memory) -> Option<usize> {
+        let mut chosen = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.syscalls.contains(&sysno) {
+                continue;
+            }
+            if rule.fd.is_some_and(|fd| args[0] as i32 != fd) {
+                continue;
+            }
+            if let Some(pattern) = &rule.path {
+                let paths = memory.paths(nr, args);
+                if !paths.iter().any(|p| pattern.matches_path(p)) {
+                    continue;
+                }
+            }
+            if let Some(host) = &rule.host {
+                if !memory.peer(nr, args).is_some_and(|ip| host.contains(ip)) {
+                    continue;
+                }
+            }
+            let n = self.counts.entry((i, tid, nr)).or_insert(0);
+            *n += 1;
+            if chosen.is_none() && rule.when.matches(*n) {
+                chosen = Some(i);
+            }
+        }
+        chosen
+    }
+
+    fn tgid(&mut self, tid: u32) -> u32 {
+        *self.tgids.entry(tid).or_insert_with(|| {
+            std::fs::read_to_string(format!("/proc/{tid}/status"))
+                .ok()
+                .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:").and_then(|v| v.trim().parse().ok())))
+                .unwrap_or(tid)
+        })
+    }
+}
+
+fn respond(fd: RawFd, resp: ScmpNotifResp) {
+    // ENOENT: the task died, or a signal interrupted its call, meanwhile.
+    let _ = resp.respond(fd);
+}
+
+/// What was read of one call's arguments from the caller's memory, by
+/// argument.
+struct Memory {
+    tid: u32,
+    limit: usize,
+    read: Vec<(u8, CaptureKind, Option<Vec<u8>>, bool)>,
+    done: bool,
+}
+
+impl Memory {
+    fn new(tid: u32, limit: usize) -> Memory {
+        Memory { tid, limit, read: Vec::new(), done: false }
+    }
+
+    /// Reads what the kernel tracer would capture at entry: strings,
+    /// buffers given with their length, socket addresses.
+    fn fill(&mut self, nr: u32, args: &[u64; 6]) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let spec = capture_spec(nr);
+        for c in spec.captures.iter().filter(|c| c.kind != 0) {
+            let ptr = args.get(usize::from(c.arg)).copied().unwrap_or(0);
+            let len = args.get(usize::from(c.len_arg)).copied().unwrap_or(0) as usize;
+            let (kind, data, truncated) = match CaptureKind::from_u8(c.kind) {
+                Some(CaptureKind::CStr) => {
+                    let (data, truncated) = match read_cstr(self.tid, ptr) {
+                        Some((d, t)) => (Some(d), t),
+                        None => (None, false),
+                    };
+                    (CaptureKind::CStr, data, truncated)
+                }
+                Some(CaptureKind::BufLenArg) => {
+                    (CaptureKind::BufLenArg, read_mem(self.tid, ptr, len.min(self.limit)), len > self.limit)
+                }
+                Some(CaptureKind::SockaddrLenArg) => {
+                    (CaptureKind::SockaddrLenArg, read_mem(self.tid, ptr, len.min(128)), false)
+                }
+                // What is read after the call, or through a structure:
+                // nothing, as the call does not run.
+                _ => continue,
+            };
+            self.read.push((c.arg, kind, data, truncated));
+        }
+    }
+
+    /// The path arguments, made absolute against the directory each is
+    /// relative to; for a call with none (`write`, `fsync`), the path of
+    /// the descriptor in its first argument.
+    fn paths(&mut self, nr: u32, args: &[u64; 6]) -> Vec<PathBuf> {
+        self.fill(nr, args);
+        if !self.read.iter().any(|(_, kind, _, _)| *kind == CaptureKind::CStr) {
+            let fd = args[0];
+            return match i32::try_from(fd) {
+                Ok(fd) if fd >= 0 => std::fs::read_link(format!("/proc/{}/fd/{fd}", self.tid)).into_iter().collect(),
+                _ => Vec::new(),
+            };
+        }
+        // In the `*at` calls a path's directory descriptor is the argument
+        // before it (`openat`, and both pairs of `renameat` and `linkat`).
+        let at = Sysno::new(nr as usize).is_some_and(|s| s.name().ends_with("at") || s.name().ends_with("at2"));
+        self.read
+            .iter()
+            .filter(|(_, kind, _, _)| *kind == CaptureKind::CStr)
+            .filter_map(|(arg, _, data, _)| Some((*arg, data.as_deref()?)))
+            .map(|(arg, bytes)| {
+                let path = Path::new(OsStr::from_bytes(bytes));
+                if path.is_absolute() {
+                    return path.to_path_buf();
+                }
+                let dirfd = (at && arg > 0).then(|| args[usize::from(arg) - 1] as i32);
+                let base = match dirfd {
+                    Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{}/fd/{fd}", self.tid),
+                    _ => format!("/proc/{}/cwd", self.tid),
+                };
+                std::fs::read_link(base).unwrap_or_default().join(path)
+            })
+            .collect()
+    }
+
+    /// The address a `connect` or send names.
+    fn peer(&mut self, nr: u32, args: &[u64; 6]) -> Option<std::net::IpAddr> {
+        self.fill(nr, args);
+        let bytes = self
+            .read
+            .iter()
+            .find(|(_, kind, _, _)| *kind == CaptureKind::SockaddrLenArg)
+            .and_then(|(_, _, data, _)| data.clone())
+            .or_else(|| {
+                (Sysno::new(nr as usize) == Some(Sysno::sendmsg)).then(|| msg_name(self.tid, args[1])).flatten()
+            })?;
+        let family = u16::from_ne_bytes([*bytes.first()?, *bytes.get(1)?]);
+        match i32::from(family) {
+            libc::AF_INET if bytes.len() >= 8 => {
+                Some(std::net::Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]).into())
+            }
+            libc::AF_INET6 if bytes.len() >= 24 => {
+                let octets: [u8; 16] = bytes[8..24].try_into().ok()?;
+                Some(std::net::Ipv6Addr::from(octets).to_canonical())
+            }
+            _ => None,
+        }
+    }
+
+    /// The call as the kernel tracer would have decoded it, had it run
+    /// and returned `ret`.
+    fn decode(&mut self, nr: u32, args: &[u64; 6], ret: i64) -> crate::event::Syscall {
+        self.fill(nr, args);
+        let captures: Vec<CaptureData<'_>> = self
+            .read
+            .iter()
+            .map(|(arg, kind, data, truncated)| CaptureData {
+                arg: *arg,
+                kind: *kind,
+                truncated: *truncated,
+                fault: data.is_none(),
+                data: data.as_deref().unwrap_or_default(),
+            })
+            .collect();
+        decode_syscall(nr, args, ret, false, 0, &captures)
+    }
+}
+
+/// `len` bytes at `addr` in task `tid`; `None` when they cannot all be
+/// read.
+fn read_mem(tid: u32, addr: u64, len: usize) -> Option<Vec<u8>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len };
+    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
+    // SAFETY: `local` is our own buffer of `len` bytes; the remote side is
+    // checked by the kernel.
+    let n = unsafe { libc::process_vm_readv(tid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    (n == len as isize).then_some(buf)
+}
+
+/// A NUL-terminated string at `addr`, at most [`PATH_MAX`] bytes, read a
+/// page at a time so that an unmapped page after the string does not
+/// fail the read; with whether it was cut.
+fn read_cstr(tid: u32, addr: u64) -> Option<(Vec<u8>, bool)> {
+    const PAGE: u64 = 4096;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < PATH_MAX {
+        let chunk = (PAGE - at % PAGE).min((PATH_MAX - out.len()) as u64) as usize;
+        let bytes = read_mem(tid, at, chunk)?;
+        if let Some(end) = bytes.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&bytes[..end]);
+            return Some((out, false));
+        }
+        out.extend_from_slice(&bytes);
+        at += chunk as u64;
+    }
+    Some((out, true))
+}
+
+/// The `msg_name` of the `struct msghdr` at `addr`.
+fn msg_name(tid: u32, addr: u64) -> Option<Vec<u8>> {
+    let hdr = read_mem(tid, addr, 12)?;
+    let name = u64::from_ne_bytes(hdr[0..8].try_into().ok()?);
+    let len = u32::from_ne_bytes(hdr[8..12].try_into().ok()?) as usize;
+    if name == 0 {
+        return None;
+    }
+    read_mem(tid, name, len.min(128))
+}
+
+/// For the tests: the syscalls' numbers as the filter sees them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_read_up_to_their_nul_from_a_task() {
+        let s = b"/tmp/probity-inject\0";
+        let tid = std::process::id();
+        let (data, cut) = read_cstr(tid, s.as_ptr() as u64).unwrap();
+        assert_eq!(data, b"/tmp/probity-inject");
+        assert!(!cut);
+        assert_eq!(read_mem(tid, 8, 8), None);
+    }
+}

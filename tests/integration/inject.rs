@@ -1,0 +1,311 @@
+//! Fault injection: strace's `--inject` is the oracle for what a rule
+//! does to real programs; then what only probity has (the injected calls
+//! in the trace, path filters, the preload tracer alone) and bad rules.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use probity::inject::Inject;
+use probity::{Cmd, ExitStatus, Tracer, TracerKind};
+
+use crate::support::{fixture, require_tracing};
+
+/// Exit status and standard error of `program args` under
+/// `strace -f --inject=SPEC`, as a shell would report the status.
+fn under_strace(spec: &str, program: &str, args: &[&str], dir: &std::path::Path) -> (ExitStatus, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", &format!("--inject={spec}"), "--", program])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("strace is installed (cargo xtask setup)");
+    // strace dies of the signal that killed the program, as a shell sees it.
+    let status = match (out.status.code(), out.status.signal()) {
+        (Some(c), _) => ExitStatus::Code(c),
+        (None, Some(s)) => ExitStatus::Signal(s),
+        _ => unreachable!("a process ends with a code or a signal"),
+    };
+    (status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The same under probity, with the eBPF tracer: the preload library's
+/// loading and its own calls would be counted too, and strace has no such
+/// library.
+fn under_probity(spec: &str, program: &str, args: &[&str], dir: &std::path::Path) -> probity::Run {
+    let rule: Inject = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
+    Cmd::new(program)
+        .args(args)
+        .current_dir(dir)
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Ebpf]))
+        .inject(rule)
+        .try_run()
+        .unwrap_or_else(|e| panic!("failed to trace {program}: {e}"))
+}
+
+#[test]
+fn real_programs_react_as_under_strace() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("src"), "probity\n").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("openat:error=ENOSPC:when=3", "cat", &["/etc/hostname"]),
+        ("openat:error=EACCES:when=2+", "cat", &["/etc/hostname", "src"]),
+        ("read:error=EIO:when=2", "cat", &["src"]),
+        ("copy_file_range,write:error=ENOSPC", "cp", &["src", "dst-write"]),
+        ("openat:error=EROFS:when=4..6", "cp", &["src", "dst-open"]),
+        ("getdents64:error=EIO", "ls", &["sub"]),
+        ("fstat,newfstatat,statx:error=EACCES:when=3+2", "ls", &["-l", "."]),
+        ("openat:error=EMFILE:when=30..40+3", "python3", &["-c", "print(open('src').read())"]),
+        ("chdir:error=ENOENT", "sh", &["-c", "cd /tmp && echo moved"]),
+        ("openat:error=ENOSPC:when=3", "sh", &["-c", "cat src; cat src"]),
+        ("wait4:error=ECHILD", "sh", &["-c", "/bin/true; echo $?"]),
+        ("close:signal=SIGUSR1:when=2", "cat", &["src"]),
+    ];
+    for (spec, program, args) in cases {
+        let (status, stderr) = under_strace(spec, program, args, dir.path());
+        let run = under_probity(spec, program, args, dir.path());
+        assert_eq!(
+            (run.status, &run.stderr),
+            (status, &stderr),
+            "{program} {args:?} with {spec}: probity (left) and strace (right) differ"
+        );
+        // The rules fail calls (but the signal): each run has some.
+        if !spec.contains("signal") {
+            assert!(run.trace.syscalls().injected().count() > 0, "{program} {args:?} with {spec}: nothing injected");
+        }
+    }
+}
+
+#[test]
+fn a_static_program_is_covered_from_its_first_call() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spec = "open,openat:error=EACCES";
+    let program = fixture(probity_fixtures::STATIC_KNOWN_IO);
+    let args = [out.to_str().unwrap(), "0"];
+    let (status, stderr) = under_strace(spec, &program, &args, dir.path());
+    let run = under_probity(spec, &program, &args, dir.path());
+    assert_eq!((run.status, run.stderr.as_str()), (status, stderr.as_str()));
+    assert_eq!(run.status, ExitStatus::Code(99));
+    assert_eq!(run.stderr, "known_io: open OUT_PATH\n");
+    let injected: Vec<_> = run.trace.syscalls().injected().collect();
+    assert_eq!(injected.len(), 1, "{injected:?}");
+    assert_eq!(injected[0].1.errno.as_deref(), Some("EACCES"));
+    assert_eq!(injected[0].1.path(), Some(out.as_path()));
+    assert!(!out.exists(), "the open did not run");
+}
+
+#[test]
+fn each_thread_and_each_child_is_counted_apart() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // known_io: two threads call getppid once each; a child execs true.
+    let run = Cmd::new(fixture(probity_fixtures::KNOWN_IO))
+        .args([out.to_str().unwrap(), "0"])
+        .inject("getppid:retval=4242:when=1".parse().unwrap())
+        .inject("execve:error=ENOEXEC:when=2".parse().unwrap())
+        .try_run()
+        .unwrap();
+    let getppid: Vec<_> = run.trace.syscalls().named("getppid").collect();
+    assert_eq!(getppid.len(), 2, "{getppid:?}");
+    for (e, s) in &getppid {
+        assert!(s.injected, "{e:?}");
+        assert_eq!(s.ret, Some(4242));
+        assert_ne!(e.tid, e.pid, "called from a thread");
+    }
+    assert_ne!(getppid[0].0.tid, getppid[1].0.tid);
+    // Each process's first execve is its own first: none is the second.
+    assert_eq!(run.trace.syscalls().named("execve").injected().count(), 0);
+    assert_eq!(run.status, ExitStatus::Code(0));
+}
+
+#[test]
+fn when_counts_start_afresh_in_each_process_of_an_exec_chain() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["a", "b"] {
+        std::fs::write(dir.path().join(f), f).unwrap();
+    }
+    // sh runs each `cat` in a child of its own: every process's counts
+    // start from 1, so each of the three has its third openat failed.
+    let (spec, args) = ("openat:error=ENOSPC:when=3", ["-c", "cat a; cat b"]);
+    let (status, stderr) = under_strace(spec, "sh", &args, dir.path());
+    let run = under_probity(spec, "sh", &args, dir.path());
+    assert_eq!((run.status, run.stderr.as_str()), (status, stderr.as_str()));
+    let mut pids: Vec<u32> = run.trace.syscalls().injected().map(|(e, _)| e.pid).collect();
+    assert_eq!(pids.len(), 3, "{}", crate::support::dump(&run.trace));
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "one injected call in each process");
+}
+
+#[test]
+fn a_path_filter_fails_only_that_file_absolute_or_relative() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep"), "kept\n").unwrap();
+    std::fs::write(dir.path().join("lose"), "lost\n").unwrap();
+    let pattern = format!("{}/lo*", dir.path().display());
+    let run = Cmd::new("cat")
+        .args(["keep", "lose"])
+        .current_dir(dir.path())
+        .inject(format!("openat:error=ENOENT:path={pattern}").parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "kept\n");
+    assert_eq!(run.stderr, "cat: lose: No such file or directory\n");
+    let injected: Vec<_> = run.trace.syscalls().injected().collect();
+    assert_eq!(injected.len(), 1);
+    assert_eq!(injected[0].1.path(), Some(std::path::Path::new("lose")));
+    // Exactly one openat of `lose`: the kernel tracer has no second copy.
+    assert_eq!(run.trace.syscalls().named("openat").path(dir.path().join("lose")).count(), 1);
+}
+
+#[test]
+fn an_injected_signal_is_delivered_when_the_call_returns() {
+    require_tracing();
+    let run = Cmd::new("cat").arg("/etc/hostname").inject("close:signal=SIGTERM".parse().unwrap()).try_run().unwrap();
+    assert_eq!(run.status, ExitStatus::Signal(libc::SIGTERM));
+    let delivered =
+        run.trace.events.iter().any(|e| matches!(&e.kind, probity::EventKind::Signal(s) if s.signo == libc::SIGTERM));
+    assert!(delivered, "{}", crate::support::dump(&run.trace));
+}
+
+#[test]
+fn a_delay_holds_the_call() {
+    require_tracing();
+    let start = Instant::now();
+    let run = Cmd::new("true").inject("exit_group:delay_enter=300ms".parse().unwrap()).try_run().unwrap();
+    assert_eq!(run.status, ExitStatus::Code(0));
+    // A lower bound: the delay happened (nothing is said about speed).
+    assert!(start.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn injection_works_with_the_preload_tracer_alone() {
+    // No eBPF: the supervisor is the only witness of a syscall.
+    let run = Cmd::new("cat")
+        .arg("/etc/hostname")
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Preload]))
+        .inject("openat:error=ENOSPC:path=/etc/hostname".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stderr, "cat: /etc/hostname: No space left on device\n");
+    let (e, s) = run.trace.syscalls().injected().next().expect("the injected openat is in the trace");
+    assert_eq!(s.name, "openat");
+    assert_eq!(e.pid, run.trace.outcome.root_pid);
+    // Linked to the libc call it was made in, as a traced syscall is.
+    assert!(s.parent.is_some());
+}
+
+#[test]
+fn the_cli_marks_injected_calls_in_text_and_json() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (text, json) = (dir.path().join("trace.txt"), dir.path().join("trace.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["run", "-o", text.to_str().unwrap(), "--json", json.to_str().unwrap()])
+        .args(["--inject", "openat:error=ENOSPC:path=/etc/hostname", "--fault", "fsync"])
+        .args(["--", "cat", "/etc/hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(text).unwrap();
+    assert!(
+        text.contains(
+            r#"openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = -1 ENOSPC (No space left on device) (injected) <"#
+        ),
+        "{text}"
+    );
+    let json = std::fs::read_to_string(json).unwrap();
+    let injected: Vec<&str> = json.lines().filter(|l| l.contains(r#""injected":true"#)).collect();
+    assert_eq!(injected.len(), 1, "{json}");
+    assert!(injected[0].contains(r#""errno":"ENOSPC""#));
+}
+
+#[test]
+fn bad_rules_are_usage_errors_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let cases = [
+        ("--inject", "nosuchcall:error=EIO", "unknown syscall \"nosuchcall\""),
+        ("--inject", "openat:error=ENOSUCH", "unknown errno \"ENOSUCH\""),
+        ("--inject", "openat:eror=EIO", "unknown key \"eror\""),
+        ("--inject", ":error=EIO", "empty syscall set"),
+        ("--inject", "openat:error=EIO:when=0", "invalid when=\"0\""),
+        ("--inject", "openat:when=2", "missing :error"),
+        ("--fault", "openat:retval=1", "unknown key \"retval\""),
+    ];
+    for (flag, spec, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+            .args(["run", flag, spec, "--", "touch"])
+            .arg(&marker)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{spec}: {stderr}");
+        assert!(stderr.contains(says), "{spec}: {stderr}");
+        assert!(!marker.exists(), "{spec}: the command ran");
+    }
+}
+
+#[test]
+fn a_connect_refused_twice_then_allowed_shows_the_retries() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A client that retries a refused connection three times.
+    let client = format!(
+        "import socket\n\
+         for attempt in range(3):\n\
+         \x20   try:\n\
+         \x20       socket.create_connection(('127.0.0.1', {port})).close()\n\
+         \x20       print('connected on attempt', attempt + 1)\n\
+         \x20       break\n\
+         \x20   except ConnectionRefusedError:\n\
+         \x20       print('refused')\n"
+    );
+    // Only connections to this host: another address is left alone.
+    let run = Cmd::new("python3")
+        .args(["-c", &client])
+        .inject("connect:error=ECONNREFUSED:when=1..2:host=127.0.0.0/8".parse().unwrap())
+        .inject("connect:error=ENETUNREACH:host=192.0.2.1".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "refused\nrefused\nconnected on attempt 3\n", "{}", run.stderr);
+    let connects: Vec<_> = run.trace.syscalls().named("connect").collect();
+    let seen: Vec<(bool, Option<&str>)> = connects.iter().map(|(_, s)| (s.injected, s.errno.as_deref())).collect();
+    assert_eq!(seen, [(true, Some("ECONNREFUSED")), (true, Some("ECONNREFUSED")), (false, None)]);
+    let peer = connects[0].1.args.iter().find_map(|a| a.sockaddr().cloned());
+    assert_eq!(peer, Some(probity::SockAddr::Inet { addr: ([127, 0, 0, 1], port).into() }));
+}
+
+#[test]
+fn a_path_relative_to_a_directory_descriptor_is_resolved_against_it() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/f"), "x").unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    // `f` relative to `sub` (a descriptor) is sub/f and fails; `f`
+    // relative to the working directory is another file and opens.
+    let script = "import os\n\
+                  d = os.open('sub', os.O_RDONLY)\n\
+                  for at in (d, None):\n\
+                  \x20   try:\n\
+                  \x20       os.close(os.open('f', os.O_RDONLY, dir_fd=at))\n\
+                  \x20       print('opened')\n\
+                  \x20   except PermissionError:\n\
+                  \x20       print('refused')\n";
+    let run = Cmd::new("python3")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .inject(format!("openat:error=EACCES:path={}/sub/f", dir.path().display()).parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "refused\nopened\n", "{}", run.stderr);
+    assert_eq!(run.trace.syscalls().injected().count(), 1);
+}
