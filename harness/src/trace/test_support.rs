@@ -63,6 +63,7 @@ pub(crate) fn trace(events: Vec<Event>, cwd: Option<&str>) -> Trace {
         libc_calls: vec![],
         preload_waits: 0,
         resolution: crate::trace::Resolution::default(),
+        libc_starts: None,
     };
     Trace { events, outcome }
 }

@@ -1,18 +1,36 @@
 //! Why an expectation that something did not happen cannot be shown met:
 //! lost events, processes no suitable tracer covered, undecided events.
 //!
-//! With the preload tracer alone, nothing that did not happen can be
-//! shown: the libc layer sees only what a program does through the
-//! functions probity hooks, in the programs the library is loaded in, and
-//! its records are the program's own account (it writes the ring). Such a
-//! check fails, naming what the libc layer cannot see
+//! With the preload tracer alone, that no exec happened is decided when
+//! the libc layer saw every way into a new program in every process of
+//! the tree ([`libc_gaps`] finds none): each program the library started
+//! in was exec'd by a recorded call (or is the root's, which probity
+//! exec'd), each recorded exec was followed by the library starting in
+//! the new program (none was static, setuid, or stripped of
+//! `LD_PRELOAD`), and each process was made by a recorded call or named
+//! its parent. What the layer watches is [`WATCHED`]; what it cannot see
+//! is [`NOT_SEEN`], and both are said when a check refuses. The records
+//! are the program's own account: a program that forges them or execs by
+//! the syscall instruction can make such a check pass, which is why
+//! probity's CLI gates never rest on them. Other "did not happen" checks
+//! (syscalls, network) still fail, naming what the libc layer cannot see
 //! ([`libc_cannot_see`]), and the checks that something did happen use
 //! the libc calls.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+
 use super::violation::{Violation, ViolationKind};
 use crate::coverage::TracerKind;
-use crate::trace::index::{kernel_traced, Index};
-use crate::trace::query::Query;
+use crate::trace::index::{kernel_traced, libc_proc, locate, Index, LibcProc};
+use crate::trace::query::{offset, Query};
+use crate::trace::LibcStartKind;
+
+/// The ways into a new program or process the libc layer watches.
+pub(super) const WATCHED: &str = "the exec family (execve, execv, execvp, execvpe, fexecve, execl, execle, execlp), posix_spawn and posix_spawnp, system and popen, fork, vfork and clone, and the syscall() wrapper for execve, execveat, fork and clone";
+
+/// What the libc layer does not see, whatever it watches.
+pub(super) const NOT_SEEN: &str = "a program that issues the syscall instruction itself, submits work through io_uring, or writes its own records into probity's ring is not seen as it is";
 
 /// What the trace says of a family of events, with the preload tracer
 /// alone, and why that cannot show that one of them did not happen.
@@ -20,9 +38,7 @@ pub(super) fn libc_cannot_see(family: &str) -> String {
     const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace; and the libc records are written by the program itself, which can leave out what it likes";
     const FIX: &str = "trace with the eBPF tracer to show that something did not happen";
     match family {
-        "exec" => format!(
-            "only the preload tracer ran, which sees an exec only when it is made through execve, execv, execvp, execvpe, fexecve, posix_spawn, posix_spawnp, system or popen: an exec in a vfork child (dash and Python's subprocess make theirs so) and execl, execle and execlp are not recorded, {UNSEEN}; {FIX}"
-        ),
+        "exec" => format!("only the preload tracer ran, which watches {WATCHED}; {NOT_SEEN}; {FIX}"),
         "syscall" => format!(
             "only the preload tracer ran, which records the libc functions probity hooks, not syscalls: a function it does not hook, {UNSEEN}; {FIX}"
         ),
@@ -43,20 +59,136 @@ fn libc_only(idx: &Index<'_>, expectation: &str, family: &str) -> Violation {
             crate::event::shown(program)
         ));
     }
-    let root = trace.outcome.root_pid;
-    let orphans: Vec<String> = idx
-        .procs
-        .values()
-        .filter(|p| p.pid != root && p.parent.is_none() && !p.untracked)
-        .map(|p| format!("process {}", p.pid))
-        .collect();
+    let orphans = orphans(idx);
     if !orphans.is_empty() {
         v = v.note(format!(
-            "{}: made by no recorded fork or spawn (vfork, system, popen and raw clones do not record the child's pid), so where they came from is unknown",
+            "{}: made by no recorded call, and named no parent in the tree, so where they came from is unknown",
             orphans.join(", ")
         ));
     }
     v
+}
+
+/// The processes of the tree that no recorded call made and whose library
+/// named no parent in the tree.
+fn orphans(idx: &Index<'_>) -> Vec<String> {
+    let root = idx.trace.outcome.root_pid;
+    idx.procs
+        .values()
+        .filter(|p| p.pid != root && p.parent.is_none() && !p.untracked)
+        .map(|p| format!("process {}", p.pid))
+        .collect()
+}
+
+/// Why the libc layer may have missed an exec in this trace, one reason
+/// each (empty when it saw every way in; see the module docs).
+pub(super) fn libc_gaps(idx: &Index<'_>) -> Vec<String> {
+    let trace = idx.trace;
+    let Some(starts) = &trace.outcome.libc_starts else {
+        return vec!["the trace does not say where the library started (it was saved by an older probity)".into()];
+    };
+    let mut gaps = Vec::new();
+    let root = trace.outcome.root_pid;
+    let at = |ts: u64| offset(ts, trace.start_ns());
+    // Per process, in time order: the execs recorded (`Some(program)`)
+    // and the programs the library started in (`None`).
+    let mut timeline: BTreeMap<u32, Vec<(u64, Option<&OsStr>)>> = BTreeMap::new();
+    timeline.entry(root).or_default().push((0, Some(OsStr::new(&starts.root_program))));
+    // Shells that `system` and `popen` ran, by the process that asked.
+    let mut shells: BTreeMap<u32, usize> = BTreeMap::new();
+    for e in &trace.events {
+        match libc_proc(e) {
+            Some(LibcProc::Exec { program, .. }) => {
+                timeline.entry(e.pid).or_default().push((e.ts_ns, Some(program.unwrap_or(OsStr::new("?")))));
+            }
+            Some(LibcProc::Spawn { child, program, .. }) => {
+                timeline.entry(child).or_default().push((e.ts_ns, Some(program)));
+            }
+            Some(LibcProc::Shell { .. }) => *shells.entry(e.pid).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut ppid_of: BTreeMap<u32, u32> = BTreeMap::new();
+    for s in starts.starts.iter().filter(|s| s.kind == LibcStartKind::Image) {
+        timeline.entry(s.pid).or_default().push((s.ts_ns, None));
+        ppid_of.entry(s.pid).or_insert(s.ppid);
+    }
+    let cwd = trace.outcome.cwd.as_deref().map(OsStr::new);
+    for (&pid, items) in &mut timeline {
+        // An exec before the program it started at the same instant.
+        items.sort_by_key(|&(ts, what)| (ts, what.is_none()));
+        let mut pending: Option<(u64, &OsStr)> = None;
+        let mut first = true;
+        for &(ts, what) in items.iter() {
+            match what {
+                Some(program) => {
+                    if let Some((ts, prev)) = pending.replace((ts, program)) {
+                        gaps.push(not_loaded(pid, prev, at(ts), cwd));
+                    }
+                }
+                None => {
+                    let shell = first
+                        && ppid_of.get(&pid).and_then(|pp| shells.get_mut(pp)).is_some_and(|n| {
+                            let had = *n > 0;
+                            *n = n.saturating_sub(1);
+                            had
+                        });
+                    if pending.take().is_none() && !shell {
+                        gaps.push(format!(
+                            "process {pid} started a new program at {} that no recorded call exec'd (an exec by the syscall instruction, or from code the library did not see)",
+                            at(ts)
+                        ));
+                    }
+                }
+            }
+            first &= what.is_some();
+        }
+        if let Some((ts, program)) = pending {
+            gaps.push(not_loaded(pid, program, at(ts), cwd));
+        }
+    }
+    for (pid, n) in shells {
+        if n > 0 {
+            gaps.push(format!(
+                "process {pid} ran {n} shell{} with system or popen that the library never started in",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    let orphans = orphans(idx);
+    if !orphans.is_empty() {
+        gaps.push(format!(
+            "{}: made by no recorded call, and named no parent in the tree (a raw clone, or a vfork child the library could not record)",
+            orphans.join(", ")
+        ));
+    }
+    gaps
+}
+
+/// A process exec'd `program` and the library never started in it.
+fn not_loaded(pid: u32, program: &OsStr, at: String, cwd: Option<&OsStr>) -> String {
+    let why = locate(program, cwd)
+        .and_then(|f| crate::preload::coverage::never_preloaded(f.as_os_str()))
+        .unwrap_or("LD_PRELOAD not in its environment, or not loaded");
+    format!(
+        "process {pid} exec'd {} at {at}, which the library was not loaded in: {why}; nothing it did after is in the trace",
+        crate::event::shown(program)
+    )
+}
+
+/// With the preload tracer alone, an expectation that no exec happened:
+/// decided when the libc layer saw every way in, refused otherwise,
+/// with the reasons.
+fn libc_execs(idx: &Index<'_>, expectation: &str) -> Result<(), Violation> {
+    let gaps = libc_gaps(idx);
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    let problem = format!(
+        "only the preload tracer ran, and it cannot show that no exec happened: {}. It watches {WATCHED}; {NOT_SEEN}; trace with the eBPF tracer to show it",
+        gaps.join("; ")
+    );
+    Err(Violation::new(ViolationKind::NotCovered, expectation, problem, idx.trace))
 }
 
 /// Fails an expectation that something did not happen when the trace
@@ -81,6 +213,9 @@ pub(super) fn absence(
     if let Some(k) = family {
         let unobserved = trace.outcome.tracers.iter().all(|t| !t.observes(k));
         if !kernel_traced(trace) && trace.outcome.tracers.contains(&TracerKind::Preload) && unobserved {
+            if k == "exec" && undecided.is_empty() {
+                return libc_execs(idx, expectation);
+            }
             return Err(libc_only(idx, expectation, k));
         }
     }
