@@ -260,3 +260,90 @@ pub(super) fn absence(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Arg, Event, EventKind, LibcCall};
+    use crate::trace::test_support::{path, trace};
+    use crate::trace::{LibcStart, LibcStarts, Trace};
+
+    /// A libc call of process `pid` at `ts`.
+    fn libc(ts: u64, pid: u32, function: &str, args: Vec<Arg>, ret: Option<Arg>) -> Event {
+        let call = LibcCall { function: function.into(), args, ret, errno: None, duration_ns: 1, parent: None };
+        Event { ts_ns: ts, pid, tid: pid, kind: EventKind::Libc(call) }
+    }
+
+    fn image(ts_ns: u64, pid: u32, ppid: u32) -> LibcStart {
+        LibcStart { pid, ppid, ts_ns, kind: LibcStartKind::Image }
+    }
+
+    /// A preload-only trace of root 10 (`/bin/sh`) with these events and starts.
+    fn preload_only(events: Vec<Event>, starts: Vec<LibcStart>) -> Trace {
+        let mut t = trace(events, Some("/"));
+        t.outcome.tracers = vec![TracerKind::Preload];
+        t.outcome.libc_starts =
+            Some(LibcStarts { root_program: "/bin/sh".into(), root_argv: vec!["sh".into()], starts });
+        t
+    }
+
+    fn execve(ts: u64, pid: u32, program: &str) -> Event {
+        let argv = Arg::Strings { items: vec![program.into()], truncated: false };
+        libc(ts, pid, "execve", vec![path(program), argv], None)
+    }
+
+    fn gaps(t: &Trace) -> Vec<String> {
+        libc_gaps(&Index::new(t))
+    }
+
+    #[test]
+    fn every_program_exec_d_by_a_recorded_call_leaves_no_gap() {
+        // The root's image, a fork, an exec in the child, and its image.
+        let t = preload_only(
+            vec![libc(5, 10, "fork", vec![], Some(Arg::Int(11))), execve(6, 11, "/bin/true")],
+            vec![image(1, 10, 9), image(7, 11, 10)],
+        );
+        assert_eq!(gaps(&t), Vec::<String>::new());
+        // A `system` shell, placed by the parent its library named.
+        let t = preload_only(
+            vec![libc(5, 10, "system", vec![path("true")], Some(Arg::Int(0)))],
+            vec![image(1, 10, 9), image(7, 12, 10)],
+        );
+        assert_eq!(gaps(&t), Vec::<String>::new());
+        assert_eq!(Index::new(&t).procs[&12].parent, Some(10));
+    }
+
+    #[test]
+    fn a_program_no_call_exec_d_and_an_exec_the_library_missed_are_gaps() {
+        // The root started a second program with no exec recorded.
+        let t = preload_only(vec![], vec![image(1, 10, 9), image(7, 10, 9)]);
+        let g = gaps(&t);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert!(g[0].starts_with("process 10 started a new program at") && g[0].contains("no recorded call exec'd"));
+        // An exec after which the library never started.
+        let t = preload_only(vec![execve(6, 10, "/no/such/program")], vec![image(1, 10, 9)]);
+        let g = gaps(&t);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert!(g[0].starts_with("process 10 exec'd /no/such/program at"), "{g:?}");
+        assert!(g[0].contains("LD_PRELOAD not in its environment"), "{g:?}");
+        // The root's own program never started the library (static, say).
+        let t = preload_only(vec![], vec![]);
+        assert!(gaps(&t)[0].starts_with("process 10 exec'd /bin/sh at"), "{:?}", gaps(&t));
+        // A shell that never started it, and a process of unknown origin.
+        let t = preload_only(
+            vec![
+                libc(5, 10, "popen", vec![path("true"), path("r")], Some(Arg::Ptr(1))),
+                libc(6, 13, "getenv", vec![path("HOME")], None),
+            ],
+            vec![image(1, 10, 9)],
+        );
+        let g = gaps(&t);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert!(g[0].contains("ran 1 shell with system or popen that the library never started in"), "{g:?}");
+        assert!(g[1].starts_with("process 13: made by no recorded call"), "{g:?}");
+        // A trace saved without the starts: nothing can be told.
+        let mut t = preload_only(vec![], vec![image(1, 10, 9)]);
+        t.outcome.libc_starts = None;
+        assert!(gaps(&t)[0].contains("does not say where the library started"));
+    }
+}
