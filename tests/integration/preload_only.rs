@@ -288,3 +288,22 @@ fn a_connect_through_libc_is_found_and_the_network_gates_refuse() {
     let t = python("print('quiet')");
     refused(t.check_no_network(), &["not syscalls", "raw syscall"]);
 }
+
+/// The CLI's network gates fail closed without the kernel tracer, even
+/// for a program that made no network call at all, and say why.
+#[test]
+fn the_cli_gates_never_pass_on_libc_records() {
+    for gate in [&["--deny-network"][..], &["--allow-connect", "127.0.0.1"][..]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_probity"))
+            .args(["run", "--tracers", "preload", "-o", "/dev/null"])
+            .args(gate)
+            .args(["--", "/bin/true"])
+            .output()
+            .expect("probity runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(121), "{gate:?}: {err}");
+        assert!(err.contains("network gate failed"), "{err}");
+        assert!(err.contains("only the preload tracer ran"), "{err}");
+        assert!(err.contains("nor a gate on it (probity run --deny-network, --allow-connect) passes on them"), "{err}");
+    }
+}

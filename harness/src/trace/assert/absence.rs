@@ -35,7 +35,7 @@ pub(super) const NOT_SEEN: &str = "a program that issues the syscall instruction
 /// What the trace says of a family of events, with the preload tracer
 /// alone, and why that cannot show that one of them did not happen.
 pub(super) fn libc_cannot_see(family: &str) -> String {
-    const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace; and the libc records are written by the program itself, which can leave out what it likes";
+    const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace; and the libc records are written by the program itself, which can leave out what it likes, so neither this check nor a gate on it (probity run --deny-network, --allow-connect) passes on them";
     const FIX: &str = "trace with the eBPF tracer to show that something did not happen";
     match family {
         "exec" => format!("only the preload tracer ran, which watches {WATCHED}; {NOT_SEEN}; {FIX}"),
