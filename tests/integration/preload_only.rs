@@ -229,6 +229,24 @@ fn python_fork_execv_and_posix_spawn_make_children() {
     t.assert_never_execs(["curl"]);
 }
 
+/// io_uring set up through the `syscall()` wrapper: its submissions are
+/// not seen, so the exec check refuses, naming it.
+#[test]
+fn io_uring_set_up_through_the_wrapper_refuses() {
+    let t = python(concat!(
+        "import ctypes, os\n",
+        "libc = ctypes.CDLL(None, use_errno=True)\n",
+        "params = ctypes.create_string_buffer(120)\n",
+        "fd = libc.syscall(425, 4, params)\n",
+        "assert fd >= 0, ctypes.get_errno()\n",
+        "os.close(fd)\n",
+    ));
+    assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
+    let root = t.outcome.root_pid;
+    let text = refused(t.check_never_execs(["curl"]), &["whose submissions the libc layer does not see"]);
+    assert!(text.contains(&format!("process {root} set up io_uring at")), "{text}");
+}
+
 /// A static program loads no library: the exec of it is refused with the
 /// reason, and so is the program a static child starts.
 #[test]

@@ -1,7 +1,8 @@
 //! The `syscall(3)` wrapper, for the numbers that start a process, replace
 //! its image or reach the network: `execve` and `execveat` (recorded
-//! before, like the `exec*` functions), `connect`, `sendto`, `fork`, and
-//! `clone` without `CLONE_VM` or `CLONE_VFORK`. Each is recorded as a call
+//! before, like the `exec*` functions), `connect`, `sendto`, `fork`,
+//! `clone` without `CLONE_VM` or `CLONE_VFORK`, and `io_uring_setup`
+//! (whose submissions no hook sees, so the harness knows it cannot decide). Each is recorded as a call
 //! to `syscall` whose first argument is the number, followed by that
 //! syscall's arguments as the libc function of the same name records them.
 //! The dispatch ([`crate::runtime::raw_syscall`]) passes every other
@@ -42,7 +43,12 @@ pub(crate) unsafe extern "C" fn record(
         crate::runtime::raw_syscall::resolve();
     }
     let call = match nr {
-        libc::SYS_execve | libc::SYS_execveat | libc::SYS_connect | libc::SYS_sendto | libc::SYS_fork => Call::begin(),
+        libc::SYS_execve
+        | libc::SYS_execveat
+        | libc::SYS_connect
+        | libc::SYS_sendto
+        | libc::SYS_fork
+        | libc::SYS_io_uring_setup => Call::begin(),
         libc::SYS_clone if a1 & c_long::from(libc::CLONE_VM | libc::CLONE_VFORK) == 0 => Call::begin(),
         _ => None,
     };
@@ -90,6 +96,9 @@ pub(crate) unsafe extern "C" fn record(
                         }
                         libc::SYS_clone => {
                             rec.hex(a1 as u64);
+                        }
+                        libc::SYS_io_uring_setup => {
+                            rec.uint(a1 as u64).ptr(ptr(a2));
                         }
                         _ => {}
                     }

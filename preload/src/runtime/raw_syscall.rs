@@ -1,5 +1,6 @@
 //! The `syscall(3)` wrapper: the calls made through it that start a
-//! process, replace its image or reach the network are recorded
+//! process, replace its image, reach the network or set up io_uring are
+//! recorded
 //! ([`crate::hooks::syscall`]); every other number goes straight to libc.
 //!
 //! The dispatch is assembly and jumps (it never calls), so a call it
@@ -40,6 +41,8 @@ pub unsafe extern "C" fn syscall(number: c_long) -> c_long {
         "je 2f",
         "cmp rdi, {fork}",
         "je 2f",
+        "cmp rdi, {io_uring_setup}",
+        "je 2f",
         "cmp rdi, {clone}",
         "jne 1f",
         "test rsi, {shared}",
@@ -57,6 +60,7 @@ pub unsafe extern "C" fn syscall(number: c_long) -> c_long {
         connect = const libc::SYS_connect,
         sendto = const libc::SYS_sendto,
         fork = const libc::SYS_fork,
+        io_uring_setup = const libc::SYS_io_uring_setup,
         clone = const libc::SYS_clone,
         shared = const libc::CLONE_VM | libc::CLONE_VFORK,
         real = sym REAL,

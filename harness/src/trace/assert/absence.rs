@@ -22,6 +22,7 @@ use std::ffi::OsStr;
 
 use super::violation::{Violation, ViolationKind};
 use crate::coverage::TracerKind;
+use crate::event::Arg;
 use crate::trace::index::{kernel_traced, libc_proc, locate, Index, LibcProc};
 use crate::trace::query::{offset, Query};
 use crate::trace::LibcStartKind;
@@ -135,7 +136,7 @@ pub(super) fn libc_gaps(idx: &Index<'_>) -> Vec<String> {
                         });
                     if pending.take().is_none() && !shell {
                         gaps.push(format!(
-                            "process {pid} started a new program at {} that no recorded call exec'd (an exec by the syscall instruction, or from code the library did not see)",
+                            "process {pid} started a new program at {} that no recorded call exec'd (an exec by the syscall instruction, or in a child of a raw vfork or clone the library could not record)",
                             at(ts)
                         ));
                     }
@@ -152,6 +153,18 @@ pub(super) fn libc_gaps(idx: &Index<'_>) -> Vec<String> {
             gaps.push(format!(
                 "process {pid} ran {n} shell{} with system or popen that the library never started in",
                 if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    for e in &trace.events {
+        let Some(c) = e.as_libc().filter(|c| c.function == "syscall") else { continue };
+        let set_up = matches!(c.args.first(), Some(&Arg::Int(nr)) if nr == libc::SYS_io_uring_setup)
+            && matches!(c.ret, Some(Arg::Int(fd)) if fd >= 0);
+        if set_up {
+            gaps.push(format!(
+                "process {} set up io_uring at {}, whose submissions the libc layer does not see",
+                e.pid,
+                at(e.ts_ns)
             ));
         }
     }
