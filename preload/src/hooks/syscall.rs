@@ -1,8 +1,10 @@
 //! The `syscall(3)` wrapper, for the numbers that start a process, replace
 //! its image or reach the network: `execve` and `execveat` (recorded
-//! before, like the `exec*` functions), `connect`, `sendto`, `fork`,
-//! `clone` without `CLONE_VM` or `CLONE_VFORK`, and `io_uring_setup`
-//! (whose submissions no hook sees, so the harness knows it cannot decide). Each is recorded as a call
+//! before, like the `exec*` functions), `connect`, `sendto`, `sendmsg`,
+//! `sendmmsg`, `recvmsg` and `recvmmsg` (for the descriptors a message
+//! carries), `fork`, `clone` without `CLONE_VM` or `CLONE_VFORK`, and
+//! `io_uring_setup` (whose submissions no hook sees, so the harness knows
+//! it cannot decide). Each is recorded as a call
 //! to `syscall` whose first argument is the number, followed by that
 //! syscall's arguments as the libc function of the same name records them.
 //! The dispatch ([`crate::runtime::raw_syscall`]) passes every other
@@ -47,6 +49,10 @@ pub(crate) unsafe extern "C" fn record(
         | libc::SYS_execveat
         | libc::SYS_connect
         | libc::SYS_sendto
+        | libc::SYS_sendmsg
+        | libc::SYS_sendmmsg
+        | libc::SYS_recvmsg
+        | libc::SYS_recvmmsg
         | libc::SYS_fork
         | libc::SYS_io_uring_setup => Call::begin(),
         libc::SYS_clone if a1 & c_long::from(libc::CLONE_VM | libc::CLONE_VFORK) == 0 => Call::begin(),
@@ -84,7 +90,8 @@ pub(crate) unsafe extern "C" fn record(
             }
             call.after("syscall", |rec| {
                 rec.int(nr);
-                // SAFETY: as above: the caller's socket address and length.
+                // SAFETY: as above: the caller's socket address and length,
+                // or message headers.
                 unsafe {
                     match nr {
                         libc::SYS_connect => {
@@ -93,6 +100,14 @@ pub(crate) unsafe extern "C" fn record(
                         libc::SYS_sendto => {
                             rec.fd(a1 as i32).ptr(ptr(a2)).uint(a3 as u64).hex(a4 as u32);
                             rec.sockaddr(ptr(a5).cast::<sockaddr>(), a6 as socklen_t);
+                        }
+                        libc::SYS_sendmsg => super::net::sent_msg(rec, a1 as i32, ptr(a2).cast(), a3 as i32, ret),
+                        libc::SYS_sendmmsg => {
+                            super::net::sent_mmsg(rec, a1 as i32, ptr(a2).cast(), a3 as u32, a4 as i32, ret);
+                        }
+                        libc::SYS_recvmsg => super::net::received_msg(rec, a1 as i32, ptr(a2).cast(), a3 as i32, ret),
+                        libc::SYS_recvmmsg => {
+                            super::net::received_mmsg(rec, a1 as i32, ptr(a2).cast(), a3 as u32, a4 as i32, ret);
                         }
                         libc::SYS_clone => {
                             rec.hex(a1 as u64);

@@ -1,6 +1,6 @@
 //! The `syscall(3)` wrapper: the calls made through it that start a
-//! process, replace its image, reach the network or set up io_uring are
-//! recorded
+//! process, replace its image, reach the network, receive descriptors or
+//! set up io_uring are recorded
 //! ([`crate::hooks::syscall`]); every other number goes straight to libc.
 //!
 //! The dispatch is assembly and jumps (it never calls), so a call it
@@ -39,6 +39,14 @@ pub unsafe extern "C" fn syscall(number: c_long) -> c_long {
         "je 2f",
         "cmp rdi, {sendto}",
         "je 2f",
+        "cmp rdi, {sendmsg}",
+        "je 2f",
+        "cmp rdi, {sendmmsg}",
+        "je 2f",
+        "cmp rdi, {recvmsg}",
+        "je 2f",
+        "cmp rdi, {recvmmsg}",
+        "je 2f",
         "cmp rdi, {fork}",
         "je 2f",
         "cmp rdi, {io_uring_setup}",
@@ -59,6 +67,10 @@ pub unsafe extern "C" fn syscall(number: c_long) -> c_long {
         execveat = const libc::SYS_execveat,
         connect = const libc::SYS_connect,
         sendto = const libc::SYS_sendto,
+        sendmsg = const libc::SYS_sendmsg,
+        sendmmsg = const libc::SYS_sendmmsg,
+        recvmsg = const libc::SYS_recvmsg,
+        recvmmsg = const libc::SYS_recvmmsg,
         fork = const libc::SYS_fork,
         io_uring_setup = const libc::SYS_io_uring_setup,
         clone = const libc::SYS_clone,
