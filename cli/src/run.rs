@@ -312,8 +312,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if gate {
         let trace = probity::Trace { events: kept, outcome: outcome.clone() };
-        let checked =
-            if args.deny_network { trace.check_no_network() } else { trace.check_network_only_to(&args.allow_connect) };
+        let checked = trace.check_network_gate((!args.deny_network).then_some(&args.allow_connect));
         if let Err(v) = checked {
             say(format_args!("network gate failed: {v}"));
             return Ok(ExitCode::from(EXIT_GATE));

@@ -6,11 +6,13 @@
 //! `vfork`, `clone`, the `syscall()` wrapper), and refuse, saying why,
 //! when it did not (a static program, an exec by the syscall instruction,
 //! a program started without `LD_PRELOAD`). Network checks that nothing
-//! happened still refuse: never passing on the program's word.
+//! happened decide likewise when the library covered every process and
+//! none received a descriptor or set up io_uring; the CLI's gates still
+//! refuse, never passing on the program's word.
 //!
 //! The preload tracer needs no privilege: these tests run anywhere.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::process::{Command, Stdio};
 
 use probity::{Trace, Tracer, TracerKind, Violation, ViolationKind};
@@ -179,6 +181,8 @@ fn an_exec_by_the_syscall_instruction_is_refused() {
     );
     assert!(text.contains(&format!("process {} started", t.outcome.root_pid)), "{text}");
     refused(t.check_execs_exactly(["raw_exec"]), &["that no recorded call exec'd"]);
+    // A program that makes raw syscalls may reach the network by them.
+    refused(t.check_no_network(), &["that no recorded call exec'd", "connect, sendto, sendmsg and sendmmsg"]);
 }
 
 /// Python's subprocess execs in a vfork child, now seen.
@@ -243,8 +247,10 @@ fn io_uring_set_up_through_the_wrapper_refuses() {
     ));
     assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
     let root = t.outcome.root_pid;
-    let text = refused(t.check_never_execs(["curl"]), &["whose submissions the libc layer does not see"]);
-    assert!(text.contains(&format!("process {root} set up io_uring at")), "{text}");
+    for r in [t.check_never_execs(["curl"]), t.check_no_network()] {
+        let text = refused(r, &["whose submissions the libc layer does not see"]);
+        assert!(text.contains(&format!("process {root} set up io_uring at")), "{text}");
+    }
 }
 
 /// A static program loads no library: the exec of it is refused with the
@@ -265,8 +271,10 @@ fn a_static_child_refuses_with_the_reason() {
     assert!(child.program().is_some_and(|p| p.ends_with(probity_fixtures::STATIC_KNOWN_IO)), "{child:?}");
     assert!(child.tracers.is_empty(), "a static program is covered by no tracer: {child:?}");
     assert!(procs[&root].tracers.contains(&TracerKind::Preload));
-    let text = refused(t.check_never_execs(["curl"]), &["statically linked (no dynamic loader)"]);
-    assert!(text.contains(&format!("process {} exec'd ", child.pid)), "{text}");
+    for r in [t.check_never_execs(["curl"]), t.check_network_only_to(["127.0.0.1"])] {
+        let text = refused(r, &["statically linked (no dynamic loader)"]);
+        assert!(text.contains(&format!("process {} exec'd ", child.pid)), "{text}");
+    }
 }
 
 /// A program exec'd or spawned without `LD_PRELOAD` in its environment
@@ -283,10 +291,11 @@ fn a_program_started_without_the_library_refuses() {
     assert!(text.contains(&format!("process {echo} exec'd /bin/echo at")), "{text}");
 }
 
-/// A connect through libc is network activity; that there was none
-/// cannot be shown on the program's own records.
+/// A TCP connect through libc is network activity, and a destination
+/// the allow-list leaves out; one it allows is decided, as every
+/// process was covered by the library. A gate still refuses.
 #[test]
-fn a_connect_through_libc_is_found_and_the_network_gates_refuse() {
+fn a_tcp_connect_is_found_and_an_allowed_one_decides() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let t = python(&format!(
@@ -299,12 +308,159 @@ fn a_connect_through_libc_is_found_and_the_network_gates_refuse() {
     assert!(text.contains("libc connect(") && text.contains(&format!("sin_port=htons({port})")), "{text}");
     let v = t.check_network_only_to(["10.0.0.0/8"]).unwrap_err();
     assert_eq!(v.kind(), ViolationKind::Found, "{v}");
-    // Allowed, as far as libc saw: still not shown.
-    refused(t.check_network_only_to(["127.0.0.1"]), &["raw syscall", "io_uring"]);
+    t.assert_network_only_to(["127.0.0.1"]);
+    t.assert_network_only_to(["localhost"]);
+    gate_refused(t.check_network_gate(Some(["127.0.0.1"])));
+}
 
-    // Nothing through libc: not shown either.
-    let t = python("print('quiet')");
-    refused(t.check_no_network(), &["not syscalls", "raw syscall"]);
+/// A UDP datagram sent with `sendto` is found with its destination; a
+/// program that made no network call passes, and so does a dash chain
+/// of programs that made none.
+#[test]
+fn a_udp_sendto_is_found_and_a_quiet_program_decides() {
+    let (udp, port) = udp_listener();
+    let t = python(&format!(
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b'probity-udp', ('127.0.0.1', {port}))\n"
+    ));
+    arrived(&udp, b"probity-udp");
+    let v = t.check_no_network().unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+    let v = t.check_network_only_to(["192.0.2.0/24"]).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+    let text = v.to_string();
+    assert!(text.contains("libc sendto(") && text.contains(&format!("sin_port=htons({port})")), "{text}");
+    t.assert_network_only_to(["127.0.0.1"]);
+
+    python("print('quiet')").assert_no_network();
+    let t = sh("/usr/bin/python3 -c pass; /bin/true | /bin/cat");
+    assert!(t.processes().len() >= 3, "{:?}", t.processes());
+    t.assert_no_network();
+    t.assert_network_only_to(["192.0.2.1"]);
+    gate_refused(t.check_network_gate(None::<&[&str]>));
+}
+
+/// curl started by dash: its connect is found, in the child; allowed,
+/// the chain is decided.
+#[test]
+fn a_curl_in_a_dash_chain_is_found_in_its_process() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().expect("curl connected");
+        let mut buf = [0u8; 1024];
+        let _ = std::io::Read::read(&mut c, &mut buf);
+        std::io::Write::write_all(&mut c, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+    });
+    let t = sh(&format!("/bin/true && curl -s -o /dev/null http://127.0.0.1:{port}/ && /bin/true"));
+    server.join().unwrap();
+    assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
+    let curl = ran(&t, &t.processes(), "/usr/bin/curl").pid;
+    let v = t.check_no_network().unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+    assert!(v.to_string().contains(&format!("[{curl}] libc connect(")), "{v}");
+    assert_eq!(t.check_network_only_to(["10.0.0.0/8"]).unwrap_err().kind(), ViolationKind::Found);
+    t.assert_network_only_to(["127.0.0.0/8"]);
+}
+
+/// `sendmsg` and `sendmmsg` name their destination in the message
+/// header; through `syscall()` too. A `sendmsg` naming none goes where
+/// its socket was connected; one on a socket pair is no network.
+#[test]
+fn sendmsg_and_sendmmsg_are_found_with_their_destination() {
+    let (udp, port) = udp_listener();
+    for how in ["udp", "mmsg", "syscall", "connected"] {
+        let mut c = Command::new(fixture(probity_fixtures::MSG_SEND));
+        c.args([how, "127.0.0.1", &port.to_string()]);
+        let t = preload_only(c);
+        assert_eq!(t.outcome.status, probity::ExitStatus::Code(0), "{how}");
+        arrived(&udp, b"probity-msg");
+        let v = t.check_network_only_to(["192.0.2.0/24"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "{how}: {v}");
+        let call = match how {
+            "udp" => "libc sendmsg(".to_owned(),
+            "mmsg" => "libc sendmmsg(".to_owned(),
+            "syscall" => format!("libc syscall({}, ", libc::SYS_sendmsg),
+            _ => "libc connect(".to_owned(),
+        };
+        let text = v.to_string();
+        assert!(text.contains(&call) && text.contains(&format!("sin_port=htons({port})")), "{how}: {text}");
+        t.assert_network_only_to(["127.0.0.1"]);
+    }
+    let mut c = Command::new(fixture(probity_fixtures::MSG_SEND));
+    c.arg("pair");
+    let t = preload_only(c);
+    assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
+    assert!(t.events.iter().any(|e| e.as_libc().is_some_and(|c| c.function == "sendmsg")), "the send was recorded");
+    t.assert_no_network();
+}
+
+/// Passes a UDP socket connected to 127.0.0.1:PORT to one client of the
+/// Unix socket at PATH (argv 1 and 2), with SCM_RIGHTS.
+const FD_PASSER: &str = r#"
+import os, socket, sys
+path, port = sys.argv[1], int(sys.argv[2])
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect(("127.0.0.1", port))
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path + ".tmp")
+srv.listen(1)
+os.rename(path + ".tmp", path)
+c, _ = srv.accept()
+socket.send_fds(c, [b"x"], [udp.fileno()])
+c.close()
+"#;
+
+/// A process that received a descriptor over a Unix socket (SCM_RIGHTS)
+/// can reach the network through it with calls the libc layer does not
+/// record: the network checks refuse, naming it.
+#[test]
+fn a_received_descriptor_refuses() {
+    let (udp, port) = udp_listener();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pass.sock");
+    let py = dir.path().join("pass.py");
+    std::fs::write(&py, FD_PASSER).unwrap();
+    let mut passer = Command::new("/usr/bin/python3").arg(&py).arg(&path).arg(port.to_string()).spawn().unwrap();
+    for _ in 0..400 {
+        if path.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(path.exists(), "the descriptor passer did not start");
+    let mut c = Command::new(fixture(probity_fixtures::SCM_WRITE));
+    c.arg(&path);
+    let t = preload_only(c);
+    assert!(passer.wait().unwrap().success());
+    assert_eq!(t.outcome.status, probity::ExitStatus::Code(0));
+    arrived(&udp, b"probity-scm");
+    let root = t.outcome.root_pid;
+    for r in [t.check_no_network(), t.check_network_only_to(["10.0.0.0/8"])] {
+        let text = refused(r, &["(SCM_RIGHTS)", "recvmsg and recvmmsg", "syscall instruction"]);
+        assert!(text.contains(&format!("process {root} received 1 descriptor over a socket at")), "{text}");
+    }
+}
+
+/// A bound UDP socket on the loopback, and its port.
+fn udp_listener() -> (UdpSocket, u16) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let port = udp.local_addr().unwrap().port();
+    (udp, port)
+}
+
+/// The datagram `want` arrived.
+fn arrived(udp: &UdpSocket, want: &[u8]) {
+    let mut buf = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut buf).expect("the datagram arrived");
+    assert_eq!(&buf[..n], want);
+}
+
+/// A gate's refusal on the program's own records.
+fn gate_refused(r: Result<(), Violation>) {
+    let v = r.expect_err("a gate never passes on libc records");
+    assert_eq!(v.kind(), ViolationKind::NotCovered, "{v}");
+    assert!(v.to_string().contains("no gate (probity run --deny-network, --allow-connect) passes on them"), "{v}");
 }
 
 /// The CLI's network gates fail closed without the kernel tracer, even
@@ -322,6 +478,6 @@ fn the_cli_gates_never_pass_on_libc_records() {
         assert_eq!(o.status.code(), Some(121), "{gate:?}: {err}");
         assert!(err.contains("network gate failed"), "{err}");
         assert!(err.contains("only the preload tracer ran"), "{err}");
-        assert!(err.contains("nor a gate on it (probity run --deny-network, --allow-connect) passes on them"), "{err}");
+        assert!(err.contains("no gate (probity run --deny-network, --allow-connect) passes on them"), "{err}");
     }
 }

@@ -12,14 +12,20 @@
 //! is [`NOT_SEEN`], and both are said when a check refuses. The records
 //! are the program's own account: a program that forges them or execs by
 //! the syscall instruction can make such a check pass, which is why
-//! probity's CLI gates never rest on them. Other "did not happen" checks
-//! (syscalls, network) still fail, naming what the libc layer cannot see
+//! probity's CLI gates never rest on them.
+//!
+//! That the tree made no network access (or none outside an allow-list)
+//! is decided on the same coverage, when also no process received a
+//! descriptor from another ([`network_absence`]); the calls watched are
+//! [`NET_WATCHED`]. Other "did not happen" checks (syscalls, TCP events)
+//! still fail, naming what the libc layer cannot see
 //! ([`libc_cannot_see`]), and the checks that something did happen use
 //! the libc calls.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 
+use super::calls::call;
 use super::violation::{Violation, ViolationKind};
 use crate::coverage::TracerKind;
 use crate::event::Arg;
@@ -30,13 +36,16 @@ use crate::trace::LibcStartKind;
 /// The ways into a new program or process the libc layer watches.
 pub(super) const WATCHED: &str = "the exec family (execve, execv, execvp, execvpe, fexecve, execl, execle, execlp), posix_spawn and posix_spawnp, system and popen, fork, vfork and clone, and the syscall() wrapper for execve, execveat, fork and clone";
 
+/// The calls by which the libc layer sees a process reach the network.
+pub(super) const NET_WATCHED: &str = "the calls that name a destination (connect, sendto, sendmsg and sendmmsg), the ones that make or accept a socket (socket, socketpair, accept and accept4), the receives that can carry descriptors (recvmsg and recvmmsg), and the syscall() wrapper for connect, sendto, sendmsg, sendmmsg, recvmsg and recvmmsg";
+
 /// What the libc layer does not see, whatever it watches.
 pub(super) const NOT_SEEN: &str = "a program that issues the syscall instruction itself, submits work through io_uring, or writes its own records into probity's ring is not seen as it is";
 
 /// What the trace says of a family of events, with the preload tracer
 /// alone, and why that cannot show that one of them did not happen.
 pub(super) fn libc_cannot_see(family: &str) -> String {
-    const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace; and the libc records are written by the program itself, which can leave out what it likes, so neither this check nor a gate on it (probity run --deny-network, --allow-connect) passes on them";
+    const UNSEEN: &str = "a raw syscall, io_uring, or a program the library is not loaded in (static, setuid, or started without LD_PRELOAD) leaves nothing in the trace";
     const FIX: &str = "trace with the eBPF tracer to show that something did not happen";
     match family {
         "exec" => format!("only the preload tracer ran, which watches {WATCHED}; {NOT_SEEN}; {FIX}"),
@@ -215,14 +224,7 @@ pub(super) fn absence(
     undecided: &[(usize, &'static str)],
 ) -> Result<(), Violation> {
     let trace = idx.trace;
-    let losses = &trace.outcome.losses;
-    if losses.lost_events() > 0 {
-        let problem = format!(
-            "{}, so an event that breaks it may be missing from the trace (the run's losses must be 0 to show that something did not happen)",
-            losses.describe()
-        );
-        return Err(Violation::new(ViolationKind::Lost, expectation, problem, trace));
-    }
+    nothing_lost(idx, expectation)?;
     if let Some(k) = family {
         let unobserved = trace.outcome.tracers.iter().all(|t| !t.observes(k));
         if !kernel_traced(trace) && trace.outcome.tracers.contains(&TracerKind::Preload) && unobserved {
@@ -259,19 +261,92 @@ pub(super) fn absence(
             format!("no tracer that sees {what} covered {}, so what it did is not in the trace", list.join(", "));
         return Err(Violation::new(ViolationKind::NotCovered, expectation, problem, trace));
     }
-    if !undecided.is_empty() {
-        let indexes: Vec<usize> = undecided.iter().map(|(i, _)| *i).collect();
+    decided(idx, expectation, undecided)
+}
+
+/// Fails when events were lost: one that breaks the expectation may be
+/// among them.
+fn nothing_lost(idx: &Index<'_>, expectation: &str) -> Result<(), Violation> {
+    let losses = &idx.trace.outcome.losses;
+    if losses.lost_events() > 0 {
         let problem = format!(
-            "{} {} might break it but cannot be told apart",
-            undecided.len(),
-            if undecided.len() == 1 { "event" } else { "events" }
+            "{}, so an event that breaks it may be missing from the trace (the run's losses must be 0 to show that something did not happen)",
+            losses.describe()
         );
-        let v = Violation::new(ViolationKind::Undecided, expectation, problem, trace);
-        return Err(v.with_events(idx, &indexes, |i| {
-            undecided.iter().find(|(j, _)| *j == i).map(|(_, why)| (*why).to_owned())
-        }));
+        return Err(Violation::new(ViolationKind::Lost, expectation, problem, idx.trace));
     }
     Ok(())
+}
+
+/// Fails when some events might break the expectation but cannot be
+/// told apart.
+fn decided(idx: &Index<'_>, expectation: &str, undecided: &[(usize, &'static str)]) -> Result<(), Violation> {
+    if undecided.is_empty() {
+        return Ok(());
+    }
+    let indexes: Vec<usize> = undecided.iter().map(|(i, _)| *i).collect();
+    let problem = format!(
+        "{} {} might break it but cannot be told apart",
+        undecided.len(),
+        if undecided.len() == 1 { "event" } else { "events" }
+    );
+    let v = Violation::new(ViolationKind::Undecided, expectation, problem, idx.trace);
+    Err(v.with_events(idx, &indexes, |i| undecided.iter().find(|(j, _)| *j == i).map(|(_, why)| (*why).to_owned())))
+}
+
+/// The absence half of a network check (no network, only to allowed
+/// destinations), once the events that break it were looked for.
+///
+/// With the preload tracer alone it is decided when the libc layer saw
+/// every way out: every process of the tree was covered by the library
+/// ([`libc_gaps`] finds no way in it missed, and no io_uring), and none
+/// received a descriptor from another process ([`received_descriptors`]).
+/// Otherwise it refuses, naming each process and why; the refusal says
+/// which calls are watched ([`NET_WATCHED`]) and what is not seen.
+pub(super) fn network_absence(
+    idx: &Index<'_>,
+    expectation: &str,
+    undecided: &[(usize, &'static str)],
+) -> Result<(), Violation> {
+    let trace = idx.trace;
+    if kernel_traced(trace) || !trace.outcome.tracers.contains(&TracerKind::Preload) {
+        return absence(idx, expectation, Some("syscall"), None, undecided);
+    }
+    nothing_lost(idx, expectation)?;
+    let mut gaps = libc_gaps(idx);
+    gaps.extend(received_descriptors(idx));
+    if !gaps.is_empty() {
+        let problem = format!(
+            "only the preload tracer ran, and it cannot show that the tree had no other way out: {}. It watches {NET_WATCHED}; {NOT_SEEN}; trace with the eBPF tracer to show it",
+            gaps.join("; ")
+        );
+        return Err(Violation::new(ViolationKind::NotCovered, expectation, problem, trace));
+    }
+    decided(idx, expectation, undecided)
+}
+
+/// The processes that received descriptors from another process
+/// (`SCM_RIGHTS` on a `recvmsg` or `recvmmsg` the libc layer recorded):
+/// the libc layer never saw what such a descriptor is connected to.
+pub(super) fn received_descriptors(idx: &Index<'_>) -> Vec<String> {
+    let trace = idx.trace;
+    (0..trace.events.len())
+        .filter_map(|i| {
+            let c = call(idx, i).filter(|c| matches!(c.name, "recvmsg" | "recvmmsg") && c.ok)?;
+            let n = match c.args.get(3) {
+                Some(Arg::Int(n)) if *n > 0 => *n,
+                _ => return None,
+            };
+            let e = &trace.events[i];
+            Some(format!(
+                "process {} received {n} descriptor{} over a socket at {} (SCM_RIGHTS), and the libc layer never saw what {} connected to",
+                e.pid,
+                if n == 1 { "" } else { "s" },
+                offset(e.ts_ns, trace.start_ns()),
+                if n == 1 { "it is" } else { "they are" }
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -358,5 +433,63 @@ mod tests {
         let mut t = preload_only(vec![], vec![image(1, 10, 9)]);
         t.outcome.libc_starts = None;
         assert!(gaps(&t)[0].contains("does not say where the library started"));
+    }
+
+    fn inet(addr: &str) -> Arg {
+        let addr = addr.parse::<std::net::SocketAddr>().unwrap();
+        Arg::Sockaddr(crate::event::SockAddr::Inet { addr })
+    }
+
+    fn sendto(ts: u64, fd: i32, to: Option<&str>) -> Event {
+        let to = to.map_or(Arg::Ptr(0), inet);
+        libc(ts, 10, "sendto", vec![Arg::Fd(fd), Arg::Ptr(1), Arg::Int(1), Arg::Int(0), to], Some(Arg::Int(1)))
+    }
+
+    /// With the library in every process, the network checks decide on
+    /// the libc records; a received descriptor makes them refuse.
+    #[test]
+    fn network_checks_decide_on_a_covered_tree() {
+        let quiet = preload_only(vec![], vec![image(1, 10, 9)]);
+        quiet.assert_no_network();
+        quiet.assert_network_only_to(["192.0.2.1"]);
+        // A datagram to an address, and one on the socket it connected.
+        let t = preload_only(
+            vec![
+                libc(2, 10, "connect", vec![Arg::Fd(3), inet("127.0.0.1:53"), Arg::Int(16)], Some(Arg::Int(0))),
+                sendto(3, 3, None),
+                sendto(4, 4, Some("127.0.0.2:53")),
+            ],
+            vec![image(1, 10, 9)],
+        );
+        t.assert_network_only_to(["127.0.0.0/8"]);
+        let v = t.check_network_only_to(["127.0.0.1"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+        assert_eq!(v.events().count(), 1, "the sendto naming 127.0.0.2: {v}");
+        // A send naming no address on a socket no recorded call connected.
+        let t = preload_only(vec![sendto(3, 5, None)], vec![image(1, 10, 9)]);
+        let v = t.check_network_only_to(["127.0.0.1"]).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        assert!(v.to_string().contains("never saw connected"), "{v}");
+        // One end of a socket pair stays in the tree.
+        let pair = libc(
+            2,
+            10,
+            "socketpair",
+            vec![Arg::Int(1), Arg::Hex(2), Arg::Int(0), Arg::Fd(5), Arg::Fd(6)],
+            Some(Arg::Int(0)),
+        );
+        preload_only(vec![pair, sendto(3, 5, None)], vec![image(1, 10, 9)]).assert_no_network();
+        // A descriptor received with recvmsg, or through syscall().
+        let rights = |function: &str, pre: Vec<Arg>| {
+            let mut args = pre;
+            args.extend([Arg::Fd(3), Arg::Ptr(0), Arg::Hex(0), Arg::Int(2)]);
+            preload_only(vec![libc(2, 10, function, args, Some(Arg::Int(1)))], vec![image(1, 10, 9)])
+        };
+        for t in [rights("recvmsg", vec![]), rights("syscall", vec![Arg::Int(libc::SYS_recvmsg)])] {
+            let v = t.check_no_network().unwrap_err();
+            assert_eq!(v.kind(), ViolationKind::NotCovered, "{v}");
+            assert!(v.to_string().contains("process 10 received 2 descriptors over a socket at"), "{v}");
+            assert!(v.to_string().contains(NET_WATCHED), "{v}");
+        }
     }
 }

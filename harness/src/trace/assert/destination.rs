@@ -61,8 +61,55 @@ pub(super) fn destination(idx: &Index<'_>, i: usize) -> Dest {
             (None, None) if target.is_none() && s.ok && matches!(idx.trace.events[i].kind, EventKind::Syscall(_)) => {
                 Dest::Unknown("it sent on a descriptor the trace never saw created (inherited, or received from another process), whose destination is unknown")
             }
+            // The libc layer keeps no descriptor table: the socket's
+            // destination is that of the call that made or connected it.
+            (None, None)
+                if s.ok
+                    && matches!(idx.trace.events[i].kind, EventKind::Libc(_))
+                    && !s.args.iter().any(|a| a.sockaddr().is_some()) =>
+            {
+                match s.args.first() {
+                    Some(Arg::Fd(fd)) => libc_peer(idx, i, *fd),
+                    _ => Dest::None,
+                }
+            }
             (None, None) => Dest::None,
         },
         _ => Dest::None,
     }
+}
+
+/// Where a send naming no address on descriptor `fd`, libc call `i`,
+/// goes: what the last libc call of its process (or of an ancestor,
+/// before it forked) that made or connected `fd` says.
+fn libc_peer(idx: &Index<'_>, i: usize, fd: i32) -> Dest {
+    const UNSEEN: &str = "it sent, naming no address, on a descriptor the libc layer never saw connected (inherited, received from another process, or connected by a raw syscall), whose destination is unknown";
+    let events = &idx.trace.events;
+    let pid = events[i].pid;
+    for j in (0..i).rev() {
+        let e = &events[j];
+        if e.pid != pid && !idx.in_subtree(e.pid, pid) {
+            continue;
+        }
+        let Some(c) = call(idx, j) else { continue };
+        let ret_fd = matches!(e.as_libc().and_then(|l| l.ret.as_ref()), Some(Arg::Fd(r)) if *r == fd);
+        let on_fd = matches!(c.args.first(), Some(Arg::Fd(a)) if *a == fd);
+        match c.name {
+            // A connect, made or attempted, is judged itself.
+            "connect" if on_fd => return Dest::None,
+            "socketpair" if c.ok && c.args.iter().skip(3).any(|a| matches!(a, Arg::Fd(a) if *a == fd)) => {
+                return Dest::None;
+            }
+            "accept" | "accept4" if ret_fd => {
+                return match c.args.iter().find_map(Arg::sockaddr) {
+                    Some(SockAddr::Inet { addr }) => Dest::Ip(canonical(addr.ip()), addr.port()),
+                    _ => Dest::None,
+                };
+            }
+            "socket" if ret_fd => return Dest::Unknown(UNSEEN),
+            "close" if on_fd => return Dest::Unknown(UNSEEN),
+            _ => {}
+        }
+    }
+    Dest::Unknown(UNSEEN)
 }
