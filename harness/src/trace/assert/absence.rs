@@ -470,6 +470,19 @@ mod tests {
         let v = t.check_network_only_to(["127.0.0.1"]).unwrap_err();
         assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
         assert!(v.to_string().contains("never saw connected"), "{v}");
+        // A child sends on the socket its parent connected before the fork.
+        let mut child_send = sendto(8, 3, None);
+        child_send.pid = 11;
+        child_send.tid = 11;
+        let t = preload_only(
+            vec![
+                libc(2, 10, "connect", vec![Arg::Fd(3), inet("127.0.0.1:53"), Arg::Int(16)], Some(Arg::Int(0))),
+                libc(5, 10, "fork", vec![], Some(Arg::Int(11))),
+                child_send,
+            ],
+            vec![image(1, 10, 9)],
+        );
+        t.assert_network_only_to(["127.0.0.1"]);
         // One end of a socket pair stays in the tree.
         let pair = libc(
             2,

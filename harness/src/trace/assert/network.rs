@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::absence::{absence, network_absence};
 use super::blind_spots::{blind_spot_notes, blind_spots};
-use super::destination::{destination, Dest};
+use super::destination::{destination, Dest, LibcFds};
 use super::dns::{dns_distrust, trusted_answer};
 use super::sockets::is_network;
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind, MAX_LISTED};
@@ -48,7 +48,8 @@ impl Trace {
             return Err(found(&idx, expectation, &bad, |_| None));
         }
         let mut undecided = blind_spots(&idx);
-        undecided.extend((0..self.events.len()).filter_map(|i| match destination(&idx, i) {
+        let fds = LibcFds::new(&idx);
+        undecided.extend((0..self.events.len()).filter_map(|i| match destination(&idx, &fds, i) {
             Dest::Unknown(why) => Some((i, why)),
             _ => None,
         }));
@@ -152,6 +153,7 @@ impl Trace {
         let mut claims = crate::net::HostLinker::default();
         // An answer for an allowed name came, and was not believed.
         let mut ignored_answers = false;
+        let fds = LibcFds::new(&idx);
         let mut order: Vec<usize> = (0..self.events.len()).collect();
         order.sort_by_key(|&i| (self.events[i].ts_ns, i));
         for i in order {
@@ -164,7 +166,7 @@ impl Trace {
                     ignored_answers = true;
                 }
             }
-            match destination(&idx, i) {
+            match destination(&idx, &fds, i) {
                 Dest::None => {}
                 Dest::Ip(ip, _) if nets.iter().any(|n| n.contains(&ip)) || resolved.contains(&ip) => {}
                 // Names are looked up through the nameservers: allowing a
