@@ -39,7 +39,8 @@
 //! - A program that makes syscalls with the syscall instruction itself
 //!   (not through libc's `syscall()`), or through io_uring, is not seen
 //!   doing so. Through `syscall()`, only `execve`, `execveat`, `connect`,
-//!   `sendto`, `sendmsg`, `sendmmsg`, `recvmsg`, `recvmmsg`, `fork`, a
+//!   `sendto`, `sendmsg`, `sendmmsg`, `recvmsg`, `recvmmsg`,
+//!   `pidfd_getfd`, `fork`, a
 //!   `clone` sharing no memory and `io_uring_setup` are recorded; a raw
 //!   `vfork`, a `clone` with `CLONE_VM` or `CLONE_VFORK`, and `clone3`
 //!   are passed on unrecorded, as their children share the caller's stack.

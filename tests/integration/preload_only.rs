@@ -441,6 +441,24 @@ fn a_received_descriptor_refuses() {
     }
 }
 
+/// A descriptor taken from another process with `pidfd_getfd` (the
+/// libc function, or through `syscall()`) refuses likewise.
+#[test]
+fn a_descriptor_taken_with_pidfd_getfd_refuses() {
+    for how in ["libc.pidfd_getfd(pidfd, 1, 0)", &format!("libc.syscall({}, pidfd, 1, 0)", libc::SYS_pidfd_getfd)] {
+        let t = python(&format!(
+            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\npidfd = os.pidfd_open(os.getpid())\nfd = {how}\nassert fd >= 0, ctypes.get_errno()\n"
+        ));
+        assert_eq!(t.outcome.status, probity::ExitStatus::Code(0), "{how}");
+        let root = t.outcome.root_pid;
+        let text = refused(t.check_no_network(), &["pidfd_getfd", "syscall instruction"]);
+        assert!(
+            text.contains(&format!("process {root} took a descriptor from another process with pidfd_getfd at")),
+            "{text}"
+        );
+    }
+}
+
 /// A bound UDP socket on the loopback, and its port.
 fn udp_listener() -> (UdpSocket, u16) {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -2,7 +2,8 @@
 //! `listen`, `accept`, `accept4`), the sends that name a destination
 //! (`sendto`, `sendmsg`, `sendmmsg`), the receives that can carry
 //! descriptors (`recvmsg`, `recvmmsg`: how many arrived with
-//! `SCM_RIGHTS`) and name resolution (`getaddrinfo`, `gethostbyname`,
+//! `SCM_RIGHTS`), `pidfd_getfd` (a descriptor taken from another
+//! process) and name resolution (`getaddrinfo`, `gethostbyname`,
 //! `getnameinfo`), with the addresses a lookup returned.
 //!
 //! Socket addresses are recorded as bytes and decoded by the harness.
@@ -90,6 +91,12 @@ unsafe extern "C" fn recvmmsg(
 ) -> c_int {
     // SAFETY: the caller's array of `vlen` headers.
     unsafe { received_mmsg(rec, fd, msgs, vlen, flags, ret.into()) };
+}
+
+/// `pidfd_getfd(2)`: a descriptor taken from another process.
+#[hook]
+unsafe extern "C" fn pidfd_getfd(pidfd: c_int, targetfd: c_int, flags: c_uint) -> c_int {
+    rec.fd(pidfd).int(targetfd).hex(flags).ret_fd(ret);
 }
 
 /// Whether the kernel read the caller's header: it did when the call

@@ -2,7 +2,7 @@
 //! its image or reach the network: `execve` and `execveat` (recorded
 //! before, like the `exec*` functions), `connect`, `sendto`, `sendmsg`,
 //! `sendmmsg`, `recvmsg` and `recvmmsg` (for the descriptors a message
-//! carries), `fork`, `clone` without `CLONE_VM` or `CLONE_VFORK`, and
+//! carries), `pidfd_getfd`, `fork`, `clone` without `CLONE_VM` or `CLONE_VFORK`, and
 //! `io_uring_setup` (whose submissions no hook sees, so the harness knows
 //! it cannot decide). Each is recorded as a call
 //! to `syscall` whose first argument is the number, followed by that
@@ -53,6 +53,7 @@ pub(crate) unsafe extern "C" fn record(
         | libc::SYS_sendmmsg
         | libc::SYS_recvmsg
         | libc::SYS_recvmmsg
+        | libc::SYS_pidfd_getfd
         | libc::SYS_fork
         | libc::SYS_io_uring_setup => Call::begin(),
         libc::SYS_clone if a1 & c_long::from(libc::CLONE_VM | libc::CLONE_VFORK) == 0 => Call::begin(),
@@ -108,6 +109,9 @@ pub(crate) unsafe extern "C" fn record(
                         libc::SYS_recvmsg => super::net::received_msg(rec, a1 as i32, ptr(a2).cast(), a3 as i32, ret),
                         libc::SYS_recvmmsg => {
                             super::net::received_mmsg(rec, a1 as i32, ptr(a2).cast(), a3 as u32, a4 as i32, ret);
+                        }
+                        libc::SYS_pidfd_getfd => {
+                            rec.fd(a1 as i32).int(a2).hex(a3 as u32);
                         }
                         libc::SYS_clone => {
                             rec.hex(a1 as u64);

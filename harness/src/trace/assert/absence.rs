@@ -37,7 +37,7 @@ use crate::trace::LibcStartKind;
 pub(super) const WATCHED: &str = "the exec family (execve, execv, execvp, execvpe, fexecve, execl, execle, execlp), posix_spawn and posix_spawnp, system and popen, fork, vfork and clone, and the syscall() wrapper for execve, execveat, fork and clone";
 
 /// The calls by which the libc layer sees a process reach the network.
-pub(super) const NET_WATCHED: &str = "the calls that name a destination (connect, sendto, sendmsg and sendmmsg), the ones that make or accept a socket (socket, socketpair, accept and accept4), the receives that can carry descriptors (recvmsg and recvmmsg), and the syscall() wrapper for connect, sendto, sendmsg, sendmmsg, recvmsg and recvmmsg";
+pub(super) const NET_WATCHED: &str = "the calls that name a destination (connect, sendto, sendmsg and sendmmsg), the ones that make or accept a socket (socket, socketpair, accept and accept4), the receives that can carry descriptors (recvmsg and recvmmsg) and pidfd_getfd, and the syscall() wrapper for connect, sendto, sendmsg, sendmmsg, recvmsg, recvmmsg and pidfd_getfd";
 
 /// What the libc layer does not see, whatever it watches.
 pub(super) const NOT_SEEN: &str = "a program that issues the syscall instruction itself, submits work through io_uring, or writes its own records into probity's ring is not seen as it is";
@@ -326,18 +326,26 @@ pub(super) fn network_absence(
 }
 
 /// The processes that received descriptors from another process
-/// (`SCM_RIGHTS` on a `recvmsg` or `recvmmsg` the libc layer recorded):
-/// the libc layer never saw what such a descriptor is connected to.
+/// (`SCM_RIGHTS` on a `recvmsg` or `recvmmsg` the libc layer recorded,
+/// or a `pidfd_getfd`): the libc layer never saw what such a descriptor
+/// is connected to.
 pub(super) fn received_descriptors(idx: &Index<'_>) -> Vec<String> {
     let trace = idx.trace;
     (0..trace.events.len())
         .filter_map(|i| {
-            let c = call(idx, i).filter(|c| matches!(c.name, "recvmsg" | "recvmmsg") && c.ok)?;
+            let c = call(idx, i).filter(|c| matches!(c.name, "recvmsg" | "recvmmsg" | "pidfd_getfd") && c.ok)?;
+            let e = &trace.events[i];
+            if c.name == "pidfd_getfd" {
+                return Some(format!(
+                    "process {} took a descriptor from another process with pidfd_getfd at {}, and the libc layer never saw what it is connected to",
+                    e.pid,
+                    offset(e.ts_ns, trace.start_ns())
+                ));
+            }
             let n = match c.args.get(3) {
                 Some(Arg::Int(n)) if *n > 0 => *n,
                 _ => return None,
             };
-            let e = &trace.events[i];
             Some(format!(
                 "process {} received {n} descriptor{} over a socket at {} (SCM_RIGHTS), and the libc layer never saw what {} connected to",
                 e.pid,

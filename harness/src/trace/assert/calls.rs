@@ -49,6 +49,7 @@ fn wrapped(nr: i64) -> Option<&'static str> {
         libc::SYS_sendmmsg => "sendmmsg",
         libc::SYS_recvmsg => "recvmsg",
         libc::SYS_recvmmsg => "recvmmsg",
+        libc::SYS_pidfd_getfd => "pidfd_getfd",
         _ => return None,
     })
 }
