@@ -348,10 +348,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(g) => g.finish(&args.gate, &trace)?,
             None => false,
         };
-        let checked = if args.deny_network {
-            trace.check_no_network()
-        } else if !args.allow_connect.is_empty() {
-            trace.check_network_only_to(&args.allow_connect)
+        // A gate never passes on the program's own records alone.
+        let checked = if args.deny_network || !args.allow_connect.is_empty() {
+            trace.check_network_gate((!args.deny_network).then_some(&args.allow_connect))
         } else {
             Ok(())
         };

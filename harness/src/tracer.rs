@@ -283,7 +283,7 @@ impl Tracer {
         };
         let preload = if self.tracers.contains(&TracerKind::Preload) {
             let p = PreloadSession::new(self.preload_ring_bytes, self.preload_block, self.summary)?;
-            p.record_parents(kernel.is_none());
+            p.record_parents(kernel.is_none(), &cmd);
             Some(p)
         } else {
             None
@@ -656,6 +656,7 @@ impl Tracee {
                 skipped,
                 invalid: p.invalid(),
                 attached: &p.attached,
+                root_exec: p.root_exec(),
             }
         });
         let run = Collected {

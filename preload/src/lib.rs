@@ -28,14 +28,22 @@
 //! in the ring, by the ring's address.
 //!
 //! # Known limitations
+//! - `send`, `write` and `writev` on a socket are not recorded: their
+//!   destination is the socket's `connect` (or `accept`), which is.
 //! - Statically linked and setuid programs do not load preload libraries;
 //!   the harness marks such processes as not covered by this layer.
 //! - A program that clears its environment before exec'ing loses the
 //!   preload for the new image (marked likewise).
 //! - Calls made inside probity's own recording code (a signal handler that
 //!   interrupts it) are counted as skipped, not recorded.
-//! - The child side of `vfork` runs on its parent's thread state, so its
-//!   calls before `exec` are not recorded.
+//! - A program that makes syscalls with the syscall instruction itself
+//!   (not through libc's `syscall()`), or through io_uring, is not seen
+//!   doing so. Through `syscall()`, only `execve`, `execveat`, `connect`,
+//!   `sendto`, `sendmsg`, `sendmmsg`, `recvmsg`, `recvmmsg`,
+//!   `pidfd_getfd`, `fork`, a
+//!   `clone` sharing no memory and `io_uring_setup` are recorded; a raw
+//!   `vfork`, a `clone` with `CLONE_VM` or `CLONE_VFORK`, and `clone3`
+//!   are passed on unrecorded, as their children share the caller's stack.
 //! - The dynamic loader keeps its bookkeeping for this library, as for any
 //!   object it loads, in anonymous pages it maps as it needs them: while a
 //!   program is being loaded, the loader's anonymous `mmap`s may differ in

@@ -123,29 +123,33 @@ fn a_lookup_forged_in_the_preload_ring_does_not_open_the_allow_list() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
-/// Without the eBPF tracer no connect is seen by the kernel: the network
-/// checks are not covered, whatever the program's records say.
+/// Without the eBPF tracer no connect is seen by the kernel: the checks
+/// decide on the program's own records, which can make a gate fail,
+/// never pass.
 #[test]
-fn without_the_kernel_tracer_the_network_checks_are_undecided() {
+fn without_the_kernel_tracer_the_gates_stay_closed() {
     require_tracing();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let mut cmd = Command::new(fixture("forge_dns"));
-    cmd.args(["localhost", "127.0.0.1", &port]);
+    cmd.args(["allowed.example", "127.0.0.1", &port]);
     let trace = Tracer::new().with_tracers(&[TracerKind::Preload]).run(cmd).unwrap();
     listener.accept().expect("forge_dns did not connect");
     assert_eq!(trace.outcome.status, probity::ExitStatus::Code(0));
-    // The program's own records can make a check fail, never pass.
     let v = trace.check_no_network().unwrap_err();
     assert_eq!(v.kind(), ViolationKind::Found, "{v}");
     assert!(v.to_string().contains("libc connect(4, {sa_family=AF_INET"), "{v}");
-    for v in [
-        trace.check_network_only_to(["localhost"]).unwrap_err(),
-        trace.check_network_only_to(["127.0.0.0/8"]).unwrap_err(),
-    ] {
-        assert_eq!(v.kind(), ViolationKind::NotCovered, "{v}");
-        assert!(v.to_string().contains("only the preload tracer ran"), "{v}");
-    }
+    // The forged lookup allows nothing; the address itself is allowed.
+    let v = trace.check_network_only_to(["allowed.example"]).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Found, "{v}");
+    assert!(v.to_string().contains("by the program's own account, which allows nothing"), "{v}");
+    trace.assert_network_only_to(["127.0.0.0/8"]);
+    // The gates: the connect fails one, and the other does not pass on
+    // the program's word that it went nowhere else.
+    assert_eq!(trace.check_network_gate(None::<&[&str]>).unwrap_err().kind(), ViolationKind::Found);
+    let v = trace.check_network_gate(Some(["127.0.0.0/8"])).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::NotCovered, "{v}");
+    assert!(v.to_string().contains("only the preload tracer ran"), "{v}");
 }
 
 /// Passes a UDP socket connected to 127.0.0.1:PORT to each of two

@@ -149,8 +149,16 @@ pub struct Attach {
     /// (`RingHeader::parents`), else 0: it links the process into the tree
     /// when only the preload tracer runs.
     pub ppid: u32,
-    pub _pad: u32,
+    /// `ATTACH_*` bits: what the window was.
+    pub flags: u32,
 }
+
+/// An [`Attach`] flag: the library's set-up in a newly loaded image (the
+/// others are a thread or forked child learning its ids).
+pub const ATTACH_IMAGE: u32 = 1;
+/// An [`Attach`] flag: a `vfork` child learning its pid, on its parent's
+/// stack and thread state, before it execs or exits.
+pub const ATTACH_VFORK_CHILD: u32 = 2;
 
 const _: () = {
     assert!(size_of::<ArgSlot>() == 16);

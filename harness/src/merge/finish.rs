@@ -12,7 +12,9 @@ use crate::net::HostLinker;
 use crate::preload::coverage::Coverage;
 use crate::preload::own::OwnSyscalls;
 use crate::preload::Attached;
-use crate::trace::{Losses, Outcome, Resolution, SyscallCount, TracerKind, Uncovered};
+use crate::trace::{
+    LibcStart, LibcStartKind, LibcStarts, Losses, Outcome, Resolution, SyscallCount, TracerKind, Uncovered,
+};
 
 /// What the run left once its tree ended and the tracers were drained.
 pub(crate) struct Collected<'a> {
@@ -72,6 +74,8 @@ pub(crate) struct PreloadEnd<'a> {
     pub skipped: u64,
     /// Records dropped as invalid.
     pub invalid: u64,
+    /// Without the kernel tracer: the root's program and argv.
+    pub root_exec: Option<(String, Vec<String>)>,
 }
 
 /// Ends the run: cuts, orders, links and names the held events (handing
@@ -84,7 +88,8 @@ pub(crate) fn finish(
     mut deliver: impl FnMut(Event),
     keep_merged: bool,
 ) -> (Outcome, Vec<Event>) {
-    let both = run.kernel.is_some() && run.preload.is_some();
+    let kernel_ran = run.kernel.is_some();
+    let both = kernel_ran && run.preload.is_some();
     let mut losses = Losses::default();
     let mut syscalls = Vec::new();
     // Processes that exec'd into more privilege than a non-root caller.
@@ -109,7 +114,11 @@ pub(crate) fn finish(
     let mut libc_calls = Vec::new();
     let mut preload_waits = 0;
     let mut attached: &[Attached] = &[];
+    let mut libc_starts = None;
     if let Some(p) = run.preload {
+        if !kernel_ran {
+            libc_starts = p.root_exec.map(|(root_program, root_argv)| starts(root_program, root_argv, p.attached));
+        }
         libc_calls = p.counts;
         preload_waits = p.waits;
         losses.preload_ring_full = p.ring_full;
@@ -163,8 +172,32 @@ pub(crate) fn finish(
         preload_waits,
         resolution: run.resolution,
         daemon,
+        libc_starts,
     };
     (outcome, held.unwrap_or_default())
+}
+
+/// What the library told of how the processes started, for a run without
+/// the kernel tracer.
+fn starts(root_program: String, root_argv: Vec<String>, attached: &[Attached]) -> LibcStarts {
+    use probity_common::shm::{ATTACH_IMAGE, ATTACH_VFORK_CHILD};
+    let mut starts: Vec<LibcStart> = attached
+        .iter()
+        .map(|a| LibcStart {
+            pid: a.pid,
+            ppid: a.ppid,
+            ts_ns: a.end_ns,
+            kind: if a.flags & ATTACH_IMAGE != 0 {
+                LibcStartKind::Image
+            } else if a.flags & ATTACH_VFORK_CHILD != 0 {
+                LibcStartKind::VforkChild
+            } else {
+                LibcStartKind::Ids
+            },
+        })
+        .collect();
+    starts.sort_by_key(|s| s.ts_ns);
+    LibcStarts { root_program, root_argv, starts }
 }
 
 /// Which held events the trace leaves out, seeing each once in the order

@@ -291,7 +291,7 @@ mod tests {
     }
 
     fn attach(pid: u32, ppid: u32, start_ns: u64, end_ns: u64) -> Attached {
-        Attached { pid, tid: pid, ppid, start_ns, end_ns, wake_addr: 0 }
+        Attached { pid, tid: pid, ppid, start_ns, end_ns, wake_addr: 0, flags: 0 }
     }
 
     #[test]

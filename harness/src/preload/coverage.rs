@@ -138,8 +138,15 @@ mod tests {
 
     #[test]
     fn an_exec_is_covered_by_a_later_attach_in_its_process() {
-        let at =
-            |pid, end_ns| super::super::Attached { pid, tid: pid, ppid: 1, start_ns: end_ns - 1, end_ns, wake_addr: 0 };
+        let at = |pid, end_ns| super::super::Attached {
+            pid,
+            tid: pid,
+            ppid: 1,
+            start_ns: end_ns - 1,
+            end_ns,
+            wake_addr: 0,
+            flags: 0,
+        };
         let attached = [at(7, 20), at(7, 50), at(8, 30)];
         let mut coverage = Coverage::new(&attached);
         // Covered: 7's second image, 8's; not: 7 after its last attach, 9.

@@ -63,6 +63,7 @@ impl Decoder {
                     start_ns: a.init_start_ns,
                     end_ns: a.header.ts_ns,
                     wake_addr: a.wake_addr,
+                    flags: a.flags,
                 }))
             }
             RecordKind::LibcCall => {

@@ -49,6 +49,9 @@ pub(crate) struct PreloadSession {
     pub(crate) attached: Vec<Attached>,
     /// Records dropped as invalid, once finished (see [`PreloadSession::invalid`]).
     invalid: u64,
+    /// Without the kernel tracer: the root's program and argv, which no
+    /// record shows exec'd (the library loads after that exec).
+    root_exec: std::sync::OnceLock<(String, Vec<String>)>,
     /// Records the drain gave up on (claimed, never published), once finished.
     abandoned: u64,
 }
@@ -64,6 +67,8 @@ pub(crate) struct Attached {
     pub start_ns: u64,
     pub end_ns: u64,
     pub wake_addr: u64,
+    /// `ATTACH_*` bits: a new image, a `vfork` child, or neither.
+    pub flags: u32,
 }
 
 /// The draining thread: it only copies records out of the ring (a hot
@@ -152,13 +157,28 @@ impl PreloadSession {
             attached: Vec::new(),
             invalid: 0,
             abandoned: 0,
+            root_exec: std::sync::OnceLock::new(),
         })
     }
 
     /// With `on` (no kernel tracer), the library records each process's
-    /// parent, so that the records alone build the tree ([`claims`]).
-    pub(crate) fn record_parents(&self, on: bool) {
+    /// parent, so that the records alone build the tree ([`claims`]), and
+    /// the root's exec of `cmd` is kept for the trace.
+    pub(crate) fn record_parents(&self, on: bool, cmd: &std::process::Command) {
         self.ring.header().parents.store(u32::from(on), Ordering::Relaxed);
+        if on {
+            let path = cmd.get_envs().find(|(k, _)| *k == "PATH").and_then(|(_, v)| v.map(OsString::from));
+            let program = crate::tracer::resolve_in(cmd.get_program(), path.or_else(|| std::env::var_os("PATH")))
+                .map_or_else(|_| cmd.get_program().to_owned(), PathBuf::into_os_string);
+            let text = |s: &OsStr| s.to_string_lossy().into_owned();
+            let argv = std::iter::once(text(cmd.get_program())).chain(cmd.get_args().map(text)).collect();
+            let _ = self.root_exec.set((text(&program), argv));
+        }
+    }
+
+    /// The root's program and argv, when [`PreloadSession::record_parents`] kept them.
+    pub(crate) fn root_exec(&self) -> Option<(String, Vec<String>)> {
+        self.root_exec.get().cloned()
     }
 
     /// The variables that make a command preload the library and find

@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn sleeps_on_the_rings_futex_are_taken_out_and_the_programs_kept() {
-        let ring = Attached { pid: 7, tid: 7, ppid: 1, start_ns: 1, end_ns: 2, wake_addr: 0x7f00_0000_0114 };
+        let ring = Attached { pid: 7, tid: 7, ppid: 1, start_ns: 1, end_ns: 2, wake_addr: 0x7f00_0000_0114, flags: 0 };
         let mut events = vec![
             futex(10, 7, 0x7f00_0000_0114, "FUTEX_WAIT"),
             futex(11, 8, 0x5555_0000_0040, "FUTEX_WAIT_PRIVATE"),
@@ -179,9 +179,9 @@ mod tests {
     fn syscalls_inside_any_setup_window_of_their_thread_are_the_librarys() {
         // A thread that execs twice sets the library up twice.
         let attached = [
-            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 10, end_ns: 20, wake_addr: 1 },
-            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 50, end_ns: 60, wake_addr: 1 },
-            Attached { pid: 8, tid: 8, ppid: 1, start_ns: 30, end_ns: 40, wake_addr: 2 },
+            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 10, end_ns: 20, wake_addr: 1, flags: 0 },
+            Attached { pid: 7, tid: 7, ppid: 1, start_ns: 50, end_ns: 60, wake_addr: 1, flags: 0 },
+            Attached { pid: 8, tid: 8, ppid: 1, start_ns: 30, end_ns: 40, wake_addr: 2, flags: 0 },
         ];
         let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
         let mut is_own = |ts, tid| own.is_own(&getpid(ts, tid));
@@ -195,7 +195,7 @@ mod tests {
     fn inside_a_window_only_what_the_library_does_there_is_cut() {
         // A signal handler of the program's runs while the library learns
         // a new thread's ids: its write and connect stay in the trace.
-        let attached = [Attached { pid: 7, ppid: 0, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1 }];
+        let attached = [Attached { pid: 7, ppid: 0, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1, flags: 0 }];
         let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
         let write = call(12, 8, "write", vec![Arg::Fd(2), Arg::Int(1)], 1);
         let connect = call(13, 8, "connect", vec![Arg::Fd(3)], 0);
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn inside_a_window_only_a_ring_is_opened() {
-        let attached = [Attached { pid: 7, ppid: 0, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1 }];
+        let attached = [Attached { pid: 7, ppid: 0, tid: 8, start_ns: 10, end_ns: 20, wake_addr: 1, flags: 0 }];
         let mut own = OwnSyscalls::new(&attached, "/tmp/libprobity_preload.so");
         let open = |path: &str| {
             call(12, 8, "openat", vec![Arg::Fd(-100), Arg::Path { path: path.into(), truncated: false }], 3)

@@ -22,6 +22,7 @@ use crate::coverage::TracerKind;
 use crate::event::{Arg, EventKind, SockAddr, Syscall};
 use crate::fds::{int_arg, FdTable};
 use crate::trace::model::{Process, Trace};
+use crate::trace::LibcStartKind;
 
 /// A path as far as the trace can tell where it points.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,10 +234,25 @@ pub(crate) fn libc_proc(e: &crate::event::Event) -> Option<LibcProc<'_>> {
         "posix_spawn" | "posix_spawnp" if matches!(c.ret, Some(Arg::Int(0))) => {
             Some(LibcProc::Spawn { child: pid(c.args.first())?, program: str_at(1)?, argv: argv_at(2) })
         }
-        "execve" | "execv" | "execvp" | "execvpe" if c.ret.is_none() && c.errno.is_none() => {
+        "execve" | "execv" | "execvp" | "execvpe" | "execl" | "execle" | "execlp"
+            if c.ret.is_none() && c.errno.is_none() =>
+        {
             Some(LibcProc::Exec { program: Some(str_at(0)?), argv: argv_at(1) })
         }
         "fexecve" if c.ret.is_none() && c.errno.is_none() => Some(LibcProc::Exec { program: None, argv: argv_at(1) }),
+        // The `syscall()` wrapper: the number, then that syscall's arguments.
+        "syscall" => match c.args.first() {
+            Some(&Arg::Int(nr)) if nr == libc::SYS_execve && c.ret.is_none() && c.errno.is_none() => {
+                Some(LibcProc::Exec { program: Some(str_at(1)?), argv: argv_at(2) })
+            }
+            Some(&Arg::Int(nr)) if nr == libc::SYS_execveat && c.ret.is_none() && c.errno.is_none() => {
+                Some(LibcProc::Exec { program: Some(str_at(2)?), argv: argv_at(3) })
+            }
+            Some(&Arg::Int(nr)) if nr == libc::SYS_fork || nr == libc::SYS_clone => {
+                pid(c.ret.as_ref()).map(|child| LibcProc::Fork { child, thread: false })
+            }
+            _ => None,
+        },
         "system" if !matches!(c.ret, Some(Arg::Int(-1))) => Some(LibcProc::Shell { command: str_at(0)? }),
         "popen" if !matches!(c.ret, Some(Arg::Ptr(0))) && c.errno.is_none() => {
             Some(LibcProc::Shell { command: str_at(0)? })
@@ -370,6 +386,9 @@ impl<'t> Index<'t> {
                 self.inherited.insert(child, img);
             }
         }
+        if !kernel {
+            self.place_by_starts();
+        }
         let active = &trace.outcome.tracers;
         let mut uncovered: HashSet<(u32, TracerKind)> =
             trace.outcome.uncovered.iter().map(|u| (u.pid, u.tracer)).collect();
@@ -379,6 +398,59 @@ impl<'t> Index<'t> {
         }
         for p in self.procs.values_mut() {
             p.tracers = active.iter().copied().filter(|&t| covers(t, p, &uncovered)).collect();
+        }
+    }
+
+    /// Without the kernel tracer: the root's own exec, which probity made
+    /// before the library loaded, and the parent each process's library
+    /// reported (`getppid`) for those no recorded call created: children
+    /// of `vfork`, `system`, `popen` and raw clones.
+    fn place_by_starts(&mut self) {
+        let trace = self.trace;
+        let Some(starts) = &trace.outcome.libc_starts else { return };
+        let root = trace.outcome.root_pid;
+        if let Some(r) = self.procs.get_mut(&root) {
+            let argv = starts.root_argv.iter().map(OsString::from).collect();
+            r.execs.insert(0, (OsString::from(&starts.root_program), argv));
+        }
+        // The shells `system` and `popen` ran, by caller, in time order:
+        // the pid of each is known only from its library's start.
+        let mut shells: HashMap<u32, std::collections::VecDeque<(usize, &OsStr)>> = HashMap::default();
+        for (i, e) in trace.events.iter().enumerate() {
+            if let Some(LibcProc::Shell { command }) = libc_proc(e) {
+                shells.entry(e.pid).or_default().push_back((i, command));
+            }
+        }
+        for s in &starts.starts {
+            if s.pid == root || s.ppid == 0 || s.ppid == s.pid || !self.procs.contains_key(&s.ppid) {
+                continue;
+            }
+            let unnamed = self.procs.get(&s.pid).is_none_or(|p| p.execs.is_empty() && p.parent.is_none());
+            if s.kind == LibcStartKind::Image && unnamed {
+                let shell = shells.get_mut(&s.ppid).and_then(|q| {
+                    q.iter().position(|&(i, _)| trace.events[i].ts_ns <= s.ts_ns).and_then(|at| q.remove(at))
+                });
+                if let Some((i, command)) = shell {
+                    let p = self.procs.entry(s.pid).or_insert_with(|| Process {
+                        pid: s.pid,
+                        threads: vec![s.pid],
+                        ..Default::default()
+                    });
+                    p.execs.push(("/bin/sh".into(), vec!["sh".into(), "-c".into(), command.to_owned()]));
+                    self.execs.entry(s.pid).or_default().insert(0, i);
+                }
+            }
+            let p = self.procs.entry(s.pid).or_insert_with(|| Process {
+                pid: s.pid,
+                threads: vec![s.pid],
+                ..Default::default()
+            });
+            if p.parent.is_none() {
+                p.parent = Some(s.ppid);
+                if let Some(img) = self.image_index_at(s.ppid, s.ts_ns) {
+                    self.inherited.entry(s.pid).or_insert(img);
+                }
+            }
         }
     }
 
@@ -513,7 +585,7 @@ impl<'t> Index<'t> {
 
 /// The file `program` (as an exec call named it) is, when it can be found:
 /// a path as it is (relative ones from `cwd`), a bare name in `PATH`.
-fn locate(program: &OsStr, cwd: Option<&OsStr>) -> Option<std::path::PathBuf> {
+pub(crate) fn locate(program: &OsStr, cwd: Option<&OsStr>) -> Option<std::path::PathBuf> {
     let path = std::path::Path::new(program);
     if program.as_bytes().contains(&b'/') {
         return match cwd {

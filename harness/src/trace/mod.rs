@@ -28,7 +28,7 @@ pub use classes::Class;
 pub use load::LoadError;
 pub use model::{Process, Trace};
 pub(crate) use outcome::is_zero;
-pub use outcome::{Losses, Outcome, SyscallCount};
+pub use outcome::{LibcStart, LibcStartKind, LibcStarts, Losses, Outcome, SyscallCount};
 pub use query::{Events, Syscalls};
 pub use resolvers::Resolution;
 pub(crate) use snapshot::Filters;

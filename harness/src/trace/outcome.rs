@@ -195,6 +195,53 @@ pub struct Outcome {
     /// trace; `None` when it ran in the tracing process (or did not run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daemon: Option<String>,
+    /// With the preload tracer alone, how the processes started as the
+    /// library told it (with the kernel tracer, its fork and exec events
+    /// say so): `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc_starts: Option<LibcStarts>,
+}
+
+/// With the preload tracer alone: the root's own exec, which probity made
+/// before the library could load, and each time the library started in a
+/// process. These are what placing a process in the tree, and telling
+/// whether every new program was exec'd by a recorded call, rest on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibcStarts {
+    /// The program probity exec'd as the root process (searched in the
+    /// command's `PATH`).
+    pub root_program: String,
+    /// Its argv.
+    pub root_argv: Vec<String>,
+    /// Each start of the library, in time order.
+    pub starts: Vec<LibcStart>,
+}
+
+/// One start of the preload library in a process, as it announced it.
+/// Written by the traced process: a claim, like its libc records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibcStart {
+    /// The process.
+    pub pid: u32,
+    /// Its parent, as the library asked the kernel (`getppid`).
+    pub ppid: u32,
+    /// When, on the trace's clock.
+    pub ts_ns: u64,
+    /// What started.
+    pub kind: LibcStartKind,
+}
+
+/// What a [`LibcStart`] was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LibcStartKind {
+    /// The library loaded in a new program: the root's, or one an exec
+    /// started.
+    Image,
+    /// A `vfork` child learned its pid (before it execs or exits).
+    VforkChild,
+    /// A forked child, or a new thread, learned its ids.
+    Ids,
 }
 
 /// For `skip_serializing_if`: a count that is zero.

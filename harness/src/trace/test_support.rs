@@ -65,6 +65,7 @@ pub(crate) fn trace(events: Vec<Event>, cwd: Option<&str>) -> Trace {
         preload_waits: 0,
         resolution: crate::trace::Resolution::default(),
         daemon: None,
+        libc_starts: None,
     };
     Trace { events, outcome }
 }

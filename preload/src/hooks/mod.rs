@@ -5,4 +5,5 @@
 mod env;
 mod files;
 mod net;
-mod process;
+pub(crate) mod process;
+pub(crate) mod syscall;

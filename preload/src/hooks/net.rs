@@ -1,17 +1,21 @@
-//! Network and DNS: sockets (`socket`, `connect`, `bind`, `listen`,
-//! `accept`, `accept4`) and name resolution (`getaddrinfo`,
-//! `gethostbyname`, `getnameinfo`), with the addresses a lookup returned.
+//! Network and DNS: sockets (`socket`, `socketpair`, `connect`, `bind`,
+//! `listen`, `accept`, `accept4`), the sends that name a destination
+//! (`sendto`, `sendmsg`, `sendmmsg`), the receives that can carry
+//! descriptors (`recvmsg`, `recvmmsg`: how many arrived with
+//! `SCM_RIGHTS`), `pidfd_getfd` (a descriptor taken from another
+//! process) and name resolution (`getaddrinfo`, `gethostbyname`,
+//! `getnameinfo`), with the addresses a lookup returned.
 //!
 //! Socket addresses are recorded as bytes and decoded by the harness.
 //! Resolved addresses are recorded as text, `"127.0.0.1:80"` or
 //! `"[::1]:80"` (`"127.0.0.1"` for `gethostbyname`, which has no port),
 //! formatted here without allocating or calling libc.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use libc::{addrinfo, hostent, sockaddr, socklen_t};
+use libc::{addrinfo, hostent, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t, timespec};
 
 use crate::{hook, Rec};
 
@@ -26,6 +30,187 @@ unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int 
 #[hook]
 unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     rec.fd(fd).sockaddr(addr, len).ret_int(ret);
+}
+
+/// `socketpair(2)`: domain, type and protocol as `socket` records them,
+/// then the two descriptors it made (`-1` when it failed), so that a
+/// send naming no address on one of them is known to stay in the tree.
+#[hook]
+unsafe extern "C" fn socketpair(domain: c_int, ty: c_int, protocol: c_int, sv: *mut c_int) -> c_int {
+    // SAFETY: on success the call wrote two descriptors at `sv`.
+    let (a, b) = if ret == 0 && !sv.is_null() { unsafe { (*sv, *sv.add(1)) } } else { (-1, -1) };
+    rec.int(domain).hex(ty as u32).int(protocol).fd(a).fd(b).ret_int(ret);
+}
+
+/// `sendto(2)`: the buffer's length and the destination it names (NULL
+/// on a connected socket, whose destination is its `connect`'s).
+#[hook]
+unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    addrlen: socklen_t,
+) -> ssize_t {
+    rec.fd(fd).ptr(buf).uint(len as u64).hex(flags as u32).sockaddr(addr, addrlen).ret_int(ret as i64);
+}
+
+/// `sendmsg(2)`: the destination its header names (`msg_name`).
+#[hook]
+unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's header, for the call that returned `ret`.
+    unsafe { sent_msg(rec, fd, msg, flags, ret as i64) };
+}
+
+/// `sendmmsg(2)`: the destination the first message names, how many
+/// messages were asked for, and how many were sent.
+#[hook]
+unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
+    // SAFETY: the caller's array of `vlen` headers.
+    unsafe { sent_mmsg(rec, fd, msgs, vlen, flags, ret.into()) };
+}
+
+/// `recvmsg(2)`: the sender's address, and how many descriptors arrived
+/// with the message (`SCM_RIGHTS`).
+#[hook]
+unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's header, for the call that returned `ret`.
+    unsafe { received_msg(rec, fd, msg, flags, ret as i64) };
+}
+
+/// `recvmmsg(2)`: how many messages were asked for, and how many
+/// descriptors arrived with those received (`SCM_RIGHTS`).
+#[hook]
+unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    msgs: *mut mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+    timeout: *mut timespec,
+) -> c_int {
+    // SAFETY: the caller's array of `vlen` headers.
+    unsafe { received_mmsg(rec, fd, msgs, vlen, flags, ret.into()) };
+}
+
+/// `pidfd_getfd(2)`: a descriptor taken from another process.
+#[hook]
+unsafe extern "C" fn pidfd_getfd(pidfd: c_int, targetfd: c_int, flags: c_uint) -> c_int {
+    rec.fd(pidfd).int(targetfd).hex(flags).ret_fd(ret);
+}
+
+/// Whether the kernel read the caller's header: it did when the call
+/// succeeded, and may have when it failed for another reason than a bad
+/// address (a failed attempt to reach an address is still recorded).
+fn header_read(ret: i64) -> bool {
+    ret >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EFAULT)
+}
+
+/// Records a `sendmsg`: descriptor, destination, flags and result. Also
+/// used by the `syscall()` wrapper.
+///
+/// # Safety
+/// `msg` is what the caller passed to a call that returned `ret`.
+pub(crate) unsafe fn sent_msg(rec: &mut Rec<'_>, fd: c_int, msg: *const msghdr, flags: c_int, ret: i64) {
+    rec.fd(fd);
+    if msg.is_null() || !header_read(ret) {
+        rec.ptr(msg);
+    } else {
+        // SAFETY: a header the kernel read, naming `msg_namelen` bytes.
+        unsafe { rec.sockaddr((*msg).msg_name.cast(), (*msg).msg_namelen) };
+    }
+    rec.hex(flags as u32).ret_int(ret);
+}
+
+/// Records a `sendmmsg`: descriptor, the first message's destination,
+/// the count asked for, flags, and the count sent. Also used by the
+/// `syscall()` wrapper.
+///
+/// # Safety
+/// `msgs` is what the caller passed to a call that returned `ret`.
+pub(crate) unsafe fn sent_mmsg(
+    rec: &mut Rec<'_>,
+    fd: c_int,
+    msgs: *const mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+    ret: i64,
+) {
+    rec.fd(fd);
+    if msgs.is_null() || vlen == 0 || !header_read(ret) {
+        rec.ptr(msgs);
+    } else {
+        // SAFETY: the first of the headers the kernel read.
+        unsafe { rec.sockaddr((*msgs).msg_hdr.msg_name.cast(), (*msgs).msg_hdr.msg_namelen) };
+    }
+    rec.int(vlen).hex(flags as u32).ret_int(ret);
+}
+
+/// Records a `recvmsg`: descriptor, the sender's address, flags, the
+/// descriptors received, and the result. Also used by the `syscall()`
+/// wrapper.
+///
+/// # Safety
+/// `msg` is what the caller passed to a call that returned `ret`.
+pub(crate) unsafe fn received_msg(rec: &mut Rec<'_>, fd: c_int, msg: *const msghdr, flags: c_int, ret: i64) {
+    rec.fd(fd);
+    if msg.is_null() || ret < 0 {
+        rec.ptr(msg).hex(flags as u32).int(0);
+    } else {
+        // SAFETY: the header the kernel filled in.
+        unsafe {
+            let name_len = (*msg).msg_namelen;
+            rec.sockaddr((*msg).msg_name.cast(), name_len).hex(flags as u32).int(rights(msg));
+        }
+    }
+    rec.ret_int(ret);
+}
+
+/// Records a `recvmmsg`: descriptor, the count asked for, flags, the
+/// descriptors received with all the messages, and the count received.
+/// Also used by the `syscall()` wrapper.
+///
+/// # Safety
+/// `msgs` is what the caller passed to a call that returned `ret`.
+pub(crate) unsafe fn received_mmsg(
+    rec: &mut Rec<'_>,
+    fd: c_int,
+    msgs: *const mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+    ret: i64,
+) {
+    let received = if msgs.is_null() { 0 } else { ret.clamp(0, i64::from(vlen)) as usize };
+    let mut fds = 0;
+    for i in 0..received {
+        // SAFETY: the kernel filled in the first `ret` headers.
+        fds += unsafe { rights(&raw const (*msgs.add(i)).msg_hdr) };
+    }
+    rec.fd(fd).int(vlen).hex(flags as u32).int(fds).ret_int(ret);
+}
+
+/// How many descriptors a received message carried (`SCM_RIGHTS`).
+///
+/// # Safety
+/// `msg` is a header a successful receive filled in.
+unsafe fn rights(msg: *const msghdr) -> i64 {
+    let mut n = 0;
+    // SAFETY: the control buffer is `msg_controllen` bytes the kernel
+    // wrote; the CMSG macros stay inside it.
+    unsafe {
+        if (*msg).msg_control.is_null() {
+            return 0;
+        }
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = (*c).cmsg_len.saturating_sub(libc::CMSG_LEN(0) as usize);
+                n += (data / size_of::<c_int>()) as i64;
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    n
 }
 
 /// `bind(2)`.

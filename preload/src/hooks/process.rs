@@ -1,32 +1,22 @@
-//! Processes: creating them (`fork`, `clone`, `posix_spawn`,
+//! Processes: creating them (`fork`, `clone`, `vfork`, `posix_spawn`,
 //! `posix_spawnp`, `system`, `popen`), replacing the image (`execve`,
-//! `execv`, `execvp`, `execvpe`, `fexecve`) and ending (`exit`, `_exit`,
-//! `_Exit`).
+//! `execv`, `execvp`, `execvpe`, `fexecve`, `execl`, `execle`, `execlp`)
+//! and ending (`exit`, `_exit`, `_Exit`).
 //!
 //! The `exec*` and exit hooks record before the call, which does not
 //! return when it succeeds; a failed `exec*` gets its result recorded too.
 //! `envp` is recorded as a pointer: the string area of a record is
 //! better spent on `argv`.
 //!
+//! `vfork` is the runtime's ([`crate::runtime::vfork`]): an assembly shim
+//! (a wrapper's frame would be overwritten by the child), after which the
+//! child records under its own pid on its parent's thread state. It is
+//! not recorded as a call: the child's `getpid`, announced with its
+//! parent's pid, is what places it in the tree. `execl`, `execle` and
+//! `execlp` take a variadic list, laid out as `argv` by assembly shims
+//! ([`crate::runtime::arglist`]) and recorded by [`exec_list`].
+//!
 //! # Not hooked
-//! - `vfork`. Its child runs on the parent's stack until it calls `exec`
-//!   or `_exit`, so a wrapper cannot call the real `vfork` and return: the
-//!   child's return and its next calls overwrite the wrapper's frame,
-//!   including the return address the parent later returns through
-//!   (glibc's own `vfork` keeps it in a register for that reason; a C
-//!   wrapper makes `sh -c 'ls; true'` crash). Hooking it takes an
-//!   assembly shim per architecture, which is the runtime's business, as
-//!   is the child's state: the child runs on its parent's thread-local
-//!   state, so the calls it makes before `exec` (`execve`, `_exit`) are
-//!   recorded under the parent's pid and tid. Turning `vfork` into `fork`
-//!   would record correctly but change what the program does (the child
-//!   would no longer share memory with its parent, nor hold it up), which
-//!   probity must not do. The kernel tracer sees the `vfork` syscall, and
-//!   the child's new image says hello when it starts.
-//! - `execl`, `execle`, `execlp`. Their arguments are a variadic list of
-//!   any length, which a Rust function cannot take or pass on; glibc
-//!   builds an `argv` and calls its internal `execve`, so the call is not
-//!   recorded (the new image still says hello).
 //! - `_Fork`, glibc's `fork` without `pthread_atfork` handlers: probity
 //!   refreshes its cached pid and tid in such a handler, so a record made
 //!   in the child would carry the parent's.
@@ -36,6 +26,8 @@ use std::ffi::{c_char, c_int, c_void};
 use libc::{pid_t, posix_spawn_file_actions_t, posix_spawnattr_t, FILE};
 
 use crate::hook;
+use crate::runtime::arglist::{EXECL, EXECLE, EXECLP};
+use crate::runtime::Real;
 
 /// `fork(2)`: recorded in both processes, each under its own ids, with the
 /// result it got (the child's pid in the parent, 0 in the child). Both
@@ -172,4 +164,57 @@ unsafe extern "C" fn _exit(status: c_int) -> ! {
 #[hook(before)]
 unsafe extern "C" fn _Exit(status: c_int) -> ! {
     rec.int(status);
+}
+
+/// Records `execl`, `execlp` or `execle` (`which`, see
+/// [`crate::runtime::arglist`]) with the list as `argv`, then runs it as
+/// `execv`, `execvp` or `execve`, which do what glibc's list forms do
+/// (glibc builds the same array and calls them).
+///
+/// # Safety
+/// `argv` is the caller's NULL-terminated list, followed by `envp` for
+/// `execle`.
+pub(crate) unsafe extern "C" fn exec_list(path: *const c_char, argv: *const *const c_char, which: c_int) -> c_int {
+    type Exec = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
+    type ExecEnv = unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    static EXECV: Real<Exec> = Real::new(c"execv");
+    static EXECVP: Real<Exec> = Real::new(c"execvp");
+    static EXECVE: Real<ExecEnv> = Real::new(c"execve");
+    let name = match which {
+        EXECLP => "execlp",
+        EXECLE => "execle",
+        EXECL => "execl",
+        _ => "execl",
+    };
+    // SAFETY: the list ends with NULL (the caller's promise), and `envp`
+    // follows it for `execle`.
+    let envp = (which == EXECLE).then(|| unsafe {
+        let mut p = argv;
+        while !(*p).is_null() {
+            p = p.add(1);
+        }
+        (*p.add(1)).cast::<*const c_char>()
+    });
+    let pending = crate::runtime::Call::begin().map(|call| {
+        call.before(name, |rec| {
+            // SAFETY: the caller's path and list.
+            unsafe { rec.str(path).str_list(argv) };
+            if let Some(envp) = envp {
+                rec.ptr(envp);
+            }
+        })
+    });
+    // SAFETY: libc's functions with their own types and the caller's
+    // arguments.
+    let ret = unsafe {
+        match (which, envp) {
+            (_, Some(envp)) => EXECVE.get()(path, argv, envp),
+            (EXECLP, None) => EXECVP.get()(path, argv),
+            _ => EXECV.get()(path, argv),
+        }
+    };
+    if let Some(p) = pending {
+        p.result(name, crate::runtime::AsRet::as_ret(&ret));
+    }
+    ret
 }

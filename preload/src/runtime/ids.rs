@@ -20,7 +20,7 @@ static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// Only marks the caches stale: the child learns its ids at its first
 /// record, inside an announced window, or never if it makes none (most
 /// children of a shell exec at once).
-extern "C" fn after_fork_in_child() {
+pub(crate) extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -54,6 +54,6 @@ fn learn(t: &ThreadState, generation: u32) -> (u32, u32) {
     // SAFETY: plain syscalls with no arguments.
     let (pid, tid) = unsafe { (libc::getpid() as u32, libc::gettid() as u32) };
     t.ids.set((generation, pid, tid));
-    super::ring::announce(t, start, pid, tid);
+    super::ring::announce(t, start, pid, tid, 0);
     (pid, tid)
 }

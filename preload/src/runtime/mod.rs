@@ -4,12 +4,16 @@
 //! Nothing here blocks, allocates or takes a lock on the recording path, so
 //! hooks are safe in signal handlers and in forked children.
 
+pub(crate) mod arglist;
 mod ids;
+pub(crate) mod raw_syscall;
 mod real;
 mod record;
 mod ring;
 mod thread;
 pub(crate) mod vfork;
+
+pub(crate) use ids::after_fork_in_child;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,6 +30,7 @@ pub(crate) fn init() {
     // has no state: boxing it allocates nothing.
     std::panic::set_hook(Box::new(|_| {}));
     ids::init();
+    raw_syscall::resolve();
     ring::attach(thread::state(), start);
 }
 

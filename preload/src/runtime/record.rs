@@ -42,8 +42,10 @@ impl Call {
     pub fn begin() -> Option<Call> {
         let ring = ring()?;
         let t = state();
-        // A vfork child borrows its parent's thread state: not recorded.
-        if t.in_vfork.get() {
+        // A vfork child borrows its parent's thread state: it records
+        // under its own pid once it has learned it (see `vfork`), and
+        // nothing is recorded before that.
+        if t.in_vfork.get() && t.vfork_child.get() == 0 {
             return None;
         }
         if t.recording.get() {
@@ -76,7 +78,10 @@ impl Call {
         // SAFETY: the thread's errno, read and restored around our work.
         let saved = unsafe { *errno };
         t.recording.set(true);
-        let (pid, tid) = ids::current(t);
+        let (pid, tid) = match t.vfork_child.get() {
+            0 => ids::current(t),
+            child => (child, child),
+        };
         let name = &name.as_bytes()[..name.len().min(NAME_LEN)];
         let mut parts = Parts {
             buf: RecordBuf::new(),

@@ -8,7 +8,7 @@
 use std::ffi::{c_char, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use probity_common::shm::{map::map, Attach, Ring, CLOCK_TSC, RING_ENV};
+use probity_common::shm::{map::map, Attach, Ring, ATTACH_IMAGE, CLOCK_TSC, RING_ENV};
 use probity_common::{EventHeader, EventKind};
 
 use super::thread::ThreadState;
@@ -78,12 +78,13 @@ pub(crate) fn attach(t: &ThreadState, init_start_ns: u64) {
     }
     RING.store(ring.as_ptr(), Ordering::Release);
     let (pid, tid) = super::ids::current(t);
-    announce(t, init_start_ns, pid, tid);
+    announce(t, init_start_ns, pid, tid, ATTACH_IMAGE);
 }
 
 /// Tells the harness that the syscalls thread `tid` made from `start_ns`
-/// until now were the library's. Nothing when the process is not traced.
-pub(crate) fn announce(t: &ThreadState, start_ns: u64, pid: u32, tid: u32) {
+/// until now were the library's; `flags` (`ATTACH_*`) say what the window
+/// was. Nothing when the process is not traced.
+pub(crate) fn announce(t: &ThreadState, start_ns: u64, pid: u32, tid: u32, flags: u32) {
     let Some(ring) = ring() else { return };
     let hello = Attach {
         header: EventHeader::new(EventKind::PreloadAttach, 0, super::now_ns(), pid, tid),
@@ -91,7 +92,7 @@ pub(crate) fn announce(t: &ThreadState, start_ns: u64, pid: u32, tid: u32) {
         wake_addr: ring.wake_addr(),
         // SAFETY: no arguments, no failure.
         ppid: if ring.header().parents.load(Ordering::Relaxed) != 0 { unsafe { libc::getppid() as u32 } } else { 0 },
-        _pad: 0,
+        flags,
     };
     let mut hint = t.tail_hint.get();
     ring.push(probity_common::as_bytes(&hello), &mut hint);

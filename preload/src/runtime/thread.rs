@@ -10,6 +10,9 @@ pub(crate) struct ThreadState {
     pub recording: Cell<bool>,
     /// Set while this thread's state is borrowed by a `vfork` child.
     pub in_vfork: Cell<bool>,
+    /// The pid of the `vfork` child running on this state, once it has
+    /// learned it; 0 otherwise.
+    pub vfork_child: Cell<u32>,
     /// (fork generation, pid, tid) last learned, 0 when unknown.
     pub ids: Cell<(u32, u32, u32)>,
     /// This thread's last look at the ring's `tail`.
@@ -21,6 +24,7 @@ thread_local! {
         ThreadState {
             recording: Cell::new(false),
             in_vfork: Cell::new(false),
+            vfork_child: Cell::new(0),
             ids: Cell::new((0, 0, 0)),
             tail_hint: Cell::new(0),
         }

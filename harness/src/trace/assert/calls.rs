@@ -23,14 +23,33 @@ pub(super) fn call<'a>(idx: &Index<'a>, i: usize) -> Option<Call<'a>> {
         }
         EventKind::Libc(c) => {
             let syscalls_seen = idx.procs.get(&e.pid).is_some_and(|p| p.tracers.iter().any(|t| t.observes("syscall")));
-            (!syscalls_seen).then(|| Call {
+            if syscalls_seen {
+                return None;
+            }
+            // A call through the `syscall()` wrapper is the syscall it
+            // names, with the arguments after the number.
+            let (name, args) = match (c.function.as_str(), c.args.split_first()) {
+                ("syscall", Some((Arg::Int(nr), rest))) => (wrapped(*nr)?, rest),
                 // `open64`, `fopen64`, `stat64`... are their plain forms.
-                name: c.function.strip_suffix("64").unwrap_or(&c.function),
-                args: &c.args,
-                ok: c.ret.is_some() && c.errno.is_none(),
-                ret: None,
-            })
+                (f, _) => (f.strip_suffix("64").unwrap_or(f), &c.args[..]),
+            };
+            Some(Call { name, args, ok: c.ret.is_some() && c.errno.is_none(), ret: None })
         }
         _ => None,
     }
+}
+
+/// The name of a syscall the `syscall()` wrapper records that the checks
+/// read as the call itself (the others, execs and forks, make the tree).
+fn wrapped(nr: i64) -> Option<&'static str> {
+    Some(match nr {
+        libc::SYS_connect => "connect",
+        libc::SYS_sendto => "sendto",
+        libc::SYS_sendmsg => "sendmsg",
+        libc::SYS_sendmmsg => "sendmmsg",
+        libc::SYS_recvmsg => "recvmsg",
+        libc::SYS_recvmmsg => "recvmmsg",
+        libc::SYS_pidfd_getfd => "pidfd_getfd",
+        _ => return None,
+    })
 }

@@ -1,6 +1,7 @@
 //! Where a call sends to: the address a connect or send names, else the
 //! connected socket's peer, or why it cannot be told.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::calls::{call, Call};
@@ -27,7 +28,7 @@ pub(super) fn messages_sent(s: &Call<'_>) -> Option<i64> {
 }
 
 /// Where syscall `i` sends to, when it is a send or a connect.
-pub(super) fn destination(idx: &Index<'_>, i: usize) -> Dest {
+pub(super) fn destination(idx: &Index<'_>, fds: &LibcFds, i: usize) -> Dest {
     let Some(s) = call(idx, i) else { return Dest::None };
     let addr = s.args.iter().find_map(|a| match a.sockaddr() {
         Some(SockAddr::Inet { addr }) => Some((canonical(addr.ip()), addr.port())),
@@ -61,8 +62,112 @@ pub(super) fn destination(idx: &Index<'_>, i: usize) -> Dest {
             (None, None) if target.is_none() && s.ok && matches!(idx.trace.events[i].kind, EventKind::Syscall(_)) => {
                 Dest::Unknown("it sent on a descriptor the trace never saw created (inherited, or received from another process), whose destination is unknown")
             }
+            // The libc layer keeps no descriptor table: the socket's
+            // destination is that of the call that made or connected it.
+            (None, None)
+                if s.ok
+                    && matches!(idx.trace.events[i].kind, EventKind::Libc(_))
+                    && !s.args.iter().any(|a| a.sockaddr().is_some()) =>
+            {
+                match s.args.first() {
+                    Some(Arg::Fd(fd)) => fds.peer(idx, i, *fd),
+                    _ => Dest::None,
+                }
+            }
             (None, None) => Dest::None,
         },
         _ => Dest::None,
+    }
+}
+
+/// Why a send naming no address on a descriptor no recorded libc call
+/// made or connected cannot be placed.
+const UNSEEN: &str = "it sent, naming no address, on a descriptor the libc layer never saw connected (inherited, received from another process, or connected by a raw syscall), whose destination is unknown";
+
+/// What a libc call did to a descriptor, as a later send naming no
+/// address on it reads it.
+#[derive(Clone, Copy)]
+enum FdUse {
+    /// Connected (judged at the connect), or one end of a socket pair.
+    Placed,
+    /// Accepted from this peer.
+    Peer(IpAddr, u16),
+    /// Made unconnected, or closed: a later connect was not recorded.
+    Unseen,
+}
+
+/// The libc calls that made, connected or closed each descriptor, per
+/// process, for sends naming no address with the preload tracer alone
+/// (the libc layer keeps no descriptor table). Built once per check.
+#[derive(Default)]
+pub(super) struct LibcFds {
+    /// By process and descriptor, in event order: the call's index and
+    /// what it did.
+    uses: HashMap<(u32, i32), Vec<(usize, FdUse)>>,
+}
+
+impl LibcFds {
+    pub(super) fn new(idx: &Index<'_>) -> LibcFds {
+        let mut uses: HashMap<(u32, i32), Vec<(usize, FdUse)>> = HashMap::new();
+        for (i, e) in idx.trace.events.iter().enumerate() {
+            let Some(l) = e.as_libc() else { continue };
+            let Some(c) = call(idx, i) else { continue };
+            let ret_fd = match l.ret {
+                Some(Arg::Fd(r)) => Some(r),
+                _ => None,
+            };
+            let on_fd = match c.args.first() {
+                Some(Arg::Fd(a)) => Some(*a),
+                _ => None,
+            };
+            let mut put = |fd: i32, u: FdUse| uses.entry((e.pid, fd)).or_default().push((i, u));
+            match c.name {
+                "connect" => on_fd.into_iter().for_each(|fd| put(fd, FdUse::Placed)),
+                "socketpair" if c.ok => {
+                    for a in c.args.iter().skip(3) {
+                        if let Arg::Fd(fd) = a {
+                            put(*fd, FdUse::Placed);
+                        }
+                    }
+                }
+                "accept" | "accept4" => {
+                    if let Some(fd) = ret_fd {
+                        match c.args.iter().find_map(Arg::sockaddr) {
+                            Some(SockAddr::Inet { addr }) => put(fd, FdUse::Peer(canonical(addr.ip()), addr.port())),
+                            _ => put(fd, FdUse::Placed),
+                        }
+                    }
+                }
+                "socket" => ret_fd.into_iter().for_each(|fd| put(fd, FdUse::Unseen)),
+                "close" => on_fd.into_iter().for_each(|fd| put(fd, FdUse::Unseen)),
+                _ => {}
+            }
+        }
+        LibcFds { uses }
+    }
+
+    /// Where a send naming no address on descriptor `fd`, libc call `i`,
+    /// goes: what the last libc call of its process, or of an ancestor
+    /// (which it inherited the descriptor from), that made or connected
+    /// `fd` says.
+    fn peer(&self, idx: &Index<'_>, i: usize, fd: i32) -> Dest {
+        let mut last: Option<(usize, FdUse)> = None;
+        let mut p = Some(idx.trace.events[i].pid);
+        let mut hops = 0;
+        while let Some(pid) = p {
+            let before = self.uses.get(&(pid, fd)).and_then(|v| v[..v.partition_point(|(j, _)| *j < i)].last());
+            if let Some(&(j, u)) = before {
+                if last.is_none_or(|(k, _)| j > k) {
+                    last = Some((j, u));
+                }
+            }
+            hops += 1;
+            p = idx.procs.get(&pid).and_then(|x| x.parent).filter(|_| hops <= idx.procs.len());
+        }
+        match last.map(|(_, u)| u) {
+            Some(FdUse::Placed) => Dest::None,
+            Some(FdUse::Peer(ip, port)) => Dest::Ip(ip, port),
+            Some(FdUse::Unseen) | None => Dest::Unknown(UNSEEN),
+        }
     }
 }

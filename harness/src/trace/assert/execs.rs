@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 
-use super::absence::absence;
+use super::absence::{absence, NOT_SEEN, WATCHED};
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind};
 use crate::event::EventKind;
 use crate::trace::index::{kernel_traced, libc_proc, Index, LibcProc};
@@ -32,16 +32,34 @@ impl Trace {
             .collect()
     }
 
+    /// With the preload tracer alone, the program probity exec'd as the
+    /// root process, which no libc call shows (the kernel tracer sees it).
+    fn root_exec(&self) -> Option<&OsStr> {
+        let starts = self.outcome.libc_starts.as_ref().filter(|_| !kernel_traced(self))?;
+        Some(OsStr::new(&starts.root_program))
+    }
+
+    /// A violation naming the root's own exec, which is not an event.
+    fn root_found(&self, idx: &Index<'_>, expectation: &str, program: &OsStr) -> Violation {
+        let problem = format!(
+            "the root process {} ran {} (probity exec'd it)",
+            self.outcome.root_pid,
+            crate::event::shown(program)
+        );
+        Violation::new(ViolationKind::Found, expectation, problem, idx.trace)
+    }
+
     /// Checks that the programs the process tree exec'd are exactly
     /// `programs`: each one at least once, and nothing else. A program is a
     /// path (`/usr/bin/cat`) or a file name (`cat`), compared with the path
     /// the kernel exec'd. Fails, saying why, when events were lost.
     ///
-    /// With the preload tracer alone, the execs are those the libc calls
-    /// recorded (see [`Process::execs`](crate::Process::execs)): one that
-    /// is not expected fails the check, but "nothing else" cannot be shown
-    /// (execs in `vfork` children, `execl*` and raw syscalls go unseen),
-    /// so the check fails as not covered, saying so.
+    /// With the preload tracer alone, the execs are the root's (probity
+    /// made it) and those the libc calls recorded (see
+    /// [`Process::execs`](crate::Process::execs)): one that is not
+    /// expected fails the check, and "nothing else" is shown only when the
+    /// libc layer saw every way into a new program in every process;
+    /// otherwise the check fails as not covered, saying why.
     ///
     /// ```no_run
     /// use std::process::Command;
@@ -61,10 +79,17 @@ impl Trace {
         let idx = Index::new(self);
         let expectation = format!("exactly these programs exec'd: {}", list(&programs));
         let execs = self.execs();
+        let root = self.root_exec();
         let unexpected: Vec<usize> =
             execs.iter().filter(|(_, f)| !programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
-        let missing: Vec<String> =
-            programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        let missing: Vec<String> = programs
+            .iter()
+            .filter(|p| !execs.iter().any(|(_, f)| program_is(f, p)) && !root.is_some_and(|r| program_is(r, p)))
+            .cloned()
+            .collect();
+        if let Some(r) = root.filter(|r| unexpected.is_empty() && !programs.iter().any(|p| program_is(r, p))) {
+            return Err(self.root_found(&idx, &expectation, r));
+        }
         if !unexpected.is_empty() {
             let mut v = found(&idx, &expectation, &unexpected, |_| None);
             if !missing.is_empty() {
@@ -111,8 +136,12 @@ impl Trace {
         let programs: Vec<String> = programs.into_iter().map(|p| p.as_ref().to_owned()).collect();
         let expectation = format!("at least these programs exec'd: {}", list(&programs));
         let execs = self.execs();
-        let missing: Vec<String> =
-            programs.iter().filter(|p| !execs.iter().any(|(_, f)| program_is(f, p))).cloned().collect();
+        let root = self.root_exec();
+        let missing: Vec<String> = programs
+            .iter()
+            .filter(|p| !execs.iter().any(|(_, f)| program_is(f, p)) && !root.is_some_and(|r| program_is(r, p)))
+            .cloned()
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -136,11 +165,15 @@ impl Trace {
     }
 
     /// Checks that the process tree exec'd none of `programs` (paths or
-    /// file names). Fails, saying why, when events were lost, and always
-    /// when only the preload tracer ran: a libc call that exec'd one of
-    /// them fails it as found, and otherwise the libc layer cannot show
-    /// that none was exec'd (the program writes its records, and can exec
-    /// without libc).
+    /// file names). Fails, saying why, when events were lost. With the
+    /// preload tracer alone, a libc call that exec'd one of them fails it
+    /// as found; it passes only when the libc layer saw every way into a
+    /// new program in every process of the tree (no static or setuid
+    /// program, the library started in every program exec'd, and every
+    /// program it started in exec'd by a recorded call), and otherwise
+    /// fails as not covered, saying why. Those records are the program's
+    /// own account: a program issuing the syscall instruction itself is
+    /// not seen.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -159,6 +192,9 @@ impl Trace {
             self.execs().iter().filter(|(_, f)| programs.iter().any(|p| program_is(f, p))).map(|(i, _)| *i).collect();
         if !bad.is_empty() {
             return Err(found(&idx, &expectation, &bad, |_| None));
+        }
+        if let Some(r) = self.root_exec().filter(|r| programs.iter().any(|p| program_is(r, p))) {
+            return Err(self.root_found(&idx, &expectation, r));
         }
         absence(&idx, &expectation, Some("exec"), None, &[])
     }
@@ -189,9 +225,9 @@ pub(super) fn missing_execs(
     let problem = format!("{}: {}", never_execd(idx.trace), list(missing));
     let mut v = Violation::new(ViolationKind::Missing, expectation, problem, idx.trace);
     if !kernel_traced(idx.trace) {
-        v = v.note(
-            "only the preload tracer ran: it sees the execs made through the libc functions probity hooks, not the root process's own (probity exec'd it before the library was loaded), nor those made in a vfork child (dash and Python's subprocess make theirs so), with execl, execle, execlp or a raw syscall, nor any in a program the library is not loaded in",
-        );
+        v = v.note(format!(
+            "only the preload tracer ran: it sees the execs made through {WATCHED}, in the programs the library is loaded in; {NOT_SEEN}"
+        ));
     }
     let all: Vec<usize> = execs.iter().map(|(i, _)| *i).collect();
     if all.is_empty() {

@@ -3,14 +3,14 @@
 
 use std::net::IpAddr;
 
-use super::absence::absence;
+use super::absence::{absence, network_absence};
 use super::blind_spots::{blind_spot_notes, blind_spots};
-use super::destination::{destination, Dest};
+use super::destination::{destination, Dest, LibcFds};
 use super::dns::{dns_distrust, trusted_answer};
 use super::sockets::is_network;
 use super::violation::{found, list, ok_or_panic, Violation, ViolationKind, MAX_LISTED};
 use crate::net::canonical;
-use crate::trace::index::Index;
+use crate::trace::index::{kernel_traced, Index};
 use crate::trace::Trace;
 
 impl Trace {
@@ -27,6 +27,14 @@ impl Trace {
     /// trace never saw created, a write on one after a message that can
     /// carry descriptors was received).
     ///
+    /// With the preload tracer alone it decides on the libc calls (an
+    /// internet socket, or a connect or send naming an IP address) when
+    /// the library covered every process of the tree and none received
+    /// a descriptor from another or set up io_uring, and fails as not
+    /// covered, naming the process and why, otherwise. Those records are
+    /// the program's own account, which a gate never passes on
+    /// ([`check_network_gate`](Trace::check_network_gate)).
+    ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
     /// trace.check_no_network()?;
@@ -40,13 +48,14 @@ impl Trace {
             return Err(found(&idx, expectation, &bad, |_| None));
         }
         let mut undecided = blind_spots(&idx);
-        undecided.extend((0..self.events.len()).filter_map(|i| match destination(&idx, i) {
+        let fds = LibcFds::new(&idx);
+        undecided.extend((0..self.events.len()).filter_map(|i| match destination(&idx, &fds, i) {
             Dest::Unknown(why) => Some((i, why)),
             _ => None,
         }));
         undecided.sort_unstable();
         undecided.dedup_by_key(|(i, _)| *i);
-        absence(&idx, expectation, Some("syscall"), None, &undecided).map_err(|v| blind_spot_notes(&idx, v))
+        network_absence(&idx, expectation, &undecided).map_err(|v| blind_spot_notes(&idx, v))
     }
 
     /// Panics unless [`check_no_network`](Trace::check_no_network) passes.
@@ -102,7 +111,11 @@ impl Trace {
     /// after a message that can carry descriptors was received. A `sendmmsg` whose first message names no address,
     /// on a connected socket, is taken to send every message to the
     /// socket's peer, as glibc's resolver does; a later message naming
-    /// another address would not be seen.
+    /// another address would not be seen. With the preload tracer alone
+    /// it decides as [`check_no_network`](Trace::check_no_network) does;
+    /// a send naming no address goes where the descriptor's recorded
+    /// `connect` (or `accept`) pointed, and is undecided on one no
+    /// recorded call made or connected.
     ///
     /// ```no_run
     /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
@@ -140,6 +153,7 @@ impl Trace {
         let mut claims = crate::net::HostLinker::default();
         // An answer for an allowed name came, and was not believed.
         let mut ignored_answers = false;
+        let fds = LibcFds::new(&idx);
         let mut order: Vec<usize> = (0..self.events.len()).collect();
         order.sort_by_key(|&i| (self.events[i].ts_ns, i));
         for i in order {
@@ -152,7 +166,7 @@ impl Trace {
                     ignored_answers = true;
                 }
             }
-            match destination(&idx, i) {
+            match destination(&idx, &fds, i) {
                 Dest::None => {}
                 Dest::Ip(ip, _) if nets.iter().any(|n| n.contains(&ip)) || resolved.contains(&ip) => {}
                 // Names are looked up through the nameservers: allowing a
@@ -193,7 +207,7 @@ impl Trace {
         }
         undecided.sort_unstable();
         undecided.dedup_by_key(|(i, _)| *i);
-        absence(&idx, &expectation, Some("syscall"), None, &undecided).map_err(|v| blind_spot_notes(&idx, v))
+        network_absence(&idx, &expectation, &undecided).map_err(|v| blind_spot_notes(&idx, v))
     }
 
     /// Panics unless [`check_network_only_to`](Trace::check_network_only_to) passes.
@@ -210,6 +224,41 @@ impl Trace {
         S: AsRef<str>,
     {
         ok_or_panic(self.check_network_only_to(allowed));
+    }
+
+    /// The check behind a network gate (`probity run --deny-network`
+    /// when `allowed` is `None`, `--allow-connect` with the list):
+    /// [`check_no_network`](Trace::check_no_network) or
+    /// [`check_network_only_to`](Trace::check_network_only_to), and
+    /// then, unlike those, a refusal when the kernel tracer did not run.
+    /// The preload tracer's records are written by the traced program
+    /// itself, which can leave out what it likes: a gate never passes on
+    /// them, though a test's check may.
+    ///
+    /// ```no_run
+    /// # let trace = probity::Tracer::new().run(std::process::Command::new("true"))?;
+    /// trace.check_network_gate(Some(&["127.0.0.0/8"]))?;
+    /// trace.check_network_gate(None::<&[&str]>)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_network_gate<I, S>(&self, allowed: Option<I>) -> Result<(), Violation>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let (expectation, checked) = match allowed {
+            None => ("no network access".to_owned(), self.check_no_network()),
+            Some(allowed) => {
+                let allowed: Vec<String> = allowed.into_iter().map(|a| a.as_ref().to_owned()).collect();
+                (format!("network access only to {}", list(&allowed)), self.check_network_only_to(&allowed))
+            }
+        };
+        checked?;
+        if kernel_traced(self) {
+            return Ok(());
+        }
+        let problem = "only the preload tracer ran, and its records are written by the traced program itself, which can leave out what it likes: no gate (probity run --deny-network, --allow-connect) passes on them; trace with the eBPF tracer (as root, see probity doctor)";
+        Err(Violation::new(ViolationKind::NotCovered, expectation, problem, self))
     }
 
     /// Checks that no TCP segment of the process tree was retransmitted.
@@ -553,7 +602,9 @@ mod tests {
         t.assert_network_only_to(["10.0.0.1"]);
     }
 
-    /// Without the eBPF tracer the network checks are not covered.
+    /// Without the eBPF tracer, in a trace that does not say where the
+    /// library started (saved by an older probity), the network checks
+    /// are not covered.
     #[test]
     fn network_checks_need_the_kernel_tracer() {
         let mut t = trace(vec![libc_lookup(1, "localhost", "127.0.0.1:80")], None);

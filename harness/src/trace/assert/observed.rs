@@ -109,6 +109,7 @@ impl Observed {
         }
         let distrusted = !dns_distrust(&idx).is_empty();
         o.undecided.extend(blind_spots(&idx).into_iter().map(|(i, why)| (i, Gated::Network, why.to_owned())));
+        let fds = super::destination::LibcFds::new(&idx);
         for (i, e) in trace.events.iter().enumerate() {
             if let Some(d) = trusted_answer(&trace.outcome.resolution, e).filter(|_| !distrusted) {
                 for a in &d.addrs {
@@ -122,7 +123,7 @@ impl Observed {
             if is_network(&idx, i) {
                 o.network.push(i);
             }
-            match destination(&idx, i) {
+            match destination(&idx, &fds, i) {
                 Dest::None => {}
                 Dest::Ip(ip, port) => o.dests.push((i, ip, port)),
                 Dest::Unknown(why) => o.undecided.push((i, Gated::Network, why.to_owned())),
