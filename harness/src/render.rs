@@ -41,6 +41,7 @@ pub(crate) fn event_line_with(e: &Event, fd_path: &dyn Fn(usize) -> Option<Strin
 ///         errno: None,
 ///         duration_ns: 2000,
 ///         parent: Some(0),
+///         injected: false,
 ///     }),
 /// };
 /// let mut out = String::new();

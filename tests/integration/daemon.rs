@@ -67,6 +67,16 @@ impl TestDaemon {
         d
     }
 
+    /// Waits until the daemon's log says `what` (a session opened, a
+    /// process added, a session closed).
+    fn wait_for_log(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains(what) {
+            assert!(Instant::now() < deadline, "the daemon's log never said {what:?}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
@@ -397,19 +407,11 @@ fn a_client_killed_mid_session_frees_what_it_held() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains("opened for pid") {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_log("opened for pid");
     // setpriv execs probity: the child is the client itself.
     first.kill().unwrap();
     first.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains("closed") {
-        assert!(Instant::now() < deadline, "the session of a dead client stayed open: {}", d.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_log("closed");
     // With one session allowed, the user can open a new one.
     let o = as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "true"])
         .output()
@@ -425,11 +427,7 @@ fn the_per_user_limit_is_a_clear_error_and_other_users_go_on() {
         as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "sleep", "5"])
             .spawn()
             .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains("opened for pid") {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_log("opened for pid");
     let o = as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "--", "true"]).output().unwrap();
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(
@@ -454,11 +452,7 @@ fn a_killed_daemon_is_an_error_not_a_trace() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains(": added pid") {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_log(": added pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::SIGKILL).unwrap();
     d.wait();
     let o = run.wait_with_output().unwrap();
@@ -476,11 +470,7 @@ fn a_stopping_daemon_tells_its_sessions_and_exits() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !d.log().contains(": added pid") {
-        assert!(Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    d.wait_for_log(": added pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::SIGTERM).unwrap();
     assert!(d.wait().success(), "{}", d.log());
     let o = run.wait_with_output().unwrap();

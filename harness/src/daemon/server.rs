@@ -372,17 +372,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// A 128-bit secret, hex.
 fn token() -> Option<String> {
     let mut bytes = [0u8; 16];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        // SAFETY: writes at most the rest of `bytes`, which we own.
-        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return None;
-        }
-    }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::preload::ring_file::random_bytes(&mut bytes).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The session's conversation: open, then requests until close or the

@@ -121,6 +121,18 @@ fn mib(bytes: u64) -> String {
 /// 16 hex digits from the kernel's random source.
 pub(crate) fn random_hex() -> String {
     let mut bytes = [0u8; 8];
+    if !random_bytes(&mut bytes) {
+        // No getrandom (a kernel before 3.17): the clock and pid are
+        // still hard to guess from outside, and O_EXCL keeps us safe.
+        let t =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        return format!("{:016x}", t ^ (u64::from(std::process::id()) << 40));
+    }
+    format!("{:016x}", u64::from_ne_bytes(bytes))
+}
+
+/// Fills `bytes` from the kernel's random source; false when it has none.
+pub(crate) fn random_bytes(bytes: &mut [u8]) -> bool {
     let mut filled = 0;
     while filled < bytes.len() {
         // SAFETY: writes at most the rest of `bytes`, which we own.
@@ -128,14 +140,10 @@ pub(crate) fn random_hex() -> String {
         if n > 0 {
             filled += n as usize;
         } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            // No getrandom (a kernel before 3.17): the clock and pid are
-            // still hard to guess from outside, and O_EXCL keeps us safe.
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
-                as u64;
-            return format!("{:016x}", t ^ (u64::from(std::process::id()) << 40));
+            return false;
         }
     }
-    format!("{:016x}", u64::from_ne_bytes(bytes))
+    true
 }
 
 /// A probity process, as a ring's name records it.
