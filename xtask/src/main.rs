@@ -2,8 +2,8 @@
 //!
 //! - `setup`: install what a fresh Debian machine lacks to build and test
 //!   probity (add `--ebpf` for the eBPF toolchain).
-//! - `build-ebpf`: rebuild `harness/ebpf/probity.bpf.o` from `harness-ebpf/`.
-//! - `check-ebpf`: fail unless the committed object is what the sources build.
+//! - `build-ebpf`: rebuild the objects in `harness/ebpf/` from `harness-ebpf/`.
+//! - `check-ebpf`: fail unless the committed objects are what the sources build.
 //! - `test`: the whole test suite, as CI runs it (`cargo test`, then the
 //!   `#[traced_test]` suites under `cargo nextest run`).
 //! - `bench`: compare untraced, probity and strace runs.
@@ -39,9 +39,9 @@ struct Cli {
 enum Task {
     /// Install Debian packages (and with --ebpf the eBPF toolchain).
     Setup(setup::SetupArgs),
-    /// Rebuild the embedded eBPF object from harness-ebpf/.
+    /// Rebuild the embedded eBPF objects from harness-ebpf/.
     BuildEbpf,
-    /// Check that the committed eBPF object matches its sources.
+    /// Check that the committed eBPF objects match their sources.
     CheckEbpf,
     /// Run the whole test suite (cargo test, then traced suites under nextest).
     Test(test::TestArgs),
@@ -60,7 +60,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup(a) => setup::run(&a),
-        Task::BuildEbpf => ebpf::build_into(&ebpf::committed_object()).map(|_| ()),
+        Task::BuildEbpf => ebpf::build_into(&ebpf::committed_dir()),
         Task::CheckEbpf => ebpf::check(),
         Task::Test(a) => test::run(&a),
         Task::Bench(a) => bench::run(&a),

@@ -20,6 +20,11 @@ use crate::error::Error;
 /// `cargo xtask build-ebpf` and checked in CI to match its sources.
 static OBJECT: &[u8] = include_bytes_aligned!("../../ebpf/probity.bpf.o");
 
+/// The same without the classic tracepoint programs, for a kernel that
+/// needs none of them: aya parses and relocates every program it is
+/// given, and in a user's debug test binary it does so unoptimised.
+static RAW_OBJECT: &[u8] = include_bytes_aligned!("../../ebpf/probity-raw.bpf.o");
+
 /// Includes a file 8-byte aligned, as the ELF parser wants.
 macro_rules! include_bytes_aligned {
     ($path:expr) => {{
@@ -65,21 +70,22 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
     for (name, value) in &globals.values {
         loader.override_global(name, value, true);
     }
-    let mut ebpf = loader
-        .map_max_entries("EVENTS", opts.ring_bytes)
-        .map_max_entries("TASKS", opts.max_tasks)
-        .map_max_entries("INFLIGHT", opts.max_tasks)
-        .load(OBJECT)
-        .map_err(|e| Error::Load(Box::new(e)))?;
-    // Taken out of `ebpf`, the map lives as long as this handle: it must
-    // outlast the loading of the programs that use it.
-    let _specs = fill_specs(&mut ebpf, net.is_some())?;
-
     let programs = probes::resolve(|needs| match needs {
         Needs::Task => offsets.is_some(),
         Needs::Sock => sock.is_some(),
         Needs::Net => net.is_some(),
     });
+    let classic = programs.iter().any(|(_, how)| matches!(how, Attach::Classic(..)));
+    let mut ebpf = loader
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .map_max_entries("TASKS", opts.max_tasks)
+        .map_max_entries("INFLIGHT", opts.max_tasks)
+        .load(if classic { OBJECT } else { RAW_OBJECT })
+        .map_err(|e| Error::Load(Box::new(e)))?;
+    // Taken out of `ebpf`, the map lives as long as this handle: it must
+    // outlast the loading of the programs that use it.
+    let _specs = fill_specs(&mut ebpf, net.is_some())?;
+
     let names: Vec<&'static str> = programs.iter().map(|&(name, _)| name).collect();
     load_in_parallel(&mut ebpf, &names)?;
     let tails = attach(&mut ebpf, &programs)?;
@@ -299,4 +305,43 @@ where
 {
     let prog = ebpf.program_mut(name).ok_or(Error::MissingItem(name))?;
     prog.try_into().map_err(|e| Error::Attach(name, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of the programs in `object`, as aya parses it (which
+    /// creates its maps: this needs CAP_BPF).
+    fn programs_in(object: &[u8]) -> Vec<String> {
+        let mut loader = loader_without_btf();
+        let ebpf = loader.map_max_entries("EVENTS", 1 << 16).load(object).expect("aya loads the object");
+        let mut names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_raw_object_holds_what_a_kernel_with_btf_loads_and_no_classic_program() {
+        let raw = programs_in(RAW_OBJECT);
+        for (name, how) in probes::resolve(|_| true) {
+            assert!(!matches!(how, Attach::Classic(..)), "{name}");
+            assert!(raw.iter().any(|r| r == name), "{name} is missing from the raw object: {raw:?}");
+        }
+        let whole = programs_in(OBJECT);
+        let classic: Vec<&str> = probes::resolve(|_| false)
+            .into_iter()
+            .filter(|(_, how)| matches!(how, Attach::Classic(..)))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(!classic.is_empty());
+        for name in &classic {
+            assert!(whole.iter().any(|w| w == name), "{name} is missing from the whole object: {whole:?}");
+            assert!(!raw.iter().any(|r| r == name), "{name} is in the raw object");
+        }
+        // Nothing else differs: the raw object is the whole one minus
+        // the classic programs.
+        let rest: Vec<&String> = whole.iter().filter(|w| !classic.contains(&w.as_str())).collect();
+        assert_eq!(rest, raw.iter().collect::<Vec<_>>());
+    }
 }
