@@ -32,8 +32,14 @@ const BUILD_ROOTS: &str = r#""$TARGET", "$TMP", "$HOME/.cargo", "/dev/fd""#;
 
 fn probity(ws: &Path, args: &[&str]) -> Output {
     require_tracing();
+    // `$TMP` of its own, beside the workspace: the workspace itself may be
+    // under /tmp (a checkout there), and its stray writes must not count
+    // as temporary files.
+    let tmp = ws.parent().unwrap().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     Command::new(env!("CARGO_BIN_EXE_probity"))
         .current_dir(ws)
+        .env("TMPDIR", &tmp)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("GITHUB_ACTIONS")
         .args(args)
