@@ -51,6 +51,7 @@ impl Lab {
         std::fs::copy(env!("CARGO_BIN_EXE_probity"), &probity).unwrap();
         std::fs::set_permissions(&probity, std::fs::Permissions::from_mode(0o755)).unwrap();
         sh(Command::new("setcap").arg("cap_bpf,cap_perfmon+ep").arg(&probity));
+        crate::support::wait_until_runs(&probity);
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         nix::unistd::chown(&out, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
@@ -72,6 +73,7 @@ impl Lab {
         let p = self.dir.path().join(name);
         std::fs::copy(program, &p).unwrap();
         how(&p);
+        crate::support::wait_until_runs(&p);
         p
     }
 

@@ -66,20 +66,25 @@ pub fn probity_for_nobody() -> (tempfile::TempDir, std::path::PathBuf) {
     let bin = dir.path().join("probity");
     std::fs::copy(env!("CARGO_BIN_EXE_probity"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    // A child another test thread forked while the copy was being written
-    // holds it open for writing until that child execs, and exec fails
-    // with ETXTBSY meanwhile: wait until the copy runs. Once this
-    // process's descriptor is closed no new child can inherit it, so one
-    // run that works means none will fail.
+    wait_until_runs(&bin);
+    (dir, bin)
+}
+
+/// Waits until a program just copied can be executed. A child another
+/// test thread forked while the copy was being written holds it open for
+/// writing until that child execs, and exec fails with ETXTBSY meanwhile.
+/// Once this process's descriptor is closed no new child can inherit it,
+/// so one run that starts means none will fail. Its exit status does not
+/// matter (`--version` is only something harmless to run).
+pub fn wait_until_runs(bin: &std::path::Path) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match std::process::Command::new(&bin).arg("--version").output() {
+        match std::process::Command::new(bin).arg("--version").output() {
             Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            Err(e) => panic!("failed to run the copy of probity at {}: {e}", bin.display()),
+            Err(e) => panic!("failed to run the copy at {}: {e}", bin.display()),
             Ok(_) => break,
         }
     }
-    (dir, bin)
 }
