@@ -134,6 +134,15 @@ fn as_user(uid: u32, in_group: bool, daemon: &TestDaemon, probity: &Path, args: 
     c
 }
 
+/// `probity run -- true` as user `uid` in the daemon's group succeeds:
+/// the daemon serves a whole session.
+fn traces_true_as(uid: u32, d: &TestDaemon, probity: &Path) {
+    let o = as_user(uid, true, d, probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -393,10 +402,7 @@ fn bad_messages_get_an_error_and_the_daemon_serves_on() {
     assert!(r.reply().unwrap()["message"].as_str().unwrap().contains("protocol version 99"));
     // And the daemon still serves a whole session.
     let (_bin_dir, probity) = probity_for_nobody();
-    let o = as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
+    traces_true_as(65534, &d, &probity);
 }
 
 #[test]
@@ -413,10 +419,7 @@ fn a_client_killed_mid_session_frees_what_it_held() {
     first.wait().unwrap();
     d.wait_for_log("closed");
     // With one session allowed, the user can open a new one.
-    let o = as_user(65534, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
+    traces_true_as(65534, &d, &probity);
 }
 
 #[test]
@@ -435,10 +438,7 @@ fn the_per_user_limit_is_a_clear_error_and_other_users_go_on() {
         "{}",
         stderr(&o)
     );
-    let o = as_user(65533, true, &d, &probity, &["run", "--tracers", "ebpf", "-o", "/dev/null", "--", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    traces_true_as(65533, &d, &probity);
     let _ = first.kill();
     let _ = first.wait();
 }
