@@ -400,6 +400,18 @@ fn bad_messages_get_an_error_and_the_daemon_serves_on() {
     let mut r = Raw::connect(&d);
     r.send(r#"{"op":"hello","version":99}"#);
     assert!(r.reply().unwrap()["message"].as_str().unwrap().contains("protocol version 99"));
+    // A connection that says hello and then nothing is closed: it holds
+    // no thread for ever.
+    let mut idle = Raw::connect(&d);
+    idle.send(r#"{"op":"hello","version":1}"#);
+    assert_eq!(idle.reply().unwrap()["reply"], "hello");
+    let waited = Instant::now();
+    // At most an error, then the end.
+    if let Some(r) = idle.reply() {
+        assert_eq!(r["reply"], "error", "{r}");
+    }
+    assert!(idle.reply().is_none(), "the idle connection stayed open");
+    assert!(waited.elapsed() < Duration::from_secs(19), "the idle connection was never closed");
     // And the daemon still serves a whole session.
     let (_bin_dir, probity) = probity_for_nobody();
     traces_true_as(65534, &d, &probity);

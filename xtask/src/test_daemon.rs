@@ -45,12 +45,12 @@ pub fn run() -> anyhow::Result<()> {
             std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(mode | 0o001))?;
             println!("unprivileged pass: allowed others to search {} (o+x), to reach the workspace", closed.display());
         } else {
-            println!(
-                "unprivileged pass SKIPPED: {} is closed to other users, so uid {UID} cannot reach the workspace; \
-                 run from a world-readable checkout (CI=true allows search on it)",
+            bail!(
+                "the unprivileged pass cannot run: {} is closed to other users, so uid {UID} cannot reach the \
+                 workspace; run from a world-readable checkout, set CI=true to allow search on it, or pass \
+                 --no-daemon-pass to leave the pass out",
                 closed.display()
             );
-            return Ok(());
         }
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -33,7 +33,8 @@ pub fn apply_flags(limits: &mut Limits, sessions_per_user: Option<u32>, queue_mi
         limits.sessions_per_user = n;
     }
     if let Some(m) = queue_mib {
-        limits.queue_bytes = m.max(1) << 20;
+        // At most 1 TiB: more would wrap, and no machine queues that much.
+        limits.queue_bytes = m.clamp(1, 1 << 20) << 20;
     }
 }
 

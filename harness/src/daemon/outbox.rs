@@ -25,6 +25,8 @@ const KEEP_CAPACITY: usize = 1 << 20;
 pub(crate) struct Outbox {
     state: Mutex<State>,
     ready: Condvar,
+    /// Notified when the writer has sent what it took.
+    room: Condvar,
     /// Most bytes of records queued at once.
     limit: usize,
 }
@@ -40,7 +42,7 @@ struct State {
 
 impl Outbox {
     pub(crate) fn new(limit: usize) -> Arc<Outbox> {
-        Arc::new(Outbox { state: Mutex::default(), ready: Condvar::new(), limit })
+        Arc::new(Outbox { state: Mutex::default(), ready: Condvar::new(), room: Condvar::new(), limit })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -76,6 +78,27 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Waits while more than the limit is queued: the session's handler
+    /// calls it before each request, so a client that sends requests and
+    /// reads nothing holds only its own handler, never daemon memory.
+    pub(crate) fn wait_for_room(&self) {
+        let mut st = self.state();
+        while st.buf.len() > self.limit && !st.closed {
+            st = self.room.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Ends the queue at once: what it holds is dropped, `frame` is the
+    /// last thing sent.
+    pub(crate) fn discard_and_end(&self, frame: &[u8]) {
+        let mut st = self.state();
+        st.buf.clear();
+        st.buf.extend_from_slice(frame);
+        st.closed = true;
+        drop(st);
+        self.ready.notify_one();
+    }
+
     /// Records dropped so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.state().dropped
@@ -85,6 +108,7 @@ impl Outbox {
     pub(crate) fn close(&self) {
         self.state().closed = true;
         self.ready.notify_one();
+        self.room.notify_all();
     }
 
     /// Writes the queue to `out` until it is closed and empty, or `out`
@@ -106,8 +130,11 @@ impl Outbox {
                 let mut st = self.state();
                 st.closed = true;
                 st.buf = Vec::new();
+                drop(st);
+                self.room.notify_all();
                 return;
             }
+            self.room.notify_all();
             spare.clear();
             if spare.capacity() > KEEP_CAPACITY {
                 spare = Vec::new();

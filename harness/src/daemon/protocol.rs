@@ -1,6 +1,6 @@
 //! The daemon's wire protocol: length-prefixed frames over a Unix stream
 //! socket, each either a control message (JSON) or one kernel record as
-//! the ring holds it. `docs/daemon-protocol.md` is its description for
+//! the ring holds it. `docs/daemon.md` ("The wire protocol") is its description for
 //! people; this file is the one definition for code.
 //!
 //! A frame is a little-endian `u32` length (of what follows), one kind
@@ -212,15 +212,20 @@ pub(crate) fn read_frame(r: &mut impl Read, max: usize) -> Result<Frame, Protoco
     Ok(Frame { kind, payload: body })
 }
 
-/// Decodes a client's frame into a request: what the daemon runs on every
-/// byte a client sends.
-pub fn decode_request(frame: &[u8]) -> Result<Request, ProtocolError> {
-    let mut r = frame;
-    let f = read_frame(&mut r, MAX_REQUEST)?;
+/// Reads one client frame and decodes it into a request: what the daemon
+/// runs on every byte a client sends.
+pub(crate) fn read_request(r: &mut impl Read) -> Result<Request, ProtocolError> {
+    let f = read_frame(r, MAX_REQUEST)?;
     if f.kind != KIND_CONTROL {
         return Err(ProtocolError::Kind(f.kind));
     }
     serde_json::from_slice(&f.payload).map_err(ProtocolError::Message)
+}
+
+/// Decodes a client's frame into a request, as the daemon does
+/// (the same reader, over the bytes).
+pub fn decode_request(mut frame: &[u8]) -> Result<Request, ProtocolError> {
+    read_request(&mut frame)
 }
 
 #[cfg(test)]

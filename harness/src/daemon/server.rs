@@ -31,7 +31,7 @@ use probity_common::StringLimit;
 
 use super::outbox::Outbox;
 use super::peer::{self, Peer, Status};
-use super::protocol::{self, ProtocolError, Request, Response, WireLosses, WireSocket, WireStat, MAX_REQUEST, VERSION};
+use super::protocol::{self, ProtocolError, Request, Response, WireLosses, WireSocket, WireStat, VERSION};
 use crate::error::Error;
 use crate::kernel::privilege::Owner;
 use crate::kernel::{Kernel, LoadOptions};
@@ -88,6 +88,38 @@ struct Shared {
     group: Option<u32>,
     limits: Mutex<Limits>,
     sessions: Mutex<HashMap<u32, Entry>>,
+    /// Open connections per user (sessions, and registrations under way).
+    connections: Mutex<HashMap<u32, usize>>,
+}
+
+/// One open connection of a user, counted while it lives.
+struct Counted<'a> {
+    shared: &'a Shared,
+    uid: u32,
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        let mut c = self.shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Shared {
+    /// Counts a connection of `uid`, unless the user already holds as
+    /// many as its sessions allow (twice, for registrations, plus some).
+    fn count(&self, uid: u32) -> Option<Counted<'_>> {
+        let most = self.limits.lock().unwrap_or_else(|e| e.into_inner()).sessions_per_user as usize * 2 + 16;
+        let mut c = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(uid).or_default();
+        if *n >= most {
+            return None;
+        }
+        *n += 1;
+        Some(Counted { shared: self, uid })
+    }
 }
 
 /// What the daemon keeps of an open session.
@@ -239,7 +271,13 @@ fn load() -> Result<Arc<Kernel>, Error> {
 
 impl Shared {
     fn new(kernel: Arc<Kernel>, config: &DaemonConfig) -> Arc<Shared> {
-        Arc::new(Shared { kernel, group: config.group, limits: Mutex::new(config.limits), sessions: Mutex::default() })
+        Arc::new(Shared {
+            kernel,
+            group: config.group,
+            limits: Mutex::new(config.limits),
+            sessions: Mutex::default(),
+            connections: Mutex::default(),
+        })
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Entry>> {
@@ -269,9 +307,15 @@ fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
         reply(&mut writer, &Response::Error { message: "not allowed: join the daemon's group".into() });
         return;
     }
+    let Some(_counted) = shared.count(peer.uid) else {
+        log::warn!("refused pid {} (uid {}): too many connections", peer.pid, peer.uid);
+        let message = format!("user {} has too many connections open to the daemon", peer.uid);
+        reply(&mut writer, &Response::Error { message });
+        return;
+    };
     let _ = stream.set_read_timeout(Some(FIRST_MESSAGE_WITHIN));
     let mut r = BufReader::new(stream);
-    let first = match read_request(&mut r) {
+    let first = match protocol::read_request(&mut r) {
         Ok(req) => req,
         Err(e) => {
             reply(&mut writer, &Response::Error { message: format!("bad first message: {}", crate::error::Chain(&e)) });
@@ -298,7 +342,6 @@ fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
         }
         Request::Hello { version } if version == VERSION => {
             reply(&mut writer, &Response::Hello { version: VERSION, daemon: env!("CARGO_PKG_VERSION").into() });
-            let _ = r.get_ref().set_read_timeout(None);
             serve_session(shared, &mut r, writer, &peer, &status);
         }
         Request::Hello { version } => {
@@ -308,14 +351,6 @@ fn serve_connection(shared: &Arc<Shared>, stream: UnixStream) {
         }
         _ => reply(&mut writer, &Response::Error { message: "say hello first".into() }),
     }
-}
-
-fn read_request(r: &mut BufReader<UnixStream>) -> Result<Request, ProtocolError> {
-    let f = protocol::read_frame(r, MAX_REQUEST)?;
-    if f.kind != protocol::KIND_CONTROL {
-        return Err(ProtocolError::Kind(f.kind));
-    }
-    serde_json::from_slice(&f.payload).map_err(ProtocolError::Message)
 }
 
 /// Adds the peer, a child of session `id`'s client between its fork and
@@ -330,23 +365,57 @@ fn register(
 ) -> Result<(), String> {
     // Bound to the peer process itself, before anything is checked.
     let pidfd = peer::peer_pidfd(sock).or_else(|| peer::pidfd_open(peer.pid));
-    let sessions = shared.sessions();
-    let Some(e) = sessions.get(&id) else { return Err("no such session".into()) };
-    if !constant_time_eq(e.token.as_bytes(), token.as_bytes()) {
-        return Err("wrong token".into());
+    {
+        let sessions = shared.sessions();
+        let Some(e) = sessions.get(&id) else { return Err("no such session".into()) };
+        if !constant_time_eq(e.token.as_bytes(), token.as_bytes()) {
+            return Err("wrong token".into());
+        }
+        if status.tgid != peer.pid {
+            return Err("not a process".into());
+        }
     }
-    check_member(e, status)?;
-    if status.tgid != peer.pid {
-        return Err("not a process".into());
+    add_checked(shared, id, peer.pid, peer.pid, pidfd.as_ref())
+}
+
+/// Adds thread `tid` of process `pid` to session `id`: checked before the
+/// add, and again after it. A process that exec'd into more privilege
+/// after the first check but before it was in the task map escaped the
+/// exec probe; then the session ends, its queued records discarded, since
+/// some may be that process's. A process that cannot be shown alive after
+/// the add (no pidfd) is not added: its pid could be reused.
+fn add_checked(shared: &Shared, id: u32, pid: u32, tid: u32, pidfd: Option<&OwnedFd>) -> Result<(), String> {
+    let check = |shared: &Shared| -> Result<(), String> {
+        let sessions = shared.sessions();
+        let e = sessions.get(&id).ok_or("no such session")?;
+        check_member(e, &Status::read(pid).ok_or("its process is gone")?)?;
+        if tid != pid {
+            check_member(e, &Status::read(tid).ok_or("no such thread")?)?;
+        }
+        Ok(())
+    };
+    check(shared)?;
+    shared.kernel.add_task(id, tid).map_err(|err| format!("the task map refused it: {err}"))?;
+    if pidfd.is_none_or(|fd| !peer::alive(fd)) {
+        shared.kernel.forget_task(id, tid);
+        return Err("it exited, or its liveness could not be checked".into());
     }
-    shared.kernel.add_task(id, peer.pid).map_err(|err| format!("the task map refused it: {err}"))?;
-    // The pid was checked while the process was alive and waiting for
-    // this answer; if it died meanwhile, the entry must not outlive it.
-    if pidfd.as_ref().is_some_and(|fd| !peer::alive(fd)) {
-        shared.kernel.forget_task(id, peer.pid);
-        return Err("it exited".into());
+    if let Err(why) = check(shared) {
+        shared.kernel.forget_task(id, tid);
+        abort_session(shared, id, &format!("a process it was adding changed as it was added ({why})"));
+        return Err(why);
     }
     Ok(())
+}
+
+/// Ends session `id` from the daemon's side, dropping the records queued
+/// for its client: what a late check found may be in them.
+fn abort_session(shared: &Shared, id: u32, reason: &str) {
+    let Some(e) = shared.sessions().remove(&id) else { return };
+    shared.kernel.close(id);
+    log::warn!("session {id}: ended: {reason}");
+    e.outbox.discard_and_end(&protocol::control_frame(&Response::Ended { reason: reason.to_owned() }));
+    let _ = e.stream.shutdown(std::net::Shutdown::Read);
 }
 
 /// Whether a process described by `status` may join session `e`: a child
@@ -391,11 +460,13 @@ fn serve_session(
     // The owner is the client's real user and group; a client running
     // set-user-ID is served as its real user.
     let owner = Owner { uid: status.uids[0], gid: status.gids[0] };
-    let (summary, string_limit) = match read_request(r) {
+    let (summary, string_limit) = match protocol::read_request(r) {
         Ok(Request::Open { summary, string_limit }) => (summary, string_limit),
         Ok(_) => return reply(&mut w, &Response::Error { message: "open a session first".into() }),
         Err(e) => return reply(&mut w, &Response::Error { message: crate::error::Chain(&e).to_string() }),
     };
+    // Open: from here the client may be quiet as long as its command runs.
+    let _ = r.get_ref().set_read_timeout(None);
     let Ok(string_limit) = StringLimit::new(string_limit) else {
         return reply(&mut w, &Response::Error { message: format!("string limit {string_limit} is out of range") });
     };
@@ -455,7 +526,10 @@ fn serve_session(
     });
     outbox.push_control(&protocol::control_frame(&Response::Opened { session: id, token }));
     loop {
-        let req = match read_request(r) {
+        // A client that sends requests and reads nothing waits here: its
+        // replies never grow the queue past its limit.
+        outbox.wait_for_room();
+        let req = match protocol::read_request(r) {
             Ok(req) => req,
             Err(ProtocolError::Message(e)) => {
                 outbox.push_control(&protocol::control_frame(&Response::Error {
@@ -549,21 +623,9 @@ fn answer(shared: &Shared, id: u32, peer: &Peer, req: &Request) -> Response {
 
 /// Adds thread `tid` of a late-joining child to session `id`.
 fn join(shared: &Shared, id: u32, tid: u32) -> Result<(), String> {
-    let thread = Status::read(tid).ok_or("no such thread")?;
-    // Its process, checked as a whole: the thread's own status gives the
-    // process's parent and ids.
-    let pidfd = peer::pidfd_open(thread.tgid);
-    let sessions = shared.sessions();
-    let e = sessions.get(&id).ok_or("no such session")?;
-    let process = Status::read(thread.tgid).ok_or("its process is gone")?;
-    check_member(e, &process)?;
-    check_member(e, &thread)?;
-    shared.kernel.add_task(id, tid).map_err(|err| format!("the task map refused it: {err}"))?;
-    if pidfd.as_ref().is_none_or(|fd| !peer::alive(fd)) {
-        shared.kernel.forget_task(id, tid);
-        return Err("it exited".into());
-    }
-    Ok(())
+    let pid = Status::read(tid).ok_or("no such thread")?.tgid;
+    let pidfd = peer::pidfd_open(pid);
+    add_checked(shared, id, pid, tid, pidfd.as_ref())
 }
 
 /// Forgets session `id`: its tree is no longer traced, and its records

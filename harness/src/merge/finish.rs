@@ -34,9 +34,11 @@ pub(crate) struct Collected<'a> {
     /// or for a late-joining root); `None` when they were handed over as
     /// they came.
     pub held: Option<Vec<Event>>,
-    /// For a late-joining root: when probity added it to the session
-    /// (`u64::MAX` when it never did). Its events before are its start-up.
-    pub joined_at: Option<u64>,
+    /// For a late-joining root: when probity began adding it to the
+    /// session, and when all its threads were in (`u64::MAX` when it never
+    /// was). Its events before the first are its start-up; its main
+    /// thread's before the second, its wait for probity's answer.
+    pub joined_at: Option<(u64, u64)>,
     /// What the kernel tracer counted, when it ran.
     pub kernel: Option<KernelEnd>,
     /// What the preload tracer counted, when it ran.
@@ -139,7 +141,7 @@ pub(crate) fn finish(
             coverage: both.then(|| Coverage::new(attached)),
             own: both.then(|| OwnSyscalls::new(attached, &library)),
             own_syscalls: 0,
-            startup: run.joined_at.map(|at| (run.root, at)),
+            startup: run.joined_at.map(|(at, added)| (run.root, at, added)),
         };
         cut.note_kernel_pids(held);
         sort(held, |e| cut.cuts(e));
@@ -214,9 +216,11 @@ struct Cut<'a> {
     own: Option<OwnSyscalls<'a>>,
     /// How many of them were cut.
     own_syscalls: u64,
-    /// A late-joining root and the time it joined: its start-up before
-    /// is cut off (all of it when it never asked to join: the run fails).
-    startup: Option<(u32, u64)>,
+    /// A late-joining root, when probity began adding it and when it was
+    /// all in: its start-up before the first is cut off (all of it when it
+    /// never asked to join: the run fails), and its main thread's wait
+    /// before the second.
+    startup: Option<(u32, u64, u64)>,
 }
 
 impl Cut<'_> {
@@ -254,6 +258,7 @@ impl Cut<'_> {
             self.own_syscalls += 1;
             return true;
         }
-        self.startup.is_some_and(|(root, from)| e.pid == root && e.ts_ns < from)
+        self.startup
+            .is_some_and(|(root, from, added)| e.pid == root && (e.ts_ns < from || (e.tid == root && e.ts_ns < added)))
     }
 }

@@ -123,6 +123,10 @@ pub(crate) struct JoinRecord {
     /// taken just before the map update: the child's events before it
     /// are its start-up.
     pub at: OnceLock<u64>,
+    /// When every thread of it was in the session (adding them may take a
+    /// round trip each, through the daemon): until then its main thread
+    /// only waits for the answer.
+    pub added: OnceLock<u64>,
     /// Why probity could not add it.
     pub error: OnceLock<String>,
 }
@@ -189,6 +193,11 @@ impl Joiner {
     pub(crate) fn joined_at(&self) -> Option<u64> {
         self.record.at.get().copied()
     }
+
+    /// When every thread of the child was added, if it was.
+    pub(crate) fn added_at(&self) -> Option<u64> {
+        self.record.added.get().copied()
+    }
 }
 
 impl Drop for Joiner {
@@ -218,11 +227,9 @@ fn answer(
                 // Only ever `pid`, and only once: a second request (a
                 // constructor asked first) gets the same answer.
                 if late.record.at.get().is_none() && late.record.error.get().is_none() {
-                    let added = register.map_or(Ok(()), |r| add_threads(pid, r, &mut gate.added));
-                    // The start of what the trace keeps: the child is in
-                    // the session from here (adding it may take a round
-                    // trip to the daemon, during which it only waits).
                     let at = crate::monotonic_ns();
+                    let added = register.map_or(Ok(()), |r| add_threads(pid, r, &mut gate.added));
+                    let _ = late.record.added.set(crate::monotonic_ns());
                     match added {
                         Ok(()) => drop(late.record.at.set(at)),
                         Err(e) => {
