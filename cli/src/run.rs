@@ -107,6 +107,11 @@ impl RunArgs {
     /// name one file (their lines would interleave). `/dev/null` may be
     /// named twice.
     pub fn check(&self) -> Result<(), String> {
+        if self.summary && (!self.inject.is_empty() || !self.fault.is_empty()) {
+            return Err("--inject and --fault cannot be used with --summary: the kernel's counts miss the calls \
+                        probity answers; drop --summary to see them"
+                .into());
+        }
         let (Some(text), Some(json)) = (&self.output, &self.json) else {
             return Ok(());
         };

@@ -342,6 +342,9 @@ impl Tracer {
         };
         // Before the registration, so that the filter's own set-up is not
         // traced; the supervisor leaves the calls before `exec` alone.
+        if self.summary && !self.inject.is_empty() {
+            return Err(Error::Inject(crate::inject::FilterError::WithSummary));
+        }
         let joined = late.as_ref().map(|l| std::sync::Arc::clone(&l.record));
         let mut inject =
             crate::inject::prepare(&self.inject, &mut cmd, self.string_limit, joined).map_err(Error::Inject)?;
@@ -667,7 +670,10 @@ impl Tracee {
             cwd: self.cwd.take(),
             resolution: std::mem::take(&mut self.resolution),
             held: hold.then_some(held),
-            joined_at: self.joiner.as_ref().map(|j| j.joined_at().unwrap_or(u64::MAX)),
+            joined_at: self
+                .joiner
+                .as_ref()
+                .map(|j| (j.joined_at().unwrap_or(u64::MAX), j.added_at().unwrap_or(u64::MAX))),
             kernel,
             preload,
         };

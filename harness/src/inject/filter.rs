@@ -34,6 +34,11 @@ pub enum FilterError {
     /// The socket pair or pipe for the hand-over could not be made.
     #[error("failed to prepare the listener hand-over")]
     Io(#[source] std::io::Error),
+    /// Injection was asked with summary counts, which only the kernel
+    /// keeps: the calls probity answers never reach it, so they would be
+    /// missing from the counts.
+    #[error("fault injection cannot be combined with summary counts (--summary): the injected calls would be missing from them")]
+    WithSummary,
 }
 
 /// libseccomp's error, kept as a cause so that its type stays out of

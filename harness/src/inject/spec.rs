@@ -401,7 +401,12 @@ impl FromStr for Inject {
 fn parse_errno(value: &str) -> Result<Errno, SpecError> {
     let unknown = || SpecError::UnknownErrno { value: value.to_owned() };
     if let Ok(n) = value.parse::<i32>() {
-        return (1..4096).contains(&n).then(|| Errno::from_raw(n)).ok_or_else(unknown);
+        // An errno nix does not know would read as 0: a success.
+        return (1..4096)
+            .contains(&n)
+            .then(|| Errno::from_raw(n))
+            .filter(|e| *e != Errno::UnknownErrno)
+            .ok_or_else(unknown);
     }
     // nix names every errno it knows; the kernel's range is small enough
     // to search.

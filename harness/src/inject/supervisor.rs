@@ -217,6 +217,11 @@ impl State {
         let args = req.data.args;
         let mut memory = Memory::new(tid, self.limit);
         let chosen = sysno.and_then(|sysno| self.choose(sysno, nr, tid, &args, &mut memory));
+        if chosen.is_some() {
+            // Everything the record will show is read now, before the
+            // check below: after it, the task may be gone and its id reused.
+            memory.fill(nr, &args);
+        }
         // The memory read belongs to this call only if it still waits.
         if notify_id_valid(fd, req.id).is_err() {
             return;
@@ -274,7 +279,16 @@ impl State {
             }
             if let Some(pattern) = &rule.path {
                 let paths = memory.paths(nr, args);
-                if !paths.iter().any(|p| pattern.matches_path(p)) {
+                // As queries match paths: normalised lexically, and `*`
+                // never crossing a `/`.
+                let options = glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                };
+                if !paths.iter().any(|p| {
+                    pattern.matches_with(&crate::trace::index::normalize(p.as_os_str()).to_string_lossy(), options)
+                }) {
                     continue;
                 }
             }
