@@ -339,6 +339,16 @@ fn a_udp_sendto_is_found_and_a_quiet_program_decides() {
     gate_refused(t.check_network_gate(None::<&[&str]>));
 }
 
+/// A name lookup sends DNS queries through glibc's own calls, which the
+/// library cannot hook: "no network" refuses, naming the lookup.
+#[test]
+fn a_name_lookup_refuses_the_network_checks() {
+    let t = python("import socket\nsocket.getaddrinfo('localhost', 80)\n");
+    assert!(t.events().kind("libc").any(|e| e.as_libc().is_some_and(|c| c.function == "getaddrinfo")));
+    refused(t.check_no_network(), &["looked a name up (getaddrinfo)", "glibc's resolver"]);
+    refused(t.check_network_only_to(["127.0.0.1"]), &["looked a name up (getaddrinfo)"]);
+}
+
 /// curl started by dash: its connect is found, in the child; allowed,
 /// the chain is decided.
 #[test]

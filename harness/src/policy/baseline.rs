@@ -65,7 +65,10 @@ impl Baseline {
         let mut units = BTreeMap::new();
         for u in &verdict.units {
             let mut used = Used::default();
-            used.hosts.extend(u.hosts.iter().map(|h| Normal::host(&h.names, h.ip, h.port)));
+            // A name the program claimed for itself does not name a host
+            // here: it would let a new destination pass as a known one.
+            used.hosts
+                .extend(u.hosts.iter().map(|h| Normal::host(if h.claimed { &[] } else { &h.names }, h.ip, h.port)));
             used.programs.extend(u.programs.iter().map(|p| normal.path(&p.path)));
             used.write_roots.extend(u.writes.iter().map(|w| normal.path(&w.root)));
             if used != Used::default() {
@@ -101,6 +104,31 @@ mod tests {
 
     fn used(hosts: &[&str]) -> Used {
         Used { hosts: hosts.iter().map(|h| (*h).to_owned()).collect(), ..Used::default() }
+    }
+
+    /// A destination the program named itself (its own lookup) is keyed
+    /// by its address: claiming a known name does not make it known.
+    #[test]
+    fn a_claimed_name_does_not_match_a_known_host() {
+        let verdict = |names: &str, claimed: bool| -> Verdict {
+            serde_json::from_value(serde_json::json!({
+                "schema": "probity-bom/1", "mode": "enforce", "policy": null, "undecided": [],
+                "units": [{
+                    "id": "command", "unit": {"kind": "command"}, "programs": [], "writes": [],
+                    "undecided": [], "violations": [],
+                    "hosts": [{"names": [names], "claimed": claimed, "ip": "203.0.113.66", "port": 443,
+                               "protocol": "tcp", "bytes_sent": 0, "bytes_received": 0, "count": 1,
+                               "allowed": false}]
+                }]
+            }))
+            .unwrap()
+        };
+        let at = Where { workspace: "/w".into(), target: "/w/target".into(), tmp: "/tmp".into(), home: None };
+        let known = Baseline::of(&verdict("crates.io", false), &at);
+        assert_eq!(known.units["command"].hosts.iter().collect::<Vec<_>>(), ["crates.io:443"]);
+        let claimed = Baseline::of(&verdict("crates.io", true), &at);
+        assert_eq!(claimed.units["command"].hosts.iter().collect::<Vec<_>>(), ["203.0.113.66:443"]);
+        assert_eq!(known.new_in(&claimed).len(), 1, "a claimed name passed as a known host");
     }
 
     #[test]

@@ -197,7 +197,9 @@ impl Policy {
                     _ => "and the policy allows no network access".to_owned(),
                 };
                 let message = format!("process {pid} connected or sent to {shown}, {why}");
-                let key = Normal::host(&names, ip, port);
+                // Keyed by a name only a trusted source gave: the
+                // program's own claim must not match an earlier finding.
+                let key = Normal::host(if trusted.is_empty() { &[] } else { &names }, ip, port);
                 g.violations.push(Finding { rule: Rule::UnexpectedConnect, subject: shown, key, message, pid, at_ns });
             }
         }

@@ -103,7 +103,10 @@ unsafe extern "C" fn pidfd_getfd(pidfd: c_int, targetfd: c_int, flags: c_uint) -
 /// succeeded, and may have when it failed for another reason than a bad
 /// address (a failed attempt to reach an address is still recorded).
 fn header_read(ret: i64) -> bool {
-    ret >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EFAULT)
+    // The kernel looks the descriptor up before it copies the header: a
+    // bad descriptor fails with the header unread, maybe unreadable.
+    ret >= 0
+        || !matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EFAULT | libc::EBADF | libc::ENOTSOCK))
 }
 
 /// Records a `sendmsg`: descriptor, destination, flags and result. Also

@@ -315,6 +315,7 @@ pub(super) fn network_absence(
     nothing_lost(idx, expectation)?;
     let mut gaps = libc_gaps(idx);
     gaps.extend(received_descriptors(idx));
+    gaps.extend(name_lookups(idx));
     if !gaps.is_empty() {
         let problem = format!(
             "only the preload tracer ran, and it cannot show that the tree had no other way out: {}. It watches {NET_WATCHED}; {NOT_SEEN}; trace with the eBPF tracer to show it",
@@ -323,6 +324,37 @@ pub(super) fn network_absence(
         return Err(Violation::new(ViolationKind::NotCovered, expectation, problem, trace));
     }
     decided(idx, expectation, undecided)
+}
+
+/// The processes that looked a name up through glibc's resolver: it
+/// sends its queries through calls inside libc that the library cannot
+/// hook, so a lookup is network traffic the libc layer does not see.
+fn name_lookups(idx: &Index<'_>) -> Vec<String> {
+    let trace = idx.trace;
+    let mut seen = std::collections::BTreeSet::new();
+    trace
+        .events
+        .iter()
+        .filter_map(|e| {
+            let c = e.as_libc()?;
+            let resolver = matches!(
+                c.function.as_str(),
+                "getaddrinfo" | "gethostbyname" | "gethostbyname2" | "gethostbyname_r" | "gethostbyname2_r"
+                    | "getnameinfo" | "gethostbyaddr" | "res_query" | "res_search" | "res_send"
+            );
+            // A numeric address is converted, never looked up.
+            let numeric = matches!(
+                c.args.first(),
+                Some(Arg::Path { path, .. }) if path.to_str().is_some_and(|n| n.parse::<std::net::IpAddr>().is_ok())
+            );
+            (resolver && !numeric && seen.insert(e.pid)).then(|| {
+                format!(
+                    "process {} looked a name up ({}), and glibc's resolver sends its queries through calls the library cannot hook",
+                    e.pid, c.function
+                )
+            })
+        })
+        .collect()
 }
 
 /// The processes that received descriptors from another process
