@@ -253,6 +253,24 @@ fn bad_rules_are_usage_errors_before_anything_runs() {
 }
 
 #[test]
+fn injection_with_summary_counts_is_a_usage_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["run", "--summary", "--inject", "openat:error=ENOENT", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--inject and --fault cannot be used with --summary"), "{stderr}");
+    let e = probity::Tracer::new()
+        .with_summary(true)
+        .with_inject("openat:error=ENOENT".parse().unwrap())
+        .run(Command::new("true"))
+        .unwrap_err();
+    let why = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+    assert!(why.contains("fault injection cannot be combined with summary counts"), "{e}: {why}");
+}
+
+#[test]
 fn a_connect_refused_twice_then_allowed_shows_the_retries() {
     require_tracing();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -500,6 +500,8 @@ mod tests {
         assert_eq!(err("nosuchcall:error=EIO"), SpecError::UnknownSyscall { name: "nosuchcall".into() });
         assert_eq!(err("openat:error=ENOSUCH"), SpecError::UnknownErrno { value: "ENOSUCH".into() });
         assert_eq!(err("openat:error=0"), SpecError::UnknownErrno { value: "0".into() });
+        // In range, but no errno: it would read as 0, a success.
+        assert_eq!(err("openat:error=4000"), SpecError::UnknownErrno { value: "4000".into() });
         assert_eq!(err("openat:eror=EIO"), SpecError::UnknownKey { key: "eror".into() });
         assert_eq!(err(":error=EIO"), SpecError::EmptySet { spec: ":error=EIO".into() });
         assert!(matches!(err("openat:error=EIO:when=0"), SpecError::InvalidValue { key: "when", .. }));
