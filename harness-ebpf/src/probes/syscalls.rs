@@ -201,10 +201,13 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         // Switched out since its entry (or not traced at all).
         let Some(entry) = INFLIGHT.get_ptr_mut(tid) else {
-            // Untraced, and switched out since its entry: the call may have
-            // been a `bpf` one that added a task (blocking calls are rare
-            // enough for the other CPUs to ask `TASKS` again).
-            new_tasks_epoch();
+            // Untraced, and switched out since its entry: if the call was
+            // a `bpf` one, it may have added a task, and the other CPUs
+            // must ask `TASKS` again. Any other call leaves the caches be:
+            // blocking calls of untraced processes are everywhere.
+            if exit_nr(ctx).is_none_or(|nr| nr == SYS_BPF) {
+                new_tasks_epoch();
+            }
             return Ok(());
         };
         // SAFETY: this task's own entry (see `spill_slot`).
@@ -714,6 +717,24 @@ fn read_sp(regs: *const pt_regs) -> Result<u64, i64> {
         // SAFETY: on arm64 `pt_regs` starts with `user_pt_regs`.
         let r = unsafe { bpf_probe_read_kernel(regs.cast::<aya_ebpf::bindings::user_pt_regs>()) }.map_err(i64::from)?;
         Ok(r.sp)
+    }
+}
+
+/// The number of the syscall whose exit `ctx` is, read from its saved
+/// registers (`orig_rax`); `None` where it is not read.
+#[inline(always)]
+fn exit_nr(ctx: &RawTracePointContext) -> Option<u32> {
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        let regs: *const pt_regs = ctx.arg(0);
+        let at = regs.cast::<u8>().wrapping_add(core::mem::offset_of!(pt_regs, orig_rax)).cast::<u64>();
+        // SAFETY: a checked kernel read inside the tracepoint's `pt_regs`.
+        unsafe { bpf_probe_read_kernel(at) }.ok().map(|nr| nr as u32)
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        let _ = ctx;
+        None
     }
 }
 
