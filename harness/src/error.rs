@@ -52,8 +52,14 @@ pub enum Error {
     #[error("the embedded eBPF object has no {0}: it does not match this harness (rebuild it with `cargo xtask build-ebpf`)")]
     MissingItem(&'static str),
     /// Every session id is taken.
-    #[error("failed to open a session: at most {0} can run at once in one process")]
+    #[error("failed to open a session: at most {0} can run at once on one loaded tracer")]
     TooManySessions(u32),
+    /// Every block of kernel counters for summary sessions is taken.
+    #[error(
+        "failed to open a session: at most {0} summary sessions (`--summary`) can count at once on one loaded tracer; \
+         record whole traces instead, or run fewer at a time"
+    )]
+    TooManySummarySessions(u32),
     /// The ring buffer thread could not start.
     #[error("failed to start the ring buffer thread")]
     Thread(#[source] io::Error),

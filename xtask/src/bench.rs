@@ -1,10 +1,11 @@
 //! Benchmarks: untraced, probity and strace on the same workloads.
 //!
 //! The measuring is `harness/benches/overhead.rs`,
-//! `harness/benches/network.rs`, `harness/benches/preload.rs` and
-//! `harness/benches/inject.rs`; this
+//! `harness/benches/network.rs`, `harness/benches/preload.rs`,
+//! `harness/benches/inject.rs` and `harness/benches/scale.rs`; this
 //! only runs them, so `cargo build --release -p probity-cli` then `cargo
-//! bench -p probity --bench overhead` (or `network`, `preload`, `inject`) does the
+//! bench -p probity --bench overhead` (or `network`, `preload`, `inject`,
+//! `scale`) does the
 //! same thing. The benches run the `probity` binary, which is the CLI
 //! crate's, so it is built first and named to them in `PROBITY_BIN`.
 
@@ -27,7 +28,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     crate::sh(Command::new(&cargo).current_dir(crate::root()).args(["build", "--release", "-p", "probity-cli"]))?;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), Into::into);
     let probity = crate::root().join(target).join("release/probity");
-    for bench in ["overhead", "network", "preload", "inject"] {
+    for bench in ["overhead", "network", "preload", "inject", "scale"] {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(crate::root())
             .env("PROBITY_BIN", &probity)

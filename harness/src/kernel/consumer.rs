@@ -24,6 +24,8 @@ use crate::event::Event;
 
 /// How long the consumer sleeps when the kernel side did not wake it.
 const POLL_INTERVAL: Duration = Duration::from_millis(4);
+/// The ring reader's nice value, where it may raise its priority.
+const READER_NICE: libc::c_int = -10;
 
 /// Events of a session's buffer that stay allocated between batches.
 const KEEP_CAPACITY: usize = 1 << 16;
@@ -284,7 +286,14 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
     let fd = ring.as_fd().as_raw_fd();
     let mut cache: HashMap<u32, Arc<Sink>> = HashMap::default();
     let mut cache_version = u64::MAX;
-    let mut last: Option<(u32, Arc<Sink>)> = None;
+    // The sinks that got records in the current pass, to be told so.
+    let mut touched: Vec<Arc<Sink>> = Vec::new();
+    // Every session of this loaded tracer shares the ring, and records
+    // that find it full are lost: busy trees must not starve its reader.
+    // Where that is allowed (root, CAP_SYS_NICE), the reader runs ahead of
+    // ordinary processes; elsewhere the call fails and nothing changes.
+    // SAFETY: plain integers; `gettid` names this thread.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, READER_NICE) };
     while !stop.load(Ordering::Acquire) {
         // SAFETY: the ring's fd lives as long as `ring`, which outlives this borrow.
         let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -305,6 +314,9 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
             // non-blocking, so this returns at once when nothing was written.
             unsafe { libc::read(w.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
         }
+        // The session of the records just seen. Each pass looks its first
+        // session up afresh, to note it touched.
+        let mut last: Option<(u32, Arc<Sink>)> = None;
         let drained = ring.drain(|bytes| {
             let Ok(record) = Record::parse(bytes) else {
                 // Without a header we cannot even tell whose it was.
@@ -323,6 +335,9 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
             if last.as_ref().is_none_or(|(id, _)| *id != session) {
                 // Still unknown: a straggler of a session that has closed.
                 let Some(sink) = cache.get(&session) else { return };
+                if !touched.iter().any(|t| Arc::ptr_eq(t, sink)) {
+                    touched.push(Arc::clone(sink));
+                }
                 last = Some((session, Arc::clone(sink)));
             }
             let Some((_, sink)) = &last else { return };
@@ -345,12 +360,12 @@ fn run(mut ring: Ring, router: &Router, stop: &AtomicBool) {
             // Records were skipped that nobody can be told about.
             router.unroutable.fetch_add(1, Ordering::Relaxed);
         }
-        if drained.records > 0 {
-            for sink in cache.values() {
-                match &sink.forward {
-                    Some(outbox) => outbox.kick(),
-                    None => sink.ready.notify_all(),
-                }
+        // Only the sessions that got records: with many sessions open,
+        // waking them all on every pass costs each of them.
+        for sink in touched.drain(..) {
+            match &sink.forward {
+                Some(outbox) => outbox.kick(),
+                None => sink.ready.notify_all(),
             }
         }
         router.passes.lock().unwrap_or_else(|e| e.into_inner()).done = pass;

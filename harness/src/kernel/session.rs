@@ -320,7 +320,7 @@ impl SessionIds {
         if summary {
             let slot = (0..MAX_SUMMARY_SESSIONS)
                 .find(|s| !self.summary.contains(&Some(*s)))
-                .ok_or(Error::TooManySessions(MAX_SUMMARY_SESSIONS))?;
+                .ok_or(Error::TooManySummarySessions(MAX_SUMMARY_SESSIONS))?;
             self.summary[id as usize] = Some(slot);
             stats_slot = Some(slot);
         }
@@ -369,7 +369,7 @@ mod tests {
         for _ in 0..MAX_SUMMARY_SESSIONS {
             ids.claim(true).unwrap();
         }
-        assert!(matches!(ids.claim(true), Err(Error::TooManySessions(n)) if n == MAX_SUMMARY_SESSIONS));
+        assert!(matches!(ids.claim(true), Err(Error::TooManySummarySessions(n)) if n == MAX_SUMMARY_SESSIONS));
         while ids.claim(false).is_ok() {}
         assert!(matches!(ids.claim(false), Err(Error::TooManySessions(n)) if n == MAX_SESSIONS - 1));
         // Out of range ids are ignored, not a panic.
