@@ -748,13 +748,25 @@ fn ratio(cases: &[Case<'_>], case: &Case<'_>) -> Option<f64> {
     Some(case.median()?.as_secs_f64() / base.median()?.as_secs_f64())
 }
 
+/// The recording cost of `case`: what it takes over the floor (the
+/// workload untraced beside two empty programs on `sys_enter` and
+/// `sys_exit`), over the untraced run, all medians of this run. What no
+/// per-syscall tracer can save is left out, so that figures from days
+/// whose machine speed differs compare.
+fn recording_cost(cases: &[Case<'_>], case: &Case<'_>) -> Option<f64> {
+    let same = |mode: Mode| cases.iter().find(|c| c.workload.key == case.workload.key && c.mode == mode);
+    let base = same(Mode::Untraced)?.median()?.as_secs_f64();
+    let floor = same(Mode::Floor)?.median()?.as_secs_f64();
+    Some((case.median()?.as_secs_f64() - floor) / base)
+}
+
 fn print_table(cases: &[Case<'_>]) {
     println!();
     println!(
-        "{:<6} {:<22} {:>4} {:>10} {:>10} {:>8}  target / check",
-        "work", "mode", "reps", "median ms", "min ms", "ratio"
+        "{:<6} {:<22} {:>4} {:>10} {:>10} {:>8} {:>9}  target / check",
+        "work", "mode", "reps", "median ms", "min ms", "ratio", "rec cost"
     );
-    println!("{}", "-".repeat(96));
+    println!("{}", "-".repeat(106));
     for case in cases {
         let r = ratio(cases, case);
         let target = case.mode.target(case.workload).map(|t| t.describe(r)).unwrap_or_default();
@@ -763,14 +775,21 @@ fn print_table(cases: &[Case<'_>]) {
             (0, n) => format!("complete x{n}"),
             (f, _) => format!("LOST/WRONG in {f} run(s)"),
         };
+        // The untraced run and the floor are what recording costs are
+        // measured from.
+        let cost = match case.mode {
+            Mode::Untraced | Mode::Floor => None,
+            _ => recording_cost(cases, case),
+        };
         println!(
-            "{:<6} {:<22} {:>4} {:>10.1} {:>10.1} {:>7.2}x  {}",
+            "{:<6} {:<22} {:>4} {:>10.1} {:>10.1} {:>7.2}x {:>9}  {}",
             case.workload.key,
             case.mode.label(),
             case.samples.len(),
             case.median().map_or(f64::NAN, ms),
             case.min().map_or(f64::NAN, ms),
             r.unwrap_or(f64::NAN),
+            cost.map_or_else(String::new, |c| format!("{c:.2}")),
             [target, check].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "),
         );
     }
@@ -989,6 +1008,7 @@ fn write_json(
                 "median_ms": c.median().map(ms),
                 "min_ms": c.min().map(ms),
                 "ratio": r,
+                "recording_cost": recording_cost(cases, c),
                 "target_at_most": match target { Some(Target::AtMost(t)) => Some(t), _ => None },
                 "target_met": target.zip(r).and_then(|(t, r)| t.met(r)),
                 "checked_complete": c.passed.len(),
