@@ -376,3 +376,32 @@ fn a_path_relative_to_a_directory_descriptor_is_resolved_against_it() {
     assert_eq!(run.stdout, "refused\nopened\n", "{}", run.stderr);
     assert_eq!(run.trace.syscalls().injected().count(), 1);
 }
+
+#[test]
+fn statx_paths_are_resolved_against_their_descriptor_or_name_it() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("sub/f"), "x").unwrap();
+    std::fs::write(dir.path().join("f"), "x").unwrap();
+    // statx (332 on x86_64) has no `at` in its name, but its first argument is a directory
+    // descriptor: `f` relative to `sub` is sub/f and fails, `f` relative to
+    // the working directory opens, and an empty path with AT_EMPTY_PATH
+    // names the descriptor's own file (sub/f again), and fails.
+    let script = "import ctypes, os\n\
+                  libc = ctypes.CDLL(None, use_errno=True)\n\
+                  buf = ctypes.create_string_buffer(256)\n\
+                  d = os.open('sub', os.O_RDONLY)\n\
+                  fd = os.open('sub/f', os.O_RDONLY)\n\
+                  for at, path, flags in ((d, b'f', 0), (-100, b'f', 0), (fd, b'', 0x1000)):\n\
+                  \x20   r = libc.syscall(332, at, path, flags, 0xfff, buf)\n\
+                  \x20   print('refused' if r != 0 and ctypes.get_errno() == 13 else 'ok')\n";
+    let run = Cmd::new("python3")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .inject(format!("statx:error=EACCES:path={}/sub/f", dir.path().display()).parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "refused\nok\nrefused\n", "{}", run.stderr);
+    assert_eq!(run.trace.syscalls().injected().count(), 2);
+}

@@ -18,9 +18,7 @@
 //! pid was reused, cannot have its memory confused with another's.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,8 +31,9 @@ use syscalls::Sysno;
 use super::filter::Filter;
 use super::spec::{Answer, Inject};
 use crate::decode::{capture_spec, decode_syscall, CaptureData};
-use crate::event::{Event, EventKind};
+use crate::event::{Arg, Event, EventKind};
 use crate::testing::join::JoinRecord;
+use crate::trace::index::{is_lookup_path, AT_EMPTY_PATH};
 
 /// How often the supervisor looks at its stop flag while no call waits.
 const POLL_MS: i32 = 20;
@@ -379,24 +378,41 @@ impl Memory {
                 _ => Vec::new(),
             };
         }
-        // In the `*at` calls a path's directory descriptor is the argument
-        // before it (`openat`, and both pairs of `renameat` and `linkat`).
-        let at = Sysno::new(nr as usize).is_some_and(|s| s.name().ends_with("at") || s.name().ends_with("at2"));
-        self.read
+        // Resolved as the trace's queries resolve them: the looked-up
+        // paths, each relative to the directory descriptor just before it
+        // when there is one (the decoder knows which arguments are
+        // descriptors), and an empty path with `AT_EMPTY_PATH` naming the
+        // descriptor itself.
+        let call = self.decode(nr, args, 0);
+        let empty_path_ok = call.args.iter().any(
+            |x| matches!(x, Arg::Flags { value, text } if value & AT_EMPTY_PATH != 0 && text.contains("AT_EMPTY_PATH")),
+        );
+        let link = |name: String| std::fs::read_link(name).unwrap_or_default();
+        call.args
             .iter()
-            .filter(|(_, kind, _, _)| *kind == CaptureKind::CStr)
-            .filter_map(|(arg, _, data, _)| Some((*arg, data.as_deref()?)))
-            .map(|(arg, bytes)| {
-                let path = Path::new(OsStr::from_bytes(bytes));
+            .enumerate()
+            .filter(|(i, _)| is_lookup_path(&call.name, *i))
+            .filter_map(|(i, arg)| match arg {
+                Arg::Path { path, truncated: false } => Some((i, Path::new(path))),
+                _ => None,
+            })
+            .map(|(i, path)| {
                 if path.is_absolute() {
                     return path.to_path_buf();
                 }
-                let dirfd = (at && arg > 0).then(|| args[usize::from(arg) - 1] as i32);
-                let base = match dirfd {
-                    Some(fd) if fd != libc::AT_FDCWD => format!("/proc/{}/fd/{fd}", self.tid),
-                    _ => format!("/proc/{}/cwd", self.tid),
+                let dirfd = match i.checked_sub(1).map(|j| &call.args[j]) {
+                    Some(Arg::Fd(d)) if *d != libc::AT_FDCWD => Some(*d),
+                    _ => None,
                 };
-                std::fs::read_link(base).unwrap_or_default().join(path)
+                let base = match dirfd {
+                    Some(fd) => link(format!("/proc/{}/fd/{fd}", self.tid)),
+                    None => link(format!("/proc/{}/cwd", self.tid)),
+                };
+                if path.as_os_str().is_empty() && empty_path_ok {
+                    base
+                } else {
+                    base.join(path)
+                }
             })
             .collect()
     }

@@ -598,7 +598,7 @@ pub(crate) fn locate(program: &OsStr, cwd: Option<&OsStr>) -> Option<std::path::
 
 /// Whether argument `i` (a string) of syscall `name` is a path the call
 /// looks up, rather than a name, a link's content or an output.
-fn is_lookup_path(name: &str, i: usize) -> bool {
+pub(crate) fn is_lookup_path(name: &str, i: usize) -> bool {
     !matches!(
         (name, i),
         ("symlink" | "symlinkat", 0)
@@ -612,7 +612,7 @@ fn is_lookup_path(name: &str, i: usize) -> bool {
 }
 
 /// AT_EMPTY_PATH: the path is empty and the call is about the descriptor.
-const AT_EMPTY_PATH: u64 = 0x1000;
+pub(crate) const AT_EMPTY_PATH: u64 = 0x1000;
 
 fn resolve(st: &ProcState, s: &Syscall) -> Access {
     let mut a = resolve_args(st, &s.args, |i, _| is_lookup_path(&s.name, i));
