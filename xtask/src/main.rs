@@ -9,6 +9,8 @@
 //! - `bench`: compare untraced, probity and strace runs.
 //! - `bench-tests`: the fixed cost a `#[traced_test]` adds to a test
 //!   (`--user-crate`: in a fresh crate against the packaged probity).
+//! - `bench-daemon`: what tracing through `probity daemon` costs.
+//! - `bench-gate`: what gating `cargo nextest run` on a policy costs.
 //! - `package-check`: package the published crates and build a fresh crate
 //!   against them, offline, running a traced test.
 //! - `public-api`: fail when a library crate's public API differs from its
@@ -16,6 +18,7 @@
 
 mod bench;
 mod bench_daemon;
+mod bench_gate;
 mod bench_tests;
 mod ebpf;
 mod package_check;
@@ -51,6 +54,8 @@ enum Task {
     BenchTests(bench_tests::BenchTestsArgs),
     /// What tracing through `probity daemon` costs, against in-process.
     BenchDaemon(bench_daemon::BenchDaemonArgs),
+    /// What gating `cargo nextest run` on a policy costs, on 100 tests.
+    BenchGate(bench_gate::BenchGateArgs),
     /// Package the published crates, then build and test a fresh crate against them.
     PackageCheck,
     /// Compare the library crates' public API with public-api/ (needs nightly).
@@ -66,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(a) => bench::run(&a),
         Task::BenchTests(a) => bench_tests::run(&a),
         Task::BenchDaemon(a) => bench_daemon::run(&a),
+        Task::BenchGate(a) => bench_gate::run(&a),
         Task::PackageCheck => package_check::run(),
         Task::PublicApi(a) => public_api::run(&a),
     }
