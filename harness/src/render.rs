@@ -486,6 +486,116 @@ mod tests {
         }
     }
 
+    fn event(pid: u32, tid: u32, kind: EventKind) -> Event {
+        Event { ts_ns: 1, pid, tid, kind }
+    }
+
+    /// Every kind of event but syscalls (whose lines the property above
+    /// checks), against the text written out by hand.
+    #[test]
+    fn each_kind_of_event_has_its_line() {
+        use crate::event::{Exec, Exit, ExitStatus, Fork, LibcCall, Signal, SignalAction};
+        let cases = [
+            (
+                event(
+                    10,
+                    10,
+                    EventKind::Exec(Exec {
+                        filename: "/bin/sh".into(),
+                        argv: vec!["sh".into(), "-c".into(), "echo \"hi\"\n".into()],
+                        argv_truncated: false,
+                        interpreter_argv: vec![],
+                        old_tid: None,
+                    }),
+                ),
+                r#"[10] +++ exec "/bin/sh" ["sh", "-c", "echo \"hi\"\n"] +++"#,
+            ),
+            (
+                event(
+                    10,
+                    10,
+                    EventKind::Exec(Exec {
+                        filename: "/tmp/s.py".into(),
+                        argv: vec!["./s.py".into()],
+                        argv_truncated: true,
+                        interpreter_argv: vec!["/usr/bin/python3".into(), "./s.py".into()],
+                        old_tid: None,
+                    }),
+                ),
+                r#"[10] +++ exec "/tmp/s.py" ["./s.py", ...] interpreter ["/usr/bin/python3", "./s.py"] +++"#,
+            ),
+            (event(10, 11, EventKind::Fork(Fork { child_tid: 12, untracked: false })), "[10:11] +++ new task 12 +++"),
+            (
+                event(10, 10, EventKind::Fork(Fork { child_tid: 12, untracked: true })),
+                "[10] +++ new task 12 (NOT TRACED: task map full) +++",
+            ),
+            (
+                event(10, 10, EventKind::Exit(Exit { process_exited: true, status: Some(ExitStatus::Code(3)) })),
+                "[10] +++ exited with 3 +++",
+            ),
+            (
+                event(10, 10, EventKind::Exit(Exit { process_exited: true, status: Some(ExitStatus::Signal(9)) })),
+                "[10] +++ killed by SIGKILL +++",
+            ),
+            (event(10, 10, EventKind::Exit(Exit { process_exited: true, status: None })), "[10] +++ exited +++"),
+            (
+                event(10, 11, EventKind::Exit(Exit { process_exited: false, status: None })),
+                "[10:11] +++ thread exited +++",
+            ),
+            (
+                event(
+                    10,
+                    10,
+                    EventKind::Libc(LibcCall {
+                        function: "fopen".into(),
+                        args: vec![
+                            Arg::Path { path: "/etc/x".into(), truncated: false },
+                            Arg::Path { path: "r".into(), truncated: false },
+                        ],
+                        ret: Some(Arg::Int(0)),
+                        errno: Some("ENOENT".into()),
+                        duration_ns: 1_500,
+                        parent: None,
+                    }),
+                ),
+                r#"[10] libc fopen("/etc/x", "r") = 0 ENOENT <0.000001>"#,
+            ),
+            (
+                event(
+                    10,
+                    10,
+                    EventKind::Libc(LibcCall {
+                        function: "abort".into(),
+                        args: vec![],
+                        ret: None,
+                        errno: None,
+                        duration_ns: 0,
+                        parent: None,
+                    }),
+                ),
+                "[10] libc abort() = ?",
+            ),
+            (
+                event(
+                    10,
+                    10,
+                    EventKind::Signal(Signal {
+                        signo: 15,
+                        name: "SIGTERM".into(),
+                        code: 0,
+                        action: SignalAction::Handler,
+                    }),
+                ),
+                "[10] --- SIGTERM {si_signo=SIGTERM, si_code=SI_USER} (handler) ---",
+            ),
+        ];
+        for (e, want) in cases {
+            let mut out = String::new();
+            write_line(&mut out, &e, 0);
+            assert_eq!(out, want, "{e:?}");
+        }
+    }
+
     #[test]
     fn lines_are_appended_to_what_the_buffer_holds() {
         let e = syscall("getppid", vec![], Some(1), None, 999);
