@@ -224,6 +224,28 @@ fn a_delay_holds_the_call() {
 }
 
 #[test]
+fn a_delay_holds_the_call_when_names_and_no_other() {
+    require_tracing();
+    // The delay comes before the call runs, so the kernel tracer sees the
+    // second getppid enter at least the delay after the first; the third
+    // follows the second at once, well within that.
+    let delay = Duration::from_millis(300);
+    let run = Cmd::new(fixture(probity_fixtures::GETPPID_LOOP))
+        .arg("3")
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Ebpf]))
+        .inject("getppid:delay_enter=300ms:when=2".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.status, ExitStatus::Code(0));
+    let at: Vec<u64> = run.trace.syscalls().named("getppid").map(|(e, _)| e.ts_ns).collect();
+    assert_eq!(at.len(), 3, "{at:?}");
+    let (first, second) = (at[1] - at[0], at[2] - at[1]);
+    assert!(first >= delay.as_nanos() as u64, "the second call entered {first} ns after the first");
+    assert!(second < first, "the third call was held too: {second} ns after the second, {first} before");
+    assert_eq!(run.trace.syscalls().injected().count(), 0, "a call that runs is the kernel tracer's record");
+}
+
+#[test]
 fn injection_works_with_the_preload_tracer_alone() {
     // No eBPF: the supervisor is the only witness of a syscall.
     let run = Cmd::new("cat")
