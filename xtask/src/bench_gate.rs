@@ -22,6 +22,10 @@ pub struct BenchGateArgs {
     /// Repetitions of each mode (the median is reported).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Make the workspace in DIR and keep it (to look into a run), instead
+    /// of a temporary directory removed at the end.
+    #[arg(long, value_name = "DIR")]
+    keep_in: Option<std::path::PathBuf>,
 }
 
 /// Test files, and tests in each.
@@ -51,9 +55,10 @@ pub fn run(args: &BenchGateArgs) -> anyhow::Result<()> {
         "probity-cli",
     ]))?;
     let probity = crate::root().join("target/release/probity");
-    let dir = tempfile::tempdir().context("failed to make a temporary directory")?;
-    let ws = dir.path().join("ws");
-    let tmp = dir.path().join("tmp");
+    let temporary = tempfile::tempdir().context("failed to make a temporary directory")?;
+    let dir = args.keep_in.as_deref().unwrap_or(temporary.path());
+    let ws = dir.join("ws");
+    let tmp = dir.join("tmp");
     std::fs::create_dir_all(&tmp)?;
     write_workspace(&ws)?;
     let nextest = |cmd: &mut Command| {
@@ -68,7 +73,7 @@ pub fn run(args: &BenchGateArgs) -> anyhow::Result<()> {
     build.current_dir(&ws).env_remove("CARGO_TARGET_DIR").args(["nextest", "run", "--offline", "--no-run"]);
     crate::sh(&mut build)?;
 
-    let json = dir.path().join("trace.jsonl");
+    let json = dir.join("trace.jsonl");
     let mut untraced = Vec::new();
     let mut traced = Vec::new();
     for rep in 0..args.runs {
