@@ -6,6 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use super::endpoint::Endpoint;
 use super::model::{Network, Policy, Rules};
 use super::normal::Normal;
 use super::roots::{Root, Where};
@@ -152,13 +153,15 @@ impl Policy {
         for &(i, ip, port) in &o.dests {
             let (unit, rules, pid, at_ns) = judge(i);
             let trusted: Vec<&str> = o.trusted_names.get(&ip).into_iter().flatten().map(String::as_str).collect();
+            let passes = |list: &[Endpoint]| {
+                list.iter().any(|e| e.allows(ip, port, trusted.iter().copied()))
+                    || (port == 53 && resolution.is_nameserver(ip) && list.iter().any(Endpoint::is_name))
+            };
             let allowed = match &rules.network {
                 Network::Any => true,
                 Network::Nothing => false,
-                Network::Only(list) => {
-                    list.iter().any(|e| e.allows(ip, port, trusted.iter().copied()))
-                        || (port == 53 && resolution.is_nameserver(ip) && list.iter().any(|e| e.is_name()))
-                }
+                Network::Only(list) => passes(list),
+                Network::Both(file, flags) => passes(file) && passes(flags),
             };
             let claimed = o.claimed_names.get(&(pid, ip));
             let names: Vec<String> = if trusted.is_empty() {
@@ -189,11 +192,14 @@ impl Policy {
             h.allowed &= allowed;
             if !allowed && first {
                 let shown = if names.is_empty() { peer.to_string() } else { format!("{peer} ({})", names.join(", ")) };
+                let listed = |list: &[Endpoint]| list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
                 let why = match &rules.network {
-                    Network::Only(list) => {
-                        let list: Vec<String> = list.iter().map(ToString::to_string).collect();
-                        format!("which network.allow does not allow (allowed: {})", list.join(", "))
-                    }
+                    Network::Only(list) => format!("which network.allow does not allow (allowed: {})", listed(list)),
+                    Network::Both(file, flags) => format!(
+                        "which network.allow and --allow-connect do not both allow (network.allow: {}; --allow-connect: {})",
+                        listed(file),
+                        listed(flags)
+                    ),
                     _ => "and the policy allows no network access".to_owned(),
                 };
                 let message = format!("process {pid} connected or sent to {shown}, {why}");
@@ -453,5 +459,63 @@ mod tests {
         let other = Unit::Test { binary: "net".into(), name: "other".into() };
         let v = p.check_as(&run(), &at(), &other);
         assert!(ids(&v).contains(&("test:net::other".to_owned(), "probity/unexpected-exec")), "{v:#?}");
+    }
+
+    /// The network flags given beside a policy file only narrow it: an
+    /// override of the file does not widen what `--allow-connect` or
+    /// `--deny-network` allow.
+    #[test]
+    fn network_flags_are_a_ceiling_no_override_lifts() {
+        let inet = |a: &str| crate::event::Arg::Sockaddr(crate::event::SockAddr::Inet { addr: a.parse().unwrap() });
+        let t = trace(
+            vec![
+                exec(1, 10, "/w/target/debug/deps/net-0123456789abcdef"),
+                sys(
+                    2,
+                    10,
+                    10,
+                    "socket",
+                    vec![
+                        crate::trace::test_support::flags(libc::AF_INET, "AF_INET"),
+                        crate::trace::test_support::flags(1, "SOCK_STREAM"),
+                        crate::event::Arg::Int(0),
+                    ],
+                    3,
+                ),
+                sys(
+                    3,
+                    10,
+                    10,
+                    "connect",
+                    vec![crate::event::Arg::Fd(3), inet("10.1.2.3:443"), crate::event::Arg::Int(16)],
+                    0,
+                ),
+            ],
+            Some("/w"),
+        );
+        let text =
+            "[network]\nallow = [\"10.9.9.9\"]\n[[override]]\ntest = \"tests::*\"\nnetwork.allow = [\"10.1.2.3\"]\n";
+        let unit = Unit::Test { binary: "net".into(), name: "tests::fetch".into() };
+        let connects = |p: &Policy| {
+            let v = p.check_as(&t, &at(), &unit);
+            v.findings()
+                .filter(|(_, f)| f.rule.id() == "probity/unexpected-connect")
+                .map(|(_, f)| f.message.clone())
+                .collect::<Vec<_>>()
+        };
+        // The file alone: the override allows it.
+        assert_eq!(connects(&policy(text)), Vec::<String>::new());
+        // With --allow-connect naming another host: both must allow.
+        let flags = Policy::from_network_flags(false, &["10.9.9.9".to_owned()]).unwrap().unwrap();
+        let got = connects(&policy(text).and_network_of(&flags));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("network.allow and --allow-connect do not both allow"), "{got:?}");
+        // With --allow-connect naming it too, it passes.
+        let flags = Policy::from_network_flags(false, &["10.1.2.3".to_owned()]).unwrap().unwrap();
+        assert_eq!(connects(&policy(text).and_network_of(&flags)), Vec::<String>::new());
+        // --deny-network: nothing passes, override or not.
+        let deny = Policy::from_network_flags(true, &[]).unwrap().unwrap();
+        let got = connects(&policy(text).and_network_of(&deny));
+        assert!(got.iter().any(|m| m.contains("allows no network access")), "{got:?}");
     }
 }

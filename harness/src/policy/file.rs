@@ -152,6 +152,7 @@ impl Policy {
             base: rules(file.network, file.exec, file.files, &invalid)?,
             overrides,
             origin: Some(PathBuf::from(path)),
+            ceiling: Network::Any,
         })
     }
 }

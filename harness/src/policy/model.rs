@@ -33,6 +33,24 @@ pub(crate) enum Network {
     Nothing,
     /// Sends and connects only to these.
     Only(Vec<Endpoint>),
+    /// Sends and connects only where both lists allow: a policy file's
+    /// `network.allow` (with its overrides) and `--allow-connect`.
+    Both(Vec<Endpoint>, Vec<Endpoint>),
+}
+
+impl Network {
+    /// These rules with `ceiling` (the command line's) also applied: what
+    /// passes must pass both.
+    fn within(&self, ceiling: &Network) -> Network {
+        match (self, ceiling) {
+            (n, Network::Any) => n.clone(),
+            (Network::Any, c) => c.clone(),
+            (Network::Nothing, _) | (_, Network::Nothing) => Network::Nothing,
+            (Network::Only(a) | Network::Both(a, _), Network::Only(b) | Network::Both(_, b)) => {
+                Network::Both(a.clone(), b.clone())
+            }
+        }
+    }
 }
 
 /// The rules one event is judged by.
@@ -104,6 +122,8 @@ pub struct Policy {
     pub(crate) overrides: Vec<Override>,
     /// The file it was read from, if any.
     pub(crate) origin: Option<std::path::PathBuf>,
+    /// The command line's network rule, which no override widens.
+    pub(crate) ceiling: Network,
 }
 
 impl Policy {
@@ -134,7 +154,7 @@ impl Policy {
     /// ```
     #[must_use]
     pub fn nothing() -> Policy {
-        Policy { mode: Mode::Audit, base: Rules::default(), overrides: Vec::new(), origin: None }
+        Policy { mode: Mode::Audit, base: Rules::default(), overrides: Vec::new(), origin: None, ceiling: Network::Any }
     }
 
     /// The policy `--deny-network` (no network at all) or `--allow-connect
@@ -150,21 +170,15 @@ impl Policy {
             Network::Only(allow_connect.iter().map(|a| Endpoint::any_port(a)).collect::<Result<_, _>>()?)
         };
         let base = Rules { network, ..Rules::default() };
-        Ok(Some(Policy { mode: Mode::Enforce, base, overrides: Vec::new(), origin: None }))
+        Ok(Some(Policy { mode: Mode::Enforce, base, overrides: Vec::new(), origin: None, ceiling: Network::Any }))
     }
 
     /// This policy with `other`'s network rule added to every unit's (the
-    /// flags given beside a policy file): both must pass.
+    /// flags given beside a policy file): both must pass, and no override
+    /// of the file widens what the flags allow.
     #[must_use]
     pub fn and_network_of(mut self, other: &Policy) -> Policy {
-        self.base.network = match (&self.base.network, &other.base.network) {
-            (_, Network::Any) => self.base.network.clone(),
-            (Network::Any, n) => n.clone(),
-            (_, Network::Nothing) | (Network::Nothing, _) => Network::Nothing,
-            // Both allow-lists must allow: keep the flags', which is what
-            // the command line asked for this run.
-            (Network::Only(_), Network::Only(b)) => Network::Only(b.clone()),
-        };
+        self.ceiling = self.ceiling.within(&other.base.network);
         self
     }
 
@@ -181,6 +195,7 @@ impl Policy {
                 r = r.widened(&o.rules);
             }
         }
+        r.network = r.network.within(&self.ceiling);
         r
     }
 }
