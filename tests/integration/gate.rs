@@ -148,6 +148,14 @@ fn nextest_units_audit_mode_overrides_and_baseline() {
     let connects = unit(&bom, "test:gate::connects_to_local_server");
     assert!(rules(connects).is_empty(), "{connects:#}");
     assert_eq!(connects["hosts"][0]["allowed"], true);
+    // The five bytes it wrote, as the kernel counted them at close.
+    assert_eq!(connects["hosts"][0]["bytes_sent"], 5, "{connects:#}");
+    // A test that did nothing the policy judges is listed, empty: it ran
+    // and was seen.
+    let quiet = unit(&bom, "test:gate::quiet");
+    for list in ["hosts", "programs", "writes", "violations"] {
+        assert_eq!(quiet[list], serde_json::json!([]), "{quiet:#}");
+    }
     let git = unit(&bom, "test:gate::execs_git");
     assert_eq!(rules(git), ["probity/unexpected-exec"], "{git:#}");
     // The build script's write is allowed here ("generated"): no unit but

@@ -23,13 +23,16 @@ type Place = (Unit, Vec<OsString>);
 /// Follows the programs each process runs through the trace, in time
 /// order, and gives the place of each event asked for. An exec belongs to
 /// the unit that ran it: its place is the image before it. With `only`,
-/// every event belongs to that unit (a traced test's own trace).
-fn attribute(trace: &Trace, wanted: &HashSet<usize>, only: Option<&Unit>) -> HashMap<usize, Place> {
+/// every event belongs to that unit (a traced test's own trace). Also
+/// gives every unit an exec started, so that a unit that did nothing the
+/// policy judges is still listed.
+fn attribute(trace: &Trace, wanted: &HashSet<usize>, only: Option<&Unit>) -> (HashMap<usize, Place>, Vec<Unit>) {
     let procs = trace.processes();
     let mut order: Vec<usize> = (0..trace.events.len()).collect();
     order.sort_by_key(|&i| (trace.events[i].ts_ns, i));
     let mut image: HashMap<u32, (OsString, Vec<OsString>)> = HashMap::new();
     let mut at = HashMap::new();
+    let mut started = Vec::new();
     for i in order {
         let e = &trace.events[i];
         if wanted.contains(&i) {
@@ -51,10 +54,13 @@ fn attribute(trace: &Trace, wanted: &HashSet<usize>, only: Option<&Unit>) -> Has
             at.insert(i, (unit, programs));
         }
         if let EventKind::Exec(x) = &e.kind {
+            if only.is_none() {
+                started.extend(Unit::of_image(&x.filename, &x.argv));
+            }
             image.insert(e.pid, (x.filename.clone(), x.argv.clone()));
         }
     }
-    at
+    (at, started)
 }
 
 /// One unit's report as it is gathered.
@@ -129,10 +135,13 @@ impl Policy {
         wanted.extend(o.writes.iter().map(|w| w.0));
         wanted.extend(o.undecided.iter().map(|u| u.0));
         wanted.extend(o.uncovered.iter().filter_map(|(p, _)| first_of.get(p)));
-        let places = attribute(trace, &wanted, only);
+        let (places, started) = attribute(trace, &wanted, only);
         let start = trace.start_ns();
         let mut units: BTreeMap<Unit, Gather> = BTreeMap::new();
         units.entry(Unit::Command).or_default();
+        for u in started {
+            units.entry(u).or_default();
+        }
         let mut cache: HashMap<Place, Rules> = HashMap::new();
         let mut judge = |i: usize| -> (Unit, Rules, u32, u64) {
             let e = &trace.events[i];
@@ -150,6 +159,7 @@ impl Policy {
         // What was already reported, for what would repeat: network use
         // without an address, and undecided events.
         let mut seen: HashSet<(Unit, u32, String)> = HashSet::new();
+        let mut counted: HashSet<(u32, SocketAddr)> = HashSet::new();
         for &(i, ip, port) in &o.dests {
             let (unit, rules, pid, at_ns) = judge(i);
             let trusted: Vec<&str> = o.trusted_names.get(&ip).into_iter().flatten().map(String::as_str).collect();
@@ -184,6 +194,12 @@ impl Policy {
                 allowed: true,
             });
             h.count += 1;
+            // A process's bytes to a peer are counted once, however many
+            // calls named it.
+            if counted.insert((pid, peer)) {
+                h.bytes_sent += traffic.sent;
+                h.bytes_received += traffic.received;
+            }
             if h.protocol.is_none() {
                 h.protocol = traffic.protocol.map(|p| if p == Protocol::Tcp { "tcp" } else { "udp" }.to_owned());
             }
