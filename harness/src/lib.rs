@@ -51,6 +51,7 @@ mod net;
 pub mod policy;
 mod preload;
 mod render;
+mod target_dir;
 pub mod testing;
 pub mod text;
 mod trace;

@@ -42,6 +42,30 @@ fn demo_killed_child() {
     });
 }
 
+#[traced_test]
+#[ignore = "fails on purpose; run by failures::a_failing_test_leaves_its_traces"]
+fn demo_failing_assertion() {
+    let run = Cmd::new("cat").arg("/etc/hostname").run();
+    run.assert_success();
+    run.trace.assert_opened("/nonexistent/probity-never-opened");
+}
+
+#[traced_test]
+#[ignore = "fails on purpose; run by failures::a_failing_test_leaves_its_traces"]
+fn demo_failing_result() -> Result<(), String> {
+    let _ = Cmd::new("true").run();
+    let _ = Cmd::new("sh").args(["-c", "exit 3"]).run();
+    Err("the second run was wrong".into())
+}
+
+#[traced_test]
+#[should_panic(expected = "on purpose")]
+#[ignore = "run by failures::a_failing_test_leaves_its_traces"]
+fn demo_expected_panic() {
+    let _ = Cmd::new("true").run();
+    panic!("on purpose");
+}
+
 /// Runs one `demo_*` test and returns its exit success and output.
 fn run_demo(name: &str) -> (bool, String) {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -112,4 +136,49 @@ fn a_child_killed_by_a_signal_says_which() {
         &text,
         &["probity: the traced child was killed by SIGABRT before its function returned", "about to abort"],
     );
+}
+
+/// Where a failing test's traces go: the target directory of this binary.
+fn kept_dir(test: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()).unwrap().to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).filter(|d| d.is_absolute()).unwrap_or(target);
+    target.join("probity").join(format!("failures::{test}"))
+}
+
+/// A failing test writes the trace of each of its runs, as JSON lines
+/// that load back and as Perfetto's JSON, and says where; a test whose
+/// expected panic came writes nothing.
+#[test]
+fn a_failing_test_leaves_its_traces() {
+    let dir = kept_dir("demo_failing_assertion");
+    let (ok, text) = run_demo("demo_failing_assertion");
+    assert!(!ok);
+    assert_contains(&text, &[&format!("probity: the traces of this failing test are in {}", dir.display())]);
+    let trace = probity::Trace::load(dir.join("run-1.jsonl")).unwrap();
+    trace.assert_execs_exactly(["cat"]);
+    trace.assert_opened("/etc/hostname");
+    let perfetto: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run-1.perfetto.json")).unwrap()).unwrap();
+    assert!(perfetto["traceEvents"].as_array().is_some_and(|e| !e.is_empty()), "{perfetto}");
+    assert!(!dir.join("run-2.jsonl").exists());
+
+    // A test that returns an error: both its runs, in order.
+    let dir = kept_dir("demo_failing_result");
+    let (ok, text) = run_demo("demo_failing_result");
+    assert!(!ok);
+    assert_contains(&text, &["the second run was wrong", &dir.display().to_string()]);
+    let second = probity::Trace::load(dir.join("run-2.jsonl")).unwrap();
+    assert_eq!(second.outcome.status, probity::ExitStatus::Code(3));
+
+    // An expected panic is a pass: nothing is written.
+    let dir = kept_dir("demo_expected_panic");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "failures::demo_expected_panic", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    assert!(!dir.exists(), "{} was written for a passing test", dir.display());
 }

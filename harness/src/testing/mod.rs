@@ -33,6 +33,7 @@ mod capture;
 mod child;
 pub mod harness;
 pub(crate) mod join;
+mod keep;
 mod plain_tests;
 mod policy;
 #[doc(hidden)]
@@ -154,6 +155,8 @@ pub(crate) struct Settings {
     deadline: Instant,
     limit: Duration,
     tracers: Vec<TracerKind>,
+    /// The test's scope: whose failure writes this run's trace.
+    scope: Option<u64>,
 }
 
 thread_local! {
@@ -179,9 +182,10 @@ pub(crate) struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn enter(settings: Settings) -> Scope {
+    pub(crate) fn enter(mut settings: Settings) -> Scope {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        settings.scope = Some(id);
         active().push((id, settings.clone()));
         Scope { id, old: CURRENT.with(|c| c.borrow_mut().replace(settings)) }
     }
@@ -223,6 +227,7 @@ fn settings() -> Settings {
         deadline: Instant::now() + limit,
         limit,
         tracers: vec![TracerKind::Ebpf, TracerKind::Preload],
+        scope: None,
     }
 }
 
@@ -448,7 +453,7 @@ impl Cmd {
         copy_command(&cmd, &mut resolved);
         resolved.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let tracer = inject.into_iter().fold(tracer_for(tracer, &settings), Tracer::with_inject);
-        let (trace, stdout, stderr) = run_captured(&tracer, resolved, Start::Env(env), stdin)?;
+        let (trace, stdout, stderr) = run_captured(&tracer, resolved, Start::Env(env), stdin, settings.scope)?;
         Ok(Run { value: (), status: trace.outcome.status, trace, stdout, stderr })
     }
 }
@@ -463,6 +468,7 @@ fn run_captured(
     mut cmd: std::process::Command,
     start: Start,
     stdin: Option<Vec<u8>>,
+    scope: Option<u64>,
 ) -> Result<(Trace, String, String), Error> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut tracee = match start {
@@ -478,6 +484,7 @@ fn run_captured(
     let (out, err) = tracee.take_output();
     let (out, err) = (Reader::spawn(out), Reader::spawn(err));
     let trace = tracee.wait()?;
+    keep::keep(scope, &trace);
     let grace = Instant::now() + Duration::from_secs(1);
     Ok((trace, out.finish(grace), err.finish(grace)))
 }
@@ -681,7 +688,8 @@ fn run_function<I: Serialize, O: DeserializeOwned>(
     let record = std::sync::Arc::new(join::JoinRecord::default());
     let late =
         LateJoin { shm_fd: shm.fd(), word: shm.join_word().map_err(io)?, record: std::sync::Arc::clone(&record) };
-    let (trace, stdout, stderr) = run_captured(&tracer, cmd, Start::Late(late, env), None).map_err(Failure::Trace)?;
+    let (trace, stdout, stderr) =
+        run_captured(&tracer, cmd, Start::Late(late, env), None, settings.scope).map_err(Failure::Trace)?;
     let status = trace.outcome.status;
     let (state, out) = shm.result();
     let fail = |what: String| {

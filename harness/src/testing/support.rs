@@ -66,17 +66,28 @@ inventory::collect!(TestCase);
 pub trait TestResult {
     /// `Err` with a message when the test failed.
     fn into_result(self) -> Result<(), String>;
+
+    /// Whether the test failed.
+    fn failed(&self) -> bool;
 }
 
 impl TestResult for () {
     fn into_result(self) -> Result<(), String> {
         Ok(())
     }
+
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 impl<E: Debug> TestResult for Result<(), E> {
     fn into_result(self) -> Result<(), String> {
         self.map_err(|e| format!("Error: {e:?}"))
+    }
+
+    fn failed(&self) -> bool {
+        self.is_err()
     }
 }
 
@@ -137,8 +148,9 @@ pub(crate) fn judge(
     }
 }
 
-/// Runs a test body with its settings in force on this thread.
-pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
+/// Runs a test body with its settings in force on this thread. When it
+/// fails, the traces of its runs are written under `target/probity/`.
+pub fn run_test<R: TestResult>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
     let limit = meta.timeout();
     let settings = Settings {
         test: Some(meta.name),
@@ -146,7 +158,13 @@ pub fn run_test<R>(meta: &'static TestMeta, body: impl FnOnce() -> R) -> R {
         deadline: Instant::now() + limit,
         limit,
         tracers: meta.tracers(),
+        scope: None,
     };
-    let _scope = Scope::enter(settings);
-    body()
+    let scope = Scope::enter(settings);
+    let keeping = super::keep::Keeping::start(scope.id, meta.test_name(), meta.should_panic.is_some());
+    let r = body();
+    if r.failed() {
+        keeping.failed();
+    }
+    r
 }

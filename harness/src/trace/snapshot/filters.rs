@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// Replacements of whole paths (the user's first, then the temp, home,
 /// working and cargo target directories), with the names `tempfile` and
@@ -66,17 +65,6 @@ impl Filters {
     }
 }
 
-/// The cargo target directory of the running test or program, found from
-/// `CARGO_TARGET_DIR` or the executable's path (cargo marks the directory
-/// with a `CACHEDIR.TAG`).
-fn target_dir() -> Option<String> {
-    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| Path::new(d).is_absolute()) {
-        return Some(d.to_string_lossy().into_owned());
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()).map(|d| d.to_string_lossy().into_owned())
-}
-
 /// The built-in placeholders: directories that differ between machines.
 fn placeholders() -> Vec<(String, String)> {
     let mut v = Vec::new();
@@ -94,7 +82,7 @@ fn placeholders() -> Vec<(String, String)> {
             }
         }
     };
-    add(target_dir(), "<target>");
+    add(crate::target_dir::target_dir().map(|d| d.to_string_lossy().into_owned()), "<target>");
     add(Some(std::env::temp_dir().to_string_lossy().into_owned()), "<tmp>");
     add(std::env::var("HOME").ok(), "<home>");
     add(std::env::current_dir().ok().map(|d| d.to_string_lossy().into_owned()), "<cwd>");
