@@ -26,7 +26,6 @@ fn escape_property(s: &str) -> String {
 /// pointing to the job summary for the rest.
 pub fn annotations(v: &Verdict) -> String {
     let level = if v.fails() { "error" } else { "warning" };
-    let file = v.policy.as_deref().map(|p| format!("file={},line=1,", escape_property(p))).unwrap_or_default();
     let mut out = String::new();
     let mut shown: std::collections::BTreeMap<Rule, usize> = std::collections::BTreeMap::new();
     for (unit, f) in v.findings() {
@@ -35,6 +34,11 @@ pub fn annotations(v: &Verdict) -> String {
         if *n > MAX_ANNOTATIONS {
             continue;
         }
+        let file = v
+            .policy
+            .as_deref()
+            .map(|p| format!("file={},line={},", escape_property(p), f.policy_line.unwrap_or(1)))
+            .unwrap_or_default();
         let title = escape_property(&format!("{} in {}", f.rule.id(), unit.unit));
         let _ = writeln!(out, "::{level} {file}title={title}::{}", escape_data(&f.message));
     }
@@ -147,7 +151,7 @@ pub fn sarif(v: &Verdict) -> Value {
                 r["locations"] = json!([{
                     "physicalLocation": {
                         "artifactLocation": { "uri": p },
-                        "region": { "startLine": 1 }
+                        "region": { "startLine": f.policy_line.unwrap_or(1) }
                     }
                 }]);
             }
@@ -182,7 +186,14 @@ mod tests {
     fn verdict(mode: &str) -> Verdict {
         let finding = |rule: &str, subject: &str, message: &str| {
             let key = subject.split(' ').next().unwrap_or_default();
-            json!({ "rule": rule, "subject": subject, "key": key, "message": message, "pid": 7, "at_ns": 1000 })
+            // The policy line of the list each rule's findings break.
+            let line = match rule {
+                "probity/unexpected-connect" => 3,
+                "probity/unexpected-exec" => 5,
+                _ => 7,
+            };
+            json!({ "rule": rule, "subject": subject, "key": key, "message": message, "pid": 7, "at_ns": 1000,
+                    "policy_line": line })
         };
         let execs: Vec<Value> = (0..12)
             .map(|i| {

@@ -247,7 +247,7 @@ fn deny_network_is_a_policy_too() {
 fn github_actions_get_annotations_and_a_summary() {
     require_tracing();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("probity.toml"), "[exec]\ndeny = [\"true\"]\n").unwrap();
+    std::fs::write(dir.path().join("probity.toml"), "# what CI may run\n[exec]\ndeny = [\"true\"]\n").unwrap();
     let summary = dir.path().join("summary.md");
     std::fs::write(&summary, "earlier steps\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_probity"))
@@ -262,7 +262,7 @@ fn github_actions_get_annotations_and_a_summary() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("::error file=probity.toml,line=1,title=probity/unexpected-exec in the command::")
+            .any(|l| l.starts_with("::error file=probity.toml,line=3,title=probity/unexpected-exec in the command::")
                 && l.contains("exec'd /bin/true, which exec.deny forbids (`true`)")),
         "{stdout}"
     );

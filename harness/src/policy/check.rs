@@ -222,7 +222,19 @@ impl Policy {
                 // Keyed by a name only a trusted source gave: the
                 // program's own claim must not match an earlier finding.
                 let key = Normal::host(if trusted.is_empty() { &[] } else { &names }, ip, port);
-                g.violations.push(Finding { rule: Rule::UnexpectedConnect, subject: shown, key, message, pid, at_ns });
+                let policy_line = match &rules.network {
+                    Network::Only(_) | Network::Both(..) => rules.lines.network,
+                    _ => None,
+                };
+                g.violations.push(Finding {
+                    rule: Rule::UnexpectedConnect,
+                    subject: shown,
+                    key,
+                    message,
+                    pid,
+                    at_ns,
+                    policy_line,
+                });
             }
         }
         // Where no network is allowed, any network access is a violation,
@@ -253,6 +265,7 @@ impl Policy {
                     message,
                     pid,
                     at_ns,
+                    policy_line: None,
                 });
             }
         }
@@ -282,7 +295,16 @@ impl Policy {
                 };
                 let message = format!("process {pid} exec'd {path}, {why}");
                 let key = normal.path(&path);
-                g.violations.push(Finding { rule: Rule::UnexpectedExec, subject: path, key, message, pid, at_ns });
+                let policy_line = if denied.is_some() { rules.lines.exec_deny } else { rules.lines.exec_allow };
+                g.violations.push(Finding {
+                    rule: Rule::UnexpectedExec,
+                    subject: path,
+                    key,
+                    message,
+                    pid,
+                    at_ns,
+                    policy_line,
+                });
             }
         }
         for (i, path) in &o.writes {
@@ -315,6 +337,7 @@ impl Policy {
                     message,
                     pid,
                     at_ns,
+                    policy_line: rules.lines.write_allow,
                 });
             }
         }
@@ -339,7 +362,15 @@ impl Policy {
                 };
                 let message = format!("process {pid} may break the {kind} rules, and the trace cannot tell: {why}");
                 let key = format!("{kind} {subject}");
-                g.violations.push(Finding { rule: Rule::Undecided, subject, key, message, pid, at_ns });
+                g.violations.push(Finding {
+                    rule: Rule::Undecided,
+                    subject,
+                    key,
+                    message,
+                    pid,
+                    at_ns,
+                    policy_line: None,
+                });
             }
         }
         for (pid, why) in &o.uncovered {
@@ -356,6 +387,7 @@ impl Policy {
                     message,
                     pid,
                     at_ns,
+                    policy_line: None,
                 });
             }
         }
@@ -455,6 +487,11 @@ mod tests {
             "{v:#?}"
         );
         assert!(v.fails());
+        // Each points at the list it breaks: exec.deny on line 2,
+        // files.write_allow on line 4.
+        let lines: Vec<Option<usize>> =
+            v.findings().filter(|(_, f)| f.rule != Rule::Undecided).map(|(_, f)| f.policy_line).collect();
+        assert_eq!(lines, [Some(2), Some(4), Some(4)]);
     }
 
     #[test]

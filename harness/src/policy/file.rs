@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::PolicyError;
-use super::model::{Mode, Network, Override, Policy, Rules, Selector};
+use super::model::{Lines, Mode, Network, Override, Policy, Rules, Selector};
 
 /// The file's name, looked for at the workspace root.
 pub const FILE_NAME: &str = "probity.toml";
@@ -26,8 +26,9 @@ struct File {
 }
 
 /// A list of strings, each kept with where it is in the file, so that
-/// a bad one is reported at its own line.
-type Strings = Option<Vec<Spanned<String>>>;
+/// a bad one is reported at its own line, and the list with its own, so
+/// that a violation of it points there.
+type Strings = Option<Spanned<Vec<Spanned<String>>>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,10 +65,12 @@ type Invalid<'a> = &'a dyn Fn(Option<std::ops::Range<usize>>, String) -> PolicyE
 /// Each string of a list parsed by its type's `FromStr`, whose error says
 /// what is allowed.
 fn each<T: std::str::FromStr<Err = String>>(
-    list: Strings,
+    list: &Strings,
     invalid: Invalid<'_>,
 ) -> Result<Option<Vec<T>>, PolicyError> {
-    list.map(|l| l.iter().map(|s| s.get_ref().parse().map_err(|e| invalid(Some(s.span()), e))).collect()).transpose()
+    list.as_ref()
+        .map(|l| l.get_ref().iter().map(|s| s.get_ref().parse().map_err(|e| invalid(Some(s.span()), e))).collect())
+        .transpose()
 }
 
 fn rules(
@@ -75,13 +78,23 @@ fn rules(
     exec: Option<ExecTable>,
     files: Option<FilesTable>,
     invalid: Invalid<'_>,
+    line_of: &dyn Fn(usize) -> usize,
 ) -> Result<Rules, PolicyError> {
     let (exec_allow, exec_deny) = exec.map_or((None, None), |e| (e.allow, e.deny));
+    let network = network.and_then(|n| n.allow);
+    let write_allow = files.and_then(|f| f.write_allow);
+    let line = |l: &Strings| l.as_ref().map(|l| line_of(l.span().start));
     Ok(Rules {
-        network: each(network.and_then(|n| n.allow), invalid)?.map_or(Network::Any, Network::Only),
-        exec_allow: each(exec_allow, invalid)?,
-        exec_deny: each(exec_deny, invalid)?.unwrap_or_default(),
-        write_allow: each(files.and_then(|f| f.write_allow), invalid)?,
+        network: each(&network, invalid)?.map_or(Network::Any, Network::Only),
+        exec_allow: each(&exec_allow, invalid)?,
+        exec_deny: each(&exec_deny, invalid)?.unwrap_or_default(),
+        write_allow: each(&write_allow, invalid)?,
+        lines: Lines {
+            network: line(&network),
+            exec_allow: line(&exec_allow),
+            exec_deny: line(&exec_deny),
+            write_allow: line(&write_allow),
+        },
     })
 }
 
@@ -123,6 +136,7 @@ impl Policy {
             let (line, column) = line_column(text, at.map_or(0, |r| r.start));
             PolicyError::Invalid { path: path.to_owned(), line, column, message }
         };
+        let line_of = |at: usize| line_column(text, at).0;
         let file: File = toml::from_str(text).map_err(|e| invalid(e.span(), e.message().trim_end().to_owned()))?;
         let mut overrides = Vec::new();
         for o in file.overrides {
@@ -145,11 +159,11 @@ impl Policy {
                     ))
                 }
             };
-            overrides.push(Override { selector, rules: rules(o.network, o.exec, o.files, &invalid)? });
+            overrides.push(Override { selector, rules: rules(o.network, o.exec, o.files, &invalid, &line_of)? });
         }
         Ok(Policy {
             mode: file.mode.unwrap_or_default(),
-            base: rules(file.network, file.exec, file.files, &invalid)?,
+            base: rules(file.network, file.exec, file.files, &invalid, &line_of)?,
             overrides,
             origin: Some(PathBuf::from(path)),
             ceiling: Network::Any,

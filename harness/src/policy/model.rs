@@ -63,6 +63,18 @@ pub(crate) struct Rules {
     pub exec_deny: Vec<Program>,
     /// Where files may be changed; `None`: not gated.
     pub write_allow: Option<Vec<Root>>,
+    /// Where in the policy file each list is, for reports to point at.
+    pub lines: Lines,
+}
+
+/// The line (from 1) of each list in the policy file, where it has one:
+/// the base rules', or an override's when the base has none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Lines {
+    pub network: Option<usize>,
+    pub exec_allow: Option<usize>,
+    pub exec_deny: Option<usize>,
+    pub write_allow: Option<usize>,
 }
 
 impl Rules {
@@ -81,6 +93,12 @@ impl Rules {
         if let Some(more) = &by.write_allow {
             r.write_allow = Some(self.write_allow.iter().flatten().chain(more).cloned().collect());
         }
+        r.lines = Lines {
+            network: self.lines.network.or(by.lines.network),
+            exec_allow: self.lines.exec_allow.or(by.lines.exec_allow),
+            exec_deny: self.lines.exec_deny.or(by.lines.exec_deny),
+            write_allow: self.lines.write_allow.or(by.lines.write_allow),
+        };
         r
     }
 }

@@ -64,6 +64,10 @@ pub struct Finding {
     pub pid: u32,
     /// When, in nanoseconds from the trace's start.
     pub at_ns: u64,
+    /// The line of the policy file's list that the event breaks, where
+    /// one does (not for `--deny-network`, nor for what is undecided).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_line: Option<usize>,
 }
 
 /// A host a unit contacted.
