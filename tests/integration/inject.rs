@@ -168,6 +168,29 @@ fn each_thread_and_each_child_is_counted_apart() {
     assert_eq!(run.status, ExitStatus::Code(0));
 }
 
+/// A thread that gets the id of one that ended is a new thread: its
+/// first call is its first, as under strace. The fixture cycles through
+/// the kernel's thread ids until one comes back.
+#[test]
+fn a_reused_thread_id_counts_from_one_again() {
+    let run = Cmd::new(fixture(probity_fixtures::TID_REUSE))
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Preload]))
+        .inject("getppid:retval=4242:when=1".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.status, ExitStatus::Code(0), "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(lines[0].starts_with("first ") && lines[0].ends_with(" = 4242"), "{}", run.stdout);
+    assert!(lines[1].starts_with("reused after ") && lines[1].ends_with(" = 4242"), "{}", run.stdout);
+    // The threads' calls (the preload library makes one of its own on the
+    // main thread as it starts, which counts too).
+    let injected: Vec<u32> =
+        run.trace.syscalls().named("getppid").injected().filter(|(e, _)| e.tid != e.pid).map(|(e, _)| e.tid).collect();
+    assert_eq!(injected.len(), 2, "{injected:?}");
+    assert_eq!(injected[0], injected[1], "the same thread id, twice");
+}
+
 #[test]
 fn when_counts_start_afresh_in_each_process_of_an_exec_chain() {
     require_tracing();

@@ -4,7 +4,10 @@
 //!
 //! Calls are counted per rule, per syscall and per task (strace's
 //! "tracee" is a thread too); a call a rule's filters (`path`, `fd`,
-//! `host`) do not match is not counted by that rule. The supervisor is
+//! `host`) do not match is not counted by that rule. A task is known by a
+//! pidfd as well as its id: a thread that gets the id of one that ended
+//! (the kernel reuses ids, after 32,768 on a default machine) is a new
+//! task whose calls count from one, as under strace. The supervisor is
 //! the only witness of a call it answers: the kernel runs seccomp before
 //! the `sys_enter` tracepoint, so the eBPF tracer never sees such a call's
 //! entry (and drops its lone exit). A call the supervisor lets run (a rule
@@ -142,8 +145,11 @@ fn receive_listener(socket: &OwnedFd, stop: &AtomicBool) -> Option<(OwnedFd, u32
 struct State {
     rules: Vec<Inject>,
     limit: usize,
-    /// Invocations so far, by rule, task and syscall.
-    counts: HashMap<(usize, u32, u32), u64>,
+    /// Invocations so far, by task, then rule and syscall.
+    counts: HashMap<u32, HashMap<(usize, u32), u64>>,
+    /// The tasks seen, each with a pidfd that says when it ended (`None`
+    /// where the kernel gives none for a thread, or past [`MAX_PIDFDS`]).
+    tasks: HashMap<u32, Option<OwnedFd>>,
     /// The root's pid until its first `execve`: its calls before that are
     /// probity's own start-up, neither counted nor injected.
     starting: Option<u32>,
@@ -168,6 +174,7 @@ fn run(
         rules,
         limit: limit.get() as usize,
         counts: HashMap::new(),
+        tasks: HashMap::new(),
         // A late-joining child exec'd before: its start-up ends when it joins.
         starting: joined.is_none().then_some(root),
         joined,
@@ -213,6 +220,7 @@ impl State {
             }
             self.starting = None;
         }
+        self.know(tid);
         let args = req.data.args;
         let mut memory = Memory::new(tid, self.limit);
         let chosen = sysno.and_then(|sysno| self.choose(sysno, nr, tid, &args, &mut memory));
@@ -296,13 +304,39 @@ impl State {
                     continue;
                 }
             }
-            let n = self.counts.entry((i, tid, nr)).or_insert(0);
+            let n = self.counts.entry(tid).or_default().entry((i, nr)).or_insert(0);
             *n += 1;
             if chosen.is_none() && rule.when.matches(*n) {
                 chosen = Some(i);
             }
         }
         chosen
+    }
+
+    /// Makes `tid` a known task: when the task that had this id before
+    /// has ended, its counts and thread group are forgotten. Called while
+    /// the task waits in a notification, so the pidfd is its own (the
+    /// notification is checked to be still pending after).
+    fn know(&mut self, tid: u32) {
+        if let Some(fd) = self.tasks.get(&tid) {
+            if !fd.as_ref().is_some_and(ended) {
+                return;
+            }
+            self.forget(tid);
+        }
+        if self.tasks.len() >= MAX_PIDFDS {
+            let gone: Vec<u32> =
+                self.tasks.iter().filter(|(_, fd)| fd.as_ref().is_some_and(ended)).map(|(t, _)| *t).collect();
+            gone.into_iter().for_each(|t| self.forget(t));
+        }
+        let fd = (self.tasks.len() < MAX_PIDFDS).then(|| thread_pidfd(tid)).flatten();
+        self.tasks.insert(tid, fd);
+    }
+
+    fn forget(&mut self, tid: u32) {
+        self.tasks.remove(&tid);
+        self.counts.remove(&tid);
+        self.tgids.remove(&tid);
     }
 
     fn tgid(&mut self, tid: u32) -> u32 {
@@ -313,6 +347,28 @@ impl State {
                 .unwrap_or(tid)
         })
     }
+}
+
+/// Most tasks the supervisor holds a pidfd for at once: live threads of
+/// the traced tree that made a rule's calls. Past it, a task is counted
+/// without one, and a reused id would carry its counts on.
+const MAX_PIDFDS: usize = 256;
+
+/// A pidfd for thread `tid` (`PIDFD_THREAD`, Linux 6.9); `None` where the
+/// kernel gives none.
+fn thread_pidfd(tid: u32) -> Option<OwnedFd> {
+    const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+    // SAFETY: pidfd_open takes plain integers; a valid fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) };
+    // SAFETY: a new descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether the task of a pidfd has ended: it polls readable then.
+fn ended(fd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0 }
 }
 
 fn respond(fd: RawFd, resp: ScmpNotifResp) {
