@@ -520,7 +520,9 @@ impl Tracee {
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
         // A late-joining child's start-up is cut off at the end, by time.
-        let hold = self.preload.is_some() || self.joiner.is_some() || self.inject.is_some();
+        // The supervisor's answered calls join the kernel tracer's stream
+        // batch by batch (see `Supervisor::take_answered`).
+        let hold = self.preload.is_some() || self.joiner.is_some();
         let mut quiet_since: Option<Instant> = None;
         let mut last_activity = 0;
         if let Some(k) = &self.kernel {
@@ -537,6 +539,9 @@ impl Tracee {
                     k.wait_woken(wait);
                 } else {
                     k.take_into(&mut batch, wait);
+                    if let Some(s) = &self.inject {
+                        s.take_answered(&mut batch);
+                    }
                     batch.drain(..).for_each(&mut on_event);
                 }
             } else {
@@ -620,12 +625,19 @@ impl Tracee {
                 if k.take_into(buffer, Duration::ZERO) == 0 {
                     break;
                 }
+                if let (Some(s), false) = (&self.inject, hold) {
+                    s.take_answered(&mut batch);
+                }
                 batch.drain(..).for_each(&mut on_event);
             }
-            let (rest, undecodable) = k.finish();
+            let (mut rest, undecodable) = k.finish();
             if hold {
                 held.extend(rest);
             } else {
+                if let Some(s) = self.inject.take() {
+                    s.take_answered(&mut rest);
+                    rest.extend(s.finish());
+                }
                 rest.into_iter().for_each(&mut on_event);
             }
             if let Some(e) = k.broken() {

@@ -43,10 +43,14 @@ const POLL_MS: i32 = 20;
 /// Most bytes of a path read from the program's memory (`PATH_MAX`).
 const PATH_MAX: usize = 4096;
 
-/// A running supervisor; [`Supervisor::finish`] stops it and returns the
-/// calls it answered.
+/// The calls answered and not yet taken.
+type Answered = Arc<std::sync::Mutex<Vec<Event>>>;
+
+/// A running supervisor; [`Supervisor::take_answered`] hands over the calls
+/// it answered so far, [`Supervisor::finish`] stops it and returns the rest.
 pub(crate) struct Supervisor {
-    thread: Option<JoinHandle<Vec<Event>>>,
+    thread: Option<JoinHandle<()>>,
+    answered: Answered,
     stop: Arc<AtomicBool>,
     /// The child's end of the hand-over socket, closed once the child
     /// is spawned, so that a child that died first is seen to.
@@ -64,11 +68,13 @@ impl Supervisor {
     ) -> std::io::Result<Supervisor> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let answered = Answered::default();
+        let out = Arc::clone(&answered);
         let Filter { parent_end, child_end, .. } = filter;
         let thread = std::thread::Builder::new()
             .name("probity-inject".into())
-            .spawn(move || run(rules, parent_end, limit, joined, &flag))?;
-        Ok(Supervisor { thread: Some(thread), stop, child_end: Some(child_end) })
+            .spawn(move || run(rules, parent_end, limit, joined, &flag, out))?;
+        Ok(Supervisor { thread: Some(thread), answered, stop, child_end: Some(child_end) })
     }
 
     /// The child is spawned (or failed to be): its end of the socket is
@@ -77,12 +83,41 @@ impl Supervisor {
         self.child_end = None;
     }
 
+    /// Moves the calls answered so far into `events`, each before the
+    /// first event that started after it: a batch in the kernel tracer's
+    /// completion order gets them where they happened.
+    pub(crate) fn take_answered(&self, events: &mut Vec<Event>) {
+        let answered = std::mem::take(&mut *self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        interleave(events, answered);
+    }
+
     /// Stops the thread (the tree has ended) and returns the answered
-    /// calls.
+    /// calls not taken yet.
     pub(crate) fn finish(mut self) -> Vec<Event> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
+}
+
+/// Puts each of `answered` (in time order) into `events` before the first
+/// event that started after it.
+fn interleave(events: &mut Vec<Event>, answered: Vec<Event>) {
+    if answered.is_empty() {
+        return;
+    }
+    let mut merged = Vec::with_capacity(events.len() + answered.len());
+    let mut answered = answered.into_iter().peekable();
+    for e in events.drain(..) {
+        while let Some(a) = answered.next_if(|a| a.ts_ns < e.ts_ns) {
+            merged.push(a);
+        }
+        merged.push(e);
+    }
+    merged.extend(answered);
+    *events = merged;
 }
 
 impl Drop for Supervisor {
@@ -158,7 +193,8 @@ struct State {
     joined: Option<Arc<JoinRecord>>,
     /// Thread group of each task seen.
     tgids: HashMap<u32, u32>,
-    events: Vec<Event>,
+    /// The calls answered, until taken.
+    events: Answered,
 }
 
 fn run(
@@ -167,8 +203,9 @@ fn run(
     limit: StringLimit,
     joined: Option<Arc<JoinRecord>>,
     stop: &AtomicBool,
-) -> Vec<Event> {
-    let Some((listener, root)) = receive_listener(&socket, stop) else { return Vec::new() };
+    answered: Answered,
+) {
+    let Some((listener, root)) = receive_listener(&socket, stop) else { return };
     drop(socket);
     let mut state = State {
         rules,
@@ -179,7 +216,7 @@ fn run(
         starting: joined.is_none().then_some(root),
         joined,
         tgids: HashMap::new(),
-        events: Vec::new(),
+        events: answered,
     };
     let fd = listener.as_raw_fd();
     // Each answered call is a ping-pong between the task and this thread:
@@ -194,7 +231,6 @@ fn run(
             state.answer(fd, &req);
         }
     }
-    state.events
 }
 
 impl State {
@@ -261,7 +297,8 @@ impl State {
             let mut call = memory.decode(nr, &args, ret);
             call.duration_ns = crate::monotonic_ns().saturating_sub(start);
             call.injected = true;
-            self.events.push(Event { ts_ns: start, pid: tgid, tid, kind: EventKind::Syscall(call) });
+            let e = Event { ts_ns: start, pid: tgid, tid, kind: EventKind::Syscall(call) };
+            self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(e);
         }
         respond(fd, resp);
         // After the answer, as strace delivers it when the call returns:
@@ -566,6 +603,23 @@ fn msg_name(tid: u32, addr: u64) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answered calls go where they started, in a batch that is in
+    /// completion order (a call that started early may come late).
+    #[test]
+    fn answered_calls_join_a_batch_where_they_started() {
+        let e = |ts: u64, name: &'static str| crate::trace::test_support::sys(ts, 1, 1, name, vec![], 0);
+        let mut batch = vec![e(10, "a"), e(30, "b"), e(5, "late"), e(50, "c")];
+        interleave(&mut batch, vec![e(20, "x"), e(40, "y"), e(60, "z")]);
+        let names: Vec<String> = batch
+            .iter()
+            .map(|ev| match &ev.kind {
+                EventKind::Syscall(s) => s.name.to_string(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(names, ["a", "x", "b", "late", "y", "c", "z"]);
+    }
 
     #[test]
     fn strings_are_read_up_to_their_nul_from_a_task() {
