@@ -84,6 +84,20 @@ fn test_ring_bytes() -> crate::RingBytes {
     crate::RingBytes::from_mib(mib.next_power_of_two()).unwrap_or(crate::RingBytes::DEFAULT)
 }
 
+/// The preload ring of a test run: 4 MiB (about 32,000 libc calls in
+/// flight), or `PROBITY_PRELOAD_RING_MIB`. Smaller than the CLI's 16 MiB
+/// because every run reserves its memory in `/dev/shm` and frees it at the
+/// end (16 MiB cost about 9 ms a run, 4 MiB about 2); a process that finds
+/// it full waits while probity drains it, so a busy test loses nothing.
+fn test_preload_ring_bytes() -> usize {
+    let mib = std::env::var("PROBITY_PRELOAD_RING_MIB")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|m| (1..=2048).contains(m))
+        .unwrap_or(4);
+    mib.next_power_of_two() << 20
+}
+
 /// Why a test that traces with `tracers` cannot run here, if it cannot:
 /// it needs eBPF and this process lacks the privileges for it. Such a
 /// test never passes: it is ignored (and fails when asked to run) or,
@@ -520,7 +534,12 @@ impl From<std::process::Command> for Cmd {
 
 fn tracer_for(tracer: Option<Tracer>, settings: &Settings) -> Tracer {
     let tracer = tracer
-        .unwrap_or_else(|| Tracer::new().with_tracers(&settings.tracers).with_ring_bytes(test_ring_bytes()))
+        .unwrap_or_else(|| {
+            Tracer::new()
+                .with_tracers(&settings.tracers)
+                .with_ring_bytes(test_ring_bytes())
+                .with_preload_ring_bytes(test_preload_ring_bytes())
+        })
         .with_kept_loaded(true);
     let left = settings.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     tracer.with_timeout(left)
