@@ -76,7 +76,10 @@ pub struct RunArgs {
     /// Tamper with calls, as `strace --inject`:
     /// SET[:error=ERRNO|:retval=N][:signal=SIG][:delay_enter=D][:delay_exit=D][:when=EXPR],
     /// with probity's filters :path=GLOB, :fd=N and :host=NAME|CIDR
-    /// (repeatable). Injected calls are marked in the trace.
+    /// (repeatable). SET may be a libc function instead: getaddrinfo
+    /// (error=EAI_AGAIN, :host=NAME-GLOB) or fopen (error=ERRNO,
+    /// :path=GLOB), answered by the preload library. Injected calls are
+    /// marked in the trace.
     #[arg(long, value_name = "SPEC", value_parser = |s: &str| s.parse::<probity::inject::Inject>())]
     inject: Vec<probity::inject::Inject>,
     /// `strace --fault`: SET[:error=ERRNO][:when=EXPR], failing with ENOSYS

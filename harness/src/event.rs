@@ -96,6 +96,9 @@ pub struct LibcCall {
     /// events (`getaddrinfo` calling `socket`, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<usize>,
+    /// A fault-injection rule gave the result: the function did not run.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub injected: bool,
 }
 
 /// One decoded syscall argument. Its JSON form is an object with one key

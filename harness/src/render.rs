@@ -128,6 +128,9 @@ fn write_line_with(s: &mut String, e: &Event, depth: usize, fd_path: &dyn Fn(usi
                 }
                 (None, _) => s.push_str(" = ?"),
             }
+            if c.injected {
+                s.push_str(" (injected)");
+            }
             if c.ret.is_some() {
                 duration(s, c.duration_ns);
             }
@@ -556,6 +559,7 @@ mod tests {
                         errno: Some("ENOENT".into()),
                         duration_ns: 1_500,
                         parent: None,
+                        injected: false,
                     }),
                 ),
                 r#"[10] libc fopen("/etc/x", "r") = 0 ENOENT <0.000001>"#,
@@ -571,6 +575,7 @@ mod tests {
                         errno: None,
                         duration_ns: 0,
                         parent: None,
+                        injected: false,
                     }),
                 ),
                 "[10] libc abort() = ?",

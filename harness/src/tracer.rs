@@ -301,6 +301,16 @@ impl Tracer {
             };
             own.extend(p.variables(existing.as_deref())?);
         }
+        // Fault rules on libc functions travel to the preload library.
+        if let Some(wire) = crate::inject::libc_wire(&self.inject) {
+            if preload.is_none() {
+                let function = self.inject.iter().find_map(|r| r.libc.first()).copied().unwrap_or_default();
+                return Err(Error::Inject(crate::inject::FilterError::LibcWithoutPreload {
+                    function: function.to_owned(),
+                }));
+            }
+            own.push((probity_common::shm::FAULTS_ENV.into(), wire.into()));
+        }
         match &mut env {
             Some(e) => own.into_iter().for_each(|(k, v)| e.set(k, v)),
             None => own.into_iter().for_each(|(k, v)| {

@@ -18,23 +18,31 @@ enum Phase {
 pub struct Hook {
     item: ItemFn,
     phase: Phase,
+    /// `#[hook(inject)]`: a fault-injection rule may answer the call
+    /// instead of the real function, matched on its first argument.
+    inject: bool,
     args: Vec<(syn::Ident, syn::Type)>,
 }
 
 impl Hook {
     pub fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Self> {
-        let phase = if attr.is_empty() {
-            Phase::After
+        let (phase, inject) = if attr.is_empty() {
+            (Phase::After, false)
         } else {
-            let ident: syn::Ident = syn::parse2(attr.clone())
-                .map_err(|_| syn::Error::new(attr.span(), "expected `#[hook]` or `#[hook(before)]`"))?;
-            if ident != "before" {
+            let ident: syn::Ident = syn::parse2(attr.clone()).map_err(|_| {
+                syn::Error::new(attr.span(), "expected `#[hook]`, `#[hook(before)]` or `#[hook(inject)]`")
+            })?;
+            if ident == "inject" {
+                (Phase::After, true)
+            } else if ident == "before" {
+                (Phase::Before, false)
+            } else {
                 return Err(syn::Error::new(
                     ident.span(),
-                    "expected `before`: `#[hook(before)]` records before the call",
+                    "expected `before` (`#[hook(before)]` records before the call) or `inject` (`#[hook(inject)]`: \
+                     fault-injection rules may answer the call)",
                 ));
             }
-            Phase::Before
         };
         let item: ItemFn = syn::parse2(item)?;
         let sig = &item.sig;
@@ -76,7 +84,16 @@ impl Hook {
                 "this function never returns: use `#[hook(before)]` to record it before the call",
             ));
         }
-        Ok(Hook { item, phase, args })
+        if inject && !matches!(args.first(), Some((_, syn::Type::Ptr(_)))) {
+            return Err(syn::Error::new(
+                sig.inputs.span(),
+                "`#[hook(inject)]` matches rules on the first argument: it must be a C string (`*const c_char`)",
+            ));
+        }
+        if inject && matches!(sig.output, ReturnType::Default) {
+            return Err(syn::Error::new(sig.span(), "`#[hook(inject)]` needs a result to answer with"));
+        }
+        Ok(Hook { item, phase, inject, args })
     }
 
     pub fn expand(&self) -> TokenStream {
@@ -116,6 +133,16 @@ impl Hook {
                 #ret
             },
         };
+        let answered = match (&sig.output, self.args.first()) {
+            (ReturnType::Type(_, ty), Some((first, _))) if self.inject => quote! {
+                if let Some(__code) = #p::injected_fault(#name_str, #first as *const ::std::ffi::c_char) {
+                    let #ret: #ty = #p::Injectable::injected(__code);
+                    __call.after_injected(#name_str, |#rec: &mut #p::Rec| { let #ret = #ret; #body; });
+                    return #ret;
+                }
+            },
+            _ => quote!(),
+        };
         quote! {
             #(#attrs)*
             #[unsafe(no_mangle)]
@@ -126,7 +153,7 @@ impl Hook {
                 let __real: __Fn = unsafe { __REAL.get() };
                 match #p::Call::begin() {
                     None => __real(#(#arg_names),*),
-                    Some(mut __call) => { #recorded }
+                    Some(mut __call) => { #answered #recorded }
                 }
             }
         }
@@ -183,6 +210,18 @@ mod tests {
     }
 
     #[test]
+    fn injectable_functions_may_be_answered_before_the_call() {
+        insta::assert_snapshot!(expand(
+            quote!(inject),
+            quote! {
+                unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
+                    rec.str(path).str(mode).ret_ptr(ret);
+                }
+            }
+        ));
+    }
+
+    #[test]
     fn misuse_is_reported() {
         assert_eq!(
             refusal(quote!(), quote! { unsafe extern "C" fn _exit(code: c_int) -> ! { rec.int(code); } }),
@@ -198,7 +237,12 @@ mod tests {
         );
         assert_eq!(
             refusal(quote!(after), quote! { unsafe extern "C" fn f(a: i32) -> i32 { } }),
-            "expected `before`: `#[hook(before)]` records before the call"
+            "expected `before` (`#[hook(before)]` records before the call) or `inject` (`#[hook(inject)]`: \
+             fault-injection rules may answer the call)"
+        );
+        assert_eq!(
+            refusal(quote!(inject), quote! { unsafe extern "C" fn f(a: i32) -> i32 { } }),
+            "`#[hook(inject)]` matches rules on the first argument: it must be a C string (`*const c_char`)"
         );
         assert_eq!(
             refusal(quote!(), quote! { unsafe extern "C" fn f((a, b): (i32, i32)) -> i32 { } }),

@@ -61,7 +61,7 @@ pub use runtime::{ListWriter, Rec};
 #[doc(hidden)]
 pub mod __private {
     //! What `#[hook]` expansions call. Not a public API.
-    pub use crate::runtime::{AsRet, Call, Pending, Real, Rec};
+    pub use crate::runtime::{injected_fault, AsRet, Call, Injectable, Pending, Real, Rec};
 }
 
 /// Runs when the library is loaded into a process (and again in each

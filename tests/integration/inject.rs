@@ -168,6 +168,79 @@ fn each_thread_and_each_child_is_counted_apart() {
     assert_eq!(run.status, ExitStatus::Code(0));
 }
 
+/// The libc calls a rule answered, as (function, result, errno).
+fn injected_libc(run: &probity::Run) -> Vec<(String, String, Option<String>)> {
+    run.trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            probity::EventKind::Libc(c) if c.injected => Some((
+                c.function.clone(),
+                c.ret.as_ref().map(ToString::to_string).unwrap_or_default(),
+                c.errno.as_deref().map(str::to_owned),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A resolver failure is a libc-level fault: getaddrinfo returns
+/// `EAI_AGAIN` twice, and a client that retries resolves on its third try.
+#[test]
+fn a_libc_rule_fails_getaddrinfo_and_the_client_retries() {
+    let script = "import socket\n\
+                  for attempt in range(1, 5):\n    \
+                      try:\n        \
+                          socket.getaddrinfo('localhost', 80, type=socket.SOCK_STREAM)\n        \
+                          print('resolved on attempt', attempt)\n        \
+                          break\n    \
+                      except socket.gaierror as e:\n        \
+                          print('attempt', attempt, e.errno)\n";
+    let run = Cmd::new("python3")
+        .args(["-c", script])
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Preload]))
+        .inject("getaddrinfo:error=EAI_AGAIN:when=1..2".parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.status, ExitStatus::Code(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "attempt 1 -3\nattempt 2 -3\nresolved on attempt 3\n");
+    let gai = ("getaddrinfo".to_owned(), "-3".to_owned(), None);
+    assert_eq!(injected_libc(&run), [gai.clone(), gai]);
+    // The third ran, and found the address.
+    let resolved = run.trace.events.iter().filter(|e| {
+        matches!(&e.kind, probity::EventKind::Libc(c)
+        if c.function == "getaddrinfo" && !c.injected && c.ret.as_ref().is_some_and(|r| r.to_string() == "0"))
+    });
+    assert_eq!(resolved.count(), 1, "{}", crate::support::dump(&run.trace));
+}
+
+/// A rule on `fopen` answers before the real function runs: the program
+/// sees its error, and the kernel tracer sees no `openat` of that file.
+#[test]
+fn a_libc_rule_fails_fopen_and_the_file_is_never_opened() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let run = Cmd::new(fixture(probity_fixtures::LIBC_FILES))
+        .arg(dir.path())
+        .inject(format!("fopen:error=EACCES:path={}/a", dir.path().display()).parse().unwrap())
+        .try_run()
+        .unwrap();
+    assert_eq!(run.status, ExitStatus::Code(99));
+    assert_eq!(run.stderr, "libc_files: fopen DIR/a\n");
+    assert_eq!(injected_libc(&run), [("fopen".to_owned(), "NULL".to_owned(), Some("EACCES".to_owned()))]);
+    let a = dir.path().join("a");
+    assert_eq!(run.trace.syscalls().path(&a).count(), 0, "{}", crate::support::dump(&run.trace));
+    assert!(!a.exists());
+    // Without the preload tracer nothing could answer it: refused.
+    let refused = Cmd::new("true")
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Ebpf]))
+        .inject("fopen:error=EACCES".parse().unwrap())
+        .try_run()
+        .unwrap_err();
+    let why = std::error::Error::source(&refused).map(ToString::to_string).unwrap_or_default();
+    assert!(why.contains("a fault-injection rule on fopen needs the preload tracer"), "{refused}: {why}");
+}
+
 /// A thread that gets the id of one that ended is a new thread: its
 /// first call is its first, as under strace. The fixture cycles through
 /// the kernel's thread ids until one comes back.

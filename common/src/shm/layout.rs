@@ -79,6 +79,9 @@ pub const CALL_BEFORE: u16 = 1;
 /// `LibcCallFixed::flags`: the result of a call recorded before it ran
 /// (`CALL_BEFORE`), which did return; only `ret`, `errno` and `end` are set.
 pub const CALL_RESULT: u16 = 2;
+/// `LibcCallFixed::flags`: the call did not run; a fault-injection rule
+/// gave its result.
+pub const CALL_INJECTED: u16 = 4;
 
 /// The fixed part of a libc call record. After it come `name_len` bytes
 /// of the function's name, then the string area the argument slots point

@@ -58,6 +58,18 @@ pub const MAX_RECORD: usize = 512;
 pub const RING_DATA_BYTES: usize = 16 << 20;
 /// The environment variable naming the ring file.
 pub const RING_ENV: &str = "PROBITY_PRELOAD_RING";
+
+/// The environment variable with the libc-level fault-injection rules,
+/// one a line: `FUNCTION<TAB>CODE<TAB>FIRST<TAB>LAST<TAB>STEP<TAB>PATTERN`
+/// (decimal numbers; an empty pattern matches every call). The library
+/// reads at most [`MAX_FAULTS`] rules and ignores a line it cannot read.
+pub const FAULTS_ENV: &str = "PROBITY_PRELOAD_FAULTS";
+
+/// Most libc-level fault rules a process takes.
+pub const MAX_FAULTS: usize = 8;
+
+/// Longest pattern of a libc-level fault rule, in bytes.
+pub const FAULT_PATTERN_LEN: usize = 255;
 /// Most bytes of a function name kept in a record.
 pub const NAME_LEN: usize = 63;
 /// Arguments a record holds.

@@ -39,6 +39,13 @@ pub enum FilterError {
     /// missing from the counts.
     #[error("fault injection cannot be combined with summary counts (--summary): the injected calls would be missing from them")]
     WithSummary,
+    /// A rule on a libc function, which only the preload library can
+    /// answer, without the preload tracer.
+    #[error("a fault-injection rule on {function} needs the preload tracer, which this run leaves out")]
+    LibcWithoutPreload {
+        /// The rule's function.
+        function: String,
+    },
 }
 
 /// libseccomp's error, kept as a cause so that its type stays out of

@@ -25,6 +25,11 @@
 //!   in the trace when the eBPF tracer saw it.
 //! - A process of the tree that outlives the run finds the calls the
 //!   filter holds failing with `ENOSYS` once probity stops answering.
+//! - Rules on libc functions (`getaddrinfo`, `fopen`) are answered by the
+//!   preload library, before the real function runs, and need the preload
+//!   tracer: they count per rule in each process (a forked child, and each
+//!   exec'd image, count from zero), not per thread. A static program, or
+//!   one that resolves names without libc, does not see them.
 //! - The filter lets through the one `sendmsg` that hands the listener
 //!   over (the hand-over socket's descriptor number, with
 //!   `MSG_NOSIGNAL|MSG_DONTWAIT`); a program that makes that exact call
@@ -36,6 +41,7 @@ mod supervisor;
 
 pub(crate) use filter::Filter;
 pub use filter::FilterError;
+pub(crate) use spec::libc_wire;
 pub use spec::{Answer, Host, Inject, SpecError, When};
 pub(crate) use supervisor::Supervisor;
 
@@ -54,6 +60,9 @@ pub(crate) fn prepare(
     joined: Option<std::sync::Arc<crate::testing::join::JoinRecord>>,
 ) -> Result<Option<Supervisor>, FilterError> {
     use std::os::unix::process::CommandExt;
+    // Rules on libc functions are the preload library's (`libc_wire`).
+    let rules: Vec<Inject> = rules.iter().filter(|r| !r.is_libc()).cloned().collect();
+    let rules = rules.as_slice();
     if rules.is_empty() {
         return Ok(None);
     }

@@ -30,8 +30,9 @@ pub enum SpecError {
         /// The whole rule.
         spec: String,
     },
-    /// A name or number in the set is not a syscall of this architecture.
-    #[error("unknown syscall {name:?}")]
+    /// A name or number in the set is not a syscall of this architecture,
+    /// nor a libc function probity injects faults into.
+    #[error("unknown syscall {name:?} (libc functions: {libc})", libc = LIBC_FUNCTIONS.join(", "))]
     UnknownSyscall {
         /// The name as written.
         name: String,
@@ -67,6 +68,22 @@ pub enum SpecError {
     /// Both `error=` and `retval=`, or one of them twice.
     #[error("error= and retval= exclude each other, and each may appear once")]
     ErrorAndRetval,
+    /// A set that names both syscalls and libc functions.
+    #[error("{spec:?} names syscalls and libc functions: a rule is on one or the other")]
+    MixedSet {
+        /// The whole rule.
+        spec: String,
+    },
+    /// A key a rule on libc functions does not take.
+    #[error("{key}= is not for libc functions ({function} takes {takes})")]
+    NotForLibc {
+        /// The key as written.
+        key: String,
+        /// The rule's function.
+        function: &'static str,
+        /// What it takes.
+        takes: &'static str,
+    },
     /// No `error=`, `retval=`, `signal=`, `delay_enter=` or `delay_exit=`.
     #[error("missing :error, :retval, :signal, :delay_enter or :delay_exit in {spec:?}")]
     NothingToInject {
@@ -212,6 +229,10 @@ pub struct Inject {
     pub(crate) path: Option<glob::Pattern>,
     pub(crate) fd: Option<i32>,
     pub(crate) host: Option<Host>,
+    /// For a rule on libc functions (then `syscalls` is empty): the
+    /// functions, and the glob their path or host name must match.
+    pub(crate) libc: Vec<&'static str>,
+    pub(crate) libc_pattern: Option<String>,
 }
 
 impl Inject {
@@ -246,7 +267,62 @@ impl Inject {
             path: None,
             fd: None,
             host: None,
+            libc: Vec::new(),
+            libc_pattern: None,
         })
+    }
+
+    /// A rule on libc functions (`getaddrinfo`, `fopen`), answered by the
+    /// preload library before the real function runs: give it an error
+    /// (`EAI_*` for `getaddrinfo`, an errno for `fopen`).
+    pub fn libc<S: AsRef<str>>(set: impl IntoIterator<Item = S>) -> Result<Inject, SpecError> {
+        let mut libc = Vec::new();
+        for name in set {
+            let name = name.as_ref().trim();
+            if name.is_empty() {
+                continue;
+            }
+            let f = LIBC_FUNCTIONS
+                .iter()
+                .find(|f| **f == name)
+                .ok_or_else(|| SpecError::UnknownSyscall { name: name.to_owned() })?;
+            if !libc.contains(f) {
+                libc.push(*f);
+            }
+        }
+        if libc.is_empty() {
+            return Err(SpecError::EmptySet { spec: String::new() });
+        }
+        if libc.len() > 1 {
+            // One answer cannot be both an EAI code and an errno.
+            return Err(SpecError::NotForLibc {
+                key: "set".into(),
+                function: libc[0],
+                takes: "a set of one function: getaddrinfo answers with EAI codes, fopen with an errno",
+            });
+        }
+        Ok(Inject { libc, ..Inject::empty() })
+    }
+
+    fn empty() -> Inject {
+        Inject {
+            syscalls: Vec::new(),
+            answer: Answer::Run,
+            signal: None,
+            delay_enter: None,
+            delay_exit: None,
+            when: When::ALWAYS,
+            path: None,
+            fd: None,
+            host: None,
+            libc: Vec::new(),
+            libc_pattern: None,
+        }
+    }
+
+    /// Whether the rule is on libc functions rather than syscalls.
+    pub(crate) fn is_libc(&self) -> bool {
+        !self.libc.is_empty()
     }
 
     /// strace's `--fault=SET`: `SET` failing with `ENOSYS` unless an
@@ -300,9 +376,21 @@ impl Inject {
     /// for a call with no path argument (`write`, `fsync`), the path of
     /// the descriptor in its first argument. Calls that do not match are
     /// not counted either.
+    ///
+    /// On a rule on `fopen`, the path as the program passed it.
     pub fn with_path(mut self, pattern: glob::Pattern) -> Self {
+        if self.is_libc() {
+            self.libc_pattern = Some(pattern.as_str().to_owned());
+        }
         self.path = Some(pattern);
         self
+    }
+
+    /// On a rule on `getaddrinfo`: only lookups of a name matching `glob`
+    /// (in any case), as `:host=` in the string form.
+    pub fn with_name(mut self, glob: &str) -> Result<Self, SpecError> {
+        self.libc_pattern = Some(libc_glob("host", glob)?);
+        Ok(self)
     }
 
     /// Only calls whose first argument is descriptor `fd`.
@@ -331,6 +419,14 @@ impl Inject {
     fn parse_with(spec: &str, fault: bool) -> Result<Inject, SpecError> {
         let mut parts = spec.split(':');
         let set = parts.next().unwrap_or_default();
+        let names: Vec<&str> = set.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+        let libc_names = names.iter().filter(|n| LIBC_FUNCTIONS.contains(n)).count();
+        if libc_names > 0 && libc_names < names.len() {
+            return Err(SpecError::MixedSet { spec: spec.to_owned() });
+        }
+        if libc_names > 0 {
+            return Inject::parse_libc(spec, Inject::libc(names)?, parts, fault);
+        }
         let mut rule = Inject::syscalls(set.split(',')).map_err(|e| match e {
             SpecError::EmptySet { .. } => SpecError::EmptySet { spec: spec.to_owned() },
             e => e,
@@ -386,6 +482,137 @@ impl Inject {
         }
         Ok(rule)
     }
+}
+
+impl Inject {
+    /// The keys of a rule on a libc function: `error=` (an `EAI_*` name
+    /// or an errno), `retval=` (getaddrinfo), `when=`, and `path=`
+    /// (fopen) or `host=` (getaddrinfo) as a glob on the argument.
+    fn parse_libc<'a>(
+        spec: &str,
+        mut rule: Inject,
+        parts: impl Iterator<Item = &'a str>,
+        fault: bool,
+    ) -> Result<Inject, SpecError> {
+        let function = rule.libc[0];
+        let resolver = function == "getaddrinfo";
+        let takes = if resolver {
+            "error=EAI_*, retval=N, when= and host=NAME-GLOB"
+        } else {
+            "error=ERRNO, when= and path=GLOB"
+        };
+        let not_for = |key: &str| SpecError::NotForLibc { key: key.to_owned(), function, takes };
+        let mut result_given = false;
+        for part in parts {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            match key {
+                "error" | "retval" if result_given => return Err(SpecError::ErrorAndRetval),
+                "error" if resolver => {
+                    result_given = true;
+                    rule.answer = Answer::Retval(i64::from(parse_eai(value)?));
+                }
+                "error" => {
+                    result_given = true;
+                    rule.answer = Answer::Error(parse_errno(value)?);
+                }
+                "retval" if resolver && !fault => {
+                    result_given = true;
+                    let v = value.parse::<i32>().ok().filter(|v| *v != 0).ok_or_else(|| SpecError::InvalidValue {
+                        key: "retval",
+                        value: value.to_owned(),
+                        expected: "a nonzero getaddrinfo result",
+                    })?;
+                    rule.answer = Answer::Retval(i64::from(v));
+                }
+                "when" => rule.when = When::parse(value)?,
+                "path" if !resolver => rule.libc_pattern = Some(libc_glob("path", value)?),
+                "host" if resolver => rule.libc_pattern = Some(libc_glob("host", value)?),
+                "retval" | "signal" | "delay_enter" | "delay_exit" | "path" | "fd" | "host" => {
+                    return Err(not_for(key))
+                }
+                _ => return Err(SpecError::UnknownKey { key: key.to_owned() }),
+            }
+        }
+        if rule.answer == Answer::Run {
+            if !fault {
+                return Err(SpecError::NothingToInject { spec: spec.to_owned() });
+            }
+            rule.answer =
+                if resolver { Answer::Retval(i64::from(libc::EAI_FAIL)) } else { Answer::Error(Errno::ENOSYS) };
+        }
+        Ok(rule)
+    }
+}
+
+/// The libc functions a rule can name.
+pub(crate) const LIBC_FUNCTIONS: &[&str] = &["getaddrinfo", "fopen"];
+
+/// getaddrinfo's error names, as `<netdb.h>` has them.
+const EAI: &[(&str, i32)] = &[
+    ("EAI_BADFLAGS", libc::EAI_BADFLAGS),
+    ("EAI_NONAME", libc::EAI_NONAME),
+    ("EAI_AGAIN", libc::EAI_AGAIN),
+    ("EAI_FAIL", libc::EAI_FAIL),
+    ("EAI_NODATA", -5),
+    ("EAI_FAMILY", libc::EAI_FAMILY),
+    ("EAI_SOCKTYPE", libc::EAI_SOCKTYPE),
+    ("EAI_SERVICE", libc::EAI_SERVICE),
+    ("EAI_ADDRFAMILY", -9),
+    ("EAI_MEMORY", libc::EAI_MEMORY),
+    ("EAI_SYSTEM", libc::EAI_SYSTEM),
+    ("EAI_OVERFLOW", libc::EAI_OVERFLOW),
+];
+
+fn parse_eai(value: &str) -> Result<i32, SpecError> {
+    EAI.iter().find(|(n, _)| *n == value).map(|(_, c)| *c).ok_or_else(|| SpecError::InvalidValue {
+        key: "error",
+        value: value.to_owned(),
+        expected: "an EAI_* name, such as EAI_AGAIN or EAI_NONAME",
+    })
+}
+
+/// A glob the preload library matches with `fnmatch`: no tab, newline or
+/// NUL (the rules travel one a line), and short enough for its storage.
+fn libc_glob(key: &'static str, value: &str) -> Result<String, SpecError> {
+    let ok = !value.is_empty()
+        && value.len() <= probity_common::shm::FAULT_PATTERN_LEN
+        && !value.contains(['\t', '\n', '\0'])
+        && glob::Pattern::new(value).is_ok();
+    if !ok {
+        return Err(SpecError::InvalidValue {
+            key,
+            value: value.to_owned(),
+            expected: "a glob pattern of at most 255 bytes, without tab or newline",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// The libc-level rules of `rules` as the preload library reads them
+/// (`FAULTS_ENV`); `None` without any. A rule on `fopen` is on `fopen64`
+/// too (each counted apart).
+pub(crate) fn libc_wire(rules: &[Inject]) -> Option<String> {
+    let mut out = String::new();
+    for r in rules.iter().filter(|r| r.is_libc()) {
+        let code = match r.answer {
+            Answer::Error(e) => e as i64,
+            Answer::Retval(v) => v,
+            Answer::Run => continue,
+        };
+        for f in &r.libc {
+            let names: &[&str] = if *f == "fopen" { &["fopen", "fopen64"] } else { &[*f] };
+            for name in names {
+                out.push_str(&format!(
+                    "{name}\t{code}\t{}\t{}\t{}\t{}\n",
+                    r.when.first,
+                    r.when.last,
+                    r.when.step,
+                    r.libc_pattern.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl FromStr for Inject {
@@ -513,5 +740,37 @@ mod tests {
         assert!(matches!(err("openat:delay_enter=soon"), SpecError::InvalidValue { key: "delay_enter", .. }));
         assert!(matches!(err("openat:error=EIO:fd=-1"), SpecError::InvalidValue { key: "fd", .. }));
         assert!(matches!(err("openat:error=EIO:path=[a"), SpecError::InvalidValue { key: "path", .. }));
+    }
+
+    #[test]
+    fn libc_rules_take_their_own_answers_and_filters() {
+        let r: Inject = "getaddrinfo:error=EAI_NONAME:when=2+:host=*.example.com".parse().unwrap();
+        assert!(r.is_libc() && r.syscalls.is_empty());
+        assert_eq!(r.answer, Answer::Retval(i64::from(libc::EAI_NONAME)));
+        let f: Inject = "fopen:error=EACCES:path=/etc/*".parse().unwrap();
+        assert_eq!(f.answer, Answer::Error(Errno::EACCES));
+        assert_eq!(
+            libc_wire(&[r, f, "openat:error=EIO".parse().unwrap()]).unwrap(),
+            "getaddrinfo\t-2\t2\t4294967295\t1\t*.example.com\n\
+             fopen\t13\t1\t4294967295\t1\t/etc/*\nfopen64\t13\t1\t4294967295\t1\t/etc/*\n"
+        );
+        assert_eq!(Inject::fault("getaddrinfo").unwrap().answer, Answer::Retval(i64::from(libc::EAI_FAIL)));
+        let typed = Inject::libc(["getaddrinfo"])
+            .unwrap()
+            .with_retval(i64::from(libc::EAI_NONAME))
+            .with_when(When::range(2, None, 1))
+            .with_name("*.example.com")
+            .unwrap();
+        let parsed: Inject = "getaddrinfo:error=EAI_NONAME:when=2+:host=*.example.com".parse().unwrap();
+        assert_eq!(typed, parsed);
+        let err = |s: &str| s.parse::<Inject>().unwrap_err();
+        assert_eq!(err("fopen,openat:error=EIO"), SpecError::MixedSet { spec: "fopen,openat:error=EIO".into() });
+        assert!(matches!(err("getaddrinfo:error=ENOSPC"), SpecError::InvalidValue { key: "error", .. }));
+        assert!(matches!(err("fopen:retval=1"), SpecError::NotForLibc { function: "fopen", .. }));
+        assert!(matches!(err("fopen:error=EIO:host=x"), SpecError::NotForLibc { .. }));
+        assert!(matches!(err("getaddrinfo:error=EAI_FAIL:signal=USR1"), SpecError::NotForLibc { .. }));
+        assert!(matches!(err("fopen:error=EIO:path=a\tb"), SpecError::InvalidValue { key: "path", .. }));
+        assert!(matches!(err("fopen:when=2"), SpecError::NothingToInject { .. }));
+        assert!(matches!(err("fopen,getaddrinfo:error=EIO"), SpecError::NotForLibc { .. }));
     }
 }

@@ -136,6 +136,7 @@ mod tests {
                 errno: None,
                 duration_ns: dur,
                 parent: None,
+                injected: false,
             }),
         }
     }

@@ -278,6 +278,7 @@ mod tests {
             errno: None,
             duration_ns: 1,
             parent: None,
+            injected: false,
         };
         ev(ts_ns, pid, tid, EventKind::Libc(call))
     }

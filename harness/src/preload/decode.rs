@@ -10,7 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use foldhash::HashMap;
 
 use probity_common::shm::{
-    libc_call_parts, ArgKind, ArgSlot, Attach, LibcCallFixed, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT,
+    libc_call_parts, ArgKind, ArgSlot, Attach, LibcCallFixed, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_INJECTED,
+    CALL_RESULT,
 };
 use probity_common::EventKind as RecordKind;
 
@@ -101,6 +102,7 @@ impl Decoder {
                         errno: if before { None } else { errno(&fixed.ret, fixed.errno) },
                         duration_ns,
                         parent: None,
+                        injected: fixed.flags & CALL_INJECTED != 0,
                     }),
                 };
                 if before {

@@ -903,6 +903,7 @@ mod tests {
                 errno: None,
                 duration_ns: 10,
                 parent: None,
+                injected: false,
             }),
         };
         let t = trace(
@@ -949,7 +950,15 @@ mod tests {
 
     fn libc_call(ts_ns: u64, pid: u32, tid: u32, function: &str, args: Vec<Arg>, ret: Option<Arg>) -> Event {
         let errno = None;
-        let call = crate::event::LibcCall { function: function.into(), args, ret, errno, duration_ns: 1, parent: None };
+        let call = crate::event::LibcCall {
+            function: function.into(),
+            args,
+            ret,
+            errno,
+            duration_ns: 1,
+            parent: None,
+            injected: false,
+        };
         Event { ts_ns, pid, tid, kind: EventKind::Libc(call) }
     }
 

@@ -1078,6 +1078,7 @@ mod tests {
                 errno: None,
                 duration_ns: 1,
                 parent: None,
+                injected: false,
             }),
         };
         let t = trace(

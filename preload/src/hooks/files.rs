@@ -75,13 +75,13 @@ unsafe extern "C" fn creat64(path: *const c_char, mode: mode_t) -> c_int {
 }
 
 /// `fopen(3)`: the path and the mode string; the `FILE *` or NULL.
-#[hook]
+#[hook(inject)]
 unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE {
     rec.str(path).str(mode).ret_ptr(ret);
 }
 
 /// `fopen64(3)`.
-#[hook]
+#[hook(inject)]
 unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE {
     rec.str(path).str(mode).ret_ptr(ret);
 }

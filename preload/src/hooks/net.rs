@@ -275,7 +275,7 @@ unsafe fn peer(rec: &mut Rec<'_>, ret: c_int, addr: *mut sockaddr, addrlen: *mut
 /// `getaddrinfo(3)`: host, service and the addresses it returned, one per
 /// entry of the result list (so an address appears once per socket type
 /// when the hints do not fix one); the result is the `EAI_*` code.
-#[hook]
+#[hook(inject)]
 unsafe extern "C" fn getaddrinfo(
     node: *const c_char,
     service: *const c_char,

@@ -22,6 +22,7 @@ static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// children of a shell exec at once).
 pub(crate) extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    super::faults::after_fork_in_child();
 }
 
 /// Registers the fork handler and learns the main thread's ids; called

@@ -5,6 +5,7 @@
 //! hooks are safe in signal handlers and in forked children.
 
 pub(crate) mod arglist;
+mod faults;
 mod ids;
 pub(crate) mod raw_syscall;
 mod real;
@@ -17,6 +18,7 @@ pub(crate) use ids::after_fork_in_child;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use faults::{injected_fault, Injectable};
 pub use real::Real;
 pub use record::{AsRet, Call, ListWriter, Pending, Rec};
 /// Sets up recording in a newly loaded process. It allocates nothing (the
@@ -30,6 +32,7 @@ pub(crate) fn init() {
     // has no state: boxing it allocates nothing.
     std::panic::set_hook(Box::new(|_| {}));
     ids::init();
+    faults::init();
     raw_syscall::resolve();
     ring::attach(thread::state(), start);
 }

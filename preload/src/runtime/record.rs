@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 
 use probity_common::shm::{
-    ArgKind, ArgSlot, LibcCallFixed, RecordBuf, Ring, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_RESULT, MAX_ARGS,
-    NAME_LEN, STRINGS_LEN,
+    ArgKind, ArgSlot, LibcCallFixed, RecordBuf, Ring, ARG_NULL, ARG_TRUNCATED, CALL_BEFORE, CALL_INJECTED, CALL_RESULT,
+    MAX_ARGS, NAME_LEN, STRINGS_LEN,
 };
 use probity_common::{EventHeader, EventKind};
 
@@ -60,6 +60,13 @@ impl Call {
     pub fn after(self, name: &str, body: impl FnOnce(&mut Rec)) {
         let end = stamp();
         self.write(name, 0, end, body);
+    }
+
+    /// Records a call a fault-injection rule answered: it did not run.
+    #[inline]
+    pub fn after_injected(self, name: &str, body: impl FnOnce(&mut Rec)) {
+        let end = stamp();
+        self.write(name, CALL_INJECTED, end, body);
     }
 
     /// Records the call before it runs (it may never return).

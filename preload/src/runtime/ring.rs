@@ -33,9 +33,15 @@ pub(crate) fn ring() -> Option<Ring> {
     Some(unsafe { Ring::from_checked(base) })
 }
 
-/// The value of `RING_ENV` in the environment, read in place: `getenv` is
-/// one of the library's own hooks, and `std::env` would allocate.
+/// The value of `RING_ENV` in the environment.
 fn ring_path() -> Option<&'static CStr> {
+    env_value(RING_ENV)
+}
+
+/// The value of variable `name` in the environment, read in place:
+/// `getenv` is one of the library's own hooks, and `std::env` would
+/// allocate.
+pub(crate) fn env_value(name: &str) -> Option<&'static CStr> {
     // SAFETY: `environ` is a NULL-terminated array of NUL-terminated
     // strings (glibc replaces the array whole when it grows it). At load
     // time only constructors have run, on this thread; the strings found
@@ -47,7 +53,7 @@ fn ring_path() -> Option<&'static CStr> {
         }
         while !(*entry).is_null() {
             let var = CStr::from_ptr(*entry).to_bytes_with_nul();
-            if let Some(value) = var.strip_prefix(RING_ENV.as_bytes()).and_then(|v| v.strip_prefix(b"=")) {
+            if let Some(value) = var.strip_prefix(name.as_bytes()).and_then(|v| v.strip_prefix(b"=")) {
                 return CStr::from_bytes_with_nul(value).ok();
             }
             entry = entry.add(1);

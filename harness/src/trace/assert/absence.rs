@@ -398,7 +398,15 @@ mod tests {
 
     /// A libc call of process `pid` at `ts`.
     fn libc(ts: u64, pid: u32, function: &str, args: Vec<Arg>, ret: Option<Arg>) -> Event {
-        let call = LibcCall { function: function.into(), args, ret, errno: None, duration_ns: 1, parent: None };
+        let call = LibcCall {
+            function: function.into(),
+            args,
+            ret,
+            errno: None,
+            duration_ns: 1,
+            parent: None,
+            injected: false,
+        };
         Event { ts_ns: ts, pid, tid: pid, kind: EventKind::Libc(call) }
     }
 

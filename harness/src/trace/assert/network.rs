@@ -436,6 +436,7 @@ mod tests {
                 errno: None,
                 duration_ns: 1,
                 parent: None,
+                injected: false,
             }),
         }
     }
