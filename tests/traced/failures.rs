@@ -138,7 +138,17 @@ fn a_child_killed_by_a_signal_says_which() {
     );
 }
 
-/// Where a failing test's traces go: the target directory of this binary.
+/// The folder a failing test said its traces are in.
+fn said_dir(text: &str) -> PathBuf {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("probity: the traces of this failing test ("))
+        .unwrap_or_else(|| panic!("no traces line in:\n{text}"));
+    PathBuf::from(line.rsplit_once(") are in ").map(|(_, d)| d).unwrap_or_default())
+}
+
+/// Where a failing test's traces go: the target directory of this binary
+/// (or, when this user cannot write there, a new temporary folder).
 fn kept_dir(test: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().skip(1).find(|d| d.join("CACHEDIR.TAG").is_file()).unwrap().to_path_buf();
@@ -151,10 +161,20 @@ fn kept_dir(test: &str) -> PathBuf {
 /// expected panic came writes nothing.
 #[test]
 fn a_failing_test_leaves_its_traces() {
-    let dir = kept_dir("demo_failing_assertion");
     let (ok, text) = run_demo("demo_failing_assertion");
     assert!(!ok);
-    assert_contains(&text, &[&format!("probity: the traces of this failing test are in {}", dir.display())]);
+    let dir = said_dir(&text);
+    let target = kept_dir("demo_failing_assertion");
+    let writable = std::fs::create_dir_all(target.parent().unwrap()).is_ok()
+        && std::fs::metadata(target.parent().unwrap()).is_ok_and(|m| !m.permissions().readonly())
+        && tempfile::tempfile_in(target.parent().unwrap()).is_ok();
+    if writable {
+        assert_eq!(dir, target, "{text}");
+    } else {
+        // Another user's target directory: a folder of the test's own.
+        assert!(dir.starts_with(std::env::temp_dir()), "{text}");
+        assert_contains(&text, &[&format!("{} cannot be written", target.display())]);
+    }
     let trace = probity::Trace::load(dir.join("run-1.jsonl")).unwrap();
     trace.assert_execs_exactly(["cat"]);
     trace.assert_opened("/etc/hostname");
@@ -162,14 +182,20 @@ fn a_failing_test_leaves_its_traces() {
         serde_json::from_slice(&std::fs::read(dir.join("run-1.perfetto.json")).unwrap()).unwrap();
     assert!(perfetto["traceEvents"].as_array().is_some_and(|e| !e.is_empty()), "{perfetto}");
     assert!(!dir.join("run-2.jsonl").exists());
+    if !writable {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     // A test that returns an error: both its runs, in order.
-    let dir = kept_dir("demo_failing_result");
     let (ok, text) = run_demo("demo_failing_result");
     assert!(!ok);
-    assert_contains(&text, &["the second run was wrong", &dir.display().to_string()]);
+    assert_contains(&text, &["the second run was wrong"]);
+    let dir = said_dir(&text);
     let second = probity::Trace::load(dir.join("run-2.jsonl")).unwrap();
     assert_eq!(second.outcome.status, probity::ExitStatus::Code(3));
+    if !writable {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     // An expected panic is a pass: nothing is written.
     let dir = kept_dir("demo_expected_panic");

@@ -72,16 +72,24 @@ impl Keeping {
             return;
         };
         let dir = target.join("probity").join(file_name(&self.name));
-        match write(&dir, &k.traces) {
-            Ok(()) => {
+        // A target directory this user cannot write (another user's
+        // build, say): a new folder of its own in the temporary directory.
+        let written = write(&dir, &k.traces).map(|()| dir.clone()).or_else(|e| {
+            let other = fresh_temp_dir().ok_or_else(|| std::io::Error::new(e.kind(), e.to_string()))?;
+            eprintln!("probity: {} cannot be written ({e}), so the traces go to {}", dir.display(), other.display());
+            write(&other, &k.traces).map(|()| other)
+        });
+        match written {
+            Ok(dir) => {
                 let more = if k.skipped > 0 {
-                    format!(" ({} later runs not kept: past {KEEP_EVENTS} events)", k.skipped)
+                    format!("; {} later runs not kept, past {KEEP_EVENTS} events", k.skipped)
                 } else {
                     String::new()
                 };
+                // The folder ends the line, so that it can be copied whole.
                 eprintln!(
-                    "probity: the traces of this failing test are in {}{more}: run-N.jsonl for `probity show`, \
-                     run-N.perfetto.json for ui.perfetto.dev",
+                    "probity: the traces of this failing test (run-N.jsonl for `probity show`, run-N.perfetto.json \
+                     for ui.perfetto.dev{more}) are in {}",
                     dir.display()
                 );
             }
@@ -122,6 +130,21 @@ fn write(dir: &Path, traces: &[Trace]) -> std::io::Result<()> {
         t.write_perfetto(std::io::BufWriter::new(std::fs::File::create(dir.join(format!("run-{n}.perfetto.json")))?))?;
     }
     Ok(())
+}
+
+/// A new folder of this process's own under the temporary directory
+/// (`mkdtemp`: a name no one else can have taken).
+fn fresh_temp_dir() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut template = std::env::temp_dir().join("probity-traces-XXXXXX").into_os_string().into_vec();
+    template.push(0);
+    // SAFETY: a NUL-terminated template that mkdtemp fills in place.
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return None;
+    }
+    template.pop();
+    Some(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&template)))
 }
 
 /// A test's name as one file name.
