@@ -1,6 +1,6 @@
 //! The traces of a failing `#[traced_test]`, written where its author can
 //! look at them: `target/probity/<test>/run-N.jsonl` (for
-//! `probity show`) and `run-N.perfetto.json` (for ui.perfetto.dev).
+//! `Trace::load`) and `run-N.perfetto.json` (for ui.perfetto.dev).
 //!
 //! Each traced run of a test keeps a copy of its trace until the test
 //! ends; a test that passes drops them, one that fails writes them and
@@ -12,10 +12,11 @@ use std::sync::Mutex;
 
 use crate::trace::Trace;
 
-/// How many events a test keeps in all: enough for any test a person
-/// reads, bounded so that a test tracing a build does not double its
-/// memory. Runs past it are counted, not kept.
-const KEEP_EVENTS: usize = 2_000_000;
+/// How many events a test keeps in all: far more than a test a person
+/// reads has, bounded so that a test tracing a build does not hold a
+/// second copy of it (an event is about 200 bytes: at most about 100 MB).
+/// Runs past it are counted, not kept.
+const KEEP_EVENTS: usize = 500_000;
 
 /// What the tests running in this process have kept, by scope.
 #[derive(Default)]
@@ -88,7 +89,7 @@ impl Keeping {
                 };
                 // The folder ends the line, so that it can be copied whole.
                 eprintln!(
-                    "probity: the traces of this failing test (run-N.jsonl for `probity show`, run-N.perfetto.json \
+                    "probity: the traces of this failing test (run-N.jsonl for `Trace::load`, run-N.perfetto.json \
                      for ui.perfetto.dev{more}) are in {}",
                     dir.display()
                 );
