@@ -391,7 +391,9 @@ impl Policy {
                 });
             }
         }
-        let gates = self.base.gate_anything() || self.overrides.iter().any(|o| o.rules.gate_anything());
+        let gates = self.base.gate_anything()
+            || self.ceiling != Network::Any
+            || self.overrides.iter().any(|o| o.rules.gate_anything());
         Verdict {
             schema: BOM_SCHEMA.to_owned(),
             mode: self.mode,
@@ -570,5 +572,13 @@ mod tests {
         let deny = Policy::from_network_flags(true, &[]).unwrap().unwrap();
         let got = connects(&policy(text).and_network_of(&deny));
         assert!(got.iter().any(|m| m.contains("allows no network access")), "{got:?}");
+        // Beside a file that gates no network, the flag still gates: what
+        // the trace cannot see (lost events) fails it.
+        let mut lossy = t.clone();
+        lossy.outcome.losses.ring_full = 3;
+        let v = policy("mode = \"enforce\"\n").and_network_of(&deny).check_as(&lossy, &at(), &unit);
+        assert!(!v.undecided.is_empty() && v.fails(), "{v:#?}");
+        let v = policy("mode = \"enforce\"\n").check_as(&lossy, &at(), &unit);
+        assert!(v.undecided.is_empty() && !v.fails(), "{v:#?}");
     }
 }
