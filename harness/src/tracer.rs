@@ -301,15 +301,26 @@ impl Tracer {
             };
             own.extend(p.variables(existing.as_deref())?);
         }
-        // Fault rules on libc functions travel to the preload library.
-        if let Some(wire) = crate::inject::libc_wire(&self.inject) {
-            if preload.is_none() {
+        // Fault rules on libc functions travel to the preload library; a
+        // variable of that name inherited from elsewhere (an outer run)
+        // must not bring faults nobody asked of this one.
+        let faults = probity_common::shm::FAULTS_ENV;
+        match crate::inject::libc_wire(&self.inject).map_err(Error::Inject)? {
+            Some(_) if preload.is_none() => {
                 let function = self.inject.iter().find_map(|r| r.libc.first()).copied().unwrap_or_default();
                 return Err(Error::Inject(crate::inject::FilterError::LibcWithoutPreload {
                     function: function.to_owned(),
                 }));
             }
-            own.push((probity_common::shm::FAULTS_ENV.into(), wire.into()));
+            Some(wire) => own.push((faults.into(), wire.into())),
+            None if preload.is_some() => match &mut env {
+                Some(e) => e.remove(faults),
+                None if std::env::var_os(faults).is_some() || cmd.get_envs().any(|(k, _)| k == faults) => {
+                    cmd.env_remove(faults);
+                }
+                None => {}
+            },
+            None => {}
         }
         match &mut env {
             Some(e) => own.into_iter().for_each(|(k, v)| e.set(k, v)),

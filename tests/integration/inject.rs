@@ -212,6 +212,18 @@ fn a_libc_rule_fails_getaddrinfo_and_the_client_retries() {
         if c.function == "getaddrinfo" && !c.injected && c.ret.as_ref().is_some_and(|r| r.to_string() == "0"))
     });
     assert_eq!(resolved.count(), 1, "{}", crate::support::dump(&run.trace));
+
+    // The variable that carries the rules, inherited from elsewhere (an
+    // outer run, or a program's doing), brings no faults to a run that
+    // asked for none.
+    let run = Cmd::new("python3")
+        .args(["-c", script])
+        .env("PROBITY_PRELOAD_FAULTS", "getaddrinfo\t-3\t1\t4294967295\t1\t\n")
+        .tracer(Tracer::new().with_tracers(&[TracerKind::Preload]))
+        .try_run()
+        .unwrap();
+    assert_eq!(run.stdout, "resolved on attempt 1\n", "{}", run.stderr);
+    assert_eq!(injected_libc(&run), []);
 }
 
 /// A rule on `fopen` answers before the real function runs: the program

@@ -206,5 +206,7 @@ fn a_failing_test_leaves_its_traces() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    let said = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!said.contains("traces of this failing test"), "{said}");
     assert!(!dir.exists(), "{} was written for a passing test", dir.display());
 }

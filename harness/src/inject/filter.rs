@@ -46,6 +46,15 @@ pub enum FilterError {
         /// The rule's function.
         function: String,
     },
+    /// A rule on a libc function the preload library cannot answer as
+    /// built (a typed builder gave it a syscall rule's part).
+    #[error("a fault-injection rule on {function} cannot be answered: {why}")]
+    LibcRule {
+        /// The rule's function.
+        function: String,
+        /// Why.
+        why: &'static str,
+    },
 }
 
 /// libseccomp's error, kept as a cause so that its type stays out of

@@ -257,19 +257,7 @@ impl Inject {
         if syscalls.is_empty() {
             return Err(SpecError::EmptySet { spec: String::new() });
         }
-        Ok(Inject {
-            syscalls,
-            answer: Answer::Run,
-            signal: None,
-            delay_enter: None,
-            delay_exit: None,
-            when: When::ALWAYS,
-            path: None,
-            fd: None,
-            host: None,
-            libc: Vec::new(),
-            libc_pattern: None,
-        })
+        Ok(Inject { syscalls, ..Inject::empty() })
     }
 
     /// A rule on libc functions (`getaddrinfo`, `fopen`), answered by the
@@ -389,6 +377,13 @@ impl Inject {
     /// On a rule on `getaddrinfo`: only lookups of a name matching `glob`
     /// (in any case), as `:host=` in the string form.
     pub fn with_name(mut self, glob: &str) -> Result<Self, SpecError> {
+        if self.libc != ["getaddrinfo"] {
+            return Err(SpecError::NotForLibc {
+                key: "name".into(),
+                function: self.libc.first().copied().unwrap_or("a syscall rule"),
+                takes: "a host-name glob only on getaddrinfo (with_host for connect and sends)",
+            });
+        }
         self.libc_pattern = Some(libc_glob("host", glob)?);
         Ok(self)
     }
@@ -588,17 +583,43 @@ fn libc_glob(key: &'static str, value: &str) -> Result<String, SpecError> {
     Ok(value.to_owned())
 }
 
+/// The code the preload library answers a libc rule's call with, or why
+/// the rule cannot be answered there. The string form cannot make such a
+/// rule; the typed builders can, and the library would skip its line
+/// without a word, so it is refused here.
+fn libc_code(r: &Inject) -> Result<i64, &'static str> {
+    let resolver = r.libc.first() == Some(&"getaddrinfo");
+    if r.signal.is_some() || r.delay_enter.is_some() || r.delay_exit.is_some() || r.fd.is_some() || r.host.is_some() {
+        return Err("a libc rule takes no signal, delay, descriptor or address (those are for syscall rules)");
+    }
+    if resolver && r.path.is_some() {
+        return Err("getaddrinfo takes a host-name glob (with_name), not a path");
+    }
+    if let Some(p) = &r.libc_pattern {
+        libc_glob("path", p).map_err(|_| "its glob must be at most 255 bytes, without tab or newline")?;
+    }
+    match (r.answer, resolver) {
+        (Answer::Run, _) => Err("it has no error= or retval= to answer with"),
+        (Answer::Error(_), true) => Err("getaddrinfo answers with an EAI_* code (retval=), not an errno"),
+        (Answer::Retval(v), true) if v == 0 || i32::try_from(v).is_err() => {
+            Err("getaddrinfo's answer must be a nonzero EAI_* code")
+        }
+        (Answer::Retval(_), false) => Err("fopen answers with an errno (error=), not a value"),
+        (Answer::Error(e), false) => Ok(e as i64),
+        (Answer::Retval(v), true) => Ok(v),
+    }
+}
+
 /// The libc-level rules of `rules` as the preload library reads them
 /// (`FAULTS_ENV`); `None` without any. A rule on `fopen` is on `fopen64`
 /// too (each counted apart).
-pub(crate) fn libc_wire(rules: &[Inject]) -> Option<String> {
+pub(crate) fn libc_wire(rules: &[Inject]) -> Result<Option<String>, super::FilterError> {
     let mut out = String::new();
     for r in rules.iter().filter(|r| r.is_libc()) {
-        let code = match r.answer {
-            Answer::Error(e) => e as i64,
-            Answer::Retval(v) => v,
-            Answer::Run => continue,
-        };
+        let code = libc_code(r).map_err(|why| super::FilterError::LibcRule {
+            function: r.libc.first().copied().unwrap_or_default().to_owned(),
+            why,
+        })?;
         for f in &r.libc {
             let names: &[&str] = if *f == "fopen" { &["fopen", "fopen64"] } else { &[*f] };
             for name in names {
@@ -612,7 +633,7 @@ pub(crate) fn libc_wire(rules: &[Inject]) -> Option<String> {
             }
         }
     }
-    (!out.is_empty()).then_some(out)
+    Ok((!out.is_empty()).then_some(out))
 }
 
 impl FromStr for Inject {
@@ -750,7 +771,7 @@ mod tests {
         let f: Inject = "fopen:error=EACCES:path=/etc/*".parse().unwrap();
         assert_eq!(f.answer, Answer::Error(Errno::EACCES));
         assert_eq!(
-            libc_wire(&[r, f, "openat:error=EIO".parse().unwrap()]).unwrap(),
+            libc_wire(&[r, f, "openat:error=EIO".parse().unwrap()]).unwrap().unwrap(),
             "getaddrinfo\t-2\t2\t4294967295\t1\t*.example.com\n\
              fopen\t13\t1\t4294967295\t1\t/etc/*\nfopen64\t13\t1\t4294967295\t1\t/etc/*\n"
         );
@@ -763,6 +784,23 @@ mod tests {
             .unwrap();
         let parsed: Inject = "getaddrinfo:error=EAI_NONAME:when=2+:host=*.example.com".parse().unwrap();
         assert_eq!(typed, parsed);
+        // What the builders can make and the library could not answer is
+        // refused before anything runs, not skipped.
+        let refused = |r: Inject| match libc_wire(&[r]) {
+            Err(super::super::FilterError::LibcRule { why, .. }) => why,
+            other => panic!("{other:?}"),
+        };
+        let gai = || Inject::libc(["getaddrinfo"]).unwrap();
+        assert!(refused(gai()).contains("no error="));
+        assert!(refused(gai().with_error(Errno::EIO)).contains("EAI_"));
+        assert!(refused(gai().with_retval(1 << 40)).contains("nonzero EAI_"));
+        assert!(refused(gai().with_retval(-3).with_path(glob::Pattern::new("/x").unwrap())).contains("not a path"));
+        assert!(refused(gai().with_retval(-3).with_fd(3)).contains("no signal"));
+        let fopen = || Inject::libc(["fopen"]).unwrap();
+        assert!(refused(fopen().with_retval(1)).contains("errno"));
+        assert!(refused(fopen().with_error(Errno::EIO).with_path(glob::Pattern::new("a\tb").unwrap())).contains("tab"));
+        assert!(matches!(fopen().with_name("x"), Err(SpecError::NotForLibc { .. })));
+        assert!(matches!(Inject::syscalls(["connect"]).unwrap().with_name("x"), Err(SpecError::NotForLibc { .. })));
         let err = |s: &str| s.parse::<Inject>().unwrap_err();
         assert_eq!(err("fopen,openat:error=EIO"), SpecError::MixedSet { spec: "fopen,openat:error=EIO".into() });
         assert!(matches!(err("getaddrinfo:error=ENOSPC"), SpecError::InvalidValue { key: "error", .. }));

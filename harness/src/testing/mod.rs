@@ -74,14 +74,9 @@ pub fn default_timeout() -> Duration {
 /// (a 64 MiB ring costs about 40 ms to set up and tear down); a test that
 /// outruns it loses events, which its trace counts and shows.
 fn test_ring_bytes() -> crate::RingBytes {
-    let mib = std::env::var("PROBITY_RING_MIB")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .filter(|m| (1..=1024).contains(m))
-        .unwrap_or(16);
-    // A size that is not a power of two is rounded up to one; every size
-    // from 1 to 1024 MiB then is a valid ring.
-    crate::RingBytes::from_mib(mib.next_power_of_two()).unwrap_or(crate::RingBytes::DEFAULT)
+    // Every size from 1 to 1024 MiB, rounded up to a power of two, is a
+    // valid ring.
+    crate::RingBytes::from_mib(env_mib("PROBITY_RING_MIB", 16, 1024)).unwrap_or(crate::RingBytes::DEFAULT)
 }
 
 /// The preload ring of a test run: 4 MiB (about 32,000 libc calls in
@@ -90,12 +85,18 @@ fn test_ring_bytes() -> crate::RingBytes {
 /// end (16 MiB cost about 9 ms a run, 4 MiB about 2); a process that finds
 /// it full waits while probity drains it, so a busy test loses nothing.
 fn test_preload_ring_bytes() -> usize {
-    let mib = std::env::var("PROBITY_PRELOAD_RING_MIB")
+    (env_mib("PROBITY_PRELOAD_RING_MIB", 4, 2048) as usize) << 20
+}
+
+/// Mebibytes from the variable `name` (1 to `max`, rounded up to a power
+/// of two), or `default` when it is unset or out of range.
+fn env_mib(name: &str, default: u32, max: u32) -> u32 {
+    std::env::var(name)
         .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .filter(|m| (1..=2048).contains(m))
-        .unwrap_or(4);
-    mib.next_power_of_two() << 20
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|m| (1..=max).contains(m))
+        .unwrap_or(default)
+        .next_power_of_two()
 }
 
 /// Why a test that traces with `tracers` cannot run here, if it cannot:
