@@ -89,8 +89,26 @@ pub struct RunArgs {
     /// The command and its arguments. Options before it are probity's: put
     /// `--` first when the command starts with `-`. Taken as bytes, as
     /// the shell gave them: they need not be UTF-8.
-    #[arg(required = true, trailing_var_arg = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+    #[arg(
+        required_unless_present = "attach",
+        trailing_var_arg = true,
+        value_name = "CMD",
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
     command: Vec<std::ffi::OsString>,
+    /// Trace running processes instead of starting CMD, like `strace -p`
+    /// (comma-separated or repeated): their threads, the children they
+    /// have and every process they start from now on, with the eBPF
+    /// tracer. Ends when they have all ended; Ctrl-C detaches and leaves
+    /// them running. Needs root, or whatever `ptrace` would need.
+    #[arg(
+        short = 'p',
+        long = "attach",
+        value_delimiter = ',',
+        value_name = "PID",
+        conflicts_with_all = ["command", "inject", "fault"]
+    )]
+    attach: Vec<u32>,
 }
 
 /// `--ring-mib` and `--preload-ring-mib`: the kernel takes a power of two
@@ -194,7 +212,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.tracers.is_empty() || args.tracers.iter().any(|t| matches!(t, TracerArg::All | TracerArg::Preload)) {
         tracers.push(TracerKind::Preload);
     }
-    if !tracers.contains(&TracerKind::Ebpf) {
+    if !args.attach.is_empty() {
+        if !tracers.contains(&TracerKind::Ebpf) {
+            anyhow::bail!(
+                "--attach needs the eBPF tracer: the preload library is loaded when a program starts, not into a \
+                 running one; drop --tracers preload"
+            );
+        }
+        if tracers.contains(&TracerKind::Preload) {
+            say("attaching with the eBPF tracer only: the preload library cannot be loaded into running processes");
+        }
+        tracers = vec![TracerKind::Ebpf];
+    } else if !tracers.contains(&TracerKind::Ebpf) {
         say("preload tracer only: libc calls of dynamically linked programs; syscalls, and anything a static or setuid program does, are not traced");
     }
     // `-o /dev/null` (keep only the JSON, say): skip formatting lines
@@ -231,11 +260,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => tracer,
     };
     let tracer = args.inject.iter().chain(&args.fault).cloned().fold(tracer, Tracer::with_inject);
-    // Like strace, find the program first so the trace shows its one exec.
-    let program = probity::resolve_program(&args.command[0])?;
-    let mut cmd = std::process::Command::new(program);
-    std::os::unix::process::CommandExt::arg0(&mut cmd, &args.command[0]);
-    cmd.args(&args.command[1..]);
 
     // Stop the tree and finish the trace on Ctrl-C or a termination request.
     let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
@@ -247,7 +271,23 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The policy is read before anything runs: a bad one is a usage error.
     let policy_gate = args.gate.load(args.deny_network, &args.allow_connect)?;
 
-    let tracee = tracer.spawn(cmd)?;
+    let tracee = if args.attach.is_empty() {
+        // Like strace, find the program first so the trace shows its one exec.
+        let program = probity::resolve_program(&args.command[0])?;
+        let mut cmd = std::process::Command::new(program);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, &args.command[0]);
+        cmd.args(&args.command[1..]);
+        tracer.spawn(cmd)?
+    } else {
+        let tracee = tracer.attach(&args.attach)?;
+        // Like `strace -p`: the moment the trace begins, and how to end it.
+        say(format_args!(
+            "attached to process {}; Ctrl-C detaches and leaves {} running",
+            args.attach.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            if args.attach.len() == 1 { "it" } else { "them" }
+        ));
+        tracee
+    };
     // A sink that failed is written no more; the command still runs to its
     // end, traced (stopping a build half way for a full disk would leave
     // worse behind), and probity exits 125.
@@ -371,7 +411,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_GATE));
         }
     }
-    if interrupt != 0 {
+    if let Some(a) = outcome.attach.as_ref().filter(|a| a.detached) {
+        let name = Signal::try_from(interrupt).map_or("its time limit", Signal::as_str);
+        say(format_args!(
+            "detached on {name}: the {} attached process{} and their children run on, untraced",
+            a.processes.len(),
+            if a.processes.len() == 1 { "" } else { "es" }
+        ));
+    } else if interrupt != 0 {
         let name = Signal::try_from(interrupt).map_or("a signal", Signal::as_str);
         say(format_args!(
             "interrupted by {name}: the process tree was stopped and its trace is cut short (its root process {})",

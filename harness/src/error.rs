@@ -179,6 +179,14 @@ pub enum Error {
     /// The daemon's socket failed while serving.
     #[error("the probity daemon's socket failed")]
     DaemonIo(#[source] io::Error),
+    /// probity could not attach to a running process.
+    #[error("cannot attach to process {pid}: {reason}")]
+    AttachProcess {
+        /// The process.
+        pid: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -199,6 +207,9 @@ impl Error {
             }
             Error::InterpreterNotFound { .. } => {
                 "install the interpreter, or fix the `#!` line (`#!/usr/bin/env NAME` searches PATH)".into()
+            }
+            Error::AttachProcess { .. } => {
+                "name a running process you could trace with `strace -p` (see `probity doctor`), with the eBPF tracer loaded in this process (as root)".into()
             }
             Error::Spawn { .. } => "the system refused a new process: check free memory and `ulimit -u`".into(),
             Error::NotExecutable { .. } => {

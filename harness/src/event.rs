@@ -512,6 +512,9 @@ pub enum ExitStatus {
     Code(i32),
     /// A signal killed it.
     Signal(i32),
+    /// It was still running when probity detached from it (a trace of
+    /// running processes, see [`Tracer::attach`](crate::Tracer::attach)).
+    Running,
 }
 
 impl ExitStatus {
@@ -520,6 +523,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Code(c) => c,
             ExitStatus::Signal(s) => 128 + s,
+            ExitStatus::Running => 0,
         }
     }
 }
@@ -529,6 +533,7 @@ impl fmt::Display for ExitStatus {
         match self {
             ExitStatus::Code(c) => write!(f, "exited with {c}"),
             ExitStatus::Signal(s) => write!(f, "killed by {}", strace::signal_name(*s)),
+            ExitStatus::Running => write!(f, "still running when probity detached"),
         }
     }
 }

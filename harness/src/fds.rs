@@ -51,6 +51,12 @@ impl<T: Clone> FdTable<T> {
         self.fds.insert(fd, Slot { value, cloexec });
     }
 
+    /// The lowest number with no descriptor, which the kernel gives the
+    /// next new one: right only when the table is the process's whole one.
+    pub(crate) fn lowest_free(&self) -> i32 {
+        (0..).find(|fd| !self.fds.contains_key(fd)).unwrap_or(i32::MAX)
+    }
+
     /// An `exec` succeeded: the close-on-exec descriptors are gone.
     pub(crate) fn exec(&mut self) {
         self.fds.retain(|_, s| !s.cloexec);

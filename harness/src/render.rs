@@ -320,6 +320,17 @@ pub fn outcome_lines(o: &Outcome) -> String {
     let mut s = String::new();
     let tracers: Vec<String> = o.tracers.iter().map(|t| format!("{t:?}").to_lowercase()).collect();
     let _ = writeln!(s, "probity: root process {} {}; tracers: {}", o.root_pid, o.status, tracers.join(", "));
+    if let Some(a) = &o.attach {
+        let pids: Vec<String> = a.processes.iter().map(|p| p.pid.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "probity: attached mid-flight to {} process{} ({}): what they did before is not in the trace{}",
+            pids.len(),
+            if pids.len() == 1 { "" } else { "es" },
+            pids.join(", "),
+            if a.detached { "; probity detached and they run on" } else { "" }
+        );
+    }
     if o.tracers.contains(&crate::trace::TracerKind::Ebpf) && crate::kernel::privilege::excludes_privileged() {
         let _ = writeln!(
             s,
@@ -384,7 +395,7 @@ pub fn outcome_lines(o: &Outcome) -> String {
     if l.capture_faults > 0 {
         let _ = writeln!(s, "probity: {} arguments could not be read from the process's memory", l.capture_faults);
     }
-    if o.interrupted {
+    if o.interrupted && o.attach.is_none() {
         let _ = writeln!(s, "probity: interrupted: the process tree was stopped");
     }
     s

@@ -1,5 +1,6 @@
 //! Running a command under the tracers: [`Tracer`] and [`Tracee`].
 
+mod attach;
 mod tree_cgroup;
 
 use std::ffi::OsString;
@@ -14,7 +15,7 @@ use nix::unistd::Pid;
 use probity_common::{MaxTasks, RingBytes, StringLimit};
 
 use crate::error::Error;
-use crate::event::{Event, ExitStatus};
+use crate::event::{Event, EventKind, ExitStatus};
 use crate::kernel::{KernelSession, LoadOptions};
 use crate::launch::Environment;
 use crate::merge::{self, Collected, KernelEnd, PreloadEnd};
@@ -425,18 +426,82 @@ impl Tracer {
             kernel,
             preload,
             tracers: self.tracers.clone(),
-            child,
+            child: Some(child),
             status: None,
             started,
             timeout: self.timeout,
             cwd,
             resolution,
+            attach: None,
         })
     }
 
     /// Runs `cmd` traced to the end and returns its whole trace.
     pub fn run(&self, cmd: Command) -> Result<Trace, Error> {
         self.spawn(cmd)?.wait()
+    }
+
+    /// Traces running processes from now on, like `strace -p`: each of
+    /// `pids`, with its threads, the descendants it has now and every
+    /// process they start. Waiting ends when they have all ended, or,
+    /// when asked to stop (or at the time limit), by detaching: they run
+    /// on, untraced, and the trace's status is [`ExitStatus::Running`].
+    ///
+    /// The trace begins mid-flight: [`Outcome::attach`] names the
+    /// processes and what they had open; a network socket they opened
+    /// before is a blind spot for the network checks, which fail closed
+    /// over it. Only the eBPF tracer can attach (the preload library is
+    /// loaded when a program starts), in this process: the probity daemon
+    /// traces only commands its clients start. A caller that is not root
+    /// may attach only where `ptrace` would let it.
+    pub fn attach(&self, pids: &[u32]) -> Result<Tracee, Error> {
+        let first = pids.first().copied().ok_or(Error::AttachProcess { pid: 0, reason: "no process named".into() })?;
+        if !self.tracers.contains(&TracerKind::Ebpf) {
+            return Err(Error::AttachProcess {
+                pid: first,
+                reason: "only the eBPF tracer can attach: the preload library is loaded when a program starts".into(),
+            });
+        }
+        if !self.inject.is_empty() {
+            return Err(Error::AttachProcess {
+                pid: first,
+                reason: "fault injection needs its filter installed before the program starts".into(),
+            });
+        }
+        let kernel = KernelSession::open(crate::kernel::session::SessionOptions {
+            summary: self.summary,
+            string_limit: self.string_limit,
+            load: self.load,
+        })?;
+        if let Some(socket) = kernel.daemon_socket() {
+            return Err(Error::AttachProcess {
+                pid: first,
+                reason: format!(
+                    "the probity daemon at {} traces only the commands its clients start; attaching needs the eBPF \
+                     tracer loaded in this process (run as root)",
+                    socket.display()
+                ),
+            });
+        }
+        let resolution = crate::trace::Resolution::read();
+        let add = kernel.late_registrar();
+        let attach = attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add)?;
+        let cwd = attach.process(first).and_then(|p| p.cwd.clone());
+        Ok(Tracee {
+            inject: None,
+            joiner: None,
+            root: first,
+            kernel: Some(kernel),
+            preload: None,
+            tracers: vec![TracerKind::Ebpf],
+            child: None,
+            status: None,
+            started: Instant::now(),
+            timeout: self.timeout,
+            cwd,
+            resolution,
+            attach: Some(attach),
+        })
     }
 }
 
@@ -450,7 +515,9 @@ pub struct Tracee {
     kernel: Option<KernelSession>,
     preload: Option<PreloadSession>,
     tracers: Vec<TracerKind>,
-    child: Child,
+    /// The command probity started; `None` for running processes it
+    /// attached to.
+    child: Option<Child>,
     root: u32,
     status: Option<ExitStatus>,
     started: Instant,
@@ -459,6 +526,9 @@ pub struct Tracee {
     cwd: Option<String>,
     /// Name resolution as read before the command started.
     resolution: crate::trace::Resolution,
+    /// For running processes probity attached to: which, and what they
+    /// had open.
+    attach: Option<crate::trace::Attach>,
 }
 
 /// How long a finished tree's TCP connections get to close in the kernel
@@ -477,12 +547,15 @@ impl Tracee {
 
     /// The child's standard input, when it was piped.
     pub(crate) fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
-        self.child.stdin.take()
+        self.child.as_mut().and_then(|c| c.stdin.take())
     }
 
     /// The child's standard output and error, when they were piped.
     pub(crate) fn take_output(&mut self) -> (Option<std::process::ChildStdout>, Option<std::process::ChildStderr>) {
-        (self.child.stdout.take(), self.child.stderr.take())
+        match self.child.as_mut() {
+            Some(c) => (c.stdout.take(), c.stderr.take()),
+            None => (None, None),
+        }
     }
 
     /// Sends `sig` to every live task of the tree.
@@ -533,10 +606,20 @@ impl Tracee {
     ) -> Result<(Outcome, Vec<Event>), Error> {
         // Network events get the host names resolved before them.
         let mut hosts = crate::net::HostLinker::default();
+        // Attached, the root's end is known from its exit event alone.
+        let root = self.root;
+        let root_end: std::cell::Cell<Option<ExitStatus>> = std::cell::Cell::new(None);
         let mut on_event = |mut e: Event| {
+            if let (EventKind::Exit(x), true) = (&e.kind, e.pid == root) {
+                if x.process_exited && x.status.is_some() {
+                    root_end.set(x.status);
+                }
+            }
             hosts.apply(&mut e);
             deliver(e);
         };
+        let attached = self.child.is_none();
+        let mut detached = false;
         let mut stopping: Option<Instant> = None;
         let mut killed = false;
         let mut held: Vec<Event> = Vec::new();
@@ -575,11 +658,11 @@ impl Tracee {
                     quiet_since = None;
                 }
             }
-            if self.status.is_none() {
+            if let (None, Some(child)) = (self.status, self.child.as_mut()) {
                 // A late-joining child is added to the session only while
                 // it is not reaped, so that its pid is still its own.
                 let mut gate = self.joiner.as_ref().map(Joiner::hold);
-                match self.child.try_wait() {
+                match child.try_wait() {
                     Ok(Some(st)) => {
                         if let Some(g) = &mut gate {
                             // A thread added as it ended, after the kernel
@@ -606,6 +689,18 @@ impl Tracee {
             }
             let asked = stop.is_some_and(|s| s.load(Ordering::Relaxed));
             let timed_out = self.timeout.is_some_and(|t| self.started.elapsed() > t);
+            if attached {
+                // Processes probity did not start are left running: it
+                // detaches, by closing the session.
+                if asked || timed_out {
+                    detached = true;
+                    break;
+                }
+                if self.kernel.as_ref().is_none_or(|k| !k.alive()) {
+                    break;
+                }
+                continue;
+            }
             if (asked || timed_out) && stopping.is_none() {
                 stopping = Some(Instant::now());
                 self.signal_tree(Signal::SIGTERM);
@@ -695,11 +790,20 @@ impl Tracee {
                 root_exec: p.root_exec(),
             }
         });
+        let status = match (self.status, root_end.get()) {
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) if detached => ExitStatus::Running,
+            (None, None) => ExitStatus::Code(-1),
+        };
+        let attach = self.attach.take().map(|mut a| {
+            a.detached = detached;
+            a
+        });
         let run = Collected {
             root: self.root,
-            status: self.status.unwrap_or(ExitStatus::Code(-1)),
+            status,
             tracers: self.tracers.clone(),
-            interrupted: stopping.is_some(),
+            interrupted: stopping.is_some() || detached,
             cwd: self.cwd.take(),
             resolution: std::mem::take(&mut self.resolution),
             held: hold.then_some(held),
@@ -709,6 +813,7 @@ impl Tracee {
                 .map(|j| (j.joined_at().unwrap_or(u64::MAX), j.added_at().unwrap_or(u64::MAX))),
             kernel,
             preload,
+            attach,
         };
         Ok(merge::finish(run, hosts, deliver, keep_merged))
     }

@@ -4,6 +4,7 @@
 //! They need root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN), as CI has.
 //! Without it they fail with the reason; they never pass by checking nothing.
 
+mod attach;
 mod bytes;
 mod cli;
 mod daemon;

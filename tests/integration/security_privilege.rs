@@ -370,3 +370,71 @@ fn doctor_recommends_root_not_file_capabilities() {
     assert!(out.contains("FAIL tracing via"), "{out}");
     assert!(!out.contains("setcap"), "{out}");
 }
+
+#[test]
+fn nobody_with_capabilities_attaches_to_its_own_processes_only() {
+    use std::io::{BufRead, Write};
+    let lab = Lab::new();
+    // A root process: ptrace would refuse nobody, and so does probity.
+    let mut root_sleep = Command::new("sleep").arg("30").spawn().unwrap();
+    let o = Command::new("setpriv")
+        .args(NOBODY)
+        .arg(&lab.probity)
+        .args(["run", "-p", &root_sleep.id().to_string()])
+        .current_dir(&lab.out)
+        .output()
+        .unwrap();
+    let _ = root_sleep.kill();
+    let _ = root_sleep.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot attach to process {}: it runs as user ids [0, 0, 0, 0], not 65534",
+            root_sleep.id()
+        )),
+        "{err}"
+    );
+    // nobody's own process: attached, traced until it ends.
+    let mut own = Command::new("setpriv")
+        .args(NOBODY)
+        .args(["sh", "-c", "read x; cat /dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until sh runs (setpriv execs it), the process is root's.
+    let start = std::time::Instant::now();
+    while !std::fs::read_link(format!("/proc/{}/exe", own.id())).is_ok_and(|p| p.ends_with("dash") || p.ends_with("sh"))
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "sh never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let json = lab.out.join("attach.jsonl");
+    let mut probity = Command::new("setpriv")
+        .args(NOBODY)
+        .arg(&lab.probity)
+        .args(["run", "-o", "/dev/null", "--json"])
+        .arg(&json)
+        .args(["-p", &own.id().to_string()])
+        .current_dir(&lab.out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(probity.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("Ctrl-C detaches") {
+        if stderr.read_line(&mut said).unwrap() == 0 {
+            let _ = own.kill();
+            panic!("{said}");
+        }
+    }
+    writeln!(own.stdin.take().unwrap(), "go").unwrap();
+    assert!(own.wait().unwrap().success());
+    let status = probity.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{said}");
+    let trace = Trace::load(&json).unwrap();
+    assert!(trace
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, probity::EventKind::Exec(x) if x.filename.to_string_lossy().ends_with("/cat"))));
+}

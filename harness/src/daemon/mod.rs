@@ -13,7 +13,7 @@
 
 mod client;
 mod outbox;
-mod peer;
+pub(crate) mod peer;
 pub mod protocol;
 mod route;
 mod server;

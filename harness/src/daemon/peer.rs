@@ -58,7 +58,7 @@ pub(super) fn alive(pidfd: &OwnedFd) -> bool {
 
 /// What `/proc/<pid>/status` says of a task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Status {
+pub(crate) struct Status {
     pub tgid: u32,
     pub ppid: u32,
     /// Real, effective, saved and filesystem user ids.
@@ -70,7 +70,7 @@ pub(super) struct Status {
 }
 
 impl Status {
-    pub(super) fn read(pid: u32) -> Option<Status> {
+    pub(crate) fn read(pid: u32) -> Option<Status> {
         Status::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
     }
 
@@ -103,7 +103,7 @@ impl Status {
     /// Why this task may not be traced for `owner`, if it may not: it runs
     /// as another user or group, or holds a capability the owner lacks
     /// (the same rule as the exec probe's).
-    pub(super) fn more_privileged_than(&self, owner: crate::kernel::privilege::Owner) -> Option<String> {
+    pub(crate) fn more_privileged_than(&self, owner: crate::kernel::privilege::Owner) -> Option<String> {
         if owner.is_root() {
             return None;
         }

@@ -43,6 +43,9 @@ pub(crate) struct Collected<'a> {
     pub kernel: Option<KernelEnd>,
     /// What the preload tracer counted, when it ran.
     pub preload: Option<PreloadEnd<'a>>,
+    /// For running processes probity attached to: which, and what they
+    /// had open then.
+    pub attach: Option<crate::trace::Attach>,
 }
 
 /// The kernel tracer's counts at the end of a run.
@@ -175,6 +178,7 @@ pub(crate) fn finish(
         resolution: run.resolution,
         daemon,
         libc_starts,
+        attach: run.attach,
     };
     (outcome, held.unwrap_or_default())
 }

@@ -111,6 +111,9 @@ pub(crate) enum FdTarget {
     Socket { family: i32, peer: Option<SockAddr> },
     /// Something else the trace saw created (an eventfd, a memfd...).
     Other,
+    /// A socket that was open when probity attached, other than a Unix
+    /// one: it may be a network connection whose peer the trace never saw.
+    BeforeAttach,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +155,65 @@ impl Access {
 struct ProcState {
     cwd: Resolved,
     fds: FdTable<FdEntry>,
+    /// The table holds every descriptor of the process (seeded from
+    /// `/proc` when probity attached), so a call that makes descriptors
+    /// without naming them (`pipe2`, `socketpair`) got the lowest free
+    /// numbers. A call that may bring in unseen ones (`recvmsg`) ends it.
+    complete: bool,
+}
+
+/// A process running when probity attached: its working directory and
+/// descriptors as `/proc` showed them. A socket other than a Unix one is
+/// [`FdTarget::BeforeAttach`]: what it is connected to is unknown, and the
+/// network checks fail closed over its use.
+fn attached_state(p: &crate::trace::AttachedProcess, start_cwd: &Resolved) -> ProcState {
+    let cwd = match &p.cwd {
+        Some(d) if d.starts_with('/') => Resolved::Abs(normalize(d)),
+        _ => start_cwd.clone(),
+    };
+    let mut fds = FdTable::default();
+    for d in &p.descriptors {
+        let target = match d.socket {
+            Some(crate::trace::SocketKind::Network) => FdTarget::BeforeAttach,
+            Some(crate::trace::SocketKind::Unix) => FdTarget::Socket { family: libc::AF_UNIX, peer: None },
+            None if d.target.starts_with('/') => FdTarget::File(Resolved::Abs(normalize(&d.target))),
+            None => FdTarget::Other,
+        };
+        fds.insert(d.fd, FdEntry { target: Arc::new(target), id: 0 }, false);
+    }
+    // A call under way at attach time may have made a descriptor the
+    // trace never sees; these make none.
+    const NO_NEW_FD: &[&str] = &[
+        "read",
+        "write",
+        "readv",
+        "writev",
+        "pread64",
+        "pwrite64",
+        "wait4",
+        "waitid",
+        "nanosleep",
+        "clock_nanosleep",
+        "futex",
+        "poll",
+        "ppoll",
+        "select",
+        "pselect6",
+        "epoll_wait",
+        "epoll_pwait",
+        "epoll_pwait2",
+        "pause",
+        "rt_sigsuspend",
+        "rt_sigtimedwait",
+        "sched_yield",
+        "connect",
+        "sendto",
+        "sendmsg",
+        "flock",
+        "fsync",
+    ];
+    let complete = p.in_flight.iter().all(|c| NO_NEW_FD.contains(&c.as_str()));
+    ProcState { cwd, fds, complete }
 }
 
 impl Trace {
@@ -386,6 +448,21 @@ impl<'t> Index<'t> {
                 self.inherited.insert(child, img);
             }
         }
+        if let Some(a) = &trace.outcome.attach {
+            // Running when probity attached: their parents are known
+            // from /proc, not from a fork in the trace.
+            for p in &a.processes {
+                let attached_parent = a.process(p.ppid).is_some();
+                let q = self.procs.entry(p.pid).or_insert_with(|| Process {
+                    pid: p.pid,
+                    threads: vec![p.pid],
+                    ..Default::default()
+                });
+                if attached_parent && q.parent.is_none() && p.pid != p.ppid {
+                    q.parent = Some(p.ppid);
+                }
+            }
+        }
         if !kernel {
             self.place_by_starts();
         }
@@ -529,9 +606,17 @@ impl<'t> Index<'t> {
         let procs = &self.procs;
         let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
         let mut next_fd_id = 0;
+        if let Some(a) = &trace.outcome.attach {
+            for p in &a.processes {
+                states.insert(p.pid, attached_state(p, &start_cwd));
+            }
+        }
         for e in &trace.events {
-            let st =
-                states.entry(e.pid).or_insert_with(|| ProcState { cwd: start_cwd.clone(), fds: FdTable::default() });
+            let st = states.entry(e.pid).or_insert_with(|| ProcState {
+                cwd: start_cwd.clone(),
+                fds: FdTable::default(),
+                complete: false,
+            });
             match &e.kind {
                 EventKind::Syscall(s) => {
                     let mut a = resolve(st, s);
@@ -740,6 +825,25 @@ fn apply(st: &mut ProcState, s: &Syscall, a: &Access) -> Option<i32> {
                 );
                 return Some(fd);
             }
+        }
+        "pipe" | "pipe2" | "socketpair" if ok && ret == 0 && st.complete => {
+            // The kernel gave the two lowest free numbers.
+            let (target, flags) = match name {
+                "socketpair" => (FdTarget::Socket { family: fd_arg(0).unwrap_or(-1), peer: None }, fd_arg(1)),
+                "pipe2" => (FdTarget::Other, fd_arg(1)),
+                _ => (FdTarget::Other, None),
+            };
+            let cloexec = flags.is_some_and(|f| f & libc::O_CLOEXEC != 0);
+            let target = Arc::new(target);
+            for _ in 0..2 {
+                let fd = st.fds.lowest_free();
+                st.fds.insert(fd, FdEntry { target: Arc::clone(&target), id: 0 }, cloexec);
+            }
+        }
+        "recvmsg" | "recvmmsg" | "io_uring_enter" if ok => {
+            // Descriptors may have come in (SCM_RIGHTS, a registered
+            // file) that the trace does not number.
+            st.complete = false;
         }
         "accept" | "accept4" => {
             if let Some(fd) = new_fd {

@@ -10,6 +10,7 @@
 //! `probity run --json` files.
 
 mod assert;
+mod attach;
 mod classes;
 pub(crate) mod index;
 mod load;
@@ -24,6 +25,7 @@ pub(crate) mod test_support;
 
 pub(crate) use assert::observed;
 pub use assert::{Violation, ViolationKind};
+pub use attach::{Attach, AttachedProcess, OpenDescriptor, SocketKind};
 pub use classes::Class;
 pub use load::LoadError;
 pub use model::{Process, Trace};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::coverage::{TracerKind, Uncovered};
 use crate::event::ExitStatus;
+use crate::trace::attach::Attach;
 use crate::trace::resolvers::Resolution;
 
 /// Events that were not recorded, by cause. Any non-zero count but
@@ -200,6 +201,11 @@ pub struct Outcome {
     /// say so): `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub libc_starts: Option<LibcStarts>,
+    /// For a trace of running processes probity attached to: which, when,
+    /// and what they had open then. `None` when probity started the
+    /// command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<Attach>,
 }
 
 /// With the preload tracer alone: the root's own exec, which probity made

@@ -66,6 +66,7 @@ pub(crate) fn trace(events: Vec<Event>, cwd: Option<&str>) -> Trace {
         resolution: crate::trace::Resolution::default(),
         daemon: None,
         libc_starts: None,
+        attach: None,
     };
     Trace { events, outcome }
 }

@@ -11,6 +11,14 @@ use crate::trace::query::offset;
 
 pub(super) const IO_URING: &str = "it set up io_uring, whose submissions probity does not decode (a socket, connect or send made through it is not in the trace)";
 
+pub(super) const MID_FLIGHT: &str = "it moved data through a descriptor opened before probity attached that may be a network connection (/proc showed a socket, or nothing probity could name): where that traffic goes is not in the trace";
+
+/// The calls that move data through their first descriptor.
+const MOVES_DATA: &[&str] = &[
+    "read", "readv", "pread64", "preadv", "preadv2", "write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile",
+    "splice", "recvfrom", "recvmsg", "recvmmsg", "sendto", "sendmsg", "sendmmsg",
+];
+
 /// The events that opened a channel whose network traffic the tracer
 /// does not see, each with why: the network gates cannot pass over them.
 pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
@@ -30,11 +38,29 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
         }
         false
     };
+    let mid_flight = idx.trace.outcome.attach.is_some();
     for (i, e) in idx.trace.events.iter().enumerate() {
         let Some(s) = e.as_syscall() else { continue };
         let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
         let unknown_fd = || idx.access(i).is_some_and(|a| a.fd.is_none());
         let fd_at_least_3 = || matches!(s.args.first(), Some(Arg::Fd(fd)) if *fd >= 3);
+        // Attached mid-flight: a descriptor the trace never saw created
+        // nor /proc showed as a file, pipe or Unix socket may be a
+        // connection made before the attach.
+        let before_attach =
+            || idx.access(i).is_some_and(|a| matches!(a.fd.as_deref(), None | Some(FdTarget::BeforeAttach)));
+        if mid_flight
+            && ok
+            && MOVES_DATA.contains(&&*s.name)
+            && matches!(s.args.first(), Some(Arg::Fd(_)))
+            && before_attach()
+        {
+            if matches!(&*s.name, "recvmsg" | "recvmmsg") {
+                may_hold_received.insert(e.pid);
+            }
+            out.push((i, MID_FLIGHT));
+            continue;
+        }
         let why = match s.name.as_ref() {
             "recvmsg" | "recvmmsg" if ok => {
                 match idx.access(i).and_then(|a| a.fd.as_deref()) {

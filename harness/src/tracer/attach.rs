@@ -1,0 +1,260 @@
+//! Attaching to running processes: each thread of the named processes,
+//! and of every descendant they have, joins the kernel tracer's session,
+//! and `/proc` says what each process ran and had open.
+//!
+//! The order closes the races that matter: a task is added before its
+//! children are looked for, so a child forked after the addition is added
+//! by the kernel's fork probe, and one forked before is in the next scan
+//! of `/proc`; the scans repeat until one finds nothing new. A child whose
+//! parent exited between its fork and the scan has been handed to another
+//! parent and is missed.
+
+use std::collections::{BTreeSet, HashSet};
+use std::os::unix::fs::MetadataExt;
+
+use crate::daemon::peer::Status;
+use crate::error::Error;
+use crate::kernel::privilege::Owner;
+use crate::trace::{Attach, AttachedProcess, OpenDescriptor, SocketKind};
+
+/// Most scans of `/proc` before giving up on a tree that keeps forking
+/// faster than it can be read.
+const MAX_ROUNDS: usize = 64;
+
+/// Adds `pids` (processes, not threads), their threads and descendants
+/// with `add`, and describes them. A process `owner` could not `ptrace`
+/// is refused when named, and left out (untraced) when only a
+/// descendant.
+pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<()>) -> Result<Attach, Error> {
+    let at_ns = crate::monotonic_ns();
+    let mut order: Vec<(u32, u32)> = Vec::new();
+    let mut known: HashSet<u32> = HashSet::new();
+    for &pid in pids {
+        let status = Status::read(pid).ok_or_else(|| Error::AttachProcess { pid, reason: "no such process".into() })?;
+        if status.tgid != pid {
+            return Err(Error::AttachProcess {
+                pid,
+                reason: format!("it is a thread of process {}: name the process", status.tgid),
+            });
+        }
+        may_trace(pid, &status, owner).map_err(|reason| Error::AttachProcess { pid, reason })?;
+        if known.insert(pid) {
+            order.push((pid, status.ppid));
+        }
+    }
+    let mut added: HashSet<u32> = HashSet::new();
+    for round in 0.. {
+        let mut changed = false;
+        for &(pid, _) in &order {
+            for tid in threads(pid) {
+                if added.insert(tid) {
+                    add(tid).map_err(|e| Error::AttachProcess {
+                        pid,
+                        reason: format!("the eBPF task map refused thread {tid}: {e}"),
+                    })?;
+                    changed = true;
+                }
+            }
+        }
+        for (pid, ppid) in children_of(&known) {
+            let Some(status) = Status::read(pid) else { continue };
+            if may_trace(pid, &status, owner).is_ok() && known.insert(pid) {
+                order.push((pid, ppid));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        if round == MAX_ROUNDS {
+            return Err(Error::AttachProcess {
+                pid: pids.first().copied().unwrap_or_default(),
+                reason: format!("its tree kept changing over {MAX_ROUNDS} reads of /proc; try again"),
+            });
+        }
+    }
+    let processes = order.into_iter().map(|(pid, ppid)| describe(pid, ppid)).collect();
+    Ok(Attach { at_ns, processes, detached: false })
+}
+
+/// Why `owner` may not trace process `pid`, if it may not: what `ptrace`
+/// would refuse it. Root may trace anything.
+fn may_trace(pid: u32, status: &Status, owner: Owner) -> Result<(), String> {
+    if owner.is_root() {
+        return Ok(());
+    }
+    if let Some(why) = status.more_privileged_than(owner) {
+        return Err(format!("{why}: more privilege than probity's caller (uid {})", owner.uid));
+    }
+    // A process that is not dumpable (it said so, or it changed
+    // credentials) has its /proc entries owned by root.
+    let dumpable = std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == owner.uid);
+    if !dumpable {
+        return Err("it is not dumpable (PR_SET_DUMPABLE), so ptrace would refuse it too".into());
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    match scope {
+        0 => Ok(()),
+        1 if descends_from(pid, std::process::id()) => Ok(()),
+        1 => Err("the kernel's ptrace_scope (1) lets a user trace only its own descendants".into()),
+        n => Err(format!("the kernel's ptrace_scope ({n}) lets only root trace running processes")),
+    }
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants.
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut p = pid;
+    for _ in 0..4096 {
+        if p == ancestor {
+            return true;
+        }
+        match Status::read(p) {
+            Some(s) if s.ppid != 0 && s.ppid != p => p = s.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The thread ids of process `pid`, sorted.
+fn threads(pid: u32) -> BTreeSet<u32> {
+    numeric_entries(&format!("/proc/{pid}/task"))
+}
+
+/// The processes whose parent is in `parents`, with that parent.
+fn children_of(parents: &HashSet<u32>) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for pid in numeric_entries("/proc") {
+        if parents.contains(&pid) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid ...`; the name may hold spaces and ')'.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if parents.contains(&ppid) {
+            out.push((pid, ppid));
+        }
+    }
+    out
+}
+
+fn numeric_entries(dir: &str) -> BTreeSet<u32> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return BTreeSet::new() };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+}
+
+/// What `/proc` shows of process `pid`.
+fn describe(pid: u32, ppid: u32) -> AttachedProcess {
+    let link = |what: &str| std::fs::read_link(format!("/proc/{pid}/{what}")).ok();
+    let shown = |p: std::path::PathBuf| crate::event::shown(p.as_os_str()).into_owned();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+        })
+        .unwrap_or_default();
+    let unix = unix_socket_inodes(pid);
+    let mut descriptors: Vec<OpenDescriptor> = numeric_entries(&format!("/proc/{pid}/fd"))
+        .into_iter()
+        .filter_map(|fd| {
+            let target = shown(std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?);
+            let socket =
+                target.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).map(|ino| match ino.parse::<u64>() {
+                    Ok(i) if unix.contains(&i) => SocketKind::Unix,
+                    _ => SocketKind::Network,
+                });
+            Some(OpenDescriptor { fd: i32::try_from(fd).ok()?, target, socket })
+        })
+        .collect();
+    descriptors.sort_by_key(|d| d.fd);
+    AttachedProcess {
+        pid,
+        ppid,
+        program: link("exe").map(shown).unwrap_or_default(),
+        argv,
+        cwd: link("cwd").map(shown),
+        descriptors,
+        in_flight: threads(pid).into_iter().filter_map(|tid| in_syscall(pid, tid)).collect(),
+    }
+}
+
+/// The syscall thread `tid` is inside, by name; `None` when it is not in
+/// one, `unknown` when `/proc` does not say.
+fn in_syscall(pid: u32, tid: u32) -> Option<String> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) else {
+        // Gone since it was listed: nothing of it is left to matter.
+        return std::fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok().then(|| "unknown".into());
+    };
+    // `running`, `-1 ...` (blocked, not in a syscall), or `NR args...`.
+    match text.split_whitespace().next().map(str::parse::<i64>) {
+        Some(Ok(nr)) if nr >= 0 => Some(crate::decode::syscall_name(nr as u32).into_owned()),
+        Some(Ok(_)) => None,
+        _ if text.starts_with("running") => None,
+        _ => Some("unknown".into()),
+    }
+}
+
+/// The inodes of the Unix-domain sockets in `pid`'s network namespace.
+fn unix_socket_inodes(pid: u32) -> HashSet<u64> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else { return HashSet::new() };
+    // `Num RefCount Protocol Flags Type St Inode Path`
+    text.lines().skip(1).filter_map(|l| l.split_whitespace().nth(6)?.parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_described_with_its_descriptors() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let me = std::process::id();
+        let p = describe(me, 1);
+        assert_eq!(p.pid, me);
+        assert!(!p.program.is_empty() && !p.argv.is_empty(), "{p:?}");
+        assert_eq!(p.cwd.as_deref(), Some(&*std::env::current_dir().unwrap().to_string_lossy()));
+        let kind = |fd: i32| p.descriptors.iter().find(|d| d.fd == fd).and_then(|d| d.socket);
+        use std::os::fd::AsRawFd;
+        assert_eq!(kind(a.as_raw_fd()), Some(SocketKind::Unix), "{p:?}");
+        assert_eq!(kind(tcp.as_raw_fd()), Some(SocketKind::Network), "{p:?}");
+    }
+
+    #[test]
+    fn children_are_found_by_their_parent() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id();
+        let found = children_of(&HashSet::from([me]));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&(child.id(), me)), "{found:?}");
+    }
+
+    #[test]
+    fn a_thread_id_or_a_missing_process_is_refused() {
+        let add = |_tid: u32| Ok(());
+        let root = Owner { uid: 0, gid: 0 };
+        let e = adopt(&[u32::MAX - 1], root, &add).unwrap_err();
+        assert!(e.to_string().contains("no such process"), "{e}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let e = adopt(&[tid], root, &add).unwrap_err();
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert!(e.to_string().contains(&format!("thread of process {}", std::process::id())), "{e}");
+    }
+}

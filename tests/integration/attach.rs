@@ -1,0 +1,318 @@
+//! Attaching to running processes (`Tracer::attach`, `probity run -p`):
+//! their next calls and children are traced, detaching leaves them
+//! running, and a trace that began mid-flight says so and keeps the
+//! network checks from passing over connections made before it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use probity::{Event, EventKind, ExitStatus, SocketKind, Tracer, ViolationKind};
+
+use crate::support::require_tracing;
+
+/// A python3 process that, for each line of its input, opens the file the
+/// line names, runs `true`, and answers `done`; with `connect` it first
+/// opens a TCP connection to that port, and sends each line's name on it.
+struct Worker {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn start(connect: Option<u16>) -> Worker {
+        let script = format!(
+            "import socket, subprocess, sys\n\
+             conn = socket.create_connection(('127.0.0.1', {port})) if {port} else None\n\
+             print('ready', flush=True)\n\
+             for line in sys.stdin:\n\
+             \x20   name = line.strip()\n\
+             \x20   open(name).close()\n\
+             \x20   subprocess.run(['true'])\n\
+             \x20   if conn: conn.sendall(name.encode())\n\
+             \x20   print('done', flush=True)\n",
+            port = connect.unwrap_or(0)
+        );
+        let mut child =
+            Command::new("python3").args(["-c", &script]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        Worker { child, input, output }
+    }
+
+    /// Has it open `path`, and waits for its answer.
+    fn poke(&mut self, path: &std::path::Path) {
+        writeln!(self.input, "{}", path.display()).unwrap();
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        assert_eq!(line, "done\n");
+    }
+
+    fn end(mut self) {
+        drop(self.input);
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Attaches to `pid`, runs `work` on another thread once attached, then
+/// detaches; returns the trace.
+fn attached_while(pid: u32, work: impl FnOnce() + Send + 'static) -> probity::Trace {
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let worker = std::thread::spawn(move || {
+        work();
+        stop2.store(true, Ordering::Relaxed);
+    });
+    let mut events: Vec<Event> = Vec::new();
+    let outcome = tracee.wait_with(Some(&stop), |e| events.push(e)).unwrap();
+    worker.join().unwrap();
+    probity::Trace { events, outcome }
+}
+
+/// Waits until process `pid` is inside one of the syscalls numbered `nrs`.
+fn wait_in_syscall(pid: u32, nrs: &[&str]) {
+    let start = std::time::Instant::now();
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if nrs.contains(&now.split(' ').next().unwrap_or_default()) {
+            return;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "process {pid} never entered {nrs:?}: {now}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_attached_process_shows_its_next_calls_and_children_and_runs_on_after_detaching() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("while-attached");
+    std::fs::write(&file, "x").unwrap();
+    let after = dir.path().join("after-detaching");
+    std::fs::write(&after, "x").unwrap();
+    let mut worker = Worker::start(None);
+    let pid = worker.child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let trace = {
+        let file = file.clone();
+        let mut w = worker;
+        let t = attached_while(pid, move || {
+            w.poke(&file);
+            tx.send(w).unwrap();
+        });
+        worker = rx.recv().unwrap();
+        t
+    };
+    // It runs on, untraced, and still answers.
+    worker.poke(&after);
+    worker.end();
+
+    let dump = crate::support::dump(&trace);
+    // Its open of the file, with the path as it gave it.
+    let opens: Vec<_> = trace
+        .syscalls()
+        .pid(pid)
+        .named("openat")
+        .filter(|(_, s)| s.args.iter().any(|a| a.as_path() == Some(file.as_path())))
+        .collect();
+    assert_eq!(opens.len(), 1, "{dump}");
+    assert!(!dump.contains("after-detaching"), "{dump}");
+    // The child it started, in the tree under it, and its exec of true.
+    let tree = trace.processes();
+    let child = tree.values().find(|p| p.parent == Some(pid)).unwrap_or_else(|| panic!("no child of {pid}: {dump}"));
+    assert!(child.execs.iter().any(|(prog, _)| prog.to_string_lossy().ends_with("/true")), "{:?}", child.execs);
+    // The trace says it began mid-flight, with what, and that probity left.
+    let a = trace.outcome.attach.as_ref().expect("no attach in the outcome");
+    assert!(a.detached);
+    assert_eq!(trace.outcome.status, ExitStatus::Running);
+    assert!(trace.outcome.interrupted);
+    assert_eq!(a.processes[0].pid, pid);
+    assert!(a.processes[0].program.contains("python3"), "{:?}", a.processes[0]);
+    assert!(a.processes[0].argv[0].ends_with("python3"), "{:?}", a.processes[0].argv);
+    assert_eq!(a.processes[0].argv[1], "-c");
+    let fd0 = a.processes[0].descriptors.iter().find(|d| d.fd == 0).unwrap();
+    assert!(fd0.target.starts_with("pipe:["), "{fd0:?}");
+    assert!(a.at_ns <= trace.events[0].ts_ns, "{} > {}", a.at_ns, trace.events[0].ts_ns);
+    let text = format!("{trace}");
+    assert!(text.contains(&format!("attached mid-flight to 1 process ({pid})")), "{text}");
+    assert!(text.contains("root process") && text.contains("still running when probity detached"), "{text}");
+    // Pipes and files opened before: nothing the network checks cannot see.
+    trace.check_network_gate(None::<&[&str]>).unwrap();
+}
+
+#[test]
+fn a_process_that_ends_while_attached_gives_its_exit_status() {
+    require_tracing();
+    let mut child =
+        Command::new("sh").args(["-c", "read x; cat /dev/null; exit 7"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let pid = child.id();
+    // Once it waits in `read`: its exec is over.
+    wait_in_syscall(pid, &["0"]);
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    writeln!(input, "go").unwrap();
+    let trace = tracee.wait().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    assert_eq!(trace.outcome.status, ExitStatus::Code(7));
+    let a = trace.outcome.attach.as_ref().unwrap();
+    assert!(!a.detached && !trace.outcome.interrupted);
+    let execs: Vec<_> = trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Exec(x) => Some(x.filename.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(execs, ["/usr/bin/cat"], "{}", crate::support::dump(&trace));
+    // Its `read` began before the attach: only calls entered since are in.
+    assert_eq!(trace.syscalls().pid(pid).named("exit_group").count(), 1, "{}", crate::support::dump(&trace));
+}
+
+#[test]
+fn a_connection_made_before_attaching_fails_the_network_gate_closed() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+        got
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let mut worker = Worker::start(Some(port));
+    let pid = worker.child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let trace = attached_while(pid, move || {
+        worker.poke(&file);
+        tx.send(worker).unwrap();
+    });
+    rx.recv().unwrap().end();
+    assert!(!reader.join().unwrap().is_empty());
+    let a = trace.outcome.attach.as_ref().unwrap();
+    assert!(
+        a.processes[0].descriptors.iter().any(|d| d.socket == Some(SocketKind::Network)),
+        "{:?}",
+        a.processes[0].descriptors
+    );
+    // The send on it has no connect in the trace: the gates cannot say
+    // where it went, so they do not pass.
+    for allowed in [None, Some(&["10.0.0.0/8".to_string()][..])] {
+        let v = trace.check_network_gate(allowed.map(<[String]>::to_vec).as_ref()).unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        assert!(v.to_string().contains("descriptor opened before probity attached"), "{v}");
+    }
+    assert!(trace.check_no_network().is_err());
+}
+
+#[test]
+fn what_cannot_be_attached_is_refused_with_the_reason() {
+    require_tracing();
+    let e = Tracer::new().attach(&[u32::MAX - 7]).err().unwrap();
+    assert!(e.to_string().contains("no such process"), "{e}");
+    let e = Tracer::new().with_tracers(&[probity::TracerKind::Preload]).attach(&[std::process::id()]).err().unwrap();
+    assert!(e.to_string().contains("only the eBPF tracer can attach"), "{e}");
+    let e =
+        Tracer::new().with_inject("openat:error=ENOENT".parse().unwrap()).attach(&[std::process::id()]).err().unwrap();
+    assert!(e.to_string().contains("fault injection needs its filter installed"), "{e}");
+}
+
+#[test]
+fn the_cli_attaches_prints_the_trace_and_detaches_on_ctrl_c() {
+    require_tracing();
+    let mut target = Command::new("sh").args(["-c", "while :; do cat /dev/null; sleep 0.05; done"]).spawn().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.jsonl");
+    let mut probity = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["run", "-o", "/dev/null", "--json"])
+        .arg(&json)
+        .args(["-p", &target.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(probity.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("Ctrl-C detaches") {
+        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
+    }
+    // A few rounds of the loop, then Ctrl-C.
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let n = std::fs::read_to_string(&json).map(|t| t.matches("\"/usr/bin/cat\"").count()).unwrap_or(0);
+        if n >= 1 || start.elapsed() > std::time::Duration::from_secs(30) {
+            break;
+        }
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(probity.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = probity.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    let running = target.try_wait().unwrap().is_none();
+    let _ = target.kill();
+    let _ = target.wait();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(said.contains("detached on SIGINT"), "{said}");
+    assert!(running, "the attached process did not survive the detach");
+    let trace = probity::Trace::load(&json).unwrap();
+    assert!(trace.outcome.attach.as_ref().is_some_and(|a| a.detached));
+    assert!(trace.processes().values().any(|p| p.parent == Some(target.id())), "{}", crate::support::dump(&trace));
+}
+
+#[test]
+fn the_cli_refuses_attach_with_a_command_or_a_missing_process() {
+    let out = Command::new(env!("CARGO_BIN_EXE_probity")).args(["run", "-p", "1", "--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    require_tracing();
+    let out = Command::new(env!("CARGO_BIN_EXE_probity")).args(["run", "-p", "4294967000"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("cannot attach to process 4294967000: no such process"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["run", "--tracers", "preload", "-p", &std::process::id().to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("--attach needs the eBPF tracer"), "{err}");
+}
+
+#[test]
+fn a_connection_accepted_by_a_call_waiting_at_attach_time_fails_the_gate_closed() {
+    require_tracing();
+    // A server waiting in accept when probity attaches: the accept's
+    // result, a new connection, is never in the trace.
+    let script = "import socket, sys\n\
+                  s = socket.socket()\n\
+                  s.bind(('127.0.0.1', 0))\n\
+                  s.listen()\n\
+                  print(s.getsockname()[1], flush=True)\n\
+                  fd, _ = s._accept()\n\
+                  __import__('os').write(fd, b'hello')\n\
+                  __import__('os')._exit(0)\n";
+    let mut server = Command::new("python3").args(["-c", script]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let pid = server.id();
+    wait_in_syscall(pid, &["43", "288"]);
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut std::net::TcpStream::connect(("127.0.0.1", port)).unwrap(), &mut got).unwrap();
+    let trace = tracee.wait().unwrap();
+    assert!(server.wait().unwrap().success());
+    assert_eq!(got, b"hello");
+    let a = trace.outcome.attach.as_ref().unwrap();
+    assert!(a.processes[0].in_flight.iter().any(|c| c.starts_with("accept")), "{:?}", a.processes[0]);
+    let v = trace.check_network_gate(None::<&[&str]>).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+    assert!(v.to_string().contains("descriptor opened before probity attached"), "{v}");
+}
