@@ -76,6 +76,9 @@ pub(crate) struct JoinWord {
 // SAFETY: the mapping is plain shared memory, touched only through atomics,
 // and unmapped once, on drop.
 unsafe impl Send for JoinWord {}
+// SAFETY: as above: shared references only ever load, store and wake
+// through the atomic word.
+unsafe impl Sync for JoinWord {}
 
 const PAGE: usize = 4096;
 
@@ -166,6 +169,8 @@ impl Gate {
 pub(crate) struct Joiner {
     gate: Arc<Mutex<Gate>>,
     record: Arc<JoinRecord>,
+    /// The child's request word, to wake the thread when it must stop.
+    late: Arc<LateJoin>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -174,13 +179,15 @@ impl Joiner {
     pub(crate) fn start(late: LateJoin, pid: u32, register: Option<Register>) -> std::io::Result<Joiner> {
         let gate = Arc::new(Mutex::new(Gate { stopped: false, added: Vec::new() }));
         let record = Arc::clone(&late.record);
+        let late = Arc::new(late);
         let thread = {
             let gate = Arc::clone(&gate);
+            let late = Arc::clone(&late);
             std::thread::Builder::new()
                 .name("probity-join".into())
                 .spawn(move || answer(&late, pid, register.as_deref(), &gate))?
         };
-        Ok(Joiner { gate, record, thread: Some(thread) })
+        Ok(Joiner { gate, record, late, thread: Some(thread) })
     }
 
     /// Holds off registration; reap the child while holding it, and
@@ -203,6 +210,10 @@ impl Joiner {
 impl Drop for Joiner {
     fn drop(&mut self) {
         self.hold().stop();
+        // It sleeps on the word between looks at its stop flag: wake it
+        // now rather than at its next look, up to `POLL` later (a
+        // traced function's test paid 10 ms of it on average).
+        futex_wake(self.late.word.word());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
