@@ -176,6 +176,9 @@ fn doctor_passes_here() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("ok   ebpf tracer"), "{out}");
+    if nix::unistd::getuid().is_root() {
+        assert!(out.contains("ok   attach        `probity run -p PID` can attach to any process"), "{out}");
+    }
 }
 
 #[test]

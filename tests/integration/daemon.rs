@@ -674,4 +674,10 @@ fn doctor_names_the_daemon_it_would_use() {
     );
     assert!(out.contains(&via), "{out}");
     assert!(out.contains("ok   ebpf tracer   loaded by the probity daemon"), "{out}");
+    assert!(
+        out.contains(
+            "ok   attach        not from here: attaching (`probity run -p`) needs the eBPF tracer in this process"
+        ),
+        "{out}"
+    );
 }

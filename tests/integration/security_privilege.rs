@@ -359,6 +359,10 @@ fn doctor_recommends_root_not_file_capabilities() {
     assert!(out.contains("ok   privilege     not root (uid 65534)"), "{out}");
     assert!(out.contains("are left out of the trace"), "{out}");
     assert!(out.contains("note: to trace everything, run probity as root"), "{out}");
+    assert!(
+        out.contains("ok   attach        to processes of uid 65534 and gid 65534 without capabilities, dumpable, as ptrace would"),
+        "{out}"
+    );
     assert!(!out.contains("setcap cap_"), "{out}");
     // Without them: the fix is root, never capabilities on probity.
     let (_dir, plain) = crate::support::probity_for_nobody();

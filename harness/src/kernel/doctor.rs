@@ -224,5 +224,38 @@ pub fn diagnose() -> Vec<Check> {
         Check { name: "ebpf tracer", ok: false, detail: "cannot load without the capabilities above".into(), fix: None }
     };
     checks.push(load);
+    checks.push(attach_check(owner, served, missing.is_empty()));
     checks
+}
+
+/// What `probity run -p` may attach to from here. Never a failure:
+/// tracing commands probity starts does not need it.
+fn attach_check(owner: super::privilege::Owner, served: bool, capable: bool) -> Check {
+    let scope = super::privilege::ptrace_scope();
+    let detail = if served {
+        "not from here: attaching (`probity run -p`) needs the eBPF tracer in this process, and the probity daemon \
+         traces only commands its clients start"
+            .to_owned()
+    } else if !capable {
+        "not without the capabilities above".to_owned()
+    } else if owner.is_root() {
+        "`probity run -p PID` can attach to any process".to_owned()
+    } else {
+        let scope_says = match scope {
+            0 => "any of them".to_owned(),
+            1 => "only its descendants (Yama ptrace_scope 1)".to_owned(),
+            n => format!("none (Yama ptrace_scope {n} leaves attaching to root)"),
+        };
+        format!(
+            "to processes of uid {} and gid {} without capabilities, dumpable, as ptrace would: {scope_says}",
+            owner.uid, owner.gid
+        )
+    };
+    Check {
+        name: "attach",
+        ok: true,
+        detail,
+        fix: (served || (!owner.is_root() && capable))
+            .then(|| "to attach to any process, run probity as root".to_owned()),
+    }
 }

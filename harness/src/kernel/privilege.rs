@@ -40,6 +40,12 @@ impl Owner {
     }
 }
 
+/// Yama's `ptrace_scope`: 0 lets a user trace its own processes, 1 only
+/// its descendants, 2 only root, 3 nobody. 0 where Yama is not built in.
+pub(crate) fn ptrace_scope() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
 /// Whether this process, if it traces with eBPF, leaves processes with
 /// more privilege than its own user out of the trace: it is not root.
 #[must_use]

@@ -92,11 +92,7 @@ fn may_trace(pid: u32, status: &Status, owner: Owner) -> Result<(), String> {
     if !dumpable {
         return Err("it is not dumpable (PR_SET_DUMPABLE), so ptrace would refuse it too".into());
     }
-    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
-    match scope {
+    match crate::kernel::privilege::ptrace_scope() {
         0 => Ok(()),
         1 if descends_from(pid, std::process::id()) => Ok(()),
         1 => Err("the kernel's ptrace_scope (1) lets a user trace only its own descendants".into()),
