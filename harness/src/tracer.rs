@@ -484,8 +484,12 @@ impl Tracer {
             });
         }
         let resolution = crate::trace::Resolution::read();
-        let add = kernel.late_registrar();
-        let attach = attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add)?;
+        let add = kernel.attacher().ok_or(Error::AttachProcess {
+            pid: first,
+            reason: "the session is not this process's to add tasks to".into(),
+        })?;
+        let adopted = attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add)?;
+        let (attach, left_out) = (adopted.attach, adopted.left_out);
         let cwd = attach.process(first).and_then(|p| p.cwd.clone());
         Ok(Tracee {
             inject: None,
@@ -500,7 +504,7 @@ impl Tracer {
             timeout: self.timeout,
             cwd,
             resolution,
-            attach: Some(attach),
+            attach: Some((attach, left_out)),
         })
     }
 }
@@ -527,8 +531,8 @@ pub struct Tracee {
     /// Name resolution as read before the command started.
     resolution: crate::trace::Resolution,
     /// For running processes probity attached to: which, and what they
-    /// had open.
-    attach: Option<crate::trace::Attach>,
+    /// had open; and their descendants it left out, with why.
+    attach: Option<(crate::trace::Attach, Vec<crate::trace::Uncovered>)>,
 }
 
 /// How long a finished tree's TCP connections get to close in the kernel
@@ -795,10 +799,13 @@ impl Tracee {
             (None, None) if detached => ExitStatus::Running,
             (None, None) => ExitStatus::Code(-1),
         };
-        let attach = self.attach.take().map(|mut a| {
-            a.detached = detached;
-            a
-        });
+        let (attach, left_out) = match self.attach.take() {
+            Some((mut a, left_out)) => {
+                a.detached = detached;
+                (Some(a), left_out)
+            }
+            None => (None, Vec::new()),
+        };
         let run = Collected {
             root: self.root,
             status,
@@ -814,6 +821,7 @@ impl Tracee {
             kernel,
             preload,
             attach,
+            left_out,
         };
         Ok(merge::finish(run, hosts, deliver, keep_merged))
     }

@@ -224,6 +224,50 @@ fn what_cannot_be_attached_is_refused_with_the_reason() {
     let e =
         Tracer::new().with_inject("openat:error=ENOENT".parse().unwrap()).attach(&[std::process::id()]).err().unwrap();
     assert!(e.to_string().contains("fault injection needs its filter installed"), "{e}");
+    let e = Tracer::new().attach(&[std::process::id()]).err().unwrap();
+    assert!(e.to_string().contains("it is this probity process"), "{e}");
+}
+
+#[test]
+fn a_process_another_session_traces_is_not_taken_from_it() {
+    require_tracing();
+    let (r, w) = nix::unistd::pipe().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "read x; cat /dev/null"]).stdin(Stdio::from(r));
+    let traced = Tracer::new().with_tracers(&[probity::TracerKind::Ebpf]).spawn(cmd).unwrap();
+    let pid = traced.pid();
+    wait_in_syscall(pid, &["0"]);
+    let e = Tracer::new().attach(&[pid]).err().unwrap();
+    assert!(e.to_string().contains("another probity session traces it"), "{e}");
+    // The first session still has it, and sees it to its end.
+    let mut input = std::fs::File::from(w);
+    writeln!(input, "go").unwrap();
+    drop(input);
+    let trace = traced.wait().unwrap();
+    assert!(trace
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Exec(x) if x.filename.to_string_lossy().ends_with("/cat"))));
+}
+
+#[test]
+fn probity_never_traces_itself_as_a_descendant_of_what_it_attaches_to() {
+    require_tracing();
+    // This test's parent (cargo, nextest or a shell) has this process as
+    // a descendant.
+    let parent = std::os::unix::process::parent_id();
+    let tracee = match Tracer::new().attach(&[parent]) {
+        Ok(t) => t,
+        // Traced itself by an outer probity: nothing to attach to here.
+        Err(e) if e.to_string().contains("another probity session") => return,
+        Err(e) => panic!("{e}"),
+    };
+    let stop = AtomicBool::new(true);
+    let outcome = tracee.wait_with(Some(&stop), |_| {}).unwrap();
+    let a = outcome.attach.unwrap();
+    assert_eq!(a.processes[0].pid, parent);
+    assert!(a.processes.iter().all(|p| p.pid != std::process::id()), "{:?}", a.processes);
+    assert!(a.detached);
 }
 
 #[test]

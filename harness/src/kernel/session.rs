@@ -133,6 +133,21 @@ impl KernelSession {
         }
     }
 
+    /// A function that adds a running task to this session unless it is
+    /// in a session already (then `EEXIST`): for attaching, which must not
+    /// take another trace's tasks. `None` through the daemon, which adds
+    /// only the children of its clients.
+    pub(crate) fn attacher(&self) -> Option<crate::testing::join::Register> {
+        match &self.backend {
+            Backend::Local(l) => {
+                let kernel = Arc::clone(&l.kernel);
+                let id = l.id;
+                Some(Box::new(move |tid| raw_bpf::insert_new_u32(kernel.tasks_fd, tid, id)))
+            }
+            Backend::Remote(_) => None,
+        }
+    }
+
     /// Takes thread `pid` out of this session if it is in it: a thread of
     /// a late-joining child added just as it ended, whose end the kernel
     /// tracer saw before the addition, so nothing else would take it out.

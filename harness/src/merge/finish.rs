@@ -46,6 +46,8 @@ pub(crate) struct Collected<'a> {
     /// For running processes probity attached to: which, and what they
     /// had open then.
     pub attach: Option<crate::trace::Attach>,
+    /// Their descendants it left out of the session, with why.
+    pub left_out: Vec<Uncovered>,
 }
 
 /// The kernel tracer's counts at the end of a run.
@@ -163,6 +165,7 @@ pub(crate) fn finish(
         }
     }
     uncovered.extend(privileged.into_iter().map(|(_, u)| u));
+    uncovered.extend(run.left_out);
     let outcome = Outcome {
         root_pid: run.root,
         status: run.status,

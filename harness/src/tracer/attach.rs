@@ -15,20 +15,30 @@ use std::os::unix::fs::MetadataExt;
 use crate::daemon::peer::Status;
 use crate::error::Error;
 use crate::kernel::privilege::Owner;
-use crate::trace::{Attach, AttachedProcess, OpenDescriptor, SocketKind};
+use crate::trace::{Attach, AttachedProcess, OpenDescriptor, SocketKind, TracerKind, Uncovered};
 
 /// Most scans of `/proc` before giving up on a tree that keeps forking
 /// faster than it can be read.
 const MAX_ROUNDS: usize = 64;
 
+/// What attaching found: the processes now in the session, and the
+/// descendants left out of it, each with why.
+pub(crate) struct Adopted {
+    pub attach: Attach,
+    pub left_out: Vec<Uncovered>,
+}
+
 /// Adds `pids` (processes, not threads), their threads and descendants
-/// with `add`, and describes them. A process `owner` could not `ptrace`
-/// is refused when named, and left out (untraced) when only a
-/// descendant.
-pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<()>) -> Result<Attach, Error> {
+/// with `add` (which fails with `EEXIST` for a task another session
+/// traces), and describes them. A process `owner` could not `ptrace`, one
+/// another session traces, or probity itself is refused when named, and
+/// left out (listed, untraced) when only a descendant.
+pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<()>) -> Result<Adopted, Error> {
     let at_ns = crate::monotonic_ns();
+    let me = std::process::id();
     let mut order: Vec<(u32, u32)> = Vec::new();
     let mut known: HashSet<u32> = HashSet::new();
+    let mut left_out: Vec<Uncovered> = Vec::new();
     for &pid in pids {
         let status = Status::read(pid).ok_or_else(|| Error::AttachProcess { pid, reason: "no such process".into() })?;
         if status.tgid != pid {
@@ -37,30 +47,66 @@ pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Re
                 reason: format!("it is a thread of process {}: name the process", status.tgid),
             });
         }
+        if pid == me {
+            return Err(Error::AttachProcess { pid, reason: "it is this probity process".into() });
+        }
         may_trace(pid, &status, owner).map_err(|reason| Error::AttachProcess { pid, reason })?;
         if known.insert(pid) {
             order.push((pid, status.ppid));
         }
     }
+    // probity itself is never traced, even as a descendant of a process
+    // named (the shell it was started from), nor are its children.
+    known.insert(me);
+    let mut parents: HashSet<u32> = order.iter().map(|&(pid, _)| pid).collect();
     let mut added: HashSet<u32> = HashSet::new();
+    let mut refused: HashSet<u32> = HashSet::new();
     for round in 0.. {
         let mut changed = false;
         for &(pid, _) in &order {
+            if refused.contains(&pid) {
+                continue;
+            }
             for tid in threads(pid) {
-                if added.insert(tid) {
-                    add(tid).map_err(|e| Error::AttachProcess {
-                        pid,
-                        reason: format!("the eBPF task map refused thread {tid}: {e}"),
-                    })?;
-                    changed = true;
+                if !added.insert(tid) {
+                    continue;
+                }
+                changed = true;
+                match add(tid) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        if pids.contains(&pid) {
+                            return Err(Error::AttachProcess {
+                                pid,
+                                reason: "another probity session traces it (a test, or another `probity run`)".into(),
+                            });
+                        }
+                        refused.insert(pid);
+                        left_out.push(uncovered(pid, "another probity session traces it"));
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(Error::AttachProcess {
+                            pid,
+                            reason: format!("the eBPF task map refused thread {tid}: {e}"),
+                        })
+                    }
                 }
             }
         }
-        for (pid, ppid) in children_of(&known) {
+        parents.retain(|pid| !refused.contains(pid));
+        for (pid, ppid) in children_of(&parents) {
             let Some(status) = Status::read(pid) else { continue };
-            if may_trace(pid, &status, owner).is_ok() && known.insert(pid) {
-                order.push((pid, ppid));
-                changed = true;
+            if !known.insert(pid) {
+                continue;
+            }
+            changed = true;
+            match may_trace(pid, &status, owner) {
+                Ok(()) => {
+                    order.push((pid, ppid));
+                    parents.insert(pid);
+                }
+                Err(why) => left_out.push(uncovered(pid, &why)),
             }
         }
         if !changed {
@@ -73,8 +119,22 @@ pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Re
             });
         }
     }
-    let processes = order.into_iter().map(|(pid, ppid)| describe(pid, ppid)).collect();
-    Ok(Attach { at_ns, processes, detached: false })
+    let processes =
+        order.into_iter().filter(|(pid, _)| !refused.contains(pid)).map(|(pid, ppid)| describe(pid, ppid)).collect();
+    Ok(Adopted { attach: Attach { at_ns, processes, detached: false }, left_out })
+}
+
+/// A descendant left out of the session, with why.
+fn uncovered(pid: u32, why: &str) -> Uncovered {
+    let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| crate::event::shown(p.as_os_str()).into_owned())
+        .unwrap_or_default();
+    Uncovered {
+        pid,
+        program,
+        tracer: TracerKind::Ebpf,
+        reason: format!("running when probity attached, and left out: {why}"),
+    }
 }
 
 /// Why `owner` may not trace process `pid`, if it may not: what `ptrace`
@@ -238,7 +298,7 @@ mod tests {
     fn a_thread_id_or_a_missing_process_is_refused() {
         let add = |_tid: u32| Ok(());
         let root = Owner { uid: 0, gid: 0 };
-        let e = adopt(&[u32::MAX - 1], root, &add).unwrap_err();
+        let e = adopt(&[u32::MAX - 1], root, &add).err().unwrap();
         assert!(e.to_string().contains("no such process"), "{e}");
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -248,7 +308,7 @@ mod tests {
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();
-        let e = adopt(&[tid], root, &add).unwrap_err();
+        let e = adopt(&[tid], root, &add).err().unwrap();
         done_tx.send(()).unwrap();
         t.join().unwrap();
         assert!(e.to_string().contains(&format!("thread of process {}", std::process::id())), "{e}");
