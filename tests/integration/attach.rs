@@ -360,3 +360,39 @@ fn a_connection_accepted_by_a_call_waiting_at_attach_time_fails_the_gate_closed(
     assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
     assert!(v.to_string().contains("descriptor opened before probity attached"), "{v}");
 }
+
+#[test]
+fn the_cli_gate_over_an_attached_process_fails_closed_on_an_old_connection() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+        got
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let mut worker = Worker::start(Some(port));
+    let mut probity = Command::new(env!("CARGO_BIN_EXE_probity"))
+        .args(["run", "-o", "/dev/null", "--deny-network", "-p", &worker.child.id().to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(probity.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("Ctrl-C detaches") {
+        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
+    }
+    worker.poke(&file);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(probity.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = probity.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    worker.end();
+    assert!(!reader.join().unwrap().is_empty());
+    assert_eq!(status.code(), Some(121), "{said}");
+    assert!(said.contains("network gate failed"), "{said}");
+    assert!(said.contains("descriptor opened before probity attached"), "{said}");
+}
