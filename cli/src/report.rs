@@ -279,6 +279,63 @@ mod tests {
         assert_eq!(typed.runs[0].results.as_ref().map(Vec::len), Some(14));
     }
 
+    /// The SARIF 2.1.0 JSON schema, from the serde-sarif package that
+    /// ships it: the version `Cargo.lock` names, in cargo's registry.
+    fn sarif_schema() -> Value {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let lock: toml::Value = toml::from_str(&lock).unwrap();
+        let version = lock["package"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str() == Some("serde-sarif"))
+            .and_then(|p| p["version"].as_str())
+            .expect("serde-sarif in Cargo.lock")
+            .to_owned();
+        let home = std::env::var_os("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+        let registries = std::fs::read_dir(home.join("registry/src")).unwrap();
+        let path = registries
+            .filter_map(|r| Some(r.ok()?.path().join(format!("serde-sarif-{version}/src/schema.json"))))
+            .find(|p| p.is_file())
+            .expect("serde-sarif's sources in cargo's registry");
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sarif_is_valid_against_the_sarif_2_1_0_schema() {
+        let schema = sarif_schema();
+        assert_eq!(schema["title"], "Static Analysis Results Format (SARIF) Version 2.1.0 JSON Schema");
+        // The schema's own pattern for `language` (`...[a-zA-Z]{2}]?$`, a
+        // stray `]`, in `run` and `toolComponent`) is refused by the check
+        // of the schema itself; probity sets no language, so those two
+        // patterns are left out.
+        let mut schema = schema;
+        let mut cut = 0;
+        for def in schema["definitions"].as_object_mut().unwrap().values_mut() {
+            let Some(language) = def.pointer_mut("/properties/language").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if language.get("pattern").and_then(Value::as_str).is_some_and(|p| p.ends_with("]?$")) {
+                language.remove("pattern");
+                cut += 1;
+            }
+        }
+        assert_eq!(cut, 2);
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        for mode in ["enforce", "audit"] {
+            let log = sarif(&verdict(mode));
+            let errors: Vec<String> =
+                validator.iter_errors(&log).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            assert!(errors.is_empty(), "{mode}: {errors:#?}");
+        }
+        // The validator does reject what the schema forbids.
+        let mut bad = sarif(&verdict("enforce"));
+        bad["runs"][0]["results"][0]["level"] = "fatal".into();
+        assert!(!validator.is_valid(&bad));
+    }
+
     #[test]
     fn fingerprints_are_stable_and_distinct() {
         let a = sarif(&verdict("enforce"));
