@@ -44,10 +44,10 @@ pub enum EventKind {
     /// A signal was delivered.
     Signal(Signal),
     /// A libc call, recorded by the preload library.
-    Libc(LibcCall),
+    Libc(Box<LibcCall>),
     /// A network event, charged to the process and thread that own the
     /// socket (see [`Net`]).
-    Net(Net),
+    Net(Box<Net>),
 }
 
 /// A syscall.

@@ -560,7 +560,7 @@ mod tests {
                 event(
                     10,
                     10,
-                    EventKind::Libc(LibcCall {
+                    EventKind::Libc(Box::new(LibcCall {
                         function: "fopen".into(),
                         args: vec![
                             Arg::Path { path: "/etc/x".into(), truncated: false },
@@ -571,7 +571,7 @@ mod tests {
                         duration_ns: 1_500,
                         parent: None,
                         injected: false,
-                    }),
+                    })),
                 ),
                 r#"[10] libc fopen("/etc/x", "r") = 0 ENOENT <0.000001>"#,
             ),
@@ -579,7 +579,7 @@ mod tests {
                 event(
                     10,
                     10,
-                    EventKind::Libc(LibcCall {
+                    EventKind::Libc(Box::new(LibcCall {
                         function: "abort".into(),
                         args: vec![],
                         ret: None,
@@ -587,7 +587,7 @@ mod tests {
                         duration_ns: 0,
                         parent: None,
                         injected: false,
-                    }),
+                    })),
                 ),
                 "[10] libc abort() = ?",
             ),

@@ -129,7 +129,7 @@ mod tests {
             ts_ns: ts,
             pid: 1,
             tid,
-            kind: EventKind::Libc(LibcCall {
+            kind: EventKind::Libc(Box::new(LibcCall {
                 function: "fopen".into(),
                 args: vec![],
                 ret: Some(crate::event::Arg::Ptr(1)),
@@ -137,7 +137,7 @@ mod tests {
                 duration_ns: dur,
                 parent: None,
                 injected: false,
-            }),
+            })),
         }
     }
 

@@ -89,7 +89,7 @@ impl Connections {
             dns: None,
             open_at_end: n.flags & NET_OPEN_AT_END != 0,
         };
-        Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Net(net) }
+        Event { ts_ns: h.ts_ns, pid: h.pid, tid: h.tid, kind: EventKind::Net(Box::new(net)) }
     }
 
     /// The close of socket `sk`, still open when the session ends, with

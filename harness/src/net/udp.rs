@@ -139,7 +139,7 @@ impl Datagrams {
             None
         };
         let net = Net::udp(op, local, peer, len, dns);
-        Some(Event { ts_ns: e.ts_ns, pid: e.pid, tid: e.tid, kind: EventKind::Net(net) })
+        Some(Event { ts_ns: e.ts_ns, pid: e.pid, tid: e.tid, kind: EventKind::Net(Box::new(net)) })
     }
 }
 

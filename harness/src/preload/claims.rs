@@ -280,7 +280,7 @@ mod tests {
             parent: None,
             injected: false,
         };
-        ev(ts_ns, pid, tid, EventKind::Libc(call))
+        ev(ts_ns, pid, tid, EventKind::Libc(Box::new(call)))
     }
 
     fn exec(ts_ns: u64, pid: u32) -> Event {

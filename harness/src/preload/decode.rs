@@ -95,7 +95,7 @@ impl Decoder {
                     ts_ns: start_ns,
                     pid: h.pid,
                     tid: h.tid,
-                    kind: EventKind::Libc(LibcCall {
+                    kind: EventKind::Libc(Box::new(LibcCall {
                         function,
                         args: args.iter().map(|a| arg(a, strings)).collect(),
                         ret: (!before).then(|| arg(&fixed.ret, strings)),
@@ -103,7 +103,7 @@ impl Decoder {
                         duration_ns,
                         parent: None,
                         injected: fixed.flags & CALL_INJECTED != 0,
-                    }),
+                    })),
                 };
                 if before {
                     self.pending.insert(h.tid, ev);

@@ -1000,7 +1000,7 @@ mod tests {
             ts_ns: 1,
             pid: 10,
             tid: 10,
-            kind: EventKind::Libc(crate::event::LibcCall {
+            kind: EventKind::Libc(Box::new(crate::event::LibcCall {
                 function: "accept".into(),
                 args: vec![Arg::Fd(3)],
                 ret: Some(Arg::Fd(5)),
@@ -1008,7 +1008,7 @@ mod tests {
                 duration_ns: 10,
                 parent: None,
                 injected: false,
-            }),
+            })),
         };
         let t = trace(
             vec![
@@ -1063,7 +1063,7 @@ mod tests {
             parent: None,
             injected: false,
         };
-        Event { ts_ns, pid, tid, kind: EventKind::Libc(call) }
+        Event { ts_ns, pid, tid, kind: EventKind::Libc(Box::new(call)) }
     }
 
     #[test]

@@ -1071,7 +1071,7 @@ mod tests {
             ts_ns: ts,
             pid: 10,
             tid: 10,
-            kind: EventKind::Libc(crate::event::LibcCall {
+            kind: EventKind::Libc(Box::new(crate::event::LibcCall {
                 function: "fopen64".into(),
                 args: vec![path("/d/f"), path(mode)],
                 ret: Some(Arg::Ptr(0x1000)),
@@ -1079,7 +1079,7 @@ mod tests {
                 duration_ns: 1,
                 parent: None,
                 injected: false,
-            }),
+            })),
         };
         let t = trace(
             vec![

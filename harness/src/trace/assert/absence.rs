@@ -407,7 +407,7 @@ mod tests {
             parent: None,
             injected: false,
         };
-        Event { ts_ns: ts, pid, tid: pid, kind: EventKind::Libc(call) }
+        Event { ts_ns: ts, pid, tid: pid, kind: EventKind::Libc(Box::new(call)) }
     }
 
     fn image(ts_ns: u64, pid: u32, ppid: u32) -> LibcStart {

@@ -429,7 +429,7 @@ mod tests {
             ts_ns: ts,
             pid: 10,
             tid: 10,
-            kind: EventKind::Libc(crate::event::LibcCall {
+            kind: EventKind::Libc(Box::new(crate::event::LibcCall {
                 function: "getaddrinfo".into(),
                 args: vec![path(name), Arg::Ptr(0), Arg::Strings { items: vec![addr.into()], truncated: false }],
                 ret: Some(Arg::Int(0)),
@@ -437,7 +437,7 @@ mod tests {
                 duration_ns: 1,
                 parent: None,
                 injected: false,
-            }),
+            })),
         }
     }
 
@@ -456,7 +456,7 @@ mod tests {
             Some(40),
             Some(Box::new(dns)),
         );
-        Event { ts_ns: ts, pid: 10, tid: 10, kind: EventKind::Net(net) }
+        Event { ts_ns: ts, pid: 10, tid: 10, kind: EventKind::Net(Box::new(net)) }
     }
 
     fn tcp(ts: u64, fd: i64) -> Event {
