@@ -531,6 +531,10 @@ impl ExitStatus {
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // No process exits with a negative code: it stands for one
+            // probity could not learn (an attached process under
+            // `--summary`, whose `exit_group` is counted, not recorded).
+            ExitStatus::Code(c) if *c < 0 => write!(f, "ended (its exit status is unknown)"),
             ExitStatus::Code(c) => write!(f, "exited with {c}"),
             ExitStatus::Signal(s) => write!(f, "killed by {}", strace::signal_name(*s)),
             ExitStatus::Running => write!(f, "still running when probity detached"),

@@ -396,3 +396,23 @@ fn the_cli_gate_over_an_attached_process_fails_closed_on_an_old_connection() {
     assert!(said.contains("network gate failed"), "{said}");
     assert!(said.contains("descriptor opened before probity attached"), "{said}");
 }
+
+#[test]
+fn attaching_with_summary_counts_says_the_exit_status_is_unknown() {
+    require_tracing();
+    let mut child =
+        Command::new("sh").args(["-c", "read x; cat /dev/null; exit 7"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let pid = child.id();
+    wait_in_syscall(pid, &["0"]);
+    let tracee = Tracer::new().with_summary(true).attach(&[pid]).unwrap();
+    writeln!(input, "go").unwrap();
+    let trace = tracee.wait().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    // Counted, not recorded: the exit_group that says 7 is only a count.
+    assert_eq!(trace.outcome.status, ExitStatus::Code(-1));
+    assert_eq!(trace.outcome.status.to_string(), "ended (its exit status is unknown)");
+    let count = |name: &str| trace.outcome.syscalls.iter().find(|c| c.name == name).map_or(0, |c| c.calls);
+    assert_eq!(count("exit_group"), 2, "{:?}", trace.outcome.syscalls);
+    assert!(count("execve") >= 1, "{:?}", trace.outcome.syscalls);
+}
