@@ -416,3 +416,54 @@ fn attaching_with_summary_counts_says_the_exit_status_is_unknown() {
     assert_eq!(count("exit_group"), 2, "{:?}", trace.outcome.syscalls);
     assert!(count("execve") >= 1, "{:?}", trace.outcome.syscalls);
 }
+
+#[test]
+fn every_thread_of_an_attached_process_is_traced() {
+    require_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    // Three threads started before the attach, each waiting to open its
+    // own file.
+    let script = "import sys, threading\n\
+                  go = threading.Event()\n\
+                  def work(n):\n\
+                  \x20   go.wait()\n\
+                  \x20   open(f'{sys.argv[1]}/t{n}', 'w').close()\n\
+                  ts = [threading.Thread(target=work, args=(n,)) for n in range(3)]\n\
+                  [t.start() for t in ts]\n\
+                  print('ready', flush=True)\n\
+                  sys.stdin.readline()\n\
+                  go.set()\n\
+                  [t.join() for t in ts]\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = child.id();
+    wait_in_syscall(pid, &["0"]);
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let trace = tracee.wait().unwrap();
+    assert!(child.wait().unwrap().success());
+    let a = trace.outcome.attach.as_ref().unwrap();
+    assert_eq!(a.processes.len(), 1);
+    // The main thread was reading its input.
+    assert!(a.processes[0].in_flight.iter().any(|c| c == "read"), "{:?}", a.processes[0]);
+    let mut openers: Vec<u32> = trace
+        .syscalls()
+        .pid(pid)
+        .named("openat")
+        .filter(|(_, s)| s.args.iter().any(|x| x.as_path().is_some_and(|p| p.starts_with(dir.path()))))
+        .map(|(e, _)| e.tid)
+        .collect();
+    openers.sort_unstable();
+    openers.dedup();
+    assert_eq!(openers.len(), 3, "{}", crate::support::dump(&trace));
+    assert!(!openers.contains(&pid));
+    assert_eq!(trace.outcome.status, ExitStatus::Code(0));
+}
