@@ -92,6 +92,12 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
 
     let tasks: BpfHashMap<_, u32, u32> = take(&mut ebpf, "TASKS")?;
     let tasks_fd = tasks.map().fd().as_fd().as_raw_fd();
+    // Left in `ebpf` (its values are the probes' own type); only its
+    // entries of tasks a closed session leaves running are deleted.
+    let inflight_fd = match ebpf.map("INFLIGHT") {
+        Some(aya::maps::Map::HashMap(data)) => data.fd().as_fd().as_raw_fd(),
+        _ => return Err(Error::MissingItem("INFLIGHT")),
+    };
     let maps = Maps {
         socks: take(&mut ebpf, "SOCKS")?,
         listen_ports: take(&mut ebpf, "LISTEN_PORTS")?,
@@ -116,6 +122,7 @@ pub(super) fn load(opts: LoadOptions) -> Result<Kernel, Error> {
         _tails: tails,
         maps: Mutex::new(maps),
         tasks_fd,
+        inflight_fd,
         router,
         consumer: Mutex::new(Some(handle)),
         _ebpf: ebpf,

@@ -64,6 +64,9 @@ impl Default for LoadOptions {
 pub(crate) struct Kernel {
     maps: Mutex<Maps>,
     tasks_fd: RawFd,
+    /// `INFLIGHT`, the syscalls of traced tasks that were switched out,
+    /// which lives in `_ebpf`.
+    inflight_fd: RawFd,
     router: Arc<consumer::Router>,
     consumer: Mutex<Option<consumer::Handle>>,
     /// Tail-call targets of the attached programs.
@@ -216,6 +219,10 @@ impl Kernel {
             maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
         for t in stale {
             let _ = maps.tasks.remove(&t);
+            // A task left running (a detached one) keeps its entry, which
+            // its exit, untraced now, never deletes: enough of them would
+            // fill the map for every later session.
+            let _ = raw_bpf::delete_u32(self.inflight_fd, t);
         }
         // Sockets outlive processes (a connection closing after its owner
         // exited): the next session with this id must not get their events.
@@ -249,5 +256,42 @@ impl Drop for Kernel {
         if let Some(h) = self.consumer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             h.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `InFlight`'s size in the probes: session, nr, six arguments, time.
+    const INFLIGHT_VALUE: usize = 4 + 4 + 6 * 8 + 8;
+
+    /// A session closed while its task still runs (a detach, a daemon
+    /// client that went away) takes that task's `INFLIGHT` entry along.
+    #[test]
+    fn closing_a_session_deletes_the_syscall_entries_of_tasks_left_running() {
+        assert!(
+            doctor::missing_capabilities().is_empty(),
+            "this test loads the eBPF programs: run it as root (or with CAP_BPF and CAP_PERFMON), as CI does"
+        );
+        let kernel = Kernel::acquire(LoadOptions::default()).unwrap();
+        let id = kernel.open(session::config_for(false, 32, privilege::Owner::current())).unwrap();
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import time\nwhile True: time.sleep(0.02)"])
+            .spawn()
+            .unwrap();
+        let tid = child.id();
+        kernel.add_task(id, tid).unwrap();
+        // Its next sleep is traced, and switched out: an entry.
+        let start = std::time::Instant::now();
+        while !raw_bpf::has_u32(kernel.inflight_fd, tid, INFLIGHT_VALUE) {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20), "no INFLIGHT entry for {tid}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        kernel.close(id);
+        let gone = !raw_bpf::has_u32(kernel.inflight_fd, tid, INFLIGHT_VALUE);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(gone, "the entry of task {tid} outlived its session");
     }
 }
