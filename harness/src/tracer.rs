@@ -697,6 +697,11 @@ impl Tracee {
                 // Processes probity did not start are left running: it
                 // detaches, by closing the session.
                 if asked || timed_out {
+                    // Out of the session first: a busy tree would
+                    // otherwise keep the drain below from ever ending.
+                    if let Some(k) = &self.kernel {
+                        k.detach();
+                    }
                     detached = true;
                     break;
                 }

@@ -467,3 +467,97 @@ fn every_thread_of_an_attached_process_is_traced() {
     assert!(!openers.contains(&pid));
     assert_eq!(trace.outcome.status, ExitStatus::Code(0));
 }
+
+#[test]
+fn detaching_from_a_busy_process_ends_and_leaves_its_forks_alone() {
+    require_tracing();
+    // A loop of syscalls, threads and forks that never rests: it writes
+    // records for as long as it is in the session, and its new threads
+    // and children, added by the kernel's fork probe as attaching goes
+    // on, are found again by the next read of /proc.
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut busy = Killed(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import os, subprocess, threading, time\n\
+                 n = 0\n\
+                 while True:\n\
+                 \x20   n += 1\n\
+                 \x20   os.getppid()\n\
+                 \x20   threading.Thread(target=time.sleep, args=(0.02,)).start()\n\
+                 \x20   time.sleep(0.001)\n\
+                 \x20   if n % 20 == 0: subprocess.run(['/bin/true'])\n",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = busy.0.id();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let stop = AtomicBool::new(false);
+        let mut n = 0u64;
+        let outcome = tracee.wait_with(Some(&stop), |_| {
+            n += 1;
+            if n == 2000 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let _ = tx.send((outcome, n));
+    });
+    // Not a timing: a hang guard, far above what ending takes.
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let alive = busy.0.try_wait().unwrap().is_none();
+    drop(busy);
+    let (outcome, n) = got.expect("the trace never ended after the detach");
+    let outcome = outcome.unwrap();
+    assert!(n >= 2000 && alive);
+    assert!(outcome.attach.as_ref().is_some_and(|a| a.detached));
+    // Children the fork probe added as attaching went on are this
+    // session's own, not another's.
+    assert!(outcome.uncovered.iter().all(|u| !u.reason.contains("another probity session")), "{:?}", outcome.uncovered);
+}
+
+#[test]
+fn a_tree_that_never_stops_forking_is_attached_whole() {
+    require_tracing();
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    // A shell that starts a child every few milliseconds, each living
+    // long enough to be found in /proc after the kernel added it.
+    let shell =
+        Killed(Command::new("sh").args(["-c", "while :; do /bin/sleep 0.3 & /bin/sleep 0.005; done"]).spawn().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let tracee = Tracer::new().attach(&[shell.0.id()]).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut execs = 0;
+    let outcome = tracee
+        .wait_with(Some(&stop), |e| {
+            if matches!(e.kind, EventKind::Exec(_)) {
+                execs += 1;
+                if execs == 20 {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .unwrap();
+    drop(shell);
+    let a = outcome.attach.unwrap();
+    // The children running then are described, and none is taken for
+    // another session's.
+    assert!(a.processes.len() > 5, "{}", a.processes.len());
+    assert!(outcome.uncovered.is_empty(), "{:?}", outcome.uncovered);
+}

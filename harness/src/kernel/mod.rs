@@ -209,23 +209,17 @@ impl Kernel {
         out
     }
 
-    /// Forgets a session: its tasks stop being traced and its counters
-    /// are zeroed for the next user of the id.
-    pub(crate) fn close(&self, id: u32) {
-        self.router.remove(id);
+    /// Takes every task of session `id` out of the task map: a session
+    /// whose tree still runs stops being traced.
+    pub(crate) fn detach(&self, id: u32) {
         let mut maps = self.maps();
-        let _ = maps.sessions.set(id, SessionConfig::default(), 0);
-        let stale: Vec<u32> =
-            maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
-        for t in stale {
-            let _ = maps.tasks.remove(&t);
-            // A task left running (a detached one) keeps its entry, which
-            // its exit, untraced now, never deletes: enough of them would
-            // fill the map for every later session.
-            let _ = raw_bpf::delete_u32(self.inflight_fd, t);
-        }
-        // Sockets outlive processes (a connection closing after its owner
-        // exited): the next session with this id must not get their events.
+        self.take_out_tasks(&mut maps, id);
+        // Their connections stay open, and would go on sending events.
+        Self::forget_sockets(&mut maps, id);
+    }
+
+    /// Forgets the sockets, and listening ports, session `id` owns.
+    fn forget_sockets(maps: &mut Maps, id: u32) {
         let stale: Vec<u64> =
             maps.socks.iter().filter_map(Result::ok).filter(|(_, o)| o.session == id).map(|(sk, _)| sk).collect();
         for sk in stale {
@@ -236,6 +230,45 @@ impl Kernel {
         for port in stale {
             let _ = maps.listen_ports.remove(&port);
         }
+    }
+
+    /// Removes session `id`'s tasks, scanning again until two scans in a
+    /// row find none: a task forking as it is removed can have its child
+    /// added after the scan that removed it, and that child must not be
+    /// left to whoever gets the id next.
+    fn take_out_tasks(&self, maps: &mut Maps, id: u32) {
+        let mut empty = 0;
+        for _ in 0..64 {
+            let stale: Vec<u32> =
+                maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
+            if stale.is_empty() {
+                empty += 1;
+                if empty == 2 {
+                    return;
+                }
+                continue;
+            }
+            empty = 0;
+            for t in stale {
+                let _ = maps.tasks.remove(&t);
+                // A task left running (a detached one) keeps its entry,
+                // which its exit, untraced now, never deletes: enough of
+                // them would fill the map for every later session.
+                let _ = raw_bpf::delete_u32(self.inflight_fd, t);
+            }
+        }
+    }
+
+    /// Forgets a session: its tasks stop being traced and its counters
+    /// are zeroed for the next user of the id.
+    pub(crate) fn close(&self, id: u32) {
+        self.router.remove(id);
+        let mut maps = self.maps();
+        let _ = maps.sessions.set(id, SessionConfig::default(), 0);
+        self.take_out_tasks(&mut maps, id);
+        // Sockets outlive processes (a connection closing after its owner
+        // exited): the next session with this id must not get their events.
+        Self::forget_sockets(&mut maps, id);
         let ncpus = aya::util::nr_cpus().unwrap_or(1);
         if let Ok(zero) = PerCpuValues::try_from(vec![Losses::default(); ncpus]) {
             let _ = maps.losses.set(id, zero, 0);

@@ -18,7 +18,6 @@ struct MapElemAttr {
     flags: u64,
 }
 
-#[cfg(test)]
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
@@ -51,6 +50,19 @@ fn update(map_fd: RawFd, key: u32, value: u32, flags: u64) -> std::io::Result<()
 pub(crate) fn delete_u32(map_fd: RawFd, key: u32) -> std::io::Result<()> {
     let attr = MapElemAttr { map_fd: map_fd as u32, _pad: 0, key: std::ptr::from_ref(&key) as u64, value: 0, flags: 0 };
     call(BPF_MAP_DELETE_ELEM, &attr)
+}
+
+/// The value of `key` in a `u32 -> u32` hash map.
+pub(crate) fn lookup_u32(map_fd: RawFd, key: u32) -> Option<u32> {
+    let mut value = 0u32;
+    let attr = MapElemAttr {
+        map_fd: map_fd as u32,
+        _pad: 0,
+        key: std::ptr::from_ref(&key) as u64,
+        value: std::ptr::from_mut(&mut value) as u64,
+        flags: 0,
+    };
+    call(BPF_MAP_LOOKUP_ELEM, &attr).ok().map(|()| value)
 }
 
 /// Whether a hash map keyed by `u32` has `key`; its value, of

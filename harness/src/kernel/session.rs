@@ -137,14 +137,40 @@ impl KernelSession {
     /// in a session already (then `EEXIST`): for attaching, which must not
     /// take another trace's tasks. `None` through the daemon, which adds
     /// only the children of its clients.
-    pub(crate) fn attacher(&self) -> Option<crate::testing::join::Register> {
+    /// It answers whether it put the task in (`false`: it was this
+    /// session's already, added by the fork probe as a task added before
+    /// forked it).
+    pub(crate) fn attacher(&self) -> Option<Box<dyn Fn(u32) -> std::io::Result<bool> + Send>> {
         match &self.backend {
             Backend::Local(l) => {
                 let kernel = Arc::clone(&l.kernel);
                 let id = l.id;
-                Some(Box::new(move |tid| raw_bpf::insert_new_u32(kernel.tasks_fd, tid, id)))
+                Some(Box::new(move |tid| match raw_bpf::insert_new_u32(kernel.tasks_fd, tid, id) {
+                    Ok(()) => Ok(true),
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EEXIST)
+                            && raw_bpf::lookup_u32(kernel.tasks_fd, tid) == Some(id) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                }))
             }
             Backend::Remote(_) => None,
+        }
+    }
+
+    /// Stops tracing the whole tree, which runs on: detaching from
+    /// processes probity attached to. Their records already written are
+    /// still read; nothing more comes.
+    pub(crate) fn detach(&self) {
+        match &self.backend {
+            Backend::Local(l) => l.kernel.detach(l.id),
+            Backend::Remote(r) => {
+                for tid in r.tasks() {
+                    r.forget(tid);
+                }
+            }
         }
     }
 

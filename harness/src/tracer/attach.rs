@@ -29,11 +29,17 @@ pub(crate) struct Adopted {
 }
 
 /// Adds `pids` (processes, not threads), their threads and descendants
-/// with `add` (which fails with `EEXIST` for a task another session
-/// traces), and describes them. A process `owner` could not `ptrace`, one
+/// with `add`, and describes them. `add` answers whether it put the task
+/// in the session (`false`: the kernel's fork probe had, as the child or
+/// thread of a task added before) and fails with `EEXIST` for a task
+/// another session traces. A process `owner` could not `ptrace`, one
 /// another session traces, or probity itself is refused when named, and
 /// left out (listed, untraced) when only a descendant.
-pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<()>) -> Result<Adopted, Error> {
+///
+/// Reading `/proc` again stops once a pass puts nothing new in the
+/// session: what the fork probe added is followed already, so a tree
+/// that never stops forking (a shell loop, a build) still settles.
+pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<bool>) -> Result<Adopted, Error> {
     let at_ns = crate::monotonic_ns();
     let me = std::process::id();
     let mut order: Vec<(u32, u32)> = Vec::new();
@@ -61,37 +67,45 @@ pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Re
     let mut parents: HashSet<u32> = order.iter().map(|&(pid, _)| pid).collect();
     let mut added: HashSet<u32> = HashSet::new();
     let mut refused: HashSet<u32> = HashSet::new();
+    // Adds the threads of `pid` not tried yet; whether any went in anew.
+    let add_threads = |pid: u32,
+                       added: &mut HashSet<u32>,
+                       refused: &mut HashSet<u32>,
+                       left_out: &mut Vec<Uncovered>|
+     -> Result<bool, Error> {
+        let mut new = false;
+        for tid in threads(pid) {
+            if !added.insert(tid) {
+                continue;
+            }
+            match add(tid) {
+                Ok(put) => new |= put,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    if pids.contains(&pid) {
+                        return Err(Error::AttachProcess {
+                            pid,
+                            reason: "another probity session traces it (a test, or another `probity run`)".into(),
+                        });
+                    }
+                    refused.insert(pid);
+                    left_out.push(uncovered(pid, "another probity session traces it"));
+                    return Ok(new);
+                }
+                Err(e) => {
+                    return Err(Error::AttachProcess {
+                        pid,
+                        reason: format!("the eBPF task map refused thread {tid}: {e}"),
+                    })
+                }
+            }
+        }
+        Ok(new)
+    };
     for round in 0.. {
         let mut changed = false;
         for &(pid, _) in &order {
-            if refused.contains(&pid) {
-                continue;
-            }
-            for tid in threads(pid) {
-                if !added.insert(tid) {
-                    continue;
-                }
-                changed = true;
-                match add(tid) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        if pids.contains(&pid) {
-                            return Err(Error::AttachProcess {
-                                pid,
-                                reason: "another probity session traces it (a test, or another `probity run`)".into(),
-                            });
-                        }
-                        refused.insert(pid);
-                        left_out.push(uncovered(pid, "another probity session traces it"));
-                        break;
-                    }
-                    Err(e) => {
-                        return Err(Error::AttachProcess {
-                            pid,
-                            reason: format!("the eBPF task map refused thread {tid}: {e}"),
-                        })
-                    }
-                }
+            if !refused.contains(&pid) {
+                changed |= add_threads(pid, &mut added, &mut refused, &mut left_out)?;
             }
         }
         parents.retain(|pid| !refused.contains(pid));
@@ -100,11 +114,11 @@ pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Re
             if !known.insert(pid) {
                 continue;
             }
-            changed = true;
             match may_trace(pid, &status, owner) {
                 Ok(()) => {
                     order.push((pid, ppid));
                     parents.insert(pid);
+                    changed |= add_threads(pid, &mut added, &mut refused, &mut left_out)?;
                 }
                 Err(why) => left_out.push(uncovered(pid, &why)),
             }
@@ -296,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_thread_id_or_a_missing_process_is_refused() {
-        let add = |_tid: u32| Ok(());
+        let add = |_tid: u32| Ok(true);
         let root = Owner { uid: 0, gid: 0 };
         let e = adopt(&[u32::MAX - 1], root, &add).err().unwrap();
         assert!(e.to_string().contains("no such process"), "{e}");
