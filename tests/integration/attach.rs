@@ -561,3 +561,61 @@ fn a_tree_that_never_stops_forking_is_attached_whole() {
     assert!(a.processes.len() > 5, "{}", a.processes.len());
     assert!(outcome.uncovered.is_empty(), "{:?}", outcome.uncovered);
 }
+
+/// Sends `aio-hello` on a connection it opened before the attach, through
+/// Linux AIO (`io_submit` of a write), once told to.
+const AIO_SENDER: &str = r#"import ctypes, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+port = int(sys.argv[1])
+conn = socket.create_connection(('127.0.0.1', port))
+print('ready', flush=True)
+sys.stdin.readline()
+ctx = ctypes.c_ulong(0)
+assert libc.syscall(206, 8, ctypes.byref(ctx)) == 0, ctypes.get_errno()
+buf = ctypes.create_string_buffer(b'aio-hello')
+class Iocb(ctypes.Structure):
+    _fields_ = [('data', ctypes.c_uint64), ('key', ctypes.c_uint32), ('rw_flags', ctypes.c_uint32),
+                ('opcode', ctypes.c_uint16), ('prio', ctypes.c_int16), ('fd', ctypes.c_uint32),
+                ('buf', ctypes.c_uint64), ('nbytes', ctypes.c_uint64), ('offset', ctypes.c_int64),
+                ('res2', ctypes.c_uint64), ('flags', ctypes.c_uint32), ('resfd', ctypes.c_uint32)]
+cb = Iocb(opcode=1, fd=conn.fileno(), buf=ctypes.addressof(buf), nbytes=9)
+arr = (ctypes.POINTER(Iocb) * 1)(ctypes.pointer(cb))
+n = libc.syscall(209, ctx, 1, arr)
+assert n == 1, (n, ctypes.get_errno())
+ev = (ctypes.c_uint64 * 4)()
+r = libc.syscall(208, ctx, 1, 1, ev, None)
+print('done', r, ctypes.c_int64(ev[2]).value, flush=True)
+import os
+os._exit(0)
+"#;
+
+#[test]
+fn data_sent_through_linux_aio_fails_the_gate_closed() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut child = Command::new("python3")
+        .args(["-c", AIO_SENDER, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = child.id();
+    wait_in_syscall(pid, &["0"]);
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let trace = tracee.wait().unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut got = [0u8; 9];
+    std::io::Read::read_exact(&mut conn, &mut got).unwrap();
+    assert_eq!(&got, b"aio-hello");
+    let v = trace.check_network_gate(None::<&[&str]>).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+    assert!(v.to_string().contains("Linux AIO"), "{v}");
+}

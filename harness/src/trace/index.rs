@@ -176,6 +176,9 @@ fn attached_state(p: &crate::trace::AttachedProcess, start_cwd: &Resolved) -> Pr
         let target = match d.socket {
             Some(crate::trace::SocketKind::Network) => FdTarget::BeforeAttach,
             Some(crate::trace::SocketKind::Unix) => FdTarget::Socket { family: libc::AF_UNIX, peer: None },
+            // An io_uring set up before: left unknown, so that using it is
+            // a blind spot (see `blind_spots`).
+            None if d.target.contains("io_uring") => continue,
             None if d.target.starts_with('/') => FdTarget::File(Resolved::Abs(normalize(&d.target))),
             None => FdTarget::Other,
         };

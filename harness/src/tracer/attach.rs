@@ -263,11 +263,12 @@ fn in_syscall(pid: u32, tid: u32) -> Option<String> {
         // Gone since it was listed: nothing of it is left to matter.
         return std::fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok().then(|| "unknown".into());
     };
-    // `running`, `-1 ...` (blocked, not in a syscall), or `NR args...`.
+    // `running`, `-1 ...` (stopped outside a syscall), or `NR args...`.
     match text.split_whitespace().next().map(str::parse::<i64>) {
         Some(Ok(nr)) if nr >= 0 => Some(crate::decode::syscall_name(nr as u32).into_owned()),
         Some(Ok(_)) => None,
-        _ if text.starts_with("running") => None,
+        // On a CPU as /proc was read: in user space, or inside a call
+        // it does not name.
         _ => Some("unknown".into()),
     }
 }

@@ -11,6 +11,8 @@ use crate::trace::query::offset;
 
 pub(super) const IO_URING: &str = "it set up io_uring, whose submissions probity does not decode (a socket, connect or send made through it is not in the trace)";
 
+pub(super) const OLD_IO_URING: &str = "a process had an io_uring when probity attached, which can send without any syscall (SQPOLL): what it sent is not in the trace";
+
 pub(super) const MID_FLIGHT: &str = "it moved data through a descriptor opened before probity attached that may be a network connection (/proc showed a socket, or nothing probity could name): where that traffic goes is not in the trace";
 
 /// The calls that move data through their first descriptor.
@@ -39,6 +41,17 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
         false
     };
     let mid_flight = idx.trace.outcome.attach.is_some();
+    // An io_uring a process had when probity attached may send with no
+    // syscall at all (SQPOLL): the whole trace is blind to it.
+    let old_ring = idx
+        .trace
+        .outcome
+        .attach
+        .as_ref()
+        .is_some_and(|a| a.processes.iter().any(|p| p.descriptors.iter().any(|d| d.target.contains("io_uring"))));
+    if old_ring && !idx.trace.events.is_empty() {
+        out.push((0, OLD_IO_URING));
+    }
     for (i, e) in idx.trace.events.iter().enumerate() {
         let Some(s) = e.as_syscall() else { continue };
         let ok = s.ret.is_some_and(|r| r >= 0) && !s.failed();
@@ -49,11 +62,15 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
         // connection made before the attach.
         let before_attach =
             || idx.access(i).is_some_and(|a| matches!(a.fd.as_deref(), None | Some(FdTarget::BeforeAttach)));
-        if mid_flight
-            && ok
-            && MOVES_DATA.contains(&&*s.name)
-            && matches!(s.args.first(), Some(Arg::Fd(_)))
-            && before_attach()
+        // `splice` moves data into its second descriptor too, which the
+        // index does not resolve: mid-flight, any one is a blind spot.
+        let spliced = mid_flight && ok && s.name == "splice";
+        if spliced
+            || (mid_flight
+                && ok
+                && MOVES_DATA.contains(&&*s.name)
+                && matches!(s.args.first(), Some(Arg::Fd(_)))
+                && before_attach())
         {
             if matches!(&*s.name, "recvmsg" | "recvmmsg") {
                 may_hold_received.insert(e.pid);
@@ -84,6 +101,9 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
             "io_uring_setup" if ok => IO_URING,
             "io_uring_enter" | "io_uring_register" if unknown_fd() => {
                 "it used an io_uring the trace never saw set up (inherited or received), whose submissions probity does not decode"
+            }
+            "io_submit" if ok => {
+                "it submitted Linux AIO requests, which probity does not decode (one may write to a socket)"
             }
             "pidfd_getfd" if ok => {
                 "it took a descriptor from another process with pidfd_getfd; probity does not know what it refers to"
