@@ -89,6 +89,13 @@ impl<T: Clone> FdTable<T> {
                 if let (Some(new), Some(old), true) = (new_fd, fd_arg(0), cmd.starts_with("F_DUPFD")) {
                     return self.copy(old, new, cmd == "F_DUPFD_CLOEXEC");
                 }
+                // Close-on-exec set or cleared on a descriptor.
+                if let (true, "F_SETFD", Some(fd)) = (ok, cmd, fd_arg(0)) {
+                    let on = s.args.get(2).and_then(int_arg).is_some_and(|f| f & i64::from(libc::FD_CLOEXEC) != 0);
+                    if let Some(slot) = self.fds.get_mut(&fd) {
+                        slot.cloexec = on;
+                    }
+                }
             }
             // Only EBADF leaves the descriptor table as it was.
             "close" if s.errno.as_deref() != Some("EBADF") => {
@@ -101,7 +108,14 @@ impl<T: Clone> FdTable<T> {
                     (ok, s.args.first().and_then(int_arg), s.args.get(1).and_then(int_arg))
                 {
                     let (lo, hi) = (lo as u32, hi as u32);
-                    self.fds.retain(|&fd, _| !(lo..=hi).contains(&(fd as u32)));
+                    let in_range = |fd: i32| (lo..=hi).contains(&(fd as u32));
+                    let flags = s.args.get(2).and_then(int_arg).unwrap_or(0);
+                    if flags & i64::from(libc::CLOSE_RANGE_CLOEXEC) != 0 {
+                        // Marked close-on-exec, not closed.
+                        self.fds.iter_mut().filter(|(&fd, _)| in_range(fd)).for_each(|(_, slot)| slot.cloexec = true);
+                    } else {
+                        self.fds.retain(|&fd, _| !in_range(fd));
+                    }
                 }
             }
             _ => {}
@@ -183,5 +197,23 @@ mod tests {
         assert_eq!((t.get(10), t.get(11), t.get(21)), (Some(&"a"), None, None));
         assert!(["dup", "dup3", "fcntl", "close_range"].iter().all(|n| copies_or_closes(n)));
         assert!(!copies_or_closes("write"));
+    }
+
+    #[test]
+    fn close_on_exec_set_later_is_followed() {
+        let mut t: FdTable<&str> = FdTable::default();
+        for fd in [3, 4, 5, 6] {
+            t.insert(fd, "a", false);
+        }
+        // CLOSE_RANGE_CLOEXEC marks, it does not close.
+        let cloexec = libc::CLOSE_RANGE_CLOEXEC as i32;
+        t.follow(&call("close_range", vec![Arg::Fd(3), Arg::Fd(4), flags(cloexec, "CLOSE_RANGE_CLOEXEC")], 0));
+        assert!(t.get(3).is_some() && t.get(4).is_some());
+        let setfd =
+            |fd, on: i32| call("fcntl", vec![Arg::Fd(fd), flags(libc::F_SETFD, "F_SETFD"), flags(on, "FD_CLOEXEC")], 0);
+        t.follow(&setfd(5, libc::FD_CLOEXEC));
+        t.follow(&setfd(4, 0));
+        t.exec();
+        assert_eq!((t.get(3), t.get(4), t.get(5), t.get(6)), (None, Some(&"a"), None, Some(&"a")));
     }
 }

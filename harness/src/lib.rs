@@ -73,7 +73,7 @@ pub use preload::library::path as preload_library;
 pub use probity_common::{KnobError, MaxTasks, RingBytes, StringLimit};
 pub use probity_macros::traced_test;
 pub use testing::{traced, traced_with, Cmd, Run};
-pub use trace::{Attach, AttachedProcess, OpenDescriptor, SocketKind};
+pub use trace::{Attach, AttachedProcess, CallUnderWay, OpenDescriptor, SocketKind};
 pub use trace::{Class, Events, LoadError, Snapshot, Syscalls, Violation, ViolationKind};
 pub use trace::{LibcStart, LibcStartKind, LibcStarts};
 pub use trace::{Losses, Outcome, Process, Resolution, SyscallCount, Trace, TracerKind, Uncovered};

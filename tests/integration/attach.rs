@@ -355,7 +355,7 @@ fn a_connection_accepted_by_a_call_waiting_at_attach_time_fails_the_gate_closed(
     assert!(server.wait().unwrap().success());
     assert_eq!(got, b"hello");
     let a = trace.outcome.attach.as_ref().unwrap();
-    assert!(a.processes[0].in_flight.iter().any(|c| c.starts_with("accept")), "{:?}", a.processes[0]);
+    assert!(a.processes[0].in_flight.iter().any(|c| c.syscall.starts_with("accept")), "{:?}", a.processes[0]);
     let v = trace.check_network_gate(None::<&[&str]>).unwrap_err();
     assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
     assert!(v.to_string().contains("descriptor opened before probity attached"), "{v}");
@@ -453,7 +453,11 @@ fn every_thread_of_an_attached_process_is_traced() {
     let a = trace.outcome.attach.as_ref().unwrap();
     assert_eq!(a.processes.len(), 1);
     // The main thread was reading its input.
-    assert!(a.processes[0].in_flight.iter().any(|c| c == "read"), "{:?}", a.processes[0]);
+    assert!(
+        a.processes[0].in_flight.iter().any(|c| c.syscall == "read" && c.first_arg == Some(0)),
+        "{:?}",
+        a.processes[0]
+    );
     let mut openers: Vec<u32> = trace
         .syscalls()
         .pid(pid)
@@ -618,4 +622,37 @@ fn data_sent_through_linux_aio_fails_the_gate_closed() {
     let v = trace.check_network_gate(None::<&[&str]>).unwrap_err();
     assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
     assert!(v.to_string().contains("Linux AIO"), "{v}");
+}
+
+#[test]
+fn a_send_under_way_at_attach_time_fails_the_gate_closed() {
+    require_tracing();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // One send of 8 MiB on a connection nobody reads yet: it waits inside
+    // the call, and finishes only once the test reads, after the attach.
+    let script = format!(
+        "import os, socket\n\
+         c = socket.create_connection(('127.0.0.1', {port}))\n\
+         c.sendall(b'x' * (8 << 20))\n\
+         os._exit(0)\n"
+    );
+    let mut child = Command::new("python3").args(["-c", &script]).spawn().unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let pid = child.id();
+    // sendto (44) or sendmsg (46), whichever this python uses.
+    wait_in_syscall(pid, &["44", "46"]);
+    let tracee = Tracer::new().attach(&[pid]).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut got).unwrap();
+    let trace = tracee.wait().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got.len(), 8 << 20);
+    let a = trace.outcome.attach.as_ref().unwrap();
+    assert!(a.processes[0].in_flight.iter().any(|c| c.syscall.starts_with("send")), "{:?}", a.processes[0]);
+    // The send is not in the trace: nothing else in it moved data.
+    assert_eq!(trace.syscalls().named("sendto").count() + trace.syscalls().named("sendmsg").count(), 0);
+    let v = trace.check_network_gate(None::<&[&str]>).unwrap_err();
+    assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+    assert!(v.to_string().contains("inside a call that moves data"), "{v}");
 }

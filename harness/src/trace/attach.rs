@@ -46,12 +46,23 @@ pub struct AttachedProcess {
     /// Its open descriptors.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub descriptors: Vec<OpenDescriptor>,
-    /// The syscalls its threads were inside when probity attached, by
-    /// name (`unknown` where `/proc` would not say): their results are
-    /// not in the trace, so a descriptor one of them made (an `accept`
-    /// that was waiting) is unknown to it.
+    /// The syscalls its threads were inside when probity attached: their
+    /// results are not in the trace, so a descriptor one of them made (an
+    /// `accept` that was waiting) is unknown to it, and data one of them
+    /// moved is not in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub in_flight: Vec<String>,
+    pub in_flight: Vec<CallUnderWay>,
+}
+
+/// A syscall a thread was inside when probity attached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallUnderWay {
+    /// Its name; `unknown` where `/proc` would not say (the thread was
+    /// on a CPU).
+    pub syscall: String,
+    /// Its first argument (a descriptor, for most calls that move data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_arg: Option<u64>,
 }
 
 /// A descriptor a process had open when probity attached.

@@ -215,7 +215,7 @@ fn attached_state(p: &crate::trace::AttachedProcess, start_cwd: &Resolved) -> Pr
         "flock",
         "fsync",
     ];
-    let complete = p.in_flight.iter().all(|c| NO_NEW_FD.contains(&c.as_str()));
+    let complete = p.in_flight.iter().all(|c| NO_NEW_FD.contains(&c.syscall.as_str()));
     ProcState { cwd, fds, complete }
 }
 

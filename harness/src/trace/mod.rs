@@ -25,7 +25,7 @@ pub(crate) mod test_support;
 
 pub(crate) use assert::observed;
 pub use assert::{Violation, ViolationKind};
-pub use attach::{Attach, AttachedProcess, OpenDescriptor, SocketKind};
+pub use attach::{Attach, AttachedProcess, CallUnderWay, OpenDescriptor, SocketKind};
 pub use classes::Class;
 pub use load::LoadError;
 pub use model::{Process, Trace};

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use crate::daemon::peer::Status;
 use crate::error::Error;
 use crate::kernel::privilege::Owner;
-use crate::trace::{Attach, AttachedProcess, OpenDescriptor, SocketKind, TracerKind, Uncovered};
+use crate::trace::{Attach, AttachedProcess, CallUnderWay, OpenDescriptor, SocketKind, TracerKind, Uncovered};
 
 /// Most scans of `/proc` before giving up on a tree that keeps forking
 /// faster than it can be read.
@@ -256,20 +256,26 @@ fn describe(pid: u32, ppid: u32) -> AttachedProcess {
     }
 }
 
-/// The syscall thread `tid` is inside, by name; `None` when it is not in
-/// one, `unknown` when `/proc` does not say.
-fn in_syscall(pid: u32, tid: u32) -> Option<String> {
+/// The syscall thread `tid` is inside; `None` when it is not in one,
+/// `unknown` when `/proc` does not say.
+fn in_syscall(pid: u32, tid: u32) -> Option<CallUnderWay> {
+    let unknown = || CallUnderWay { syscall: "unknown".into(), first_arg: None };
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")) else {
         // Gone since it was listed: nothing of it is left to matter.
-        return std::fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok().then(|| "unknown".into());
+        return std::fs::metadata(format!("/proc/{pid}/task/{tid}")).is_ok().then(unknown);
     };
-    // `running`, `-1 ...` (stopped outside a syscall), or `NR args...`.
-    match text.split_whitespace().next().map(str::parse::<i64>) {
-        Some(Ok(nr)) if nr >= 0 => Some(crate::decode::syscall_name(nr as u32).into_owned()),
+    // `running`, `-1 ...` (stopped outside a syscall), or `NR ARG1 ...`
+    // with the arguments in hexadecimal.
+    let mut words = text.split_whitespace();
+    match words.next().map(str::parse::<i64>) {
+        Some(Ok(nr)) if nr >= 0 => Some(CallUnderWay {
+            syscall: crate::decode::syscall_name(nr as u32).into_owned(),
+            first_arg: words.next().and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok()),
+        }),
         Some(Ok(_)) => None,
         // On a CPU as /proc was read: in user space, or inside a call
         // it does not name.
-        _ => Some("unknown".into()),
+        _ => Some(unknown()),
     }
 }
 

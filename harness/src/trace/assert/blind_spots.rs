@@ -13,6 +13,8 @@ pub(super) const IO_URING: &str = "it set up io_uring, whose submissions probity
 
 pub(super) const OLD_IO_URING: &str = "a process had an io_uring when probity attached, which can send without any syscall (SQPOLL): what it sent is not in the trace";
 
+pub(super) const MOVING_THEN: &str = "a thread was inside a call that moves data, on a descriptor that may be a network connection, when probity attached (or inside a call /proc did not name, beside one): what that call moved is not in the trace";
+
 pub(super) const MID_FLIGHT: &str = "it moved data through a descriptor opened before probity attached that may be a network connection (/proc showed a socket, or nothing probity could name): where that traffic goes is not in the trace";
 
 /// The calls that move data through their first descriptor.
@@ -51,6 +53,24 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
         .is_some_and(|a| a.processes.iter().any(|p| p.descriptors.iter().any(|d| d.target.contains("io_uring"))));
     if old_ring && !idx.trace.events.is_empty() {
         out.push((0, OLD_IO_URING));
+    }
+    // A call under way at the attach, whose data is not in the trace, on
+    // a descriptor that may be an old connection.
+    let sending_then = idx.trace.outcome.attach.as_ref().is_some_and(|a| {
+        a.processes.iter().any(|p| {
+            let network = |fd: Option<u64>| match fd.and_then(|f| p.descriptors.iter().find(|d| d.fd as u64 == f)) {
+                Some(d) => d.socket == Some(crate::trace::SocketKind::Network),
+                None => true,
+            };
+            let has_network = p.descriptors.iter().any(|d| d.socket == Some(crate::trace::SocketKind::Network));
+            p.in_flight.iter().any(|c| match c.syscall.as_str() {
+                "unknown" => has_network,
+                name => MOVES_DATA.contains(&name) && network(c.first_arg),
+            })
+        })
+    });
+    if sending_then && !idx.trace.events.is_empty() {
+        out.push((0, MOVING_THEN));
     }
     for (i, e) in idx.trace.events.iter().enumerate() {
         let Some(s) = e.as_syscall() else { continue };
