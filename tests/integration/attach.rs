@@ -59,6 +59,16 @@ impl Worker {
     }
 }
 
+/// A child killed and reaped when dropped, even when a test fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Attaches to `pid`, runs `work` on another thread once attached, then
 /// detaches; returns the trace.
 fn attached_while(pid: u32, work: impl FnOnce() + Send + 'static) -> probity::Trace {
@@ -479,13 +489,6 @@ fn detaching_from_a_busy_process_ends_and_leaves_its_forks_alone() {
     // records for as long as it is in the session, and its new threads
     // and children, added by the kernel's fork probe as attaching goes
     // on, are found again by the next read of /proc.
-    struct Killed(Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut busy = Killed(
         Command::new("python3")
             .args([
@@ -533,13 +536,6 @@ fn detaching_from_a_busy_process_ends_and_leaves_its_forks_alone() {
 #[test]
 fn a_tree_that_never_stops_forking_is_attached_whole() {
     require_tracing();
-    struct Killed(Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     // A shell that starts a child every few milliseconds, each living
     // long enough to be found in /proc after the kernel added it.
     let shell =
