@@ -488,7 +488,8 @@ impl Tracer {
             pid: first,
             reason: "the session is not this process's to add tasks to".into(),
         })?;
-        let adopted = attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add)?;
+        let adopted =
+            attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add, &|tid| kernel.forget(tid))?;
         let (attach, left_out) = (adopted.attach, adopted.left_out);
         let cwd = attach.process(first).and_then(|p| p.cwd.clone());
         Ok(Tracee {

@@ -39,7 +39,12 @@ pub(crate) struct Adopted {
 /// Reading `/proc` again stops once a pass puts nothing new in the
 /// session: what the fork probe added is followed already, so a tree
 /// that never stops forking (a shell loop, a build) still settles.
-pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Result<bool>) -> Result<Adopted, Error> {
+pub(crate) fn adopt(
+    pids: &[u32],
+    owner: Owner,
+    add: &dyn Fn(u32) -> std::io::Result<bool>,
+    forget: &dyn Fn(u32),
+) -> Result<Adopted, Error> {
     let at_ns = crate::monotonic_ns();
     let me = std::process::id();
     let mut order: Vec<(u32, u32)> = Vec::new();
@@ -131,6 +136,26 @@ pub(crate) fn adopt(pids: &[u32], owner: Owner, add: &dyn Fn(u32) -> std::io::Re
                 pid: pids.first().copied().unwrap_or_default(),
                 reason: format!("its tree kept changing over {MAX_ROUNDS} reads of /proc; try again"),
             });
+        }
+    }
+    // Checked again now that they are in: one that exec'd into more
+    // privilege between its check and its addition was not seen by the
+    // exec probe, which watches only tasks in the session.
+    if !owner.is_root() {
+        for &(pid, _) in &order {
+            if refused.contains(&pid) {
+                continue;
+            }
+            let now = Status::read(pid).map_or(Err("it ended".to_owned()), |s| may_trace(pid, &s, owner));
+            if let Err(why) = now {
+                threads(pid).into_iter().for_each(&forget);
+                forget(pid);
+                if pids.contains(&pid) && Status::read(pid).is_some() {
+                    return Err(Error::AttachProcess { pid, reason: why });
+                }
+                refused.insert(pid);
+                left_out.push(uncovered(pid, &why));
+            }
         }
     }
     let processes =
@@ -319,7 +344,7 @@ mod tests {
     fn a_thread_id_or_a_missing_process_is_refused() {
         let add = |_tid: u32| Ok(true);
         let root = Owner { uid: 0, gid: 0 };
-        let e = adopt(&[u32::MAX - 1], root, &add).err().unwrap();
+        let e = adopt(&[u32::MAX - 1], root, &add, &|_| {}).err().unwrap();
         assert!(e.to_string().contains("no such process"), "{e}");
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -329,7 +354,7 @@ mod tests {
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();
-        let e = adopt(&[tid], root, &add).err().unwrap();
+        let e = adopt(&[tid], root, &add, &|_| {}).err().unwrap();
         done_tx.send(()).unwrap();
         t.join().unwrap();
         assert!(e.to_string().contains(&format!("thread of process {}", std::process::id())), "{e}");
