@@ -52,6 +52,11 @@ pub struct AttachedProcess {
     /// moved is not in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_flight: Vec<CallUnderWay>,
+    /// When `/proc` was read for it, on the events' clock: its events
+    /// before (after it was added to the session) are judged without its
+    /// descriptors, which may have changed in between.
+    #[serde(default)]
+    pub described_ns: u64,
 }
 
 /// A syscall a thread was inside when probity attached.
@@ -78,6 +83,9 @@ pub struct OpenDescriptor {
     /// show, counted as network to fail closed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<SocketKind>,
+    /// It was close-on-exec: an exec closes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloexec: bool,
 }
 
 /// What kind of socket a descriptor open at attach time was.

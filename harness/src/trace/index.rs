@@ -182,7 +182,7 @@ fn attached_state(p: &crate::trace::AttachedProcess, start_cwd: &Resolved) -> Pr
             None if d.target.starts_with('/') => FdTarget::File(Resolved::Abs(normalize(&d.target))),
             None => FdTarget::Other,
         };
-        fds.insert(d.fd, FdEntry { target: Arc::new(target), id: 0 }, false);
+        fds.insert(d.fd, FdEntry { target: Arc::new(target), id: 0 }, d.cloexec);
     }
     // A call under way at attach time may have made a descriptor the
     // trace never sees; these make none.
@@ -609,12 +609,26 @@ impl<'t> Index<'t> {
         let procs = &self.procs;
         let mut access: Vec<Option<Box<Access>>> = Vec::with_capacity(trace.events.len());
         let mut next_fd_id = 0;
+        // Each attached process's descriptors, as /proc showed them, take
+        // effect at the time they were read: its events before that (it
+        // was in the session already) see an empty table, so data they
+        // moved through an old descriptor is undecided, not judged by a
+        // later picture.
+        let mut seeds: HashMap<u32, (u64, ProcState)> = HashMap::default();
         if let Some(a) = &trace.outcome.attach {
             for p in &a.processes {
-                states.insert(p.pid, attached_state(p, &start_cwd));
+                states.insert(p.pid, ProcState { cwd: start_cwd.clone(), fds: FdTable::default(), complete: false });
+                seeds.insert(p.pid, (p.described_ns, attached_state(p, &start_cwd)));
             }
         }
         for e in &trace.events {
+            if let Some((at, _)) = seeds.get(&e.pid) {
+                if e.ts_ns >= *at {
+                    if let Some((_, seeded)) = seeds.remove(&e.pid) {
+                        states.insert(e.pid, seeded);
+                    }
+                }
+            }
             let st = states.entry(e.pid).or_insert_with(|| ProcState {
                 cwd: start_cwd.clone(),
                 fds: FdTable::default(),

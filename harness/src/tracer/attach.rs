@@ -249,6 +249,8 @@ fn numeric_entries(dir: &str) -> BTreeSet<u32> {
 
 /// What `/proc` shows of process `pid`.
 fn describe(pid: u32, ppid: u32) -> AttachedProcess {
+    // Before anything is read: events from here on are judged by it.
+    let described_ns = crate::monotonic_ns();
     let link = |what: &str| std::fs::read_link(format!("/proc/{pid}/{what}")).ok();
     let shown = |p: std::path::PathBuf| crate::event::shown(p.as_os_str()).into_owned();
     let argv = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -266,7 +268,14 @@ fn describe(pid: u32, ppid: u32) -> AttachedProcess {
                     Ok(i) if unix.contains(&i) => SocketKind::Unix,
                     _ => SocketKind::Network,
                 });
-            Some(OpenDescriptor { fd: i32::try_from(fd).ok()?, target, socket })
+            // `flags:` in octal, as open(2) takes them.
+            let cloexec = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok().is_some_and(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                    .is_some_and(|f| f & libc::O_CLOEXEC as u32 != 0)
+            });
+            Some(OpenDescriptor { fd: i32::try_from(fd).ok()?, target, socket, cloexec })
         })
         .collect();
     descriptors.sort_by_key(|d| d.fd);
@@ -278,6 +287,7 @@ fn describe(pid: u32, ppid: u32) -> AttachedProcess {
         cwd: link("cwd").map(shown),
         descriptors,
         in_flight: threads(pid).into_iter().filter_map(|tid| in_syscall(pid, tid)).collect(),
+        described_ns,
     }
 }
 
@@ -328,6 +338,10 @@ mod tests {
         use std::os::fd::AsRawFd;
         assert_eq!(kind(a.as_raw_fd()), Some(SocketKind::Unix), "{p:?}");
         assert_eq!(kind(tcp.as_raw_fd()), Some(SocketKind::Network), "{p:?}");
+        // Rust opens every descriptor close-on-exec; fd 2 is inherited.
+        let cloexec = |fd: i32| p.descriptors.iter().find(|d| d.fd == fd).map(|d| d.cloexec);
+        assert_eq!(cloexec(tcp.as_raw_fd()), Some(true), "{p:?}");
+        assert!(p.described_ns > 0);
     }
 
     #[test]

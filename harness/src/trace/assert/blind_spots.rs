@@ -164,3 +164,44 @@ pub(super) fn blind_spot_notes(idx: &Index<'_>, mut v: Violation) -> Violation {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::event::Arg;
+    use crate::trace::test_support::{sys, trace};
+    use crate::trace::{Attach, AttachedProcess, OpenDescriptor, ViolationKind};
+
+    fn write(ts: u64, fd: i32) -> crate::event::Event {
+        sys(ts, 10, 10, "write", vec![Arg::Fd(fd), Arg::Int(1), Arg::Int(1)], 1)
+    }
+
+    /// Attached at 100 with fd 4 a file and fd 5 a network socket.
+    fn attached(events: Vec<crate::event::Event>) -> crate::trace::Trace {
+        let mut t = trace(events, Some("/"));
+        let fd = |fd, target: &str, socket| OpenDescriptor { fd, target: target.into(), socket, cloexec: false };
+        t.outcome.attach = Some(Attach {
+            at_ns: 90,
+            processes: vec![AttachedProcess {
+                pid: 10,
+                ppid: 1,
+                descriptors: vec![fd(4, "/tmp/f", None), fd(5, "socket:[77]", Some(crate::trace::SocketKind::Network))],
+                described_ns: 100,
+                ..Default::default()
+            }],
+            detached: true,
+        });
+        t
+    }
+
+    #[test]
+    fn descriptors_read_at_attach_count_from_when_they_were_read() {
+        // After /proc was read, fd 4 is the file it showed.
+        attached(vec![write(150, 4)]).check_no_network().unwrap();
+        // Before, it may have been something else: undecided.
+        let v = attached(vec![write(95, 4)]).check_no_network().unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+        // An old network socket is undecided whenever it is used.
+        let v = attached(vec![write(150, 5)]).check_no_network().unwrap_err();
+        assert_eq!(v.kind(), ViolationKind::Undecided, "{v}");
+    }
+}
