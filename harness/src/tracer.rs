@@ -473,21 +473,17 @@ impl Tracer {
             string_limit: self.string_limit,
             load: self.load,
         })?;
-        if let Some(socket) = kernel.daemon_socket() {
+        let resolution = crate::trace::Resolution::read();
+        let Some(add) = kernel.attacher() else {
             return Err(Error::AttachProcess {
                 pid: first,
                 reason: format!(
                     "the probity daemon at {} traces only the commands its clients start; attaching needs the eBPF \
                      tracer loaded in this process (run as root)",
-                    socket.display()
+                    kernel.daemon_socket().map_or_else(String::new, |s| s.display().to_string())
                 ),
             });
-        }
-        let resolution = crate::trace::Resolution::read();
-        let add = kernel.attacher().ok_or(Error::AttachProcess {
-            pid: first,
-            reason: "the session is not this process's to add tasks to".into(),
-        })?;
+        };
         let adopted =
             attach::adopt(pids, crate::kernel::privilege::Owner::current(), &*add, &|tid| kernel.forget(tid))?;
         let (attach, left_out) = (adopted.attach, adopted.left_out);

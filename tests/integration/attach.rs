@@ -59,6 +59,31 @@ impl Worker {
     }
 }
 
+/// A local TCP server that reads one connection to its end: its port,
+/// and what it read.
+fn local_sink() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut got).unwrap();
+        got
+    });
+    (port, reader)
+}
+
+/// Reads a `probity run -p` child's standard error until it says it
+/// attached; returns the reader and what it said so far.
+fn until_attached(probity: &mut Child) -> (BufReader<std::process::ChildStderr>, String) {
+    let mut stderr = BufReader::new(probity.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("Ctrl-C detaches") {
+        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
+    }
+    (stderr, said)
+}
+
 /// A child killed and reaped when dropped, even when a test fails.
 struct Killed(Child);
 
@@ -188,14 +213,7 @@ fn a_process_that_ends_while_attached_gives_its_exit_status() {
 #[test]
 fn a_connection_made_before_attaching_fails_the_network_gate_closed() {
     require_tracing();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        std::io::Read::read_to_end(&mut s, &mut got).unwrap();
-        got
-    });
+    let (port, reader) = local_sink();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, "x").unwrap();
@@ -263,20 +281,36 @@ fn a_process_another_session_traces_is_not_taken_from_it() {
 #[test]
 fn probity_never_traces_itself_as_a_descendant_of_what_it_attaches_to() {
     require_tracing();
-    // This test's parent (cargo, nextest or a shell) has this process as
-    // a descendant.
-    let parent = std::os::unix::process::parent_id();
-    let tracee = match Tracer::new().attach(&[parent]) {
-        Ok(t) => t,
-        // Traced itself by an outer probity: nothing to attach to here.
-        Err(e) if e.to_string().contains("another probity session") => return,
-        Err(e) => panic!("{e}"),
-    };
-    let stop = AtomicBool::new(true);
-    let outcome = tracee.wait_with(Some(&stop), |_| {}).unwrap();
-    let a = outcome.attach.unwrap();
-    assert_eq!(a.processes[0].pid, parent);
-    assert!(a.processes.iter().all(|p| p.pid != std::process::id()), "{:?}", a.processes);
+    // A shell that runs probity, which attaches to that very shell: it
+    // is a descendant of the process it names.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.jsonl");
+    let mut shell = Command::new("sh")
+        .args(["-c", "\"$0\" run -o /dev/null --json \"$1\" -p $$; echo \"probity ended: $?\" >&2"])
+        .arg(env!("CARGO_BIN_EXE_probity"))
+        .arg(&json)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stderr, mut said) = until_attached(&mut shell);
+    let probity = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                s.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(1)) == Some(&shell.id().to_string())
+            })
+        })
+        .expect("probity, the shell's child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(probity as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(shell.wait().unwrap().success(), "{said}");
+    assert!(said.contains("probity ended: 0"), "{said}");
+    let trace = probity::Trace::load(&json).unwrap();
+    let a = trace.outcome.attach.as_ref().unwrap();
+    // The shell alone: not probity, which was its only child.
+    assert_eq!(a.processes.iter().map(|p| p.pid).collect::<Vec<_>>(), [shell.id()]);
+    assert!(trace.events.iter().all(|e| e.pid != probity), "{}", crate::support::dump(&trace));
     assert!(a.detached);
 }
 
@@ -293,11 +327,7 @@ fn the_cli_attaches_prints_the_trace_and_detaches_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(probity.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("Ctrl-C detaches") {
-        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
-    }
+    let (mut stderr, mut said) = until_attached(&mut probity);
     // A few rounds of the loop, then Ctrl-C.
     let start = std::time::Instant::now();
     loop {
@@ -374,14 +404,7 @@ fn a_connection_accepted_by_a_call_waiting_at_attach_time_fails_the_gate_closed(
 #[test]
 fn the_cli_gate_over_an_attached_process_fails_closed_on_an_old_connection() {
     require_tracing();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        std::io::Read::read_to_end(&mut s, &mut got).unwrap();
-        got
-    });
+    let (port, reader) = local_sink();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("f");
     std::fs::write(&file, "x").unwrap();
@@ -391,11 +414,7 @@ fn the_cli_gate_over_an_attached_process_fails_closed_on_an_old_connection() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(probity.stderr.take().unwrap());
-    let mut said = String::new();
-    while !said.contains("Ctrl-C detaches") {
-        assert_ne!(stderr.read_line(&mut said).unwrap(), 0, "{said}");
-    }
+    let (mut stderr, mut said) = until_attached(&mut probity);
     worker.poke(&file);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(probity.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let status = probity.wait().unwrap();

@@ -232,23 +232,18 @@ impl Kernel {
         }
     }
 
-    /// Removes session `id`'s tasks, scanning again until two scans in a
-    /// row find none: a task forking as it is removed can have its child
-    /// added after the scan that removed it, and that child must not be
-    /// left to whoever gets the id next.
+    /// Removes session `id`'s tasks, scanning again while a scan finds
+    /// some: a task forking as it is removed can have its child added
+    /// after the scan that removed it, and that child must not be left
+    /// to whoever gets the id next. A session whose tree has ended (the
+    /// usual close) pays one scan.
     fn take_out_tasks(&self, maps: &mut Maps, id: u32) {
-        let mut empty = 0;
         for _ in 0..64 {
             let stale: Vec<u32> =
                 maps.tasks.iter().filter_map(Result::ok).filter(|&(_, s)| s == id).map(|(t, _)| t).collect();
             if stale.is_empty() {
-                empty += 1;
-                if empty == 2 {
-                    return;
-                }
-                continue;
+                return;
             }
-            empty = 0;
             for t in stale {
                 let _ = maps.tasks.remove(&t);
                 // A task left running (a detached one) keeps its entry,

@@ -166,11 +166,8 @@ impl KernelSession {
     pub(crate) fn detach(&self) {
         match &self.backend {
             Backend::Local(l) => l.kernel.detach(l.id),
-            Backend::Remote(r) => {
-                for tid in r.tasks() {
-                    r.forget(tid);
-                }
-            }
+            // Never attached: the daemon adds only its clients' children.
+            Backend::Remote(_) => {}
         }
     }
 

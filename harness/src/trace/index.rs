@@ -162,6 +162,9 @@ struct ProcState {
     complete: bool,
 }
 
+/// What `/proc/PID/fd` names an io_uring by.
+pub(crate) const IO_URING_TARGET: &str = "anon_inode:[io_uring]";
+
 /// A process running when probity attached: its working directory and
 /// descriptors as `/proc` showed them. A socket other than a Unix one is
 /// [`FdTarget::BeforeAttach`]: what it is connected to is unknown, and the
@@ -178,7 +181,7 @@ fn attached_state(p: &crate::trace::AttachedProcess, start_cwd: &Resolved) -> Pr
             Some(crate::trace::SocketKind::Unix) => FdTarget::Socket { family: libc::AF_UNIX, peer: None },
             // An io_uring set up before: left unknown, so that using it is
             // a blind spot (see `blind_spots`).
-            None if d.target.contains("io_uring") => continue,
+            None if d.target == IO_URING_TARGET => continue,
             None if d.target.starts_with('/') => FdTarget::File(Resolved::Abs(normalize(&d.target))),
             None => FdTarget::Other,
         };

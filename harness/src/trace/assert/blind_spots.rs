@@ -45,12 +45,9 @@ pub(super) fn blind_spots(idx: &Index<'_>) -> Vec<(usize, &'static str)> {
     let mid_flight = idx.trace.outcome.attach.is_some();
     // An io_uring a process had when probity attached may send with no
     // syscall at all (SQPOLL): the whole trace is blind to it.
-    let old_ring = idx
-        .trace
-        .outcome
-        .attach
-        .as_ref()
-        .is_some_and(|a| a.processes.iter().any(|p| p.descriptors.iter().any(|d| d.target.contains("io_uring"))));
+    let old_ring = idx.trace.outcome.attach.as_ref().is_some_and(|a| {
+        a.processes.iter().any(|p| p.descriptors.iter().any(|d| d.target == crate::trace::index::IO_URING_TARGET))
+    });
     if old_ring && !idx.trace.events.is_empty() {
         out.push((0, OLD_IO_URING));
     }
